@@ -1,0 +1,7 @@
+//! Operator commands against the configured store: `m2m-admin create-vendor`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    m2m_shared::runtime::run_admin(&args).await
+}

@@ -1,0 +1,15 @@
+//! Implementations of the ports: DynamoDB and KMS in production, an embedded database and a
+//! local key for the local default.
+
+pub mod clock;
+pub mod dynamodb;
+pub mod embedded;
+pub mod kms;
+pub mod local_key;
+mod records;
+
+pub use clock::SystemClock;
+pub use dynamodb::DynamoStore;
+pub use embedded::EmbeddedStore;
+pub use kms::KmsSigner;
+pub use local_key::LocalKeySigner;

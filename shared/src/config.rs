@@ -1,0 +1,228 @@
+//! Typed settings, read once from the environment. A missing or malformed value stops start-up
+//! with a message that names the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::domain::{ClientId, Secret, SecretKind};
+
+/// Where tokens live and who signs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The local default: an embedded database and a key file in this folder.
+    Embedded { data_dir: PathBuf },
+    /// DynamoDB and KMS, through the usual AWS environment (`AWS_ENDPOINT_URL` included).
+    Aws { table: String, kms_key_id: String },
+}
+
+/// What every function and the local server need.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub backend: Backend,
+    pub bcrypt_cost: u32,
+    pub issuer: String,
+    pub audience: String,
+    pub application_id: String,
+    pub access_token_ttl_seconds: i64,
+    pub vendor_token_ttl_seconds: i64,
+    pub refresh_token_ttl_seconds: i64,
+}
+
+/// What only the local server needs.
+#[derive(Debug)]
+pub struct LocalSettings {
+    pub listen: SocketAddr,
+    /// A vendor credential to ensure at start-up, from `M2M_VENDOR_CLIENT_ID`/`M2M_VENDOR_SECRET`.
+    pub vendor: Option<(ClientId, Secret)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// Reads variables through `lookup`, so tests need not touch the process environment.
+pub struct Env<F>(pub F);
+
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|name: &str| std::env::var(name).ok())
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+        ok: impl Fn(&T) -> bool,
+    ) -> Result<T, ConfigError> {
+        let Some(text) = self.get(name) else {
+            return Ok(default);
+        };
+        text.trim()
+            .parse()
+            .ok()
+            .filter(|v| ok(v))
+            .ok_or_else(|| ConfigError {
+                name,
+                problem: format!("expected {expected}, got {text:?}"),
+            })
+    }
+
+    fn seconds(&self, name: &'static str, default: i64) -> Result<i64, ConfigError> {
+        self.parse(
+            name,
+            default,
+            "a number of seconds from 1 to 31536000",
+            |s| (1..=31_536_000).contains(s),
+        )
+    }
+
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let backend = match (self.get("M2M_TABLE"), self.get("M2M_KMS_KEY_ID")) {
+            (Some(table), Some(kms_key_id)) => Backend::Aws { table, kms_key_id },
+            (None, None) => Backend::Embedded {
+                data_dir: self
+                    .get("M2M_DATA_DIR")
+                    .map_or_else(|| PathBuf::from(".m2m"), PathBuf::from),
+            },
+            (Some(_), None) => return Err(missing("M2M_KMS_KEY_ID", "M2M_TABLE is set")),
+            (None, Some(_)) => return Err(missing("M2M_TABLE", "M2M_KMS_KEY_ID is set")),
+        };
+        Ok(Settings {
+            backend,
+            bcrypt_cost: self.parse("M2M_BCRYPT_COST", 10, "a whole number from 4 to 31", |c| {
+                (4..=31).contains(c)
+            })?,
+            issuer: self.get("M2M_ISSUER").unwrap_or_else(|| "m2m-auth".into()),
+            audience: self.get("M2M_AUDIENCE").unwrap_or_else(|| "m2m-api".into()),
+            application_id: self
+                .get("M2M_APPLICATION_ID")
+                .unwrap_or_else(|| "m2m-default-app".into()),
+            access_token_ttl_seconds: self.seconds("M2M_ACCESS_TOKEN_TTL_SECONDS", 3600)?,
+            vendor_token_ttl_seconds: self.seconds("M2M_VENDOR_TOKEN_TTL_SECONDS", 3600)?,
+            refresh_token_ttl_seconds: self
+                .seconds("M2M_REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
+        })
+    }
+
+    /// Settings for a Lambda function: DynamoDB and KMS are required.
+    pub fn aws_settings(&self) -> Result<Settings, ConfigError> {
+        let settings = self.settings()?;
+        if matches!(settings.backend, Backend::Embedded { .. }) {
+            return Err(missing(
+                "M2M_TABLE",
+                "a Lambda function needs DynamoDB and KMS",
+            ));
+        }
+        Ok(settings)
+    }
+
+    pub fn local_settings(&self) -> Result<LocalSettings, ConfigError> {
+        let listen = self.parse(
+            "M2M_LISTEN",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "host:port, such as 127.0.0.1:8080",
+            |_| true,
+        )?;
+        let vendor = match (self.get("M2M_VENDOR_CLIENT_ID"), self.get("M2M_VENDOR_SECRET")) {
+            (None, None) => None,
+            (Some(id), Some(secret)) => Some((
+                ClientId::parse(id.trim()).ok_or_else(|| ConfigError {
+                    name: "M2M_VENDOR_CLIENT_ID",
+                    problem: "expected a UUID".into(),
+                })?,
+                Secret::parse(secret.trim())
+                    .ok()
+                    .filter(|s| s.kind() == SecretKind::Vendor)
+                    .ok_or_else(|| ConfigError {
+                        name: "M2M_VENDOR_SECRET",
+                        problem: "expected a vendor secret (m2mv_ followed by 49 letters and digits, as `m2m-admin create-vendor` prints); unset both M2M_VENDOR_* variables to have one generated".into(),
+                    })?,
+            )),
+            (Some(_), None) => return Err(missing("M2M_VENDOR_SECRET", "M2M_VENDOR_CLIENT_ID is set")),
+            (None, Some(_)) => return Err(missing("M2M_VENDOR_CLIENT_ID", "M2M_VENDOR_SECRET is set")),
+        };
+        Ok(LocalSettings { listen, vendor })
+    }
+}
+
+fn missing(name: &'static str, why: &str) -> ConfigError {
+    ConfigError {
+        name,
+        problem: format!("not set ({why})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env(move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_to_the_embedded_store_in_dot_m2m() {
+        let settings = env(&[]).settings().unwrap();
+        assert_eq!(
+            settings.backend,
+            Backend::Embedded {
+                data_dir: ".m2m".into()
+            }
+        );
+        assert_eq!(settings.bcrypt_cost, 10);
+        assert_eq!(env(&[]).local_settings().unwrap().listen.port(), 8080);
+    }
+
+    #[test]
+    fn table_and_key_select_aws() {
+        let settings = env(&[("M2M_TABLE", "t"), ("M2M_KMS_KEY_ID", "alias/k")])
+            .aws_settings()
+            .unwrap();
+        assert!(matches!(settings.backend, Backend::Aws { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: [(&'static [(&'static str, &'static str)], &str); 5] = [
+            (&[("M2M_BCRYPT_COST", "three")], "M2M_BCRYPT_COST"),
+            (&[("M2M_BCRYPT_COST", "40")], "M2M_BCRYPT_COST"),
+            (&[("M2M_TABLE", "t")], "M2M_KMS_KEY_ID"),
+            (
+                &[("M2M_ACCESS_TOKEN_TTL_SECONDS", "-1")],
+                "M2M_ACCESS_TOKEN_TTL_SECONDS",
+            ),
+            (&[], "M2M_TABLE"),
+        ];
+        for (vars, name) in cases {
+            let err = env(vars).aws_settings().unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+        }
+        let err = env(&[("M2M_LISTEN", "nowhere")])
+            .local_settings()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("M2M_LISTEN:"));
+        let err = env(&[
+            (
+                "M2M_VENDOR_CLIENT_ID",
+                "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11",
+            ),
+            ("M2M_VENDOR_SECRET", "changeme"),
+        ])
+        .local_settings()
+        .unwrap_err();
+        assert_eq!(err.name, "M2M_VENDOR_SECRET");
+    }
+}

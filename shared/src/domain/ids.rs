@@ -1,0 +1,130 @@
+//! Identifiers, parsed once at the edge so the rest of the code cannot hold a bad one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The public half of a credential: a UUID, as Frontegg issues them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientId(Uuid);
+
+impl ClientId {
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::try_parse(text).ok().map(Self)
+    }
+
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientId({self})")
+    }
+}
+
+/// Why a name-like identifier was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("must be 1 to {MAX_ID_LEN} characters of letters, digits and . _ - : @ |")]
+pub struct InvalidId;
+
+const MAX_ID_LEN: usize = 128;
+
+fn is_valid_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_ID_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:@|".contains(&b))
+}
+
+macro_rules! name_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: &str) -> Result<Self, InvalidId> {
+                if is_valid_id(text) { Ok(Self(text.to_owned())) } else { Err(InvalidId) }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(text: String) -> Result<Self, InvalidId> {
+                Self::parse(&text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+    };
+}
+
+name_id!(
+    /// An organisation of the vendor's customer; every token belongs to one.
+    TenantId
+);
+name_id!(
+    /// A person in a tenant; personal tokens act as them.
+    UserId
+);
+name_id!(
+    /// A role or permission id, as granted to a tenant token.
+    GrantId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_uuids() {
+        let id = ClientId::generate();
+        assert_eq!(ClientId::parse(&id.to_string()), Some(id));
+        assert_eq!(ClientId::parse("not-a-uuid"), None);
+    }
+
+    #[test]
+    fn tenant_ids_refuse_empty_long_and_odd_characters() {
+        assert!(TenantId::parse("acme-01").is_ok());
+        assert!(TenantId::parse("").is_err());
+        assert!(TenantId::parse(&"a".repeat(129)).is_err());
+        assert!(TenantId::parse("a#b").is_err());
+        assert!(TenantId::parse("a b").is_err());
+    }
+}

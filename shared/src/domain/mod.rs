@@ -1,0 +1,15 @@
+//! Pure rules: identifiers, secrets, token records, claims. No AWS and no HTTP types.
+
+pub mod ids;
+pub mod jwt;
+pub mod secret;
+pub mod time;
+pub mod token;
+
+pub use ids::{ClientId, GrantId, TenantId, UserId};
+pub use jwt::{AccessClaims, PublicKey, TokenType, VendorClaims};
+pub use secret::{Secret, SecretHash, SecretKind};
+pub use time::Timestamp;
+pub use token::{
+    ApiToken, Metadata, RefreshDigest, RefreshRecord, RefreshToken, TokenOwner, VendorCredential,
+};

@@ -1,0 +1,225 @@
+//! Secrets: generated here, shown once, stored only as bcrypt hashes.
+//!
+//! Format (GitHub's token scheme): a prefix naming the credential kind, 43 base62 characters
+//! from the OS CSPRNG (256 bits), and a 6-character base62 CRC32 of those characters. A leaked
+//! secret is findable with one regular expression (`m2m[vtu]_[0-9A-Za-z]{49}`), and a mistyped
+//! one is refused before any store read or bcrypt work.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const BODY_LEN: usize = 43;
+const CHECKSUM_LEN: usize = 6;
+const PREFIX_LEN: usize = 5;
+/// Every secret is this long, well inside bcrypt's 72-byte input limit.
+pub const SECRET_LEN: usize = PREFIX_LEN + BODY_LEN + CHECKSUM_LEN;
+const _: () = assert!(SECRET_LEN <= 72, "bcrypt reads at most 72 bytes");
+
+/// Which credential a secret belongs to; the prefix says it, so a secret of one kind is
+/// refused by the other kinds' endpoints before any lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    Vendor,
+    TenantToken,
+    UserToken,
+}
+
+impl SecretKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Vendor => "m2mv_",
+            Self::TenantToken => "m2mt_",
+            Self::UserToken => "m2mu_",
+        }
+    }
+
+    fn from_prefix(prefix: &str) -> Option<Self> {
+        [Self::Vendor, Self::TenantToken, Self::UserToken]
+            .into_iter()
+            .find(|kind| kind.prefix() == prefix)
+    }
+}
+
+/// A plaintext secret. `Debug` hides it; only [`Secret::expose`] reveals it.
+#[derive(Clone)]
+pub struct Secret {
+    kind: SecretKind,
+    text: SecretString,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({:?}, [REDACTED])", self.kind)
+    }
+}
+
+/// Why a string is not a secret of ours.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a well-formed secret")]
+pub struct MalformedSecret;
+
+impl Secret {
+    pub fn generate(kind: SecretKind) -> Self {
+        let body = random_base62(BODY_LEN);
+        let text = format!("{}{body}{}", kind.prefix(), checksum(&body));
+        Self {
+            kind,
+            text: text.into(),
+        }
+    }
+
+    /// Checks prefix, length, alphabet and checksum; touches no store.
+    pub fn parse(text: &str) -> Result<Self, MalformedSecret> {
+        if text.len() != SECRET_LEN || !text.is_ascii() {
+            return Err(MalformedSecret);
+        }
+        let (prefix, rest) = text.split_at(PREFIX_LEN);
+        let kind = SecretKind::from_prefix(prefix).ok_or(MalformedSecret)?;
+        let (body, sum) = rest.split_at(BODY_LEN);
+        if !body.bytes().all(|b| b.is_ascii_alphanumeric()) || checksum(body) != sum {
+            return Err(MalformedSecret);
+        }
+        Ok(Self {
+            kind,
+            text: text.to_owned().into(),
+        })
+    }
+
+    pub fn kind(&self) -> SecretKind {
+        self.kind
+    }
+
+    pub fn expose(&self) -> &str {
+        self.text.expose_secret()
+    }
+
+    /// bcrypt at `cost`, on the blocking pool so the executor keeps serving.
+    pub async fn hash(&self, cost: u32) -> Result<SecretHash> {
+        let secret = self.clone();
+        let hash = tokio::task::spawn_blocking(move || bcrypt::hash(secret.expose(), cost))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
+        Ok(SecretHash(hash))
+    }
+
+    /// bcrypt verification, on the blocking pool. A hash that cannot be read counts as a mismatch.
+    pub async fn matches(&self, hash: &SecretHash) -> Result<bool> {
+        let secret = self.clone();
+        let hash = hash.clone();
+        tokio::task::spawn_blocking(move || {
+            bcrypt::verify(secret.expose(), &hash.0).unwrap_or(false)
+        })
+        .await
+        .map_err(Error::internal)
+    }
+}
+
+/// A bcrypt hash of a secret, as stored. `Debug` hides it too.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash(String);
+
+impl SecretHash {
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_stored(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash([REDACTED])")
+    }
+}
+
+/// `len` characters drawn uniformly from base62 with the OS CSPRNG (rejection sampling).
+pub(crate) fn random_base62(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        // The OS RNG failing is unrecoverable: no secret can be made safely without it.
+        #[allow(clippy::expect_used)]
+        getrandom::fill(&mut buf).expect("the OS random number generator failed");
+        for b in buf {
+            // 248 = 4 * 62: keeping only bytes below it makes every character equally likely.
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[usize::from(b % 62)] as char);
+            }
+        }
+    }
+    out
+}
+
+fn checksum(body: &str) -> String {
+    let mut n = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for digit in digits.iter_mut().rev() {
+        *digit = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8_lossy(&digits).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_parse_back_and_fit_bcrypt() {
+        for kind in [
+            SecretKind::Vendor,
+            SecretKind::TenantToken,
+            SecretKind::UserToken,
+        ] {
+            let secret = Secret::generate(kind);
+            assert_eq!(secret.expose().len(), SECRET_LEN);
+            assert_eq!(Secret::parse(secret.expose()).map(|s| s.kind()), Ok(kind));
+        }
+    }
+
+    #[test]
+    fn a_mistyped_secret_fails_its_checksum() {
+        let text = Secret::generate(SecretKind::TenantToken)
+            .expose()
+            .to_owned();
+        let mut bytes = text.into_bytes();
+        bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+        assert_eq!(
+            Secret::parse(&String::from_utf8(bytes).unwrap_or_default()).map(|_| ()),
+            Err(MalformedSecret)
+        );
+    }
+
+    #[test]
+    fn wrong_prefix_length_or_alphabet_is_malformed() {
+        let text = Secret::generate(SecretKind::UserToken).expose().to_owned();
+        assert!(Secret::parse(&text.replacen("m2mu_", "m2mx_", 1)).is_err());
+        assert!(Secret::parse(&text[..text.len() - 1]).is_err());
+        assert!(Secret::parse(&format!("{text}a")).is_err());
+        assert!(Secret::parse(&text.replacen('_', "-", 1)).is_err());
+        assert!(Secret::parse("").is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let secret = Secret::generate(SecretKind::Vendor);
+        assert!(!format!("{secret:?}").contains(secret.expose()));
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_only_their_own_secret() {
+        let secret = Secret::generate(SecretKind::TenantToken);
+        let other = Secret::generate(SecretKind::TenantToken);
+        let hash = secret.hash(4).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(secret.matches(&hash).await.unwrap_or(false));
+        assert!(!other.matches(&hash).await.unwrap_or(true));
+        assert!(!format!("{hash:?}").contains(hash.as_stored()));
+    }
+}

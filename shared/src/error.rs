@@ -1,0 +1,60 @@
+//! The one error type of the API. Every failure becomes `{"errors":[...]}` in `http::response`.
+
+use std::fmt;
+
+/// What went wrong, in the words a client may see.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: bad JSON, wrong types, a missing header.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Credentials or a token were refused. One message for every cause, so nothing leaks.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// No such route, or no such resource visible to the caller.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    /// A conflicting write (for example a duplicate id); the request may be retried.
+    #[error("{0}")]
+    Conflict(String),
+    /// A fault of ours or of a dependency. Logged with its cause; the client sees a generic text.
+    #[error("Internal server error")]
+    Internal(Internal),
+}
+
+/// The hidden cause of an [`Error::Internal`].
+pub struct Internal(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Debug for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Error {
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(Internal(cause.into()))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized => 401,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict(_) => 409,
+            Self::PayloadTooLarge => 413,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

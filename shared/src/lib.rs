@@ -1,0 +1,19 @@
+//! m2m-auth's shared crate: how a request flows.
+//!
+//! `http` (routes, parsing, responses) -> `operations` (one use case each, on [`App`]) ->
+//! `ports` (store, signer, clock) implemented by `adapters` (DynamoDB + KMS, or the embedded
+//! store + a local key), over `domain` (ids, secrets, token records, claims). `config` reads
+//! settings once; `runtime` starts a Lambda function or the local server.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod operations;
+pub mod ports;
+pub mod runtime;
+
+pub use app::App;
+pub use error::{Error, Result};

@@ -1,0 +1,249 @@
+//! The use cases, one method each: what a handler calls after parsing its request.
+
+use crate::app::App;
+use crate::domain::jwt::{self, AccessClaims, TokenType, VendorClaims};
+use crate::domain::{
+    ApiToken, ClientId, GrantId, Metadata, RefreshRecord, RefreshToken, Secret, SecretKind,
+    TenantId, Timestamp, TokenOwner, UserId, VendorCredential,
+};
+use crate::error::{Error, Result};
+
+/// At most this many live refresh tokens per API token; issuing one more drops the oldest.
+pub const MAX_REFRESH_TOKENS: usize = 100;
+
+/// A request to create an API token, already validated.
+#[derive(Debug)]
+pub struct NewToken {
+    pub tenant_id: TenantId,
+    pub owner: TokenOwner,
+    pub created_by_user_id: Option<UserId>,
+    pub description: String,
+    pub metadata: Metadata,
+    pub role_ids: Vec<GrantId>,
+    pub permission_ids: Vec<GrantId>,
+    pub expires_in_minutes: Option<u32>,
+}
+
+/// A freshly created credential: the only time its secret exists outside the caller.
+#[derive(Debug)]
+pub struct Created<T> {
+    pub record: T,
+    pub secret: Secret,
+}
+
+/// A signed access token and the refresh token that renews it.
+#[derive(Debug)]
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: RefreshToken,
+    pub expires_in: i64,
+    pub expires_at: Timestamp,
+}
+
+impl App {
+    /// `POST /auth/vendor`: vendor credentials for a vendor token.
+    pub async fn authenticate_vendor(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(String, i64)> {
+        let (client_id, secret) = parse_credentials(client_id, secret, &[SecretKind::Vendor])?;
+        let vendor = self.store.vendor(&client_id).await?;
+        if !self
+            .secret_matches(&secret, vendor.as_ref().map(|v| &v.secret_hash))
+            .await?
+        {
+            return Err(Error::Unauthorized);
+        }
+        let now = self.now();
+        let ttl = self.settings.vendor_token_ttl_seconds;
+        let claims = VendorClaims {
+            token_type: TokenType::Vendor,
+            vendor_id: client_id.to_string(),
+            iss: self.settings.issuer.clone(),
+            iat: now.seconds(),
+            exp: now.plus_seconds(ttl).seconds(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok((jwt::sign(self.signer.as_ref(), &claims).await?, ttl))
+    }
+
+    /// Checks a vendor token; API-token JWTs and anything else are refused alike.
+    pub fn verify_vendor_token(&self, token: &str) -> Result<VendorClaims> {
+        jwt::verify(
+            token,
+            self.signer.public_key(),
+            &self.settings.issuer,
+            None,
+            self.now(),
+        )
+    }
+
+    /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.
+    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
+        jwt::verify(
+            token,
+            self.signer.public_key(),
+            &self.settings.issuer,
+            Some(&self.settings.audience),
+            self.now(),
+        )
+    }
+
+    /// Creates a vendor credential and returns its secret, which is not kept.
+    pub async fn create_vendor(&self) -> Result<Created<VendorCredential>> {
+        let client_id = ClientId::generate();
+        let secret = Secret::generate(SecretKind::Vendor);
+        let record = self.ensure_vendor(client_id, &secret).await?;
+        Ok(Created { record, secret })
+    }
+
+    /// Makes `client_id` + `secret` a valid vendor credential, keeping an existing record whose
+    /// hash already matches (so a restart does not rehash).
+    pub async fn ensure_vendor(
+        &self,
+        client_id: ClientId,
+        secret: &Secret,
+    ) -> Result<VendorCredential> {
+        if let Some(existing) = self.store.vendor(&client_id).await?
+            && secret.matches(&existing.secret_hash).await?
+        {
+            return Ok(existing);
+        }
+        let record = VendorCredential {
+            client_id,
+            secret_hash: secret.hash(self.settings.bcrypt_cost).await?,
+            created_at: self.now(),
+        };
+        self.store.put_vendor(&record).await?;
+        Ok(record)
+    }
+
+    /// Creates a tenant or personal API token; the secret is returned once and stored hashed.
+    pub async fn create_token(&self, new: NewToken) -> Result<Created<ApiToken>> {
+        let kind = match new.owner {
+            TokenOwner::Tenant => SecretKind::TenantToken,
+            TokenOwner::User(_) => SecretKind::UserToken,
+        };
+        let secret = Secret::generate(kind);
+        let now = self.now();
+        let record = ApiToken {
+            client_id: ClientId::generate(),
+            tenant_id: new.tenant_id,
+            owner: new.owner,
+            created_by_user_id: new.created_by_user_id,
+            description: new.description,
+            metadata: new.metadata,
+            role_ids: new.role_ids,
+            permission_ids: new.permission_ids,
+            created_at: now,
+            expires_at: new
+                .expires_in_minutes
+                .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
+            secret_hash: secret.hash(self.settings.bcrypt_cost).await?,
+        };
+        self.store.put_new(&record).await?;
+        Ok(Created { record, secret })
+    }
+
+    /// `POST /identity/resources/auth/v{1,2}/api-token`: credentials for an access token.
+    /// Unknown clientId, wrong secret and an expired token are one and the same 401.
+    pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
+        let token_kinds = [SecretKind::TenantToken, SecretKind::UserToken];
+        let (client_id, secret) = parse_credentials(client_id, secret, &token_kinds)?;
+        let token = self.store.token(&client_id).await?;
+        let matched = self
+            .secret_matches(&secret, token.as_ref().map(|t| &t.secret_hash))
+            .await?;
+        match token {
+            Some(token) if matched && !token.is_expired(self.now()) => self.issue(&token).await,
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// `POST .../api-token/token/refresh`: a refresh token, used once, for a new pair.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
+        let presented = RefreshToken::parse(refresh_token).ok_or(Error::Unauthorized)?;
+        let client_id = presented.client_id();
+        let now = self.now();
+        self.store
+            .take_refresh(&client_id, &presented.digest())
+            .await?
+            .filter(|record| record.expires_at > now)
+            .ok_or(Error::Unauthorized)?;
+        let token = self
+            .store
+            .token(&client_id)
+            .await?
+            .filter(|token| !token.is_expired(now))
+            .ok_or(Error::Unauthorized)?;
+        self.issue(&token).await
+    }
+
+    async fn issue(&self, token: &ApiToken) -> Result<Issued> {
+        let now = self.now();
+        let ttl = self.settings.access_token_ttl_seconds;
+        let expires_at = now.plus_seconds(ttl);
+        let claims = self.access_claims(token, now, expires_at);
+        let access_token = jwt::sign(self.signer.as_ref(), &claims).await?;
+        let refresh_token = RefreshToken::generate(token.client_id);
+        let record = RefreshRecord {
+            digest: refresh_token.digest(),
+            issued_at: now,
+            expires_at: now.plus_seconds(self.settings.refresh_token_ttl_seconds),
+        };
+        self.store
+            .put_refresh(&token.client_id, &record, MAX_REFRESH_TOKENS)
+            .await?;
+        Ok(Issued {
+            access_token,
+            refresh_token,
+            expires_in: ttl,
+            expires_at,
+        })
+    }
+
+    fn access_claims(
+        &self,
+        token: &ApiToken,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> AccessClaims {
+        let (token_type, user_id) = match &token.owner {
+            TokenOwner::Tenant => (TokenType::TenantApiToken, None),
+            TokenOwner::User(user) => (TokenType::UserApiToken, Some(user.to_string())),
+        };
+        let keys = |ids: &[GrantId]| ids.iter().map(ToString::to_string).collect();
+        AccessClaims {
+            sub: token.client_id.to_string(),
+            tenant_id: token.tenant_id.to_string(),
+            roles: keys(&token.role_ids),
+            permissions: keys(&token.permission_ids),
+            metadata: token.metadata.clone(),
+            created_by_user_id: token.created_by_user_id.as_ref().map(ToString::to_string),
+            token_type,
+            application_id: self.settings.application_id.clone(),
+            user_id,
+            email: None,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            iat: now.seconds(),
+            exp: expires_at.seconds(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+/// Refuses malformed credentials before any store read or bcrypt work.
+fn parse_credentials(
+    client_id: &str,
+    secret: &str,
+    kinds: &[SecretKind],
+) -> Result<(ClientId, Secret)> {
+    let client_id = ClientId::parse(client_id).ok_or(Error::Unauthorized)?;
+    let secret = Secret::parse(secret)
+        .ok()
+        .filter(|s| kinds.contains(&s.kind()))
+        .ok_or(Error::Unauthorized)?;
+    Ok((client_id, secret))
+}

@@ -1,0 +1,171 @@
+//! Start-up, written once: tracing, settings, adapters; then either the Lambda runtime for one
+//! function or the local server for all of them.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, service_fn};
+
+use crate::app::App;
+use crate::config::{self, Settings};
+use crate::http::{self, Function, MAX_BODY_BYTES};
+
+/// Logs as JSON lines to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// The whole of a Lambda binary: build the state once per cold start, then serve `function`.
+pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let settings = config::process_env().aws_settings()?;
+    let app = App::build(settings).await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, std::convert::Infallible>(http::handle(app, request, Some(function)).await)
+    }))
+    .await
+}
+
+/// Serves every route on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let app = Arc::clone(&app);
+        async move { local_request(&app, request).await }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// Turns a local HTTP request into the same `lambda_http::Request` API Gateway would deliver.
+async fn local_request(app: &App, request: axum::extract::Request) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let request = Request::from_parts(parts, Body::from(bytes.to_vec()));
+            http::handle(app, request, None).await
+        }
+        Err(_) => http::error_response(&crate::error::Error::PayloadTooLarge),
+    };
+    let (parts, body) = response.into_parts();
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_vec()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// `m2m-local`: every endpoint on one listener, on the embedded default unless DynamoDB and
+/// KMS are configured.
+pub async fn run_local() -> ExitCode {
+    init_tracing();
+    let env = config::process_env();
+    let (settings, local) = match env.settings().and_then(|s| Ok((s, env.local_settings()?))) {
+        Ok(both) => both,
+        Err(e) => return fail(format_args!("configuration error: {e}")),
+    };
+    let app = match start(settings).await {
+        Ok(app) => app,
+        Err(e) => return fail(format_args!("{e}")),
+    };
+    let bootstrap = match local.vendor {
+        Some((client_id, secret)) => app.ensure_vendor(client_id, &secret).await.map(|_| None),
+        None => match app.store.has_vendor().await {
+            Ok(true) => Ok(None),
+            Ok(false) => app.create_vendor().await.map(Some),
+            Err(e) => Err(e),
+        },
+    };
+    match bootstrap {
+        Ok(Some(created)) => println!(
+            "Created the first vendor credential. The secret is shown only this once:\n  \
+             M2M_VENDOR_CLIENT_ID={}\n  M2M_VENDOR_SECRET={}",
+            created.record.client_id,
+            created.secret.expose()
+        ),
+        Ok(None) => {}
+        Err(e) => return fail(format_args!("cannot set up the vendor credential: {e}")),
+    }
+    let listener = match tokio::net::TcpListener::bind(local.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            return fail(format_args!(
+                "M2M_LISTEN: cannot listen on {}: {e}",
+                local.listen
+            ));
+        }
+    };
+    let address = listener.local_addr().unwrap_or(local.listen);
+    println!("m2m-auth listening on http://{address}");
+    match serve(Arc::new(app), listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format_args!("server error: {e}")),
+    }
+}
+
+/// `m2m-admin create-vendor`: a vendor credential in the configured store, secret printed once.
+pub async fn run_admin(args: &[String]) -> ExitCode {
+    if args != ["create-vendor"] {
+        eprintln!(
+            "usage: m2m-admin create-vendor\n\n\
+             Creates a vendor credential in the store the environment names (M2M_TABLE and\n\
+             M2M_KMS_KEY_ID for DynamoDB and KMS, else the embedded store in M2M_DATA_DIR)\n\
+             and prints its clientId and secret. The secret is not stored and not shown again."
+        );
+        return ExitCode::from(2);
+    }
+    let settings = match config::process_env().settings() {
+        Ok(settings) => settings,
+        Err(e) => return fail(format_args!("configuration error: {e}")),
+    };
+    let app = match start(settings).await {
+        Ok(app) => app,
+        Err(e) => return fail(format_args!("{e}")),
+    };
+    match app.create_vendor().await {
+        Ok(created) => {
+            println!(
+                "clientId: {}\nsecret:   {}",
+                created.record.client_id,
+                created.secret.expose()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format_args!("cannot create the vendor credential: {e}")),
+    }
+}
+
+/// Builds the app, turning a failure into a message that says what could not start.
+async fn start(settings: Settings) -> crate::error::Result<App, String> {
+    App::build(settings).await.map_err(|e| match e {
+        crate::error::Error::Internal(cause) => format!("start-up failed: {cause:?}"),
+        other => format!("start-up failed: {other}"),
+    })
+}
+
+fn fail(message: std::fmt::Arguments<'_>) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
