@@ -1,0 +1,399 @@
+//! The vendor's whole flow over HTTP, on the embedded default and on DynamoDB + KMS (moto),
+//! and the failures a user would hit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use jsonwebtoken::DecodingKey;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::*;
+
+/// Vendor auth, both token kinds, exchange v1 and v2, refresh v1 and v2, and every JWT
+/// verified against the JWKS and against the `publicKey` PEM.
+async fn full_flow(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+
+    let pem = t.get(CONFIGURATIONS, &[("x-access-token", &vendor)]).await;
+    assert_eq!(pem.status, StatusCode::OK);
+    let bearer = format!("Bearer {vendor}");
+    let same = t.get(CONFIGURATIONS, &[("authorization", &bearer)]).await;
+    assert_eq!(
+        same.body, pem.body,
+        "Authorization: Bearer works like x-access-token"
+    );
+    let pem_key =
+        DecodingKey::from_rsa_pem(pem.body["publicKey"].as_str().unwrap().as_bytes()).unwrap();
+
+    let jwks = t.get(JWKS, &[]).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks.body["keys"][0].clone()).unwrap();
+    assert_eq!(jwks.body["keys"][0]["alg"], "RS256");
+    assert_eq!(jwks.body["keys"][0]["use"], "sig");
+    let jwk_key = DecodingKey::from_jwk(&jwk).unwrap();
+
+    // A user's personal token.
+    let created = t
+        .post(
+            USER_TOKENS,
+            &[
+                ("x-access-token", &vendor),
+                ("frontegg-tenant-id", "acme"),
+                ("frontegg-user-id", "alice"),
+            ],
+            &json!({"description": "CI", "metadata": {"team": "core"}, "expiresInMinutes": 60}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["tenantId"], "acme");
+    assert_eq!(created.body["description"], "CI");
+    assert_eq!(created.body["metadata"], json!({"team": "core"}));
+    assert!(created.body["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert!(created.body["expires"].as_str().is_some());
+    let (user_client, user_secret) = credentials(&created);
+    assert!(user_secret.starts_with("m2mu_"));
+
+    // Tenant tokens, v1 and v2; with both roleIds and permissionIds, roleIds wins.
+    for path in [TENANT_TOKENS, TENANT_TOKENS_V2] {
+        let created = t
+            .post(
+                path,
+                &[("x-access-token", &vendor), ("frontegg-tenant-id", "acme"), ("frontegg-user-id", "bob")],
+                &json!({"description": "deploy bot", "roleIds": ["admin"], "permissionIds": ["read"]}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(created.body["roleIds"], json!(["admin"]));
+        assert_eq!(created.body["permissionIds"], json!([]));
+        assert_eq!(created.body["createdByUserId"], "bob");
+        assert!(
+            created.body.get("expires").is_none(),
+            "no expiresInMinutes: never expires"
+        );
+    }
+    let (tenant_client, tenant_secret) = t
+        .tenant_token(
+            &vendor,
+            "acme",
+            json!({"permissionIds": ["fe.secure.read.users"], "metadata": {"env": "prod"}}),
+        )
+        .await;
+
+    // Exchange v1 (camelCase) with the tenant token.
+    let v1 = t
+        .exchange(EXCHANGE_V1, &tenant_client, &tenant_secret)
+        .await;
+    assert_eq!(v1.status, StatusCode::OK, "{:?}", v1.body);
+    assert_eq!(v1.body["expiresIn"], 600);
+    assert!(v1.body["expires"].as_str().unwrap().ends_with(" GMT"));
+    let access = v1.body["accessToken"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.kid.as_deref(), jwks.body["keys"][0]["kid"].as_str());
+    let claims = verify_with(access, &jwk_key);
+    assert_eq!(claims, verify_with(access, &pem_key));
+    assert_eq!(claims["type"], "tenantApiToken");
+    assert_eq!(claims["sub"], tenant_client.as_str());
+    assert_eq!(claims["tenantId"], "acme");
+    assert_eq!(claims["permissions"], json!(["fe.secure.read.users"]));
+    assert_eq!(claims["roles"], json!([]));
+    assert_eq!(claims["metadata"], json!({"env": "prod"}));
+    assert_eq!(claims["applicationId"], "test-app");
+    assert!(claims["jti"].as_str().is_some() && claims.get("userId").is_none());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+
+    // Exchange v2 (snake_case) with the user token.
+    let v2 = t.exchange(EXCHANGE_V2, &user_client, &user_secret).await;
+    assert_eq!(v2.status, StatusCode::OK, "{:?}", v2.body);
+    let claims = verify_with(v2.body["access_token"].as_str().unwrap(), &jwk_key);
+    assert_eq!(claims["type"], "userApiToken");
+    assert_eq!(claims["userId"], "alice");
+    assert_eq!(claims["createdByUserId"], "alice");
+    assert_eq!(claims["sub"], user_client.as_str());
+    assert!(v2.body["expires_in"].is_number() && v2.body["expires"].is_string());
+
+    // Refresh v1 then v2: each refresh token once, each answer a fresh pair.
+    let refresh = v1.body["refreshToken"].as_str().unwrap();
+    let renewed = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(renewed.status, StatusCode::OK, "{:?}", renewed.body);
+    let claims = verify_with(renewed.body["accessToken"].as_str().unwrap(), &pem_key);
+    assert_eq!(claims["sub"], tenant_client.as_str());
+    let reused = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNAUTHORIZED,
+        "a refresh token is single use"
+    );
+    let next = renewed.body["refreshToken"].as_str().unwrap();
+    let snake = t
+        .post(REFRESH_V2, &[], &json!({"refreshToken": next}))
+        .await;
+    assert_eq!(snake.status, StatusCode::OK, "{:?}", snake.body);
+    assert!(snake.body["access_token"].is_string() && snake.body["refresh_token"].is_string());
+}
+
+#[tokio::test]
+async fn full_flow_on_the_embedded_default() {
+    full_flow(&spawn_app(Backing::Embedded).await).await;
+}
+
+#[tokio::test]
+async fn full_flow_on_dynamodb_and_kms() {
+    full_flow(&spawn_app(Backing::Moto).await).await;
+}
+
+async fn assert_unauthorized(reply: Reply) {
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({"errors": ["Unauthorized"]}));
+}
+
+#[tokio::test]
+async fn unknown_client_id_and_wrong_secret_get_the_same_401() {
+    for backing in [Backing::Embedded, Backing::Moto] {
+        let t = spawn_app(backing).await;
+        let vendor = t.vendor_token().await;
+        let (client, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+        let (_, other_secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+        let wrong = t.exchange(EXCHANGE_V1, &client, &other_secret).await;
+        let unknown = t
+            .exchange(EXCHANGE_V1, "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11", &secret)
+            .await;
+        assert_eq!(wrong.body, unknown.body);
+        assert_unauthorized(wrong).await;
+        assert_unauthorized(unknown).await;
+        assert_unauthorized(t.exchange(EXCHANGE_V2, &client, "m2mt_short").await).await;
+        assert_unauthorized(t.exchange(EXCHANGE_V2, "not-a-uuid", &secret).await).await;
+    }
+}
+
+#[tokio::test]
+async fn vendor_endpoints_refuse_missing_wrong_and_expired_vendor_tokens() {
+    let t = spawn_app(Backing::Embedded).await;
+    assert_unauthorized(t.get(CONFIGURATIONS, &[]).await).await;
+    assert_unauthorized(
+        t.get(CONFIGURATIONS, &[("x-access-token", "garbage")])
+            .await,
+    )
+    .await;
+    assert_unauthorized(
+        t.get(CONFIGURATIONS, &[("authorization", "Basic abc")])
+            .await,
+    )
+    .await;
+    let wrong_vendor = t
+        .post(
+            "/auth/vendor",
+            &[],
+            &json!({"clientId": t.vendor_client_id, "secret": "m2mv_nope"}),
+        )
+        .await;
+    assert_unauthorized(wrong_vendor).await;
+
+    let vendor = t.vendor_token().await;
+    t.clock.advance_seconds(3601);
+    assert_unauthorized(t.get(CONFIGURATIONS, &[("x-access-token", &vendor)]).await).await;
+    let headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    assert_unauthorized(t.post(TENANT_TOKENS, &headers, &json!({})).await).await;
+}
+
+#[tokio::test]
+async fn a_vendor_token_and_an_api_token_jwt_never_stand_in_for_each_other() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let (client, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let access = t.exchange(EXCHANGE_V1, &client, &secret).await.body["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // An API-token JWT is not a vendor token.
+    assert_unauthorized(t.get(CONFIGURATIONS, &[("x-access-token", &access)]).await).await;
+    let bearer = format!("Bearer {access}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    assert_unauthorized(t.post(TENANT_TOKENS, &headers, &json!({})).await).await;
+
+    // A vendor token is not an API-token JWT: not for a vendor's API, not as a refresh token.
+    assert!(t.app.verify_access_token(&vendor).is_err());
+    assert!(t.app.verify_access_token(&access).is_ok());
+    assert_unauthorized(
+        t.post(REFRESH_V1, &[], &json!({"refreshToken": vendor}))
+            .await,
+    )
+    .await;
+    assert_unauthorized(
+        t.post(REFRESH_V2, &[], &json!({"refreshToken": access}))
+            .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn token_creation_requires_the_contract_headers() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let no_tenant = t
+        .post(
+            USER_TOKENS,
+            &[("x-access-token", &vendor), ("frontegg-user-id", "u")],
+            &json!({}),
+        )
+        .await;
+    assert_eq!(no_tenant.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_tenant.error(), "Missing header frontegg-tenant-id");
+    let no_user = t
+        .post(
+            USER_TOKENS,
+            &[("x-access-token", &vendor), ("frontegg-tenant-id", "t")],
+            &json!({}),
+        )
+        .await;
+    assert_eq!(no_user.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_user.error(), "Missing header frontegg-user-id");
+    let tenant_missing = t
+        .post(TENANT_TOKENS, &[("x-access-token", &vendor)], &json!({}))
+        .await;
+    assert_eq!(tenant_missing.status, StatusCode::BAD_REQUEST);
+    let odd = t
+        .post(
+            TENANT_TOKENS,
+            &[("x-access-token", &vendor), ("frontegg-tenant-id", "a b")],
+            &json!({}),
+        )
+        .await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{:?}", odd.body);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_a_clear_400() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let cases: Vec<(&str, String)> = vec![
+        (TENANT_TOKENS, "{not json".into()),
+        (TENANT_TOKENS, "[]".into()),
+        (TENANT_TOKENS, json!({"description": 5}).to_string()),
+        (TENANT_TOKENS, json!({"metadata": "text"}).to_string()),
+        (TENANT_TOKENS, json!({"roleIds": "admin"}).to_string()),
+        (TENANT_TOKENS, json!({"expiresInMinutes": -5}).to_string()),
+        (TENANT_TOKENS, json!({"expiresInMinutes": 0}).to_string()),
+        (
+            TENANT_TOKENS,
+            json!({"description": "x".repeat(2000)}).to_string(),
+        ),
+        (EXCHANGE_V1, "".into()),
+        (
+            EXCHANGE_V1,
+            json!({"clientId": 7, "secret": "s"}).to_string(),
+        ),
+        (EXCHANGE_V2, json!({"secret": "s"}).to_string()),
+        (REFRESH_V1, json!({"refreshToken": 1}).to_string()),
+        (REFRESH_V1, json!({}).to_string()),
+        ("/auth/vendor", "null".into()),
+    ];
+    for (path, body) in cases {
+        let reply = t.post_raw(path, &headers, body.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path} {body}: {:?}",
+            reply.body
+        );
+        assert!(
+            !reply.error().is_empty(),
+            "{path} {body}: a message says what is wrong"
+        );
+    }
+    let huge = t
+        .post_raw(
+            TENANT_TOKENS,
+            &headers,
+            format!("{{\"description\":\"{}\"}}", "x".repeat(70_000)),
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        t.get("/no/such/route", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.get(EXCHANGE_V1, &[]).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn trailing_slashes_are_accepted() {
+    let t = spawn_app(Backing::Embedded).await;
+    let reply = t
+        .post(
+            "/auth/vendor/",
+            &[],
+            &json!({"clientId": t.vendor_client_id, "secret": t.vendor_secret}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let vendor = reply.body["token"].as_str().unwrap();
+    let config = t
+        .get(&format!("{CONFIGURATIONS}/"), &[("x-access-token", vendor)])
+        .await;
+    assert_eq!(config.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_api_token_cannot_exchange() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let (client, secret) = t
+        .tenant_token(&vendor, "acme", json!({"expiresInMinutes": 1}))
+        .await;
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &client, &secret).await.status,
+        StatusCode::OK
+    );
+    t.clock.advance_seconds(61);
+    assert_unauthorized(t.exchange(EXCHANGE_V1, &client, &secret).await).await;
+}
+
+async fn the_101st_refresh_token_drops_the_oldest(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let (client, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let mut refresh_tokens: Vec<Value> = Vec::new();
+    for _ in 0..101 {
+        let reply = t.exchange(EXCHANGE_V1, &client, &secret).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        refresh_tokens.push(reply.body["refreshToken"].clone());
+    }
+    let oldest = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh_tokens[0]}))
+        .await;
+    assert_unauthorized(oldest).await;
+    let second = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh_tokens[1]}))
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "the 100 newest stay live");
+}
+
+#[tokio::test]
+async fn the_101st_refresh_token_drops_the_oldest_on_the_embedded_default() {
+    the_101st_refresh_token_drops_the_oldest(&spawn_app(Backing::Embedded).await).await;
+}
+
+#[tokio::test]
+async fn the_101st_refresh_token_drops_the_oldest_on_dynamodb() {
+    the_101st_refresh_token_drops_the_oldest(&spawn_app(Backing::Moto).await).await;
+}

@@ -1,0 +1,322 @@
+//! The test harness: `spawn_app` starts the whole API in-process on 127.0.0.1 over a real
+//! listener, on the embedded store or on DynamoDB + KMS in moto, and hands back a typed client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use m2m_shared::App;
+use m2m_shared::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
+use m2m_shared::config::{Backend, Settings};
+use m2m_shared::domain::Timestamp;
+use m2m_shared::ports::{Clock, Signer, Store};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Where the app keeps its tokens in a test.
+#[derive(Clone, Copy, Debug)]
+pub enum Backing {
+    Embedded,
+    /// DynamoDB and KMS served by moto at `M2M_TEST_AWS_ENDPOINT`.
+    Moto,
+}
+
+/// The system clock, movable forward so tests can let tokens expire.
+#[derive(Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    pub fn advance_seconds(&self, seconds: i64) {
+        self.offset_ms.fetch_add(seconds * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        let now = SystemClock.now().millis();
+        Timestamp::from_millis(now + self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub app: Arc<App>,
+    pub clock: Arc<TestClock>,
+    pub vendor_client_id: String,
+    pub vendor_secret: String,
+    pub data_dir: Option<tempfile::TempDir>,
+}
+
+pub fn test_settings(backend: Backend) -> Settings {
+    Settings {
+        backend,
+        bcrypt_cost: 4,
+        issuer: "https://auth.test".into(),
+        audience: "test-api".into(),
+        application_id: "test-app".into(),
+        access_token_ttl_seconds: 600,
+        vendor_token_ttl_seconds: 3600,
+        refresh_token_ttl_seconds: 86_400,
+    }
+}
+
+/// The moto endpoint the test script started; these tests cannot run without it.
+pub fn moto_endpoint() -> String {
+    std::env::var("M2M_TEST_AWS_ENDPOINT").expect(
+        "M2M_TEST_AWS_ENDPOINT is not set: run the suite with scripts/test.sh, which starts moto",
+    )
+}
+
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+/// A table with the template's key schema and TTL attribute, and an RSA_2048 signing key.
+pub async fn moto_resources() -> (String, String) {
+    let config = aws_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("m2m-test");
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    dynamo
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .expect("create table in moto");
+    let kms = aws_sdk_kms::Client::new(&config);
+    let key = kms
+        .create_key()
+        .key_spec(KeySpec::Rsa2048)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("create KMS key in moto");
+    let key_id = key.key_metadata.unwrap().key_id;
+    (table, key_id)
+}
+
+pub async fn build_app(
+    backing: Backing,
+    clock: Arc<TestClock>,
+) -> (Arc<App>, Option<tempfile::TempDir>) {
+    let (store, signer, backend, dir): (Arc<dyn Store>, Arc<dyn Signer>, Backend, _) = match backing
+    {
+        Backing::Embedded => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = EmbeddedStore::open(&dir.path().join("tokens.redb")).unwrap();
+            let signer =
+                LocalKeySigner::load_or_create(&dir.path().join("signing-key.pem")).unwrap();
+            let backend = Backend::Embedded {
+                data_dir: dir.path().to_owned(),
+            };
+            (Arc::new(store), Arc::new(signer), backend, Some(dir))
+        }
+        Backing::Moto => {
+            let (table, key_id) = moto_resources().await;
+            let config = aws_config().await;
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
+            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&config), &key_id)
+                .await
+                .unwrap();
+            let backend = Backend::Aws {
+                table,
+                kms_key_id: key_id,
+            };
+            (Arc::new(store), Arc::new(signer), backend, None)
+        }
+    };
+    let app = App::with_parts(test_settings(backend), store, signer, clock)
+        .await
+        .unwrap();
+    (Arc::new(app), dir)
+}
+
+/// Starts the whole API on an ephemeral loopback port.
+pub async fn spawn_app(backing: Backing) -> TestApp {
+    let clock = Arc::new(TestClock::default());
+    let (app, data_dir) = build_app(backing, Arc::clone(&clock)).await;
+    let vendor = app.create_vendor().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(m2m_shared::runtime::serve(Arc::clone(&app), listener));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        app,
+        clock,
+        vendor_client_id: vendor.record.client_id.to_string(),
+        vendor_secret: vendor.secret.expose().to_owned(),
+        data_dir,
+    }
+}
+
+/// A status and a parsed JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn error(&self) -> &str {
+        self.body["errors"][0].as_str().unwrap_or_default()
+    }
+}
+
+pub const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
+pub const TENANT_TOKENS: &str = "/identity/resources/tenants/api-tokens/v1";
+pub const TENANT_TOKENS_V2: &str = "/identity/resources/tenants/api-tokens/v2";
+pub const EXCHANGE_V1: &str = "/identity/resources/auth/v1/api-token";
+pub const EXCHANGE_V2: &str = "/identity/resources/auth/v2/api-token";
+pub const REFRESH_V1: &str = "/identity/resources/auth/v1/api-token/token/refresh";
+pub const REFRESH_V2: &str = "/identity/resources/auth/v2/api-token/token/refresh";
+pub const CONFIGURATIONS: &str = "/identity/resources/configurations/v1";
+pub const JWKS: &str = "/.well-known/jwks.json";
+
+impl TestApp {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("every answer is JSON, got {status}: {text:?}"));
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        self.post_raw(path, headers, body.to_string()).await
+    }
+
+    pub async fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: String) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
+    pub async fn vendor_token(&self) -> String {
+        let reply = self
+            .post(
+                "/auth/vendor",
+                &[],
+                &json!({"clientId": self.vendor_client_id, "secret": self.vendor_secret}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a tenant token for `tenant` and returns (clientId, secret).
+    pub async fn tenant_token(&self, vendor: &str, tenant: &str, body: Value) -> (String, String) {
+        let reply = self
+            .post(
+                TENANT_TOKENS,
+                &[("x-access-token", vendor), ("frontegg-tenant-id", tenant)],
+                &body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        credentials(&reply)
+    }
+
+    pub async fn user_token(
+        &self,
+        vendor: &str,
+        tenant: &str,
+        user: &str,
+        body: Value,
+    ) -> (String, String) {
+        let reply = self
+            .post(
+                USER_TOKENS,
+                &[
+                    ("x-access-token", vendor),
+                    ("frontegg-tenant-id", tenant),
+                    ("frontegg-user-id", user),
+                ],
+                &body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        credentials(&reply)
+    }
+
+    pub async fn exchange(&self, path: &str, client_id: &str, secret: &str) -> Reply {
+        self.post(path, &[], &json!({"clientId": client_id, "secret": secret}))
+            .await
+    }
+}
+
+pub fn credentials(reply: &Reply) -> (String, String) {
+    (
+        reply.body["clientId"].as_str().unwrap().to_owned(),
+        reply.body["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Verifies an RS256 JWT with the given key as a vendor's API would, and returns its claims.
+pub fn verify_with(token: &str, key: &jsonwebtoken::DecodingKey) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["test-api"]);
+    validation.set_issuer(&["https://auth.test"]);
+    jsonwebtoken::decode::<Value>(token, key, &validation)
+        .expect("the JWT verifies")
+        .claims
+}
