@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every check the project has, on a fresh machine as on a developer's:
+#   1. installs moto (DynamoDB + KMS emulator) and cfn-lint into .venv, pinned;
+#   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
+#   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_VERSION="5.2.5"
+CFN_LINT_VERSION="1.58.0"
+VENV="${M2M_VENV:-.venv}"
+PY=python3
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python tools in $VENV (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION)"
+want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION"
+if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; then
+    $PY -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+    echo "$want" > "$VENV/.installed"
+fi
+
+step "moto on 127.0.0.1"
+port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "${TMPDIR:-/tmp}/m2m-moto-$port.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/data.json', timeout=1)" 2>/dev/null; then
+        break
+    fi
+    kill -0 "$moto_pid" 2>/dev/null || { echo "moto did not start:"; cat "${TMPDIR:-/tmp}/m2m-moto-$port.log"; exit 1; }
+    sleep 0.2
+done
+echo "moto pid $moto_pid on port $port"
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cfn-lint template.yaml"
+"$VENV/bin/cfn-lint" template.yaml
+
+step "cargo test --workspace"
+export M2M_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export M2M_TEST_CFN_LINT="$VENV/bin/cfn-lint"
+cargo test --workspace

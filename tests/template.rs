@@ -1,0 +1,123 @@
+//! `template.yaml` deploys exactly the code's route table, with least-privilege permissions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use m2m_shared::http::{Function, ROUTES};
+use yaml_rust2::{Yaml, YamlLoader};
+
+struct Deployed {
+    binary: String,
+    routes: BTreeSet<(String, String)>,
+    actions: BTreeSet<String>,
+}
+
+fn template() -> Yaml {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+fn text(yaml: &Yaml) -> String {
+    yaml.as_str().map(str::to_owned).unwrap_or_default()
+}
+
+fn deployed_functions() -> BTreeMap<String, Deployed> {
+    let template = template();
+    let resources = template["Resources"].as_hash().unwrap();
+    let mut functions = BTreeMap::new();
+    for (name, resource) in resources {
+        if text(&resource["Type"]) != "AWS::Serverless::Function" {
+            continue;
+        }
+        assert_eq!(text(&resource["Metadata"]["BuildMethod"]), "rust-cargolambda");
+        let props = &resource["Properties"];
+        let routes = props["Events"]
+            .as_hash()
+            .unwrap()
+            .values()
+            .map(|event| {
+                assert_eq!(text(&event["Type"]), "HttpApi");
+                (text(&event["Properties"]["Method"]), text(&event["Properties"]["Path"]))
+            })
+            .collect();
+        let mut actions = BTreeSet::new();
+        for policy in props["Policies"].as_vec().unwrap() {
+            for statement in policy["Statement"].as_vec().unwrap() {
+                assert_eq!(text(&statement["Effect"]), "Allow");
+                for action in statement["Action"].as_vec().unwrap() {
+                    actions.insert(text(action));
+                }
+            }
+        }
+        functions.insert(
+            text(name),
+            Deployed {
+                binary: text(&resource["Metadata"]["BuildProperties"]["Binary"]),
+                routes,
+                actions,
+            },
+        );
+    }
+    functions
+}
+
+#[test]
+fn template_routes_equal_the_route_table() {
+    let deployed: BTreeSet<(String, String, String)> = deployed_functions()
+        .into_values()
+        .flat_map(|f| {
+            let binary = f.binary.clone();
+            f.routes
+                .into_iter()
+                .map(move |(method, path)| (binary.clone(), method, path))
+        })
+        .collect();
+    let coded: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.endpoint.function().binary().to_owned(),
+                r.method.to_string(),
+                r.path.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(deployed, coded);
+}
+
+#[test]
+fn every_function_has_its_own_binary() {
+    let deployed: BTreeSet<String> = deployed_functions().into_values().map(|f| f.binary).collect();
+    let coded: BTreeSet<String> = Function::ALL.iter().map(|f| f.binary().to_owned()).collect();
+    assert_eq!(deployed, coded);
+    for binary in coded {
+        let path = format!("{}/src/bin/{binary}.rs", env!("CARGO_MANIFEST_DIR"));
+        assert!(std::path::Path::new(&path).exists(), "{path}");
+    }
+}
+
+#[test]
+fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
+    let issuers: BTreeSet<&str> = ["vendor-auth", "exchange", "refresh"].into();
+    let writes = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"];
+    for (name, function) in deployed_functions() {
+        let signs = function.actions.contains("kms:Sign");
+        assert_eq!(signs, issuers.contains(function.binary.as_str()), "{name}: kms:Sign");
+        for action in &function.actions {
+            assert!(!action.contains('*'), "{name}: no wildcard actions, got {action}");
+            assert_ne!(action, "dynamodb:Scan", "{name}: nothing scans the table");
+        }
+        if ["configurations", "jwks", "vendor-auth"].contains(&function.binary.as_str()) {
+            for write in writes {
+                assert!(!function.actions.contains(write), "{name} is read-only but may {write}");
+            }
+        }
+        if ["configurations", "jwks"].contains(&function.binary.as_str()) {
+            assert!(
+                function.actions.iter().all(|a| !a.starts_with("dynamodb:")),
+                "{name} never touches the table"
+            );
+        }
+    }
+}
