@@ -30,7 +30,10 @@ fn deployed_functions() -> BTreeMap<String, Deployed> {
         if text(&resource["Type"]) != "AWS::Serverless::Function" {
             continue;
         }
-        assert_eq!(text(&resource["Metadata"]["BuildMethod"]), "rust-cargolambda");
+        assert_eq!(
+            text(&resource["Metadata"]["BuildMethod"]),
+            "rust-cargolambda"
+        );
         let props = &resource["Properties"];
         let routes = props["Events"]
             .as_hash()
@@ -38,7 +41,10 @@ fn deployed_functions() -> BTreeMap<String, Deployed> {
             .values()
             .map(|event| {
                 assert_eq!(text(&event["Type"]), "HttpApi");
-                (text(&event["Properties"]["Method"]), text(&event["Properties"]["Path"]))
+                (
+                    text(&event["Properties"]["Method"]),
+                    text(&event["Properties"]["Path"]),
+                )
             })
             .collect();
         let mut actions = BTreeSet::new();
@@ -88,8 +94,14 @@ fn template_routes_equal_the_route_table() {
 
 #[test]
 fn every_function_has_its_own_binary() {
-    let deployed: BTreeSet<String> = deployed_functions().into_values().map(|f| f.binary).collect();
-    let coded: BTreeSet<String> = Function::ALL.iter().map(|f| f.binary().to_owned()).collect();
+    let deployed: BTreeSet<String> = deployed_functions()
+        .into_values()
+        .map(|f| f.binary)
+        .collect();
+    let coded: BTreeSet<String> = Function::ALL
+        .iter()
+        .map(|f| f.binary().to_owned())
+        .collect();
     assert_eq!(deployed, coded);
     for binary in coded {
         let path = format!("{}/src/bin/{binary}.rs", env!("CARGO_MANIFEST_DIR"));
@@ -100,17 +112,32 @@ fn every_function_has_its_own_binary() {
 #[test]
 fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
     let issuers: BTreeSet<&str> = ["vendor-auth", "exchange", "refresh"].into();
-    let writes = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"];
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
+    ];
     for (name, function) in deployed_functions() {
         let signs = function.actions.contains("kms:Sign");
-        assert_eq!(signs, issuers.contains(function.binary.as_str()), "{name}: kms:Sign");
+        assert_eq!(
+            signs,
+            issuers.contains(function.binary.as_str()),
+            "{name}: kms:Sign"
+        );
         for action in &function.actions {
-            assert!(!action.contains('*'), "{name}: no wildcard actions, got {action}");
+            assert!(
+                !action.contains('*'),
+                "{name}: no wildcard actions, got {action}"
+            );
             assert_ne!(action, "dynamodb:Scan", "{name}: nothing scans the table");
         }
         if ["configurations", "jwks", "vendor-auth"].contains(&function.binary.as_str()) {
             for write in writes {
-                assert!(!function.actions.contains(write), "{name} is read-only but may {write}");
+                assert!(
+                    !function.actions.contains(write),
+                    "{name} is read-only but may {write}"
+                );
             }
         }
         if ["configurations", "jwks"].contains(&function.binary.as_str()) {

@@ -11,15 +11,30 @@ use crate::config::{self, Settings};
 use crate::http::{self, Function, MAX_BODY_BYTES};
 
 /// Logs as JSON lines to stderr, filtered by `RUST_LOG` (default `info`).
+///
+/// Whatever `RUST_LOG` asks, the AWS SDK and HTTP stack log at most `info`: at `debug` and
+/// `trace` they print request and response bodies, which hold secret hashes.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    const BODY_LOGGERS: &[&str] = &["aws", "hyper", "h2", "rustls", "reqwest", "tower", "axum"];
+    let wanted = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_bodies = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO
+            || !BODY_LOGGERS
+                .iter()
+                .any(|prefix| meta.target().starts_with(prefix))
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .json()
         .with_writer(std::io::stderr)
         .without_time()
-        .try_init();
+        .with_filter(wanted)
+        .with_filter(no_bodies);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// The whole of a Lambda binary: build the state once per cold start, then serve `function`.

@@ -1,0 +1,452 @@
+//! The `m2m-local` and `m2m-admin` binaries as a user runs them: start-up, settings, restarts,
+//! crashes, the DynamoDB + KMS mode, and logs that never carry a credential.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use m2m_shared::domain::{ClientId, Secret, SecretKind};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{
+    CONFIGURATIONS, EXCHANGE_V1, JWKS, REFRESH_V2, TENANT_TOKENS, USER_TOKENS, moto_endpoint,
+    moto_resources,
+};
+
+/// A running `m2m-local`; killed (like a crash) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    /// Everything printed to stdout before the server said it was listening.
+    banner: Vec<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(envs: &[(&str, String)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_m2m-local"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("M2M_LISTEN", "127.0.0.1:0")
+            .env("M2M_BCRYPT_COST", "4")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let (err_tx, stderr) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = err_tx.send(line);
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut banner = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("m2m-local did not start; stdout so far: {banner:?}"));
+            if let Some(address) = line.strip_prefix("m2m-auth listening on ") {
+                let base = address.to_owned();
+                return Server {
+                    child,
+                    base,
+                    banner,
+                    stderr,
+                };
+            }
+            banner.push(line);
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::thread::sleep(Duration::from_millis(200));
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn vendor_token(&self, client_id: &str, secret: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/auth/vendor",
+                &[],
+                Some(json!({"clientId": client_id, "secret": secret})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Runs a binary to completion and returns (success, stdout, stderr).
+fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("M2M_BCRYPT_COST", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap().success(), out, err)
+}
+
+fn banner_value(banner: &[String], name: &str) -> Option<String> {
+    banner.iter().find_map(|line| {
+        line.trim()
+            .strip_prefix(&format!("{name}="))
+            .map(str::to_owned)
+    })
+}
+
+fn aws_env(table: &str, key_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("M2M_TABLE", table.to_owned()),
+        ("M2M_KMS_KEY_ID", key_id.to_owned()),
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+#[tokio::test]
+async fn first_start_prints_a_vendor_credential_once_and_tokens_survive_restart_and_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = [("M2M_DATA_DIR", dir.path().display().to_string())];
+    let server = Server::start(&data);
+    let client_id =
+        banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").expect("client id printed");
+    let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").expect("secret printed");
+    let vendor = server.vendor_token(&client_id, &secret).await;
+    let headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let (status, created) = server
+        .call("POST", TENANT_TOKENS, &headers, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, jwks) = server.call("GET", JWKS, &[], None).await;
+    // SIGKILL right after the 201: the write was committed, so nothing may be lost.
+    drop(server);
+
+    let server = Server::start(&data);
+    assert!(
+        banner_value(&server.banner, "M2M_VENDOR_SECRET").is_none(),
+        "the vendor secret is printed only on first start"
+    );
+    let (_, jwks_again) = server.call("GET", JWKS, &[], None).await;
+    assert_eq!(jwks, jwks_again, "the signing key survives a restart");
+    let credentials = json!({"clientId": created["clientId"], "secret": created["secret"]});
+    let (status, _) = server
+        .call("POST", EXCHANGE_V1, &[], Some(credentials))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the token survives a crash");
+    server.vendor_token(&client_id, &secret).await;
+}
+
+#[tokio::test]
+async fn vendor_credentials_from_the_environment_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_id = ClientId::generate().to_string();
+    let secret = Secret::generate(SecretKind::Vendor).expose().to_owned();
+    let server = Server::start(&[
+        ("M2M_DATA_DIR", dir.path().display().to_string()),
+        ("M2M_VENDOR_CLIENT_ID", client_id.clone()),
+        ("M2M_VENDOR_SECRET", secret.clone()),
+    ]);
+    assert!(banner_value(&server.banner, "M2M_VENDOR_SECRET").is_none());
+    server.vendor_token(&client_id, &secret).await;
+}
+
+#[test]
+fn a_missing_or_malformed_setting_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ("M2M_DATA_DIR", dir.path().display().to_string());
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("M2M_BCRYPT_COST", "ten")], "M2M_BCRYPT_COST"),
+        (&[("M2M_LISTEN", "everywhere")], "M2M_LISTEN"),
+        (&[("M2M_TABLE", "tokens")], "M2M_KMS_KEY_ID"),
+        (
+            &[(
+                "M2M_VENDOR_CLIENT_ID",
+                "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11",
+            )],
+            "M2M_VENDOR_SECRET",
+        ),
+        (
+            &[
+                (
+                    "M2M_VENDOR_CLIENT_ID",
+                    "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11",
+                ),
+                ("M2M_VENDOR_SECRET", "hunter2"),
+            ],
+            "M2M_VENDOR_SECRET",
+        ),
+    ];
+    for (vars, name) in cases {
+        let mut envs: Vec<(&str, String)> =
+            vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        envs.push(data.clone());
+        let (ok, _, stderr) = run(env!("CARGO_BIN_EXE_m2m-local"), &[], &envs);
+        assert!(!ok, "{vars:?} must stop start-up");
+        assert!(
+            stderr.contains(name),
+            "{vars:?}: the message names {name}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "the message does not echo a secret"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
+    let (table, key_id) = moto_resources().await;
+    let env = aws_env(&table, &key_id);
+
+    // The documented way to make a vendor credential in a deployed table.
+    let (ok, out, err) = run(env!("CARGO_BIN_EXE_m2m-admin"), &["create-vendor"], &env);
+    assert!(ok, "{err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap()
+    };
+    let (client_id, secret) = (field("clientId:"), field("secret:"));
+
+    let server = Server::start(&env);
+    assert!(
+        banner_value(&server.banner, "M2M_VENDOR_SECRET").is_none(),
+        "the table has a vendor already"
+    );
+    let vendor = server.vendor_token(&client_id, &secret).await;
+    let headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let (status, created) = server
+        .call("POST", TENANT_TOKENS, &headers, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let config = support::aws_config().await;
+    let item = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "TOKEN#{}",
+                created["clientId"].as_str().unwrap()
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TOKEN".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the token is stored in DynamoDB");
+    let hash = item["secretHash"].as_s().unwrap();
+    assert!(hash.starts_with("$2"), "stored as a bcrypt hash");
+    assert!(!item.values().any(|v| {
+        v.as_s()
+            .is_ok_and(|s| s == created["secret"].as_str().unwrap())
+    }));
+
+    let (_, pem) = server
+        .call("GET", CONFIGURATIONS, &[("x-access-token", &vendor)], None)
+        .await;
+    let kms_key = aws_sdk_kms::Client::new(&config)
+        .get_public_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let pem_body: String = pem["publicKey"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(pem_body)
+            .unwrap(),
+        kms_key.public_key.unwrap().into_inner(),
+        "the published key is the KMS key"
+    );
+}
+
+/// Runs a full flow against the real binary with every log level on, then looks for every
+/// credential the flow handled (secrets, bcrypt hashes, vendor and access JWTs, refresh tokens).
+#[tokio::test]
+async fn no_secret_hash_or_token_reaches_a_log_line() {
+    let (table, key_id) = moto_resources().await;
+    let mut env = aws_env(&table, &key_id);
+    let vendor_id = ClientId::generate().to_string();
+    let vendor_secret = Secret::generate(SecretKind::Vendor).expose().to_owned();
+    env.push(("M2M_VENDOR_CLIENT_ID", vendor_id.clone()));
+    env.push(("M2M_VENDOR_SECRET", vendor_secret.clone()));
+    env.push(("RUST_LOG", "trace".into()));
+    let server = Server::start(&env);
+
+    let mut credentials = vec![vendor_secret.clone()];
+    let vendor = server.vendor_token(&vendor_id, &vendor_secret).await;
+    credentials.push(vendor.clone());
+    let user_headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    let mut client_ids = Vec::new();
+    for (path, headers) in [
+        (USER_TOKENS, &user_headers[..]),
+        (TENANT_TOKENS, &user_headers[..2]),
+    ] {
+        let (status, created) = server
+            .call("POST", path, headers, Some(json!({"description": "ci"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        credentials.push(created["secret"].as_str().unwrap().to_owned());
+        let body = json!({"clientId": created["clientId"], "secret": created["secret"]});
+        let (status, issued) = server.call("POST", EXCHANGE_V1, &[], Some(body)).await;
+        assert_eq!(status, StatusCode::OK);
+        credentials.push(issued["accessToken"].as_str().unwrap().to_owned());
+        let refresh = issued["refreshToken"].as_str().unwrap().to_owned();
+        let (status, renewed) = server
+            .call(
+                "POST",
+                REFRESH_V2,
+                &[],
+                Some(json!({"refreshToken": refresh})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        credentials.push(refresh);
+        credentials.push(renewed["access_token"].as_str().unwrap().to_owned());
+        credentials.push(renewed["refresh_token"].as_str().unwrap().to_owned());
+        client_ids.push(created["clientId"].as_str().unwrap().to_owned());
+    }
+    // A failed attempt must not log what was tried either.
+    let wrong = Secret::generate(SecretKind::TenantToken)
+        .expose()
+        .to_owned();
+    let (status, _) = server
+        .call(
+            "POST",
+            EXCHANGE_V1,
+            &[],
+            Some(json!({"clientId": client_ids[1], "secret": wrong})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    credentials.push(wrong);
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&support::aws_config().await);
+    for client_id in &client_ids {
+        let item = dynamo
+            .get_item()
+            .table_name(&table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("TOKEN#{client_id}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("TOKEN".into()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        credentials.push(item["secretHash"].as_s().unwrap().clone());
+    }
+
+    let logs = server.logs();
+    let requests = logs
+        .lines()
+        .filter(|l| l.contains(r#""message":"request""#))
+        .count();
+    assert_eq!(requests, 8, "every request was logged: {logs}");
+    for credential in &credentials {
+        // JWTs are checked by their signature part, which no other text contains.
+        let needle = match credential.starts_with("eyJ") {
+            true => credential.rsplit('.').next().unwrap(),
+            false => credential.as_str(),
+        };
+        assert!(
+            !logs.contains(needle),
+            "a credential reached the logs: {needle}"
+        );
+        // A bcrypt hash's salt and digest, even if its `$` were escaped.
+        if credential.starts_with("$2") {
+            assert!(!logs.contains(&credential[7..]), "a hash reached the logs");
+        }
+    }
+}
