@@ -61,21 +61,27 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let mut banner = Vec::new();
+        // Owned by `Server` from here, so a failed start is killed and reaped on drop.
+        let mut server = Server {
+            child,
+            base: String::new(),
+            banner: Vec::new(),
+            stderr,
+        };
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("m2m-local did not start; stdout so far: {banner:?}"));
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "m2m-local did not start; stdout so far: {:?}",
+                        server.banner
+                    )
+                });
             if let Some(address) = line.strip_prefix("m2m-auth listening on ") {
-                let base = address.to_owned();
-                return Server {
-                    child,
-                    base,
-                    banner,
-                    stderr,
-                };
+                server.base = address.to_owned();
+                return server;
             }
-            banner.push(line);
+            server.banner.push(line);
         }
     }
 
