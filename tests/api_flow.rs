@@ -172,6 +172,40 @@ async fn unknown_client_id_and_wrong_secret_get_the_same_401() {
     }
 }
 
+/// Both failures do one bcrypt verification at the configured cost, so response time does not
+/// tell an attacker which clientIds exist. Compares medians of alternating attempts.
+#[tokio::test]
+async fn unknown_client_id_takes_as_long_as_a_wrong_secret() {
+    let t = spawn_app_with(Backing::Embedded, |s| s.bcrypt_cost = 10).await;
+    let vendor = t.vendor_token().await;
+    let (client, _) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let wrong_secret =
+        m2m_shared::domain::Secret::generate(m2m_shared::domain::SecretKind::TenantToken);
+    let unknown_client = "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11";
+    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        for (id, times) in [
+            (client.as_str(), &mut wrong),
+            (unknown_client, &mut unknown),
+        ] {
+            let started = std::time::Instant::now();
+            let reply = t.exchange(EXCHANGE_V1, id, wrong_secret.expose()).await;
+            times.push(started.elapsed().as_secs_f64());
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (wrong, unknown) = (median(&mut wrong), median(&mut unknown));
+    let ratio = unknown / wrong;
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "unknown clientId {unknown:.4}s vs wrong secret {wrong:.4}s (ratio {ratio:.2})"
+    );
+}
+
 #[tokio::test]
 async fn vendor_endpoints_refuse_missing_wrong_and_expired_vendor_tokens() {
     let t = spawn_app(Backing::Embedded).await;

@@ -143,6 +143,14 @@ pub async fn build_app(
     backing: Backing,
     clock: Arc<TestClock>,
 ) -> (Arc<App>, Option<tempfile::TempDir>) {
+    build_app_with(backing, clock, |_| {}).await
+}
+
+pub async fn build_app_with(
+    backing: Backing,
+    clock: Arc<TestClock>,
+    adjust: impl FnOnce(&mut Settings),
+) -> (Arc<App>, Option<tempfile::TempDir>) {
     let (store, signer, backend, dir): (Arc<dyn Store>, Arc<dyn Signer>, Backend, _) = match backing
     {
         Backing::Embedded => {
@@ -169,7 +177,9 @@ pub async fn build_app(
             (Arc::new(store), Arc::new(signer), backend, None)
         }
     };
-    let app = App::with_parts(test_settings(backend), store, signer, clock)
+    let mut settings = test_settings(backend);
+    adjust(&mut settings);
+    let app = App::with_parts(settings, store, signer, clock)
         .await
         .unwrap();
     (Arc::new(app), dir)
@@ -177,8 +187,12 @@ pub async fn build_app(
 
 /// Starts the whole API on an ephemeral loopback port.
 pub async fn spawn_app(backing: Backing) -> TestApp {
+    spawn_app_with(backing, |_| {}).await
+}
+
+pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = Arc::new(TestClock::default());
-    let (app, data_dir) = build_app(backing, Arc::clone(&clock)).await;
+    let (app, data_dir) = build_app_with(backing, Arc::clone(&clock), adjust).await;
     let vendor = app.create_vendor().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,162 @@
+//! API Gateway HTTP API (payload v2) events, as API Gateway and `sam local invoke` deliver them,
+//! reach the same handlers through each function's Lambda entry point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use m2m_shared::App;
+use m2m_shared::http::{Function, ROUTES, handle};
+use serde_json::Value;
+use support::{Backing, TestClock, build_app};
+
+/// Reads `tests/events/<name>.json`, fills its `{{PLACEHOLDERS}}` and sends it to `function`.
+async fn invoke(app: &App, function: Function, name: &str, fill: &[(&str, &str)]) -> (u16, Value) {
+    let path = format!("{}/../tests/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let mut event = std::fs::read_to_string(&path).unwrap();
+    for (placeholder, value) in fill {
+        event = event.replace(&format!("{{{{{placeholder}}}}}"), value);
+    }
+    let request = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
+    let response = handle(app, request, Some(function)).await;
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(response.body().as_ref()).unwrap(),
+    )
+}
+
+fn text(value: &Value, field: &str) -> String {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {value}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn every_route_has_an_event_file_that_matches_it() {
+    let dir = format!("{}/../tests/events", env!("CARGO_MANIFEST_DIR"));
+    let mut covered = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        assert_eq!(event["version"], "2.0");
+        let method = text(&event["requestContext"]["http"], "method");
+        let path = text(&event["requestContext"]["http"], "path");
+        covered.push((method, path.trim_end_matches('/').to_owned()));
+    }
+    for route in ROUTES {
+        assert!(
+            covered.contains(&(route.method.to_string(), route.path.to_owned())),
+            "no event file for {} {}",
+            route.method,
+            route.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_whole_flow_through_api_gateway_events() {
+    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+    let vendor = app.create_vendor().await.unwrap();
+    let vendor_id = vendor.record.client_id.to_string();
+
+    let fill = [
+        ("VENDOR_CLIENT_ID", vendor_id.as_str()),
+        ("VENDOR_SECRET", vendor.secret.expose()),
+    ];
+    let (status, body) = invoke(&app, Function::VendorAuth, "vendor-auth", &fill).await;
+    assert_eq!(status, 200, "{body}");
+    let vendor_token = text(&body, "token");
+    let with_vendor = [("VENDOR_TOKEN", vendor_token.as_str())];
+
+    let (status, body) = invoke(
+        &app,
+        Function::Configurations,
+        "configurations",
+        &with_vendor,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(text(&body, "publicKey").starts_with("-----BEGIN PUBLIC KEY-----"));
+    let (status, body) = invoke(&app, Function::Jwks, "jwks", &[]).await;
+    assert_eq!(
+        (status, body["keys"][0]["alg"].as_str()),
+        (200, Some("RS256"))
+    );
+
+    let (status, user) = invoke(
+        &app,
+        Function::CreateUserToken,
+        "create-user-token",
+        &with_vendor,
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let (status, _) = invoke(
+        &app,
+        Function::CreateTenantToken,
+        "create-tenant-token-v1",
+        &with_vendor,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, tenant) = invoke(
+        &app,
+        Function::CreateTenantToken,
+        "create-tenant-token-v2",
+        &with_vendor,
+    )
+    .await;
+    assert_eq!(status, 201, "{tenant}");
+    assert_eq!(tenant["roleIds"][0], "reader");
+
+    let creds = |token: &Value| (text(token, "clientId"), text(token, "secret"));
+    let (id, secret) = creds(&tenant);
+    let fill = [("CLIENT_ID", id.as_str()), ("SECRET", secret.as_str())];
+    let (status, v1) = invoke(&app, Function::Exchange, "exchange-v1", &fill).await;
+    assert_eq!(status, 200, "{v1}");
+    let claims = app.verify_access_token(&text(&v1, "accessToken")).unwrap();
+    assert_eq!(claims.roles, ["reader"]);
+
+    let (id, secret) = creds(&user);
+    let fill = [("CLIENT_ID", id.as_str()), ("SECRET", secret.as_str())];
+    let (status, v2) = invoke(&app, Function::Exchange, "exchange-v2", &fill).await;
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(
+        app.verify_access_token(&text(&v2, "access_token"))
+            .unwrap()
+            .user_id
+            .as_deref(),
+        Some("alice")
+    );
+
+    let refresh = text(&v1, "refreshToken");
+    let (status, renewed) = invoke(
+        &app,
+        Function::Refresh,
+        "refresh-v1",
+        &[("REFRESH_TOKEN", &refresh)],
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+    let refresh = text(&v2, "refresh_token");
+    let (status, renewed) = invoke(
+        &app,
+        Function::Refresh,
+        "refresh-v2",
+        &[("REFRESH_TOKEN", &refresh)],
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+    assert!(renewed["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn a_function_serves_only_its_own_routes() {
+    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+    let (status, body) = invoke(&app, Function::Jwks, "exchange-v1", &[]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["errors"][0].is_string());
+}
