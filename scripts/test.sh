@@ -36,6 +36,11 @@ for _ in $(seq 1 100); do
 done
 echo "moto pid $moto_pid on port $port"
 
+step "curl and jq (the README walk-through test uses them)"
+for tool in curl jq; do
+    command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool"; }
+done
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

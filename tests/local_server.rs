@@ -456,3 +456,56 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
         }
     }
 }
+
+/// The README's walk-through, run exactly as written against a fresh server.
+#[tokio::test]
+async fn the_readme_walkthrough_works_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let block = readme
+        .split("<!-- walkthrough:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- walkthrough:end -->").next())
+        .expect("the README marks its walk-through");
+    let script = block
+        .trim()
+        .trim_start_matches("```bash")
+        .trim_end_matches("```");
+    assert!(script.contains("BASE=http://127.0.0.1:8080"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[("M2M_DATA_DIR", dir.path().display().to_string())]);
+    let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
+    let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
+    let script = script.replace(
+        "BASE=http://127.0.0.1:8080",
+        &format!("BASE={}", server.base),
+    );
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("M2M_VENDOR_CLIENT_ID", client_id)
+        .env("M2M_VENDOR_SECRET", secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the walk-through failed:\n{stdout}\n{stderr}"
+    );
+    for expected in [
+        r#""type": "tenantApiToken""#,
+        r#""permissions": ["#,
+        "deploy.write",
+        r#""type": "userApiToken""#,
+        r#""userId": "alice""#,
+        r#""alg": "RS256""#,
+        "-----BEGIN PUBLIC KEY-----",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "the walk-through shows {expected}:\n{stdout}"
+        );
+    }
+}
