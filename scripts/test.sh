@@ -52,5 +52,10 @@ step "cfn-lint template.yaml"
 
 step "cargo test --workspace"
 export M2M_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
-export M2M_TEST_CFN_LINT="$VENV/bin/cfn-lint"
-cargo test --workspace
+log="$(mktemp)"
+cargo test --workspace 2>&1 | tee "$log"
+
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { p += $4; f += $6; s += $8 }
+     END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0) exit 1 }' "$log"
+rm -f "$log"

@@ -4,11 +4,13 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use m2m_shared::domain::{ClientId, Secret, SecretKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -110,6 +112,16 @@ impl Server {
         (status, response.json().await.unwrap())
     }
 
+    /// Creates a tenant token in tenant `acme` and returns the create response.
+    async fn tenant_token(&self, vendor: &str) -> Value {
+        let headers = [("x-access-token", vendor), ("frontegg-tenant-id", "acme")];
+        let (status, created) = self
+            .call("POST", TENANT_TOKENS, &headers, Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
     async fn vendor_token(&self, client_id: &str, secret: &str) -> String {
         let (status, body) = self
             .call(
@@ -154,6 +166,20 @@ fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, S
     (child.wait().unwrap().success(), out, err)
 }
 
+/// The token record as DynamoDB holds it.
+async fn stored_token(table: &str, client_id: &str) -> HashMap<String, AttributeValue> {
+    aws_sdk_dynamodb::Client::new(&support::aws_config().await)
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("TOKEN#{client_id}")))
+        .key("sk", AttributeValue::S("TOKEN".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the token is stored in DynamoDB")
+}
+
 fn banner_value(banner: &[String], name: &str) -> Option<String> {
     banner.iter().find_map(|line| {
         line.trim()
@@ -182,14 +208,7 @@ async fn first_start_prints_a_vendor_credential_once_and_tokens_survive_restart_
         banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").expect("client id printed");
     let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").expect("secret printed");
     let vendor = server.vendor_token(&client_id, &secret).await;
-    let headers = [
-        ("x-access-token", vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-    ];
-    let (status, created) = server
-        .call("POST", TENANT_TOKENS, &headers, Some(json!({})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let created = server.tenant_token(&vendor).await;
     let (_, jwks) = server.call("GET", JWKS, &[], None).await;
     // SIGKILL right after the 201: the write was committed, so nothing may be lost.
     drop(server);
@@ -287,35 +306,9 @@ async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
         "the table has a vendor already"
     );
     let vendor = server.vendor_token(&client_id, &secret).await;
-    let headers = [
-        ("x-access-token", vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-    ];
-    let (status, created) = server
-        .call("POST", TENANT_TOKENS, &headers, Some(json!({})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let created = server.tenant_token(&vendor).await;
 
-    let config = support::aws_config().await;
-    let item = aws_sdk_dynamodb::Client::new(&config)
-        .get_item()
-        .table_name(&table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!(
-                "TOKEN#{}",
-                created["clientId"].as_str().unwrap()
-            )),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("TOKEN".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the token is stored in DynamoDB");
+    let item = stored_token(&table, created["clientId"].as_str().unwrap()).await;
     let hash = item["secretHash"].as_s().unwrap();
     assert!(hash.starts_with("$2"), "stored as a bcrypt hash");
     assert!(!item.values().any(|v| {
@@ -326,7 +319,7 @@ async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
     let (_, pem) = server
         .call("GET", CONFIGURATIONS, &[("x-access-token", &vendor)], None)
         .await;
-    let kms_key = aws_sdk_kms::Client::new(&config)
+    let kms_key = aws_sdk_kms::Client::new(&support::aws_config().await)
         .get_public_key()
         .key_id(&key_id)
         .send()
@@ -413,24 +406,8 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     credentials.push(wrong);
 
-    let dynamo = aws_sdk_dynamodb::Client::new(&support::aws_config().await);
     for client_id in &client_ids {
-        let item = dynamo
-            .get_item()
-            .table_name(&table)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("TOKEN#{client_id}")),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S("TOKEN".into()),
-            )
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
+        let item = stored_token(&table, client_id).await;
         credentials.push(item["secretHash"].as_s().unwrap().clone());
     }
 

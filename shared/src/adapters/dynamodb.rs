@@ -94,6 +94,18 @@ impl DynamoStore {
         out.item.map(|item| from_item(what, item)).transpose()
     }
 
+    /// Creates or replaces an item.
+    async fn put(&self, item: Item) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+
     /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed until none is left.
     async fn delete_all(&self, keys: Vec<Item>) -> Result<()> {
         for chunk in keys.chunks(BATCH) {
@@ -145,14 +157,7 @@ impl VendorStore for DynamoStore {
             credential.client_id.to_string(),
             &VendorRecord::from(credential),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        Ok(())
+        self.put(item).await
     }
 
     async fn has_vendor(&self) -> Result<bool> {
@@ -217,13 +222,7 @@ impl RefreshStore for DynamoStore {
             refresh_sk(&record.digest),
             &RefreshItem::from(record),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_error)?;
+        self.put(item).await?;
 
         let pages = self
             .client
