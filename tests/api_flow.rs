@@ -32,6 +32,31 @@ async fn full_flow(t: &TestApp) {
     assert_eq!(jwks.body["keys"][0]["use"], "sig");
     let jwk_key = DecodingKey::from_jwk(&jwk).unwrap();
 
+    // The directory: a permission, a role holding it, and alice as an admin of acme.
+    let vendor_header = [("x-access-token", vendor.as_str())];
+    let permission = t
+        .post(
+            PERMISSIONS,
+            &vendor_header,
+            &json!({"id": "read-users", "key": "fe.secure.read.users"}),
+        )
+        .await;
+    assert_eq!(
+        permission.status,
+        StatusCode::CREATED,
+        "{:?}",
+        permission.body
+    );
+    let role = t
+        .post(
+            ROLES,
+            &vendor_header,
+            &json!({"id": "admin", "key": "admin", "permissionIds": ["read-users"]}),
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::CREATED, "{:?}", role.body);
+    t.member(&vendor, "alice", "acme", json!(["admin"])).await;
+
     // A user's personal token.
     let created = t
         .post(
@@ -75,7 +100,7 @@ async fn full_flow(t: &TestApp) {
         .tenant_token(
             &vendor,
             "acme",
-            json!({"permissionIds": ["fe.secure.read.users"], "metadata": {"env": "prod"}}),
+            json!({"permissionIds": ["read-users"], "metadata": {"env": "prod"}}),
         )
         .await;
 
@@ -110,6 +135,9 @@ async fn full_flow(t: &TestApp) {
     let claims = verify_with(v2.body["access_token"].as_str().unwrap(), &jwk_key);
     assert_eq!(claims["type"], "userApiToken");
     assert_eq!(claims["userId"], "alice");
+    assert_eq!(claims["email"], "alice@example.test");
+    assert_eq!(claims["roles"], json!(["admin"]));
+    assert_eq!(claims["permissions"], json!(["fe.secure.read.users"]));
     assert_eq!(claims["createdByUserId"], "alice");
     assert_eq!(claims["sub"], user_client.as_str());
     assert!(v2.body["expires_in"].is_number() && v2.body["expires"].is_string());

@@ -362,6 +362,17 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
         ("frontegg-tenant-id", "acme"),
         ("frontegg-user-id", "alice"),
     ];
+    let member =
+        json!({"email": "alice@acme.test", "tenants": [{"tenantId": "acme", "roleIds": []}]});
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/identity/resources/users/v1/alice",
+            &user_headers[..1],
+            Some(member),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let mut client_ids = Vec::new();
     for (path, headers) in [
         (USER_TOKENS, &user_headers[..]),
@@ -416,7 +427,7 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
         .lines()
         .filter(|l| l.contains(r#""message":"request""#))
         .count();
-    assert_eq!(requests, 8, "every request was logged: {logs}");
+    assert_eq!(requests, 9, "every request was logged: {logs}");
     for credential in &credentials {
         // JWTs are checked by their signature part, which no other text contains.
         let needle = match credential.starts_with("eyJ") {
@@ -473,8 +484,11 @@ async fn the_readme_walkthrough_works_as_written() {
     );
     for expected in [
         r#""type": "tenantApiToken""#,
-        r#""permissions": ["#,
+        r#""roles": ["#,
+        r#""admin""#,
         "deploy.write",
+        "alice@acme.test",
+        "personal token after deleting alice: 401",
         r#""type": "userApiToken""#,
         r#""userId": "alice""#,
         r#""alg": "RS256""#,

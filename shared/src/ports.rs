@@ -3,8 +3,12 @@
 
 use async_trait::async_trait;
 
+use serde_json::Value;
+
+use crate::domain::directory::{EntityKind, User, Version};
 use crate::domain::{
-    ApiToken, ClientId, PublicKey, RefreshDigest, RefreshRecord, Timestamp, VendorCredential,
+    ApiToken, ClientId, PublicKey, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId,
+    VendorCredential,
 };
 use crate::error::Result;
 
@@ -24,6 +28,42 @@ pub trait TokenStore: Send + Sync {
     /// Stores a new token; `Error::Conflict` if the clientId is taken (never overwrites).
     async fn put_new(&self, token: &ApiToken) -> Result<()>;
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
+    /// Replaces an existing token's record; `Error::NotFound` if it is gone.
+    async fn replace(&self, token: &ApiToken) -> Result<()>;
+    /// Records a use, unless one was recorded in the minute before `at`.
+    async fn touch(&self, client_id: &ClientId, at: Timestamp) -> Result<()>;
+    /// Every token of the tenant (tenant tokens and its members' personal tokens), all pages.
+    async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
+    /// Every personal token of the user, in every tenant, all pages.
+    async fn tokens_of_user(&self, user: &UserId) -> Result<Vec<ApiToken>>;
+    /// Deletes tokens and their refresh tokens, retrying until none is left; deleting a token
+    /// that is already gone is not an error.
+    async fn delete_tokens(&self, client_ids: &[ClientId]) -> Result<()>;
+}
+
+/// Permissions, roles, tenants (as JSON documents) and users with their memberships.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Stores a document; `false` (and no change) when `version` is older than the stored one.
+    async fn put_entity(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        doc: &Value,
+        version: Version,
+    ) -> Result<bool>;
+    async fn entity(&self, kind: EntityKind, id: &str) -> Result<Option<Value>>;
+    /// Every live document of a kind (permissions and roles: the directory is small).
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>>;
+    /// Deletes a document, leaving a tombstone when `version` is given so that an older
+    /// upsert arriving later cannot bring it back. `false` when stale.
+    async fn delete_entity(&self, kind: EntityKind, id: &str, version: Version) -> Result<bool>;
+    /// Stores a user and replaces their memberships; `false` when stale.
+    async fn put_user(&self, user: &User, version: Version) -> Result<bool>;
+    async fn user(&self, id: &UserId) -> Result<Option<User>>;
+    async fn delete_user(&self, id: &UserId, version: Version) -> Result<bool>;
+    /// Removes every membership in the tenant.
+    async fn remove_members(&self, tenant: &TenantId) -> Result<()>;
 }
 
 /// Single-use refresh tokens, kept under their API token.
@@ -45,8 +85,8 @@ pub trait RefreshStore: Send + Sync {
 }
 
 /// Everything the endpoints store; both adapters implement all of it.
-pub trait Store: VendorStore + TokenStore + RefreshStore {}
-impl<T: VendorStore + TokenStore + RefreshStore> Store for T {}
+pub trait Store: VendorStore + TokenStore + RefreshStore + DirectoryStore {}
+impl<T: VendorStore + TokenStore + RefreshStore + DirectoryStore> Store for T {}
 
 /// RS256 signatures by a key whose private half this process may never see (KMS).
 #[async_trait]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use m2m_shared::App;
@@ -116,17 +117,31 @@ pub async fn moto_resources() -> (String, String) {
             .build()
             .unwrap()
     };
-    dynamo
+    let index = |name: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(&format!("{name}pk"), KeyType::Hash))
+            .key_schema(key(&format!("{name}sk"), KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    };
+    let mut create = dynamo
         .create_table()
         .table_name(&table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("create table in moto");
+        .global_secondary_indexes(index("gsi1"))
+        .global_secondary_indexes(index("gsi2"));
+    for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+        create = create.attribute_definitions(attribute(name));
+    }
+    create.send().await.expect("create table in moto");
     let kms = aws_sdk_kms::Client::new(&config);
     let key = kms
         .create_key()
@@ -230,6 +245,8 @@ pub const REFRESH_V1: &str = "/identity/resources/auth/v1/api-token/token/refres
 pub const REFRESH_V2: &str = "/identity/resources/auth/v2/api-token/token/refresh";
 pub const CONFIGURATIONS: &str = "/identity/resources/configurations/v1";
 pub const JWKS: &str = "/.well-known/jwks.json";
+pub const PERMISSIONS: &str = "/identity/resources/permissions/v1";
+pub const ROLES: &str = "/identity/resources/roles/v1";
 
 impl TestApp {
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
@@ -288,6 +305,54 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         credentials(&reply)
+    }
+
+    /// Makes `user` a member of `tenant` with `role_ids` (the directory's PUT user).
+    pub async fn member(&self, vendor: &str, user: &str, tenant: &str, role_ids: Value) {
+        let body = json!({"email": format!("{user}@example.test"), "tenants": [{"tenantId": tenant, "roleIds": role_ids}]});
+        let reply = self
+            .put(
+                &format!("/identity/resources/users/v1/{user}"),
+                &[("x-access-token", vendor)],
+                &body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+
+    pub async fn put(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        self.with_body(reqwest::Method::PUT, path, headers, body)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        self.with_body(reqwest::Method::PATCH, path, headers, body)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.delete(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
+    async fn with_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
     }
 
     pub async fn user_token(

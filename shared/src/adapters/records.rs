@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::directory::EntityKind;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshDigest, RefreshRecord, SecretHash, TenantId,
     Timestamp, TokenOwner, UserId, VendorCredential,
@@ -29,7 +30,23 @@ pub struct TokenRecord {
     /// DynamoDB's TTL attribute (unix seconds); expired tokens are also refused on read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<i64>,
     secret_hash: String,
+}
+
+impl TokenRecord {
+    pub fn client_id(&self) -> ClientId {
+        self.client_id
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.user_id.as_ref()
+    }
 }
 
 impl From<&ApiToken> for TokenRecord {
@@ -49,6 +66,7 @@ impl From<&ApiToken> for TokenRecord {
             created_at: token.created_at.millis(),
             expires_at: token.expires_at.map(Timestamp::millis),
             ttl: token.expires_at.map(Timestamp::seconds),
+            last_used_at: token.last_used_at.map(Timestamp::millis),
             secret_hash: token.secret_hash.as_stored().to_owned(),
         }
     }
@@ -67,6 +85,7 @@ impl From<TokenRecord> for ApiToken {
             permission_ids: record.permission_ids,
             created_at: Timestamp::from_millis(record.created_at),
             expires_at: record.expires_at.map(Timestamp::from_millis),
+            last_used_at: record.last_used_at.map(Timestamp::from_millis),
             secret_hash: SecretHash::from_stored(record.secret_hash),
         }
     }
@@ -142,4 +161,27 @@ pub fn oldest_beyond(mut records: Vec<RefreshRecord>, keep: usize) -> Vec<Refres
 
 pub fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {
     Error::internal(format!("stored {what} record is unreadable: {cause}"))
+}
+
+/// A directory document as stored: `doc` is absent on a tombstone.
+#[derive(Serialize, Deserialize)]
+pub struct EntityRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// Whether a write with `version` must yield to what is stored.
+pub fn is_stale(stored: Option<u64>, version: Option<u64>) -> bool {
+    matches!((stored, version), (Some(stored), Some(new)) if new < stored)
+}
+
+pub fn kind_name(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Permission => "PERMISSION",
+        EntityKind::Role => "ROLE",
+        EntityKind::Tenant => "TENANT",
+        EntityKind::User => "USER",
+    }
 }

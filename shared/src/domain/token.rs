@@ -32,10 +32,28 @@ pub struct ApiToken {
     pub permission_ids: Vec<GrantId>,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
+    /// The last successful exchange, recorded at most once a minute.
+    pub last_used_at: Option<Timestamp>,
     pub secret_hash: SecretHash,
 }
 
+/// `lastUsedAt` is written at most this often per token, so no token is a hot item.
+pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
+
 impl ApiToken {
+    pub fn user_id(&self) -> Option<&UserId> {
+        match &self.owner {
+            TokenOwner::User(user) => Some(user),
+            TokenOwner::Tenant => None,
+        }
+    }
+
+    /// Whether a use at `now` should be recorded.
+    pub fn use_is_news(&self, now: Timestamp) -> bool {
+        self.last_used_at
+            .is_none_or(|at| now.millis() - at.millis() >= LAST_USED_RESOLUTION_SECONDS * 1000)
+    }
+
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }

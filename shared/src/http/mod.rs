@@ -26,8 +26,8 @@ pub async fn handle(app: &App, request: Request, only: Option<Function>) -> Resp
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let result = match routes::resolve(&method, &path) {
-        Ok(endpoint) if only.is_none_or(|f| f == endpoint.function()) => {
-            handlers::call(app, endpoint, &request).await
+        Ok(route) if only.is_none_or(|f| f == route.endpoint.function()) => {
+            handlers::call(app, route, &request).await
         }
         Ok(_) => Err(Error::NotFound(format!("No route for {path}"))),
         Err(e) => Err(e),

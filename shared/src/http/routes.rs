@@ -16,10 +16,16 @@ pub enum Function {
     CreateTenantToken,
     Exchange,
     Refresh,
+    UserTokens,
+    TenantTokens,
+    Permissions,
+    Roles,
+    Tenants,
+    Users,
 }
 
 impl Function {
-    pub const ALL: [Function; 7] = [
+    pub const ALL: [Function; 13] = [
         Self::VendorAuth,
         Self::Configurations,
         Self::Jwks,
@@ -27,6 +33,12 @@ impl Function {
         Self::CreateTenantToken,
         Self::Exchange,
         Self::Refresh,
+        Self::UserTokens,
+        Self::TenantTokens,
+        Self::Permissions,
+        Self::Roles,
+        Self::Tenants,
+        Self::Users,
     ];
 
     /// The binary's name under `functions/src/bin/`.
@@ -39,6 +51,12 @@ impl Function {
             Self::CreateTenantToken => "create-tenant-token",
             Self::Exchange => "exchange",
             Self::Refresh => "refresh",
+            Self::UserTokens => "user-tokens",
+            Self::TenantTokens => "tenant-tokens",
+            Self::Permissions => "permissions",
+            Self::Roles => "roles",
+            Self::Tenants => "tenants",
+            Self::Users => "users",
         }
     }
 }
@@ -61,6 +79,22 @@ pub enum Endpoint {
     CreateTenantToken,
     Exchange(Casing),
     Refresh(Casing),
+    ListUserTokens,
+    DeleteUserToken,
+    ListTenantTokens,
+    PatchTenantToken,
+    DeleteTenantToken,
+    CreatePermission,
+    ListPermissions,
+    DeletePermission,
+    CreateRole,
+    ListRoles,
+    PatchRole,
+    DeleteRole,
+    PutTenant,
+    DeleteTenant,
+    PutUser,
+    DeleteUser,
 }
 
 impl Endpoint {
@@ -73,6 +107,18 @@ impl Endpoint {
             Self::CreateTenantToken => Function::CreateTenantToken,
             Self::Exchange(_) => Function::Exchange,
             Self::Refresh(_) => Function::Refresh,
+            Self::ListUserTokens | Self::DeleteUserToken => Function::UserTokens,
+            Self::ListTenantTokens | Self::PatchTenantToken | Self::DeleteTenantToken => {
+                Function::TenantTokens
+            }
+            Self::CreatePermission | Self::ListPermissions | Self::DeletePermission => {
+                Function::Permissions
+            }
+            Self::CreateRole | Self::ListRoles | Self::PatchRole | Self::DeleteRole => {
+                Function::Roles
+            }
+            Self::PutTenant | Self::DeleteTenant => Function::Tenants,
+            Self::PutUser | Self::DeleteUser => Function::Users,
         }
     }
 }
@@ -99,16 +145,8 @@ pub const ROUTES: &[Route] = &[
         Endpoint::Configurations,
     ),
     route(Method::GET, "/.well-known/jwks.json", Endpoint::Jwks),
-    route(
-        Method::POST,
-        "/identity/resources/users/api-tokens/v1",
-        Endpoint::CreateUserToken,
-    ),
-    route(
-        Method::POST,
-        "/identity/resources/tenants/api-tokens/v1",
-        Endpoint::CreateTenantToken,
-    ),
+    route(Method::POST, USER_TOKENS, Endpoint::CreateUserToken),
+    route(Method::POST, TENANT_TOKENS, Endpoint::CreateTenantToken),
     route(
         Method::POST,
         "/identity/resources/tenants/api-tokens/v2",
@@ -134,21 +172,112 @@ pub const ROUTES: &[Route] = &[
         "/identity/resources/auth/v2/api-token/token/refresh",
         Endpoint::Refresh(Casing::Snake),
     ),
+    route(Method::GET, USER_TOKENS, Endpoint::ListUserTokens),
+    route(
+        Method::DELETE,
+        "/identity/resources/users/api-tokens/v1/{id}",
+        Endpoint::DeleteUserToken,
+    ),
+    route(Method::GET, TENANT_TOKENS, Endpoint::ListTenantTokens),
+    route(
+        Method::PATCH,
+        "/identity/resources/tenants/api-tokens/v1/{id}",
+        Endpoint::PatchTenantToken,
+    ),
+    route(
+        Method::DELETE,
+        "/identity/resources/tenants/api-tokens/v1/{id}",
+        Endpoint::DeleteTenantToken,
+    ),
+    route(Method::POST, PERMISSIONS, Endpoint::CreatePermission),
+    route(Method::GET, PERMISSIONS, Endpoint::ListPermissions),
+    route(
+        Method::DELETE,
+        "/identity/resources/permissions/v1/{id}",
+        Endpoint::DeletePermission,
+    ),
+    route(Method::POST, ROLES, Endpoint::CreateRole),
+    route(Method::GET, ROLES, Endpoint::ListRoles),
+    route(
+        Method::PATCH,
+        "/identity/resources/roles/v1/{id}",
+        Endpoint::PatchRole,
+    ),
+    route(
+        Method::DELETE,
+        "/identity/resources/roles/v1/{id}",
+        Endpoint::DeleteRole,
+    ),
+    route(
+        Method::PUT,
+        "/identity/resources/tenants/v1/{id}",
+        Endpoint::PutTenant,
+    ),
+    route(
+        Method::DELETE,
+        "/identity/resources/tenants/v1/{id}",
+        Endpoint::DeleteTenant,
+    ),
+    route(
+        Method::PUT,
+        "/identity/resources/users/v1/{id}",
+        Endpoint::PutUser,
+    ),
+    route(
+        Method::DELETE,
+        "/identity/resources/users/v1/{id}",
+        Endpoint::DeleteUser,
+    ),
 ];
 
+const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
+const TENANT_TOKENS: &str = "/identity/resources/tenants/api-tokens/v1";
+const PERMISSIONS: &str = "/identity/resources/permissions/v1";
+const ROLES: &str = "/identity/resources/roles/v1";
+
+/// A matched route: its endpoint and the `{id}` segment, if the path has one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub endpoint: Endpoint,
+    /// The route's path pattern, as `template.yaml` spells it.
+    pub pattern: &'static str,
+    pub id: Option<String>,
+}
+
+/// Matches `path` against a pattern whose `{id}` segment takes any non-empty segment.
+fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
+    let (mut pattern, mut path) = (pattern.split('/'), path.split('/'));
+    let mut id = None;
+    loop {
+        match (pattern.next(), path.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(segment)) if !segment.is_empty() => id = Some(segment.to_owned()),
+            (Some(expected), Some(segment)) if expected == segment => {}
+            _ => return None,
+        }
+    }
+}
+
 /// Finds the endpoint for a request; one trailing slash is ignored (the Python SDK adds it).
-pub fn resolve(method: &Method, path: &str) -> Result<Endpoint> {
+pub fn resolve(method: &Method, path: &str) -> Result<Resolved> {
     let path = match path.strip_suffix('/') {
         Some(stripped) if !stripped.is_empty() => stripped,
         _ => path,
     };
-    let mut same_path = ROUTES.iter().filter(|r| r.path == path).peekable();
+    let mut same_path = ROUTES
+        .iter()
+        .filter_map(|r| matches(r.path, path).map(|id| (r, id)))
+        .peekable();
     if same_path.peek().is_none() {
         return Err(Error::NotFound(format!("No route for {path}")));
     }
     same_path
-        .find(|r| r.method == method)
-        .map(|r| r.endpoint)
+        .find(|(r, _)| r.method == method)
+        .map(|(r, id)| Resolved {
+            endpoint: r.endpoint,
+            pattern: r.path,
+            id,
+        })
         .ok_or(Error::MethodNotAllowed)
 }
 
@@ -161,6 +290,23 @@ mod tests {
         let a = resolve(&Method::POST, "/auth/vendor").unwrap();
         let b = resolve(&Method::POST, "/auth/vendor/").unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn id_segments_are_captured() {
+        let r = resolve(&Method::DELETE, "/identity/resources/roles/v1/admin/").unwrap();
+        assert_eq!(
+            (r.endpoint, r.id.as_deref()),
+            (Endpoint::DeleteRole, Some("admin"))
+        );
+        assert_eq!(
+            resolve(&Method::DELETE, "/identity/resources/roles/v1/a/b")
+                .unwrap_err()
+                .status(),
+            404
+        );
+        let list = resolve(&Method::GET, "/identity/resources/tenants/api-tokens/v1").unwrap();
+        assert_eq!(list.endpoint, Endpoint::ListTenantTokens);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The use cases, one method each: what a handler calls after parsing its request.
 
+mod directory;
+
 use crate::app::App;
+use crate::domain::directory::{EntityKind, Grants};
 use crate::domain::jwt::{self, AccessClaims, TokenType, VendorClaims};
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshRecord, RefreshToken, Secret, SecretKind,
@@ -120,10 +123,31 @@ impl App {
     }
 
     /// Creates a tenant or personal API token; the secret is returned once and stored hashed.
+    /// A personal token needs its user to be a member of the tenant (404); a tenant token's
+    /// role and permission ids must exist (400).
     pub async fn create_token(&self, new: NewToken) -> Result<Created<ApiToken>> {
-        let kind = match new.owner {
-            TokenOwner::Tenant => SecretKind::TenantToken,
-            TokenOwner::User(_) => SecretKind::UserToken,
+        let kind = match &new.owner {
+            TokenOwner::Tenant => {
+                self.check_ids_exist(EntityKind::Role, &new.role_ids)
+                    .await?;
+                self.check_ids_exist(EntityKind::Permission, &new.permission_ids)
+                    .await?;
+                SecretKind::TenantToken
+            }
+            TokenOwner::User(user) => {
+                let member = self.store.user(user).await?;
+                if member
+                    .as_ref()
+                    .and_then(|u| u.roles_in(&new.tenant_id))
+                    .is_none()
+                {
+                    return Err(Error::NotFound(format!(
+                        "User {user} is not a member of tenant {}",
+                        new.tenant_id
+                    )));
+                }
+                SecretKind::UserToken
+            }
         };
         let secret = Secret::generate(kind);
         let now = self.now();
@@ -140,6 +164,7 @@ impl App {
             expires_at: new
                 .expires_in_minutes
                 .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
+            last_used_at: None,
             secret_hash: secret.hash(self.settings.bcrypt_cost).await?,
         };
         self.store.put_new(&record).await?;
@@ -181,10 +206,17 @@ impl App {
     }
 
     async fn issue(&self, token: &ApiToken) -> Result<Issued> {
+        let (grants, email) = self
+            .current_grants(token)
+            .await?
+            .ok_or(Error::Unauthorized)?;
         let now = self.now();
+        if token.use_is_news(now) {
+            self.store.touch(&token.client_id, now).await?;
+        }
         let ttl = self.settings.access_token_ttl_seconds;
         let expires_at = now.plus_seconds(ttl);
-        let claims = self.access_claims(token, now, expires_at);
+        let claims = self.access_claims(token, grants, email, now, expires_at);
         let access_token = jwt::sign(self.signer.as_ref(), &claims).await?;
         let refresh_token = RefreshToken::generate(token.client_id);
         let record = RefreshRecord {
@@ -206,6 +238,8 @@ impl App {
     fn access_claims(
         &self,
         token: &ApiToken,
+        grants: Grants,
+        email: Option<String>,
         now: Timestamp,
         expires_at: Timestamp,
     ) -> AccessClaims {
@@ -213,24 +247,107 @@ impl App {
             TokenOwner::Tenant => (TokenType::TenantApiToken, None),
             TokenOwner::User(user) => (TokenType::UserApiToken, Some(user.to_string())),
         };
-        let keys = |ids: &[GrantId]| ids.iter().map(ToString::to_string).collect();
         AccessClaims {
             sub: token.client_id.to_string(),
             tenant_id: token.tenant_id.to_string(),
-            roles: keys(&token.role_ids),
-            permissions: keys(&token.permission_ids),
+            roles: grants.roles,
+            permissions: grants.permissions,
             metadata: token.metadata.clone(),
             created_by_user_id: token.created_by_user_id.as_ref().map(ToString::to_string),
             token_type,
             application_id: self.settings.application_id.clone(),
             user_id,
-            email: None,
+            email,
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             iat: now.seconds(),
             exp: expires_at.seconds(),
             jti: uuid::Uuid::new_v4().to_string(),
         }
+    }
+}
+
+/// Changes to a tenant token; absent fields stay as they are.
+#[derive(Debug, Default)]
+pub struct TokenPatch {
+    pub description: Option<String>,
+    pub metadata: Option<Metadata>,
+    pub role_ids: Option<Vec<GrantId>>,
+    pub permission_ids: Option<Vec<GrantId>>,
+}
+
+/// Whose tokens a management call may see: always one tenant, and for personal tokens one user.
+/// Another tenant's or user's token is answered like a missing one.
+#[derive(Debug)]
+pub struct Caller {
+    pub tenant_id: TenantId,
+    pub user_id: Option<UserId>,
+}
+
+impl Caller {
+    fn sees(&self, token: &ApiToken) -> bool {
+        token.tenant_id == self.tenant_id
+            && match (&token.owner, &self.user_id) {
+                (TokenOwner::Tenant, None) => true,
+                (TokenOwner::User(owner), Some(user)) => owner == user,
+                _ => false,
+            }
+    }
+}
+
+impl App {
+    /// The caller's tokens: a tenant's tenant tokens, or a user's personal tokens in a tenant.
+    pub async fn list_tokens(&self, caller: &Caller) -> Result<Vec<ApiToken>> {
+        let mut tokens = match &caller.user_id {
+            Some(user) => self.store.tokens_of_user(user).await?,
+            None => self.store.tokens_in_tenant(&caller.tenant_id).await?,
+        };
+        tokens.retain(|t| caller.sees(t));
+        tokens.sort_by_key(|t| t.created_at);
+        Ok(tokens)
+    }
+
+    async fn visible_token(&self, caller: &Caller, client_id: &str) -> Result<ApiToken> {
+        let missing = || Error::NotFound(format!("Token {client_id} not found"));
+        let id = ClientId::parse(client_id).ok_or_else(missing)?;
+        self.store
+            .token(&id)
+            .await?
+            .filter(|t| caller.sees(t))
+            .ok_or_else(missing)
+    }
+
+    /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at once.
+    pub async fn delete_token(&self, caller: &Caller, client_id: &str) -> Result<()> {
+        let token = self.visible_token(caller, client_id).await?;
+        self.store.delete_tokens(&[token.client_id]).await
+    }
+
+    /// Changes a tenant token's description, metadata, roles or permissions.
+    pub async fn patch_token(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        patch: TokenPatch,
+    ) -> Result<ApiToken> {
+        let mut token = self.visible_token(caller, client_id).await?;
+        if let Some(role_ids) = patch.role_ids {
+            self.check_ids_exist(EntityKind::Role, &role_ids).await?;
+            token.role_ids = role_ids;
+        }
+        if let Some(permission_ids) = patch.permission_ids {
+            self.check_ids_exist(EntityKind::Permission, &permission_ids)
+                .await?;
+            token.permission_ids = permission_ids;
+        }
+        if let Some(description) = patch.description {
+            token.description = description;
+        }
+        if let Some(metadata) = patch.metadata {
+            token.metadata = metadata;
+        }
+        self.store.replace(&token).await?;
+        Ok(token)
     }
 }
 
