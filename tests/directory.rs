@@ -1,0 +1,587 @@
+//! The directory and the token lifecycle: JWTs say what holds at the moment of exchange,
+//! tokens are managed by their owners only, and tokens die with their users and tenants.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use m2m_shared::domain::{ClientId, TenantId, UserId};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::*;
+
+const TENANT_TOKENS_LIST: &str = "/identity/resources/tenants/api-tokens/v1";
+
+struct Directory<'a> {
+    t: &'a TestApp,
+    vendor: String,
+}
+
+impl Directory<'_> {
+    fn auth(&self) -> [(&str, &str); 1] {
+        [("x-access-token", self.vendor.as_str())]
+    }
+
+    async fn permission(&self, id: &str, key: &str) {
+        let reply = self
+            .t
+            .post(PERMISSIONS, &self.auth(), &json!({"id": id, "key": key}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
+    async fn role(&self, id: &str, key: &str, permission_ids: Value) {
+        let body = json!({"id": id, "key": key, "permissionIds": permission_ids});
+        let reply = self.t.post(ROLES, &self.auth(), &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
+    /// Exchanges credentials and returns the verified claims.
+    async fn claims(&self, (client_id, secret): &(String, String)) -> Value {
+        let reply = self.t.exchange(EXCHANGE_V1, client_id, secret).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        serde_json::to_value(
+            self.t
+                .app
+                .verify_access_token(reply.body["accessToken"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+async fn directory(t: &TestApp) -> Directory<'_> {
+    Directory {
+        t,
+        vendor: t.vendor_token().await,
+    }
+}
+
+async fn claims_follow_the_directory(t: &TestApp) {
+    let d = directory(t).await;
+    d.permission("p-read", "reports.read").await;
+    d.permission("p-write", "reports.write").await;
+    d.role("r-reader", "reader", json!(["p-read"])).await;
+    let tenant_token = t
+        .tenant_token(&d.vendor, "acme", json!({"roleIds": ["r-reader"]}))
+        .await;
+    let claims = d.claims(&tenant_token).await;
+    assert_eq!(
+        (claims["roles"].clone(), claims["permissions"].clone()),
+        (json!(["reader"]), json!(["reports.read"]))
+    );
+
+    // A role's permissions change: the next JWT shows it, with no change to the token.
+    let reply = t
+        .patch(
+            &format!("{ROLES}/r-reader"),
+            &d.auth(),
+            &json!({"permissionIds": ["p-read", "p-write"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        d.claims(&tenant_token).await["permissions"],
+        json!(["reports.read", "reports.write"])
+    );
+
+    // A user's roles change: the next JWT of their personal token shows it.
+    t.member(&d.vendor, "alice", "acme", json!(["r-reader"]))
+        .await;
+    let personal = t.user_token(&d.vendor, "acme", "alice", json!({})).await;
+    let claims = d.claims(&personal).await;
+    assert_eq!(claims["roles"], json!(["reader"]));
+    assert_eq!(claims["email"], "alice@example.test");
+    t.member(&d.vendor, "alice", "acme", json!([])).await;
+    let claims = d.claims(&personal).await;
+    assert_eq!(
+        (claims["roles"].clone(), claims["permissions"].clone()),
+        (json!([]), json!([]))
+    );
+
+    // Deleting a permission or a role removes it from every JWT issued afterwards.
+    assert_eq!(
+        t.delete(&format!("{PERMISSIONS}/p-write"), &d.auth())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        d.claims(&tenant_token).await["permissions"],
+        json!(["reports.read"])
+    );
+    assert_eq!(
+        t.delete(&format!("{ROLES}/r-reader"), &d.auth())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let claims = d.claims(&tenant_token).await;
+    assert_eq!(
+        (claims["roles"].clone(), claims["permissions"].clone()),
+        (json!([]), json!([]))
+    );
+    assert_eq!(
+        t.delete(&format!("{ROLES}/r-reader"), &d.auth())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn claims_follow_the_directory_on_the_embedded_default() {
+    claims_follow_the_directory(&spawn_app(Backing::Embedded).await).await;
+}
+
+#[tokio::test]
+async fn claims_follow_the_directory_on_dynamodb() {
+    claims_follow_the_directory(&spawn_app(Backing::Moto).await).await;
+}
+
+#[tokio::test]
+async fn token_creation_checks_the_directory() {
+    let t = spawn_app(Backing::Embedded).await;
+    let d = directory(&t).await;
+    d.permission("p1", "one").await;
+    let headers = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "stranger"),
+    ];
+    let reply = t.post(USER_TOKENS, &headers, &json!({})).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NOT_FOUND,
+        "not a member of the tenant: {:?}",
+        reply.body
+    );
+    t.member(&d.vendor, "bob", "other", json!([])).await;
+    let headers = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "bob"),
+    ];
+    assert_eq!(
+        t.post(USER_TOKENS, &headers, &json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let headers = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    for body in [
+        json!({"roleIds": ["nope"]}),
+        json!({"permissionIds": ["p1", "nope"]}),
+    ] {
+        let reply = t.post(TENANT_TOKENS, &headers, &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(reply.error().contains("nope"), "{:?}", reply.body);
+    }
+    let reply = t
+        .post(
+            ROLES,
+            &d.auth(),
+            &json!({"key": "r", "permissionIds": ["nope"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = t
+        .put(
+            "/identity/resources/users/v1/carol",
+            &d.auth(),
+            &json!({"tenants": [{"tenantId": "acme", "roleIds": ["nope"]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = t.post(PERMISSIONS, &d.auth(), &json!({"key": "one"})).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "keys are unique");
+    let reply = t
+        .post(PERMISSIONS, &d.auth(), &json!({"key": "has space"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        t.get(PERMISSIONS, &[]).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the directory needs a vendor token"
+    );
+}
+
+async fn owners_manage_their_own_tokens(t: &TestApp) {
+    let d = directory(t).await;
+    t.member(&d.vendor, "alice", "acme", json!([])).await;
+    t.member(&d.vendor, "bob", "acme", json!([])).await;
+    let alice = t
+        .user_token(&d.vendor, "acme", "alice", json!({"description": "laptop"}))
+        .await;
+    let bob = t.user_token(&d.vendor, "acme", "bob", json!({})).await;
+    let acme = t
+        .tenant_token(&d.vendor, "acme", json!({"description": "bot"}))
+        .await;
+    let globex = t.tenant_token(&d.vendor, "globex", json!({})).await;
+
+    let as_alice = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    let list = t.get(USER_TOKENS, &as_alice).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let listed: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [alice.0.as_str()],
+        "only the caller's own personal tokens"
+    );
+    let text = list.body.to_string();
+    assert!(
+        !text.contains("secret") && !text.contains(&alice.1) && !text.contains("$2"),
+        "{text}"
+    );
+
+    let as_acme = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let list = t.get(TENANT_TOKENS_LIST, &as_acme).await;
+    let listed: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [acme.0.as_str()],
+        "only the caller tenant's tenant tokens"
+    );
+    assert!(!list.body.to_string().contains("secret"));
+
+    // Another user's or tenant's token: 404, as if it did not exist.
+    let bobs = format!("{USER_TOKENS}/{}", bob.0);
+    assert_eq!(
+        t.delete(&bobs, &as_alice).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let globexs = format!("{TENANT_TOKENS_LIST}/{}", globex.0);
+    assert_eq!(
+        t.delete(&globexs, &as_acme).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.patch(&globexs, &as_acme, &json!({"description": "x"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.delete(&format!("{TENANT_TOKENS_LIST}/{}", alice.0), &as_acme)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &bob.0, &bob.1).await.status,
+        StatusCode::OK
+    );
+
+    // Patching a tenant token changes its listing and its next JWT.
+    d.permission("p-deploy", "deploy").await;
+    let patch = json!({"description": "deploy bot", "metadata": {"env": "prod"}, "permissionIds": ["p-deploy"]});
+    let reply = t
+        .patch(
+            &format!("{TENANT_TOKENS_LIST}/{}", acme.0),
+            &as_acme,
+            &patch,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["description"], "deploy bot");
+    let claims = d.claims(&acme).await;
+    assert_eq!(
+        (claims["permissions"].clone(), claims["metadata"].clone()),
+        (json!(["deploy"]), json!({"env": "prod"}))
+    );
+    let bad = t
+        .patch(
+            &format!("{TENANT_TOKENS_LIST}/{}", acme.0),
+            &as_acme,
+            &json!({"roleIds": ["nope"]}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // lastUsedAt: written by the exchange, at most once a minute.
+    let list = t.get(TENANT_TOKENS_LIST, &as_acme).await;
+    let first = list.body[0]["lastUsedAt"]
+        .as_str()
+        .expect("lastUsedAt after an exchange")
+        .to_owned();
+    d.claims(&acme).await;
+    let list = t.get(TENANT_TOKENS_LIST, &as_acme).await;
+    assert_eq!(
+        list.body[0]["lastUsedAt"],
+        first.as_str(),
+        "not rewritten within the minute"
+    );
+    t.clock.advance_seconds(61);
+    d.claims(&acme).await;
+    let list = t.get(TENANT_TOKENS_LIST, &as_acme).await;
+    assert_ne!(list.body[0]["lastUsedAt"], first.as_str());
+
+    // Deleting a token stops its exchange and its refresh tokens at once.
+    let issued = t.exchange(EXCHANGE_V1, &alice.0, &alice.1).await;
+    let refresh = issued.body["refreshToken"].clone();
+    assert_eq!(
+        t.delete(&format!("{USER_TOKENS}/{}", alice.0), &as_alice)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &alice.0, &alice.1).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let reply = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(t.get(USER_TOKENS, &as_alice).await.body, json!([]));
+}
+
+#[tokio::test]
+async fn owners_manage_their_own_tokens_on_the_embedded_default() {
+    owners_manage_their_own_tokens(&spawn_app(Backing::Embedded).await).await;
+}
+
+#[tokio::test]
+async fn owners_manage_their_own_tokens_on_dynamodb() {
+    owners_manage_their_own_tokens(&spawn_app(Backing::Moto).await).await;
+}
+
+async fn tokens_die_with_their_owners(t: &TestApp) {
+    let d = directory(t).await;
+    let body = json!({"tenants": [{"tenantId": "acme", "roleIds": []}, {"tenantId": "globex", "roleIds": []}]});
+    assert_eq!(
+        t.put("/identity/resources/users/v1/alice", &d.auth(), &body)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    t.member(&d.vendor, "bob", "acme", json!([])).await;
+    let alice_acme = t.user_token(&d.vendor, "acme", "alice", json!({})).await;
+    let alice_globex = t.user_token(&d.vendor, "globex", "alice", json!({})).await;
+    let bob_acme = t.user_token(&d.vendor, "acme", "bob", json!({})).await;
+    let acme = t.tenant_token(&d.vendor, "acme", json!({})).await;
+    let globex = t.tenant_token(&d.vendor, "globex", json!({})).await;
+    let refresh = t
+        .exchange(EXCHANGE_V1, &alice_globex.0, &alice_globex.1)
+        .await
+        .body["refreshToken"]
+        .clone();
+
+    // Deleting a user deletes their tokens in every tenant, and their refresh tokens.
+    assert_eq!(
+        t.delete("/identity/resources/users/v1/alice", &d.auth())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for gone in [&alice_acme, &alice_globex] {
+        assert_eq!(
+            t.exchange(EXCHANGE_V1, &gone.0, &gone.1).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        t.post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &bob_acme.0, &bob_acme.1)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Deleting a tenant deletes its tenant tokens, its members' tokens in it, and its memberships.
+    assert_eq!(
+        t.put(
+            "/identity/resources/tenants/v1/acme",
+            &d.auth(),
+            &json!({"name": "Acme"})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.delete("/identity/resources/tenants/v1/acme", &d.auth())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for gone in [&acme, &bob_acme] {
+        assert_eq!(
+            t.exchange(EXCHANGE_V1, &gone.0, &gone.1).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &globex.0, &globex.1).await.status,
+        StatusCode::OK
+    );
+    let bob = t
+        .app
+        .store
+        .user(&UserId::parse("bob").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.tenants.is_empty(), "bob's membership in acme is gone");
+    let headers = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "bob"),
+    ];
+    assert_eq!(
+        t.post(USER_TOKENS, &headers, &json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn tokens_die_with_their_owners_on_the_embedded_default() {
+    tokens_die_with_their_owners(&spawn_app(Backing::Embedded).await).await;
+}
+
+#[tokio::test]
+async fn tokens_die_with_their_owners_on_dynamodb() {
+    tokens_die_with_their_owners(&spawn_app(Backing::Moto).await).await;
+}
+
+/// 1,000 tokens under one user on DynamoDB: the cascade pages through the index and batches
+/// its deletes; cut short (as a Lambda timeout would), it completes when run again.
+#[tokio::test]
+async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption() {
+    let t = spawn_app(Backing::Moto).await;
+    let d = directory(&t).await;
+    t.member(&d.vendor, "alice", "acme", json!([])).await;
+    let (_, secret) = t.user_token(&d.vendor, "acme", "alice", json!({})).await;
+    let template = t
+        .app
+        .store
+        .tokens_of_user(&UserId::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    let alice = UserId::parse("alice").unwrap();
+    for _ in 0..999 {
+        let mut token = template.clone();
+        token.client_id = ClientId::generate();
+        t.app.store.put_new(&token).await.unwrap();
+    }
+    assert_eq!(
+        t.app.store.tokens_of_user(&alice).await.unwrap().len(),
+        1000
+    );
+    assert_eq!(
+        t.app
+            .store
+            .tokens_in_tenant(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1000
+    );
+
+    let cut_short =
+        tokio::time::timeout(Duration::from_millis(300), t.app.delete_user(&alice, None)).await;
+    assert!(cut_short.is_err(), "the cascade was interrupted");
+    let left = t.app.store.tokens_of_user(&alice).await.unwrap().len();
+    assert!(left > 0, "the interruption left work to do");
+
+    let reply = t
+        .delete("/identity/resources/users/v1/alice", &d.auth())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(t.app.store.tokens_of_user(&alice).await.unwrap().len(), 0);
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &template.client_id.to_string(), &secret)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn expiring_tokens_carry_a_ttl_and_stop_at_expiry() {
+    let t = spawn_app(Backing::Moto).await;
+    let d = directory(&t).await;
+    let headers = [
+        ("x-access-token", d.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let reply = t
+        .post(TENANT_TOKENS, &headers, &json!({"expiresInMinutes": 5}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let (client_id, secret) = credentials(&reply);
+    let expires = reply.body["expires"].as_str().unwrap().to_owned();
+    let listed = t.get(TENANT_TOKENS_LIST, &headers).await;
+    assert_eq!(listed.body[0]["expires"], expires.as_str());
+    let id = ClientId::parse(&client_id).unwrap();
+    let token = t.app.store.token(&id).await.unwrap().unwrap();
+    let item = dynamo_item(&t, &client_id).await;
+    assert_eq!(
+        item["ttl"].as_n().unwrap(),
+        &token.expires_at.unwrap().seconds().to_string(),
+        "DynamoDB TTL attribute"
+    );
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &client_id, &secret).await.status,
+        StatusCode::OK
+    );
+    t.clock.advance_seconds(5 * 60);
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, &client_id, &secret).await.status,
+        StatusCode::UNAUTHORIZED,
+        "refused before TTL deletion"
+    );
+}
+
+async fn dynamo_item(
+    t: &TestApp,
+    client_id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    let m2m_shared::config::Backend::Aws { table, .. } = &t.app.settings.backend else {
+        panic!("a DynamoDB test")
+    };
+    aws_sdk_dynamodb::Client::new(&aws_config().await)
+        .get_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("TOKEN#{client_id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TOKEN".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
