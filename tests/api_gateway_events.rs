@@ -39,8 +39,11 @@ async fn every_route_has_an_event_file_that_matches_it() {
     let dir = format!("{}/../tests/events", env!("CARGO_MANIFEST_DIR"));
     let mut covered = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
-        let event: Value =
-            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue; // tests/events/sqs holds SQS events for the provisioning function
+        }
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(event["version"], "2.0");
         let method = text(&event["requestContext"]["http"], "method");
         let path = text(&event["requestContext"]["http"], "path");

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod operations;
 pub mod ports;
+pub mod provisioning;
 pub mod runtime;
 
 pub use app::App;

@@ -49,6 +49,22 @@ pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> 
     .await
 }
 
+/// The `provisioning` function: directory events from SQS, with partial batch responses.
+pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let settings = config::process_env().aws_settings()?;
+    let app = App::build(settings).await?;
+    let app = &app;
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
+        move |event: lambda_http::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, std::convert::Infallible>(
+                crate::provisioning::handle_batch(app, event.payload).await,
+            )
+        },
+    ))
+    .await
+}
+
 /// Serves every route on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let router = axum::Router::new().fallback(move |request: axum::extract::Request| {

@@ -1,0 +1,169 @@
+//! Event-driven provisioning: SQS events (as Lambda receives them from the queue that the
+//! EventBridge rule feeds) applied to DynamoDB in moto.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use m2m_shared::App;
+use m2m_shared::domain::UserId;
+use m2m_shared::provisioning::handle_batch;
+use serde_json::{Value, json};
+use support::*;
+
+fn fixture() -> SqsEvent {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/events/sqs/directory-batch.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// An SQS event whose messages are EventBridge events of these detail-types and details.
+fn batch(events: &[(&str, Value)]) -> SqsEvent {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (detail_type, detail))| {
+            let body = json!({
+                "version": "0", "id": format!("evt-{i}"), "detail-type": detail_type,
+                "source": "acme.directory", "account": "123456789012",
+                "time": "2026-11-28T14:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": detail,
+            });
+            json!({
+                "messageId": format!("msg-{i}"), "receiptHandle": format!("rh-{i}"),
+                "body": body.to_string(), "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:provisioning",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({"Records": records})).unwrap()
+}
+
+async fn failures(app: &App, event: SqsEvent) -> Vec<String> {
+    handle_batch(app, event)
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+async fn roles_of(app: &App, user: &str) -> Option<Vec<String>> {
+    let user = app
+        .store
+        .user(&UserId::parse(user).unwrap())
+        .await
+        .unwrap()?;
+    Some(
+        user.tenants
+            .iter()
+            .flat_map(|m| m.role_ids.iter().map(ToString::to_string))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn malformed_events_fail_alone_and_the_rest_of_the_batch_applies() {
+    let t = spawn_app(Backing::Moto).await;
+    let failed = failures(&t.app, fixture()).await;
+    assert_eq!(
+        failed,
+        [
+            "0f3b6c4a-1111-4e2d-9c3b-000000000005",
+            "0f3b6c4a-1111-4e2d-9c3b-000000000006",
+            "0f3b6c4a-1111-4e2d-9c3b-000000000007"
+        ],
+        "not JSON, no userId, unknown detail-type"
+    );
+    assert_eq!(
+        roles_of(&t.app, "alice").await,
+        Some(vec!["r-admin".to_owned()])
+    );
+
+    // What the events provisioned is what the next JWT says.
+    let vendor = t.vendor_token().await;
+    let personal = t.user_token(&vendor, "acme", "alice", json!({})).await;
+    let issued = t.exchange(EXCHANGE_V1, &personal.0, &personal.1).await;
+    let claims = t
+        .app
+        .verify_access_token(issued.body["accessToken"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        (claims.roles, claims.permissions),
+        (vec!["admin".to_owned()], vec!["deploy.write".to_owned()])
+    );
+    assert_eq!(claims.email.as_deref(), Some("alice@acme.test"));
+
+    // Redelivery changes nothing and fails nothing new.
+    assert_eq!(failures(&t.app, fixture()).await.len(), 3);
+    assert_eq!(
+        roles_of(&t.app, "alice").await,
+        Some(vec!["r-admin".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn an_older_version_never_overwrites_newer_state() {
+    let t = spawn_app(Backing::Moto).await;
+    let member = |roles: Value, version: u64| json!({"userId": "bob", "tenants": [{"tenantId": "acme", "roleIds": roles}], "version": version});
+    let events = [
+        (
+            "role.upserted",
+            json!({"id": "r1", "key": "one", "version": 1}),
+        ),
+        ("user.upserted", member(json!(["r1"]), 3)),
+        ("user.upserted", member(json!([]), 2)),
+    ];
+    assert!(failures(&t.app, batch(&events)).await.is_empty());
+    assert_eq!(
+        roles_of(&t.app, "bob").await,
+        Some(vec!["r1".to_owned()]),
+        "version 2 arrived late"
+    );
+
+    let role = t.app.role("r1").await.unwrap();
+    let stale_role = [(
+        "role.upserted",
+        json!({"id": "r1", "key": "renamed", "version": 0}),
+    )];
+    assert!(failures(&t.app, batch(&stale_role)).await.is_empty());
+    assert_eq!(t.app.role("r1").await.unwrap(), role);
+
+    // A delete leaves a tombstone: an older upsert arriving later does not bring the user back.
+    let events = [
+        ("user.deleted", json!({"userId": "bob", "version": 5})),
+        ("user.upserted", member(json!(["r1"]), 4)),
+    ];
+    assert!(failures(&t.app, batch(&events)).await.is_empty());
+    assert_eq!(roles_of(&t.app, "bob").await, None);
+    let newer = [("user.upserted", member(json!([]), 6))];
+    assert!(failures(&t.app, batch(&newer)).await.is_empty());
+    assert_eq!(roles_of(&t.app, "bob").await, Some(vec![]));
+}
+
+#[tokio::test]
+async fn deletion_events_cascade_like_the_api() {
+    let t = spawn_app(Backing::Moto).await;
+    let vendor = t.vendor_token().await;
+    t.member(&vendor, "carol", "acme", json!([])).await;
+    let personal = t.user_token(&vendor, "acme", "carol", json!({})).await;
+    let tenant = t.tenant_token(&vendor, "globex", json!({})).await;
+    let events = [
+        ("user.deleted", json!({"userId": "carol", "version": 1})),
+        (
+            "tenant.deleted",
+            json!({"tenantId": "globex", "version": 1}),
+        ),
+    ];
+    assert!(failures(&t.app, batch(&events)).await.is_empty());
+    for gone in [&personal, &tenant] {
+        assert_eq!(
+            t.exchange(EXCHANGE_V1, &gone.0, &gone.1).await.status,
+            reqwest::StatusCode::UNAUTHORIZED
+        );
+    }
+}
