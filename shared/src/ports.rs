@@ -60,7 +60,15 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_entity(&self, kind: EntityKind, id: &str, version: Version) -> Result<bool>;
     /// Stores a user and replaces their memberships; `false` when stale.
     async fn put_user(&self, user: &User, version: Version) -> Result<bool>;
-    async fn user(&self, id: &UserId) -> Result<Option<User>>;
+    async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        self.entity(EntityKind::User, id.as_str())
+            .await?
+            .map(|doc| {
+                serde_json::from_value(doc)
+                    .map_err(|e| crate::error::Error::internal(format!("stored user: {e}")))
+            })
+            .transpose()
+    }
     async fn delete_user(&self, id: &UserId, version: Version) -> Result<bool>;
     /// Removes every membership in the tenant.
     async fn remove_members(&self, tenant: &TenantId) -> Result<()>;

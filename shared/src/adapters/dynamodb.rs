@@ -521,13 +521,6 @@ impl DirectoryStore for DynamoStore {
             .await
     }
 
-    async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        self.entity(EntityKind::User, id.as_str())
-            .await?
-            .map(|doc| serde_json::from_value(doc).map_err(|e| corrupt("user", e)))
-            .transpose()
-    }
-
     async fn delete_user(&self, id: &UserId, version: Version) -> Result<bool> {
         self.write_user(id, None, &[], version).await
     }

@@ -327,24 +327,7 @@ impl DirectoryStore for EmbeddedStore {
         let doc = doc.clone();
         self.run(move |db| {
             let txn = db.begin_write()?;
-            let applied = {
-                let mut table = txn.open_table(DIRECTORY)?;
-                let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
-                let stored_version = stored
-                    .map(|b| read_json::<EntityRecord>(&b))
-                    .transpose()?
-                    .and_then(|r| r.version);
-                if is_stale(stored_version, version) {
-                    false
-                } else {
-                    let record = EntityRecord {
-                        doc: Some(doc),
-                        version: version.or(stored_version),
-                    };
-                    table.insert(key.as_str(), write_json(&record)?.as_slice())?;
-                    true
-                }
-            };
+            let applied = put_entity_in(&txn, &key, doc, version)?.is_some();
             txn.commit()?;
             Ok(applied)
         })
@@ -387,50 +370,30 @@ impl DirectoryStore for EmbeddedStore {
         let user = user.clone();
         self.run(move |db| {
             let txn = db.begin_write()?;
-            let applied = {
-                let mut table = txn.open_table(DIRECTORY)?;
-                let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
-                let stored = stored.map(|b| read_json::<EntityRecord>(&b)).transpose()?;
-                let stored_version = stored.as_ref().and_then(|r| r.version);
-                if is_stale(stored_version, version) {
-                    false
-                } else {
-                    let old: Option<User> = stored
-                        .and_then(|r| r.doc)
-                        .map(serde_json::from_value)
-                        .transpose()
-                        .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
-                    let mut members = txn.open_table(TENANT_MEMBERS)?;
-                    for membership in old.iter().flat_map(|u| &u.tenants) {
-                        members.remove(format!("{}/{}", membership.tenant_id, user.id).as_str())?;
-                    }
-                    for membership in &user.tenants {
-                        members.insert(
-                            format!("{}/{}", membership.tenant_id, user.id).as_str(),
-                            [].as_slice(),
-                        )?;
-                    }
-                    let doc = serde_json::to_value(&user)
-                        .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
-                    let record = EntityRecord {
-                        doc: Some(doc),
-                        version: version.or(stored_version),
-                    };
-                    table.insert(key.as_str(), write_json(&record)?.as_slice())?;
-                    true
-                }
+            let doc =
+                serde_json::to_value(&user).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+            let Some(old) = put_entity_in(&txn, &key, doc, version)? else {
+                return Ok(false);
             };
+            let old: Option<User> = old
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+            let mut members = txn.open_table(TENANT_MEMBERS)?;
+            for membership in old.iter().flat_map(|u| &u.tenants) {
+                members.remove(format!("{}/{}", membership.tenant_id, user.id).as_str())?;
+            }
+            for membership in &user.tenants {
+                members.insert(
+                    format!("{}/{}", membership.tenant_id, user.id).as_str(),
+                    [].as_slice(),
+                )?;
+            }
+            drop(members);
             txn.commit()?;
-            Ok(applied)
+            Ok(true)
         })
         .await
-    }
-
-    async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        self.entity(EntityKind::User, id.as_str())
-            .await?
-            .map(|doc| serde_json::from_value(doc).map_err(|e| corrupt("user", e)))
-            .transpose()
     }
 
     async fn delete_user(&self, id: &UserId, version: Version) -> Result<bool> {
@@ -483,6 +446,29 @@ impl DirectoryStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Writes a directory document unless the stored one is newer. `None` when stale, else the
+/// document it replaced (if any).
+fn put_entity_in(
+    txn: &redb::WriteTransaction,
+    key: &str,
+    doc: Value,
+    version: Version,
+) -> Result<Option<Option<Value>>, redb::Error> {
+    let mut table = txn.open_table(DIRECTORY)?;
+    let stored = table.get(key)?.map(|v| v.value().to_vec());
+    let stored = stored.map(|b| read_json::<EntityRecord>(&b)).transpose()?;
+    let stored_version = stored.as_ref().and_then(|r| r.version);
+    if is_stale(stored_version, version) {
+        return Ok(None);
+    }
+    let record = EntityRecord {
+        doc: Some(doc),
+        version: version.or(stored_version),
+    };
+    table.insert(key, write_json(&record)?.as_slice())?;
+    Ok(Some(stored.and_then(|r| r.doc)))
 }
 
 /// Deletes a directory document, or tombstones it when the delete carries a version.
