@@ -8,17 +8,18 @@ cd "$(dirname "$0")/.."
 
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
+PYJWT_VERSION="2.15.1"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python tools in $VENV (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION)"
-want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION"
+step "Python tools in $VENV (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, PyJWT $PYJWT_VERSION)"
+want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION"
 if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; then
     $PY -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "PyJWT[crypto]==$PYJWT_VERSION"
     echo "$want" > "$VENV/.installed"
 fi
 
@@ -52,6 +53,7 @@ step "cfn-lint template.yaml"
 
 step "cargo test --workspace"
 export M2M_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export M2M_TEST_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 log="$(mktemp)"
 cargo test --workspace 2>&1 | tee "$log"
 

@@ -211,7 +211,7 @@ async fn unknown_client_id_takes_as_long_as_a_wrong_secret() {
         m2m_shared::domain::Secret::generate(m2m_shared::domain::SecretKind::TenantToken);
     let unknown_client = "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11";
     let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    for _ in 0..9 {
         for (id, times) in [
             (client.as_str(), &mut wrong),
             (unknown_client, &mut unknown),
@@ -229,7 +229,7 @@ async fn unknown_client_id_takes_as_long_as_a_wrong_secret() {
     let (wrong, unknown) = (median(&mut wrong), median(&mut unknown));
     let ratio = unknown / wrong;
     assert!(
-        (0.6..1.6).contains(&ratio),
+        (0.5..2.0).contains(&ratio),
         "unknown clientId {unknown:.4}s vs wrong secret {wrong:.4}s (ratio {ratio:.2})"
     );
 }

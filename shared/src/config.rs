@@ -27,6 +27,8 @@ pub struct Settings {
     pub access_token_ttl_seconds: i64,
     pub vendor_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
+    /// The service's public base URL for published links (discovery); else taken per request.
+    pub public_url: Option<String>,
 }
 
 /// What only the local server needs.
@@ -110,6 +112,18 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             vendor_token_ttl_seconds: self.seconds("M2M_VENDOR_TOKEN_TTL_SECONDS", 3600)?,
             refresh_token_ttl_seconds: self
                 .seconds("M2M_REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
+            public_url: match self.get("M2M_PUBLIC_URL") {
+                None => None,
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(url) => {
+                    return Err(ConfigError {
+                        name: "M2M_PUBLIC_URL",
+                        problem: format!("expected an http(s):// URL, got {url:?}"),
+                    });
+                }
+            },
         })
     }
 

@@ -65,6 +65,7 @@ pub fn test_settings(backend: Backend) -> Settings {
         access_token_ttl_seconds: 600,
         vendor_token_ttl_seconds: 3600,
         refresh_token_ttl_seconds: 86_400,
+        public_url: None,
     }
 }
 

@@ -35,6 +35,26 @@ pub(super) async fn call(app: &App, route: Resolved, req: &Request) -> Result<Re
             json(200, &json!({ "publicKey": app.signer.public_key().pem() }))
         }
         Endpoint::Jwks => json(200, &json!({ "keys": [app.signer.public_key().jwk()] })),
+        Endpoint::OpenIdConfiguration => {
+            let base = app
+                .settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| request::public_base_url(req));
+            json(
+                200,
+                &json!({
+                    "issuer": app.settings.issuer,
+                    "jwks_uri": format!("{base}/.well-known/jwks.json"),
+                    "token_endpoint": format!("{base}/identity/resources/auth/v2/api-token"),
+                    "grant_types_supported": ["client_credentials"],
+                    "response_types_supported": ["token"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_post"],
+                }),
+            )
+        }
         Endpoint::CreateUserToken => {
             request::vendor(app, req)?;
             let tenant_id = request::tenant_id(req)?;

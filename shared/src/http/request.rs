@@ -75,3 +75,22 @@ pub fn vendor(app: &App, request: &Request) -> Result<VendorClaims> {
     };
     app.verify_vendor_token(token)
 }
+
+/// The URL this request reached the service at: the Host header (API Gateway's domain, or the
+/// local listener) with the scheme API Gateway forwards, so published URLs work from outside.
+pub fn public_base_url(request: &Request) -> String {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = header("host").unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}

@@ -75,6 +75,7 @@ pub enum Endpoint {
     VendorAuth,
     Configurations,
     Jwks,
+    OpenIdConfiguration,
     CreateUserToken,
     CreateTenantToken,
     Exchange(Casing),
@@ -102,7 +103,7 @@ impl Endpoint {
         match self {
             Self::VendorAuth => Function::VendorAuth,
             Self::Configurations => Function::Configurations,
-            Self::Jwks => Function::Jwks,
+            Self::Jwks | Self::OpenIdConfiguration => Function::Jwks,
             Self::CreateUserToken => Function::CreateUserToken,
             Self::CreateTenantToken => Function::CreateTenantToken,
             Self::Exchange(_) => Function::Exchange,
@@ -145,6 +146,11 @@ pub const ROUTES: &[Route] = &[
         Endpoint::Configurations,
     ),
     route(Method::GET, "/.well-known/jwks.json", Endpoint::Jwks),
+    route(
+        Method::GET,
+        "/.well-known/openid-configuration",
+        Endpoint::OpenIdConfiguration,
+    ),
     route(Method::POST, USER_TOKENS, Endpoint::CreateUserToken),
     route(Method::POST, TENANT_TOKENS, Endpoint::CreateTenantToken),
     route(

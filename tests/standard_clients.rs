@@ -1,0 +1,71 @@
+//! Standard JWT tooling verifies our tokens with no extra configuration: OpenID discovery
+//! leads to the JWKS, and PyJWT's `PyJWKClient` (a real, widely used client) checks the JWT.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::*;
+
+#[tokio::test]
+async fn discovery_names_the_issuer_the_jwks_and_rs256() {
+    let t = spawn_app(Backing::Embedded).await;
+    let discovery = t.get("/.well-known/openid-configuration", &[]).await;
+    assert_eq!(discovery.status, StatusCode::OK);
+    assert_eq!(discovery.body["issuer"], "https://auth.test");
+    assert_eq!(
+        discovery.body["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    let jwks_uri = discovery.body["jwks_uri"].as_str().unwrap();
+    assert_eq!(jwks_uri, format!("{}/.well-known/jwks.json", t.base));
+    let jwks: Value = reqwest::get(jwks_uri).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+}
+
+#[tokio::test]
+async fn pyjwt_verifies_a_token_through_discovery() {
+    let python = std::env::var("M2M_TEST_PYTHON").expect(
+        "M2M_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs PyJWT",
+    );
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let issued = t.exchange(EXCHANGE_V2, &client_id, &secret).await;
+    let token = issued.body["access_token"].as_str().unwrap().to_owned();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/clients/pyjwt_verify.py"
+    );
+    let base = t.base.clone();
+    let run = |token: String| {
+        let (python, base) = (python.clone(), base.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .args([script, &base, &token, "test-api", "https://auth.test"])
+                .output()
+                .unwrap()
+        })
+    };
+    let output = run(token.clone()).await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (claims["sub"].as_str(), claims["tenantId"].as_str()),
+        (Some(client_id.as_str()), Some("acme"))
+    );
+
+    // A tampered token is refused by the same client.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    let output = run(parts.join(".")).await.unwrap();
+    assert!(
+        !output.status.success(),
+        "PyJWT must refuse a tampered token"
+    );
+}
