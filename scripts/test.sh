@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check the project has, on a fresh machine as on a developer's:
-#   1. installs moto (DynamoDB + KMS emulator) and cfn-lint into .venv, pinned;
+#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT and openapi-spec-validator
+#      into .venv, pinned;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
 #   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace.
 set -euo pipefail
@@ -9,17 +10,19 @@ cd "$(dirname "$0")/.."
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
 PYJWT_VERSION="2.15.1"
+OPENAPI_VALIDATOR_VERSION="0.9.0"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python tools in $VENV (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, PyJWT $PYJWT_VERSION)"
-want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION"
+step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator)"
+want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; then
     $PY -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "PyJWT[crypto]==$PYJWT_VERSION"
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "PyJWT[crypto]==$PYJWT_VERSION" \
+        "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
     echo "$want" > "$VENV/.installed"
 fi
 

@@ -84,7 +84,7 @@ async fn the_whole_flow_through_api_gateway_events() {
     .await;
     assert_eq!(status, 200);
     assert!(text(&body, "publicKey").starts_with("-----BEGIN PUBLIC KEY-----"));
-    let (status, body) = invoke(&app, Function::Jwks, "jwks", &[]).await;
+    let (status, body) = invoke(&app, Function::Discovery, "jwks", &[]).await;
     assert_eq!(
         (status, body["keys"][0]["alg"].as_str()),
         (200, Some("RS256"))
@@ -223,7 +223,7 @@ async fn the_whole_flow_through_api_gateway_events() {
 #[tokio::test]
 async fn a_function_serves_only_its_own_routes() {
     let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
-    let (status, body) = invoke(&app, Function::Jwks, "exchange-v1", &[]).await;
+    let (status, body) = invoke(&app, Function::Discovery, "exchange-v1", &[]).await;
     assert_eq!(status, 404, "{body}");
     assert!(body["errors"][0].is_string());
 }

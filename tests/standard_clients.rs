@@ -69,3 +69,53 @@ async fn pyjwt_verifies_a_token_through_discovery() {
         "PyJWT must refuse a tampered token"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_is_valid_openapi_3_1() {
+    let t = spawn_app(Backing::Embedded).await;
+    let reply = t.get("/openapi.json", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let document = reply.body;
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routed: std::collections::BTreeSet<(String, String)> = m2m_shared::http::ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(
+        documented, routed,
+        "the document and the route table name the same operations"
+    );
+
+    let python = std::env::var("M2M_TEST_PYTHON").expect(
+        "M2M_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs the validator",
+    );
+    let text = document.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(sys.stdin))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "not valid OpenAPI: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -134,7 +134,7 @@ fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
             );
             assert_ne!(action, "dynamodb:Scan", "{name}: nothing scans the table");
         }
-        if ["configurations", "jwks", "vendor-auth"].contains(&function.binary.as_str()) {
+        if ["configurations", "discovery", "vendor-auth"].contains(&function.binary.as_str()) {
             for write in writes {
                 assert!(
                     !function.actions.contains(write),
@@ -142,7 +142,7 @@ fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
                 );
             }
         }
-        if ["configurations", "jwks"].contains(&function.binary.as_str()) {
+        if ["configurations", "discovery"].contains(&function.binary.as_str()) {
             assert!(
                 function.actions.iter().all(|a| !a.starts_with("dynamodb:")),
                 "{name} never touches the table"

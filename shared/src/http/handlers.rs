@@ -14,6 +14,9 @@ use crate::domain::{ApiToken, GrantId, Metadata, Secret, TenantId, TokenOwner, U
 use crate::error::{Error, Result};
 use crate::operations::{Caller, Issued, NewToken, TokenPatch};
 
+/// The API's OpenAPI 3.1 description; a test holds it to the route table.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 const MAX_METADATA_BYTES: usize = 2048;
 const MAX_GRANTS: usize = 100;
@@ -35,6 +38,10 @@ pub(super) async fn call(app: &App, route: Resolved, req: &Request) -> Result<Re
             json(200, &json!({ "publicKey": app.signer.public_key().pem() }))
         }
         Endpoint::Jwks => json(200, &json!({ "keys": [app.signer.public_key().jwk()] })),
+        Endpoint::OpenApi => {
+            let document: Value = serde_json::from_str(OPENAPI).map_err(Error::internal)?;
+            json(200, &document)
+        }
         Endpoint::OpenIdConfiguration => {
             let base = app
                 .settings

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub enum Function {
     VendorAuth,
     Configurations,
-    Jwks,
+    Discovery,
     CreateUserToken,
     CreateTenantToken,
     Exchange,
@@ -28,7 +28,7 @@ impl Function {
     pub const ALL: [Function; 13] = [
         Self::VendorAuth,
         Self::Configurations,
-        Self::Jwks,
+        Self::Discovery,
         Self::CreateUserToken,
         Self::CreateTenantToken,
         Self::Exchange,
@@ -46,7 +46,7 @@ impl Function {
         match self {
             Self::VendorAuth => "vendor-auth",
             Self::Configurations => "configurations",
-            Self::Jwks => "jwks",
+            Self::Discovery => "discovery",
             Self::CreateUserToken => "create-user-token",
             Self::CreateTenantToken => "create-tenant-token",
             Self::Exchange => "exchange",
@@ -76,6 +76,7 @@ pub enum Endpoint {
     Configurations,
     Jwks,
     OpenIdConfiguration,
+    OpenApi,
     CreateUserToken,
     CreateTenantToken,
     Exchange(Casing),
@@ -103,7 +104,7 @@ impl Endpoint {
         match self {
             Self::VendorAuth => Function::VendorAuth,
             Self::Configurations => Function::Configurations,
-            Self::Jwks | Self::OpenIdConfiguration => Function::Jwks,
+            Self::Jwks | Self::OpenIdConfiguration | Self::OpenApi => Function::Discovery,
             Self::CreateUserToken => Function::CreateUserToken,
             Self::CreateTenantToken => Function::CreateTenantToken,
             Self::Exchange(_) => Function::Exchange,
@@ -151,6 +152,7 @@ pub const ROUTES: &[Route] = &[
         "/.well-known/openid-configuration",
         Endpoint::OpenIdConfiguration,
     ),
+    route(Method::GET, "/openapi.json", Endpoint::OpenApi),
     route(Method::POST, USER_TOKENS, Endpoint::CreateUserToken),
     route(Method::POST, TENANT_TOKENS, Endpoint::CreateTenantToken),
     route(

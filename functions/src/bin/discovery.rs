@@ -2,5 +2,5 @@ use m2m_shared::http::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    m2m_shared::runtime::run_function(Function::Jwks).await
+    m2m_shared::runtime::run_function(Function::Discovery).await
 }
