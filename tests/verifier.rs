@@ -1,0 +1,146 @@
+//! The `m2m-verify` crate against a running server: discovery, typed claims, refusals, the
+//! bounded refetch on an unknown `kid`, and the axum layer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use m2m_verify::axum::{Rejection, authenticate};
+use m2m_verify::{Claims, TokenType, Verifier};
+use serde_json::json;
+use support::*;
+
+async fn access_token(t: &TestApp, body: serde_json::Value) -> String {
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", body).await;
+    let issued = t.exchange(EXCHANGE_V1, &client_id, &secret).await;
+    issued.body["accessToken"].as_str().unwrap().to_owned()
+}
+
+async fn grant_reports_read(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let reply = t
+        .post(
+            PERMISSIONS,
+            &[("x-access-token", &vendor)],
+            &json!({"id": "p-read", "key": "reports.read"}),
+        )
+        .await;
+    assert_eq!(reply.status, reqwest::StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn verified_claims_are_typed_and_refusals_are_errors() {
+    let t = spawn_app(Backing::Embedded).await;
+    grant_reports_read(&t).await;
+    let verifier = Verifier::discover(&t.base, "test-api").await.unwrap();
+    let token = access_token(&t, json!({"permissionIds": ["p-read"]})).await;
+    let claims = verifier.verify(&token).await.unwrap();
+    assert_eq!(
+        (claims.tenant_id.as_str(), claims.token_type),
+        ("acme", TokenType::Tenant)
+    );
+    assert!(claims.has_permission("reports.read") && !claims.has_permission("reports.write"));
+    assert!(claims.has_any_permission(&["reports.write", "reports.read"]));
+
+    let vendor = t.vendor_token().await;
+    assert!(
+        verifier.verify(&vendor).await.is_err(),
+        "a vendor token is not an access token"
+    );
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"x","tenantId":"evil","type":"tenantApiToken","exp":9999999999,"iss":"https://auth.test","aud":"test-api"}"#);
+    parts[1] = &forged_claims;
+    assert!(verifier.verify(&parts.join(".")).await.is_err(), "tampered");
+    let other_api = Verifier::discover(&t.base, "another-api").await.unwrap();
+    assert!(other_api.verify(&token).await.is_err(), "wrong audience");
+    t.clock.advance_seconds(-3600);
+    let expired = access_token(&t, json!({})).await;
+    assert!(verifier.verify(&expired).await.is_err(), "expired");
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
+    let t = spawn_app(Backing::Embedded).await;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let upstream = format!("{}/.well-known/jwks.json", t.base);
+    let counter = Arc::clone(&fetches);
+    let proxy = axum::Router::new().route(
+        "/jwks",
+        get(move || {
+            let (counter, upstream) = (Arc::clone(&counter), upstream.clone());
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                reqwest::get(upstream).await.unwrap().text().await.unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+
+    let verifier = Verifier::new(jwks, "https://auth.test", "test-api")
+        .refetch_interval(std::time::Duration::from_millis(300));
+    let token = access_token(&t, json!({})).await;
+    verifier.verify(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "keys are cached");
+
+    let (_, rest) = token.split_once('.').unwrap();
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT","kid":"rotated-key"}"#);
+    let unknown_kid = format!("{header}.{rest}");
+    for _ in 0..5 {
+        assert!(verifier.verify(&unknown_kid).await.is_err());
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "within the interval, no refetch storm"
+    );
+
+    let hs256 = format!(
+        "{}.{rest}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"x"}"#)
+    );
+    assert!(
+        verifier.verify(&hs256).await.is_err(),
+        "the algorithm is pinned to RS256"
+    );
+}
+
+async fn reports(claims: Claims) -> Result<String, Rejection> {
+    claims.require_permission("reports.read")?;
+    Ok(format!("reports of {}", claims.tenant_id))
+}
+
+#[tokio::test]
+async fn the_axum_layer_guards_a_vendor_api() {
+    let t = spawn_app(Backing::Embedded).await;
+    grant_reports_read(&t).await;
+    let verifier = Arc::new(Verifier::discover(&t.base, "test-api").await.unwrap());
+    let api = axum::Router::new()
+        .route("/reports", get(reports))
+        .route_layer(axum::middleware::from_fn_with_state(verifier, authenticate));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/reports", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api).await });
+
+    let client = reqwest::Client::new();
+    let call = |token: Option<String>| {
+        let mut request = client.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(call(None).await, 401);
+    assert_eq!(call(Some("not-a-jwt".into())).await, 401);
+    assert_eq!(call(Some(access_token(&t, json!({})).await)).await, 403);
+    let allowed = access_token(&t, json!({"permissionIds": ["p-read"]})).await;
+    assert_eq!(call(Some(allowed)).await, 200);
+}

@@ -1,0 +1,209 @@
+//! Verify m2m-auth access tokens in your own API.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), m2m_verify::Error> {
+//! let verifier = m2m_verify::Verifier::discover("https://auth.example.com", "my-api").await?;
+//! let claims = verifier.verify("eyJhbGciOiJSUzI1NiIs...").await?;
+//! if claims.has_permission("reports.read") {
+//!     println!("tenant {} may read reports", claims.tenant_id);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The JWKS is fetched once and cached; a token signed with an unknown `kid` triggers one
+//! refetch, at most once per [`Verifier::MIN_REFETCH_INTERVAL`] (adjustable), so forged `kid`s cannot make
+//! the verifier hammer the server. Only RS256 is accepted; `iss`, `aud` and `exp` are checked.
+
+#[cfg(feature = "axum")]
+pub mod axum;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The token is not one of ours, not for this API, tampered with or expired.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// The JWKS or discovery document could not be fetched or read.
+    #[error("cannot fetch signing keys: {0}")]
+    Keys(String),
+}
+
+/// Which kind of credential the token was exchanged from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum TokenType {
+    #[serde(rename = "tenantApiToken")]
+    Tenant,
+    #[serde(rename = "userApiToken")]
+    User,
+}
+
+/// What a verified m2m-auth access token says.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    /// The API token's clientId.
+    pub sub: String,
+    pub tenant_id: String,
+    /// Set on personal (user) tokens.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub exp: i64,
+}
+
+impl Claims {
+    pub fn has_permission(&self, key: &str) -> bool {
+        self.permissions.iter().any(|p| p == key)
+    }
+
+    /// True when the token holds at least one of `keys` (as Frontegg's SDKs check).
+    pub fn has_any_permission(&self, keys: &[&str]) -> bool {
+        keys.iter().any(|key| self.has_permission(key))
+    }
+
+    pub fn has_role(&self, key: &str) -> bool {
+        self.roles.iter().any(|r| r == key)
+    }
+}
+
+struct KeyCache {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+/// Verifies access tokens against one m2m-auth deployment.
+pub struct Verifier {
+    jwks_uri: String,
+    validation: Validation,
+    refetch_interval: Duration,
+    http: reqwest::Client,
+    cache: RwLock<KeyCache>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+impl Verifier {
+    /// An unknown `kid` refetches the JWKS at most this often.
+    pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+    /// A verifier for tokens from `issuer` meant for `audience`, with keys from `jwks_uri`.
+    pub fn new(jwks_uri: impl Into<String>, issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        Self {
+            jwks_uri: jwks_uri.into(),
+            validation,
+            refetch_interval: Self::MIN_REFETCH_INTERVAL,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                fetched_at: None,
+            }),
+        }
+    }
+
+    /// Changes how soon an unknown `kid` may refetch the JWKS again (default 30 s).
+    pub fn refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// Reads issuer and JWKS location from `{base_url}/.well-known/openid-configuration`.
+    pub async fn discover(base_url: &str, audience: &str) -> Result<Self, Error> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            base_url.trim_end_matches('/')
+        );
+        let discovery: Discovery = reqwest::get(&url)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| Error::Keys(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| Error::Keys(e.to_string()))?;
+        Ok(Self::new(discovery.jwks_uri, &discovery.issuer, audience))
+    }
+
+    /// Checks the signature (RS256 only), `iss`, `aud`, `exp` and the token type.
+    pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| Error::InvalidToken(e.to_string()))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Error::InvalidToken(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| Error::InvalidToken("no kid".into()))?;
+        let key = self.key(&kid).await?;
+        jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| Error::InvalidToken(e.to_string()))
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, Error> {
+        if let Some(key) = self.cache.read().await.keys.get(kid) {
+            return Ok(key.clone());
+        }
+        let mut cache = self.cache.write().await;
+        let may_refetch = cache
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= self.refetch_interval);
+        if !cache.keys.contains_key(kid) && may_refetch {
+            cache.keys = self.fetch().await?;
+            cache.fetched_at = Some(Instant::now());
+        }
+        cache
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| Error::InvalidToken(format!("unknown kid {kid}")))
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, Error> {
+        tracing::debug!(uri = self.jwks_uri, "fetching JWKS");
+        let set: JwkSet = self
+            .http
+            .get(&self.jwks_uri)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| Error::Keys(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| Error::Keys(e.to_string()))?;
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect())
+    }
+}
