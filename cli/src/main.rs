@@ -1,0 +1,387 @@
+//! `m2m`: the command-line client for customers' machines and CI jobs.
+//!
+//! `m2m login` exchanges a clientId and secret for a JWT and a refresh token and caches them in
+//! a file only the user can read (never the secret); `m2m token` prints a JWT for
+//! `Authorization: Bearer $(m2m token)`, refreshing it shortly before it expires. With vendor
+//! credentials, `m2m tokens create|list|delete` manages API tokens.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "m2m", version, about = "m2m-auth command-line client")]
+struct Cli {
+    /// The m2m-auth server.
+    #[arg(
+        long,
+        env = "M2M_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Where the session is cached (default: $XDG_CONFIG_HOME/m2m/session.json).
+    #[arg(long, env = "M2M_SESSION_FILE", global = true)]
+    session_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exchange an API token's clientId and secret for a JWT, and cache the session.
+    Login {
+        #[arg(long, env = "M2M_CLIENT_ID")]
+        client_id: Option<String>,
+        /// Prefer the environment or the prompt: flags show up in process listings.
+        #[arg(long, env = "M2M_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// Print a valid JWT, refreshing the cached one when it is about to expire.
+    Token,
+    /// Forget the cached session.
+    Logout,
+    /// Manage API tokens with vendor credentials (M2M_VENDOR_CLIENT_ID, M2M_VENDOR_SECRET).
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+        #[arg(long, env = "M2M_VENDOR_CLIENT_ID", global = true)]
+        vendor_client_id: Option<String>,
+        #[arg(long, env = "M2M_VENDOR_SECRET", hide_env_values = true, global = true)]
+        vendor_secret: Option<String>,
+        /// The tenant whose tokens these are.
+        #[arg(long, global = true)]
+        tenant: Option<String>,
+        /// For personal tokens: the user they belong to.
+        #[arg(long, global = true)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensAction {
+    /// Create a token; prints its clientId and secret (shown only this once).
+    Create {
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        expires_in_minutes: Option<u32>,
+        /// Tenant tokens only: role ids to grant.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Tenant tokens only: permission ids to grant.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Delete a token by clientId.
+    Delete { client_id: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot reach {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error("the server refused the credentials ({0}); check the clientId and secret")]
+    Refused(String),
+    #[error("{0}")]
+    Server(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot use the session file {path}: {cause}")]
+    Session { path: String, cause: String },
+}
+
+/// What `login` caches: never the secret.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Session {
+    url: String,
+    client_id: String,
+    access_token: String,
+    refresh_token: String,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+/// Refresh when less than this many seconds remain.
+const REFRESH_MARGIN_SECONDS: i64 = 60;
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+struct Api {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
+        let response = request.send().await.map_err(|e| Failure::Unreachable {
+            url: self.url.clone(),
+            cause: root_cause(&e),
+        })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = body["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        if status.as_u16() == 401 {
+            Err(Failure::Refused(format!("{status}")))
+        } else {
+            Err(Failure::Server(format!(
+                "the server answered {status}: {message}"
+            )))
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.call(self.http.post(format!("{}{path}", self.url)).json(body))
+            .await
+    }
+
+    async fn issue(&self, path: &str, body: &Value, client_id: &str) -> Result<Session, Failure> {
+        let issued = self.post(path, body).await?;
+        let field = |name: &str| {
+            issued[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Failure::Server(format!("the answer has no {name}")))
+        };
+        Ok(Session {
+            url: self.url.clone(),
+            client_id: client_id.to_owned(),
+            access_token: field("accessToken")?,
+            refresh_token: field("refreshToken")?,
+            expires_at: now() + issued["expiresIn"].as_i64().unwrap_or(0),
+        })
+    }
+}
+
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn session_path(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+        .ok_or_else(|| Failure::Usage("set HOME or M2M_SESSION_FILE".into()))?;
+    Ok(base.join("m2m").join("session.json"))
+}
+
+fn load(path: &PathBuf) -> Result<Session, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|_| Failure::Usage("not logged in: run `m2m login` first".into()))?;
+    serde_json::from_str(&text).map_err(|e| Failure::Session {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    })
+}
+
+/// Writes the session readable by the user only (0600), atomically.
+fn save(path: &PathBuf, session: &Session) -> Result<(), Failure> {
+    let fail = |cause: String| Failure::Session {
+        path: path.display().to_string(),
+        cause,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let text = serde_json::to_vec_pretty(session).map_err(|e| fail(e.to_string()))?;
+    std::io::Write::write_all(
+        &mut options.open(&tmp).map_err(|e| fail(e.to_string()))?,
+        &text,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
+}
+
+fn required(value: Option<String>, what: &str, flag: &str) -> Result<String, Failure> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| Failure::Usage(format!("{what} is needed: pass {flag}")))
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let path = session_path(cli.session_file)?;
+    let api = Api::new(&cli.url);
+    match cli.command {
+        Command::Login { client_id, secret } => {
+            let client_id = required(client_id, "a clientId", "--client-id or set M2M_CLIENT_ID")?;
+            let secret = match secret {
+                Some(secret) => secret,
+                None => rpassword::prompt_password("secret: ").map_err(|e| {
+                    Failure::Usage(format!(
+                        "no secret given and none can be read from a terminal ({e}); set M2M_SECRET"
+                    ))
+                })?,
+            };
+            let body = json!({"clientId": client_id, "secret": secret.trim()});
+            let session = api
+                .issue("/identity/resources/auth/v1/api-token", &body, &client_id)
+                .await?;
+            save(&path, &session)?;
+            eprintln!(
+                "logged in as {client_id}; session cached in {}",
+                path.display()
+            );
+        }
+        Command::Token => {
+            let mut session = load(&path)?;
+            if session.expires_at - now() < REFRESH_MARGIN_SECONDS {
+                let api = Api::new(&session.url);
+                let body = json!({"refreshToken": session.refresh_token});
+                session = api
+                    .issue(
+                        "/identity/resources/auth/v1/api-token/token/refresh",
+                        &body,
+                        &session.client_id,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        Failure::Refused(_) => Failure::Usage(
+                            "the session can no longer be refreshed: run `m2m login` again".into(),
+                        ),
+                        other => other,
+                    })?;
+                save(&path, &session)?;
+            }
+            println!("{}", session.access_token);
+        }
+        Command::Logout => match std::fs::remove_file(&path) {
+            Ok(()) => eprintln!("logged out"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not logged in"),
+            Err(e) => {
+                return Err(Failure::Session {
+                    path: path.display().to_string(),
+                    cause: e.to_string(),
+                });
+            }
+        },
+        Command::Tokens {
+            action,
+            vendor_client_id,
+            vendor_secret,
+            tenant,
+            user,
+        } => {
+            let vendor_client_id = required(
+                vendor_client_id,
+                "a vendor clientId",
+                "--vendor-client-id or set M2M_VENDOR_CLIENT_ID",
+            )?;
+            let vendor_secret = required(
+                vendor_secret,
+                "a vendor secret",
+                "--vendor-secret or set M2M_VENDOR_SECRET",
+            )?;
+            let tenant = required(tenant, "a tenant", "--tenant")?;
+            let vendor = api
+                .post(
+                    "/auth/vendor",
+                    &json!({"clientId": vendor_client_id, "secret": vendor_secret}),
+                )
+                .await?;
+            let vendor = vendor["token"].as_str().unwrap_or_default().to_owned();
+            let base = match &user {
+                Some(_) => "/identity/resources/users/api-tokens/v1",
+                None => "/identity/resources/tenants/api-tokens/v1",
+            };
+            let with_headers = |request: reqwest::RequestBuilder| {
+                let request = request
+                    .header("x-access-token", &vendor)
+                    .header("frontegg-tenant-id", &tenant);
+                match &user {
+                    Some(user) => request.header("frontegg-user-id", user),
+                    None => request,
+                }
+            };
+            let answer = match action {
+                TokensAction::Create {
+                    description,
+                    expires_in_minutes,
+                    roles,
+                    permissions,
+                } => {
+                    let mut body = json!({"description": description});
+                    if let Some(minutes) = expires_in_minutes {
+                        body["expiresInMinutes"] = json!(minutes);
+                    }
+                    if !roles.is_empty() {
+                        body["roleIds"] = json!(roles);
+                    }
+                    if !permissions.is_empty() {
+                        body["permissionIds"] = json!(permissions);
+                    }
+                    api.call(with_headers(
+                        api.http.post(format!("{}{base}", api.url)).json(&body),
+                    ))
+                    .await?
+                }
+                TokensAction::List => {
+                    api.call(with_headers(api.http.get(format!("{}{base}", api.url))))
+                        .await?
+                }
+                TokensAction::Delete { client_id } => {
+                    api.call(with_headers(
+                        api.http.delete(format!("{}{base}/{client_id}", api.url)),
+                    ))
+                    .await?
+                }
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("m2m: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}

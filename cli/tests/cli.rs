@@ -1,0 +1,185 @@
+//! The `m2m` command as a customer's CI job runs it, against the whole API in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// Runs `m2m` with only the given environment, on the blocking pool so the server keeps serving.
+async fn m2m(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_m2m"));
+    command.args(args).env_clear().env("HOME", home);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn login_caches_a_private_session_and_token_prints_a_valid_jwt() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", client_id.as_str()),
+        ("M2M_SECRET", secret.as_str()),
+    ];
+
+    let login = m2m(home.path(), &["login"], &env).await;
+    assert!(login.status.success(), "{}", stderr(&login));
+    let session_file = home.path().join(".config/m2m/session.json");
+    let cached = std::fs::read_to_string(&session_file).unwrap();
+    assert!(!cached.contains(&secret), "the secret is never cached");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&session_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the user can read the session");
+    }
+
+    let token = m2m(home.path(), &["token"], &[]).await;
+    assert!(token.status.success(), "{}", stderr(&token));
+    let claims = t.app.verify_access_token(&stdout(&token)).unwrap();
+    assert_eq!(claims.sub, client_id);
+    let again = m2m(home.path(), &["token"], &[]).await;
+    assert_eq!(
+        stdout(&again),
+        stdout(&token),
+        "a fresh token is reused, not refreshed"
+    );
+}
+
+#[tokio::test]
+async fn token_refreshes_before_expiry() {
+    let t = spawn_app_with(Backing::Embedded, |s| s.access_token_ttl_seconds = 30).await;
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", client_id.as_str()),
+        ("M2M_SECRET", secret.as_str()),
+    ];
+    assert!(m2m(home.path(), &["login"], &env).await.status.success());
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join(".config/m2m/session.json")).unwrap(),
+    )
+    .unwrap();
+
+    let token = m2m(home.path(), &["token"], &[]).await;
+    assert!(token.status.success(), "{}", stderr(&token));
+    assert_ne!(
+        stdout(&token),
+        session["accessToken"].as_str().unwrap(),
+        "30 s left: refreshed"
+    );
+    assert!(t.app.verify_access_token(&stdout(&token)).is_ok());
+    let renewed: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join(".config/m2m/session.json")).unwrap(),
+    )
+    .unwrap();
+    assert_ne!(
+        renewed["refreshToken"], session["refreshToken"],
+        "the used refresh token is replaced"
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_and_an_unreachable_server_get_clear_messages() {
+    let t = spawn_app(Backing::Embedded).await;
+    let home = tempfile::tempdir().unwrap();
+    let wrong = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11"),
+        ("M2M_SECRET", "m2mt_wrong"),
+    ];
+    let login = m2m(home.path(), &["login"], &wrong).await;
+    assert!(!login.status.success());
+    assert!(
+        stderr(&login).contains("refused the credentials"),
+        "{}",
+        stderr(&login)
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let env = [
+        ("M2M_URL", url.as_str()),
+        ("M2M_CLIENT_ID", "x"),
+        ("M2M_SECRET", "y"),
+    ];
+    let login = m2m(home.path(), &["login"], &env).await;
+    assert!(!login.status.success());
+    assert!(
+        stderr(&login).contains(&format!("cannot reach {url}")),
+        "{}",
+        stderr(&login)
+    );
+
+    let token = m2m(home.path(), &["token"], &[]).await;
+    assert!(stderr(&token).contains("m2m login"), "{}", stderr(&token));
+}
+
+#[tokio::test]
+async fn a_vendor_creates_lists_and_deletes_tokens() {
+    let t = spawn_app(Backing::Embedded).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
+        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
+    ];
+    let created = m2m(
+        home.path(),
+        &[
+            "tokens",
+            "create",
+            "--tenant",
+            "acme",
+            "--description",
+            "ci",
+        ],
+        &env,
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let created: Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let client_id = created["clientId"].as_str().unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("m2mt_"));
+
+    let listed = m2m(home.path(), &["tokens", "list", "--tenant", "acme"], &env).await;
+    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(listed[0]["clientId"], client_id);
+    assert!(listed[0].get("secret").is_none());
+
+    let deleted = m2m(
+        home.path(),
+        &["tokens", "delete", client_id, "--tenant", "acme"],
+        &env,
+    )
+    .await;
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    let listed = m2m(home.path(), &["tokens", "list", "--tenant", "acme"], &env).await;
+    assert_eq!(stdout(&listed), "[]");
+}
