@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check the project has, on a fresh machine as on a developer's:
-#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT and openapi-spec-validator
-#      into .venv, pinned;
+#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT, openapi-spec-validator and
+#      Frontegg's Python SDK into .venv, and Frontegg's Node SDK into tests/clients/node, pinned;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
 #   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace.
 set -euo pipefail
@@ -11,20 +11,26 @@ MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
 PYJWT_VERSION="2.15.1"
 OPENAPI_VALIDATOR_VERSION="0.9.0"
+FRONTEGG_VERSION="3.0.4"
+FASTAPI_VERSION="0.165.0"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator)"
-want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator, Frontegg's SDK)"
+want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION frontegg==$FRONTEGG_VERSION fastapi==$FASTAPI_VERSION"
 if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; then
     $PY -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "PyJWT[crypto]==$PYJWT_VERSION" \
-        "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+        "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" \
+        "frontegg[fastapi]==$FRONTEGG_VERSION" "fastapi==$FASTAPI_VERSION"
     echo "$want" > "$VENV/.installed"
 fi
+
+step "Frontegg's Node SDK (tests/clients/node)"
+npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
 
 step "moto on 127.0.0.1"
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
