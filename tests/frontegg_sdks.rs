@@ -10,14 +10,7 @@ use support::*;
 /// A tenant token with `reports.read`, a user token without it, a tampered and an expired token.
 async fn tokens(t: &TestApp) -> Value {
     let vendor = t.vendor_token().await;
-    let reply = t
-        .post(
-            PERMISSIONS,
-            &[("x-access-token", &vendor)],
-            &json!({"id": "p-read", "key": "reports.read"}),
-        )
-        .await;
-    assert_eq!(reply.status, reqwest::StatusCode::CREATED);
+    t.reports_read_permission(&vendor).await;
     t.member(&vendor, "alice", "acme", json!([])).await;
     let exchange = |(client_id, secret): (String, String)| async move {
         let reply = t.exchange(EXCHANGE_V1, &client_id, &secret).await;

@@ -23,15 +23,7 @@ async fn access_token(t: &TestApp, body: serde_json::Value) -> String {
 }
 
 async fn grant_reports_read(t: &TestApp) {
-    let vendor = t.vendor_token().await;
-    let reply = t
-        .post(
-            PERMISSIONS,
-            &[("x-access-token", &vendor)],
-            &json!({"id": "p-read", "key": "reports.read"}),
-        )
-        .await;
-    assert_eq!(reply.status, reqwest::StatusCode::CREATED);
+    t.reports_read_permission(&t.vendor_token().await).await;
 }
 
 #[tokio::test]

@@ -308,6 +308,15 @@ impl TestApp {
         credentials(&reply)
     }
 
+    /// Creates permission `p-read` with key `reports.read`.
+    pub async fn reports_read_permission(&self, vendor: &str) {
+        let body = json!({"id": "p-read", "key": "reports.read"});
+        let reply = self
+            .post(PERMISSIONS, &[("x-access-token", vendor)], &body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
     /// Makes `user` a member of `tenant` with `role_ids` (the directory's PUT user).
     pub async fn member(&self, vendor: &str, user: &str, tenant: &str, role_ids: Value) {
         let body = json!({"email": format!("{user}@example.test"), "tenants": [{"tenantId": tenant, "roleIds": role_ids}]});

@@ -140,13 +140,7 @@ impl Verifier {
             "{}/.well-known/openid-configuration",
             base_url.trim_end_matches('/')
         );
-        let discovery: Discovery = reqwest::get(&url)
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| Error::Keys(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| Error::Keys(e.to_string()))?;
+        let discovery: Discovery = get_json(&reqwest::Client::new(), &url).await?;
         Ok(Self::new(discovery.jwks_uri, &discovery.issuer, audience))
     }
 
@@ -190,20 +184,25 @@ impl Verifier {
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, Error> {
         tracing::debug!(uri = self.jwks_uri, "fetching JWKS");
-        let set: JwkSet = self
-            .http
-            .get(&self.jwks_uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| Error::Keys(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| Error::Keys(e.to_string()))?;
+        let set: JwkSet = get_json(&self.http, &self.jwks_uri).await?;
         Ok(set
             .keys
             .iter()
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect())
     }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, Error> {
+    http.get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| Error::Keys(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| Error::Keys(e.to_string()))
 }
