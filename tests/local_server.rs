@@ -37,32 +37,14 @@ impl Drop for Server {
 
 impl Server {
     fn start(envs: &[(&str, String)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_m2m-local"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("M2M_LISTEN", "127.0.0.1:0")
-            .env("M2M_BCRYPT_COST", "4")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in envs {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let (err_tx, stderr) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = err_tx.send(line);
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        // An ephemeral port unless `envs` names one.
+        let mut all = vec![("M2M_LISTEN", "127.0.0.1:0".to_owned())];
+        all.extend_from_slice(envs);
+        let mut child = command(env!("CARGO_BIN_EXE_m2m-local"), &all)
+            .spawn()
+            .unwrap();
+        let stderr = lines(child.stderr.take().unwrap());
+        let rx = lines(child.stdout.take().unwrap());
         // Owned by `Server` from here, so a failed start is killed and reaped on drop.
         let mut server = Server {
             child,
@@ -136,11 +118,10 @@ impl Server {
     }
 }
 
-/// Runs a binary to completion and returns (success, stdout, stderr).
-fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
+/// A binary with only PATH, a cheap bcrypt cost and `envs` in its environment, output piped.
+fn command(binary: &str, envs: &[(&str, String)]) -> Command {
     let mut command = Command::new(binary);
     command
-        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("M2M_BCRYPT_COST", "4")
@@ -149,21 +130,28 @@ fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, S
     for (name, value) in envs {
         command.env(name, value);
     }
-    let mut child = command.spawn().unwrap();
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (child.wait().unwrap().success(), out, err)
+    command
+}
+
+/// The lines `reader` yields, as they come.
+fn lines(reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Runs a binary to completion and returns (success, stdout, stderr).
+fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
+    let output = command(binary, envs).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// The token record as DynamoDB holds it.

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::OnceCell;
+
 use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
 use crate::config::{Backend, Settings};
 use crate::domain::{Secret, SecretHash, SecretKind, Timestamp};
@@ -14,8 +16,9 @@ pub struct App {
     pub signer: Arc<dyn Signer>,
     pub clock: Arc<dyn Clock>,
     /// A hash of no one's secret, checked when a clientId is unknown so that an unknown
-    /// clientId costs the same bcrypt work as a wrong secret.
-    decoy_hash: SecretHash,
+    /// clientId costs the same bcrypt work as a wrong secret. Made on first need, or up front
+    /// by [`App::prepare_credential_checks`] where credentials are checked.
+    decoy_hash: OnceCell<SecretHash>,
 }
 
 impl App {
@@ -39,25 +42,43 @@ impl App {
                 )
             }
         };
-        Self::with_parts(settings, store, signer, Arc::new(SystemClock)).await
+        Ok(Self::with_parts(
+            settings,
+            store,
+            signer,
+            Arc::new(SystemClock),
+        ))
     }
 
-    pub async fn with_parts(
+    pub fn with_parts(
         settings: Settings,
         store: Arc<dyn Store>,
         signer: Arc<dyn Signer>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self> {
-        let decoy_hash = Secret::generate(SecretKind::TenantToken)
-            .hash(settings.bcrypt_cost)
-            .await?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             settings,
             store,
             signer,
             clock,
-            decoy_hash,
-        })
+            decoy_hash: OnceCell::new(),
+        }
+    }
+
+    /// Makes the decoy hash now (one bcrypt hash at the configured cost), so that the first
+    /// unknown clientId is not slower than a wrong secret. Only processes that check
+    /// credentials need it; the others skip this cold-start cost.
+    pub async fn prepare_credential_checks(&self) -> Result<()> {
+        self.decoy().await.map(|_| ())
+    }
+
+    async fn decoy(&self) -> Result<&SecretHash> {
+        self.decoy_hash
+            .get_or_try_init(|| async {
+                let nobody = Secret::generate(SecretKind::TenantToken);
+                nobody.hash(self.settings.bcrypt_cost).await
+            })
+            .await
     }
 
     pub fn now(&self) -> Timestamp {
@@ -71,7 +92,10 @@ impl App {
         secret: &Secret,
         stored: Option<&SecretHash>,
     ) -> Result<bool> {
-        let matched = secret.matches(stored.unwrap_or(&self.decoy_hash)).await?;
+        let matched = match stored {
+            Some(hash) => secret.matches(hash).await?,
+            None => secret.matches(self.decoy().await?).await?,
+        };
         Ok(matched && stored.is_some())
     }
 }

@@ -37,11 +37,19 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
-/// The whole of a Lambda binary: build the state once per cold start, then serve `function`.
-pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
+/// A Lambda function's cold start: tracing, settings (DynamoDB and KMS required), adapters.
+async fn lambda_app() -> Result<App, lambda_http::Error> {
     init_tracing();
     let settings = config::process_env().aws_settings()?;
-    let app = App::build(settings).await?;
+    Ok(App::build(settings).await?)
+}
+
+/// The whole of a Lambda binary: build the state once per cold start, then serve `function`.
+pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
+    let app = lambda_app().await?;
+    if function.checks_credentials() {
+        app.prepare_credential_checks().await?;
+    }
     let app = &app;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, std::convert::Infallible>(http::handle(app, request, Some(function)).await)
@@ -51,9 +59,7 @@ pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> 
 
 /// The `provisioning` function: directory events from SQS, with partial batch responses.
 pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
-    init_tracing();
-    let settings = config::process_env().aws_settings()?;
-    let app = App::build(settings).await?;
+    let app = lambda_app().await?;
     let app = &app;
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
@@ -121,6 +127,9 @@ pub async fn run_local() -> ExitCode {
         Ok(app) => app,
         Err(e) => return fail(format_args!("{e}")),
     };
+    if let Err(e) = app.prepare_credential_checks().await {
+        return fail(format_args!("start-up failed: {e}"));
+    }
     let bootstrap = match local.vendor {
         Some((client_id, secret)) => app.ensure_vendor(client_id, &secret).await.map(|_| None),
         None => match app.store.has_vendor().await {

@@ -195,9 +195,7 @@ pub async fn build_app_with(
     };
     let mut settings = test_settings(backend);
     adjust(&mut settings);
-    let app = App::with_parts(settings, store, signer, clock)
-        .await
-        .unwrap();
+    let app = App::with_parts(settings, store, signer, clock);
     (Arc::new(app), dir)
 }
 
@@ -209,6 +207,8 @@ pub async fn spawn_app(backing: Backing) -> TestApp {
 pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = Arc::new(TestClock::default());
     let (app, data_dir) = build_app_with(backing, Arc::clone(&clock), adjust).await;
+    // As `m2m-local` does at start-up.
+    app.prepare_credential_checks().await.unwrap();
     let vendor = app.create_vendor().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

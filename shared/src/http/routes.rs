@@ -41,6 +41,11 @@ impl Function {
         Self::Users,
     ];
 
+    /// Whether the function checks a clientId and secret (and so needs the decoy hash).
+    pub fn checks_credentials(self) -> bool {
+        matches!(self, Self::VendorAuth | Self::Exchange)
+    }
+
     /// The binary's name under `functions/src/bin/`.
     pub fn binary(self) -> &'static str {
         match self {
