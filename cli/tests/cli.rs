@@ -1,7 +1,8 @@
 //! The `m2m` command as a customer's CI job runs it, against the whole API in-process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../tests/api/support/mod.rs"]
+#[allow(dead_code)] // the CLI uses part of the shared harness
 mod support;
 
 use std::path::Path;

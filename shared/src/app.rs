@@ -6,7 +6,7 @@ use tokio::sync::OnceCell;
 
 use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
 use crate::config::{Backend, Settings};
-use crate::domain::{Secret, SecretHash, SecretKind, Timestamp};
+use crate::domain::{PublicKey, Secret, SecretHash, SecretKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Signer, Store};
 
@@ -79,6 +79,19 @@ impl App {
                 nobody.hash(self.settings.bcrypt_cost).await
             })
             .await
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        self.signer.public_key()
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    /// The configured public base URL, if any.
+    pub fn public_url(&self) -> Option<&str> {
+        self.settings.public_url.as_deref()
     }
 
     pub fn now(&self) -> Timestamp {

@@ -57,4 +57,10 @@ impl Error {
     }
 }
 
+impl From<crate::domain::rules::Invalid> for Error {
+    fn from(invalid: crate::domain::rules::Invalid) -> Self {
+        Self::BadRequest(invalid.0)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,11 +4,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, service_fn};
-
 use crate::app::App;
 use crate::config::{self, Settings};
-use crate::http::{self, Function, MAX_BODY_BYTES};
+use crate::http::{self, Function};
 
 /// Logs as JSON lines to stderr, filtered by `RUST_LOG` (default `info`).
 ///
@@ -50,11 +48,7 @@ pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> 
     if function.checks_credentials() {
         app.prepare_credential_checks().await?;
     }
-    let app = &app;
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, std::convert::Infallible>(http::handle(app, request, Some(function)).await)
-    }))
-    .await
+    lambda_http::run(http::service(Arc::new(app), Some(function))).await
 }
 
 /// The `provisioning` function: directory events from SQS, with partial batch responses.
@@ -71,29 +65,15 @@ pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// Serves every route on `listener` until Ctrl-C or SIGTERM.
+/// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let app = Arc::clone(&app);
-        async move { local_request(&app, request).await }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-}
-
-/// Turns a local HTTP request into the same `lambda_http::Request` API Gateway would deliver.
-async fn local_request(app: &App, request: axum::extract::Request) -> axum::response::Response {
-    let (parts, body) = request.into_parts();
-    let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            let request = Request::from_parts(parts, Body::from(bytes.to_vec()));
-            http::handle(app, request, None).await
-        }
-        Err(_) => http::error_response(&crate::error::Error::PayloadTooLarge),
-    };
-    let (parts, body) = response.into_parts();
-    axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_vec()))
+    let service = http::service(app, None);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
 }
 
 async fn shutdown_signal() {

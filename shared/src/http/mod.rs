@@ -1,44 +1,133 @@
-//! HTTP: the route table, request parsing, and the mapping of results to responses. Used by
-//! the Lambda binaries and by the local server alike.
+//! HTTP: the endpoint table served through axum, the caller checks, request parsing and the
+//! mapping of results to responses. The Lambda binaries and the local server run the same
+//! [`service`]; a Lambda binary mounts only its own function's rows.
+//!
+//! A request flows: path normalised (trailing and leading doubled slashes) -> body limit,
+//! trace -> the row's route -> the row's caller check -> its handler (one module per resource)
+//! -> one operation -> a typed response, or an [`Error`](crate::Error) as `{"errors":[...]}`.
 
-mod handlers;
+pub mod caller;
+mod credentials;
+mod directory;
+mod discovery;
+pub mod endpoints;
 mod request;
 mod response;
-pub mod routes;
+mod tokens;
 
-use std::time::Instant;
+use std::sync::Arc;
 
-use lambda_http::{Body, Request, Response};
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
-pub use response::error_response;
-pub use routes::{Endpoint, Function, ROUTES};
+pub use endpoints::{ENDPOINTS, Endpoint, Function, Handler};
 
 use crate::app::App;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use request::Call;
 
 /// Largest request body accepted; every body of this API is far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Serves one request. `only` restricts it to one function's routes (a Lambda binary);
-/// the local server passes `None`. Logs method, path, status and time, never bodies or headers.
-pub async fn handle(app: &App, request: Request, only: Option<Function>) -> Response<Body> {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let result = match routes::resolve(&method, &path) {
-        Ok(route) if only.is_none_or(|f| f == route.endpoint.function()) => {
-            handlers::call(app, route, &request).await
+/// The API as one service: every row of the table (`only` = `None`, the local server) or one
+/// function's rows (a Lambda binary).
+pub fn service(app: Arc<App>, only: Option<Function>) -> NormalizePath<Router> {
+    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    let mut router = Router::new();
+    for endpoint in ENDPOINTS
+        .iter()
+        .filter(|e| only.is_none_or(|f| f == e.function))
+    {
+        let Ok(filter) = MethodFilter::try_from(endpoint.method.clone()) else {
+            continue; // every method of the table converts (tested below)
+        };
+        let app = Arc::clone(&app);
+        let handler = move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            serve(Arc::clone(&app), endpoint, uri, headers, body)
+        };
+        router = router.route(endpoint.path, on(filter, handler));
+    }
+    let router = router
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+        )
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
+        // Outermost, so that every answer made below (router, body limit) gets the contract's shape.
+        .layer(axum::middleware::map_response(response::contract_errors));
+    // Outside the router, so that routing sees the normalised path.
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Runs the row's caller check, then its handler.
+async fn serve(
+    app: Arc<App>,
+    endpoint: &'static Endpoint,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = endpoint
+        .path
+        .ends_with("{id}")
+        .then(|| uri.path().rsplit('/').next().unwrap_or_default().to_owned());
+    let call = Call { headers, id, body };
+    dispatch(app, &endpoint.handler, call)
+        .await
+        .unwrap_or_else(Error::into_response)
+}
+
+async fn dispatch(app: Arc<App>, handler: &Handler, call: Call) -> Result<Response> {
+    match handler {
+        Handler::Anyone(handler) => handler(app, call).await,
+        Handler::Vendor(handler) => {
+            let caller = caller::vendor(&app, call.headers())?;
+            handler(app, caller, call).await
         }
-        Ok(_) => Err(Error::NotFound(format!("No route for {path}"))),
-        Err(e) => Err(e),
-    };
-    let response = result.unwrap_or_else(|e| error_response(&e));
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    response
+        Handler::TenantOwner(handler) => {
+            let caller = caller::tenant_owner(&app, call.headers())?;
+            handler(app, caller, call).await
+        }
+        Handler::UserOwner(handler) => {
+            let caller = caller::user_owner(&app, call.headers())?;
+            handler(app, caller, call).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_of_the_table_is_routable() {
+        for endpoint in ENDPOINTS {
+            assert!(MethodFilter::try_from(endpoint.method.clone()).is_ok());
+        }
+    }
 }

@@ -1,33 +1,79 @@
 //! Responses: JSON bodies, and every error as `{"errors":[...]}` from this one place.
 
-use lambda_http::http::header::CONTENT_TYPE;
-use lambda_http::{Body, Response};
+use axum::Json;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub fn json(status: u16, body: &impl Serialize) -> Result<Response<Body>> {
-    let bytes = serde_json::to_vec(body).map_err(Error::internal)?;
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/json")
-        .header("cache-control", "no-store")
-        .body(Body::from(bytes))
-        .map_err(Error::internal)
+/// A JSON answer with `status`.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
+    Ok((status, Json(body)).into_response())
+}
+
+/// `{}`: what deletions answer.
+#[derive(Serialize)]
+pub struct Done {}
+
+pub fn done() -> Result<Response> {
+    json(StatusCode::OK, &Done {})
+}
+
+fn status(error: &Error) -> StatusCode {
+    match error {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[derive(Serialize)]
+struct Errors {
+    errors: [String; 1],
+}
+
+fn errors(status: StatusCode, message: String) -> Response {
+    (status, Json(Errors { errors: [message] })).into_response()
 }
 
 /// The contract's error body. A 5xx is logged with its cause; the client gets a generic text.
-pub fn error_response(error: &Error) -> Response<Body> {
-    if let Error::Internal(cause) = error {
-        tracing::error!(cause = ?cause, "request failed");
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if let Error::Internal(cause) = &self {
+            tracing::error!(cause = ?cause, "request failed");
+        }
+        errors(status(&self), self.to_string())
     }
-    let body = serde_json::json!({ "errors": [error.to_string()] });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = lambda_http::http::StatusCode::from_u16(error.status())
-        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
+}
+
+/// Gives the answers that the router and the tower-http layers make themselves (no route,
+/// wrong method, body too large, timeout) the contract's error body.
+pub async fn contract_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.is_success() || is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::NOT_FOUND => "No such route".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => Error::MethodNotAllowed.to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge.to_string(),
+        other => other.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    let mut replaced = errors(status, message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        replaced
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    replaced
 }

@@ -276,61 +276,65 @@ pub struct TokenPatch {
     pub permission_ids: Option<Vec<GrantId>>,
 }
 
-/// Whose tokens a management call may see: always one tenant, and for personal tokens one user.
-/// Another tenant's or user's token is answered like a missing one.
-#[derive(Debug)]
-pub struct Caller {
-    pub tenant_id: TenantId,
-    pub user_id: Option<UserId>,
+/// Whose tokens a management call reaches: a tenant's tenant tokens, or one user's personal
+/// tokens in one tenant. Another owner's token is answered like a missing one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Tenant(TenantId),
+    User {
+        tenant_id: TenantId,
+        user_id: UserId,
+    },
 }
 
-impl Caller {
-    fn sees(&self, token: &ApiToken) -> bool {
-        token.tenant_id == self.tenant_id
-            && match (&token.owner, &self.user_id) {
-                (TokenOwner::Tenant, None) => true,
-                (TokenOwner::User(owner), Some(user)) => owner == user,
-                _ => false,
+impl Owner {
+    fn owns(&self, token: &ApiToken) -> bool {
+        match (self, &token.owner) {
+            (Self::Tenant(tenant), TokenOwner::Tenant) => &token.tenant_id == tenant,
+            (Self::User { tenant_id, user_id }, TokenOwner::User(owner)) => {
+                &token.tenant_id == tenant_id && owner == user_id
             }
+            _ => false,
+        }
     }
 }
 
 impl App {
     /// The caller's tokens: a tenant's tenant tokens, or a user's personal tokens in a tenant.
-    pub async fn list_tokens(&self, caller: &Caller) -> Result<Vec<ApiToken>> {
-        let mut tokens = match &caller.user_id {
-            Some(user) => self.store.tokens_of_user(user).await?,
-            None => self.store.tokens_in_tenant(&caller.tenant_id).await?,
+    pub async fn list_tokens(&self, owner: &Owner) -> Result<Vec<ApiToken>> {
+        let mut tokens = match owner {
+            Owner::User { user_id, .. } => self.store.tokens_of_user(user_id).await?,
+            Owner::Tenant(tenant) => self.store.tokens_in_tenant(tenant).await?,
         };
-        tokens.retain(|t| caller.sees(t));
+        tokens.retain(|t| owner.owns(t));
         tokens.sort_by_key(|t| t.created_at);
         Ok(tokens)
     }
 
-    async fn visible_token(&self, caller: &Caller, client_id: &str) -> Result<ApiToken> {
+    async fn owned_token(&self, owner: &Owner, client_id: &str) -> Result<ApiToken> {
         let missing = || Error::NotFound(format!("Token {client_id} not found"));
         let id = ClientId::parse(client_id).ok_or_else(missing)?;
         self.store
             .token(&id)
             .await?
-            .filter(|t| caller.sees(t))
+            .filter(|t| owner.owns(t))
             .ok_or_else(missing)
     }
 
     /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at once.
-    pub async fn delete_token(&self, caller: &Caller, client_id: &str) -> Result<()> {
-        let token = self.visible_token(caller, client_id).await?;
+    pub async fn delete_token(&self, owner: &Owner, client_id: &str) -> Result<()> {
+        let token = self.owned_token(owner, client_id).await?;
         self.store.delete_tokens(&[token.client_id]).await
     }
 
     /// Changes a tenant token's description, metadata, roles or permissions.
     pub async fn patch_token(
         &self,
-        caller: &Caller,
+        owner: &Owner,
         client_id: &str,
         patch: TokenPatch,
     ) -> Result<ApiToken> {
-        let mut token = self.visible_token(caller, client_id).await?;
+        let mut token = self.owned_token(owner, client_id).await?;
         if let Some(role_ids) = patch.role_ids {
             self.check_ids_exist(EntityKind::Role, &role_ids).await?;
             token.role_ids = role_ids;

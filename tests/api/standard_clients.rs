@@ -1,12 +1,11 @@
 //! Standard JWT tooling verifies our tokens with no extra configuration: OpenID discovery
 //! leads to the JWKS, and PyJWT's `PyJWKClient` (a real, widely used client) checks the JWT.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::*;
+use m2m_shared::http::ENDPOINTS;
+use m2m_shared::http::caller::Access;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::*;
 
 #[tokio::test]
 async fn discovery_names_the_issuer_the_jwks_and_rs256() {
@@ -70,8 +69,29 @@ async fn pyjwt_verifies_a_token_through_discovery() {
     );
 }
 
+/// Who may call an operation, as the document says it: no security is anyone; a vendor token
+/// with the tenant header is a tenant's owner, and with the user header too, a user's.
+fn documented_access(operation: &Value) -> Access {
+    let secured = operation["security"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty());
+    let parameter = |name: &str| {
+        operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["$ref"] == format!("#/components/parameters/{name}"))
+    };
+    match (secured, parameter("TenantId"), parameter("UserId")) {
+        (false, _, _) => Access::Anyone,
+        (true, false, _) => Access::Vendor,
+        (true, true, false) => Access::TenantOwner,
+        (true, true, true) => Access::UserOwner,
+    }
+}
+
 #[tokio::test]
-async fn the_openapi_document_covers_every_route_and_is_valid_openapi_3_1() {
+async fn the_openapi_document_names_every_endpoint_and_its_caller_and_is_valid_openapi_3_1() {
     let t = spawn_app(Backing::Embedded).await;
     let reply = t.get("/openapi.json", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -80,17 +100,18 @@ async fn the_openapi_document_covers_every_route_and_is_valid_openapi_3_1() {
     let paths = document["paths"].as_object().unwrap();
     let mut documented = std::collections::BTreeSet::new();
     for (path, operations) in paths {
-        for method in operations.as_object().unwrap().keys() {
-            documented.insert((method.to_uppercase(), path.clone()));
+        for (method, operation) in operations.as_object().unwrap() {
+            let access = documented_access(operation);
+            documented.insert((method.to_uppercase(), path.clone(), access));
         }
     }
-    let routed: std::collections::BTreeSet<(String, String)> = m2m_shared::http::ROUTES
+    let routed: std::collections::BTreeSet<(String, String, Access)> = ENDPOINTS
         .iter()
-        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .map(|e| (e.method.to_string(), e.path.to_owned(), e.access()))
         .collect();
     assert_eq!(
         documented, routed,
-        "the document and the route table name the same operations"
+        "the document and the endpoint table name the same operations, callers included"
     );
 
     let python = std::env::var("M2M_TEST_PYTHON").expect(

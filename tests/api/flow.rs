@@ -1,13 +1,10 @@
 //! The vendor's whole flow over HTTP, on the embedded default and on DynamoDB + KMS (moto),
 //! and the failures a user would hit.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::*;
 use jsonwebtoken::DecodingKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::*;
 
 /// Vendor auth, both token kinds, exchange v1 and v2, refresh v1 and v2, and every JWT
 /// verified against the JWKS and against the `publicKey` PEM.
@@ -91,9 +88,10 @@ async fn full_flow(t: &TestApp) {
         assert_eq!(created.body["roleIds"], json!(["admin"]));
         assert_eq!(created.body["permissionIds"], json!([]));
         assert_eq!(created.body["createdByUserId"], "bob");
-        assert!(
-            created.body.get("expires").is_none(),
-            "no expiresInMinutes: never expires"
+        assert_eq!(
+            created.body.get("expires"),
+            Some(&Value::Null),
+            "no expiresInMinutes: never expires (null, as Frontegg's schema requires the field)"
         );
     }
     let (tenant_client, tenant_secret) = t
@@ -458,4 +456,32 @@ async fn the_101st_refresh_token_drops_the_oldest_on_the_embedded_default() {
 #[tokio::test]
 async fn the_101st_refresh_token_drops_the_oldest_on_dynamodb() {
     the_101st_refresh_token_drops_the_oldest(&spawn_app(Backing::Moto).await).await;
+}
+
+/// The caller check runs from the endpoint table: every row that names a caller refuses a
+/// request without a vendor token, whatever else it carries.
+#[tokio::test]
+async fn every_endpoint_that_names_a_caller_refuses_an_anonymous_request() {
+    use m2m_shared::http::ENDPOINTS;
+    use m2m_shared::http::caller::Access;
+    let t = spawn_app(Backing::Embedded).await;
+    let guarded = ENDPOINTS.iter().filter(|e| e.access() != Access::Anyone);
+    for endpoint in guarded {
+        let url = format!("{}{}", t.base, endpoint.path.replace("{id}", "acme"));
+        let request = t
+            .http
+            .request(endpoint.method.clone(), url)
+            .header("frontegg-tenant-id", "acme")
+            .header("frontegg-user-id", "alice")
+            .json(&json!({"key": "k", "id": "acme"}));
+        let reply = t.send(request).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{} {}: {:?}",
+            endpoint.method,
+            endpoint.path,
+            reply.body
+        );
+    }
 }

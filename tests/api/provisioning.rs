@@ -1,15 +1,12 @@
 //! Event-driven provisioning: SQS events (as Lambda receives them from the queue that the
 //! EventBridge rule feeds) applied to DynamoDB in moto.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::*;
 use aws_lambda_events::event::sqs::SqsEvent;
 use m2m_shared::App;
 use m2m_shared::domain::UserId;
 use m2m_shared::provisioning::handle_batch;
 use serde_json::{Value, json};
-use support::*;
 
 fn fixture() -> SqsEvent {
     let path = concat!(

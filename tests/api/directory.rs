@@ -1,15 +1,12 @@
 //! The directory and the token lifecycle: JWTs say what holds at the moment of exchange,
 //! tokens are managed by their owners only, and tokens die with their users and tenants.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use m2m_shared::domain::{ClientId, TenantId, UserId};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::*;
 
 const TENANT_TOKENS_LIST: &str = "/identity/resources/tenants/api-tokens/v1";
 

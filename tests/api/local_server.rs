@@ -1,8 +1,5 @@
 //! The `m2m-local` and `m2m-admin` binaries as a user runs them: start-up, settings, restarts,
 //! crashes, the DynamoDB + KMS mode, and logs that never carry a credential.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -10,14 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::support::{
+    CONFIGURATIONS, EXCHANGE_V1, JWKS, REFRESH_V2, TENANT_TOKENS, USER_TOKENS, moto_endpoint,
+    moto_resources,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use m2m_shared::domain::{ClientId, Secret, SecretKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{
-    CONFIGURATIONS, EXCHANGE_V1, JWKS, REFRESH_V2, TENANT_TOKENS, USER_TOKENS, moto_endpoint,
-    moto_resources,
-};
 
 /// A running `m2m-local`; killed (like a crash) when dropped.
 struct Server {
@@ -156,7 +153,7 @@ fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, S
 
 /// The token record as DynamoDB holds it.
 async fn stored_token(table: &str, client_id: &str) -> HashMap<String, AttributeValue> {
-    aws_sdk_dynamodb::Client::new(&support::aws_config().await)
+    aws_sdk_dynamodb::Client::new(&crate::support::aws_config().await)
         .get_item()
         .table_name(table)
         .key("pk", AttributeValue::S(format!("TOKEN#{client_id}")))
@@ -307,7 +304,7 @@ async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
     let (_, pem) = server
         .call("GET", CONFIGURATIONS, &[("x-access-token", &vendor)], None)
         .await;
-    let kms_key = aws_sdk_kms::Client::new(&support::aws_config().await)
+    let kms_key = aws_sdk_kms::Client::new(&crate::support::aws_config().await)
         .get_public_key()
         .key_id(&key_id)
         .send()
@@ -413,7 +410,7 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
     let logs = server.logs();
     let requests = logs
         .lines()
-        .filter(|l| l.contains(r#""message":"request""#))
+        .filter(|l| l.contains(r#""message":"finished processing request""#))
         .count();
     assert_eq!(requests, 9, "every request was logged: {logs}");
     for credential in &credentials {

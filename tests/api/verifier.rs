@@ -1,19 +1,16 @@
 //! The `m2m-verify` crate against a running server: discovery, typed claims, refusals, the
 //! bounded refetch on an unknown `kid`, and the axum layer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::*;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use m2m_verify::axum::{Rejection, authenticate};
 use m2m_verify::{Claims, TokenType, Verifier};
 use serde_json::json;
-use support::*;
 
 async fn access_token(t: &TestApp, body: serde_json::Value) -> String {
     let vendor = t.vendor_token().await;
@@ -94,14 +91,40 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
         1,
         "within the interval, no refetch storm"
     );
+}
 
-    let hs256 = format!(
-        "{}.{rest}",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"x"}"#)
-    );
+/// The classic algorithm confusion: an HS256 token "signed" with the published RSA key as the
+/// HMAC secret, under the real `kid`. Only the RS256 pin stands between it and acceptance.
+#[tokio::test]
+async fn an_hs256_token_keyed_with_the_public_key_is_refused_for_its_algorithm() {
+    let t = spawn_app(Backing::Embedded).await;
+    let verifier = Verifier::discover(&t.base, "test-api").await.unwrap();
+    let genuine = access_token(&t, json!({})).await;
+    verifier.verify(&genuine).await.unwrap();
+
+    let kid = jsonwebtoken::decode_header(&genuine).unwrap().kid.unwrap();
+    let vendor = t.vendor_token().await;
+    let pem = t.get(CONFIGURATIONS, &[("x-access-token", &vendor)]).await;
+    let public_key = pem.body["publicKey"].as_str().unwrap().to_owned();
+    let (_, payload) = genuine.split_once('.').unwrap();
+    let payload = payload.split_once('.').unwrap().0;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid);
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(public_key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+
+    let refused = verifier.verify(&forged).await.unwrap_err();
     assert!(
-        verifier.verify(&hs256).await.is_err(),
-        "the algorithm is pinned to RS256"
+        refused
+            .to_string()
+            .contains("algorithm HS256 is not accepted"),
+        "refused for its algorithm, got: {refused}"
     );
 }
 

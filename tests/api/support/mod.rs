@@ -1,6 +1,5 @@
 //! The test harness: `spawn_app` starts the whole API in-process on 127.0.0.1 over a real
 //! listener, on the embedded store or on DynamoDB + KMS in moto, and hands back a typed client.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -52,7 +51,8 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     pub vendor_client_id: String,
     pub vendor_secret: String,
-    pub data_dir: Option<tempfile::TempDir>,
+    /// Keeps the embedded store's folder until the test ends.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 pub fn test_settings(backend: Backend) -> Settings {
@@ -220,7 +220,7 @@ pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)
         clock,
         vendor_client_id: vendor.record.client_id.to_string(),
         vendor_secret: vendor.secret.expose().to_owned(),
-        data_dir,
+        _data_dir: data_dir,
     }
 }
 

@@ -1,11 +1,8 @@
 //! Frontegg's own SDKs, unchanged and configured only through their environment variables,
 //! authenticate as the vendor against m2m-auth and validate JWTs from our exchange.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 /// A tenant token with `reports.read`, a user token without it, a tampered and an expired token.
 async fn tokens(t: &TestApp) -> Value {

@@ -1,0 +1,111 @@
+//! The limits every write obeys, whether it comes from the API or from a provisioning event.
+
+use serde_json::Value;
+
+use super::ids::GrantId;
+use super::token::Metadata;
+
+/// Why a value was refused; the message names the field.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+pub const MAX_METADATA_BYTES: usize = 2048;
+pub const MAX_GRANTS: usize = 100;
+pub const MAX_KEY_CHARS: usize = 256;
+/// Ten years.
+pub const MAX_EXPIRES_IN_MINUTES: u32 = 10 * 366 * 24 * 60;
+/// DynamoDB writes a user and its memberships in one transaction of at most 100 items.
+pub const MAX_TENANTS_PER_USER: usize = 90;
+
+/// A role or permission key as it appears in JWTs: non-empty, no spaces or control characters.
+pub fn grant_key(key: String) -> Result<String, Invalid> {
+    let valid = !key.is_empty()
+        && key.chars().count() <= MAX_KEY_CHARS
+        && !key.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(key)
+    } else {
+        Err(Invalid(format!(
+            "key must be 1 to {MAX_KEY_CHARS} characters without spaces"
+        )))
+    }
+}
+
+pub fn description(description: String) -> Result<String, Invalid> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Invalid(format!(
+            "description must be at most {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    Ok(description)
+}
+
+pub fn metadata(metadata: Metadata) -> Result<Metadata, Invalid> {
+    let metadata = Value::Object(metadata);
+    if metadata.to_string().len() > MAX_METADATA_BYTES {
+        return Err(Invalid(format!(
+            "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
+        )));
+    }
+    match metadata {
+        Value::Object(map) => Ok(map),
+        _ => Ok(Metadata::new()),
+    }
+}
+
+pub fn expires_in_minutes(minutes: Option<u32>) -> Result<Option<u32>, Invalid> {
+    match minutes {
+        Some(m) if !(1..=MAX_EXPIRES_IN_MINUTES).contains(&m) => Err(Invalid(format!(
+            "expiresInMinutes must be from 1 to {MAX_EXPIRES_IN_MINUTES}"
+        ))),
+        _ => Ok(minutes),
+    }
+}
+
+/// Role or permission ids as granted: at most [`MAX_GRANTS`], each well-formed, each once (the
+/// first occurrence keeps its place).
+pub fn grant_ids<S: AsRef<str>>(field: &str, ids: &[S]) -> Result<Vec<GrantId>, Invalid> {
+    if ids.len() > MAX_GRANTS {
+        return Err(Invalid(format!(
+            "{field} may hold at most {MAX_GRANTS} ids"
+        )));
+    }
+    let mut parsed: Vec<GrantId> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.as_ref();
+        let grant = GrantId::parse(id).map_err(|e| Invalid(format!("{field}: {id:?} {e}")))?;
+        if !parsed.contains(&grant) {
+            parsed.push(grant);
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_ids_keep_the_first_of_each_id_in_order() {
+        let ids = grant_ids("roleIds", &["b", "a", "b", "c", "a"]).unwrap();
+        let ids: Vec<&str> = ids.iter().map(GrantId::as_str).collect();
+        assert_eq!(ids, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn limits_name_their_field() {
+        let many: Vec<String> = (0..=MAX_GRANTS).map(|i| format!("r{i}")).collect();
+        assert!(
+            grant_ids("roleIds", &many)
+                .unwrap_err()
+                .0
+                .contains("roleIds")
+        );
+        assert!(grant_key("has space".into()).is_err());
+        assert!(description("x".repeat(MAX_DESCRIPTION_CHARS + 1)).is_err());
+        assert!(expires_in_minutes(Some(0)).is_err());
+        assert_eq!(expires_in_minutes(None), Ok(None));
+    }
+}

@@ -1,0 +1,146 @@
+//! Who is calling: the checks an endpoint row names, each yielding a typed caller. The types
+//! have private fields, so a handler that takes one can only be reached through its check.
+
+use axum::http::HeaderMap;
+
+use crate::app::App;
+use crate::domain::ids::InvalidId;
+use crate::domain::{TenantId, UserId, VendorClaims};
+use crate::error::{Error, Result};
+use crate::operations::Owner;
+
+pub const TENANT_HEADER: &str = "frontegg-tenant-id";
+pub const USER_HEADER: &str = "frontegg-user-id";
+
+/// Who may call an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Anyone,
+    /// A vendor token.
+    Vendor,
+    /// A vendor token plus `frontegg-tenant-id` (and optionally `frontegg-user-id`, the user
+    /// acting): manages the tenant's tokens.
+    TenantOwner,
+    /// A vendor token plus `frontegg-tenant-id` and `frontegg-user-id`: manages that user's
+    /// personal tokens in that tenant.
+    UserOwner,
+}
+
+/// The holder of a valid vendor token.
+#[derive(Debug)]
+pub struct Vendor {
+    claims: VendorClaims,
+}
+
+impl Vendor {
+    pub fn vendor_id(&self) -> &str {
+        &self.claims.vendor_id
+    }
+}
+
+/// A tenant's token manager.
+#[derive(Debug)]
+pub struct TenantOwner {
+    tenant_id: TenantId,
+    acting_user: Option<UserId>,
+}
+
+impl TenantOwner {
+    pub fn owner(&self) -> Owner {
+        Owner::Tenant(self.tenant_id.clone())
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    /// The user acting for the tenant, recorded as a new token's `createdByUserId`.
+    pub fn acting_user(&self) -> Option<&UserId> {
+        self.acting_user.as_ref()
+    }
+}
+
+/// A user managing their personal tokens in one tenant.
+#[derive(Debug)]
+pub struct UserOwner {
+    tenant_id: TenantId,
+    user_id: UserId,
+}
+
+impl UserOwner {
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    pub fn owner(&self) -> Owner {
+        Owner::User {
+            tenant_id: self.tenant_id.clone(),
+            user_id: self.user_id.clone(),
+        }
+    }
+}
+
+/// The vendor token from `x-access-token` (what the SDKs send) or `Authorization: Bearer`.
+pub(super) fn vendor(app: &App, headers: &HeaderMap) -> Result<Vendor> {
+    let token = match header(headers, "x-access-token")? {
+        Some(token) => token,
+        None => header(headers, "authorization")?
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or(Error::Unauthorized)?,
+    };
+    let claims = app.verify_vendor_token(token)?;
+    Ok(Vendor { claims })
+}
+
+pub(super) fn tenant_owner(app: &App, headers: &HeaderMap) -> Result<TenantOwner> {
+    vendor(app, headers)?;
+    Ok(TenantOwner {
+        tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
+        acting_user: parsed(headers, USER_HEADER, UserId::parse)?,
+    })
+}
+
+pub(super) fn user_owner(app: &App, headers: &HeaderMap) -> Result<UserOwner> {
+    vendor(app, headers)?;
+    Ok(UserOwner {
+        tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
+        user_id: required(headers, USER_HEADER, UserId::parse)?,
+    })
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| Error::bad_request(format!("Header {name} is not valid text")))
+        })
+        .transpose()
+}
+
+fn parsed<T>(
+    headers: &HeaderMap,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, InvalidId>,
+) -> Result<Option<T>> {
+    header(headers, name)?
+        .map(|text| parse(text).map_err(|e| Error::bad_request(format!("Header {name} {e}"))))
+        .transpose()
+}
+
+fn required<T>(
+    headers: &HeaderMap,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, InvalidId>,
+) -> Result<T> {
+    parsed(headers, name, parse)?
+        .ok_or_else(|| Error::bad_request(format!("Missing header {name}")))
+}

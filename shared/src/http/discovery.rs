@@ -1,0 +1,80 @@
+//! Publication: the signing key (PEM and JWKS), OpenID discovery and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::caller::Vendor;
+use super::request::Call;
+use super::response::json;
+use crate::app::App;
+use crate::error::{Error, Result};
+
+/// The API's OpenAPI 3.1 description; a test holds it to the endpoint table.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Configuration {
+    public_key: String,
+}
+
+/// `GET /identity/resources/configurations/v1`: the PEM key Frontegg's SDKs verify with.
+pub async fn configurations(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
+    let public_key = app.public_key().pem();
+    json(StatusCode::OK, &Configuration { public_key })
+}
+
+#[derive(Serialize)]
+struct Jwks {
+    keys: [Value; 1],
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(app: Arc<App>, _: Call) -> Result<Response> {
+    json(
+        StatusCode::OK,
+        &Jwks {
+            keys: [app.public_key().jwk()],
+        },
+    )
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi(_: Arc<App>, _: Call) -> Result<Response> {
+    let document: Value = serde_json::from_str(OPENAPI).map_err(Error::internal)?;
+    json(StatusCode::OK, &document)
+}
+
+#[derive(Serialize)]
+struct OpenIdConfiguration {
+    issuer: String,
+    jwks_uri: String,
+    token_endpoint: String,
+    grant_types_supported: [&'static str; 1],
+    response_types_supported: [&'static str; 1],
+    subject_types_supported: [&'static str; 1],
+    id_token_signing_alg_values_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 1],
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub async fn openid_configuration(app: Arc<App>, call: Call) -> Result<Response> {
+    let base = app
+        .public_url()
+        .map_or_else(|| call.public_base_url(), str::to_owned);
+    let document = OpenIdConfiguration {
+        issuer: app.issuer().to_owned(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        token_endpoint: format!("{base}/identity/resources/auth/v2/api-token"),
+        grant_types_supported: ["client_credentials"],
+        response_types_supported: ["token"],
+        subject_types_supported: ["public"],
+        id_token_signing_alg_values_supported: ["RS256"],
+        token_endpoint_auth_methods_supported: ["client_secret_post"],
+    };
+    json(StatusCode::OK, &document)
+}

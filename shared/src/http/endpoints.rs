@@ -1,0 +1,172 @@
+//! The endpoint table: every (method, path) the API serves, the Lambda function that serves it,
+//! who may call it and the handler. The Lambda binaries and the local server are built from this
+//! table, and the tests hold `template.yaml`, `openapi.json` and the event files to it.
+//!
+//! Who may call is the handler's own kind: a [`Handler::Vendor`] handler takes a
+//! [`Vendor`](super::caller::Vendor), which only the vendor-token check can make, so no handler
+//! can be reached without its row's check.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::http::Method;
+use axum::response::Response;
+
+use super::caller::{Access, TenantOwner, UserOwner, Vendor};
+use super::request::Call;
+use super::{credentials, directory, discovery, tokens};
+use crate::app::App;
+use crate::error::Result;
+
+/// One Lambda binary (and one function in `template.yaml`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Function {
+    VendorAuth,
+    Configurations,
+    Discovery,
+    CreateUserToken,
+    CreateTenantToken,
+    Exchange,
+    Refresh,
+    UserTokens,
+    TenantTokens,
+    Permissions,
+    Roles,
+    Tenants,
+    Users,
+}
+
+impl Function {
+    /// Whether the function checks a clientId and secret (and so needs the decoy hash).
+    pub fn checks_credentials(self) -> bool {
+        matches!(self, Self::VendorAuth | Self::Exchange)
+    }
+
+    /// The binary's name under `functions/src/bin/`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::VendorAuth => "vendor-auth",
+            Self::Configurations => "configurations",
+            Self::Discovery => "discovery",
+            Self::CreateUserToken => "create-user-token",
+            Self::CreateTenantToken => "create-tenant-token",
+            Self::Exchange => "exchange",
+            Self::Refresh => "refresh",
+            Self::UserTokens => "user-tokens",
+            Self::TenantTokens => "tenant-tokens",
+            Self::Permissions => "permissions",
+            Self::Roles => "roles",
+            Self::Tenants => "tenants",
+            Self::Users => "users",
+        }
+    }
+}
+
+/// What a handler's future yields.
+pub type Reply = Pin<Box<dyn Future<Output = Result<Response>> + Send>>;
+
+/// A handler, by who may call it: the caller check of its kind runs before it, once.
+pub enum Handler {
+    Anyone(fn(Arc<App>, Call) -> Reply),
+    Vendor(fn(Arc<App>, Vendor, Call) -> Reply),
+    TenantOwner(fn(Arc<App>, TenantOwner, Call) -> Reply),
+    UserOwner(fn(Arc<App>, UserOwner, Call) -> Reply),
+}
+
+/// One row of the table.
+pub struct Endpoint {
+    pub method: Method,
+    /// As `template.yaml` and `openapi.json` spell it; `{id}` takes one path segment.
+    pub path: &'static str,
+    pub function: Function,
+    pub handler: Handler,
+}
+
+impl Endpoint {
+    pub fn access(&self) -> Access {
+        match self.handler {
+            Handler::Anyone(_) => Access::Anyone,
+            Handler::Vendor(_) => Access::Vendor,
+            Handler::TenantOwner(_) => Access::TenantOwner,
+            Handler::UserOwner(_) => Access::UserOwner,
+        }
+    }
+}
+
+/// `row!(METHOD "path" => Function, caller: handler)`.
+macro_rules! row {
+    ($method:ident $path:expr => $function:ident, Anyone: $handler:path) => {
+        Endpoint {
+            method: Method::$method,
+            path: $path,
+            function: Function::$function,
+            handler: Handler::Anyone(|app, call| Box::pin($handler(app, call))),
+        }
+    };
+    ($method:ident $path:expr => $function:ident, $caller:ident: $handler:path) => {
+        Endpoint {
+            method: Method::$method,
+            path: $path,
+            function: Function::$function,
+            handler: Handler::$caller(|app, caller, call| Box::pin($handler(app, caller, call))),
+        }
+    };
+}
+
+const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
+const USER_TOKEN: &str = "/identity/resources/users/api-tokens/v1/{id}";
+const TENANT_TOKENS: &str = "/identity/resources/tenants/api-tokens/v1";
+const TENANT_TOKEN: &str = "/identity/resources/tenants/api-tokens/v1/{id}";
+const PERMISSIONS: &str = "/identity/resources/permissions/v1";
+const PERMISSION: &str = "/identity/resources/permissions/v1/{id}";
+const ROLES: &str = "/identity/resources/roles/v1";
+const ROLE: &str = "/identity/resources/roles/v1/{id}";
+const TENANT: &str = "/identity/resources/tenants/v1/{id}";
+const USER: &str = "/identity/resources/users/v1/{id}";
+
+#[rustfmt::skip]
+pub const ENDPOINTS: &[Endpoint] = &[
+    row!(POST "/auth/vendor" => VendorAuth, Anyone: credentials::vendor_auth),
+    row!(POST "/identity/resources/auth/v1/api-token" => Exchange, Anyone: credentials::exchange_v1),
+    row!(POST "/identity/resources/auth/v2/api-token" => Exchange, Anyone: credentials::exchange_v2),
+    row!(POST "/identity/resources/auth/v1/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v1),
+    row!(POST "/identity/resources/auth/v2/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v2),
+
+    row!(GET "/identity/resources/configurations/v1" => Configurations, Vendor: discovery::configurations),
+    row!(GET "/.well-known/jwks.json" => Discovery, Anyone: discovery::jwks),
+    row!(GET "/.well-known/openid-configuration" => Discovery, Anyone: discovery::openid_configuration),
+    row!(GET "/openapi.json" => Discovery, Anyone: discovery::openapi),
+
+    row!(POST USER_TOKENS => CreateUserToken, UserOwner: tokens::create_personal),
+    row!(GET USER_TOKENS => UserTokens, UserOwner: tokens::list_personal),
+    row!(DELETE USER_TOKEN => UserTokens, UserOwner: tokens::delete_personal),
+    row!(POST TENANT_TOKENS => CreateTenantToken, TenantOwner: tokens::create_tenant),
+    row!(POST "/identity/resources/tenants/api-tokens/v2" => CreateTenantToken, TenantOwner: tokens::create_tenant),
+    row!(GET TENANT_TOKENS => TenantTokens, TenantOwner: tokens::list_tenant),
+    row!(PATCH TENANT_TOKEN => TenantTokens, TenantOwner: tokens::patch_tenant),
+    row!(DELETE TENANT_TOKEN => TenantTokens, TenantOwner: tokens::delete_tenant),
+
+    row!(POST PERMISSIONS => Permissions, Vendor: directory::create_permission),
+    row!(GET PERMISSIONS => Permissions, Vendor: directory::list_permissions),
+    row!(DELETE PERMISSION => Permissions, Vendor: directory::delete_permission),
+    row!(POST ROLES => Roles, Vendor: directory::create_role),
+    row!(GET ROLES => Roles, Vendor: directory::list_roles),
+    row!(PATCH ROLE => Roles, Vendor: directory::patch_role),
+    row!(DELETE ROLE => Roles, Vendor: directory::delete_role),
+    row!(PUT TENANT => Tenants, Vendor: directory::put_tenant),
+    row!(DELETE TENANT => Tenants, Vendor: directory::delete_tenant),
+    row!(PUT USER => Users, Vendor: directory::put_user),
+    row!(DELETE USER => Users, Vendor: directory::delete_user),
+];
+
+/// Every function, in the table's order.
+pub fn functions() -> Vec<Function> {
+    let mut all: Vec<Function> = Vec::new();
+    for endpoint in ENDPOINTS {
+        if !all.contains(&endpoint.function) {
+            all.push(endpoint.function);
+        }
+    }
+    all
+}

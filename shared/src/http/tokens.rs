@@ -1,0 +1,228 @@
+//! Token management: tenant tokens and personal tokens, each managed by its owner.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::caller::{TenantOwner, UserOwner};
+use super::request::Call;
+use super::response::{done, json};
+use crate::app::App;
+use crate::domain::rules;
+use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, TenantId, TokenOwner, UserId};
+use crate::error::Result;
+use crate::operations::{NewToken, TokenPatch};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewTokenBody {
+    description: Option<String>,
+    metadata: Option<Metadata>,
+    role_ids: Option<Vec<String>>,
+    permission_ids: Option<Vec<String>>,
+    expires_in_minutes: Option<u32>,
+}
+
+/// Role and permission ids granted to a tenant token.
+type Grants = (Vec<GrantId>, Vec<GrantId>);
+
+impl NewTokenBody {
+    fn into_new_token(
+        self,
+        tenant_id: TenantId,
+        owner: TokenOwner,
+        created_by_user_id: Option<UserId>,
+        (role_ids, permission_ids): Grants,
+    ) -> Result<NewToken> {
+        Ok(NewToken {
+            tenant_id,
+            owner,
+            created_by_user_id,
+            description: rules::description(self.description.unwrap_or_default())?,
+            metadata: rules::metadata(self.metadata.unwrap_or_default())?,
+            role_ids,
+            permission_ids,
+            expires_in_minutes: rules::expires_in_minutes(self.expires_in_minutes)?,
+        })
+    }
+
+    /// As Frontegg: when both are given, roleIds wins.
+    fn grants(&mut self) -> Result<Grants> {
+        Ok(match self.role_ids.take() {
+            Some(roles) => (rules::grant_ids("roleIds", &roles)?, Vec::new()),
+            None => {
+                let permissions = self.permission_ids.take().unwrap_or_default();
+                (Vec::new(), rules::grant_ids("permissionIds", &permissions)?)
+            }
+        })
+    }
+}
+
+/// What every token view shows.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenFields<'t> {
+    client_id: ClientId,
+    description: &'t str,
+    tenant_id: &'t TenantId,
+    metadata: &'t Metadata,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+    /// Only in the answer that creates the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'t str>,
+}
+
+impl<'t> TokenFields<'t> {
+    fn of(token: &'t ApiToken, secret: Option<&'t Secret>) -> Self {
+        Self {
+            client_id: token.client_id,
+            description: &token.description,
+            tenant_id: &token.tenant_id,
+            metadata: &token.metadata,
+            created_at: token.created_at.iso8601(),
+            last_used_at: token.last_used_at.map(|t| t.iso8601()),
+            secret: secret.map(Secret::expose),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PersonalTokenView<'t> {
+    #[serde(flatten)]
+    token: TokenFields<'t>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+impl<'t> PersonalTokenView<'t> {
+    fn of(token: &'t ApiToken, secret: Option<&'t Secret>) -> Self {
+        Self {
+            token: TokenFields::of(token, secret),
+            expires: token.expires_at.map(|t| t.iso8601()),
+        }
+    }
+}
+
+/// Frontegg's schema requires every field of a tenant token: `null` where unset.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantTokenView<'t> {
+    #[serde(flatten)]
+    token: TokenFields<'t>,
+    created_by_user_id: Option<&'t UserId>,
+    role_ids: &'t [GrantId],
+    permission_ids: &'t [GrantId],
+    expires: Option<String>,
+}
+
+impl<'t> TenantTokenView<'t> {
+    fn of(token: &'t ApiToken, secret: Option<&'t Secret>) -> Self {
+        Self {
+            token: TokenFields::of(token, secret),
+            created_by_user_id: token.created_by_user_id.as_ref(),
+            role_ids: &token.role_ids,
+            permission_ids: &token.permission_ids,
+            expires: token.expires_at.map(|t| t.iso8601()),
+        }
+    }
+}
+
+/// `POST /identity/resources/users/api-tokens/v1`: personal tokens act with their user's roles,
+/// so none are granted here.
+pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
+    let body: NewTokenBody = call.json()?;
+    let user = caller.user_id().clone();
+    let owner = TokenOwner::User(user.clone());
+    let new = body.into_new_token(
+        caller.tenant_id().clone(),
+        owner,
+        Some(user),
+        Grants::default(),
+    )?;
+    let created = app.create_token(new).await?;
+    let view = PersonalTokenView::of(&created.record, Some(&created.secret));
+    json(StatusCode::CREATED, &view)
+}
+
+/// `POST /identity/resources/tenants/api-tokens/v1` and `/v2`.
+pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    let mut body: NewTokenBody = call.json()?;
+    let grants = body.grants()?;
+    let tenant_id = caller.tenant_id().clone();
+    let created_by = caller.acting_user().cloned();
+    let new = body.into_new_token(tenant_id, TokenOwner::Tenant, created_by, grants)?;
+    let created = app.create_token(new).await?;
+    let view = TenantTokenView::of(&created.record, Some(&created.secret));
+    json(StatusCode::CREATED, &view)
+}
+
+/// `GET /identity/resources/users/api-tokens/v1`.
+pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<Response> {
+    let tokens = app.list_tokens(&caller.owner()).await?;
+    let views: Vec<_> = tokens
+        .iter()
+        .map(|t| PersonalTokenView::of(t, None))
+        .collect();
+    json(StatusCode::OK, &views)
+}
+
+/// `GET /identity/resources/tenants/api-tokens/v1`.
+pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<Response> {
+    let tokens = app.list_tokens(&caller.owner()).await?;
+    let views: Vec<_> = tokens
+        .iter()
+        .map(|t| TenantTokenView::of(t, None))
+        .collect();
+    json(StatusCode::OK, &views)
+}
+
+/// `DELETE /identity/resources/users/api-tokens/v1/{id}`.
+pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
+    app.delete_token(&caller.owner(), call.id()).await?;
+    done()
+}
+
+/// `DELETE /identity/resources/tenants/api-tokens/v1/{id}`.
+pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    app.delete_token(&caller.owner(), call.id()).await?;
+    done()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenPatchBody {
+    description: Option<String>,
+    metadata: Option<Metadata>,
+    role_ids: Option<Vec<String>>,
+    permission_ids: Option<Vec<String>>,
+}
+
+impl TryFrom<TokenPatchBody> for TokenPatch {
+    type Error = rules::Invalid;
+
+    fn try_from(body: TokenPatchBody) -> Result<Self, rules::Invalid> {
+        Ok(TokenPatch {
+            description: body.description.map(rules::description).transpose()?,
+            metadata: body.metadata.map(rules::metadata).transpose()?,
+            role_ids: body
+                .role_ids
+                .map(|ids| rules::grant_ids("roleIds", &ids))
+                .transpose()?,
+            permission_ids: body
+                .permission_ids
+                .map(|ids| rules::grant_ids("permissionIds", &ids))
+                .transpose()?,
+        })
+    }
+}
+
+/// `PATCH /identity/resources/tenants/api-tokens/v1/{id}`.
+pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
+    let token = app.patch_token(&caller.owner(), call.id(), patch).await?;
+    json(StatusCode::OK, &TenantTokenView::of(&token, None))
+}

@@ -1,0 +1,16 @@
+//! The end-to-end suite, one binary: the API over HTTP on the embedded store and on DynamoDB +
+//! KMS (moto), the Lambda entry points with API Gateway and SQS events, the local server's
+//! binaries, the template, and real clients (Frontegg's SDKs, PyJWT, m2m-verify).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod directory;
+mod flow;
+mod frontegg_sdks;
+mod gateway_events;
+mod local_server;
+mod provisioning;
+mod standard_clients;
+mod template;
+mod verifier;
