@@ -79,6 +79,7 @@ impl App {
                 nobody.hash(self.settings.bcrypt_cost).await
             })
             .await
+            .map_err(Error::from)
     }
 
     pub fn public_key(&self) -> &PublicKey {

@@ -63,4 +63,22 @@ impl From<crate::domain::rules::Invalid> for Error {
     }
 }
 
+impl From<crate::domain::jwt::Refused> for Error {
+    fn from(_: crate::domain::jwt::Refused) -> Self {
+        Self::Unauthorized
+    }
+}
+
+impl From<crate::domain::secret::HashFailed> for Error {
+    fn from(failed: crate::domain::secret::HashFailed) -> Self {
+        Self::internal(failed)
+    }
+}
+
+impl From<crate::domain::jwt::NotRsa> for Error {
+    fn from(not_rsa: crate::domain::jwt::NotRsa) -> Self {
+        Self::internal(not_rsa)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

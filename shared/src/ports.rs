@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use serde_json::Value;
 
-use crate::domain::directory::{EntityKind, User, Version};
+use crate::domain::directory::{EntityKind, Origin, User};
 use crate::domain::{
     ApiToken, ClientId, PublicKey, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId,
     VendorCredential,
@@ -44,22 +44,23 @@ pub trait TokenStore: Send + Sync {
 /// Permissions, roles, tenants (as JSON documents) and users with their memberships.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
-    /// Stores a document; `false` (and no change) when `version` is older than the stored one.
+    /// Stores a document; `false` (and no change) when an event's version is older than the
+    /// stored one.
     async fn put_entity(
         &self,
         kind: EntityKind,
         id: &str,
         doc: &Value,
-        version: Version,
+        origin: Origin,
     ) -> Result<bool>;
     async fn entity(&self, kind: EntityKind, id: &str) -> Result<Option<Value>>;
     /// Every live document of a kind (permissions and roles: the directory is small).
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>>;
-    /// Deletes a document, leaving a tombstone when `version` is given so that an older
+    /// Deletes a document, leaving a tombstone when an event deletes it so that an older
     /// upsert arriving later cannot bring it back. `false` when stale.
-    async fn delete_entity(&self, kind: EntityKind, id: &str, version: Version) -> Result<bool>;
+    async fn delete_entity(&self, kind: EntityKind, id: &str, origin: Origin) -> Result<bool>;
     /// Stores a user and replaces their memberships; `false` when stale.
-    async fn put_user(&self, user: &User, version: Version) -> Result<bool>;
+    async fn put_user(&self, user: &User, origin: Origin) -> Result<bool>;
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
         self.entity(EntityKind::User, id.as_str())
             .await?
@@ -69,7 +70,7 @@ pub trait DirectoryStore: Send + Sync {
             })
             .transpose()
     }
-    async fn delete_user(&self, id: &UserId, version: Version) -> Result<bool>;
+    async fn delete_user(&self, id: &UserId, origin: Origin) -> Result<bool>;
     /// Removes every membership in the tenant.
     async fn remove_members(&self, tenant: &TenantId) -> Result<()>;
 }

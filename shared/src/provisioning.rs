@@ -2,15 +2,20 @@
 //! `provisioning` function through SQS. Each message is applied on its own: a malformed one is
 //! reported as a batch item failure (and, after its retries, lands in the dead-letter queue)
 //! without holding back the rest of its batch. Writes carry the event's `version`, so a
-//! redelivered event changes nothing and an older one never overwrites newer state.
+//! redelivered event changes nothing and an older one never overwrites newer state. Events
+//! become the same domain records as API bodies do, through the same drafts and limits.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
-use crate::domain::directory::{EntityKind, Membership, Permission, Role, Tenant, User};
-use crate::domain::{GrantId, Metadata, TenantId, UserId};
+use crate::domain::directory::{
+    EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleDraft, Tenant,
+    TenantDraft, User, UserDraft,
+};
+use crate::domain::rules;
+use crate::domain::{Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
 /// The EventBridge envelope as SQS delivers it; only these fields matter here.
@@ -28,29 +33,44 @@ struct Versioned<T> {
     body: T,
 }
 
+/// `permission.*` and `role.*` details; a missing key defaults to the id.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PermissionEvent {
-    id: GrantId,
+struct GrantEvent {
+    id: String,
     key: Option<String>,
     name: Option<String>,
     description: Option<String>,
+    #[serde(default)]
+    permission_ids: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RoleEvent {
-    id: GrantId,
-    key: Option<String>,
-    name: Option<String>,
-    #[serde(default)]
-    permission_ids: Vec<GrantId>,
+impl From<GrantEvent> for PermissionDraft {
+    fn from(e: GrantEvent) -> Self {
+        Self {
+            key: e.key.unwrap_or_else(|| e.id.clone()),
+            id: e.id,
+            name: e.name,
+            description: e.description,
+        }
+    }
+}
+
+impl From<GrantEvent> for RoleDraft {
+    fn from(e: GrantEvent) -> Self {
+        Self {
+            key: e.key.unwrap_or_else(|| e.id.clone()),
+            id: e.id,
+            name: e.name,
+            permission_ids: e.permission_ids,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TenantEvent {
-    tenant_id: TenantId,
+    tenant_id: String,
     name: Option<String>,
     metadata: Option<Metadata>,
 }
@@ -58,95 +78,82 @@ struct TenantEvent {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserEvent {
-    user_id: UserId,
+    user_id: String,
     email: Option<String>,
     #[serde(default)]
-    tenants: Vec<Membership>,
+    tenants: Vec<MembershipDraft>,
 }
 
-fn detail<T: DeserializeOwned>(detail: serde_json::Value) -> Result<Versioned<T>> {
-    serde_json::from_value(detail).map_err(|e| Error::bad_request(format!("malformed detail: {e}")))
+/// The event's body as `T` and its version as the write's origin.
+fn detail<T: DeserializeOwned>(detail: serde_json::Value) -> Result<(T, Origin)> {
+    let versioned: Versioned<T> = serde_json::from_value(detail)
+        .map_err(|e| Error::bad_request(format!("malformed detail: {e}")))?;
+    let origin = Origin::Event {
+        version: versioned.version,
+    };
+    Ok((versioned.body, origin))
 }
 
 /// Applies one directory event; `Ok` whether it changed state or was already superseded.
 pub async fn apply(app: &App, message: &str) -> Result<()> {
     let envelope: Envelope = serde_json::from_str(message)
         .map_err(|e| Error::bad_request(format!("not an EventBridge event: {e}")))?;
-    let applied = match envelope.detail_type.as_str() {
+    let detail_type = envelope.detail_type.as_str();
+    let body = envelope.detail;
+    let applied = match detail_type {
         "permission.upserted" => {
-            let event = detail::<PermissionEvent>(envelope.detail)?;
-            let permission = Permission {
-                key: event.body.key.unwrap_or_else(|| event.body.id.to_string()),
-                id: event.body.id,
-                name: event.body.name.unwrap_or_default(),
-                description: event.body.description.unwrap_or_default(),
-            };
-            app.put_permission(&permission, Some(event.version)).await?
+            let (event, origin) = detail::<GrantEvent>(body)?;
+            let permission = Permission::try_from(PermissionDraft::from(event))?;
+            app.put_permission(&permission, origin).await?
         }
         "role.upserted" => {
-            let event = detail::<RoleEvent>(envelope.detail)?;
-            let role = Role {
-                key: event.body.key.unwrap_or_else(|| event.body.id.to_string()),
-                id: event.body.id,
-                name: event.body.name.unwrap_or_default(),
-                permission_ids: event.body.permission_ids,
-            };
-            app.put_role(&role, Some(event.version)).await?
+            let (event, origin) = detail::<GrantEvent>(body)?;
+            app.put_role(&Role::try_from(RoleDraft::from(event))?, origin)
+                .await?
         }
         "tenant.upserted" => {
-            let event = detail::<TenantEvent>(envelope.detail)?;
-            let tenant = Tenant {
-                id: event.body.tenant_id,
-                name: event.body.name.unwrap_or_default(),
-                metadata: event.body.metadata.unwrap_or_default(),
+            let (e, origin) = detail::<TenantEvent>(body)?;
+            let draft = TenantDraft {
+                id: e.tenant_id,
+                name: e.name,
+                metadata: e.metadata,
             };
-            app.put_tenant(&tenant, Some(event.version)).await?
+            app.put_tenant(&Tenant::try_from(draft)?, origin).await?
         }
         "user.upserted" => {
-            let event = detail::<UserEvent>(envelope.detail)?;
-            let user = User {
-                id: event.body.user_id,
-                email: event.body.email,
-                tenants: event.body.tenants,
+            let (e, origin) = detail::<UserEvent>(body)?;
+            let draft = UserDraft {
+                id: e.user_id,
+                email: e.email,
+                tenants: e.tenants,
             };
-            app.put_user(&user, Some(event.version)).await?
+            app.put_user(&User::try_from(draft)?, origin).await?
         }
         "permission.deleted" | "role.deleted" => {
-            let event = detail::<IdOnly>(envelope.detail)?;
-            let kind = if envelope.detail_type == "role.deleted" {
-                EntityKind::Role
-            } else {
-                EntityKind::Permission
+            let (event, origin) = detail::<GrantEvent>(body)?;
+            let kind = match detail_type {
+                "role.deleted" => EntityKind::Role,
+                _ => EntityKind::Permission,
             };
-            app.delete_grant(kind, event.body.id.as_str(), Some(event.version))
-                .await?
+            app.delete_grant(kind, &event.id, origin).await?
         }
         "tenant.deleted" => {
-            let event = detail::<TenantEvent>(envelope.detail)?;
-            app.delete_tenant(&event.body.tenant_id, Some(event.version))
-                .await?
+            let (e, origin) = detail::<TenantEvent>(body)?;
+            let id = rules::field("tenantId", TenantId::parse(&e.tenant_id))?;
+            app.delete_tenant(&id, origin).await?
         }
         "user.deleted" => {
-            let event = detail::<UserEvent>(envelope.detail)?;
-            app.delete_user(&event.body.user_id, Some(event.version))
-                .await?
+            let (e, origin) = detail::<UserEvent>(body)?;
+            let id = rules::field("userId", UserId::parse(&e.user_id))?;
+            app.delete_user(&id, origin).await?
         }
         other => return Err(Error::bad_request(format!("unknown detail-type {other:?}"))),
     };
     if !applied {
-        tracing::info!(
-            detail_type = envelope.detail_type,
-            "superseded by a newer version; skipped"
-        );
+        tracing::info!(detail_type, "superseded by a newer version; skipped");
     }
     Ok(())
 }
-
-#[derive(Deserialize)]
-struct IdOnly {
-    id: GrantId,
-}
-
 /// Applies every message of a batch and reports the ones that failed, so only they are retried.
 pub async fn handle_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();

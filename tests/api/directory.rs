@@ -503,8 +503,12 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
         1000
     );
 
-    let cut_short =
-        tokio::time::timeout(Duration::from_millis(300), t.app.delete_user(&alice, None)).await;
+    let cut_short = tokio::time::timeout(
+        Duration::from_millis(300),
+        t.app
+            .delete_user(&alice, m2m_shared::domain::directory::Origin::Api),
+    )
+    .await;
     assert!(cut_short.is_err(), "the cascade was interrupted");
     let left = t.app.store.tokens_of_user(&alice).await.unwrap().len();
     assert!(left > 0, "the interruption left work to do");

@@ -12,5 +12,6 @@ mod gateway_events;
 mod local_server;
 mod provisioning;
 mod standard_clients;
+mod store_contract;
 mod template;
 mod verifier;

@@ -14,6 +14,7 @@ use m2m_shared::{Error, Result};
 use serde_json::json;
 
 use crate::support::{aws_config, moto_resources};
+use redb::ReadableTable;
 
 /// A store under test, with a way to plant an unreadable token record in it.
 struct Subject {
@@ -70,7 +71,9 @@ fn token(tenant: &str, user: Option<&str>) -> ApiToken {
     ApiToken {
         client_id: ClientId::generate(),
         tenant_id: id(TenantId::parse, tenant),
-        owner: user.map_or(TokenOwner::Tenant, |u| TokenOwner::User(id(UserId::parse, u))),
+        owner: user.map_or(TokenOwner::Tenant, |u| {
+            TokenOwner::User(id(UserId::parse, u))
+        }),
         created_by_user_id: None,
         description: "contract".into(),
         metadata: Metadata::new(),
@@ -79,7 +82,9 @@ fn token(tenant: &str, user: Option<&str>) -> ApiToken {
         created_at: Timestamp::from_millis(1_700_000_000_000),
         expires_at: None,
         last_used_at: None,
-        secret_hash: SecretHash::from_stored("$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into()),
+        secret_hash: SecretHash::from_stored(
+            "$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into(),
+        ),
     }
 }
 
@@ -112,25 +117,54 @@ async fn a_refresh_token_works_once(s: Subject) {
         .await
         .unwrap();
     let digest = refresh.digest();
-    assert!(s.store.take_refresh(&api.client_id, &digest).await.unwrap().is_some());
-    assert!(s.store.take_refresh(&api.client_id, &digest).await.unwrap().is_none());
+    assert!(
+        s.store
+            .take_refresh(&api.client_id, &digest)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.store
+            .take_refresh(&api.client_id, &digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 contract!(single_use_refresh_tokens, a_refresh_token_works_once);
 
 async fn at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first(s: Subject) {
     let api = token("acme", None);
     s.store.put_new(&api).await.unwrap();
-    let issued: Vec<RefreshToken> = (0..101).map(|_| RefreshToken::generate(api.client_id)).collect();
+    let issued: Vec<RefreshToken> = (0..101)
+        .map(|_| RefreshToken::generate(api.client_id))
+        .collect();
     for (n, refresh) in issued.iter().enumerate() {
         let record = refresh_record(refresh, 1_000 + i64::try_from(n).unwrap());
-        s.store.put_refresh(&api.client_id, &record, 100).await.unwrap();
+        s.store
+            .put_refresh(&api.client_id, &record, 100)
+            .await
+            .unwrap();
     }
-    let take = |r: &RefreshToken| s.store.take_refresh(&api.client_id, &r.digest());
-    assert!(take(&issued[0]).await.unwrap().is_none(), "the oldest was dropped");
-    assert!(take(&issued[1]).await.unwrap().is_some());
-    assert!(take(&issued[100]).await.unwrap().is_some());
+    let live = |n: usize| {
+        let digest = issued[n].digest();
+        let (store, client_id) = (Arc::clone(&s.store), api.client_id);
+        async move {
+            store
+                .take_refresh(&client_id, &digest)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(!live(0).await, "the oldest was dropped");
+    assert!(live(1).await && live(100).await);
 }
-contract!(refresh_token_cap, at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first);
+contract!(
+    refresh_token_cap,
+    at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first
+);
 
 async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject) {
     let tenant_token = token("acme", None);
@@ -141,23 +175,42 @@ async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject
     }
     let refresh = RefreshToken::generate(personal.client_id);
     let record = refresh_record(&refresh, 1);
-    s.store.put_refresh(&personal.client_id, &record, 100).await.unwrap();
+    s.store
+        .put_refresh(&personal.client_id, &record, 100)
+        .await
+        .unwrap();
     let acme = id(TenantId::parse, "acme");
     let alice = id(UserId::parse, "alice");
     assert_eq!(s.store.tokens_in_tenant(&acme).await.unwrap().len(), 2);
     assert_eq!(s.store.tokens_of_user(&alice).await.unwrap().len(), 2);
 
-    let ids = [tenant_token.client_id, personal.client_id, ClientId::generate()];
+    let ids = [
+        tenant_token.client_id,
+        personal.client_id,
+        ClientId::generate(),
+    ];
     s.store.delete_tokens(&ids).await.unwrap();
     s.store.delete_tokens(&ids).await.unwrap(); // again: nothing left is not an error
     assert!(s.store.tokens_in_tenant(&acme).await.unwrap().is_empty());
     let left = s.store.tokens_of_user(&alice).await.unwrap();
-    assert_eq!(left.iter().map(|t| t.client_id).collect::<Vec<_>>(), [elsewhere.client_id]);
+    assert_eq!(
+        left.iter().map(|t| t.client_id).collect::<Vec<_>>(),
+        [elsewhere.client_id]
+    );
     assert!(s.store.token(&personal.client_id).await.unwrap().is_none());
     let digest = refresh.digest();
-    assert!(s.store.take_refresh(&personal.client_id, &digest).await.unwrap().is_none());
+    assert!(
+        s.store
+            .take_refresh(&personal.client_id, &digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
-contract!(token_cascades, deleting_tokens_takes_their_refresh_tokens_and_index_entries);
+contract!(
+    token_cascades,
+    deleting_tokens_takes_their_refresh_tokens_and_index_entries
+);
 
 fn member_of(user: &str, tenants: &[&str]) -> User {
     User {
@@ -174,48 +227,143 @@ fn member_of(user: &str, tenants: &[&str]) -> User {
 }
 
 async fn removing_a_tenants_members_keeps_their_other_memberships(s: Subject) {
-    s.store.put_user(&member_of("alice", &["acme", "globex"]), Origin::Api).await.unwrap();
-    s.store.put_user(&member_of("bob", &["acme"]), Origin::Api).await.unwrap();
+    s.store
+        .put_user(&member_of("alice", &["acme", "globex"]), Origin::Api)
+        .await
+        .unwrap();
+    s.store
+        .put_user(&member_of("bob", &["acme"]), Origin::Api)
+        .await
+        .unwrap();
     let acme = id(TenantId::parse, "acme");
     s.store.remove_members(&acme).await.unwrap();
     s.store.remove_members(&acme).await.unwrap();
 
-    let alice = s.store.user(&id(UserId::parse, "alice")).await.unwrap().unwrap();
-    assert_eq!(alice, member_of("alice", &["globex"]), "typed and otherwise unchanged");
-    let bob = s.store.user(&id(UserId::parse, "bob")).await.unwrap().unwrap();
-    assert!(bob.tenants.is_empty(), "the user stays, without the membership");
+    let alice = s
+        .store
+        .user(&id(UserId::parse, "alice"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alice,
+        member_of("alice", &["globex"]),
+        "typed and otherwise unchanged"
+    );
+    let bob = s
+        .store
+        .user(&id(UserId::parse, "bob"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        bob.tenants.is_empty(),
+        "the user stays, without the membership"
+    );
 }
-contract!(removing_members, removing_a_tenants_members_keeps_their_other_memberships);
+contract!(
+    removing_members,
+    removing_a_tenants_members_keeps_their_other_memberships
+);
 
 async fn an_older_version_never_overwrites_and_tombstones_stop_late_upserts(s: Subject) {
     let kind = EntityKind::Tenant;
     let v = |n: u64| Origin::Event { version: n };
-    assert!(s.store.put_entity(kind, "acme", &json!({"v": 2}), v(2)).await.unwrap());
-    assert!(!s.store.put_entity(kind, "acme", &json!({"v": 1}), v(1)).await.unwrap());
-    assert_eq!(s.store.entity(kind, "acme").await.unwrap(), Some(json!({"v": 2})));
-    assert!(s.store.put_entity(kind, "acme", &json!({"v": 2.5}), v(2)).await.unwrap(), "same version reapplies");
+    assert!(
+        s.store
+            .put_entity(kind, "acme", &json!({"v": 2}), v(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.store
+            .put_entity(kind, "acme", &json!({"v": 1}), v(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.store.entity(kind, "acme").await.unwrap(),
+        Some(json!({"v": 2}))
+    );
+    assert!(
+        s.store
+            .put_entity(kind, "acme", &json!({"v": 2.5}), v(2))
+            .await
+            .unwrap(),
+        "same version reapplies"
+    );
 
     assert!(s.store.delete_entity(kind, "acme", v(3)).await.unwrap());
-    assert!(!s.store.put_entity(kind, "acme", &json!({"v": 2}), v(2)).await.unwrap());
-    assert_eq!(s.store.entity(kind, "acme").await.unwrap(), None, "the tombstone holds");
-    assert!(s.store.entities(kind).await.unwrap().is_empty(), "and is not listed");
-    assert!(s.store.put_entity(kind, "acme", &json!({"v": 4}), v(4)).await.unwrap());
-    assert_eq!(s.store.entity(kind, "acme").await.unwrap(), Some(json!({"v": 4})));
+    assert!(
+        !s.store
+            .put_entity(kind, "acme", &json!({"v": 2}), v(2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.store.entity(kind, "acme").await.unwrap(),
+        None,
+        "the tombstone holds"
+    );
+    assert!(
+        s.store.entities(kind).await.unwrap().is_empty(),
+        "and is not listed"
+    );
+    assert!(
+        s.store
+            .put_entity(kind, "acme", &json!({"v": 4}), v(4))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.store.entity(kind, "acme").await.unwrap(),
+        Some(json!({"v": 4}))
+    );
 
-    assert!(s.store.put_user(&member_of("carol", &["acme"]), v(5)).await.unwrap());
-    assert!(!s.store.put_user(&member_of("carol", &[]), v(4)).await.unwrap());
-    assert!(s.store.delete_user(&id(UserId::parse, "carol"), v(6)).await.unwrap());
-    assert!(!s.store.put_user(&member_of("carol", &["acme"]), v(5)).await.unwrap());
-    assert_eq!(s.store.user(&id(UserId::parse, "carol")).await.unwrap(), None);
+    assert!(
+        s.store
+            .put_user(&member_of("carol", &["acme"]), v(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.store
+            .put_user(&member_of("carol", &[]), v(4))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.store
+            .delete_user(&id(UserId::parse, "carol"), v(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.store
+            .put_user(&member_of("carol", &["acme"]), v(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.store.user(&id(UserId::parse, "carol")).await.unwrap(),
+        None
+    );
 }
-contract!(version_ordering, an_older_version_never_overwrites_and_tombstones_stop_late_upserts);
+contract!(
+    version_ordering,
+    an_older_version_never_overwrites_and_tombstones_stop_late_upserts
+);
 
 async fn an_unreadable_token_record_is_reported_not_skipped(s: Subject) {
     let planted = token("acme", None);
     s.store.put_new(&planted).await.unwrap();
     let (store, _dir) = corrupt_token(s, &planted).await;
     for error in [
-        store.token(&planted.client_id).await.map(|_| ()).unwrap_err(),
+        store
+            .token(&planted.client_id)
+            .await
+            .map(|_| ())
+            .unwrap_err(),
         store
             .tokens_in_tenant(&planted.tenant_id)
             .await
@@ -231,7 +379,10 @@ async fn an_unreadable_token_record_is_reported_not_skipped(s: Subject) {
         );
     }
 }
-contract!(corrupt_records, an_unreadable_token_record_is_reported_not_skipped);
+contract!(
+    corrupt_records,
+    an_unreadable_token_record_is_reported_not_skipped
+);
 
 /// Overwrites the token's stored record with one whose `createdAt` is not a number.
 async fn corrupt_token(
@@ -268,7 +419,10 @@ async fn corrupt_token(
             client
                 .update_item()
                 .table_name(&table)
-                .key("pk", AttributeValue::S(format!("TOKEN#{}", planted.client_id)))
+                .key(
+                    "pk",
+                    AttributeValue::S(format!("TOKEN#{}", planted.client_id)),
+                )
                 .key("sk", AttributeValue::S("TOKEN".into()))
                 .update_expression("SET createdAt = :bad")
                 .expression_attribute_values(":bad", AttributeValue::S("yesterday".into()))

@@ -1,16 +1,20 @@
 //! The directory: permissions, roles, tenants and users with their roles per tenant. It decides
 //! what an API token's JWT says at the moment of exchange.
+//!
+//! Every record is made from a draft with `TryFrom`, by the API and by provisioning events
+//! alike, so an event can never store what the API refuses.
 
 use serde::{Deserialize, Serialize};
 
 use super::ids::{GrantId, TenantId, UserId};
+use super::rules::{self, GrantKey, Invalid};
 use super::token::Metadata;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Permission {
     pub id: GrantId,
-    pub key: String,
+    pub key: GrantKey,
     pub name: String,
     pub description: String,
 }
@@ -19,7 +23,7 @@ pub struct Permission {
 #[serde(rename_all = "camelCase")]
 pub struct Role {
     pub id: GrantId,
-    pub key: String,
+    pub key: GrantKey,
     pub name: String,
     pub permission_ids: Vec<GrantId>,
 }
@@ -57,6 +61,113 @@ impl User {
     }
 }
 
+/// A permission as a caller describes it.
+pub struct PermissionDraft {
+    pub id: String,
+    pub key: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl TryFrom<PermissionDraft> for Permission {
+    type Error = Invalid;
+
+    fn try_from(draft: PermissionDraft) -> Result<Self, Invalid> {
+        Ok(Self {
+            id: rules::field("id", GrantId::parse(&draft.id))?,
+            key: GrantKey::parse(draft.key)?,
+            name: rules::name(draft.name.unwrap_or_default())?,
+            description: rules::description(draft.description.unwrap_or_default())?,
+        })
+    }
+}
+
+/// A role as a caller describes it.
+pub struct RoleDraft {
+    pub id: String,
+    pub key: String,
+    pub name: Option<String>,
+    pub permission_ids: Vec<String>,
+}
+
+impl TryFrom<RoleDraft> for Role {
+    type Error = Invalid;
+
+    fn try_from(draft: RoleDraft) -> Result<Self, Invalid> {
+        Ok(Self {
+            id: rules::field("id", GrantId::parse(&draft.id))?,
+            key: GrantKey::parse(draft.key)?,
+            name: rules::name(draft.name.unwrap_or_default())?,
+            permission_ids: rules::grant_ids("permissionIds", &draft.permission_ids)?,
+        })
+    }
+}
+
+/// A tenant as a caller describes it.
+pub struct TenantDraft {
+    pub id: String,
+    pub name: Option<String>,
+    pub metadata: Option<Metadata>,
+}
+
+impl TryFrom<TenantDraft> for Tenant {
+    type Error = Invalid;
+
+    fn try_from(draft: TenantDraft) -> Result<Self, Invalid> {
+        Ok(Self {
+            id: rules::field("tenantId", TenantId::parse(&draft.id))?,
+            name: rules::name(draft.name.unwrap_or_default())?,
+            metadata: rules::metadata(draft.metadata.unwrap_or_default())?,
+        })
+    }
+}
+
+/// A membership as a caller describes it (the same shape in API bodies and events).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipDraft {
+    pub tenant_id: String,
+    #[serde(default)]
+    pub role_ids: Vec<String>,
+}
+
+/// A user as a caller describes it.
+pub struct UserDraft {
+    pub id: String,
+    pub email: Option<String>,
+    pub tenants: Vec<MembershipDraft>,
+}
+
+impl TryFrom<UserDraft> for User {
+    type Error = Invalid;
+
+    fn try_from(draft: UserDraft) -> Result<Self, Invalid> {
+        if draft.tenants.len() > rules::MAX_TENANTS_PER_USER {
+            return Err(Invalid(format!(
+                "tenants may hold at most {} memberships",
+                rules::MAX_TENANTS_PER_USER
+            )));
+        }
+        let mut tenants: Vec<Membership> = Vec::with_capacity(draft.tenants.len());
+        for m in draft.tenants {
+            let tenant_id = rules::field("tenants: tenantId", TenantId::parse(&m.tenant_id))?;
+            if tenants.iter().any(|t| t.tenant_id == tenant_id) {
+                return Err(Invalid(format!("tenants: {tenant_id} is listed twice")));
+            }
+            let role_ids = rules::grant_ids("roleIds", &m.role_ids)?;
+            tenants.push(Membership {
+                tenant_id,
+                role_ids,
+            });
+        }
+        Ok(Self {
+            id: rules::field("userId", UserId::parse(&draft.id))?,
+            email: draft.email.map(rules::email).transpose()?,
+            tenants,
+        })
+    }
+}
+
 /// Which directory record a write or a delete is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntityKind {
@@ -66,9 +177,24 @@ pub enum EntityKind {
     User,
 }
 
-/// Orders writes that arrive as events: a write carrying an older version than the stored one
-/// is ignored. API writes carry none and always apply.
-pub type Version = Option<u64>;
+/// Where a directory write comes from, which decides whether a newer state may refuse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The management API: applies as it arrives.
+    Api,
+    /// A provisioning event: ignored when the stored state carries a newer version, and a
+    /// delete leaves a tombstone so that an older upsert arriving later cannot bring it back.
+    Event { version: u64 },
+}
+
+impl Origin {
+    pub fn version(self) -> Option<u64> {
+        match self {
+            Self::Api => None,
+            Self::Event { version } => Some(version),
+        }
+    }
+}
 
 /// What a role-and-permission lookup yields for a JWT: keys, not ids.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -9,8 +9,6 @@ use sha2::{Digest, Sha256};
 
 use super::time::Timestamp;
 use super::token::Metadata;
-use crate::error::{Error, Result};
-use crate::ports::Signer;
 
 /// The `type` claim. It keeps a vendor token and an API-token JWT from standing in for each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +85,11 @@ impl Claims for VendorClaims {
     }
 }
 
+/// The signing key is not an RSA key.
+#[derive(Debug, thiserror::Error)]
+#[error("signing public key is not RSA: {0}")]
+pub struct NotRsa(String);
+
 /// The public half of the signing key, in every form we publish it.
 pub struct PublicKey {
     kid: String,
@@ -98,9 +101,9 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// From a DER SubjectPublicKeyInfo (what KMS `GetPublicKey` returns).
-    pub fn from_spki_der(spki_der: &[u8]) -> Result<Self> {
-        let key = aws_lc_rs::rsa::PublicKey::from_der(spki_der)
-            .map_err(|e| Error::internal(format!("signing public key is not RSA: {e}")))?;
+    pub fn from_spki_der(spki_der: &[u8]) -> Result<Self, NotRsa> {
+        let key =
+            aws_lc_rs::rsa::PublicKey::from_der(spki_der).map_err(|e| NotRsa(e.to_string()))?;
         let parts = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(&key);
         // RFC 7638 thumbprint: stable for the key, different for the next one.
         let thumbprint_input = format!(
@@ -153,18 +156,29 @@ pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     )
 }
 
-/// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.
-pub async fn sign(signer: &dyn Signer, claims: &impl Serialize) -> Result<String> {
-    let header =
-        serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": signer.public_key().kid()});
-    let input = format!("{}.{}", base64_json(&header)?, base64_json(claims)?);
-    let signature = signer.sign(input.as_bytes()).await?;
-    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+/// The part of a JWT that is signed: header (RS256, `kid`) and claims, base64url-encoded.
+pub fn signing_input(kid: &str, claims: &impl Serialize) -> Result<String, serde_json::Error> {
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    Ok(format!(
+        "{}.{}",
+        base64_json(&header)?,
+        base64_json(claims)?
+    ))
 }
 
-fn base64_json(value: &impl Serialize) -> Result<String> {
-    Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).map_err(Error::internal)?))
+/// The compact JWT: the signed input and its signature.
+pub fn compact(input: &str, signature: &[u8]) -> String {
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
+
+fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
+    Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(value)?))
+}
+
+/// A JWT that was not accepted; every cause looks the same to the caller.
+#[derive(Debug, thiserror::Error)]
+#[error("token refused")]
+pub struct Refused;
 
 /// Checks signature (RS256 only, our `kid`), issuer, audience (when given), type and expiry.
 /// Every failure is the same `Unauthorized`.
@@ -174,10 +188,10 @@ pub fn verify<C: Claims>(
     issuer: &str,
     audience: Option<&str>,
     now: Timestamp,
-) -> Result<C> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| Error::Unauthorized)?;
+) -> Result<C, Refused> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Refused)?;
     if header.alg != Algorithm::RS256 || header.kid.as_deref() != Some(key.kid()) {
-        return Err(Error::Unauthorized);
+        return Err(Refused);
     }
     let mut validation = Validation::new(Algorithm::RS256);
     // Expiry is checked below against the service's clock, with no leeway.
@@ -189,10 +203,10 @@ pub fn verify<C: Claims>(
         None => validation.validate_aud = false,
     }
     let claims = jsonwebtoken::decode::<C>(token, &key.decoding, &validation)
-        .map_err(|_| Error::Unauthorized)?
+        .map_err(|_| Refused)?
         .claims;
     if !C::TYPES.contains(&claims.token_type()) || claims.exp() <= now.seconds() {
-        return Err(Error::Unauthorized);
+        return Err(Refused);
     }
     Ok(claims)
 }

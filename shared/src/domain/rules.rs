@@ -1,8 +1,9 @@
 //! The limits every write obeys, whether it comes from the API or from a provisioning event.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ids::GrantId;
+use super::ids::{GrantId, InvalidId};
 use super::token::Metadata;
 
 /// Why a value was refused; the message names the field.
@@ -18,20 +19,6 @@ pub const MAX_KEY_CHARS: usize = 256;
 pub const MAX_EXPIRES_IN_MINUTES: u32 = 10 * 366 * 24 * 60;
 /// DynamoDB writes a user and its memberships in one transaction of at most 100 items.
 pub const MAX_TENANTS_PER_USER: usize = 90;
-
-/// A role or permission key as it appears in JWTs: non-empty, no spaces or control characters.
-pub fn grant_key(key: String) -> Result<String, Invalid> {
-    let valid = !key.is_empty()
-        && key.chars().count() <= MAX_KEY_CHARS
-        && !key.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(key)
-    } else {
-        Err(Invalid(format!(
-            "key must be 1 to {MAX_KEY_CHARS} characters without spaces"
-        )))
-    }
-}
 
 pub fn description(description: String) -> Result<String, Invalid> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -83,6 +70,83 @@ pub fn grant_ids<S: AsRef<str>>(field: &str, ids: &[S]) -> Result<Vec<GrantId>, 
     Ok(parsed)
 }
 
+pub const MAX_NAME_CHARS: usize = 256;
+/// RFC 5321's limit on a forward path.
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// A role or permission key as it appears in JWTs: 1 to 256 characters, no spaces or control
+/// characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GrantKey(String);
+
+impl GrantKey {
+    pub fn parse(key: String) -> Result<Self, Invalid> {
+        let valid = !key.is_empty()
+            && key.chars().count() <= MAX_KEY_CHARS
+            && !key.chars().any(|c| c.is_whitespace() || c.is_control());
+        if valid {
+            Ok(Self(key))
+        } else {
+            Err(Invalid(format!(
+                "key must be 1 to {MAX_KEY_CHARS} characters without spaces"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for GrantKey {
+    type Error = Invalid;
+    fn try_from(key: String) -> Result<Self, Invalid> {
+        Self::parse(key)
+    }
+}
+
+impl From<GrantKey> for String {
+    fn from(key: GrantKey) -> String {
+        key.0
+    }
+}
+
+impl std::fmt::Display for GrantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Names the field an id was refused in.
+pub fn field<T>(name: &str, parsed: Result<T, InvalidId>) -> Result<T, Invalid> {
+    parsed.map_err(|e| Invalid(format!("{name} {e}")))
+}
+
+/// A display name: at most 256 characters, no control characters.
+pub fn name(name: String) -> Result<String, Invalid> {
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Invalid(format!(
+            "name must be at most {MAX_NAME_CHARS} characters without control characters"
+        )));
+    }
+    Ok(name)
+}
+
+/// An email address as the directory keeps it: at most 254 characters, with an `@`.
+pub fn email(email: String) -> Result<String, Invalid> {
+    let valid = email.chars().count() <= MAX_EMAIL_CHARS
+        && email.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(Invalid(format!(
+            "email must be an address of at most {MAX_EMAIL_CHARS} characters"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +167,7 @@ mod tests {
                 .0
                 .contains("roleIds")
         );
-        assert!(grant_key("has space".into()).is_err());
+        assert!(GrantKey::parse("has space".into()).is_err());
         assert!(description("x".repeat(MAX_DESCRIPTION_CHARS + 1)).is_err());
         assert!(expires_in_minutes(Some(0)).is_err());
         assert_eq!(expires_in_minutes(None), Ok(None));

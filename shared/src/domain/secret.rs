@@ -9,8 +9,6 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{Error, Result};
-
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BODY_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
@@ -57,6 +55,11 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// bcrypt could not run (a worker thread failed, or the cost is out of range).
+#[derive(Debug, thiserror::Error)]
+#[error("bcrypt failed: {0}")]
+pub struct HashFailed(String);
+
 /// Why a string is not a secret of ours.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("not a well-formed secret")]
@@ -98,24 +101,24 @@ impl Secret {
     }
 
     /// bcrypt at `cost`, on the blocking pool so the executor keeps serving.
-    pub async fn hash(&self, cost: u32) -> Result<SecretHash> {
+    pub async fn hash(&self, cost: u32) -> Result<SecretHash, HashFailed> {
         let secret = self.clone();
         let hash = tokio::task::spawn_blocking(move || bcrypt::hash(secret.expose(), cost))
             .await
-            .map_err(Error::internal)?
-            .map_err(Error::internal)?;
+            .map_err(|e| HashFailed(e.to_string()))?
+            .map_err(|e| HashFailed(e.to_string()))?;
         Ok(SecretHash(hash))
     }
 
     /// bcrypt verification, on the blocking pool. A hash that cannot be read counts as a mismatch.
-    pub async fn matches(&self, hash: &SecretHash) -> Result<bool> {
+    pub async fn matches(&self, hash: &SecretHash) -> Result<bool, HashFailed> {
         let secret = self.clone();
         let hash = hash.clone();
         tokio::task::spawn_blocking(move || {
             bcrypt::verify(secret.expose(), &hash.0).unwrap_or(false)
         })
         .await
-        .map_err(Error::internal)
+        .map_err(|e| HashFailed(e.to_string()))
     }
 }
 

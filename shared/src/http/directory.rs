@@ -1,4 +1,5 @@
-//! The directory: permissions, roles, tenants and users, managed by the vendor.
+//! The directory: permissions, roles, tenants and users, managed by the vendor. Bodies become
+//! domain records through the same drafts as provisioning events.
 
 use std::sync::Arc;
 
@@ -10,21 +11,16 @@ use super::caller::Vendor;
 use super::request::Call;
 use super::response::{done, json};
 use crate::app::App;
-use crate::domain::directory::{EntityKind, Membership, Permission, Role, Tenant, User};
-use crate::domain::ids::InvalidId;
-use crate::domain::rules::{self, Invalid};
-use crate::domain::{GrantId, Metadata, TenantId, UserId};
+use crate::domain::directory::{
+    EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleDraft, Tenant,
+    TenantDraft, User, UserDraft,
+};
+use crate::domain::rules;
+use crate::domain::{Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
-fn path_id<T>(call: &Call, parse: impl Fn(&str) -> Result<T, InvalidId>) -> Result<T> {
-    parse(call.id()).map_err(|e| Error::bad_request(format!("Id in path {e}")))
-}
-
-fn new_or_given_id(id: Option<String>) -> Result<GrantId> {
-    match id {
-        Some(id) => GrantId::parse(&id).map_err(|e| Error::bad_request(format!("id {e}"))),
-        None => GrantId::parse(&uuid::Uuid::new_v4().to_string()).map_err(Error::internal),
-    }
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[derive(Deserialize)]
@@ -39,13 +35,13 @@ struct PermissionBody {
 /// `POST /identity/resources/permissions/v1`.
 pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: PermissionBody = call.json()?;
-    let permission = Permission {
-        id: new_or_given_id(body.id)?,
-        key: rules::grant_key(body.key)?,
-        name: body.name.unwrap_or_default(),
-        description: body.description.unwrap_or_default(),
-    };
-    app.put_permission(&permission, None).await?;
+    let permission = Permission::try_from(PermissionDraft {
+        id: body.id.unwrap_or_else(new_id),
+        key: body.key,
+        name: body.name,
+        description: body.description,
+    })?;
+    app.put_permission(&permission, Origin::Api).await?;
     json(StatusCode::CREATED, &permission)
 }
 
@@ -56,7 +52,7 @@ pub async fn list_permissions(app: Arc<App>, _: Vendor, _: Call) -> Result<Respo
 
 /// `DELETE /identity/resources/permissions/v1/{id}`.
 pub async fn delete_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.delete_grant(EntityKind::Permission, call.id(), None)
+    app.delete_grant(EntityKind::Permission, call.id(), Origin::Api)
         .await?;
     done()
 }
@@ -73,19 +69,15 @@ struct RoleBody {
 /// `POST /identity/resources/roles/v1`.
 pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: RoleBody = call.json()?;
-    let key = body
-        .key
-        .ok_or_else(|| Error::bad_request("Missing field key"))?;
-    let role = Role {
-        id: new_or_given_id(body.id)?,
-        key: rules::grant_key(key)?,
-        name: body.name.unwrap_or_default(),
-        permission_ids: rules::grant_ids(
-            "permissionIds",
-            &body.permission_ids.unwrap_or_default(),
-        )?,
-    };
-    app.put_role(&role, None).await?;
+    let role = Role::try_from(RoleDraft {
+        id: body.id.unwrap_or_else(new_id),
+        key: body
+            .key
+            .ok_or_else(|| Error::bad_request("Missing field key"))?,
+        name: body.name,
+        permission_ids: body.permission_ids.unwrap_or_default(),
+    })?;
+    app.put_role(&role, Origin::Api).await?;
     json(StatusCode::CREATED, &role)
 }
 
@@ -97,23 +89,27 @@ pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: RoleBody = call.json()?;
-    let mut role = app.role(call.id()).await?;
-    if let Some(key) = body.key {
-        role.key = rules::grant_key(key)?;
-    }
-    if let Some(name) = body.name {
-        role.name = name;
-    }
-    if let Some(ids) = body.permission_ids {
-        role.permission_ids = rules::grant_ids("permissionIds", &ids)?;
-    }
-    app.put_role(&role, None).await?;
+    let stored = app.role(call.id()).await?;
+    let role = Role::try_from(RoleDraft {
+        id: stored.id.to_string(),
+        key: body.key.unwrap_or_else(|| stored.key.to_string()),
+        name: Some(body.name.unwrap_or(stored.name)),
+        permission_ids: body.permission_ids.unwrap_or_else(|| {
+            stored
+                .permission_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }),
+    })?;
+    app.put_role(&role, Origin::Api).await?;
     json(StatusCode::OK, &role)
 }
 
 /// `DELETE /identity/resources/roles/v1/{id}`.
 pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.delete_grant(EntityKind::Role, call.id(), None).await?;
+    app.delete_grant(EntityKind::Role, call.id(), Origin::Api)
+        .await?;
     done()
 }
 
@@ -127,28 +123,20 @@ struct TenantBody {
 /// `PUT /identity/resources/tenants/v1/{id}`.
 pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: TenantBody = call.json()?;
-    let tenant = Tenant {
-        id: path_id(&call, TenantId::parse)?,
-        name: body.name.unwrap_or_default(),
-        metadata: rules::metadata(body.metadata.unwrap_or_default())?,
-    };
-    app.put_tenant(&tenant, None).await?;
+    let tenant = Tenant::try_from(TenantDraft {
+        id: call.id().to_owned(),
+        name: body.name,
+        metadata: body.metadata,
+    })?;
+    app.put_tenant(&tenant, Origin::Api).await?;
     json(StatusCode::OK, &tenant)
 }
 
 /// `DELETE /identity/resources/tenants/v1/{id}`: its tokens and memberships go with it.
 pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.delete_tenant(&path_id(&call, TenantId::parse)?, None)
-        .await?;
+    let id = rules::field("tenantId", TenantId::parse(call.id()))?;
+    app.delete_tenant(&id, Origin::Api).await?;
     done()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MembershipBody {
-    tenant_id: String,
-    #[serde(default)]
-    role_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -156,46 +144,24 @@ struct MembershipBody {
 struct UserBody {
     email: Option<String>,
     #[serde(default)]
-    tenants: Vec<MembershipBody>,
-}
-
-fn memberships(tenants: Vec<MembershipBody>) -> Result<Vec<Membership>, Invalid> {
-    if tenants.len() > rules::MAX_TENANTS_PER_USER {
-        return Err(Invalid(format!(
-            "tenants may hold at most {} memberships",
-            rules::MAX_TENANTS_PER_USER
-        )));
-    }
-    let mut parsed: Vec<Membership> = Vec::with_capacity(tenants.len());
-    for m in tenants {
-        let tenant_id =
-            TenantId::parse(&m.tenant_id).map_err(|e| Invalid(format!("tenants: tenantId {e}")))?;
-        if parsed.iter().any(|t| t.tenant_id == tenant_id) {
-            return Err(Invalid(format!("tenants: {tenant_id} is listed twice")));
-        }
-        parsed.push(Membership {
-            tenant_id,
-            role_ids: rules::grant_ids("roleIds", &m.role_ids)?,
-        });
-    }
-    Ok(parsed)
+    tenants: Vec<MembershipDraft>,
 }
 
 /// `PUT /identity/resources/users/v1/{id}`: the user with their roles per tenant.
 pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: UserBody = call.json()?;
-    let user = User {
-        id: path_id(&call, UserId::parse)?,
+    let user = User::try_from(UserDraft {
+        id: call.id().to_owned(),
         email: body.email,
-        tenants: memberships(body.tenants)?,
-    };
-    app.put_user(&user, None).await?;
+        tenants: body.tenants,
+    })?;
+    app.put_user(&user, Origin::Api).await?;
     json(StatusCode::OK, &user)
 }
 
 /// `DELETE /identity/resources/users/v1/{id}`: every personal token of theirs goes too.
 pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.delete_user(&path_id(&call, UserId::parse)?, None)
-        .await?;
+    let id = rules::field("userId", UserId::parse(call.id()))?;
+    app.delete_user(&id, Origin::Api).await?;
     done()
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
-use crate::domain::directory::{EntityKind, Grants, Permission, Role, Tenant, User, Version};
+use crate::domain::directory::{EntityKind, Grants, Origin, Permission, Role, Tenant, User};
 use crate::domain::{ApiToken, GrantId, TenantId, TokenOwner, UserId};
 use crate::error::{Error, Result};
 
@@ -41,7 +41,7 @@ impl App {
     }
 
     /// Creates or replaces a permission; a key held by another permission is a conflict.
-    pub async fn put_permission(&self, permission: &Permission, version: Version) -> Result<bool> {
+    pub async fn put_permission(&self, permission: &Permission, origin: Origin) -> Result<bool> {
         if self
             .permissions()
             .await?
@@ -55,17 +55,12 @@ impl App {
         }
         let doc = to_doc(permission)?;
         self.store
-            .put_entity(
-                EntityKind::Permission,
-                permission.id.as_str(),
-                &doc,
-                version,
-            )
+            .put_entity(EntityKind::Permission, permission.id.as_str(), &doc, origin)
             .await
     }
 
     /// Creates or replaces a role; every permission id must exist (400) and the key be free (409).
-    pub async fn put_role(&self, role: &Role, version: Version) -> Result<bool> {
+    pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<bool> {
         if self
             .roles()
             .await?
@@ -81,7 +76,7 @@ impl App {
             .await?;
         let doc = to_doc(role)?;
         self.store
-            .put_entity(EntityKind::Role, role.id.as_str(), &doc, version)
+            .put_entity(EntityKind::Role, role.id.as_str(), &doc, origin)
             .await
     }
 
@@ -91,8 +86,8 @@ impl App {
     }
 
     /// Deletes a permission or role; it vanishes from every JWT issued afterwards.
-    pub async fn delete_grant(&self, kind: EntityKind, id: &str, version: Version) -> Result<bool> {
-        if version.is_none() && self.store.entity(kind, id).await?.is_none() {
+    pub async fn delete_grant(&self, kind: EntityKind, id: &str, origin: Origin) -> Result<bool> {
+        if origin == Origin::Api && self.store.entity(kind, id).await?.is_none() {
             let what = if kind == EntityKind::Role {
                 "Role"
             } else {
@@ -100,7 +95,7 @@ impl App {
             };
             return Err(not_found(what, id));
         }
-        self.store.delete_entity(kind, id, version).await
+        self.store.delete_entity(kind, id, origin).await
     }
 
     /// Refuses ids that name no permission (or role): `400` with the unknown ones.
@@ -135,19 +130,19 @@ impl App {
         }
     }
 
-    pub async fn put_tenant(&self, tenant: &Tenant, version: Version) -> Result<bool> {
+    pub async fn put_tenant(&self, tenant: &Tenant, origin: Origin) -> Result<bool> {
         let doc = to_doc(tenant)?;
         self.store
-            .put_entity(EntityKind::Tenant, tenant.id.as_str(), &doc, version)
+            .put_entity(EntityKind::Tenant, tenant.id.as_str(), &doc, origin)
             .await
     }
 
     /// Deletes the tenant, its tokens (tenant tokens and members' personal tokens, with their
     /// refresh tokens) and its memberships. Safe to run again after an interruption.
-    pub async fn delete_tenant(&self, id: &TenantId, version: Version) -> Result<bool> {
+    pub async fn delete_tenant(&self, id: &TenantId, origin: Origin) -> Result<bool> {
         if !self
             .store
-            .delete_entity(EntityKind::Tenant, id.as_str(), version)
+            .delete_entity(EntityKind::Tenant, id.as_str(), origin)
             .await?
         {
             return Ok(false);
@@ -160,19 +155,19 @@ impl App {
     }
 
     /// Creates or replaces a user with their roles per tenant; unknown role ids are refused.
-    pub async fn put_user(&self, user: &User, version: Version) -> Result<bool> {
+    pub async fn put_user(&self, user: &User, origin: Origin) -> Result<bool> {
         let role_ids: Vec<GrantId> = user
             .tenants
             .iter()
             .flat_map(|m| m.role_ids.clone())
             .collect();
         self.check_ids_exist(EntityKind::Role, &role_ids).await?;
-        self.store.put_user(user, version).await
+        self.store.put_user(user, origin).await
     }
 
     /// Deletes the user and every personal token of theirs in every tenant. Safe to run again.
-    pub async fn delete_user(&self, id: &UserId, version: Version) -> Result<bool> {
-        if !self.store.delete_user(id, version).await? {
+    pub async fn delete_user(&self, id: &UserId, origin: Origin) -> Result<bool> {
+        if !self.store.delete_user(id, origin).await? {
             return Ok(false);
         }
         let tokens = self.store.tokens_of_user(id).await?;
@@ -219,12 +214,12 @@ impl App {
             .iter()
             .flat_map(|role| &role.permission_ids)
             .chain(&direct)
-            .filter_map(|id| permissions.get(id).map(|p| p.key.clone()))
+            .filter_map(|id| permissions.get(id).map(|p| p.key.to_string()))
             .collect();
         permission_keys.sort();
         permission_keys.dedup();
         let grants = Grants {
-            roles: held.iter().map(|r| r.key.clone()).collect(),
+            roles: held.iter().map(|r| r.key.to_string()).collect(),
             permissions: permission_keys,
         };
         Ok(Some((grants, email)))

@@ -68,7 +68,15 @@ impl App {
             exp: now.plus_seconds(ttl).seconds(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        Ok((jwt::sign(self.signer.as_ref(), &claims).await?, ttl))
+        Ok((self.sign(&claims).await?, ttl))
+    }
+
+    /// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.
+    async fn sign(&self, claims: &impl serde::Serialize) -> Result<String> {
+        let input =
+            jwt::signing_input(self.signer.public_key().kid(), claims).map_err(Error::internal)?;
+        let signature = self.signer.sign(input.as_bytes()).await?;
+        Ok(jwt::compact(&input, &signature))
     }
 
     /// Checks a vendor token; API-token JWTs and anything else are refused alike.
@@ -80,6 +88,7 @@ impl App {
             None,
             self.now(),
         )
+        .map_err(Error::from)
     }
 
     /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.
@@ -91,6 +100,7 @@ impl App {
             Some(&self.settings.audience),
             self.now(),
         )
+        .map_err(Error::from)
     }
 
     /// Creates a vendor credential and returns its secret, which is not kept.
@@ -217,7 +227,7 @@ impl App {
         let ttl = self.settings.access_token_ttl_seconds;
         let expires_at = now.plus_seconds(ttl);
         let claims = self.access_claims(token, grants, email, now, expires_at);
-        let access_token = jwt::sign(self.signer.as_ref(), &claims).await?;
+        let access_token = self.sign(&claims).await?;
         let refresh_token = RefreshToken::generate(token.client_id);
         let record = RefreshRecord {
             digest: refresh_token.digest(),

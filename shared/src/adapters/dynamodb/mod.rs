@@ -1,0 +1,231 @@
+//! Production store: one DynamoDB table, keys `pk`/`sk`, TTL attribute `ttl`.
+//!
+//! | record        | pk                 | sk                 |
+//! |---------------|--------------------|--------------------|
+//! | vendor        | `VENDOR`           | `<clientId>`       |
+//! | API token     | `TOKEN#<clientId>` | `TOKEN`            |
+//! | refresh token | `TOKEN#<clientId>` | `REFRESH#<sha256>` |
+//! | permission    | `PERMISSION`       | `<id>`             |
+//! | role          | `ROLE`             | `<id>`             |
+//! | tenant        | `TENANT#<id>`      | `TENANT`           |
+//! | user          | `USER#<id>`        | `USER`             |
+//! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
+//!
+//! Index `gsi1` (`gsi1pk`, `gsi1sk`) finds a tenant's tokens (`TENANT#<id>`, `TOKEN#<clientId>`)
+//! and members (`TENANT#<id>`, `MEMBER#<userId>`); index `gsi2` (`gsi2pk`, `gsi2sk`) finds a
+//! user's personal tokens in every tenant (`USER#<id>`, `TOKEN#<clientId>`).
+//!
+//! Reads on the credential path are strongly consistent, so a deleted token stops at once.
+
+mod directory;
+mod refresh;
+mod tokens;
+mod vendors;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update,
+    WriteRequest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::records::{
+    EntityRecord, RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond,
+};
+use crate::domain::directory::{EntityKind, Origin, User};
+use crate::domain::{
+    ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
+};
+use crate::error::{Error, Result};
+use crate::ports::{DirectoryStore, RefreshStore, TokenStore, VendorStore};
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// BatchWriteItem's limit.
+const BATCH: usize = 25;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+pub(super) fn s(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+/// The partition of an API token and its refresh tokens.
+pub(super) fn token_pk(client_id: &ClientId) -> String {
+    format!("TOKEN#{client_id}")
+}
+
+pub(super) fn key(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub(super) fn to_item(pk: String, sk: String, record: &impl Serialize) -> Result<Item> {
+    let mut item: Item = serde_dynamo::to_item(record).map_err(Error::internal)?;
+    item.extend(key(pk, sk));
+    Ok(item)
+}
+
+pub(super) fn from_item<R: DeserializeOwned>(what: &str, item: Item) -> Result<R> {
+    serde_dynamo::from_item(item).map_err(|e| corrupt(what, e))
+}
+
+pub(super) fn dynamo_error<E, R>(e: SdkError<E, R>) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    Error::internal(format!("DynamoDB: {}", DisplayErrorContext(e)))
+}
+
+pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// A transaction cancelled because one of its conditions failed.
+pub(super) fn is_cancelled_by_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().is_some_and(|e| {
+        e.code() == Some("TransactionCanceledException")
+            && e.message()
+                .is_some_and(|m| m.contains("ConditionalCheckFailed"))
+    })
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub(super) async fn get<R: DeserializeOwned>(
+        &self,
+        what: &str,
+        key: Item,
+    ) -> Result<Option<R>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        out.item.map(|item| from_item(what, item)).transpose()
+    }
+
+    /// Creates or replaces an item.
+    pub(super) async fn put(&self, item: Item) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+
+    /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed until none is left.
+    pub(super) async fn delete_all(&self, keys: Vec<Item>) -> Result<()> {
+        for chunk in keys.chunks(BATCH) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map_err(Error::internal)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_>>()?;
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    let backoff = 20u64 << attempt.min(6);
+                    tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(dynamo_error)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut items| items.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    pub(super) fn index_query(
+        &self,
+        index: &str,
+        attribute: &str,
+        value: String,
+    ) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(format!("{attribute} = :pk"))
+            .expression_attribute_values(":pk", s(value))
+    }
+
+    /// Every item a query yields, across all its pages.
+    pub(super) async fn all_items(&self, query: QueryFluentBuilder) -> Result<Vec<Item>> {
+        let pages = query
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        pages
+            .into_iter()
+            .map(|item| item.map_err(dynamo_error))
+            .collect()
+    }
+
+    /// Writes `items` in one transaction; `Ok(false)` when a condition refused it.
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool> {
+        let written = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if is_cancelled_by_condition(&e) => Ok(false),
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
+    pub(super) fn delete_item(&self, key: Item) -> Result<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+}

@@ -1,0 +1,132 @@
+//! The local default's store: redb, an embedded, crash-safe (copy-on-write, fsync on commit)
+//! key-value database in one file. Every write is one transaction. One file per port:
+//! `vendors`, `tokens`, `refresh`, `directory`, as in the DynamoDB store.
+
+mod directory;
+mod refresh;
+mod tokens;
+mod vendors;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use serde_json::Value;
+
+use super::records::{
+    EntityRecord, RefreshItem, TokenRecord, VendorRecord, corrupt, is_stale, kind_name,
+    oldest_beyond,
+};
+use crate::domain::directory::{EntityKind, Origin, User};
+use crate::domain::{
+    ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
+};
+use crate::error::{Error, Result};
+use crate::ports::{DirectoryStore, RefreshStore, TokenStore, VendorStore};
+pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("vendors");
+pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// Keyed `<clientId>/<digest>`, so one token's refresh tokens are one key range.
+pub(super) const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
+/// Directory documents keyed `<KIND>/<id>`; users hold their memberships.
+pub(super) const DIRECTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("directory");
+/// Indexes, keyed `<owner>/<member>` with empty values, for listing and cascades.
+pub(super) const TENANT_TOKENS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("tenant_tokens");
+pub(super) const USER_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_tokens");
+pub(super) const TENANT_MEMBERS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("tenant_members");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 7] = [
+    VENDORS,
+    TOKENS,
+    REFRESH,
+    DIRECTORY,
+    TENANT_TOKENS,
+    USER_TOKENS,
+    TENANT_MEMBERS,
+];
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file, creating every table so reads never miss one.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| {
+            Error::internal(format!("cannot open database {}: {e}", path.display()))
+        })?;
+        let txn = db.begin_write().map_err(db_error)?;
+        for table in ALL_TABLES {
+            txn.open_table(table).map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs blocking database work on the blocking pool.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
+    ) -> Result<T> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(Error::internal)?
+            .map_err(db_error)
+    }
+
+    pub(super) async fn get<R: DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        what: &'static str,
+        key: String,
+    ) -> Result<Option<R>> {
+        let bytes = self
+            .run(move |db| {
+                let txn = db.begin_read()?;
+                let table = txn.open_table(table)?;
+                Ok(table.get(key.as_str())?.map(|v| v.value().to_vec()))
+            })
+            .await?;
+        bytes
+            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
+            .transpose()
+    }
+}
+
+pub(super) fn db_error(e: impl Into<redb::Error>) -> Error {
+    Error::internal(format!("embedded database: {}", e.into()))
+}
+
+pub(super) fn to_json(record: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(Error::internal)
+}
+
+/// The keys under `prefix/` in an index or keyed table.
+pub(super) fn keys_under(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<String>, redb::Error> {
+    let start = format!("{prefix}/");
+    let end = format!("{prefix}0");
+    let mut keys = Vec::new();
+    for entry in table.range(start.as_str()..end.as_str())? {
+        keys.push(entry?.0.value().to_owned());
+    }
+    Ok(keys)
+}
+
+/// Reads a stored record; an unreadable one is reported as `stored <what> record is unreadable`,
+/// as the DynamoDB store reports it.
+pub(super) fn read_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, redb::Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| redb::Error::Corrupted(format!("stored {what} record is unreadable: {e}")))
+}
+
+pub(super) fn write_json(value: &impl Serialize) -> Result<Vec<u8>, redb::Error> {
+    serde_json::to_vec(value).map_err(|e| redb::Error::Corrupted(format!("record: {e}")))
+}

@@ -1,0 +1,170 @@
+//! API token records and their tenant and user indexes.
+
+use async_trait::async_trait;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::*;
+
+/// Index entries that make a token findable by tenant and by user.
+pub(super) fn token_index_keys(token: &TokenRecord) -> (String, Option<String>) {
+    let client_id = token.client_id();
+    (
+        format!("{}/{client_id}", token.tenant_id()),
+        token.user_id().map(|user| format!("{user}/{client_id}")),
+    )
+}
+
+/// Deletes one token, its index entries and its refresh tokens inside `txn`.
+pub(super) fn delete_token_in(
+    txn: &redb::WriteTransaction,
+    client_id: &ClientId,
+) -> Result<(), redb::Error> {
+    let key = client_id.to_string();
+    let removed = txn
+        .open_table(TOKENS)?
+        .remove(key.as_str())?
+        .map(|v| v.value().to_vec());
+    if let Some(bytes) = removed {
+        let record: TokenRecord = read_json("token", &bytes)?;
+        let (tenant_key, user_key) = token_index_keys(&record);
+        txn.open_table(TENANT_TOKENS)?.remove(tenant_key.as_str())?;
+        if let Some(user_key) = user_key {
+            txn.open_table(USER_TOKENS)?.remove(user_key.as_str())?;
+        }
+    }
+    let mut refresh = txn.open_table(REFRESH)?;
+    for key in keys_under(&refresh, &key)? {
+        refresh.remove(key.as_str())?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl TokenStore for EmbeddedStore {
+    async fn put_new(&self, token: &ApiToken) -> Result<()> {
+        let key = token.client_id.to_string();
+        let record = TokenRecord::from(token);
+        let value = to_json(&record)?;
+        let inserted = self
+            .run(move |db| {
+                let txn = db.begin_write()?;
+                {
+                    let mut table = txn.open_table(TOKENS)?;
+                    if table.get(key.as_str())?.is_some() {
+                        return Ok(false);
+                    }
+                    table.insert(key.as_str(), value.as_slice())?;
+                }
+                let (tenant_key, user_key) = token_index_keys(&record);
+                txn.open_table(TENANT_TOKENS)?
+                    .insert(tenant_key.as_str(), [].as_slice())?;
+                if let Some(user_key) = user_key {
+                    txn.open_table(USER_TOKENS)?
+                        .insert(user_key.as_str(), [].as_slice())?;
+                }
+                txn.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if inserted {
+            Ok(())
+        } else {
+            Err(Error::Conflict("a token with this clientId exists".into()))
+        }
+    }
+
+    async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>> {
+        let record: Option<TokenRecord> = self.get(TOKENS, "token", client_id.to_string()).await?;
+        Ok(record.map(Into::into))
+    }
+
+    async fn replace(&self, token: &ApiToken) -> Result<()> {
+        let key = token.client_id.to_string();
+        let value = to_json(&TokenRecord::from(token))?;
+        let replaced = self
+            .run(move |db| {
+                let txn = db.begin_write()?;
+                {
+                    let mut table = txn.open_table(TOKENS)?;
+                    if table.get(key.as_str())?.is_none() {
+                        return Ok(false);
+                    }
+                    table.insert(key.as_str(), value.as_slice())?;
+                }
+                txn.commit()?;
+                Ok(true)
+            })
+            .await?;
+        replaced
+            .then_some(())
+            .ok_or_else(|| Error::NotFound("Token not found".into()))
+    }
+
+    async fn touch(&self, client_id: &ClientId, at: Timestamp) -> Result<()> {
+        let key = client_id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(TOKENS)?;
+                let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
+                if let Some(bytes) = stored {
+                    let mut token = ApiToken::from(read_json::<TokenRecord>("token", &bytes)?);
+                    if token.use_is_news(at) {
+                        token.last_used_at = Some(at);
+                        table.insert(
+                            key.as_str(),
+                            write_json(&TokenRecord::from(&token))?.as_slice(),
+                        )?;
+                    }
+                }
+            }
+            Ok(txn.commit()?)
+        })
+        .await
+    }
+
+    async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {
+        self.indexed_tokens(TENANT_TOKENS, tenant.to_string()).await
+    }
+
+    async fn tokens_of_user(&self, user: &UserId) -> Result<Vec<ApiToken>> {
+        self.indexed_tokens(USER_TOKENS, user.to_string()).await
+    }
+
+    async fn delete_tokens(&self, client_ids: &[ClientId]) -> Result<()> {
+        let ids = client_ids.to_vec();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            for id in &ids {
+                delete_token_in(&txn, id)?;
+            }
+            Ok(txn.commit()?)
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    async fn indexed_tokens(
+        &self,
+        index: TableDefinition<'static, &'static str, &'static [u8]>,
+        owner: String,
+    ) -> Result<Vec<ApiToken>> {
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let tokens = txn.open_table(TOKENS)?;
+            let mut found = Vec::new();
+            for key in keys_under(&txn.open_table(index)?, &owner)? {
+                let client_id = key.rsplit('/').next().unwrap_or_default();
+                if let Some(bytes) = tokens.get(client_id)? {
+                    found.push(ApiToken::from(read_json::<TokenRecord>(
+                        "token",
+                        bytes.value(),
+                    )?));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
