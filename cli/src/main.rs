@@ -243,58 +243,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let path = session_path(cli.session_file)?;
     let api = Api::new(&cli.url);
     match cli.command {
-        Command::Login { client_id, secret } => {
-            let client_id = required(client_id, "a clientId", "--client-id or set M2M_CLIENT_ID")?;
-            let secret = match secret {
-                Some(secret) => secret,
-                None => rpassword::prompt_password("secret: ").map_err(|e| {
-                    Failure::Usage(format!(
-                        "no secret given and none can be read from a terminal ({e}); set M2M_SECRET"
-                    ))
-                })?,
-            };
-            let body = json!({"clientId": client_id, "secret": secret.trim()});
-            let session = api
-                .issue("/identity/resources/auth/v1/api-token", &body, &client_id)
-                .await?;
-            save(&path, &session)?;
-            eprintln!(
-                "logged in as {client_id}; session cached in {}",
-                path.display()
-            );
-        }
-        Command::Token => {
-            let mut session = load(&path)?;
-            if session.expires_at - now() < REFRESH_MARGIN_SECONDS {
-                let api = Api::new(&session.url);
-                let body = json!({"refreshToken": session.refresh_token});
-                session = api
-                    .issue(
-                        "/identity/resources/auth/v1/api-token/token/refresh",
-                        &body,
-                        &session.client_id,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        Failure::Refused(_) => Failure::Usage(
-                            "the session can no longer be refreshed: run `m2m login` again".into(),
-                        ),
-                        other => other,
-                    })?;
-                save(&path, &session)?;
-            }
-            println!("{}", session.access_token);
-        }
-        Command::Logout => match std::fs::remove_file(&path) {
-            Ok(()) => eprintln!("logged out"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not logged in"),
-            Err(e) => {
-                return Err(Failure::Session {
-                    path: path.display().to_string(),
-                    cause: e.to_string(),
-                });
-            }
-        },
+        Command::Login { client_id, secret } => login(&api, &path, client_id, secret).await,
+        Command::Token => token(&path).await,
+        Command::Logout => logout(&path),
         Command::Tokens {
             action,
             vendor_client_id,
@@ -302,76 +253,156 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             tenant,
             user,
         } => {
-            let vendor_client_id = required(
-                vendor_client_id,
-                "a vendor clientId",
-                "--vendor-client-id or set M2M_VENDOR_CLIENT_ID",
-            )?;
-            let vendor_secret = required(
-                vendor_secret,
-                "a vendor secret",
-                "--vendor-secret or set M2M_VENDOR_SECRET",
-            )?;
+            let vendor = Vendor {
+                client_id: required(
+                    vendor_client_id,
+                    "a vendor clientId",
+                    "--vendor-client-id or set M2M_VENDOR_CLIENT_ID",
+                )?,
+                secret: required(
+                    vendor_secret,
+                    "a vendor secret",
+                    "--vendor-secret or set M2M_VENDOR_SECRET",
+                )?,
+            };
             let tenant = required(tenant, "a tenant", "--tenant")?;
-            let vendor = api
-                .post(
-                    "/auth/vendor",
-                    &json!({"clientId": vendor_client_id, "secret": vendor_secret}),
-                )
-                .await?;
-            let vendor = vendor["token"].as_str().unwrap_or_default().to_owned();
-            let base = match &user {
-                Some(_) => "/identity/resources/users/api-tokens/v1",
-                None => "/identity/resources/tenants/api-tokens/v1",
-            };
-            let with_headers = |request: reqwest::RequestBuilder| {
-                let request = request
-                    .header("x-access-token", &vendor)
-                    .header("frontegg-tenant-id", &tenant);
-                match &user {
-                    Some(user) => request.header("frontegg-user-id", user),
-                    None => request,
-                }
-            };
-            let answer = match action {
-                TokensAction::Create {
-                    description,
-                    expires_in_minutes,
-                    roles,
-                    permissions,
-                } => {
-                    let mut body = json!({"description": description});
-                    if let Some(minutes) = expires_in_minutes {
-                        body["expiresInMinutes"] = json!(minutes);
-                    }
-                    if !roles.is_empty() {
-                        body["roleIds"] = json!(roles);
-                    }
-                    if !permissions.is_empty() {
-                        body["permissionIds"] = json!(permissions);
-                    }
-                    api.call(with_headers(
-                        api.http.post(format!("{}{base}", api.url)).json(&body),
-                    ))
-                    .await?
-                }
-                TokensAction::List => {
-                    api.call(with_headers(api.http.get(format!("{}{base}", api.url))))
-                        .await?
-                }
-                TokensAction::Delete { client_id } => {
-                    api.call(with_headers(
-                        api.http.delete(format!("{}{base}/{client_id}", api.url)),
-                    ))
-                    .await?
-                }
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&answer).unwrap_or_default()
-            );
+            tokens(&api, vendor, &tenant, user.as_deref(), action).await
         }
     }
+}
+
+/// `m2m login`: exchanges the token's credentials and caches the session.
+async fn login(
+    api: &Api,
+    path: &PathBuf,
+    client_id: Option<String>,
+    secret: Option<String>,
+) -> Result<(), Failure> {
+    let client_id = required(client_id, "a clientId", "--client-id or set M2M_CLIENT_ID")?;
+    let secret = match secret {
+        Some(secret) => secret,
+        None => rpassword::prompt_password("secret: ").map_err(|e| {
+            Failure::Usage(format!(
+                "no secret given and none can be read from a terminal ({e}); set M2M_SECRET"
+            ))
+        })?,
+    };
+    let body = json!({"clientId": client_id, "secret": secret.trim()});
+    let session = api
+        .issue("/identity/resources/auth/v1/api-token", &body, &client_id)
+        .await?;
+    save(path, &session)?;
+    eprintln!(
+        "logged in as {client_id}; session cached in {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// `m2m token`: prints the cached access token, refreshed first when it is about to expire.
+async fn token(path: &PathBuf) -> Result<(), Failure> {
+    let mut session = load(path)?;
+    if session.expires_at - now() < REFRESH_MARGIN_SECONDS {
+        let api = Api::new(&session.url);
+        let body = json!({"refreshToken": session.refresh_token});
+        session = api
+            .issue(
+                "/identity/resources/auth/v1/api-token/token/refresh",
+                &body,
+                &session.client_id,
+            )
+            .await
+            .map_err(|e| match e {
+                Failure::Refused(_) => Failure::Usage(
+                    "the session can no longer be refreshed: run `m2m login` again".into(),
+                ),
+                other => other,
+            })?;
+        save(path, &session)?;
+    }
+    println!("{}", session.access_token);
+    Ok(())
+}
+
+/// `m2m logout`: forgets the cached session.
+fn logout(path: &PathBuf) -> Result<(), Failure> {
+    match std::fs::remove_file(path) {
+        Ok(()) => eprintln!("logged out"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not logged in"),
+        Err(e) => {
+            return Err(Failure::Session {
+                path: path.display().to_string(),
+                cause: e.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The vendor credential `m2m tokens` manages tokens with.
+struct Vendor {
+    client_id: String,
+    secret: String,
+}
+
+impl TokensAction {
+    /// The create body; `None` for the actions that send none.
+    fn body(&self) -> Option<serde_json::Value> {
+        let TokensAction::Create {
+            description,
+            expires_in_minutes,
+            roles,
+            permissions,
+        } = self
+        else {
+            return None;
+        };
+        let mut body = json!({"description": description});
+        if let Some(minutes) = expires_in_minutes {
+            body["expiresInMinutes"] = json!(minutes);
+        }
+        if !roles.is_empty() {
+            body["roleIds"] = json!(roles);
+        }
+        if !permissions.is_empty() {
+            body["permissionIds"] = json!(permissions);
+        }
+        Some(body)
+    }
+}
+
+/// `m2m tokens create|list|delete`: a tenant's tokens, or a user's with `--user`.
+async fn tokens(
+    api: &Api,
+    vendor: Vendor,
+    tenant: &str,
+    user: Option<&str>,
+    action: TokensAction,
+) -> Result<(), Failure> {
+    let body = json!({"clientId": vendor.client_id, "secret": vendor.secret});
+    let vendor = api.post("/auth/vendor", &body).await?;
+    let vendor = vendor["token"].as_str().unwrap_or_default().to_owned();
+    let base = match user {
+        Some(_) => format!("{}/identity/resources/users/api-tokens/v1", api.url),
+        None => format!("{}/identity/resources/tenants/api-tokens/v1", api.url),
+    };
+    let request = match (&action, action.body()) {
+        (TokensAction::Create { .. }, Some(body)) => api.http.post(&base).json(&body),
+        (TokensAction::Delete { client_id }, _) => api.http.delete(format!("{base}/{client_id}")),
+        _ => api.http.get(&base),
+    };
+    let request = request
+        .header("x-access-token", &vendor)
+        .header("frontegg-tenant-id", tenant);
+    let request = match user {
+        Some(user) => request.header("frontegg-user-id", user),
+        None => request,
+    };
+    let answer = api.call(request).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer).unwrap_or_default()
+    );
     Ok(())
 }
 
