@@ -1,4 +1,6 @@
-//! The application state every handler shares: settings and the ports, built once per cold start.
+//! The composition root: settings and the ports, built once per cold start. Its fields are
+//! private; the operations (in `operations`) are its only way in, and each reaches only the
+//! ports it uses.
 
 use std::sync::Arc;
 
@@ -8,13 +10,16 @@ use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, Sys
 use crate::config::{Backend, Settings};
 use crate::domain::{PublicKey, Secret, SecretHash, SecretKind, Timestamp};
 use crate::error::{Error, Result};
-use crate::ports::{Clock, Signer, Store};
+use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, Store, TokenStore, VendorStore};
 
 pub struct App {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
-    pub signer: Arc<dyn Signer>,
-    pub clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    pub(crate) vendors: Arc<dyn VendorStore>,
+    pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) refresh: Arc<dyn RefreshStore>,
+    pub(crate) directory: Arc<dyn DirectoryStore>,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// A hash of no one's secret, checked when a clientId is unknown so that an unknown
     /// clientId costs the same bcrypt work as a wrong secret. Made on first need, or up front
     /// by [`App::prepare_credential_checks`] where credentials are checked.
@@ -50,6 +55,7 @@ impl App {
         ))
     }
 
+    /// Composes the app from adapters already built (the tests build their own).
     pub fn with_parts(
         settings: Settings,
         store: Arc<dyn Store>,
@@ -58,7 +64,10 @@ impl App {
     ) -> Self {
         Self {
             settings,
-            store,
+            vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
+            tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
+            refresh: Arc::clone(&store) as Arc<dyn RefreshStore>,
+            directory: store as Arc<dyn DirectoryStore>,
             signer,
             clock,
             decoy_hash: OnceCell::new(),

@@ -112,7 +112,7 @@ pub async fn run_local() -> ExitCode {
     }
     let bootstrap = match local.vendor {
         Some((client_id, secret)) => app.ensure_vendor(client_id, &secret).await.map(|_| None),
-        None => match app.store.has_vendor().await {
+        None => match app.has_vendor().await {
             Ok(true) => Ok(None),
             Ok(false) => app.create_vendor().await.map(Some),
             Err(e) => Err(e),

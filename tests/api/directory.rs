@@ -440,7 +440,6 @@ async fn tokens_die_with_their_owners(t: &TestApp) {
         StatusCode::OK
     );
     let bob = t
-        .app
         .store
         .user(&UserId::parse("bob").unwrap())
         .await
@@ -477,7 +476,6 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
     t.member(&d.vendor, "alice", "acme", json!([])).await;
     let (_, secret) = t.user_token(&d.vendor, "acme", "alice", json!({})).await;
     let template = t
-        .app
         .store
         .tokens_of_user(&UserId::parse("alice").unwrap())
         .await
@@ -487,15 +485,11 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
     for _ in 0..999 {
         let mut token = template.clone();
         token.client_id = ClientId::generate();
-        t.app.store.put_new(&token).await.unwrap();
+        t.store.put_new(&token).await.unwrap();
     }
+    assert_eq!(t.store.tokens_of_user(&alice).await.unwrap().len(), 1000);
     assert_eq!(
-        t.app.store.tokens_of_user(&alice).await.unwrap().len(),
-        1000
-    );
-    assert_eq!(
-        t.app
-            .store
+        t.store
             .tokens_in_tenant(&TenantId::parse("acme").unwrap())
             .await
             .unwrap()
@@ -510,14 +504,14 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
     )
     .await;
     assert!(cut_short.is_err(), "the cascade was interrupted");
-    let left = t.app.store.tokens_of_user(&alice).await.unwrap().len();
+    let left = t.store.tokens_of_user(&alice).await.unwrap().len();
     assert!(left > 0, "the interruption left work to do");
 
     let reply = t
         .delete("/identity/resources/users/v1/alice", &d.auth())
         .await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(t.app.store.tokens_of_user(&alice).await.unwrap().len(), 0);
+    assert_eq!(t.store.tokens_of_user(&alice).await.unwrap().len(), 0);
     assert_eq!(
         t.exchange(EXCHANGE_V1, &template.client_id.to_string(), &secret)
             .await
@@ -543,7 +537,7 @@ async fn expiring_tokens_carry_a_ttl_and_stop_at_expiry() {
     let listed = t.get(TENANT_TOKENS_LIST, &headers).await;
     assert_eq!(listed.body[0]["expires"], expires.as_str());
     let id = ClientId::parse(&client_id).unwrap();
-    let token = t.app.store.token(&id).await.unwrap().unwrap();
+    let token = t.store.token(&id).await.unwrap().unwrap();
     let item = dynamo_item(&t, &client_id).await;
     assert_eq!(
         item["ttl"].as_n().unwrap(),
@@ -566,9 +560,7 @@ async fn dynamo_item(
     t: &TestApp,
     client_id: &str,
 ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-    let m2m_shared::config::Backend::Aws { table, .. } = &t.app.settings.backend else {
-        panic!("a DynamoDB test")
-    };
+    let table = t.table.as_deref().expect("a DynamoDB test");
     aws_sdk_dynamodb::Client::new(&aws_config().await)
         .get_item()
         .table_name(table)

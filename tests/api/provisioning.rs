@@ -49,12 +49,8 @@ async fn failures(app: &App, event: SqsEvent) -> Vec<String> {
         .collect()
 }
 
-async fn roles_of(app: &App, user: &str) -> Option<Vec<String>> {
-    let user = app
-        .store
-        .user(&UserId::parse(user).unwrap())
-        .await
-        .unwrap()?;
+async fn roles_of(t: &TestApp, user: &str) -> Option<Vec<String>> {
+    let user = t.store.user(&UserId::parse(user).unwrap()).await.unwrap()?;
     Some(
         user.tenants
             .iter()
@@ -77,7 +73,7 @@ async fn malformed_events_fail_alone_and_the_rest_of_the_batch_applies() {
         "not JSON, no userId, unknown detail-type"
     );
     assert_eq!(
-        roles_of(&t.app, "alice").await,
+        roles_of(&t, "alice").await,
         Some(vec!["r-admin".to_owned()])
     );
 
@@ -98,7 +94,7 @@ async fn malformed_events_fail_alone_and_the_rest_of_the_batch_applies() {
     // Redelivery changes nothing and fails nothing new.
     assert_eq!(failures(&t.app, fixture()).await.len(), 3);
     assert_eq!(
-        roles_of(&t.app, "alice").await,
+        roles_of(&t, "alice").await,
         Some(vec!["r-admin".to_owned()])
     );
 }
@@ -117,7 +113,7 @@ async fn an_older_version_never_overwrites_newer_state() {
     ];
     assert!(failures(&t.app, batch(&events)).await.is_empty());
     assert_eq!(
-        roles_of(&t.app, "bob").await,
+        roles_of(&t, "bob").await,
         Some(vec!["r1".to_owned()]),
         "version 2 arrived late"
     );
@@ -136,10 +132,10 @@ async fn an_older_version_never_overwrites_newer_state() {
         ("user.upserted", member(json!(["r1"]), 4)),
     ];
     assert!(failures(&t.app, batch(&events)).await.is_empty());
-    assert_eq!(roles_of(&t.app, "bob").await, None);
+    assert_eq!(roles_of(&t, "bob").await, None);
     let newer = [("user.upserted", member(json!([]), 6))];
     assert!(failures(&t.app, batch(&newer)).await.is_empty());
-    assert_eq!(roles_of(&t.app, "bob").await, Some(vec![]));
+    assert_eq!(roles_of(&t, "bob").await, Some(vec![]));
 }
 
 #[tokio::test]
@@ -163,4 +159,54 @@ async fn deletion_events_cascade_like_the_api() {
             reqwest::StatusCode::UNAUTHORIZED
         );
     }
+}
+
+/// Events go through the same domain rules as API bodies: what the API refuses, an event cannot
+/// store. Each of these fails alone; the valid one beside them applies.
+#[tokio::test]
+async fn an_event_cannot_store_what_the_api_refuses() {
+    let t = spawn_app(Backing::Embedded).await;
+    let tenants: Vec<Value> = (0..91)
+        .map(|i| json!({"tenantId": format!("t{i}"), "roleIds": []}))
+        .collect();
+    let events = [
+        (
+            "role.upserted",
+            json!({"id": "r1", "key": "has space", "version": 1}),
+        ),
+        (
+            "permission.upserted",
+            json!({"id": "p1", "key": "k".repeat(257), "version": 1}),
+        ),
+        ("tenant.upserted", json!({"tenantId": "..", "version": 1})),
+        (
+            "tenant.upserted",
+            json!({"tenantId": "big", "metadata": {"blob": "x".repeat(4096)}, "version": 1}),
+        ),
+        (
+            "user.upserted",
+            json!({"userId": "bob", "tenants": tenants, "version": 1}),
+        ),
+        (
+            "user.upserted",
+            json!({"userId": "eve", "email": "e".repeat(300), "version": 1}),
+        ),
+        (
+            "role.upserted",
+            json!({"id": "r2", "key": "fine", "version": 1}),
+        ),
+    ];
+    let failed = failures(&t.app, batch(&events)).await;
+    assert_eq!(
+        failed,
+        ["msg-0", "msg-1", "msg-2", "msg-3", "msg-4", "msg-5"]
+    );
+    let vendor = t.vendor_token().await;
+    let roles = t.get(ROLES, &[("x-access-token", &vendor)]).await;
+    assert_eq!(
+        roles.body,
+        json!([{"id": "r2", "key": "fine", "name": "", "permissionIds": []}])
+    );
+    assert_eq!(roles_of(&t, "bob").await, None);
+    assert_eq!(roles_of(&t, "eve").await, None);
 }

@@ -38,7 +38,7 @@ impl fmt::Debug for ClientId {
 
 /// Why a name-like identifier was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("must be 1 to {MAX_ID_LEN} characters of letters, digits and . _ - : @ |")]
+#[error("must be 1 to {MAX_ID_LEN} characters of letters, digits and . _ - : @ |, not only dots")]
 pub struct InvalidId;
 
 const MAX_ID_LEN: usize = 128;
@@ -46,6 +46,8 @@ const MAX_ID_LEN: usize = 128;
 fn is_valid_id(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_ID_LEN
+        // `.` and `..` would name the parent of a path that carries the id.
+        && !text.bytes().all(|b| b == b'.')
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-:@|".contains(&b))
@@ -126,5 +128,6 @@ mod tests {
         assert!(TenantId::parse(&"a".repeat(129)).is_err());
         assert!(TenantId::parse("a#b").is_err());
         assert!(TenantId::parse("a b").is_err());
+        assert!(TenantId::parse(".").is_err() && TenantId::parse("..").is_err());
     }
 }

@@ -24,7 +24,7 @@ fn not_found(what: &str, id: &str) -> Error {
 
 impl App {
     async fn all<T: DeserializeOwned>(&self, kind: EntityKind) -> Result<Vec<T>> {
-        self.store
+        self.directory
             .entities(kind)
             .await?
             .into_iter()
@@ -54,7 +54,7 @@ impl App {
             )));
         }
         let doc = to_doc(permission)?;
-        self.store
+        self.directory
             .put_entity(EntityKind::Permission, permission.id.as_str(), &doc, origin)
             .await
     }
@@ -75,19 +75,19 @@ impl App {
         self.check_ids_exist(EntityKind::Permission, &role.permission_ids)
             .await?;
         let doc = to_doc(role)?;
-        self.store
+        self.directory
             .put_entity(EntityKind::Role, role.id.as_str(), &doc, origin)
             .await
     }
 
     pub async fn role(&self, id: &str) -> Result<Role> {
-        let doc = self.store.entity(EntityKind::Role, id).await?;
+        let doc = self.directory.entity(EntityKind::Role, id).await?;
         from_doc(doc.ok_or_else(|| not_found("Role", id))?)
     }
 
     /// Deletes a permission or role; it vanishes from every JWT issued afterwards.
     pub async fn delete_grant(&self, kind: EntityKind, id: &str, origin: Origin) -> Result<bool> {
-        if origin == Origin::Api && self.store.entity(kind, id).await?.is_none() {
+        if origin == Origin::Api && self.directory.entity(kind, id).await?.is_none() {
             let what = if kind == EntityKind::Role {
                 "Role"
             } else {
@@ -95,7 +95,7 @@ impl App {
             };
             return Err(not_found(what, id));
         }
-        self.store.delete_entity(kind, id, origin).await
+        self.directory.delete_entity(kind, id, origin).await
     }
 
     /// Refuses ids that name no permission (or role): `400` with the unknown ones.
@@ -104,7 +104,7 @@ impl App {
             return Ok(());
         }
         let known: Vec<String> = self
-            .store
+            .directory
             .entities(kind)
             .await?
             .into_iter()
@@ -132,7 +132,7 @@ impl App {
 
     pub async fn put_tenant(&self, tenant: &Tenant, origin: Origin) -> Result<bool> {
         let doc = to_doc(tenant)?;
-        self.store
+        self.directory
             .put_entity(EntityKind::Tenant, tenant.id.as_str(), &doc, origin)
             .await
     }
@@ -141,16 +141,16 @@ impl App {
     /// refresh tokens) and its memberships. Safe to run again after an interruption.
     pub async fn delete_tenant(&self, id: &TenantId, origin: Origin) -> Result<bool> {
         if !self
-            .store
+            .directory
             .delete_entity(EntityKind::Tenant, id.as_str(), origin)
             .await?
         {
             return Ok(false);
         }
-        let tokens = self.store.tokens_in_tenant(id).await?;
+        let tokens = self.tokens.tokens_in_tenant(id).await?;
         let ids: Vec<_> = tokens.iter().map(|t| t.client_id).collect();
-        self.store.delete_tokens(&ids).await?;
-        self.store.remove_members(id).await?;
+        self.tokens.delete_tokens(&ids).await?;
+        self.directory.remove_members(id).await?;
         Ok(true)
     }
 
@@ -162,17 +162,17 @@ impl App {
             .flat_map(|m| m.role_ids.clone())
             .collect();
         self.check_ids_exist(EntityKind::Role, &role_ids).await?;
-        self.store.put_user(user, origin).await
+        self.directory.put_user(user, origin).await
     }
 
     /// Deletes the user and every personal token of theirs in every tenant. Safe to run again.
     pub async fn delete_user(&self, id: &UserId, origin: Origin) -> Result<bool> {
-        if !self.store.delete_user(id, origin).await? {
+        if !self.directory.delete_user(id, origin).await? {
             return Ok(false);
         }
-        let tokens = self.store.tokens_of_user(id).await?;
+        let tokens = self.tokens.tokens_of_user(id).await?;
         let ids: Vec<_> = tokens.iter().map(|t| t.client_id).collect();
-        self.store.delete_tokens(&ids).await?;
+        self.tokens.delete_tokens(&ids).await?;
         Ok(true)
     }
 
@@ -185,7 +185,7 @@ impl App {
         let (role_ids, direct, email) = match &token.owner {
             TokenOwner::Tenant => (token.role_ids.clone(), token.permission_ids.clone(), None),
             TokenOwner::User(user) => {
-                let Some(user) = self.store.user(user).await? else {
+                let Some(user) = self.directory.user(user).await? else {
                     return Ok(None);
                 };
                 let Some(roles) = user.roles_in(&token.tenant_id) else {

@@ -51,7 +51,7 @@ impl App {
         secret: &str,
     ) -> Result<(String, i64)> {
         let (client_id, secret) = parse_credentials(client_id, secret, &[SecretKind::Vendor])?;
-        let vendor = self.store.vendor(&client_id).await?;
+        let vendor = self.vendors.vendor(&client_id).await?;
         if !self
             .secret_matches(&secret, vendor.as_ref().map(|v| &v.secret_hash))
             .await?
@@ -103,6 +103,11 @@ impl App {
         .map_err(Error::from)
     }
 
+    /// Whether any vendor credential exists (decides the local server's first-start bootstrap).
+    pub async fn has_vendor(&self) -> Result<bool> {
+        self.vendors.has_vendor().await
+    }
+
     /// Creates a vendor credential and returns its secret, which is not kept.
     pub async fn create_vendor(&self) -> Result<Created<VendorCredential>> {
         let client_id = ClientId::generate();
@@ -118,7 +123,7 @@ impl App {
         client_id: ClientId,
         secret: &Secret,
     ) -> Result<VendorCredential> {
-        if let Some(existing) = self.store.vendor(&client_id).await?
+        if let Some(existing) = self.vendors.vendor(&client_id).await?
             && secret.matches(&existing.secret_hash).await?
         {
             return Ok(existing);
@@ -128,7 +133,7 @@ impl App {
             secret_hash: secret.hash(self.settings.bcrypt_cost).await?,
             created_at: self.now(),
         };
-        self.store.put_vendor(&record).await?;
+        self.vendors.put_vendor(&record).await?;
         Ok(record)
     }
 
@@ -145,7 +150,7 @@ impl App {
                 SecretKind::TenantToken
             }
             TokenOwner::User(user) => {
-                let member = self.store.user(user).await?;
+                let member = self.directory.user(user).await?;
                 if member
                     .as_ref()
                     .and_then(|u| u.roles_in(&new.tenant_id))
@@ -177,7 +182,7 @@ impl App {
             last_used_at: None,
             secret_hash: secret.hash(self.settings.bcrypt_cost).await?,
         };
-        self.store.put_new(&record).await?;
+        self.tokens.put_new(&record).await?;
         Ok(Created { record, secret })
     }
 
@@ -186,7 +191,7 @@ impl App {
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
         let token_kinds = [SecretKind::TenantToken, SecretKind::UserToken];
         let (client_id, secret) = parse_credentials(client_id, secret, &token_kinds)?;
-        let token = self.store.token(&client_id).await?;
+        let token = self.tokens.token(&client_id).await?;
         let matched = self
             .secret_matches(&secret, token.as_ref().map(|t| &t.secret_hash))
             .await?;
@@ -201,13 +206,13 @@ impl App {
         let presented = RefreshToken::parse(refresh_token).ok_or(Error::Unauthorized)?;
         let client_id = presented.client_id();
         let now = self.now();
-        self.store
+        self.refresh
             .take_refresh(&client_id, &presented.digest())
             .await?
             .filter(|record| record.expires_at > now)
             .ok_or(Error::Unauthorized)?;
         let token = self
-            .store
+            .tokens
             .token(&client_id)
             .await?
             .filter(|token| !token.is_expired(now))
@@ -222,7 +227,7 @@ impl App {
             .ok_or(Error::Unauthorized)?;
         let now = self.now();
         if token.use_is_news(now) {
-            self.store.touch(&token.client_id, now).await?;
+            self.tokens.touch(&token.client_id, now).await?;
         }
         let ttl = self.settings.access_token_ttl_seconds;
         let expires_at = now.plus_seconds(ttl);
@@ -234,7 +239,7 @@ impl App {
             issued_at: now,
             expires_at: now.plus_seconds(self.settings.refresh_token_ttl_seconds),
         };
-        self.store
+        self.refresh
             .put_refresh(&token.client_id, &record, MAX_REFRESH_TOKENS)
             .await?;
         Ok(Issued {
@@ -313,8 +318,8 @@ impl App {
     /// The caller's tokens: a tenant's tenant tokens, or a user's personal tokens in a tenant.
     pub async fn list_tokens(&self, owner: &Owner) -> Result<Vec<ApiToken>> {
         let mut tokens = match owner {
-            Owner::User { user_id, .. } => self.store.tokens_of_user(user_id).await?,
-            Owner::Tenant(tenant) => self.store.tokens_in_tenant(tenant).await?,
+            Owner::User { user_id, .. } => self.tokens.tokens_of_user(user_id).await?,
+            Owner::Tenant(tenant) => self.tokens.tokens_in_tenant(tenant).await?,
         };
         tokens.retain(|t| owner.owns(t));
         tokens.sort_by_key(|t| t.created_at);
@@ -324,7 +329,7 @@ impl App {
     async fn owned_token(&self, owner: &Owner, client_id: &str) -> Result<ApiToken> {
         let missing = || Error::NotFound(format!("Token {client_id} not found"));
         let id = ClientId::parse(client_id).ok_or_else(missing)?;
-        self.store
+        self.tokens
             .token(&id)
             .await?
             .filter(|t| owner.owns(t))
@@ -334,7 +339,7 @@ impl App {
     /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at once.
     pub async fn delete_token(&self, owner: &Owner, client_id: &str) -> Result<()> {
         let token = self.owned_token(owner, client_id).await?;
-        self.store.delete_tokens(&[token.client_id]).await
+        self.tokens.delete_tokens(&[token.client_id]).await
     }
 
     /// Changes a tenant token's description, metadata, roles or permissions.
@@ -360,7 +365,7 @@ impl App {
         if let Some(metadata) = patch.metadata {
             token.metadata = metadata;
         }
-        self.store.replace(&token).await?;
+        self.tokens.replace(&token).await?;
         Ok(token)
     }
 }

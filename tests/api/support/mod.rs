@@ -48,6 +48,10 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub app: Arc<App>,
+    /// The app's store, for tests that check what it holds.
+    pub store: Arc<dyn Store>,
+    /// The DynamoDB table, on moto.
+    pub table: Option<String>,
     pub clock: Arc<TestClock>,
     pub vendor_client_id: String,
     pub vendor_secret: String,
@@ -159,14 +163,24 @@ pub async fn build_app(
     backing: Backing,
     clock: Arc<TestClock>,
 ) -> (Arc<App>, Option<tempfile::TempDir>) {
-    build_app_with(backing, clock, |_| {}).await
+    let built = build_app_with(backing, clock, |_| {}).await;
+    (built.app, built.dir)
+}
+
+/// An app and, for tests that look behind the API, its store.
+pub struct Built {
+    pub app: Arc<App>,
+    pub store: Arc<dyn Store>,
+    /// The DynamoDB table, on moto.
+    pub table: Option<String>,
+    pub dir: Option<tempfile::TempDir>,
 }
 
 pub async fn build_app_with(
     backing: Backing,
     clock: Arc<TestClock>,
     adjust: impl FnOnce(&mut Settings),
-) -> (Arc<App>, Option<tempfile::TempDir>) {
+) -> Built {
     let (store, signer, backend, dir): (Arc<dyn Store>, Arc<dyn Signer>, Backend, _) = match backing
     {
         Backing::Embedded => {
@@ -193,10 +207,19 @@ pub async fn build_app_with(
             (Arc::new(store), Arc::new(signer), backend, None)
         }
     };
+    let table = match &backend {
+        Backend::Aws { table, .. } => Some(table.clone()),
+        Backend::Embedded { .. } => None,
+    };
     let mut settings = test_settings(backend);
     adjust(&mut settings);
-    let app = App::with_parts(settings, store, signer, clock);
-    (Arc::new(app), dir)
+    let app = App::with_parts(settings, Arc::clone(&store), signer, clock);
+    Built {
+        app: Arc::new(app),
+        store,
+        table,
+        dir,
+    }
 }
 
 /// Starts the whole API on an ephemeral loopback port.
@@ -206,7 +229,12 @@ pub async fn spawn_app(backing: Backing) -> TestApp {
 
 pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = Arc::new(TestClock::default());
-    let (app, data_dir) = build_app_with(backing, Arc::clone(&clock), adjust).await;
+    let Built {
+        app,
+        store,
+        table,
+        dir: data_dir,
+    } = build_app_with(backing, Arc::clone(&clock), adjust).await;
     // As `m2m-local` does at start-up.
     app.prepare_credential_checks().await.unwrap();
     let vendor = app.create_vendor().await.unwrap();
@@ -217,6 +245,8 @@ pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)
         base,
         http: reqwest::Client::new(),
         app,
+        store,
+        table,
         clock,
         vendor_client_id: vendor.record.client_id.to_string(),
         vendor_secret: vendor.secret.expose().to_owned(),
