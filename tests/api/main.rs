@@ -12,6 +12,7 @@ mod flow;
 mod frontegg_sdks;
 mod gateway_events;
 mod local_server;
+mod ownership;
 mod provisioning;
 mod standard_clients;
 mod store_contract;

@@ -1,0 +1,171 @@
+//! Tokens are managed by their owners only: a user their personal tokens in a tenant, a tenant
+//! its tenant tokens. Each behaviour runs on the embedded store and on DynamoDB.
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Runs `check` against a fresh app on both stores.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            use crate::support::{Backing, spawn_app};
+
+            #[tokio::test]
+            async fn on_the_embedded_store() {
+                super::$name(&spawn_app(Backing::Embedded).await).await;
+            }
+
+            #[tokio::test]
+            async fn on_dynamodb() {
+                super::$name(&spawn_app(Backing::Moto).await).await;
+            }
+        }
+    };
+}
+
+fn client_ids(list: &Reply) -> Vec<&str> {
+    assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+    let items = list.body.as_array().unwrap();
+    items
+        .iter()
+        .map(|v| v["clientId"].as_str().unwrap())
+        .collect()
+}
+
+async fn a_user_lists_only_their_own_personal_tokens_and_never_a_secret(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let (alice, bob) = (acme.user("alice"), acme.user("bob"));
+    alice.join(json!([])).await;
+    bob.join(json!([])).await;
+    let mine = alice.personal_token(json!({"description": "laptop"})).await;
+    bob.personal_token(json!({})).await;
+    acme.token(json!({})).await;
+
+    let list = alice.list_personal_tokens().await;
+    assert_eq!(client_ids(&list), [mine.client_id.as_str()]);
+    let text = list.body.to_string();
+    assert!(!text.contains("secret") && !text.contains(&mine.secret) && !text.contains("$2"));
+}
+on_both_stores!(a_user_lists_only_their_own_personal_tokens_and_never_a_secret);
+
+async fn a_tenant_lists_only_its_own_tenant_tokens(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.user("alice").join(json!([])).await;
+    acme.user("alice").personal_token(json!({})).await;
+    let bot = acme.token(json!({"description": "bot"})).await;
+    vendor.tenant("globex").token(json!({})).await;
+
+    let list = acme.list_tokens().await;
+    assert_eq!(client_ids(&list), [bot.client_id.as_str()]);
+    assert!(!list.body.to_string().contains("secret"));
+    let item = &list.body[0];
+    for field in [
+        "createdByUserId",
+        "roleIds",
+        "permissionIds",
+        "expires",
+        "metadata",
+    ] {
+        assert!(
+            item.get(field).is_some(),
+            "{field} is always present: {item}"
+        );
+    }
+}
+on_both_stores!(a_tenant_lists_only_its_own_tenant_tokens);
+
+async fn another_owners_token_is_answered_as_if_it_did_not_exist(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.user("alice").join(json!([])).await;
+    acme.user("bob").join(json!([])).await;
+    let alices = acme.user("alice").personal_token(json!({})).await;
+    let bobs = acme.user("bob").personal_token(json!({})).await;
+    let globexs = vendor.tenant("globex").token(json!({})).await;
+
+    let refusals = [
+        acme.user("alice")
+            .delete_personal_token(&bobs.client_id)
+            .await,
+        acme.delete_token(&globexs.client_id).await,
+        acme.patch_token(&globexs.client_id, json!({"description": "x"}))
+            .await,
+        acme.delete_token(&alices.client_id).await,
+    ];
+    for reply in refusals {
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
+    }
+    t.claims_of(&bobs).await;
+    t.claims_of(&globexs).await;
+}
+on_both_stores!(another_owners_token_is_answered_as_if_it_did_not_exist);
+
+async fn patching_a_tenant_token_changes_its_listing_and_its_next_jwt(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-deploy", "deploy").await;
+    let acme = vendor.tenant("acme");
+    let bot = acme.token(json!({"description": "bot"})).await;
+
+    let patch = json!({"description": "deploy bot", "metadata": {"env": "prod"}, "permissionIds": ["p-deploy"]});
+    let reply = acme.patch_token(&bot.client_id, patch).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        acme.list_tokens().await.body[0]["description"],
+        "deploy bot"
+    );
+    let claims = t.claims_of(&bot).await;
+    assert_eq!(claims["permissions"], json!(["deploy"]));
+    assert_eq!(claims["metadata"], json!({"env": "prod"}));
+
+    let unknown_role = acme
+        .patch_token(&bot.client_id, json!({"roleIds": ["nope"]}))
+        .await;
+    assert_eq!(unknown_role.status, StatusCode::BAD_REQUEST);
+}
+on_both_stores!(patching_a_tenant_token_changes_its_listing_and_its_next_jwt);
+
+async fn last_used_at_is_written_by_the_exchange_at_most_once_a_minute(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let bot = acme.token(json!({})).await;
+    let last_used = || async { acme.list_tokens().await.body[0]["lastUsedAt"].clone() };
+    assert_eq!(last_used().await, Value::Null, "never used yet");
+
+    t.claims_of(&bot).await;
+    let first = last_used().await;
+    assert!(first.is_string(), "{first}");
+    t.claims_of(&bot).await;
+    assert_eq!(last_used().await, first, "not rewritten within the minute");
+    t.clock.advance_seconds(61);
+    t.claims_of(&bot).await;
+    assert_ne!(last_used().await, first);
+}
+on_both_stores!(last_used_at_is_written_by_the_exchange_at_most_once_a_minute);
+
+async fn deleting_a_token_stops_its_exchange_and_its_refresh_tokens_at_once(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let alice = vendor.tenant("acme");
+    let alice = alice.user("alice");
+    alice.join(json!([])).await;
+    let laptop = alice.personal_token(json!({})).await;
+    let issued = t
+        .exchange(EXCHANGE_V1, &laptop.client_id, &laptop.secret)
+        .await;
+    let refresh = issued.body["refreshToken"].clone();
+
+    let deleted = alice.delete_personal_token(&laptop.client_id).await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    let exchange = t
+        .exchange(EXCHANGE_V1, &laptop.client_id, &laptop.secret)
+        .await;
+    assert_eq!(exchange.status, StatusCode::UNAUTHORIZED);
+    let refreshed = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(alice.list_personal_tokens().await.body, json!([]));
+}
+on_both_stores!(deleting_a_token_stops_its_exchange_and_its_refresh_tokens_at_once);

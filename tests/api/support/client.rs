@@ -1,0 +1,173 @@
+//! A typed test client: `t.as_vendor().await.tenant("acme").user("alice")` instead of header
+//! tuples. Each step carries the headers the contract names for that caller.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{EXCHANGE_V1, PERMISSIONS, Reply, TENANT_TOKENS, TestApp, USER_TOKENS};
+
+/// A token's clientId and secret, as its creation answered them.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub client_id: String,
+    pub secret: String,
+}
+
+/// The vendor, holding a vendor token.
+pub struct Vendor<'a> {
+    pub t: &'a TestApp,
+    pub token: String,
+}
+
+/// The vendor acting for one tenant (`frontegg-tenant-id`).
+pub struct Tenant<'a> {
+    vendor: &'a Vendor<'a>,
+    id: String,
+}
+
+/// The vendor acting for one user in one tenant (`frontegg-user-id` too).
+pub struct Member<'a> {
+    tenant: &'a Tenant<'a>,
+    id: String,
+}
+
+impl TestApp {
+    pub async fn as_vendor(&self) -> Vendor<'_> {
+        Vendor {
+            t: self,
+            token: self.vendor_token().await,
+        }
+    }
+
+    /// Exchanges the credentials and returns the JWT's claims, verified.
+    pub async fn claims_of(&self, issued: &Issued) -> Value {
+        let reply = self
+            .exchange(EXCHANGE_V1, &issued.client_id, &issued.secret)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let jwt = reply.body["accessToken"].as_str().unwrap();
+        serde_json::to_value(self.app.verify_access_token(jwt).unwrap()).unwrap()
+    }
+}
+
+fn created(reply: Reply) -> Issued {
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    Issued {
+        client_id: reply.body["clientId"].as_str().unwrap().to_owned(),
+        secret: reply.body["secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl<'a> Vendor<'a> {
+    pub fn tenant(&'a self, id: &str) -> Tenant<'a> {
+        Tenant {
+            vendor: self,
+            id: id.to_owned(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self
+            .t
+            .http
+            .request(method, format!("{}{path}", self.t.base))
+            .header("x-access-token", &self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.t.send(request).await
+    }
+
+    /// Creates a permission (201 expected).
+    pub async fn permission(&self, id: &str, key: &str) {
+        let body = json!({"id": id, "key": key});
+        let reply = self.send(Method::POST, PERMISSIONS, &[], Some(&body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+}
+
+impl<'a> Tenant<'a> {
+    pub fn user(&'a self, id: &str) -> Member<'a> {
+        Member {
+            tenant: self,
+            id: id.to_owned(),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let headers = [("frontegg-tenant-id", self.id.as_str())];
+        self.vendor.send(method, path, &headers, body).await
+    }
+
+    pub async fn create_token(&self, body: Value) -> Reply {
+        self.send(Method::POST, TENANT_TOKENS, Some(&body)).await
+    }
+
+    /// Creates a tenant token (201 expected).
+    pub async fn token(&self, body: Value) -> Issued {
+        created(self.create_token(body).await)
+    }
+
+    pub async fn list_tokens(&self) -> Reply {
+        self.send(Method::GET, TENANT_TOKENS, None).await
+    }
+
+    pub async fn patch_token(&self, client_id: &str, body: Value) -> Reply {
+        let path = format!("{TENANT_TOKENS}/{client_id}");
+        self.send(Method::PATCH, &path, Some(&body)).await
+    }
+
+    pub async fn delete_token(&self, client_id: &str) -> Reply {
+        let path = format!("{TENANT_TOKENS}/{client_id}");
+        self.send(Method::DELETE, &path, None).await
+    }
+}
+
+impl Member<'_> {
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let headers = [
+            ("frontegg-tenant-id", self.tenant.id.as_str()),
+            ("frontegg-user-id", self.id.as_str()),
+        ];
+        self.tenant.vendor.send(method, path, &headers, body).await
+    }
+
+    /// Makes the user a member of the tenant with `role_ids` (the directory's PUT user).
+    pub async fn join(&self, role_ids: Value) {
+        let t = self.tenant.vendor.t;
+        t.member(
+            &self.tenant.vendor.token,
+            &self.id,
+            &self.tenant.id,
+            role_ids,
+        )
+        .await;
+    }
+
+    pub async fn create_personal_token(&self, body: Value) -> Reply {
+        self.send(Method::POST, USER_TOKENS, Some(&body)).await
+    }
+
+    /// Creates a personal token (201 expected).
+    pub async fn personal_token(&self, body: Value) -> Issued {
+        created(self.create_personal_token(body).await)
+    }
+
+    pub async fn list_personal_tokens(&self) -> Reply {
+        self.send(Method::GET, USER_TOKENS, None).await
+    }
+
+    pub async fn delete_personal_token(&self, client_id: &str) -> Reply {
+        let path = format!("{USER_TOKENS}/{client_id}");
+        self.send(Method::DELETE, &path, None).await
+    }
+}
