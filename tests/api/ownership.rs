@@ -1,8 +1,11 @@
 //! Tokens are managed by their owners only: a user their personal tokens in a tenant, a tenant
-//! its tenant tokens. Each behaviour runs on the embedded store and on DynamoDB.
+//! its tenant tokens; and tokens die with their owners. Each behaviour runs on the embedded
+//! store and on DynamoDB.
 
+use crate::support::client::Issued;
 use crate::support::*;
-use reqwest::StatusCode;
+use m2m_shared::domain::UserId;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Runs `check` against a fresh app on both stores.
@@ -169,3 +172,80 @@ async fn deleting_a_token_stops_its_exchange_and_its_refresh_tokens_at_once(t: &
     assert_eq!(alice.list_personal_tokens().await.body, json!([]));
 }
 on_both_stores!(deleting_a_token_stops_its_exchange_and_its_refresh_tokens_at_once);
+
+async fn refused(t: &TestApp, issued: &Issued) -> bool {
+    let reply = t
+        .exchange(EXCHANGE_V1, &issued.client_id, &issued.secret)
+        .await;
+    reply.status == StatusCode::UNAUTHORIZED
+}
+
+async fn deleting_a_user_deletes_their_tokens_in_every_tenant_and_their_refresh_tokens(
+    t: &TestApp,
+) {
+    let vendor = t.as_vendor().await;
+    let both = json!({"tenants": [{"tenantId": "acme", "roleIds": []}, {"tenantId": "globex", "roleIds": []}]});
+    let put = vendor
+        .call(
+            Method::PUT,
+            "/identity/resources/users/v1/alice",
+            Some(both),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    acme.user("bob").join(json!([])).await;
+    let in_acme = acme.user("alice").personal_token(json!({})).await;
+    let in_globex = globex.user("alice").personal_token(json!({})).await;
+    let bobs = acme.user("bob").personal_token(json!({})).await;
+    let issued = t
+        .exchange(EXCHANGE_V1, &in_globex.client_id, &in_globex.secret)
+        .await;
+    let refresh = issued.body["refreshToken"].clone();
+
+    let deleted = vendor
+        .call(Method::DELETE, "/identity/resources/users/v1/alice", None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert!(refused(t, &in_acme).await && refused(t, &in_globex).await);
+    let refreshed = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
+    assert!(!refused(t, &bobs).await, "other users' tokens live on");
+}
+on_both_stores!(deleting_a_user_deletes_their_tokens_in_every_tenant_and_their_refresh_tokens);
+
+async fn deleting_a_tenant_deletes_its_tokens_its_members_tokens_and_its_memberships(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    let put = vendor
+        .call(
+            Method::PUT,
+            "/identity/resources/tenants/v1/acme",
+            Some(json!({"name": "Acme"})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+    acme.user("bob").join(json!([])).await;
+    let bobs = acme.user("bob").personal_token(json!({})).await;
+    let acmes = acme.token(json!({})).await;
+    let globexs = globex.token(json!({})).await;
+
+    let deleted = vendor
+        .call(Method::DELETE, "/identity/resources/tenants/v1/acme", None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert!(refused(t, &acmes).await && refused(t, &bobs).await);
+    assert!(!refused(t, &globexs).await, "other tenants' tokens live on");
+    let bob = t
+        .store
+        .user(&UserId::parse("bob").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.tenants.is_empty(), "bob's membership in acme is gone");
+    let again = acme.user("bob").create_personal_token(json!({})).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "no longer a member");
+}
+on_both_stores!(deleting_a_tenant_deletes_its_tokens_its_members_tokens_and_its_memberships);

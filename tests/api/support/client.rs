@@ -87,6 +87,11 @@ impl<'a> Vendor<'a> {
         self.t.send(request).await
     }
 
+    /// Any vendor call to `path` (the directory's PUT and DELETE, for example).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, &[], body.as_ref()).await
+    }
+
     /// Creates a permission (201 expected).
     pub async fn permission(&self, id: &str, key: &str) {
         let body = json!({"id": id, "key": key});

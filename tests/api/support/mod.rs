@@ -1,7 +1,7 @@
 //! The test harness: `spawn_app` starts the whole API in-process on 127.0.0.1 over a real
 //! listener, on the embedded store or on DynamoDB + KMS in moto, and hands back a typed client.
 
-mod client;
+pub mod client;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
