@@ -1,7 +1,6 @@
 //! The limits every write obeys, whether it comes from the API or from a provisioning event.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::ids::{GrantId, InvalidId};
 use super::token::Metadata;
@@ -30,16 +29,14 @@ pub fn description(description: String) -> Result<String, Invalid> {
 }
 
 pub fn metadata(metadata: Metadata) -> Result<Metadata, Invalid> {
-    let metadata = Value::Object(metadata);
-    if metadata.to_string().len() > MAX_METADATA_BYTES {
+    // A map serialises exactly as the JSON object it is.
+    let bytes = serde_json::to_vec(&metadata).map_or(usize::MAX, |json| json.len());
+    if bytes > MAX_METADATA_BYTES {
         return Err(Invalid(format!(
             "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
         )));
     }
-    match metadata {
-        Value::Object(map) => Ok(map),
-        _ => Ok(Metadata::new()),
-    }
+    Ok(metadata)
 }
 
 pub fn expires_in_minutes(minutes: Option<u32>) -> Result<Option<u32>, Invalid> {

@@ -1,8 +1,8 @@
 //! Responses: JSON bodies, and every error as `{"errors":[...]}` from this one place.
 
 use axum::Json;
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -53,7 +53,7 @@ impl IntoResponse for Error {
 }
 
 /// Gives the answers that the router and the tower-http layers make themselves (no route,
-/// wrong method, body too large, timeout) the contract's error body.
+/// wrong method, body too large) the contract's error body.
 pub async fn contract_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
@@ -69,11 +69,5 @@ pub async fn contract_errors(response: Response) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge.to_string(),
         other => other.canonical_reason().unwrap_or("Error").to_owned(),
     };
-    let mut replaced = errors(status, message);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        replaced
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    replaced
+    errors(status, message)
 }
