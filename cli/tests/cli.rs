@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../tests/api/support/mod.rs"]
-#[allow(dead_code)] // the CLI uses part of the shared harness
+#[allow(dead_code, unused_macros, unused_imports)] // the CLI uses part of the shared harness
 mod support;
 
 use std::path::Path;
@@ -60,7 +60,11 @@ async fn login_caches_a_private_session_and_token_prints_a_valid_jwt() {
 
     let token = m2m(home.path(), &["token"], &[]).await;
     assert!(token.status.success(), "{}", stderr(&token));
-    let claims = t.app.verify_access_token(&stdout(&token)).unwrap();
+    let claims = t
+        .app
+        .credentials()
+        .verify_access_token(&stdout(&token))
+        .unwrap();
     assert_eq!(claims.sub, client_id);
     let again = m2m(home.path(), &["token"], &[]).await;
     assert_eq!(
@@ -94,7 +98,12 @@ async fn token_refreshes_before_expiry() {
         session["accessToken"].as_str().unwrap(),
         "30 s left: refreshed"
     );
-    assert!(t.app.verify_access_token(&stdout(&token)).is_ok());
+    assert!(
+        t.app
+            .credentials()
+            .verify_access_token(&stdout(&token))
+            .is_ok()
+    );
     let renewed: Value = serde_json::from_str(
         &std::fs::read_to_string(home.path().join(".config/m2m/session.json")).unwrap(),
     )

@@ -1,29 +1,25 @@
 //! The composition root: settings and the ports, built once per cold start. Its fields are
-//! private; the operations (in `operations`) are its only way in, and each reaches only the
-//! ports it uses.
+//! private; the operation groups it hands out (in `operations`) are the only way in, and each
+//! holds only the ports its operations use.
 
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
-
 use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
 use crate::config::{Backend, Settings};
-use crate::domain::{PublicKey, Secret, SecretHash, SecretKind, Timestamp};
+use crate::domain::PublicKey;
 use crate::error::{Error, Result};
+use crate::operations::{ApiTokens, Bcrypt, Credentials, Directory, Vendors};
 use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, Store, TokenStore, VendorStore};
 
 pub struct App {
-    pub(crate) settings: Settings,
-    pub(crate) vendors: Arc<dyn VendorStore>,
-    pub(crate) tokens: Arc<dyn TokenStore>,
-    pub(crate) refresh: Arc<dyn RefreshStore>,
-    pub(crate) directory: Arc<dyn DirectoryStore>,
-    pub(crate) signer: Arc<dyn Signer>,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// A hash of no one's secret, checked when a clientId is unknown so that an unknown
-    /// clientId costs the same bcrypt work as a wrong secret. Made on first need, or up front
-    /// by [`App::prepare_credential_checks`] where credentials are checked.
-    decoy_hash: OnceCell<SecretHash>,
+    settings: Settings,
+    vendors: Arc<dyn VendorStore>,
+    tokens: Arc<dyn TokenStore>,
+    refresh: Arc<dyn RefreshStore>,
+    directory: Arc<dyn DirectoryStore>,
+    signer: Arc<dyn Signer>,
+    clock: Arc<dyn Clock>,
+    bcrypt: Bcrypt,
 }
 
 impl App {
@@ -63,6 +59,7 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            bcrypt: Bcrypt::new(settings.bcrypt_cost),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -70,7 +67,6 @@ impl App {
             directory: store as Arc<dyn DirectoryStore>,
             signer,
             clock,
-            decoy_hash: OnceCell::new(),
         }
     }
 
@@ -78,17 +74,49 @@ impl App {
     /// unknown clientId is not slower than a wrong secret. Only processes that check
     /// credentials need it; the others skip this cold-start cost.
     pub async fn prepare_credential_checks(&self) -> Result<()> {
-        self.decoy().await.map(|_| ())
+        self.bcrypt.prepare().await
     }
 
-    async fn decoy(&self) -> Result<&SecretHash> {
-        self.decoy_hash
-            .get_or_try_init(|| async {
-                let nobody = Secret::generate(SecretKind::TenantToken);
-                nobody.hash(self.settings.bcrypt_cost).await
-            })
-            .await
-            .map_err(Error::from)
+    /// Vendor credentials and vendor tokens.
+    pub fn vendors(&self) -> Vendors<'_> {
+        Vendors {
+            store: &*self.vendors,
+            signer: &*self.signer,
+            clock: &*self.clock,
+            bcrypt: &self.bcrypt,
+            settings: &self.settings,
+        }
+    }
+
+    /// Exchange and refresh of API-token credentials for JWTs.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            tokens: &*self.tokens,
+            refresh: &*self.refresh,
+            directory: &*self.directory,
+            signer: &*self.signer,
+            clock: &*self.clock,
+            bcrypt: &self.bcrypt,
+            settings: &self.settings,
+        }
+    }
+
+    /// API tokens as their owners manage them.
+    pub fn api_tokens(&self) -> ApiTokens<'_> {
+        ApiTokens {
+            tokens: &*self.tokens,
+            directory: &*self.directory,
+            clock: &*self.clock,
+            bcrypt: &self.bcrypt,
+        }
+    }
+
+    /// Permissions, roles, tenants and users.
+    pub fn directory(&self) -> Directory<'_> {
+        Directory {
+            directory: &*self.directory,
+            tokens: &*self.tokens,
+        }
     }
 
     pub fn public_key(&self) -> &PublicKey {
@@ -102,24 +130,6 @@ impl App {
     /// The configured public base URL, if any.
     pub fn public_url(&self) -> Option<&str> {
         self.settings.public_url.as_deref()
-    }
-
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    /// bcrypt-checks `secret` against `stored`, or against the decoy when there is no record,
-    /// and answers only whether it matched.
-    pub(crate) async fn secret_matches(
-        &self,
-        secret: &Secret,
-        stored: Option<&SecretHash>,
-    ) -> Result<bool> {
-        let matched = match stored {
-            Some(hash) => secret.matches(hash).await?,
-            None => secret.matches(self.decoy().await?).await?,
-        };
-        Ok(matched && stored.is_some())
     }
 }
 

@@ -1,6 +1,7 @@
 //! m2m-auth's shared crate: how a request flows.
 //!
-//! `http` (routes, parsing, responses) -> `operations` (one use case each, on [`App`]) ->
+//! `http` (routes, parsing, responses) -> `operations` (use cases in groups that [`App`] builds
+//! from only the ports each group uses) ->
 //! `ports` (store, signer, clock) implemented by `adapters` (DynamoDB + KMS, or the embedded
 //! store + a local key), over `domain` (ids, secrets, token records, claims). `config` reads
 //! settings once; `runtime` starts a Lambda function or the local server.

@@ -75,6 +75,16 @@ struct TenantEvent {
     metadata: Option<Metadata>,
 }
 
+impl From<TenantEvent> for TenantDraft {
+    fn from(e: TenantEvent) -> Self {
+        Self {
+            id: e.tenant_id,
+            name: e.name,
+            metadata: e.metadata,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserEvent {
@@ -82,6 +92,16 @@ struct UserEvent {
     email: Option<String>,
     #[serde(default)]
     tenants: Vec<MembershipDraft>,
+}
+
+impl From<UserEvent> for UserDraft {
+    fn from(e: UserEvent) -> Self {
+        Self {
+            id: e.user_id,
+            email: e.email,
+            tenants: e.tenants,
+        }
+    }
 }
 
 /// The event's body as `T` and its version as the write's origin.
@@ -100,34 +120,30 @@ pub async fn apply(app: &App, message: &str) -> Result<()> {
         .map_err(|e| Error::bad_request(format!("not an EventBridge event: {e}")))?;
     let detail_type = envelope.detail_type.as_str();
     let body = envelope.detail;
+    let directory = app.directory();
     let applied = match detail_type {
         "permission.upserted" => {
             let (event, origin) = detail::<GrantEvent>(body)?;
             let permission = Permission::try_from(PermissionDraft::from(event))?;
-            app.put_permission(&permission, origin).await?
+            directory.put_permission(&permission, origin).await?
         }
         "role.upserted" => {
             let (event, origin) = detail::<GrantEvent>(body)?;
-            app.put_role(&Role::try_from(RoleDraft::from(event))?, origin)
+            directory
+                .put_role(&Role::try_from(RoleDraft::from(event))?, origin)
                 .await?
         }
         "tenant.upserted" => {
-            let (e, origin) = detail::<TenantEvent>(body)?;
-            let draft = TenantDraft {
-                id: e.tenant_id,
-                name: e.name,
-                metadata: e.metadata,
-            };
-            app.put_tenant(&Tenant::try_from(draft)?, origin).await?
+            let (event, origin) = detail::<TenantEvent>(body)?;
+            let draft = TenantDraft::from(event);
+            directory
+                .put_tenant(&Tenant::try_from(draft)?, origin)
+                .await?
         }
         "user.upserted" => {
-            let (e, origin) = detail::<UserEvent>(body)?;
-            let draft = UserDraft {
-                id: e.user_id,
-                email: e.email,
-                tenants: e.tenants,
-            };
-            app.put_user(&User::try_from(draft)?, origin).await?
+            let (event, origin) = detail::<UserEvent>(body)?;
+            let draft = UserDraft::from(event);
+            directory.put_user(&User::try_from(draft)?, origin).await?
         }
         "permission.deleted" | "role.deleted" => {
             let (event, origin) = detail::<GrantEvent>(body)?;
@@ -135,17 +151,17 @@ pub async fn apply(app: &App, message: &str) -> Result<()> {
                 "role.deleted" => EntityKind::Role,
                 _ => EntityKind::Permission,
             };
-            app.delete_grant(kind, &event.id, origin).await?
+            directory.delete_grant(kind, &event.id, origin).await?
         }
         "tenant.deleted" => {
             let (e, origin) = detail::<TenantEvent>(body)?;
             let id = rules::field("tenantId", TenantId::parse(&e.tenant_id))?;
-            app.delete_tenant(&id, origin).await?
+            directory.delete_tenant(&id, origin).await?
         }
         "user.deleted" => {
             let (e, origin) = detail::<UserEvent>(body)?;
             let id = rules::field("userId", UserId::parse(&e.user_id))?;
-            app.delete_user(&id, origin).await?
+            directory.delete_user(&id, origin).await?
         }
         other => return Err(Error::bad_request(format!("unknown detail-type {other:?}"))),
     };
@@ -154,6 +170,7 @@ pub async fn apply(app: &App, message: &str) -> Result<()> {
     }
     Ok(())
 }
+
 /// Applies every message of a batch and reports the ones that failed, so only they are retried.
 pub async fn handle_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();

@@ -111,10 +111,10 @@ pub async fn run_local() -> ExitCode {
         return fail(format_args!("start-up failed: {e}"));
     }
     let bootstrap = match local.vendor {
-        Some((client_id, secret)) => app.ensure_vendor(client_id, &secret).await.map(|_| None),
-        None => match app.has_vendor().await {
+        Some((client_id, secret)) => app.vendors().ensure(client_id, &secret).await.map(|_| None),
+        None => match app.vendors().any().await {
             Ok(true) => Ok(None),
-            Ok(false) => app.create_vendor().await.map(Some),
+            Ok(false) => app.vendors().create().await.map(Some),
             Err(e) => Err(e),
         },
     };
@@ -164,7 +164,7 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
         Ok(app) => app,
         Err(e) => return fail(format_args!("{e}")),
     };
-    match app.create_vendor().await {
+    match app.vendors().create().await {
         Ok(created) => {
             println!(
                 "clientId: {}\nsecret:   {}",

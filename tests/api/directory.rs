@@ -3,207 +3,154 @@
 
 use std::time::Duration;
 
+use crate::support::client::Vendor;
 use crate::support::*;
 use m2m_shared::domain::{ClientId, TenantId, UserId};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const TENANT_TOKENS_LIST: &str = "/identity/resources/tenants/api-tokens/v1";
-
-struct Directory<'a> {
-    t: &'a TestApp,
-    vendor: String,
+fn grants(claims: &Value) -> (Value, Value) {
+    (claims["roles"].clone(), claims["permissions"].clone())
 }
 
-impl Directory<'_> {
-    fn auth(&self) -> [(&str, &str); 1] {
-        [("x-access-token", self.vendor.as_str())]
-    }
-
-    async fn permission(&self, id: &str, key: &str) {
-        let reply = self
-            .t
-            .post(PERMISSIONS, &self.auth(), &json!({"id": id, "key": key}))
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    }
-
-    async fn role(&self, id: &str, key: &str, permission_ids: Value) {
-        let body = json!({"id": id, "key": key, "permissionIds": permission_ids});
-        let reply = self.t.post(ROLES, &self.auth(), &body).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    }
-
-    /// Exchanges credentials and returns the verified claims.
-    async fn claims(&self, (client_id, secret): &(String, String)) -> Value {
-        let reply = self.t.exchange(EXCHANGE_V1, client_id, secret).await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        serde_json::to_value(
-            self.t
-                .app
-                .verify_access_token(reply.body["accessToken"].as_str().unwrap())
-                .unwrap(),
-        )
-        .unwrap()
-    }
+/// `reports.read` and `reports.write`, and the role `reader` holding the first.
+async fn reader_role(vendor: &Vendor<'_>) {
+    vendor.permission("p-read", "reports.read").await;
+    vendor.permission("p-write", "reports.write").await;
+    vendor.role("r-reader", "reader", json!(["p-read"])).await;
 }
 
-async fn directory(t: &TestApp) -> Directory<'_> {
-    Directory {
-        t,
-        vendor: t.vendor_token().await,
-    }
-}
-
-async fn claims_follow_the_directory(t: &TestApp) {
-    let d = directory(t).await;
-    d.permission("p-read", "reports.read").await;
-    d.permission("p-write", "reports.write").await;
-    d.role("r-reader", "reader", json!(["p-read"])).await;
-    let tenant_token = t
-        .tenant_token(&d.vendor, "acme", json!({"roleIds": ["r-reader"]}))
+async fn a_roles_new_permissions_show_in_the_next_jwt_of_its_tokens(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    reader_role(&vendor).await;
+    let bot = vendor
+        .tenant("acme")
+        .token(json!({"roleIds": ["r-reader"]}))
         .await;
-    let claims = d.claims(&tenant_token).await;
+    let before = t.claims_of(&bot).await;
     assert_eq!(
-        (claims["roles"].clone(), claims["permissions"].clone()),
+        grants(&before),
         (json!(["reader"]), json!(["reports.read"]))
     );
 
-    // A role's permissions change: the next JWT shows it, with no change to the token.
-    let reply = t
-        .patch(
-            &format!("{ROLES}/r-reader"),
-            &d.auth(),
-            &json!({"permissionIds": ["p-read", "p-write"]}),
-        )
+    let both = json!({"permissionIds": ["p-read", "p-write"]});
+    let reply = vendor
+        .call(Method::PATCH, &format!("{ROLES}/r-reader"), Some(both))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let after = t.claims_of(&bot).await;
     assert_eq!(
-        d.claims(&tenant_token).await["permissions"],
+        after["permissions"],
         json!(["reports.read", "reports.write"])
     );
+}
+on_both_stores!(a_roles_new_permissions_show_in_the_next_jwt_of_its_tokens);
 
-    // A user's roles change: the next JWT of their personal token shows it.
-    t.member(&d.vendor, "alice", "acme", json!(["r-reader"]))
-        .await;
-    let personal = t.user_token(&d.vendor, "acme", "alice", json!({})).await;
-    let claims = d.claims(&personal).await;
-    assert_eq!(claims["roles"], json!(["reader"]));
+async fn a_users_new_roles_show_in_the_next_jwt_of_their_personal_token(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    reader_role(&vendor).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["r-reader"])).await;
+    let laptop = alice.personal_token(json!({})).await;
+    let claims = t.claims_of(&laptop).await;
+    assert_eq!(
+        grants(&claims),
+        (json!(["reader"]), json!(["reports.read"]))
+    );
     assert_eq!(claims["email"], "alice@example.test");
-    t.member(&d.vendor, "alice", "acme", json!([])).await;
-    let claims = d.claims(&personal).await;
+
+    alice.join(json!([])).await;
+    assert_eq!(grants(&t.claims_of(&laptop).await), (json!([]), json!([])));
+}
+on_both_stores!(a_users_new_roles_show_in_the_next_jwt_of_their_personal_token);
+
+async fn a_deleted_permission_or_role_is_in_no_later_jwt(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    reader_role(&vendor).await;
+    let body = json!({"roleIds": ["r-reader"], "permissionIds": []});
+    let bot = vendor.tenant("acme").token(body).await;
+    let direct = vendor
+        .tenant("acme")
+        .token(json!({"permissionIds": ["p-write"]}))
+        .await;
     assert_eq!(
-        (claims["roles"].clone(), claims["permissions"].clone()),
-        (json!([]), json!([]))
+        t.claims_of(&direct).await["permissions"],
+        json!(["reports.write"])
     );
 
-    // Deleting a permission or a role removes it from every JWT issued afterwards.
+    let deleted = vendor
+        .call(Method::DELETE, &format!("{PERMISSIONS}/p-write"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert_eq!(t.claims_of(&direct).await["permissions"], json!([]));
+
+    let role = format!("{ROLES}/r-reader");
     assert_eq!(
-        t.delete(&format!("{PERMISSIONS}/p-write"), &d.auth())
-            .await
-            .status,
+        vendor.call(Method::DELETE, &role, None).await.status,
         StatusCode::OK
     );
-    assert_eq!(
-        d.claims(&tenant_token).await["permissions"],
-        json!(["reports.read"])
-    );
-    assert_eq!(
-        t.delete(&format!("{ROLES}/r-reader"), &d.auth())
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let claims = d.claims(&tenant_token).await;
-    assert_eq!(
-        (claims["roles"].clone(), claims["permissions"].clone()),
-        (json!([]), json!([]))
-    );
-    assert_eq!(
-        t.delete(&format!("{ROLES}/r-reader"), &d.auth())
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(grants(&t.claims_of(&bot).await), (json!([]), json!([])));
+    let again = vendor.call(Method::DELETE, &role, None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "deleted already");
 }
+on_both_stores!(a_deleted_permission_or_role_is_in_no_later_jwt);
 
 #[tokio::test]
-async fn claims_follow_the_directory_on_the_embedded_default() {
-    claims_follow_the_directory(&spawn_app(Backing::Embedded).await).await;
-}
-
-#[tokio::test]
-async fn claims_follow_the_directory_on_dynamodb() {
-    claims_follow_the_directory(&spawn_app(Backing::Moto).await).await;
-}
-
-#[tokio::test]
-async fn token_creation_checks_the_directory() {
+async fn a_personal_token_needs_its_user_to_be_a_member_of_the_tenant() {
     let t = spawn_app(Backing::Embedded).await;
-    let d = directory(&t).await;
-    d.permission("p1", "one").await;
-    let headers = [
-        ("x-access-token", d.vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-        ("frontegg-user-id", "stranger"),
-    ];
-    let reply = t.post(USER_TOKENS, &headers, &json!({})).await;
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let stranger = acme.user("stranger").create_personal_token(json!({})).await;
     assert_eq!(
-        reply.status,
+        stranger.status,
         StatusCode::NOT_FOUND,
-        "not a member of the tenant: {:?}",
-        reply.body
+        "{:?}",
+        stranger.body
     );
-    t.member(&d.vendor, "bob", "other", json!([])).await;
-    let headers = [
-        ("x-access-token", d.vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-        ("frontegg-user-id", "bob"),
-    ];
+    vendor.tenant("other").user("bob").join(json!([])).await;
+    let elsewhere = acme.user("bob").create_personal_token(json!({})).await;
     assert_eq!(
-        t.post(USER_TOKENS, &headers, &json!({})).await.status,
-        StatusCode::NOT_FOUND
+        elsewhere.status,
+        StatusCode::NOT_FOUND,
+        "a member of another tenant only"
     );
+}
 
-    let headers = [
-        ("x-access-token", d.vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-    ];
+#[tokio::test]
+async fn unknown_role_and_permission_ids_are_refused_by_name() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    vendor.permission("p1", "one").await;
+    let acme = vendor.tenant("acme");
     for body in [
         json!({"roleIds": ["nope"]}),
         json!({"permissionIds": ["p1", "nope"]}),
     ] {
-        let reply = t.post(TENANT_TOKENS, &headers, &body).await;
+        let reply = acme.create_token(body.clone()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(reply.error().contains("nope"), "{:?}", reply.body);
     }
-    let reply = t
-        .post(
-            ROLES,
-            &d.auth(),
-            &json!({"key": "r", "permissionIds": ["nope"]}),
-        )
+    let role = json!({"key": "r", "permissionIds": ["nope"]});
+    let reply = vendor.call(Method::POST, ROLES, Some(role)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    let user = json!({"tenants": [{"tenantId": "acme", "roleIds": ["nope"]}]});
+    let path = "/identity/resources/users/v1/carol";
+    let reply = vendor.call(Method::PUT, path, Some(user)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+}
+
+#[tokio::test]
+async fn permission_keys_are_unique_and_well_formed() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    vendor.permission("p1", "one").await;
+    let taken = vendor
+        .call(Method::POST, PERMISSIONS, Some(json!({"key": "one"})))
         .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = t
-        .put(
-            "/identity/resources/users/v1/carol",
-            &d.auth(),
-            &json!({"tenants": [{"tenantId": "acme", "roleIds": ["nope"]}]}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = t.post(PERMISSIONS, &d.auth(), &json!({"key": "one"})).await;
-    assert_eq!(reply.status, StatusCode::CONFLICT, "keys are unique");
-    let reply = t
-        .post(PERMISSIONS, &d.auth(), &json!({"key": "has space"}))
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        t.get(PERMISSIONS, &[]).await.status,
-        StatusCode::UNAUTHORIZED,
-        "the directory needs a vendor token"
-    );
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{:?}", taken.body);
+    let spaced = json!({"key": "has space"});
+    let reply = vendor.call(Method::POST, PERMISSIONS, Some(spaced)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
 }
 
 /// 1,000 tokens under one user on DynamoDB: the cascade pages through the index and batches
@@ -211,9 +158,10 @@ async fn token_creation_checks_the_directory() {
 #[tokio::test]
 async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption() {
     let t = spawn_app(Backing::Moto).await;
-    let d = directory(&t).await;
-    t.member(&d.vendor, "alice", "acme", json!([])).await;
-    let (_, secret) = t.user_token(&d.vendor, "acme", "alice", json!({})).await;
+    let vendor = t.as_vendor().await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!([])).await;
+    let secret = alice.personal_token(json!({})).await.secret;
     let template = t
         .store
         .tokens_of_user(&UserId::parse("alice").unwrap())
@@ -239,6 +187,7 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
     let cut_short = tokio::time::timeout(
         Duration::from_millis(300),
         t.app
+            .directory()
             .delete_user(&alice, m2m_shared::domain::directory::Origin::Api),
     )
     .await;
@@ -246,9 +195,8 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
     let left = t.store.tokens_of_user(&alice).await.unwrap().len();
     assert!(left > 0, "the interruption left work to do");
 
-    let reply = t
-        .delete("/identity/resources/users/v1/alice", &d.auth())
-        .await;
+    let path = "/identity/resources/users/v1/alice";
+    let reply = vendor.call(Method::DELETE, path, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(t.store.tokens_of_user(&alice).await.unwrap().len(), 0);
     assert_eq!(
@@ -262,18 +210,13 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
 #[tokio::test]
 async fn expiring_tokens_carry_a_ttl_and_stop_at_expiry() {
     let t = spawn_app(Backing::Moto).await;
-    let d = directory(&t).await;
-    let headers = [
-        ("x-access-token", d.vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-    ];
-    let reply = t
-        .post(TENANT_TOKENS, &headers, &json!({"expiresInMinutes": 5}))
-        .await;
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let reply = acme.create_token(json!({"expiresInMinutes": 5})).await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let (client_id, secret) = credentials(&reply);
     let expires = reply.body["expires"].as_str().unwrap().to_owned();
-    let listed = t.get(TENANT_TOKENS_LIST, &headers).await;
+    let listed = acme.list_tokens().await;
     assert_eq!(listed.body[0]["expires"], expires.as_str());
     let id = ClientId::parse(&client_id).unwrap();
     let token = t.store.token(&id).await.unwrap().unwrap();

@@ -1,89 +1,82 @@
 //! The vendor's whole flow over HTTP, on the embedded default and on DynamoDB + KMS (moto),
 //! and the failures a user would hit.
 
+use crate::support::client::Vendor;
 use crate::support::*;
 use jsonwebtoken::DecodingKey;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Vendor auth, both token kinds, exchange v1 and v2, refresh v1 and v2, and every JWT
-/// verified against the JWKS and against the `publicKey` PEM.
-async fn full_flow(t: &TestApp) {
-    let vendor = t.vendor_token().await;
-
-    let pem = t.get(CONFIGURATIONS, &[("x-access-token", &vendor)]).await;
-    assert_eq!(pem.status, StatusCode::OK);
-    let bearer = format!("Bearer {vendor}");
-    let same = t.get(CONFIGURATIONS, &[("authorization", &bearer)]).await;
-    assert_eq!(
-        same.body, pem.body,
-        "Authorization: Bearer works like x-access-token"
-    );
+/// The key a vendor's API verifies with, both ways it is served: the JWKS (anyone) and the
+/// `publicKey` PEM of the configurations (vendor only).
+async fn public_keys(vendor: &Vendor<'_>) -> (Value, DecodingKey, DecodingKey) {
+    let t = vendor.t;
+    let pem = vendor.call(Method::GET, CONFIGURATIONS, None).await;
+    assert_eq!(pem.status, StatusCode::OK, "{:?}", pem.body);
     let pem_key =
         DecodingKey::from_rsa_pem(pem.body["publicKey"].as_str().unwrap().as_bytes()).unwrap();
-
     let jwks = t.get(JWKS, &[]).await;
     assert_eq!(jwks.status, StatusCode::OK);
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks.body["keys"][0].clone()).unwrap();
-    assert_eq!(jwks.body["keys"][0]["alg"], "RS256");
-    assert_eq!(jwks.body["keys"][0]["use"], "sig");
-    let jwk_key = DecodingKey::from_jwk(&jwk).unwrap();
+    let jwk = jwks.body["keys"][0].clone();
+    let jwk_key = DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).unwrap()).unwrap();
+    (jwk, jwk_key, pem_key)
+}
 
-    // The directory: a permission, a role holding it, and alice as an admin of acme.
-    let vendor_header = [("x-access-token", vendor.as_str())];
-    let permission = t
-        .post(
-            PERMISSIONS,
-            &vendor_header,
-            &json!({"id": "read-users", "key": "fe.secure.read.users"}),
-        )
-        .await;
-    assert_eq!(
-        permission.status,
-        StatusCode::CREATED,
-        "{:?}",
-        permission.body
-    );
-    let role = t
-        .post(
-            ROLES,
-            &vendor_header,
-            &json!({"id": "admin", "key": "admin", "permissionIds": ["read-users"]}),
-        )
-        .await;
-    assert_eq!(role.status, StatusCode::CREATED, "{:?}", role.body);
-    t.member(&vendor, "alice", "acme", json!(["admin"])).await;
+async fn a_jwt_verifies_with_the_jwks_and_with_the_pem_alike(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let (jwk, jwk_key, pem_key) = public_keys(&vendor).await;
+    assert_eq!((&jwk["alg"], &jwk["use"]), (&json!("RS256"), &json!("sig")));
+    let bot = vendor.tenant("acme").token(json!({})).await;
+    let reply = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
+    let access = reply.body["accessToken"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.kid.as_deref(), jwk["kid"].as_str());
+    assert_eq!(verify_with(access, &jwk_key), verify_with(access, &pem_key));
+}
+on_both_stores!(a_jwt_verifies_with_the_jwks_and_with_the_pem_alike);
 
-    // A user's personal token.
-    let created = t
-        .post(
-            USER_TOKENS,
-            &[
-                ("x-access-token", &vendor),
-                ("frontegg-tenant-id", "acme"),
-                ("frontegg-user-id", "alice"),
-            ],
-            &json!({"description": "CI", "metadata": {"team": "core"}, "expiresInMinutes": 60}),
-        )
-        .await;
+#[tokio::test]
+async fn authorization_bearer_works_like_x_access_token() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let pem = t.get(CONFIGURATIONS, &[("x-access-token", &vendor)]).await;
+    let bearer = format!("Bearer {vendor}");
+    let same = t.get(CONFIGURATIONS, &[("authorization", &bearer)]).await;
+    assert_eq!((same.status, same.body), (StatusCode::OK, pem.body));
+}
+
+async fn a_personal_token_is_created_as_asked_and_its_secret_shown_once(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let alice = acme.user("alice");
+    alice.join(json!([])).await;
+    let body = json!({"description": "CI", "metadata": {"team": "core"}, "expiresInMinutes": 60});
+    let created = alice.create_personal_token(body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["tenantId"], "acme");
     assert_eq!(created.body["description"], "CI");
     assert_eq!(created.body["metadata"], json!({"team": "core"}));
     assert!(created.body["createdAt"].as_str().unwrap().ends_with('Z'));
     assert!(created.body["expires"].as_str().is_some());
-    let (user_client, user_secret) = credentials(&created);
-    assert!(user_secret.starts_with("m2mu_"));
+    assert!(
+        created.body["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("m2mu_")
+    );
+    let listed = alice.list_personal_tokens().await;
+    assert!(listed.body[0].get("secret").is_none(), "{:?}", listed.body);
+}
+on_both_stores!(a_personal_token_is_created_as_asked_and_its_secret_shown_once);
 
-    // Tenant tokens, v1 and v2; with both roleIds and permissionIds, roleIds wins.
+async fn a_tenant_token_with_role_ids_and_permission_ids_keeps_the_roles(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("read", "reports.read").await;
+    vendor.role("admin", "admin", json!(["read"])).await;
+    let bob = vendor.tenant("acme").user("bob");
     for path in [TENANT_TOKENS, TENANT_TOKENS_V2] {
-        let created = t
-            .post(
-                path,
-                &[("x-access-token", &vendor), ("frontegg-tenant-id", "acme"), ("frontegg-user-id", "bob")],
-                &json!({"description": "deploy bot", "roleIds": ["admin"], "permissionIds": ["read"]}),
-            )
-            .await;
+        let body = json!({"description": "bot", "roleIds": ["admin"], "permissionIds": ["read"]});
+        let created = bob.create_tenant_token(path, body).await;
         assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
         assert_eq!(created.body["roleIds"], json!(["admin"]));
         assert_eq!(created.body["permissionIds"], json!([]));
@@ -94,68 +87,77 @@ async fn full_flow(t: &TestApp) {
             "no expiresInMinutes: never expires (null, as Frontegg's schema requires the field)"
         );
     }
-    let (tenant_client, tenant_secret) = t
-        .tenant_token(
-            &vendor,
-            "acme",
-            json!({"permissionIds": ["read-users"], "metadata": {"env": "prod"}}),
-        )
-        .await;
+}
+on_both_stores!(a_tenant_token_with_role_ids_and_permission_ids_keeps_the_roles);
 
-    // Exchange v1 (camelCase) with the tenant token.
-    let v1 = t
-        .exchange(EXCHANGE_V1, &tenant_client, &tenant_secret)
+async fn a_tenant_tokens_jwt_carries_its_tenant_permissions_and_metadata(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor
+        .permission("read-users", "fe.secure.read.users")
         .await;
+    let body = json!({"permissionIds": ["read-users"], "metadata": {"env": "prod"}});
+    let bot = vendor.tenant("acme").token(body).await;
+    let v1 = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
     assert_eq!(v1.status, StatusCode::OK, "{:?}", v1.body);
     assert_eq!(v1.body["expiresIn"], 600);
     assert!(v1.body["expires"].as_str().unwrap().ends_with(" GMT"));
-    let access = v1.body["accessToken"].as_str().unwrap();
-    let header = jsonwebtoken::decode_header(access).unwrap();
-    assert_eq!(header.kid.as_deref(), jwks.body["keys"][0]["kid"].as_str());
-    let claims = verify_with(access, &jwk_key);
-    assert_eq!(claims, verify_with(access, &pem_key));
+    let claims = t.claims_of(&bot).await;
     assert_eq!(claims["type"], "tenantApiToken");
-    assert_eq!(claims["sub"], tenant_client.as_str());
+    assert_eq!(claims["sub"], bot.client_id.as_str());
     assert_eq!(claims["tenantId"], "acme");
     assert_eq!(claims["permissions"], json!(["fe.secure.read.users"]));
     assert_eq!(claims["roles"], json!([]));
     assert_eq!(claims["metadata"], json!({"env": "prod"}));
     assert_eq!(claims["applicationId"], "test-app");
     assert!(claims["jti"].as_str().is_some() && claims.get("userId").is_none());
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        600
-    );
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 600);
+}
+on_both_stores!(a_tenant_tokens_jwt_carries_its_tenant_permissions_and_metadata);
 
-    // Exchange v2 (snake_case) with the user token.
-    let v2 = t.exchange(EXCHANGE_V2, &user_client, &user_secret).await;
+async fn a_personal_tokens_jwt_carries_the_users_roles_and_email_in_snake_case_on_v2(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor
+        .permission("read-users", "fe.secure.read.users")
+        .await;
+    vendor.role("admin", "admin", json!(["read-users"])).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["admin"])).await;
+    let laptop = alice.personal_token(json!({})).await;
+    let v2 = t
+        .exchange(EXCHANGE_V2, &laptop.client_id, &laptop.secret)
+        .await;
     assert_eq!(v2.status, StatusCode::OK, "{:?}", v2.body);
-    let claims = verify_with(v2.body["access_token"].as_str().unwrap(), &jwk_key);
+    assert!(v2.body["expires_in"].is_number() && v2.body["expires"].is_string());
+    let jwt = v2.body["access_token"].as_str().unwrap();
+    let claims = serde_json::to_value(t.app.credentials().verify_access_token(jwt).unwrap());
+    let claims = claims.unwrap();
     assert_eq!(claims["type"], "userApiToken");
     assert_eq!(claims["userId"], "alice");
     assert_eq!(claims["email"], "alice@example.test");
     assert_eq!(claims["roles"], json!(["admin"]));
     assert_eq!(claims["permissions"], json!(["fe.secure.read.users"]));
     assert_eq!(claims["createdByUserId"], "alice");
-    assert_eq!(claims["sub"], user_client.as_str());
-    assert!(v2.body["expires_in"].is_number() && v2.body["expires"].is_string());
+    assert_eq!(claims["sub"], laptop.client_id.as_str());
+}
+on_both_stores!(a_personal_tokens_jwt_carries_the_users_roles_and_email_in_snake_case_on_v2);
 
-    // Refresh v1 then v2: each refresh token once, each answer a fresh pair.
+async fn a_refresh_token_renews_the_pair_once_on_v1_and_on_v2(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let bot = vendor.tenant("acme").token(json!({})).await;
+    let v1 = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
     let refresh = v1.body["refreshToken"].as_str().unwrap();
     let renewed = t
         .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
         .await;
     assert_eq!(renewed.status, StatusCode::OK, "{:?}", renewed.body);
-    let claims = verify_with(renewed.body["accessToken"].as_str().unwrap(), &pem_key);
-    assert_eq!(claims["sub"], tenant_client.as_str());
+    let jwt = renewed.body["accessToken"].as_str().unwrap();
+    let claims = t.app.credentials().verify_access_token(jwt).unwrap();
+    assert_eq!(claims.sub, bot.client_id);
     let reused = t
         .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
         .await;
-    assert_eq!(
-        reused.status,
-        StatusCode::UNAUTHORIZED,
-        "a refresh token is single use"
-    );
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "single use");
     let next = renewed.body["refreshToken"].as_str().unwrap();
     let snake = t
         .post(REFRESH_V2, &[], &json!({"refreshToken": next}))
@@ -163,16 +165,7 @@ async fn full_flow(t: &TestApp) {
     assert_eq!(snake.status, StatusCode::OK, "{:?}", snake.body);
     assert!(snake.body["access_token"].is_string() && snake.body["refresh_token"].is_string());
 }
-
-#[tokio::test]
-async fn full_flow_on_the_embedded_default() {
-    full_flow(&spawn_app(Backing::Embedded).await).await;
-}
-
-#[tokio::test]
-async fn full_flow_on_dynamodb_and_kms() {
-    full_flow(&spawn_app(Backing::Moto).await).await;
-}
+on_both_stores!(a_refresh_token_renews_the_pair_once_on_v1_and_on_v2);
 
 async fn assert_unauthorized(reply: Reply) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
@@ -285,8 +278,8 @@ async fn a_vendor_token_and_an_api_token_jwt_never_stand_in_for_each_other() {
     assert_unauthorized(t.post(TENANT_TOKENS, &headers, &json!({})).await).await;
 
     // A vendor token is not an API-token JWT: not for a vendor's API, not as a refresh token.
-    assert!(t.app.verify_access_token(&vendor).is_err());
-    assert!(t.app.verify_access_token(&access).is_ok());
+    assert!(t.app.credentials().verify_access_token(&vendor).is_err());
+    assert!(t.app.credentials().verify_access_token(&access).is_ok());
     assert_unauthorized(
         t.post(REFRESH_V1, &[], &json!({"refreshToken": vendor}))
             .await,

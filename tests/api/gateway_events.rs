@@ -81,164 +81,173 @@ async fn every_route_has_an_event_file_that_matches_it() {
     }
 }
 
+/// An app behind API Gateway events, with a vendor token from the vendor-auth function.
+struct Gateway {
+    app: Arc<App>,
+    vendor_token: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Gateway {
+    async fn start() -> Self {
+        let (app, dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+        let vendor = app.vendors().create().await.unwrap();
+        let vendor_id = vendor.record.client_id.to_string();
+        let fill = [
+            ("VENDOR_CLIENT_ID", vendor_id.as_str()),
+            ("VENDOR_SECRET", vendor.secret.expose()),
+        ];
+        let (status, body) = invoke(&app, Function::VendorAuth, "vendor-auth", &fill).await;
+        assert_eq!(status, 200, "{body}");
+        Self {
+            vendor_token: text(&body, "token"),
+            app,
+            _dir: dir,
+        }
+    }
+
+    /// Sends the event file `name`, filled with the vendor token and `fill`, to `function`.
+    async fn send(&self, function: Function, name: &str, fill: &[(&str, &str)]) -> (u16, Value) {
+        let mut all = vec![("VENDOR_TOKEN", self.vendor_token.as_str())];
+        all.extend_from_slice(fill);
+        invoke(&self.app, function, name, &all).await
+    }
+
+    /// The permission, the role `reader` holding it, the tenant and alice, from the event files.
+    async fn with_directory(self) -> Self {
+        for (function, event) in [
+            (Function::Permissions, "create-permission"),
+            (Function::Roles, "create-role"),
+            (Function::Tenants, "put-tenant"),
+            (Function::Users, "put-user"),
+            (Function::Roles, "patch-role"),
+        ] {
+            let (status, body) = self.send(function, event, &[]).await;
+            assert!(status == 200 || status == 201, "{event}: {status} {body}");
+        }
+        self
+    }
+
+    /// alice's personal token and a tenant token, as their event files create them.
+    async fn tokens(&self) -> (Value, Value) {
+        let (status, user) = self
+            .send(Function::CreateUserToken, "create-user-token", &[])
+            .await;
+        assert_eq!(status, 201, "{user}");
+        let (status, tenant) = self
+            .send(Function::CreateTenantToken, "create-tenant-token-v2", &[])
+            .await;
+        assert_eq!(status, 201, "{tenant}");
+        (user, tenant)
+    }
+
+    async fn exchange(&self, event: &str, token: &Value) -> (u16, Value) {
+        let (id, secret) = (text(token, "clientId"), text(token, "secret"));
+        let fill = [("CLIENT_ID", id.as_str()), ("SECRET", secret.as_str())];
+        self.send(Function::Exchange, event, &fill).await
+    }
+}
+
 #[tokio::test]
-async fn the_whole_flow_through_api_gateway_events() {
-    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
-    let vendor = app.create_vendor().await.unwrap();
-    let vendor_id = vendor.record.client_id.to_string();
-
-    let fill = [
-        ("VENDOR_CLIENT_ID", vendor_id.as_str()),
-        ("VENDOR_SECRET", vendor.secret.expose()),
-    ];
-    let (status, body) = invoke(&app, Function::VendorAuth, "vendor-auth", &fill).await;
+async fn vendor_auth_configurations_and_the_jwks_answer_through_their_functions() {
+    let g = Gateway::start().await;
+    let (status, body) = g
+        .send(Function::Configurations, "configurations", &[])
+        .await;
     assert_eq!(status, 200, "{body}");
-    let vendor_token = text(&body, "token");
-    let with_vendor = [("VENDOR_TOKEN", vendor_token.as_str())];
-
-    let (status, body) = invoke(
-        &app,
-        Function::Configurations,
-        "configurations",
-        &with_vendor,
-    )
-    .await;
-    assert_eq!(status, 200);
     assert!(text(&body, "publicKey").starts_with("-----BEGIN PUBLIC KEY-----"));
-    let (status, body) = invoke(&app, Function::Discovery, "jwks", &[]).await;
+    let (status, body) = g.send(Function::Discovery, "jwks", &[]).await;
     assert_eq!(
         (status, body["keys"][0]["alg"].as_str()),
         (200, Some("RS256"))
     );
+}
 
-    for (function, event) in [
-        (Function::Permissions, "create-permission"),
-        (Function::Roles, "create-role"),
-        (Function::Tenants, "put-tenant"),
-        (Function::Users, "put-user"),
-        (Function::Roles, "patch-role"),
-    ] {
-        let (status, body) = invoke(&app, function, event, &with_vendor).await;
-        assert!(status == 200 || status == 201, "{event}: {status} {body}");
-    }
+#[tokio::test]
+async fn the_directorys_events_write_list_and_delete_through_their_functions() {
+    let g = Gateway::start().await.with_directory().await;
     for (function, event) in [
         (Function::Permissions, "list-permissions"),
         (Function::Roles, "list-roles"),
     ] {
-        let (status, body) = invoke(&app, function, event, &with_vendor).await;
-        assert_eq!(
-            (status, body.as_array().map(Vec::len)),
-            (200, Some(1)),
-            "{event}"
-        );
+        let (status, body) = g.send(function, event, &[]).await;
+        let listed = (status, body.as_array().map(Vec::len));
+        assert_eq!(listed, (200, Some(1)), "{event}: {body}");
     }
-
-    let (status, user) = invoke(
-        &app,
-        Function::CreateUserToken,
-        "create-user-token",
-        &with_vendor,
-    )
-    .await;
-    assert_eq!(status, 201, "{user}");
-    let (status, _) = invoke(
-        &app,
-        Function::CreateTenantToken,
-        "create-tenant-token-v1",
-        &with_vendor,
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (status, tenant) = invoke(
-        &app,
-        Function::CreateTenantToken,
-        "create-tenant-token-v2",
-        &with_vendor,
-    )
-    .await;
-    assert_eq!(status, 201, "{tenant}");
-    assert_eq!(tenant["roleIds"][0], "reader");
-
-    let creds = |token: &Value| (text(token, "clientId"), text(token, "secret"));
-    let (id, secret) = creds(&tenant);
-    let fill = [("CLIENT_ID", id.as_str()), ("SECRET", secret.as_str())];
-    let (status, v1) = invoke(&app, Function::Exchange, "exchange-v1", &fill).await;
-    assert_eq!(status, 200, "{v1}");
-    let claims = app.verify_access_token(&text(&v1, "accessToken")).unwrap();
-    assert_eq!(claims.roles, ["reader"]);
-
-    let (id, secret) = creds(&user);
-    let fill = [("CLIENT_ID", id.as_str()), ("SECRET", secret.as_str())];
-    let (status, v2) = invoke(&app, Function::Exchange, "exchange-v2", &fill).await;
-    assert_eq!(status, 200, "{v2}");
-    assert_eq!(
-        app.verify_access_token(&text(&v2, "access_token"))
-            .unwrap()
-            .user_id
-            .as_deref(),
-        Some("alice")
-    );
-
-    let refresh = text(&v1, "refreshToken");
-    let (status, renewed) = invoke(
-        &app,
-        Function::Refresh,
-        "refresh-v1",
-        &[("REFRESH_TOKEN", &refresh)],
-    )
-    .await;
-    assert_eq!(status, 200, "{renewed}");
-    let refresh = text(&v2, "refresh_token");
-    let (status, renewed) = invoke(
-        &app,
-        Function::Refresh,
-        "refresh-v2",
-        &[("REFRESH_TOKEN", &refresh)],
-    )
-    .await;
-    assert_eq!(status, 200, "{renewed}");
-    assert!(renewed["access_token"].is_string());
-
-    // Management, then the directory's deletes.
-    let (status, listed) = invoke(
-        &app,
-        Function::TenantTokens,
-        "list-tenant-tokens",
-        &with_vendor,
-    )
-    .await;
-    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(2)));
-    let (status, listed) =
-        invoke(&app, Function::UserTokens, "list-user-tokens", &with_vendor).await;
-    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(1)));
-    let tenant_id = text(&tenant, "clientId");
-    let fill = [
-        ("VENDOR_TOKEN", vendor_token.as_str()),
-        ("CLIENT_ID", tenant_id.as_str()),
-    ];
-    let (status, patched) = invoke(&app, Function::TenantTokens, "patch-tenant-token", &fill).await;
-    assert_eq!(
-        (status, patched["description"].as_str()),
-        (200, Some("renamed bot"))
-    );
-    let (status, _) = invoke(&app, Function::TenantTokens, "delete-tenant-token", &fill).await;
-    assert_eq!(status, 200);
-    let user_id = text(&user, "clientId");
-    let fill = [
-        ("VENDOR_TOKEN", vendor_token.as_str()),
-        ("CLIENT_ID", user_id.as_str()),
-    ];
-    let (status, _) = invoke(&app, Function::UserTokens, "delete-user-token", &fill).await;
-    assert_eq!(status, 200);
     for (function, event) in [
         (Function::Users, "delete-user"),
         (Function::Tenants, "delete-tenant"),
         (Function::Roles, "delete-role"),
         (Function::Permissions, "delete-permission"),
     ] {
-        let (status, body) = invoke(&app, function, event, &with_vendor).await;
+        let (status, body) = g.send(function, event, &[]).await;
         assert_eq!(status, 200, "{event}: {body}");
     }
+}
+
+#[tokio::test]
+async fn tokens_created_by_events_exchange_and_refresh_on_v1_and_v2() {
+    let g = Gateway::start().await.with_directory().await;
+    let (user, tenant) = g.tokens().await;
+    assert_eq!(tenant["roleIds"][0], "reader");
+    let (status, v1) = g.exchange("exchange-v1", &tenant).await;
+    assert_eq!(status, 200, "{v1}");
+    let credentials = g.app.credentials();
+    let claims = credentials.verify_access_token(&text(&v1, "accessToken"));
+    assert_eq!(claims.unwrap().roles, ["reader"]);
+    let (status, v2) = g.exchange("exchange-v2", &user).await;
+    assert_eq!(status, 200, "{v2}");
+    let claims = credentials.verify_access_token(&text(&v2, "access_token"));
+    assert_eq!(claims.unwrap().user_id.as_deref(), Some("alice"));
+
+    for (event, issued, field) in [
+        ("refresh-v1", &v1, "refreshToken"),
+        ("refresh-v2", &v2, "refresh_token"),
+    ] {
+        let refresh = text(issued, field);
+        let (status, renewed) = g
+            .send(Function::Refresh, event, &[("REFRESH_TOKEN", &refresh)])
+            .await;
+        assert_eq!(status, 200, "{event}: {renewed}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_listed_patched_and_deleted_through_their_functions() {
+    let g = Gateway::start().await.with_directory().await;
+    let (user, tenant) = g.tokens().await;
+    let (status, _) = g
+        .send(Function::CreateTenantToken, "create-tenant-token-v1", &[])
+        .await;
+    assert_eq!(status, 201);
+    let (status, listed) = g
+        .send(Function::TenantTokens, "list-tenant-tokens", &[])
+        .await;
+    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(2)));
+    let (status, listed) = g.send(Function::UserTokens, "list-user-tokens", &[]).await;
+    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(1)));
+
+    let tenant_id = text(&tenant, "clientId");
+    let fill = [("CLIENT_ID", tenant_id.as_str())];
+    let (status, patched) = g
+        .send(Function::TenantTokens, "patch-tenant-token", &fill)
+        .await;
+    assert_eq!(
+        (status, patched["description"].as_str()),
+        (200, Some("renamed bot"))
+    );
+    let (status, _) = g
+        .send(Function::TenantTokens, "delete-tenant-token", &fill)
+        .await;
+    assert_eq!(status, 200);
+    let user_id = text(&user, "clientId");
+    let fill = [("CLIENT_ID", user_id.as_str())];
+    let (status, _) = g
+        .send(Function::UserTokens, "delete-user-token", &fill)
+        .await;
+    assert_eq!(status, 200);
+    let (status, gone) = g.exchange("exchange-v1", &tenant).await;
+    assert_eq!(status, 401, "{gone}");
 }
 
 #[tokio::test]

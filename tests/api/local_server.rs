@@ -326,6 +326,50 @@ async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
     );
 }
 
+/// Creates a personal and a tenant token, exchanges and refreshes each, and collects every
+/// credential handled into `credentials`; returns the two clientIds.
+async fn exchange_and_refresh_both_kinds(
+    server: &Server,
+    vendor: &str,
+    credentials: &mut Vec<String>,
+) -> Vec<String> {
+    let user_headers = [
+        ("x-access-token", vendor),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    let member =
+        json!({"email": "alice@acme.test", "tenants": [{"tenantId": "acme", "roleIds": []}]});
+    let alice = "/identity/resources/users/v1/alice";
+    let (status, _) = server
+        .call("PUT", alice, &user_headers[..1], Some(member))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut client_ids = Vec::new();
+    for (path, headers) in [
+        (USER_TOKENS, &user_headers[..]),
+        (TENANT_TOKENS, &user_headers[..2]),
+    ] {
+        let body = json!({"description": "ci"});
+        let (status, created) = server.call("POST", path, headers, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        credentials.push(created["secret"].as_str().unwrap().to_owned());
+        let body = json!({"clientId": created["clientId"], "secret": created["secret"]});
+        let (status, issued) = server.call("POST", EXCHANGE_V1, &[], Some(body)).await;
+        assert_eq!(status, StatusCode::OK);
+        credentials.push(issued["accessToken"].as_str().unwrap().to_owned());
+        let refresh = issued["refreshToken"].as_str().unwrap().to_owned();
+        let body = json!({"refreshToken": refresh});
+        let (status, renewed) = server.call("POST", REFRESH_V2, &[], Some(body)).await;
+        assert_eq!(status, StatusCode::OK);
+        credentials.push(refresh);
+        credentials.push(renewed["access_token"].as_str().unwrap().to_owned());
+        credentials.push(renewed["refresh_token"].as_str().unwrap().to_owned());
+        client_ids.push(created["clientId"].as_str().unwrap().to_owned());
+    }
+    client_ids
+}
+
 /// Runs a full flow against the real binary with every log level on, then looks for every
 /// credential the flow handled (secrets, bcrypt hashes, vendor and access JWTs, refresh tokens).
 #[tokio::test]
@@ -342,66 +386,15 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
     let mut credentials = vec![vendor_secret.clone()];
     let vendor = server.vendor_token(&vendor_id, &vendor_secret).await;
     credentials.push(vendor.clone());
-    let user_headers = [
-        ("x-access-token", vendor.as_str()),
-        ("frontegg-tenant-id", "acme"),
-        ("frontegg-user-id", "alice"),
-    ];
-    let member =
-        json!({"email": "alice@acme.test", "tenants": [{"tenantId": "acme", "roleIds": []}]});
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/identity/resources/users/v1/alice",
-            &user_headers[..1],
-            Some(member),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let mut client_ids = Vec::new();
-    for (path, headers) in [
-        (USER_TOKENS, &user_headers[..]),
-        (TENANT_TOKENS, &user_headers[..2]),
-    ] {
-        let (status, created) = server
-            .call("POST", path, headers, Some(json!({"description": "ci"})))
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        credentials.push(created["secret"].as_str().unwrap().to_owned());
-        let body = json!({"clientId": created["clientId"], "secret": created["secret"]});
-        let (status, issued) = server.call("POST", EXCHANGE_V1, &[], Some(body)).await;
-        assert_eq!(status, StatusCode::OK);
-        credentials.push(issued["accessToken"].as_str().unwrap().to_owned());
-        let refresh = issued["refreshToken"].as_str().unwrap().to_owned();
-        let (status, renewed) = server
-            .call(
-                "POST",
-                REFRESH_V2,
-                &[],
-                Some(json!({"refreshToken": refresh})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        credentials.push(refresh);
-        credentials.push(renewed["access_token"].as_str().unwrap().to_owned());
-        credentials.push(renewed["refresh_token"].as_str().unwrap().to_owned());
-        client_ids.push(created["clientId"].as_str().unwrap().to_owned());
-    }
+    let client_ids = exchange_and_refresh_both_kinds(&server, &vendor, &mut credentials).await;
     // A failed attempt must not log what was tried either.
     let wrong = Secret::generate(SecretKind::TenantToken)
         .expose()
         .to_owned();
-    let (status, _) = server
-        .call(
-            "POST",
-            EXCHANGE_V1,
-            &[],
-            Some(json!({"clientId": client_ids[1], "secret": wrong})),
-        )
-        .await;
+    let body = json!({"clientId": client_ids[1], "secret": wrong});
+    let (status, _) = server.call("POST", EXCHANGE_V1, &[], Some(body)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     credentials.push(wrong);
-
     for client_id in &client_ids {
         let item = stored_token(&table, client_id).await;
         credentials.push(item["secretHash"].as_s().unwrap().clone());

@@ -2,8 +2,6 @@
 //! KMS (moto), the Lambda entry points with API Gateway and SQS events, the local server's
 //! binaries, the template, and real clients (Frontegg's SDKs, PyJWT, m2m-verify).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// The scenario tests that are still long are being split into one-behaviour tests (issue 7).
-#![allow(clippy::too_many_lines)]
 
 mod support;
 

@@ -8,25 +8,6 @@ use m2m_shared::domain::UserId;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Runs `check` against a fresh app on both stores.
-macro_rules! on_both_stores {
-    ($name:ident) => {
-        mod $name {
-            use crate::support::{Backing, spawn_app};
-
-            #[tokio::test]
-            async fn on_the_embedded_store() {
-                super::$name(&spawn_app(Backing::Embedded).await).await;
-            }
-
-            #[tokio::test]
-            async fn on_dynamodb() {
-                super::$name(&spawn_app(Backing::Moto).await).await;
-            }
-        }
-    };
-}
-
 fn client_ids(list: &Reply) -> Vec<&str> {
     assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
     let items = list.body.as_array().unwrap();

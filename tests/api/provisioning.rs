@@ -83,6 +83,7 @@ async fn malformed_events_fail_alone_and_the_rest_of_the_batch_applies() {
     let issued = t.exchange(EXCHANGE_V1, &personal.0, &personal.1).await;
     let claims = t
         .app
+        .credentials()
         .verify_access_token(issued.body["accessToken"].as_str().unwrap())
         .unwrap();
     assert_eq!(
@@ -118,13 +119,13 @@ async fn an_older_version_never_overwrites_newer_state() {
         "version 2 arrived late"
     );
 
-    let role = t.app.role("r1").await.unwrap();
+    let role = t.app.directory().role("r1").await.unwrap();
     let stale_role = [(
         "role.upserted",
         json!({"id": "r1", "key": "renamed", "version": 0}),
     )];
     assert!(failures(&t.app, batch(&stale_role)).await.is_empty());
-    assert_eq!(t.app.role("r1").await.unwrap(), role);
+    assert_eq!(t.app.directory().role("r1").await.unwrap(), role);
 
     // A delete leaves a tombstone: an older upsert arriving later does not bring the user back.
     let events = [

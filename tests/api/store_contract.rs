@@ -11,7 +11,7 @@ use m2m_shared::domain::{
 };
 use m2m_shared::ports::Store;
 use m2m_shared::{Error, Result};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{aws_config, moto_resources};
 use redb::ReadableTable;
@@ -266,92 +266,79 @@ contract!(
     removing_a_tenants_members_keeps_their_other_memberships
 );
 
-async fn an_older_version_never_overwrites_and_tombstones_stop_late_upserts(s: Subject) {
+fn v(version: u64) -> Origin {
+    Origin::Event { version }
+}
+
+async fn put_tenant(s: &Subject, doc: Value, origin: Origin) -> bool {
     let kind = EntityKind::Tenant;
-    let v = |n: u64| Origin::Event { version: n };
+    s.store
+        .put_entity(kind, "acme", &doc, origin)
+        .await
+        .unwrap()
+}
+
+async fn stored_tenant(s: &Subject) -> Option<Value> {
+    s.store.entity(EntityKind::Tenant, "acme").await.unwrap()
+}
+
+async fn an_older_version_never_overwrites_a_newer_one(s: Subject) {
+    assert!(put_tenant(&s, json!({"v": 2}), v(2)).await);
     assert!(
-        s.store
-            .put_entity(kind, "acme", &json!({"v": 2}), v(2))
-            .await
-            .unwrap()
+        !put_tenant(&s, json!({"v": 1}), v(1)).await,
+        "older: skipped"
     );
+    assert_eq!(stored_tenant(&s).await, Some(json!({"v": 2})));
     assert!(
-        !s.store
-            .put_entity(kind, "acme", &json!({"v": 1}), v(1))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        s.store.entity(kind, "acme").await.unwrap(),
-        Some(json!({"v": 2}))
-    );
-    assert!(
-        s.store
-            .put_entity(kind, "acme", &json!({"v": 2.5}), v(2))
-            .await
-            .unwrap(),
+        put_tenant(&s, json!({"v": 2.5}), v(2)).await,
         "same version reapplies"
     );
-
-    assert!(s.store.delete_entity(kind, "acme", v(3)).await.unwrap());
-    assert!(
-        !s.store
-            .put_entity(kind, "acme", &json!({"v": 2}), v(2))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        s.store.entity(kind, "acme").await.unwrap(),
-        None,
-        "the tombstone holds"
-    );
-    assert!(
-        s.store.entities(kind).await.unwrap().is_empty(),
-        "and is not listed"
-    );
-    assert!(
-        s.store
-            .put_entity(kind, "acme", &json!({"v": 4}), v(4))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        s.store.entity(kind, "acme").await.unwrap(),
-        Some(json!({"v": 4}))
-    );
-
-    assert!(
-        s.store
-            .put_user(&member_of("carol", &["acme"]), v(5))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.store
-            .put_user(&member_of("carol", &[]), v(4))
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.store
-            .delete_user(&id(UserId::parse, "carol"), v(6))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.store
-            .put_user(&member_of("carol", &["acme"]), v(5))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        s.store.user(&id(UserId::parse, "carol")).await.unwrap(),
-        None
-    );
+    assert_eq!(stored_tenant(&s).await, Some(json!({"v": 2.5})));
 }
 contract!(
     version_ordering,
-    an_older_version_never_overwrites_and_tombstones_stop_late_upserts
+    an_older_version_never_overwrites_a_newer_one
+);
+
+async fn a_tombstone_stops_late_upserts_until_a_newer_version(s: Subject) {
+    let kind = EntityKind::Tenant;
+    assert!(put_tenant(&s, json!({"v": 2}), v(2)).await);
+    assert!(s.store.delete_entity(kind, "acme", v(3)).await.unwrap());
+    assert!(!put_tenant(&s, json!({"v": 2}), v(2)).await);
+    assert_eq!(stored_tenant(&s).await, None, "the tombstone holds");
+    let listed = s.store.entities(kind).await.unwrap();
+    assert!(listed.is_empty(), "and is not listed");
+    assert!(put_tenant(&s, json!({"v": 4}), v(4)).await);
+    assert_eq!(stored_tenant(&s).await, Some(json!({"v": 4})));
+}
+contract!(
+    tombstones,
+    a_tombstone_stops_late_upserts_until_a_newer_version
+);
+
+async fn users_and_their_memberships_follow_the_same_version_order(s: Subject) {
+    let carol = id(UserId::parse, "carol");
+    let put = |tenants: &'static [&'static str], version| {
+        let store = &s.store;
+        async move {
+            store
+                .put_user(&member_of("carol", tenants), v(version))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(put(&["acme"], 5).await);
+    assert!(!put(&[], 4).await, "older: skipped");
+    assert!(s.store.delete_user(&carol, v(6)).await.unwrap());
+    assert!(
+        !put(&["acme"], 5).await,
+        "older than the tombstone: skipped"
+    );
+    assert_eq!(s.store.user(&carol).await.unwrap(), None);
+}
+contract!(
+    user_versions,
+    users_and_their_memberships_follow_the_same_version_order
 );
 
 async fn an_unreadable_token_record_is_reported_not_skipped(s: Subject) {

@@ -95,7 +95,7 @@ pub(super) fn vendor(app: &App, headers: &HeaderMap) -> Result<Vendor> {
             })
             .ok_or(Error::Unauthorized)?,
     };
-    let claims = app.verify_vendor_token(token)?;
+    let claims = app.vendors().verify_token(token)?;
     Ok(Vendor { claims })
 }
 

@@ -30,7 +30,8 @@ struct VendorToken {
 pub async fn vendor_auth(app: Arc<App>, call: Call) -> Result<Response> {
     let body: Credentials = call.json()?;
     let (token, expires_in) = app
-        .authenticate_vendor(&body.client_id, &body.secret)
+        .vendors()
+        .authenticate(&body.client_id, &body.secret)
         .await?;
     json(StatusCode::OK, &VendorToken { token, expires_in })
 }
@@ -78,7 +79,11 @@ impl From<IssuedCamel> for IssuedSnake {
 
 async fn exchange(app: &App, call: &Call) -> Result<IssuedCamel> {
     let body: Credentials = call.json()?;
-    Ok(app.exchange(&body.client_id, &body.secret).await?.into())
+    Ok(app
+        .credentials()
+        .exchange(&body.client_id, &body.secret)
+        .await?
+        .into())
 }
 
 /// `POST /identity/resources/auth/v1/api-token`.
@@ -105,7 +110,7 @@ struct RefreshBody {
 
 async fn refresh(app: &App, token: Option<String>) -> Result<IssuedCamel> {
     let token = token.ok_or_else(|| Error::bad_request("Missing field refreshToken"))?;
-    Ok(app.refresh(&token).await?.into())
+    Ok(app.credentials().refresh(&token).await?.into())
 }
 
 /// `POST /identity/resources/auth/v1/api-token/token/refresh`.

@@ -41,18 +41,21 @@ pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<R
         name: body.name,
         description: body.description,
     })?;
-    app.put_permission(&permission, Origin::Api).await?;
+    app.directory()
+        .put_permission(&permission, Origin::Api)
+        .await?;
     json(StatusCode::CREATED, &permission)
 }
 
 /// `GET /identity/resources/permissions/v1`.
 pub async fn list_permissions(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
-    json(StatusCode::OK, &app.permissions().await?)
+    json(StatusCode::OK, &app.directory().permissions().await?)
 }
 
 /// `DELETE /identity/resources/permissions/v1/{id}`.
 pub async fn delete_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.delete_grant(EntityKind::Permission, call.id(), Origin::Api)
+    app.directory()
+        .delete_grant(EntityKind::Permission, call.id(), Origin::Api)
         .await?;
     done()
 }
@@ -77,19 +80,19 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
         name: body.name,
         permission_ids: body.permission_ids.unwrap_or_default(),
     })?;
-    app.put_role(&role, Origin::Api).await?;
+    app.directory().put_role(&role, Origin::Api).await?;
     json(StatusCode::CREATED, &role)
 }
 
 /// `GET /identity/resources/roles/v1`.
 pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
-    json(StatusCode::OK, &app.roles().await?)
+    json(StatusCode::OK, &app.directory().roles().await?)
 }
 
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: RoleBody = call.json()?;
-    let stored = app.role(call.id()).await?;
+    let stored = app.directory().role(call.id()).await?;
     let role = Role::try_from(RoleDraft {
         id: stored.id.to_string(),
         key: body.key.unwrap_or_else(|| stored.key.to_string()),
@@ -102,13 +105,14 @@ pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
                 .collect()
         }),
     })?;
-    app.put_role(&role, Origin::Api).await?;
+    app.directory().put_role(&role, Origin::Api).await?;
     json(StatusCode::OK, &role)
 }
 
 /// `DELETE /identity/resources/roles/v1/{id}`.
 pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.delete_grant(EntityKind::Role, call.id(), Origin::Api)
+    app.directory()
+        .delete_grant(EntityKind::Role, call.id(), Origin::Api)
         .await?;
     done()
 }
@@ -128,14 +132,14 @@ pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
         name: body.name,
         metadata: body.metadata,
     })?;
-    app.put_tenant(&tenant, Origin::Api).await?;
+    app.directory().put_tenant(&tenant, Origin::Api).await?;
     json(StatusCode::OK, &tenant)
 }
 
 /// `DELETE /identity/resources/tenants/v1/{id}`: its tokens and memberships go with it.
 pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = rules::field("tenantId", TenantId::parse(call.id()))?;
-    app.delete_tenant(&id, Origin::Api).await?;
+    app.directory().delete_tenant(&id, Origin::Api).await?;
     done()
 }
 
@@ -155,13 +159,13 @@ pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> 
         email: body.email,
         tenants: body.tenants,
     })?;
-    app.put_user(&user, Origin::Api).await?;
+    app.directory().put_user(&user, Origin::Api).await?;
     json(StatusCode::OK, &user)
 }
 
 /// `DELETE /identity/resources/users/v1/{id}`: every personal token of theirs goes too.
 pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = rules::field("userId", UserId::parse(call.id()))?;
-    app.delete_user(&id, Origin::Api).await?;
+    app.directory().delete_user(&id, Origin::Api).await?;
     done()
 }

@@ -143,7 +143,7 @@ pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
         Some(user),
         Grants::default(),
     )?;
-    let created = app.create_token(new).await?;
+    let created = app.api_tokens().create(new).await?;
     let view = PersonalTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -155,14 +155,14 @@ pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
     let tenant_id = caller.tenant_id().clone();
     let created_by = caller.acting_user().cloned();
     let new = body.into_new_token(tenant_id, TokenOwner::Tenant, created_by, grants)?;
-    let created = app.create_token(new).await?;
+    let created = app.api_tokens().create(new).await?;
     let view = TenantTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
 
 /// `GET /identity/resources/users/api-tokens/v1`.
 pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<Response> {
-    let tokens = app.list_tokens(&caller.owner()).await?;
+    let tokens = app.api_tokens().list(&caller.owner()).await?;
     let views: Vec<_> = tokens
         .iter()
         .map(|t| PersonalTokenView::of(t, None))
@@ -172,7 +172,7 @@ pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<
 
 /// `GET /identity/resources/tenants/api-tokens/v1`.
 pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<Response> {
-    let tokens = app.list_tokens(&caller.owner()).await?;
+    let tokens = app.api_tokens().list(&caller.owner()).await?;
     let views: Vec<_> = tokens
         .iter()
         .map(|t| TenantTokenView::of(t, None))
@@ -182,13 +182,13 @@ pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<
 
 /// `DELETE /identity/resources/users/api-tokens/v1/{id}`.
 pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
-    app.delete_token(&caller.owner(), call.id()).await?;
+    app.api_tokens().delete(&caller.owner(), call.id()).await?;
     done()
 }
 
 /// `DELETE /identity/resources/tenants/api-tokens/v1/{id}`.
 pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
-    app.delete_token(&caller.owner(), call.id()).await?;
+    app.api_tokens().delete(&caller.owner(), call.id()).await?;
     done()
 }
 
@@ -223,6 +223,9 @@ impl TryFrom<TokenPatchBody> for TokenPatch {
 /// `PATCH /identity/resources/tenants/api-tokens/v1/{id}`.
 pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
-    let token = app.patch_token(&caller.owner(), call.id(), patch).await?;
+    let token = app
+        .api_tokens()
+        .patch(&caller.owner(), call.id(), patch)
+        .await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))
 }

@@ -1,14 +1,33 @@
-//! The directory's use cases, and the resolution of a token's roles and permissions at exchange.
-
-use std::collections::HashMap;
+//! The directory: permissions, roles, tenants and users with their memberships, written by
+//! the API and by provisioning events alike. Deleting a tenant or a user deletes their tokens.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::app::App;
-use crate::domain::directory::{EntityKind, Grants, Origin, Permission, Role, Tenant, User};
-use crate::domain::{ApiToken, GrantId, TenantId, TokenOwner, UserId};
+use crate::domain::directory::{EntityKind, Origin, Permission, Role, Tenant, User};
+use crate::domain::{GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
+use crate::ports::{DirectoryStore, TokenStore};
+
+use super::check_ids_exist;
+
+pub struct Directory<'a> {
+    pub(crate) directory: &'a dyn DirectoryStore,
+    pub(crate) tokens: &'a dyn TokenStore,
+}
+
+/// Every live document of a kind, read as `T`.
+pub(super) async fn all<T: DeserializeOwned>(
+    directory: &dyn DirectoryStore,
+    kind: EntityKind,
+) -> Result<Vec<T>> {
+    directory
+        .entities(kind)
+        .await?
+        .into_iter()
+        .map(from_doc)
+        .collect()
+}
 
 fn to_doc(value: &impl Serialize) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(Error::internal)
@@ -22,22 +41,13 @@ fn not_found(what: &str, id: &str) -> Error {
     Error::NotFound(format!("{what} {id} not found"))
 }
 
-impl App {
-    async fn all<T: DeserializeOwned>(&self, kind: EntityKind) -> Result<Vec<T>> {
-        self.directory
-            .entities(kind)
-            .await?
-            .into_iter()
-            .map(from_doc)
-            .collect()
-    }
-
+impl Directory<'_> {
     pub async fn permissions(&self) -> Result<Vec<Permission>> {
-        self.all(EntityKind::Permission).await
+        all(self.directory, EntityKind::Permission).await
     }
 
     pub async fn roles(&self) -> Result<Vec<Role>> {
-        self.all(EntityKind::Role).await
+        all(self.directory, EntityKind::Role).await
     }
 
     /// Creates or replaces a permission; a key held by another permission is a conflict.
@@ -72,8 +82,7 @@ impl App {
                 role.key
             )));
         }
-        self.check_ids_exist(EntityKind::Permission, &role.permission_ids)
-            .await?;
+        check_ids_exist(self.directory, EntityKind::Permission, &role.permission_ids).await?;
         let doc = to_doc(role)?;
         self.directory
             .put_entity(EntityKind::Role, role.id.as_str(), &doc, origin)
@@ -96,38 +105,6 @@ impl App {
             return Err(not_found(what, id));
         }
         self.directory.delete_entity(kind, id, origin).await
-    }
-
-    /// Refuses ids that name no permission (or role): `400` with the unknown ones.
-    pub async fn check_ids_exist(&self, kind: EntityKind, ids: &[GrantId]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let known: Vec<String> = self
-            .directory
-            .entities(kind)
-            .await?
-            .into_iter()
-            .filter_map(|doc| doc["id"].as_str().map(str::to_owned))
-            .collect();
-        let unknown: Vec<&str> = ids
-            .iter()
-            .map(GrantId::as_str)
-            .filter(|id| !known.iter().any(|k| k == id))
-            .collect();
-        if unknown.is_empty() {
-            Ok(())
-        } else {
-            let what = if kind == EntityKind::Role {
-                "roleIds"
-            } else {
-                "permissionIds"
-            };
-            Err(Error::bad_request(format!(
-                "Unknown {what}: {}",
-                unknown.join(", ")
-            )))
-        }
     }
 
     pub async fn put_tenant(&self, tenant: &Tenant, origin: Origin) -> Result<bool> {
@@ -161,7 +138,7 @@ impl App {
             .iter()
             .flat_map(|m| m.role_ids.clone())
             .collect();
-        self.check_ids_exist(EntityKind::Role, &role_ids).await?;
+        check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
         self.directory.put_user(user, origin).await
     }
 
@@ -174,54 +151,5 @@ impl App {
         let ids: Vec<_> = tokens.iter().map(|t| t.client_id).collect();
         self.tokens.delete_tokens(&ids).await?;
         Ok(true)
-    }
-
-    /// The roles and permissions a token's JWT carries now, and the user's email for personal
-    /// tokens. `None` when a personal token's user is no longer a member of its tenant.
-    pub(crate) async fn current_grants(
-        &self,
-        token: &ApiToken,
-    ) -> Result<Option<(Grants, Option<String>)>> {
-        let (role_ids, direct, email) = match &token.owner {
-            TokenOwner::Tenant => (token.role_ids.clone(), token.permission_ids.clone(), None),
-            TokenOwner::User(user) => {
-                let Some(user) = self.directory.user(user).await? else {
-                    return Ok(None);
-                };
-                let Some(roles) = user.roles_in(&token.tenant_id) else {
-                    return Ok(None);
-                };
-                (roles.to_vec(), Vec::new(), user.email.clone())
-            }
-        };
-        if role_ids.is_empty() && direct.is_empty() {
-            return Ok(Some((Grants::default(), email)));
-        }
-        let roles: HashMap<GrantId, Role> = self
-            .roles()
-            .await?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        let permissions: HashMap<GrantId, Permission> = self
-            .permissions()
-            .await?
-            .into_iter()
-            .map(|p| (p.id.clone(), p))
-            .collect();
-        let held: Vec<&Role> = role_ids.iter().filter_map(|id| roles.get(id)).collect();
-        let mut permission_keys: Vec<String> = held
-            .iter()
-            .flat_map(|role| &role.permission_ids)
-            .chain(&direct)
-            .filter_map(|id| permissions.get(id).map(|p| p.key.to_string()))
-            .collect();
-        permission_keys.sort();
-        permission_keys.dedup();
-        let grants = Grants {
-            roles: held.iter().map(|r| r.key.to_string()).collect(),
-            permissions: permission_keys,
-        };
-        Ok(Some((grants, email)))
     }
 }

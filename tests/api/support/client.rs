@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{EXCHANGE_V1, PERMISSIONS, Reply, TENANT_TOKENS, TestApp, USER_TOKENS};
+use super::{EXCHANGE_V1, PERMISSIONS, ROLES, Reply, TENANT_TOKENS, TestApp, USER_TOKENS};
 
 /// A token's clientId and secret, as its creation answered them.
 #[derive(Clone, Debug)]
@@ -20,6 +20,7 @@ pub struct Vendor<'a> {
 }
 
 /// The vendor acting for one tenant (`frontegg-tenant-id`).
+#[derive(Clone)]
 pub struct Tenant<'a> {
     vendor: &'a Vendor<'a>,
     id: String,
@@ -27,7 +28,7 @@ pub struct Tenant<'a> {
 
 /// The vendor acting for one user in one tenant (`frontegg-user-id` too).
 pub struct Member<'a> {
-    tenant: &'a Tenant<'a>,
+    tenant: Tenant<'a>,
     id: String,
 }
 
@@ -46,7 +47,7 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         let jwt = reply.body["accessToken"].as_str().unwrap();
-        serde_json::to_value(self.app.verify_access_token(jwt).unwrap()).unwrap()
+        serde_json::to_value(self.app.credentials().verify_access_token(jwt).unwrap()).unwrap()
     }
 }
 
@@ -92,6 +93,13 @@ impl<'a> Vendor<'a> {
         self.send(method, path, &[], body.as_ref()).await
     }
 
+    /// Creates a role holding `permission_ids` (201 expected).
+    pub async fn role(&self, id: &str, key: &str, permission_ids: Value) {
+        let body = json!({"id": id, "key": key, "permissionIds": permission_ids});
+        let reply = self.send(Method::POST, ROLES, &[], Some(&body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
     /// Creates a permission (201 expected).
     pub async fn permission(&self, id: &str, key: &str) {
         let body = json!({"id": id, "key": key});
@@ -101,9 +109,9 @@ impl<'a> Vendor<'a> {
 }
 
 impl<'a> Tenant<'a> {
-    pub fn user(&'a self, id: &str) -> Member<'a> {
+    pub fn user(&self, id: &str) -> Member<'a> {
         Member {
-            tenant: self,
+            tenant: self.clone(),
             id: id.to_owned(),
         }
     }
@@ -156,6 +164,11 @@ impl Member<'_> {
             role_ids,
         )
         .await;
+    }
+
+    /// A tenant token created with this user as its creator (`createdByUserId`), at `path`.
+    pub async fn create_tenant_token(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(&body)).await
     }
 
     pub async fn create_personal_token(&self, body: Value) -> Reply {

@@ -239,7 +239,7 @@ pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)
     } = build_app_with(backing, Arc::clone(&clock), adjust).await;
     // As `m2m-local` does at start-up.
     app.prepare_credential_checks().await.unwrap();
-    let vendor = app.create_vendor().await.unwrap();
+    let vendor = app.vendors().create().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(m2m_shared::runtime::serve(Arc::clone(&app), listener));
@@ -367,19 +367,6 @@ impl TestApp {
             .await
     }
 
-    pub async fn patch(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
-        self.with_body(reqwest::Method::PATCH, path, headers, body)
-            .await
-    }
-
-    pub async fn delete(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut request = self.http.delete(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.send(request).await
-    }
-
     async fn with_body(
         &self,
         method: reqwest::Method,
@@ -441,3 +428,23 @@ pub fn verify_with(token: &str, key: &jsonwebtoken::DecodingKey) -> Value {
         .expect("the JWT verifies")
         .claims
 }
+
+/// Runs the behaviour `$name(&TestApp)` as two tests, on a fresh app on each store.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            use crate::support::{Backing, spawn_app};
+
+            #[tokio::test]
+            async fn on_the_embedded_store() {
+                super::$name(&spawn_app(Backing::Embedded).await).await;
+            }
+
+            #[tokio::test]
+            async fn on_dynamodb() {
+                super::$name(&spawn_app(Backing::Moto).await).await;
+            }
+        }
+    };
+}
+pub(crate) use on_both_stores;

@@ -1,0 +1,166 @@
+//! API tokens as their owners manage them: create (the secret shown once), list, change,
+//! delete.
+
+use crate::domain::directory::EntityKind;
+use crate::domain::{
+    ApiToken, ClientId, GrantId, Metadata, Secret, SecretKind, TenantId, TokenOwner, UserId,
+};
+use crate::error::{Error, Result};
+use crate::ports::{Clock, DirectoryStore, TokenStore};
+
+use super::{Bcrypt, Created, check_ids_exist};
+
+pub struct ApiTokens<'a> {
+    pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) directory: &'a dyn DirectoryStore,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) bcrypt: &'a Bcrypt,
+}
+
+/// A request to create an API token, already validated.
+#[derive(Debug)]
+pub struct NewToken {
+    pub tenant_id: TenantId,
+    pub owner: TokenOwner,
+    pub created_by_user_id: Option<UserId>,
+    pub description: String,
+    pub metadata: Metadata,
+    pub role_ids: Vec<GrantId>,
+    pub permission_ids: Vec<GrantId>,
+    pub expires_in_minutes: Option<u32>,
+}
+
+/// Changes to a tenant token; absent fields stay as they are.
+#[derive(Debug, Default)]
+pub struct TokenPatch {
+    pub description: Option<String>,
+    pub metadata: Option<Metadata>,
+    pub role_ids: Option<Vec<GrantId>>,
+    pub permission_ids: Option<Vec<GrantId>>,
+}
+
+/// Whose tokens a management call reaches: a tenant's tenant tokens, or one user's personal
+/// tokens in one tenant. Another owner's token is answered like a missing one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Tenant(TenantId),
+    User {
+        tenant_id: TenantId,
+        user_id: UserId,
+    },
+}
+
+impl Owner {
+    fn owns(&self, token: &ApiToken) -> bool {
+        match (self, &token.owner) {
+            (Self::Tenant(tenant), TokenOwner::Tenant) => &token.tenant_id == tenant,
+            (Self::User { tenant_id, user_id }, TokenOwner::User(owner)) => {
+                &token.tenant_id == tenant_id && owner == user_id
+            }
+            _ => false,
+        }
+    }
+}
+
+impl ApiTokens<'_> {
+    /// Creates a tenant or personal API token; the secret is returned once and stored hashed.
+    /// A personal token needs its user to be a member of the tenant (404); a tenant token's
+    /// role and permission ids must exist (400).
+    pub async fn create(&self, new: NewToken) -> Result<Created<ApiToken>> {
+        let kind = match &new.owner {
+            TokenOwner::Tenant => {
+                check_ids_exist(self.directory, EntityKind::Role, &new.role_ids).await?;
+                check_ids_exist(self.directory, EntityKind::Permission, &new.permission_ids)
+                    .await?;
+                SecretKind::TenantToken
+            }
+            TokenOwner::User(user) => {
+                let member = self.directory.user(user).await?;
+                if member
+                    .as_ref()
+                    .and_then(|u| u.roles_in(&new.tenant_id))
+                    .is_none()
+                {
+                    return Err(Error::NotFound(format!(
+                        "User {user} is not a member of tenant {}",
+                        new.tenant_id
+                    )));
+                }
+                SecretKind::UserToken
+            }
+        };
+        let secret = Secret::generate(kind);
+        let now = self.clock.now();
+        let record = ApiToken {
+            client_id: ClientId::generate(),
+            tenant_id: new.tenant_id,
+            owner: new.owner,
+            created_by_user_id: new.created_by_user_id,
+            description: new.description,
+            metadata: new.metadata,
+            role_ids: new.role_ids,
+            permission_ids: new.permission_ids,
+            created_at: now,
+            expires_at: new
+                .expires_in_minutes
+                .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
+            last_used_at: None,
+            secret_hash: self.bcrypt.hash(&secret).await?,
+        };
+        self.tokens.put_new(&record).await?;
+        Ok(Created { record, secret })
+    }
+
+    /// The caller's tokens: a tenant's tenant tokens, or a user's personal tokens in a tenant.
+    pub async fn list(&self, owner: &Owner) -> Result<Vec<ApiToken>> {
+        let mut tokens = match owner {
+            Owner::User { user_id, .. } => self.tokens.tokens_of_user(user_id).await?,
+            Owner::Tenant(tenant) => self.tokens.tokens_in_tenant(tenant).await?,
+        };
+        tokens.retain(|t| owner.owns(t));
+        tokens.sort_by_key(|t| t.created_at);
+        Ok(tokens)
+    }
+
+    async fn owned(&self, owner: &Owner, client_id: &str) -> Result<ApiToken> {
+        let missing = || Error::NotFound(format!("Token {client_id} not found"));
+        let id = ClientId::parse(client_id).ok_or_else(missing)?;
+        self.tokens
+            .token(&id)
+            .await?
+            .filter(|t| owner.owns(t))
+            .ok_or_else(missing)
+    }
+
+    /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at once.
+    pub async fn delete(&self, owner: &Owner, client_id: &str) -> Result<()> {
+        let token = self.owned(owner, client_id).await?;
+        self.tokens.delete_tokens(&[token.client_id]).await
+    }
+
+    /// Changes a tenant token's description, metadata, roles or permissions.
+    pub async fn patch(
+        &self,
+        owner: &Owner,
+        client_id: &str,
+        patch: TokenPatch,
+    ) -> Result<ApiToken> {
+        let mut token = self.owned(owner, client_id).await?;
+        if let Some(role_ids) = patch.role_ids {
+            check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
+            token.role_ids = role_ids;
+        }
+        if let Some(permission_ids) = patch.permission_ids {
+            check_ids_exist(self.directory, EntityKind::Permission, &permission_ids).await?;
+            token.permission_ids = permission_ids;
+        }
+        if let Some(description) = patch.description {
+            token.description = description;
+        }
+        if let Some(metadata) = patch.metadata {
+            token.metadata = metadata;
+        }
+        self.tokens.replace(&token).await?;
+        Ok(token)
+    }
+}
