@@ -154,6 +154,7 @@ async fn bad_credentials_and_an_unreachable_server_get_clear_messages() {
 #[tokio::test]
 async fn a_vendor_creates_lists_and_deletes_tokens() {
     let t = spawn_app(Backing::Embedded).await;
+    t.tenant(&t.vendor_token().await, "acme").await;
     let home = tempfile::tempdir().unwrap();
     let env = [
         ("M2M_URL", t.base.as_str()),

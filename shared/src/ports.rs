@@ -5,7 +5,8 @@ use async_trait::async_trait;
 
 use serde_json::Value;
 
-use crate::domain::directory::{EntityKind, Origin, User};
+use crate::domain::directory::EntityKind;
+use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::{
     ApiToken, ClientId, PublicKey, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId,
     VendorCredential,
@@ -25,7 +26,10 @@ pub trait VendorStore: Send + Sync {
 /// API token records, read by primary key with strong consistency.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores a new token; `Error::Conflict` if the clientId is taken (never overwrites).
+    /// Stores a new token, in one write with the check that its tenant (and, for a personal
+    /// token, its membership) still have the lives the token records: `Error::NotFound` if
+    /// not, so that a token is never created into a tenant whose deletion has answered.
+    /// `Error::Conflict` if the clientId is taken (never overwrites).
     async fn put_new(&self, token: &ApiToken) -> Result<()>;
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
     /// Replaces an existing token's record; `Error::NotFound` if it is gone.
@@ -41,38 +45,39 @@ pub trait TokenStore: Send + Sync {
     async fn delete_tokens(&self, client_ids: &[ClientId]) -> Result<()>;
 }
 
-/// Permissions, roles, tenants (as JSON documents) and users with their memberships.
+/// Directory records (permissions, roles, tenants, users), each changed only by a conditional
+/// write of what was read (see [`crate::domain::lives`]), and an index of each tenant's members.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
-    /// Stores a document; `false` (and no change) when an event's version is older than the
-    /// stored one.
-    async fn put_entity(
+    /// One record and its revision, read with strong consistency.
+    async fn record(
         &self,
         kind: EntityKind,
         id: &str,
-        doc: &Value,
-        origin: Origin,
+    ) -> Result<Option<(DirectoryRecord, Revision)>>;
+    /// Several records in one round trip, in the order asked; strongly consistent.
+    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<DirectoryRecord>>>;
+    /// Writes `record` if the stored revision is still `read` (`None`: there was no record).
+    /// `false`, and no change, when another write came in between.
+    async fn swap(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        record: &DirectoryRecord,
+        read: Option<Revision>,
     ) -> Result<bool>;
-    async fn entity(&self, kind: EntityKind, id: &str) -> Result<Option<Value>>;
     /// Every live document of a kind (permissions and roles: the directory is small).
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>>;
-    /// Deletes a document, leaving a tombstone when an event deletes it so that an older
-    /// upsert arriving later cannot bring it back. `false` when stale.
-    async fn delete_entity(&self, kind: EntityKind, id: &str, origin: Origin) -> Result<bool>;
-    /// Stores a user and replaces their memberships; `false` when stale.
-    async fn put_user(&self, user: &User, origin: Origin) -> Result<bool>;
-    async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        self.entity(EntityKind::User, id.as_str())
-            .await?
-            .map(|doc| {
-                serde_json::from_value(doc)
-                    .map_err(|e| crate::error::Error::internal(format!("stored user: {e}")))
-            })
-            .transpose()
-    }
-    async fn delete_user(&self, id: &UserId, origin: Origin) -> Result<bool>;
-    /// Removes every membership in the tenant.
-    async fn remove_members(&self, tenant: &TenantId) -> Result<()>;
+    /// Notes that `user` joined and left tenants. An index for the cascades, not the truth:
+    /// an entry it misses leaves a membership that its stamp already makes void.
+    async fn index_members(
+        &self,
+        user: &UserId,
+        joined: &[TenantId],
+        left: &[TenantId],
+    ) -> Result<()>;
+    /// The users the index lists as members of `tenant`.
+    async fn members_of(&self, tenant: &TenantId) -> Result<Vec<UserId>>;
 }
 
 /// Single-use refresh tokens, kept under their API token.

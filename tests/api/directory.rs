@@ -169,11 +169,7 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
         .unwrap()
         .remove(0);
     let alice = UserId::parse("alice").unwrap();
-    for _ in 0..999 {
-        let mut token = template.clone();
-        token.client_id = ClientId::generate();
-        t.store.put_new(&token).await.unwrap();
-    }
+    plant_copies(&t, &template.client_id.to_string(), 999).await;
     assert_eq!(t.store.tokens_of_user(&alice).await.unwrap().len(), 1000);
     assert_eq!(
         t.store
@@ -236,6 +232,36 @@ async fn expiring_tokens_carry_a_ttl_and_stop_at_expiry() {
         StatusCode::UNAUTHORIZED,
         "refused before TTL deletion"
     );
+}
+
+/// Writes `copies` copies of a token's item under new clientIds, straight into the table
+/// (moto copies the whole table for every transaction, so 999 creations would take minutes).
+async fn plant_copies(t: &TestApp, client_id: &str, copies: usize) {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let template = dynamo_item(t, client_id).await;
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let requests: Vec<WriteRequest> = (0..copies)
+        .map(|_| {
+            let id = ClientId::generate().to_string();
+            let mut item = template.clone();
+            item.insert("pk".into(), AttributeValue::S(format!("TOKEN#{id}")));
+            item.insert("clientId".into(), AttributeValue::S(id.clone()));
+            for index in ["gsi1sk", "gsi2sk"] {
+                item.insert(index.into(), AttributeValue::S(format!("TOKEN#{id}")));
+            }
+            let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+            WriteRequest::builder().put_request(put).build()
+        })
+        .collect();
+    for chunk in requests.chunks(25) {
+        let out = client
+            .batch_write_item()
+            .request_items(t.table.as_deref().unwrap(), chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items.is_none_or(|u| u.is_empty()));
+    }
 }
 
 async fn dynamo_item(

@@ -73,6 +73,7 @@ async fn a_tenant_token_with_role_ids_and_permission_ids_keeps_the_roles(t: &Tes
     let vendor = t.as_vendor().await;
     vendor.permission("read", "reports.read").await;
     vendor.role("admin", "admin", json!(["read"])).await;
+    vendor.tenant("acme").create().await;
     let bob = vendor.tenant("acme").user("bob");
     for path in [TENANT_TOKENS, TENANT_TOKENS_V2] {
         let body = json!({"description": "bot", "roleIds": ["admin"], "permissionIds": ["read"]});
@@ -421,6 +422,26 @@ async fn an_expired_api_token_cannot_exchange() {
     t.clock.advance_seconds(61);
     assert_unauthorized(t.exchange(EXCHANGE_V1, &client, &secret).await).await;
 }
+
+async fn a_jwt_never_outlives_its_api_token(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let bot = vendor
+        .tenant("acme")
+        .token(json!({"expiresInMinutes": 1}))
+        .await;
+    let issued = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
+    assert_eq!(
+        issued.body["expiresIn"], 60,
+        "the token has a minute left, not ten"
+    );
+    let claims = t.claims_of(&bot).await;
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 60);
+    t.clock.advance_seconds(61);
+    let refresh = json!({"refreshToken": issued.body["refreshToken"]});
+    assert_unauthorized(t.post(REFRESH_V1, &[], &refresh).await).await;
+}
+on_both_stores!(a_jwt_never_outlives_its_api_token);
 
 async fn the_101st_refresh_token_drops_the_oldest(t: &TestApp) {
     let vendor = t.vendor_token().await;

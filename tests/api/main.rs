@@ -9,6 +9,7 @@ mod directory;
 mod flow;
 mod frontegg_sdks;
 mod gateway_events;
+mod integrity;
 mod local_server;
 mod ownership;
 mod provisioning;

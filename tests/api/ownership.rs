@@ -4,7 +4,6 @@
 
 use crate::support::client::Issued;
 use crate::support::*;
-use m2m_shared::domain::UserId;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -165,6 +164,9 @@ async fn deleting_a_user_deletes_their_tokens_in_every_tenant_and_their_refresh_
     t: &TestApp,
 ) {
     let vendor = t.as_vendor().await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    acme.create().await;
+    globex.create().await;
     let both = json!({"tenants": [{"tenantId": "acme", "roleIds": []}, {"tenantId": "globex", "roleIds": []}]});
     let put = vendor
         .call(
@@ -174,7 +176,6 @@ async fn deleting_a_user_deletes_their_tokens_in_every_tenant_and_their_refresh_
         )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
-    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
     acme.user("bob").join(json!([])).await;
     let in_acme = acme.user("alice").personal_token(json!({})).await;
     let in_globex = globex.user("alice").personal_token(json!({})).await;
@@ -219,12 +220,7 @@ async fn deleting_a_tenant_deletes_its_tokens_its_members_tokens_and_its_members
     assert_eq!(deleted.status, StatusCode::OK);
     assert!(refused(t, &acmes).await && refused(t, &bobs).await);
     assert!(!refused(t, &globexs).await, "other tenants' tokens live on");
-    let bob = t
-        .store
-        .user(&UserId::parse("bob").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let bob = t.stored_user("bob").await.unwrap();
     assert!(bob.tenants.is_empty(), "bob's membership in acme is gone");
     let again = acme.user("bob").create_personal_token(json!({})).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "no longer a member");

@@ -4,7 +4,6 @@
 use crate::support::*;
 use aws_lambda_events::event::sqs::SqsEvent;
 use m2m_shared::App;
-use m2m_shared::domain::UserId;
 use m2m_shared::provisioning::handle_batch;
 use serde_json::{Value, json};
 
@@ -50,7 +49,7 @@ async fn failures(app: &App, event: SqsEvent) -> Vec<String> {
 }
 
 async fn roles_of(t: &TestApp, user: &str) -> Option<Vec<String>> {
-    let user = t.store.user(&UserId::parse(user).unwrap()).await.unwrap()?;
+    let user = t.stored_user(user).await?;
     Some(
         user.tenants
             .iter()
@@ -167,7 +166,7 @@ async fn deletion_events_cascade_like_the_api() {
 #[tokio::test]
 async fn an_event_cannot_store_what_the_api_refuses() {
     let t = spawn_app(Backing::Embedded).await;
-    let tenants: Vec<Value> = (0..91)
+    let tenants: Vec<Value> = (0..=m2m_shared::domain::rules::MAX_TENANTS_PER_USER)
         .map(|i| json!({"tenantId": format!("t{i}"), "roleIds": []}))
         .collect();
     let events = [

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use m2m_shared::adapters::{DynamoStore, EmbeddedStore};
-use m2m_shared::domain::directory::{EntityKind, Membership, Origin, User};
+use m2m_shared::domain::directory::{EntityKind, Origin};
+use m2m_shared::domain::lives::{DirectoryRecord, Life, TokenLives};
 use m2m_shared::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshRecord, RefreshToken, SecretHash, TenantId,
     Timestamp, TokenOwner, UserId,
 };
 use m2m_shared::ports::Store;
 use m2m_shared::{Error, Result};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{aws_config, moto_resources};
 use redb::ReadableTable;
@@ -67,10 +68,57 @@ fn id<T>(parse: fn(&str) -> Result<T, m2m_shared::domain::ids::InvalidId>, text:
     parse(text).unwrap()
 }
 
-fn token(tenant: &str, user: Option<&str>) -> ApiToken {
+/// A live tenant record as a first creation writes it.
+async fn tenant(s: &Subject, tenant: &str) -> DirectoryRecord {
+    let doc = json!({"id": tenant, "name": "", "metadata": {}});
+    let record = DirectoryRecord::upserted(None, doc, Origin::Api);
+    let kind = EntityKind::Tenant;
+    if let Some((stored, _)) = s.store.record(kind, tenant).await.unwrap() {
+        return stored;
+    }
+    assert!(s.store.swap(kind, tenant, &record, None).await.unwrap());
+    record
+}
+
+/// Makes `user` a member of `tenant` (creating both as needed) and returns the user's record.
+async fn member(s: &Subject, user: &str, tenant_id: &str) -> DirectoryRecord {
+    let tenant_record = tenant(s, tenant_id).await;
+    let stored = s.store.record(EntityKind::User, user).await.unwrap();
+    let (before, revision) = stored.map_or((None, None), |(r, rev)| (Some(r), Some(rev)));
+    let mut tenants: Vec<(TenantId, Option<Life>)> = before
+        .iter()
+        .flat_map(|r| r.members.keys())
+        .filter(|t| *t != tenant_id)
+        .map(|t| (id(TenantId::parse, t), Some(Life::first())))
+        .collect();
+    tenants.push((id(TenantId::parse, tenant_id), tenant_record.life.clone()));
+    let doc = json!({"id": user, "tenants": []});
+    let after = DirectoryRecord::upserted(before.as_ref(), doc, Origin::Api).with_members(&tenants);
+    assert!(
+        s.store
+            .swap(EntityKind::User, user, &after, revision)
+            .await
+            .unwrap()
+    );
+    after
+}
+
+/// A token in `tenant` (for `user`, when personal), with the lives of the records as they are.
+async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
+    let tenant_record = tenant(s, tenant_id).await;
+    let user_record = match user {
+        Some(user) => Some(Some(member(s, user, tenant_id).await)),
+        None => None,
+    };
+    let lives = TokenLives::of(
+        &id(TenantId::parse, tenant_id),
+        Some(&tenant_record),
+        user_record.as_ref().map(Option::as_ref),
+    )
+    .unwrap();
     ApiToken {
         client_id: ClientId::generate(),
-        tenant_id: id(TenantId::parse, tenant),
+        tenant_id: id(TenantId::parse, tenant_id),
         owner: user.map_or(TokenOwner::Tenant, |u| {
             TokenOwner::User(id(UserId::parse, u))
         }),
@@ -85,6 +133,7 @@ fn token(tenant: &str, user: Option<&str>) -> ApiToken {
         secret_hash: SecretHash::from_stored(
             "$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into(),
         ),
+        lives,
     }
 }
 
@@ -97,9 +146,9 @@ fn refresh_record(token: &RefreshToken, issued_ms: i64) -> RefreshRecord {
 }
 
 async fn a_taken_client_id_is_refused(s: Subject) {
-    let first = token("acme", None);
+    let first = token(&s, "acme", None).await;
     s.store.put_new(&first).await.unwrap();
-    let mut second = token("other", None);
+    let mut second = token(&s, "other", None).await;
     second.client_id = first.client_id;
     let refused = s.store.put_new(&second).await.unwrap_err();
     assert!(matches!(refused, Error::Conflict(_)), "{refused:?}");
@@ -109,7 +158,7 @@ async fn a_taken_client_id_is_refused(s: Subject) {
 contract!(taken_client_ids, a_taken_client_id_is_refused);
 
 async fn a_refresh_token_works_once(s: Subject) {
-    let api = token("acme", None);
+    let api = token(&s, "acme", None).await;
     s.store.put_new(&api).await.unwrap();
     let refresh = RefreshToken::generate(api.client_id);
     s.store
@@ -135,7 +184,7 @@ async fn a_refresh_token_works_once(s: Subject) {
 contract!(single_use_refresh_tokens, a_refresh_token_works_once);
 
 async fn at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first(s: Subject) {
-    let api = token("acme", None);
+    let api = token(&s, "acme", None).await;
     s.store.put_new(&api).await.unwrap();
     let issued: Vec<RefreshToken> = (0..101)
         .map(|_| RefreshToken::generate(api.client_id))
@@ -167,9 +216,9 @@ contract!(
 );
 
 async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject) {
-    let tenant_token = token("acme", None);
-    let personal = token("acme", Some("alice"));
-    let elsewhere = token("other", Some("alice"));
+    let tenant_token = token(&s, "acme", None).await;
+    let personal = token(&s, "acme", Some("alice")).await;
+    let elsewhere = token(&s, "other", Some("alice")).await;
     for t in [&tenant_token, &personal, &elsewhere] {
         s.store.put_new(t).await.unwrap();
     }
@@ -212,137 +261,123 @@ contract!(
     deleting_tokens_takes_their_refresh_tokens_and_index_entries
 );
 
-fn member_of(user: &str, tenants: &[&str]) -> User {
-    User {
-        id: id(UserId::parse, user),
-        email: Some(format!("{user}@example.test")),
-        tenants: tenants
-            .iter()
-            .map(|t| Membership {
-                tenant_id: id(TenantId::parse, t),
-                role_ids: vec![id(GrantId::parse, "admin")],
-            })
-            .collect(),
+async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
+    let kind = EntityKind::Role;
+    let record = DirectoryRecord::upserted(None, json!({"n": 1}), Origin::Api);
+    assert!(s.store.swap(kind, "r1", &record, None).await.unwrap());
+    assert!(
+        !s.store.swap(kind, "r1", &record, None).await.unwrap(),
+        "it exists now: a second creation loses"
+    );
+    let (read, revision) = s.store.record(kind, "r1").await.unwrap().unwrap();
+    assert_eq!(read, record);
+    let next = DirectoryRecord::upserted(Some(&read), json!({"n": 2}), Origin::Api);
+    assert!(
+        s.store
+            .swap(kind, "r1", &next, Some(revision))
+            .await
+            .unwrap()
+    );
+    let stale = read.deleted(Origin::Api);
+    assert!(
+        !s.store
+            .swap(kind, "r1", &stale, Some(revision))
+            .await
+            .unwrap(),
+        "a write based on an older read loses, so nothing is undone"
+    );
+    let docs = s.store.entities(kind).await.unwrap();
+    assert_eq!(docs, [json!({"n": 2})]);
+}
+contract!(revisions, a_record_is_written_only_over_the_revision_read);
+
+async fn records_come_back_in_the_order_asked(s: Subject) {
+    let acme = tenant(&s, "acme").await;
+    let alice = member(&s, "alice", "acme").await;
+    let keys = [
+        (EntityKind::User, "alice".to_owned()),
+        (EntityKind::Tenant, "nobody".to_owned()),
+        (EntityKind::Tenant, "acme".to_owned()),
+        (EntityKind::User, "alice".to_owned()),
+    ];
+    let read = s.store.records(&keys).await.unwrap();
+    assert_eq!(read, [Some(alice.clone()), None, Some(acme), Some(alice)]);
+}
+contract!(batched_reads, records_come_back_in_the_order_asked);
+
+async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject) {
+    let bot = token(&s, "acme", None).await;
+    let laptop = token(&s, "acme", Some("alice")).await;
+    let (acme, revision) = s
+        .store
+        .record(EntityKind::Tenant, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let reborn =
+        DirectoryRecord::upserted(Some(&acme.deleted(Origin::Api)), json!({}), Origin::Api);
+    assert!(
+        s.store
+            .swap(EntityKind::Tenant, "acme", &reborn, Some(revision))
+            .await
+            .unwrap()
+    );
+    for (token, message) in [
+        (&bot, "Tenant acme not found"),
+        (&laptop, "Tenant acme not found"),
+    ] {
+        let refused = s.store.put_new(token).await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::NotFound(m) if m == message),
+            "{refused:?}"
+        );
+        assert!(s.store.token(&token.client_id).await.unwrap().is_none());
     }
-}
-
-async fn removing_a_tenants_members_keeps_their_other_memberships(s: Subject) {
-    s.store
-        .put_user(&member_of("alice", &["acme", "globex"]), Origin::Api)
-        .await
-        .unwrap();
-    s.store
-        .put_user(&member_of("bob", &["acme"]), Origin::Api)
-        .await
-        .unwrap();
-    let acme = id(TenantId::parse, "acme");
-    s.store.remove_members(&acme).await.unwrap();
-    s.store.remove_members(&acme).await.unwrap();
-
-    let alice = s
-        .store
-        .user(&id(UserId::parse, "alice"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        alice,
-        member_of("alice", &["globex"]),
-        "typed and otherwise unchanged"
-    );
-    let bob = s
-        .store
-        .user(&id(UserId::parse, "bob"))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut stale_member = token(&s, "acme", Some("alice")).await;
+    stale_member.lives.membership = Some(Life::generate());
+    let refused = s.store.put_new(&stale_member).await.unwrap_err();
+    let expected = "User alice is not a member of tenant acme";
     assert!(
-        bob.tenants.is_empty(),
-        "the user stays, without the membership"
+        matches!(&refused, Error::NotFound(m) if m == expected),
+        "{refused:?}"
     );
+    s.store
+        .put_new(&token(&s, "acme", Some("alice")).await)
+        .await
+        .unwrap();
 }
 contract!(
-    removing_members,
-    removing_a_tenants_members_keeps_their_other_memberships
+    token_lives,
+    a_token_is_stored_only_while_its_tenant_and_membership_live
 );
 
-fn v(version: u64) -> Origin {
-    Origin::Event { version }
-}
-
-async fn put_tenant(s: &Subject, doc: Value, origin: Origin) -> bool {
-    let kind = EntityKind::Tenant;
+async fn the_member_index_lists_who_joined_and_not_who_left(s: Subject) {
+    let (acme, globex) = (id(TenantId::parse, "acme"), id(TenantId::parse, "globex"));
+    let (alice, bob) = (id(UserId::parse, "alice"), id(UserId::parse, "bob"));
+    let both = [acme.clone(), globex.clone()];
+    s.store.index_members(&alice, &both, &[]).await.unwrap();
     s.store
-        .put_entity(kind, "acme", &doc, origin)
+        .index_members(&bob, std::slice::from_ref(&acme), &[])
         .await
-        .unwrap()
-}
-
-async fn stored_tenant(s: &Subject) -> Option<Value> {
-    s.store.entity(EntityKind::Tenant, "acme").await.unwrap()
-}
-
-async fn an_older_version_never_overwrites_a_newer_one(s: Subject) {
-    assert!(put_tenant(&s, json!({"v": 2}), v(2)).await);
-    assert!(
-        !put_tenant(&s, json!({"v": 1}), v(1)).await,
-        "older: skipped"
-    );
-    assert_eq!(stored_tenant(&s).await, Some(json!({"v": 2})));
-    assert!(
-        put_tenant(&s, json!({"v": 2.5}), v(2)).await,
-        "same version reapplies"
-    );
-    assert_eq!(stored_tenant(&s).await, Some(json!({"v": 2.5})));
+        .unwrap();
+    s.store
+        .index_members(&alice, &[], std::slice::from_ref(&acme))
+        .await
+        .unwrap();
+    s.store
+        .index_members(&alice, &[], std::slice::from_ref(&acme))
+        .await
+        .unwrap();
+    assert_eq!(s.store.members_of(&acme).await.unwrap(), [bob]);
+    assert_eq!(s.store.members_of(&globex).await.unwrap(), [alice]);
 }
 contract!(
-    version_ordering,
-    an_older_version_never_overwrites_a_newer_one
-);
-
-async fn a_tombstone_stops_late_upserts_until_a_newer_version(s: Subject) {
-    let kind = EntityKind::Tenant;
-    assert!(put_tenant(&s, json!({"v": 2}), v(2)).await);
-    assert!(s.store.delete_entity(kind, "acme", v(3)).await.unwrap());
-    assert!(!put_tenant(&s, json!({"v": 2}), v(2)).await);
-    assert_eq!(stored_tenant(&s).await, None, "the tombstone holds");
-    let listed = s.store.entities(kind).await.unwrap();
-    assert!(listed.is_empty(), "and is not listed");
-    assert!(put_tenant(&s, json!({"v": 4}), v(4)).await);
-    assert_eq!(stored_tenant(&s).await, Some(json!({"v": 4})));
-}
-contract!(
-    tombstones,
-    a_tombstone_stops_late_upserts_until_a_newer_version
-);
-
-async fn users_and_their_memberships_follow_the_same_version_order(s: Subject) {
-    let carol = id(UserId::parse, "carol");
-    let put = |tenants: &'static [&'static str], version| {
-        let store = &s.store;
-        async move {
-            store
-                .put_user(&member_of("carol", tenants), v(version))
-                .await
-                .unwrap()
-        }
-    };
-    assert!(put(&["acme"], 5).await);
-    assert!(!put(&[], 4).await, "older: skipped");
-    assert!(s.store.delete_user(&carol, v(6)).await.unwrap());
-    assert!(
-        !put(&["acme"], 5).await,
-        "older than the tombstone: skipped"
-    );
-    assert_eq!(s.store.user(&carol).await.unwrap(), None);
-}
-contract!(
-    user_versions,
-    users_and_their_memberships_follow_the_same_version_order
+    member_index,
+    the_member_index_lists_who_joined_and_not_who_left
 );
 
 async fn an_unreadable_token_record_is_reported_not_skipped(s: Subject) {
-    let planted = token("acme", None);
+    let planted = token(&s, "acme", None).await;
     s.store.put_new(&planted).await.unwrap();
     let (store, _dir) = corrupt_token(s, &planted).await;
     for error in [

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::directory::EntityKind;
+use crate::domain::lives::{Life, TokenLives};
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshDigest, RefreshRecord, SecretHash, TenantId,
     Timestamp, TokenOwner, UserId, VendorCredential,
@@ -33,6 +34,10 @@ pub struct TokenRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_used_at: Option<i64>,
     secret_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant_life: Option<Life>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member_life: Option<Life>,
 }
 
 impl TokenRecord {
@@ -68,6 +73,8 @@ impl From<&ApiToken> for TokenRecord {
             ttl: token.expires_at.map(Timestamp::seconds),
             last_used_at: token.last_used_at.map(Timestamp::millis),
             secret_hash: token.secret_hash.as_stored().to_owned(),
+            tenant_life: token.lives.tenant.clone(),
+            member_life: token.lives.membership.clone(),
         }
     }
 }
@@ -87,6 +94,10 @@ impl From<TokenRecord> for ApiToken {
             expires_at: record.expires_at.map(Timestamp::from_millis),
             last_used_at: record.last_used_at.map(Timestamp::from_millis),
             secret_hash: SecretHash::from_stored(record.secret_hash),
+            lives: TokenLives {
+                tenant: record.tenant_life,
+                membership: record.member_life,
+            },
         }
     }
 }
@@ -161,20 +172,6 @@ pub fn oldest_beyond(mut records: Vec<RefreshRecord>, keep: usize) -> Vec<Refres
 
 pub fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {
     Error::internal(format!("stored {what} record is unreadable: {cause}"))
-}
-
-/// A directory document as stored: `doc` is absent on a tombstone.
-#[derive(Serialize, Deserialize)]
-pub struct EntityRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub doc: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-}
-
-/// Whether a write with `version` must yield to what is stored.
-pub fn is_stale(stored: Option<u64>, version: Option<u64>) -> bool {
-    matches!((stored, version), (Some(stored), Some(new)) if new < stored)
 }
 
 pub fn kind_name(kind: EntityKind) -> &'static str {

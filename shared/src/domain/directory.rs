@@ -160,6 +160,13 @@ impl TryFrom<UserDraft> for User {
                 role_ids,
             });
         }
+        let role_ids: usize = tenants.iter().map(|m| m.role_ids.len()).sum();
+        if role_ids > rules::MAX_ROLE_IDS_PER_USER {
+            return Err(Invalid(format!(
+                "tenants may hold at most {} roleIds in all",
+                rules::MAX_ROLE_IDS_PER_USER
+            )));
+        }
         Ok(Self {
             id: rules::field("userId", UserId::parse(&draft.id))?,
             email: draft.email.map(rules::email).transpose()?,

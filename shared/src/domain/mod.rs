@@ -3,6 +3,7 @@
 pub mod directory;
 pub mod ids;
 pub mod jwt;
+pub mod lives;
 pub mod rules;
 pub mod secret;
 pub mod time;

@@ -16,8 +16,10 @@ pub const MAX_GRANTS: usize = 100;
 pub const MAX_KEY_CHARS: usize = 256;
 /// Ten years.
 pub const MAX_EXPIRES_IN_MINUTES: u32 = 10 * 366 * 24 * 60;
-/// DynamoDB writes a user and its memberships in one transaction of at most 100 items.
-pub const MAX_TENANTS_PER_USER: usize = 90;
+/// A user's memberships, and the role ids in all of them: a user is one record (one DynamoDB
+/// item of at most 400 KB), read in one batch with up to 100 tenants.
+pub const MAX_TENANTS_PER_USER: usize = 100;
+pub const MAX_ROLE_IDS_PER_USER: usize = 1000;
 
 pub fn description(description: String) -> Result<String, Invalid> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {

@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::ids::{ClientId, GrantId, TenantId, UserId};
+use super::lives::TokenLives;
 use super::secret::{SecretHash, random_base62};
 use super::time::Timestamp;
 
@@ -17,6 +18,16 @@ pub enum TokenOwner {
     Tenant,
     /// A personal token of this user (`userApiToken`).
     User(UserId),
+}
+
+impl TokenOwner {
+    /// The user a personal token acts as.
+    pub fn user(&self) -> Option<&UserId> {
+        match self {
+            Self::User(user) => Some(user),
+            Self::Tenant => None,
+        }
+    }
 }
 
 /// An API token's record. The secret itself is never kept, only its hash.
@@ -35,6 +46,8 @@ pub struct ApiToken {
     /// The last successful exchange, recorded at most once a minute.
     pub last_used_at: Option<Timestamp>,
     pub secret_hash: SecretHash,
+    /// The lives of the tenant and membership it was created in; it works only in them.
+    pub lives: TokenLives,
 }
 
 /// `lastUsedAt` is written at most this often per token, so no token is a hot item.
@@ -42,10 +55,7 @@ pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 impl ApiToken {
     pub fn user_id(&self) -> Option<&UserId> {
-        match &self.owner {
-            TokenOwner::User(user) => Some(user),
-            TokenOwner::Tenant => None,
-        }
+        self.owner.user()
     }
 
     /// Whether a use at `now` should be recorded.

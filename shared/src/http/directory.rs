@@ -92,20 +92,23 @@ pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: RoleBody = call.json()?;
-    let stored = app.directory().role(call.id()).await?;
-    let role = Role::try_from(RoleDraft {
-        id: stored.id.to_string(),
-        key: body.key.unwrap_or_else(|| stored.key.to_string()),
-        name: Some(body.name.unwrap_or(stored.name)),
-        permission_ids: body.permission_ids.unwrap_or_else(|| {
-            stored
+    let patch = |stored: Role| -> Result<Role> {
+        let permission_ids = match &body.permission_ids {
+            Some(ids) => ids.clone(),
+            None => stored
                 .permission_ids
                 .iter()
                 .map(ToString::to_string)
-                .collect()
-        }),
-    })?;
-    app.directory().put_role(&role, Origin::Api).await?;
+                .collect(),
+        };
+        Ok(Role::try_from(RoleDraft {
+            id: stored.id.to_string(),
+            key: body.key.clone().unwrap_or_else(|| stored.key.to_string()),
+            name: Some(body.name.clone().unwrap_or(stored.name)),
+            permission_ids,
+        })?)
+    };
+    let role = app.directory().patch_role(call.id(), patch).await?;
     json(StatusCode::OK, &role)
 }
 

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use crate::config::Settings;
 use crate::domain::TokenOwner;
-use crate::domain::directory::{EntityKind, Grants, Permission, Role};
+use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::{ApiToken, GrantId, RefreshRecord, RefreshToken, SecretKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, TokenStore};
 
 use super::directory::all;
-use super::{Bcrypt, MAX_REFRESH_TOKENS, parse_credentials, sign};
+use super::{Bcrypt, MAX_REFRESH_TOKENS, Owners, parse_credentials, sign};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
@@ -79,24 +79,37 @@ impl Credentials<'_> {
             .map_err(Error::from)
     }
 
+    /// Signs a JWT for a token whose tenant and membership are still the ones it was created
+    /// in, read in one round trip beside the roles and permissions.
     async fn issue(&self, token: &ApiToken) -> Result<Issued> {
-        let (grants, email) = self
-            .current_grants(token)
-            .await?
-            .ok_or(Error::Unauthorized)?;
+        let (owners, roles, permissions) = tokio::try_join!(
+            Owners::read(self.directory, &token.tenant_id, token.user_id()),
+            all::<Role>(self.directory, EntityKind::Role),
+            all::<Permission>(self.directory, EntityKind::Permission),
+        )?;
+        if !owners.are_current(&token.lives) {
+            return Err(Error::Unauthorized);
+        }
+        let (grants, email) =
+            grants_of(token, owners.user()?, roles, permissions).ok_or(Error::Unauthorized)?;
         let now = self.clock.now();
         if token.use_is_news(now) {
             self.tokens.touch(&token.client_id, now).await?;
         }
-        let ttl = self.settings.access_token_ttl_seconds;
-        let expires_at = now.plus_seconds(ttl);
+        // Neither the JWT nor its refresh token outlives the API token.
+        let until = |ttl: i64| {
+            token
+                .expires_at
+                .map_or(now.plus_seconds(ttl), |end| end.min(now.plus_seconds(ttl)))
+        };
+        let expires_at = until(self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, email, now, expires_at);
         let access_token = sign(self.signer, &claims).await?;
         let refresh_token = RefreshToken::generate(token.client_id);
         let record = RefreshRecord {
             digest: refresh_token.digest(),
             issued_at: now,
-            expires_at: now.plus_seconds(self.settings.refresh_token_ttl_seconds),
+            expires_at: until(self.settings.refresh_token_ttl_seconds),
         };
         self.refresh
             .put_refresh(&token.client_id, &record, MAX_REFRESH_TOKENS)
@@ -104,7 +117,7 @@ impl Credentials<'_> {
         Ok(Issued {
             access_token,
             refresh_token,
-            expires_in: ttl,
+            expires_in: expires_at.seconds() - now.seconds(),
             expires_at,
         })
     }
@@ -139,49 +152,40 @@ impl Credentials<'_> {
             jti: uuid::Uuid::new_v4().to_string(),
         }
     }
+}
 
-    /// The roles and permissions a token's JWT carries now, and the user's email for personal
-    /// tokens. `None` when a personal token's user is no longer a member of its tenant.
-    async fn current_grants(&self, token: &ApiToken) -> Result<Option<(Grants, Option<String>)>> {
-        let (role_ids, direct, email) = match &token.owner {
-            TokenOwner::Tenant => (token.role_ids.clone(), token.permission_ids.clone(), None),
-            TokenOwner::User(user) => {
-                let Some(user) = self.directory.user(user).await? else {
-                    return Ok(None);
-                };
-                let Some(roles) = user.roles_in(&token.tenant_id) else {
-                    return Ok(None);
-                };
-                (roles.to_vec(), Vec::new(), user.email.clone())
-            }
-        };
-        if role_ids.is_empty() && direct.is_empty() {
-            return Ok(Some((Grants::default(), email)));
+/// The roles and permissions a token's JWT carries now (keys, from the current directory), and
+/// the user's email for personal tokens. `None` when a personal token's user holds no
+/// membership in its tenant.
+fn grants_of(
+    token: &ApiToken,
+    user: Option<User>,
+    roles: Vec<Role>,
+    permissions: Vec<Permission>,
+) -> Option<(Grants, Option<String>)> {
+    let (role_ids, direct, email) = match &token.owner {
+        TokenOwner::Tenant => (token.role_ids.clone(), token.permission_ids.clone(), None),
+        TokenOwner::User(_) => {
+            let user = user?;
+            let roles = user.roles_in(&token.tenant_id)?.to_vec();
+            (roles, Vec::new(), user.email)
         }
-        let roles: HashMap<GrantId, Role> = all::<Role>(self.directory, EntityKind::Role)
-            .await?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        let permissions: HashMap<GrantId, Permission> =
-            all::<Permission>(self.directory, EntityKind::Permission)
-                .await?
-                .into_iter()
-                .map(|p| (p.id.clone(), p))
-                .collect();
-        let held: Vec<&Role> = role_ids.iter().filter_map(|id| roles.get(id)).collect();
-        let mut permission_keys: Vec<String> = held
-            .iter()
-            .flat_map(|role| &role.permission_ids)
-            .chain(&direct)
-            .filter_map(|id| permissions.get(id).map(|p| p.key.to_string()))
-            .collect();
-        permission_keys.sort();
-        permission_keys.dedup();
-        let grants = Grants {
-            roles: held.iter().map(|r| r.key.to_string()).collect(),
-            permissions: permission_keys,
-        };
-        Ok(Some((grants, email)))
-    }
+    };
+    let roles: HashMap<GrantId, Role> = roles.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let permissions: HashMap<GrantId, Permission> =
+        permissions.into_iter().map(|p| (p.id.clone(), p)).collect();
+    let held: Vec<&Role> = role_ids.iter().filter_map(|id| roles.get(id)).collect();
+    let mut permission_keys: Vec<String> = held
+        .iter()
+        .flat_map(|role| &role.permission_ids)
+        .chain(&direct)
+        .filter_map(|id| permissions.get(id).map(|p| p.key.to_string()))
+        .collect();
+    permission_keys.sort();
+    permission_keys.dedup();
+    let grants = Grants {
+        roles: held.iter().map(|r| r.key.to_string()).collect(),
+        permissions: permission_keys,
+    };
+    Some((grants, email))
 }

@@ -17,9 +17,10 @@ pub use vendors::Vendors;
 
 use tokio::sync::OnceCell;
 
-use crate::domain::directory::EntityKind;
+use crate::domain::directory::{EntityKind, User};
 use crate::domain::jwt;
-use crate::domain::{ClientId, GrantId, Secret, SecretHash, SecretKind};
+use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
+use crate::domain::{ClientId, GrantId, Secret, SecretHash, SecretKind, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, Signer};
 
@@ -96,6 +97,55 @@ fn parse_credentials(
         .filter(|s| kinds.contains(&s.kind()))
         .ok_or(Error::Unauthorized)?;
     Ok((client_id, secret))
+}
+
+/// A tenant's record and, when a user is concerned, that user's: what a token's lives are
+/// checked against.
+struct Owners {
+    tenant_id: TenantId,
+    tenant: Option<DirectoryRecord>,
+    /// `None` for a tenant token; `Some(None)` when the user does not exist.
+    user: Option<Option<DirectoryRecord>>,
+}
+
+impl Owners {
+    /// Both records in one round trip.
+    async fn read(
+        directory: &dyn DirectoryStore,
+        tenant_id: &TenantId,
+        user: Option<&UserId>,
+    ) -> Result<Self> {
+        let mut keys = vec![(EntityKind::Tenant, tenant_id.as_str().to_owned())];
+        keys.extend(user.map(|u| (EntityKind::User, u.as_str().to_owned())));
+        let mut records = directory.records(&keys).await?.into_iter();
+        let tenant = records.next().flatten();
+        Ok(Self {
+            tenant_id: tenant_id.clone(),
+            tenant,
+            user: user.map(|_| records.next().flatten()),
+        })
+    }
+
+    /// The lives a token created now would get.
+    fn lives(&self) -> std::result::Result<TokenLives, Absent> {
+        TokenLives::of(&self.tenant_id, self.tenant.as_ref(), self.user_record())
+    }
+
+    /// Whether a token created in `lives` still works.
+    fn are_current(&self, lives: &TokenLives) -> bool {
+        let (tenant, user) = (self.tenant.as_ref(), self.user_record());
+        lives.check(&self.tenant_id, tenant, user).is_ok()
+    }
+
+    fn user_record(&self) -> Option<Option<&DirectoryRecord>> {
+        self.user.as_ref().map(Option::as_ref)
+    }
+
+    /// The user's document, if the user exists.
+    fn user(&self) -> Result<Option<User>> {
+        let doc = self.user.clone().flatten().and_then(|r| r.doc);
+        doc.map(directory::from_doc).transpose()
+    }
 }
 
 /// Refuses ids that name no permission (or role): `400` with the unknown ones.

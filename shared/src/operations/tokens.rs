@@ -8,7 +8,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
-use super::{Bcrypt, Created, check_ids_exist};
+use super::{Bcrypt, Created, Owners, check_ids_exist};
 
 pub struct ApiTokens<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
@@ -64,9 +64,15 @@ impl Owner {
 
 impl ApiTokens<'_> {
     /// Creates a tenant or personal API token; the secret is returned once and stored hashed.
-    /// A personal token needs its user to be a member of the tenant (404); a tenant token's
-    /// role and permission ids must exist (400).
+    /// The tenant must exist and a personal token's user be a member of it (404); a tenant
+    /// token's role and permission ids must exist (400). The store writes the token only if
+    /// the tenant and membership are still the ones read here, so a token never outlives a
+    /// deletion that raced its creation.
     pub async fn create(&self, new: NewToken) -> Result<Created<ApiToken>> {
+        let owners = Owners::read(self.directory, &new.tenant_id, new.owner.user()).await?;
+        let lives = owners
+            .lives()
+            .map_err(|absent| Error::NotFound(absent.message(&new.tenant_id, new.owner.user())))?;
         let kind = match &new.owner {
             TokenOwner::Tenant => {
                 check_ids_exist(self.directory, EntityKind::Role, &new.role_ids).await?;
@@ -74,20 +80,7 @@ impl ApiTokens<'_> {
                     .await?;
                 SecretKind::TenantToken
             }
-            TokenOwner::User(user) => {
-                let member = self.directory.user(user).await?;
-                if member
-                    .as_ref()
-                    .and_then(|u| u.roles_in(&new.tenant_id))
-                    .is_none()
-                {
-                    return Err(Error::NotFound(format!(
-                        "User {user} is not a member of tenant {}",
-                        new.tenant_id
-                    )));
-                }
-                SecretKind::UserToken
-            }
+            TokenOwner::User(_) => SecretKind::UserToken,
         };
         let secret = Secret::generate(kind);
         let now = self.clock.now();
@@ -106,18 +99,29 @@ impl ApiTokens<'_> {
                 .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
             last_used_at: None,
             secret_hash: self.bcrypt.hash(&secret).await?,
+            lives,
         };
         self.tokens.put_new(&record).await?;
         Ok(Created { record, secret })
     }
 
     /// The caller's tokens: a tenant's tenant tokens, or a user's personal tokens in a tenant.
+    /// Only tokens that still work are listed (none, once the tenant or membership is gone).
     pub async fn list(&self, owner: &Owner) -> Result<Vec<ApiToken>> {
-        let mut tokens = match owner {
-            Owner::User { user_id, .. } => self.tokens.tokens_of_user(user_id).await?,
-            Owner::Tenant(tenant) => self.tokens.tokens_in_tenant(tenant).await?,
+        let (tenant, user) = match owner {
+            Owner::User { tenant_id, user_id } => (tenant_id, Some(user_id)),
+            Owner::Tenant(tenant_id) => (tenant_id, None),
         };
-        tokens.retain(|t| owner.owns(t));
+        let (mut tokens, owners) = tokio::try_join!(
+            async {
+                match user {
+                    Some(user_id) => self.tokens.tokens_of_user(user_id).await,
+                    None => self.tokens.tokens_in_tenant(tenant).await,
+                }
+            },
+            Owners::read(self.directory, tenant, user)
+        )?;
+        tokens.retain(|t| owner.owns(t) && owners.are_current(&t.lives));
         tokens.sort_by_key(|t| t.created_at);
         Ok(tokens)
     }

@@ -121,7 +121,14 @@ impl<'a> Tenant<'a> {
         self.vendor.send(method, path, &headers, body).await
     }
 
+    /// Creates (or updates) the tenant: `PUT /identity/resources/tenants/v1/{id}`.
+    pub async fn create(&self) {
+        self.vendor.t.tenant(&self.vendor.token, &self.id).await;
+    }
+
+    /// Creates a tenant token, creating the tenant first.
     pub async fn create_token(&self, body: Value) -> Reply {
+        self.create().await;
         self.send(Method::POST, TENANT_TOKENS, Some(&body)).await
     }
 

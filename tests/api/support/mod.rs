@@ -327,8 +327,29 @@ impl TestApp {
         reply.body["token"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a tenant token for `tenant` and returns (clientId, secret).
+    /// The user as the store holds them, if they exist.
+    pub async fn stored_user(&self, id: &str) -> Option<m2m_shared::domain::directory::User> {
+        let kind = m2m_shared::domain::directory::EntityKind::User;
+        let record = self.store.record(kind, id).await.unwrap()?.0;
+        record.doc.map(|doc| serde_json::from_value(doc).unwrap())
+    }
+
+    /// Creates (or updates) the tenant `tenant`.
+    pub async fn tenant(&self, vendor: &str, tenant: &str) {
+        let path = format!("/identity/resources/tenants/v1/{tenant}");
+        let reply = self
+            .put(
+                &path,
+                &[("x-access-token", vendor)],
+                &json!({"name": tenant}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+
+    /// Creates a tenant token for `tenant` (creating the tenant) and returns (clientId, secret).
     pub async fn tenant_token(&self, vendor: &str, tenant: &str, body: Value) -> (String, String) {
+        self.tenant(vendor, tenant).await;
         let reply = self
             .post(
                 TENANT_TOKENS,
@@ -349,8 +370,10 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     }
 
-    /// Makes `user` a member of `tenant` with `role_ids` (the directory's PUT user).
+    /// Makes `user` a member of `tenant` (creating the tenant) with `role_ids` (the directory's
+    /// PUT user).
     pub async fn member(&self, vendor: &str, user: &str, tenant: &str, role_ids: Value) {
+        self.tenant(vendor, tenant).await;
         let body = json!({"email": format!("{user}@example.test"), "tenants": [{"tenantId": tenant, "roleIds": role_ids}]});
         let reply = self
             .put(

@@ -1,6 +1,10 @@
-//! Directory documents, membership items, versions and tombstones.
+//! Directory records under their revision (`rev`), and membership items that index each
+//! tenant's members (`gsi1`).
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest};
 
 use super::*;
 
@@ -13,26 +17,102 @@ pub(super) fn entity_key(kind: EntityKind, id: &str) -> Item {
     }
 }
 
-pub(super) fn membership_key(user: &UserId, tenant: &TenantId) -> Item {
+fn membership_key(user: &UserId, tenant: &TenantId) -> Item {
     key(format!("USER#{user}"), format!("MEMBER#{tenant}"))
+}
+
+/// The record in an item and its revision (0 for an item written before revisions).
+fn record_from(mut item: Item) -> Result<(DirectoryRecord, Revision)> {
+    let rev = item
+        .remove("rev")
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    Ok((from_item("directory", item)?, Revision(rev)))
+}
+
+fn key_of(item: &Item) -> (String, String) {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    (text("pk"), text("sk"))
 }
 
 #[async_trait]
 impl DirectoryStore for DynamoStore {
-    async fn put_entity(
+    async fn record(
         &self,
         kind: EntityKind,
         id: &str,
-        doc: &Value,
-        origin: Origin,
-    ) -> Result<bool> {
-        let write = self.entity_write(entity_key(kind, id), Some(doc), origin.version())?;
-        self.transact(vec![write]).await
+    ) -> Result<Option<(DirectoryRecord, Revision)>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(entity_key(kind, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        out.item.map(record_from).transpose()
     }
 
-    async fn entity(&self, kind: EntityKind, id: &str) -> Result<Option<Value>> {
-        let record: Option<EntityRecord> = self.get("directory", entity_key(kind, id)).await?;
-        Ok(record.and_then(|r| r.doc))
+    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<DirectoryRecord>>> {
+        let keys: Vec<Item> = keys
+            .iter()
+            .map(|(kind, id)| entity_key(*kind, id))
+            .collect();
+        let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if !unique.iter().any(|k| key_of(k) == key_of(key)) {
+                unique.push(key.clone());
+            }
+        }
+        let mut found: HashMap<(String, String), DirectoryRecord> = HashMap::new();
+        for chunk in unique.chunks(100) {
+            for item in self.batch_get(chunk.to_vec()).await? {
+                let at = key_of(&item);
+                found.insert(at, record_from(item)?.0);
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| found.get(&key_of(key)).cloned())
+            .collect())
+    }
+
+    async fn swap(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        record: &DirectoryRecord,
+        read: Option<Revision>,
+    ) -> Result<bool> {
+        let mut item: Item = serde_dynamo::to_item(record).map_err(Error::internal)?;
+        item.extend(entity_key(kind, id));
+        let next = read.map_or(1, |Revision(n)| n + 1);
+        item.insert("rev".into(), AttributeValue::N(next.to_string()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match read {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(Revision(0)) => {
+                put.condition_expression("attribute_exists(pk) AND attribute_not_exists(rev)")
+            }
+            Some(Revision(n)) => put
+                .condition_expression("rev = :rev")
+                .expression_attribute_values(":rev", AttributeValue::N(n.to_string())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_error(e)),
+        }
     }
 
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>> {
@@ -45,139 +125,92 @@ impl DirectoryStore for DynamoStore {
             .consistent_read(true);
         let mut docs = Vec::new();
         for item in self.all_items(query).await? {
-            docs.extend(from_item::<EntityRecord>("directory", item)?.doc);
+            docs.extend(record_from(item)?.0.doc);
         }
         Ok(docs)
     }
 
-    async fn delete_entity(&self, kind: EntityKind, id: &str, origin: Origin) -> Result<bool> {
-        let key = entity_key(kind, id);
-        let write = match origin {
-            Origin::Api => self.delete_item(key)?,
-            Origin::Event { .. } => self.entity_write(key, None, origin.version())?,
-        };
-        self.transact(vec![write]).await
+    async fn index_members(
+        &self,
+        user: &UserId,
+        joined: &[TenantId],
+        left: &[TenantId],
+    ) -> Result<()> {
+        let mut requests = Vec::with_capacity(joined.len() + left.len());
+        for tenant in joined {
+            let mut item = membership_key(user, tenant);
+            item.insert("gsi1pk".into(), s(format!("TENANT#{tenant}")));
+            item.insert("gsi1sk".into(), s(format!("MEMBER#{user}")));
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(Error::internal)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        for tenant in left {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(membership_key(user, tenant)))
+                .build()
+                .map_err(Error::internal)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        self.batch_write(requests).await
     }
 
-    async fn put_user(&self, user: &User, origin: Origin) -> Result<bool> {
-        let doc = serde_json::to_value(user).map_err(Error::internal)?;
-        self.write_user(&user.id, Some(&doc), &user.tenants, origin.version())
-            .await
-    }
-
-    async fn delete_user(&self, id: &UserId, origin: Origin) -> Result<bool> {
-        self.write_user(id, None, &[], origin.version()).await
-    }
-
-    async fn remove_members(&self, tenant: &TenantId) -> Result<()> {
+    async fn members_of(&self, tenant: &TenantId) -> Result<Vec<UserId>> {
         let query = self
             .index_query("gsi1", "gsi1pk", format!("TENANT#{tenant}"))
             .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :member)")
             .expression_attribute_values(":member", s("MEMBER#"));
-        for item in self.all_items(query).await? {
-            let Some(user) = item
-                .get("gsi1sk")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|sk| sk.strip_prefix("MEMBER#"))
-                .and_then(|id| UserId::parse(id).ok())
-            else {
-                continue;
-            };
-            if let Some(mut doc) = self.user(&user).await? {
-                doc.tenants.retain(|m| &m.tenant_id != tenant);
-                let value = serde_json::to_value(&doc).map_err(Error::internal)?;
-                self.write_user(&user, Some(&value), &doc.tenants, None)
-                    .await?;
-            } else {
-                self.transact(vec![self.delete_item(membership_key(&user, tenant))?])
-                    .await?;
-            }
-        }
-        Ok(())
+        Ok(self
+            .all_items(query)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                item.get("gsi1sk")?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix("MEMBER#")
+                    .map(str::to_owned)
+            })
+            .filter_map(|id| UserId::parse(&id).ok())
+            .collect())
     }
 }
 
 impl DynamoStore {
-    /// Sets a directory document (or, with `doc` None, tombstones it) unless the stored
-    /// version is newer than `version`.
-    fn entity_write(
-        &self,
-        key: Item,
-        doc: Option<&Value>,
-        version: Option<u64>,
-    ) -> Result<TransactWriteItem> {
-        let mut update = Update::builder().table_name(&self.table).set_key(Some(key));
-        let mut sets = Vec::new();
-        if let Some(doc) = doc {
-            let doc = serde_dynamo::to_attribute_value(doc).map_err(Error::internal)?;
-            update = update.expression_attribute_values(":doc", doc);
-            sets.push("doc = :doc");
-        }
-        if let Some(version) = version {
-            update = update
-                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-                .condition_expression("attribute_not_exists(version) OR version <= :v");
-            sets.push("version = :v");
-        }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if doc.is_none() {
-            expression = format!(
-                "REMOVE doc {}",
-                if sets.is_empty() {
-                    String::new()
-                } else {
-                    expression
-                }
+    /// Reads `keys` (at most 100, no repeats) with strong consistency, asking again for what
+    /// DynamoDB leaves unprocessed.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(Error::internal)?;
+        let mut items = Vec::new();
+        for attempt in 0u32.. {
+            if attempt > 0 {
+                let backoff = 20u64 << attempt.min(6);
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+            }
+            let mut out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            items.extend(
+                out.responses
+                    .as_mut()
+                    .and_then(|r| r.remove(&self.table))
+                    .unwrap_or_default(),
             );
-        }
-        let update = update
-            .update_expression(expression)
-            .build()
-            .map_err(Error::internal)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    fn membership_put(
-        &self,
-        user: &UserId,
-        membership: &crate::domain::directory::Membership,
-    ) -> Result<TransactWriteItem> {
-        let mut item = membership_key(user, &membership.tenant_id);
-        item.insert(
-            "gsi1pk".into(),
-            s(format!("TENANT#{}", membership.tenant_id)),
-        );
-        item.insert("gsi1sk".into(), s(format!("MEMBER#{user}")));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .build()
-            .map_err(Error::internal)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// Writes or tombstones a user and sets their membership items to `tenants`.
-    async fn write_user(
-        &self,
-        id: &UserId,
-        doc: Option<&Value>,
-        tenants: &[crate::domain::directory::Membership],
-        version: Option<u64>,
-    ) -> Result<bool> {
-        let old = self.user(id).await?;
-        let key = entity_key(EntityKind::User, id.as_str());
-        let mut items = vec![match (doc, version) {
-            (None, None) => self.delete_item(key)?,
-            _ => self.entity_write(key, doc, version)?,
-        }];
-        for membership in old.iter().flat_map(|u| &u.tenants) {
-            if !tenants.iter().any(|m| m.tenant_id == membership.tenant_id) {
-                items.push(self.delete_item(membership_key(id, &membership.tenant_id))?);
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => pending = rest,
+                _ => break,
             }
         }
-        for membership in tenants {
-            items.push(self.membership_put(id, membership)?);
-        }
-        self.transact(items).await
+        Ok(items)
     }
 }

@@ -11,6 +11,10 @@
 //! | user          | `USER#<id>`        | `USER`             |
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
 //!
+//! Directory records carry a revision `rev`; each write is conditional on the one it read.
+//! A user's membership stamps live in the user item (`members`); the membership items are an
+//! index of each tenant's members, for the cascades.
+//!
 //! Index `gsi1` (`gsi1pk`, `gsi1sk`) finds a tenant's tokens (`TENANT#<id>`, `TOKEN#<clientId>`)
 //! and members (`TENANT#<id>`, `MEMBER#<userId>`); index `gsi2` (`gsi2pk`, `gsi2sk`) finds a
 //! user's personal tokens in every tenant (`USER#<id>`, `TOKEN#<clientId>`).
@@ -28,17 +32,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::records::{
-    EntityRecord, RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond,
-};
-use crate::domain::directory::{EntityKind, Origin, User};
+use super::records::{RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond};
+use crate::domain::directory::EntityKind;
+use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::{
     ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
 };
@@ -93,15 +95,6 @@ pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
-/// A transaction cancelled because one of its conditions failed.
-pub(super) fn is_cancelled_by_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    e.as_service_error().is_some_and(|e| {
-        e.code() == Some("TransactionCanceledException")
-            && e.message()
-                .is_some_and(|m| m.contains("ConditionalCheckFailed"))
-    })
-}
-
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
@@ -141,17 +134,23 @@ impl DynamoStore {
 
     /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed until none is left.
     pub(super) async fn delete_all(&self, keys: Vec<Item>) -> Result<()> {
-        for chunk in keys.chunks(BATCH) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .map_err(Error::internal)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_>>()?;
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(Error::internal)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// Writes `requests` in batches, retrying what DynamoDB leaves unprocessed until none is left.
+    pub(super) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        for chunk in requests.chunks(BATCH) {
+            let mut pending = chunk.to_vec();
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 if attempt > 0 {
@@ -203,29 +202,5 @@ impl DynamoStore {
             .into_iter()
             .map(|item| item.map_err(dynamo_error))
             .collect()
-    }
-
-    /// Writes `items` in one transaction; `Ok(false)` when a condition refused it.
-    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool> {
-        let written = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(e) if is_cancelled_by_condition(&e) => Ok(false),
-            Err(e) => Err(dynamo_error(e)),
-        }
-    }
-
-    pub(super) fn delete_item(&self, key: Item) -> Result<TransactWriteItem> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .build()
-            .map_err(Error::internal)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 }

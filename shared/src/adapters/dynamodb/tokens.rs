@@ -2,7 +2,12 @@
 
 use async_trait::async_trait;
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::ConditionCheck;
+
+use super::directory::entity_key;
 use super::*;
+use crate::domain::lives::Absent;
 
 /// The token's item: its record plus the index keys that list it by tenant and by user.
 pub(super) fn token_item(token: &ApiToken) -> Result<Item> {
@@ -23,21 +28,35 @@ pub(super) fn token_item(token: &ApiToken) -> Result<Item> {
 #[async_trait]
 impl TokenStore for DynamoStore {
     async fn put_new(&self, token: &ApiToken) -> Result<()> {
-        let item = token_item(token)?;
-        let put = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(token_item(token)?))
             .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(Error::internal)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.push(self.tenant_life_check(token)?);
+        items.extend(self.membership_life_check(token)?);
+        let written = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => {
-                Err(Error::Conflict("a token with this clientId exists".into()))
-            }
-            Err(e) => Err(dynamo_error(e)),
+        let Err(e) = written else {
+            return Ok(());
+        };
+        let failed = failed_conditions(&e);
+        let user = token.user_id();
+        match failed.as_slice() {
+            [] => Err(dynamo_error(e)),
+            [0, ..] => Err(Error::Conflict("a token with this clientId exists".into())),
+            [1, ..] => Err(Error::NotFound(
+                Absent::Tenant.message(&token.tenant_id, user),
+            )),
+            _ => Err(Error::NotFound(
+                Absent::Membership.message(&token.tenant_id, user),
+            )),
         }
     }
 
@@ -120,7 +139,76 @@ impl TokenStore for DynamoStore {
     }
 }
 
+/// The positions of the transaction's items whose condition failed (empty: it failed otherwise).
+fn failed_conditions<R>(e: &SdkError<TransactWriteItemsError, R>) -> Vec<usize> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        e.as_service_error()
+    else {
+        return Vec::new();
+    };
+    let failed = |code: Option<&str>| code == Some("ConditionalCheckFailed");
+    let reasons = cancelled.cancellation_reasons();
+    if !reasons.is_empty() {
+        return (0..reasons.len())
+            .filter(|&i| failed(reasons[i].code()))
+            .collect();
+    }
+    // Without structured reasons, the message lists them in order: "[None, ConditionalCheckFailed]".
+    let message = cancelled.message().unwrap_or_default();
+    let listed = message
+        .rsplit_once('[')
+        .map_or("", |(_, rest)| rest.trim_end_matches(']'));
+    listed
+        .split(',')
+        .enumerate()
+        .filter(|(_, code)| failed(Some(code.trim())))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 impl DynamoStore {
+    /// The condition that the token's tenant still has the life the token records.
+    fn tenant_life_check(&self, token: &ApiToken) -> Result<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(entity_key(
+                EntityKind::Tenant,
+                token.tenant_id.as_str(),
+            )))
+            .expression_attribute_names("#life", "life");
+        let check = match &token.lives.tenant {
+            Some(life) => check
+                .condition_expression("attribute_exists(doc) AND #life = :life")
+                .expression_attribute_values(":life", s(life.as_str())),
+            None => {
+                check.condition_expression("attribute_exists(doc) AND attribute_not_exists(#life)")
+            }
+        };
+        let check = check.build().map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// For a personal token, the condition that its membership still has the life it records.
+    fn membership_life_check(&self, token: &ApiToken) -> Result<Option<TransactWriteItem>> {
+        let Some(user) = token.user_id() else {
+            return Ok(None);
+        };
+        let life = token.lives.membership.as_ref().map_or("", |l| l.as_str());
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(entity_key(EntityKind::User, user.as_str())))
+            .condition_expression("attribute_exists(doc) AND #members.#tenant.#life = :life")
+            .expression_attribute_names("#members", "members")
+            .expression_attribute_names("#tenant", token.tenant_id.as_str())
+            .expression_attribute_names("#life", "life")
+            .expression_attribute_values(":life", s(life))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(Some(
+            TransactWriteItem::builder().condition_check(check).build(),
+        ))
+    }
+
     async fn tokens_from(&self, query: QueryFluentBuilder) -> Result<Vec<ApiToken>> {
         self.all_items(query)
             .await?

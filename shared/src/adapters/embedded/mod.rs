@@ -16,11 +16,9 @@ use serde::de::DeserializeOwned;
 
 use serde_json::Value;
 
-use super::records::{
-    EntityRecord, RefreshItem, TokenRecord, VendorRecord, corrupt, is_stale, kind_name,
-    oldest_beyond,
-};
-use crate::domain::directory::{EntityKind, Origin, User};
+use super::records::{RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond};
+use crate::domain::directory::EntityKind;
+use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::{
     ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
 };
@@ -30,7 +28,7 @@ pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("v
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Keyed `<clientId>/<digest>`, so one token's refresh tokens are one key range.
 pub(super) const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
-/// Directory documents keyed `<KIND>/<id>`; users hold their memberships.
+/// Directory records keyed `<KIND>/<id>`, with their revisions; users hold their memberships.
 pub(super) const DIRECTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("directory");
 /// Indexes, keyed `<owner>/<member>` with empty values, for listing and cascades.
 pub(super) const TENANT_TOKENS: TableDefinition<&str, &[u8]> =

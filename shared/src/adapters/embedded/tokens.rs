@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::directory::{entity_key, read_record};
 use super::*;
+use crate::domain::lives::Absent;
 
 /// Index entries that make a token findable by tenant and by user.
 pub(super) fn token_index_keys(token: &TokenRecord) -> (String, Option<String>) {
@@ -39,19 +41,48 @@ pub(super) fn delete_token_in(
     Ok(())
 }
 
+/// What is missing when the token's tenant or membership no longer has the life the token
+/// records, read in the writing transaction so that no delete can come in between.
+type AbsentOwner = (Absent, TenantId, Option<UserId>);
+
+fn absent_owner(
+    txn: &redb::WriteTransaction,
+    token: &ApiToken,
+) -> Result<Option<AbsentOwner>, redb::Error> {
+    let directory = txn.open_table(DIRECTORY)?;
+    let read = |kind, id: &str| -> Result<Option<DirectoryRecord>, redb::Error> {
+        Ok(read_record(&directory, &entity_key(kind, id))?.map(|s| s.record))
+    };
+    let tenant = read(EntityKind::Tenant, token.tenant_id.as_str())?;
+    let user = token
+        .user_id()
+        .map(|user| read(EntityKind::User, user.as_str()))
+        .transpose()?;
+    let user = user.as_ref().map(Option::as_ref);
+    let absent = token
+        .lives
+        .check(&token.tenant_id, tenant.as_ref(), user)
+        .err();
+    Ok(absent.map(|absent| (absent, token.tenant_id.clone(), token.user_id().cloned())))
+}
+
 #[async_trait]
 impl TokenStore for EmbeddedStore {
     async fn put_new(&self, token: &ApiToken) -> Result<()> {
         let key = token.client_id.to_string();
         let record = TokenRecord::from(token);
         let value = to_json(&record)?;
-        let inserted = self
+        let token = token.clone();
+        let outcome = self
             .run(move |db| {
                 let txn = db.begin_write()?;
+                if let Some(absent) = absent_owner(&txn, &token)? {
+                    return Ok(Err(absent));
+                }
                 {
                     let mut table = txn.open_table(TOKENS)?;
                     if table.get(key.as_str())?.is_some() {
-                        return Ok(false);
+                        return Ok(Ok(false));
                     }
                     table.insert(key.as_str(), value.as_slice())?;
                 }
@@ -63,13 +94,15 @@ impl TokenStore for EmbeddedStore {
                         .insert(user_key.as_str(), [].as_slice())?;
                 }
                 txn.commit()?;
-                Ok(true)
+                Ok(Ok(true))
             })
             .await?;
-        if inserted {
-            Ok(())
-        } else {
-            Err(Error::Conflict("a token with this clientId exists".into()))
+        match outcome {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Conflict("a token with this clientId exists".into())),
+            Err((absent, tenant, user)) => {
+                Err(Error::NotFound(absent.message(&tenant, user.as_ref())))
+            }
         }
     }
 
