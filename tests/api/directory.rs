@@ -286,3 +286,57 @@ async fn dynamo_item(
         .item
         .unwrap()
 }
+
+async fn refused_naming(vendor: &Vendor<'_>, method: Method, path: &str, body: Value, field: &str) {
+    let reply = vendor.call(method.clone(), path, Some(body)).await;
+    let what = format!("{method} {path}: {:?}", reply.body);
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{what}");
+    assert!(reply.error().contains(field), "{what}");
+}
+
+/// Every string the API stores has a limit, answered with a 400 that names the field.
+#[tokio::test]
+async fn oversized_strings_are_refused_by_name() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let email = json!({"email": format!("{}@x.test", "e".repeat(60_000))});
+    refused_naming(
+        &vendor,
+        Method::PUT,
+        "/identity/resources/users/v1/alice",
+        email,
+        "email",
+    )
+    .await;
+    for (body, field) in [
+        (json!({"key": "k", "name": "n".repeat(50_000)}), "name"),
+        (
+            json!({"key": "k", "description": "d".repeat(50_000)}),
+            "description",
+        ),
+        (json!({"key": "k".repeat(300)}), "key"),
+        (json!({"id": "x".repeat(200), "key": "k"}), "id"),
+    ] {
+        refused_naming(&vendor, Method::POST, PERMISSIONS, body, field).await;
+    }
+}
+
+/// Metadata is limited in size and in depth, on tenants and on tokens alike.
+#[tokio::test]
+async fn oversized_or_deep_metadata_is_refused_by_name() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let deep = json!({"a": {"b": {"c": {"d": {"e": {}}}}}});
+    let big = json!({"blob": "x".repeat(50_000)});
+    for metadata in [&deep, &big] {
+        let body = json!({"metadata": metadata});
+        let path = "/identity/resources/tenants/v1/acme";
+        refused_naming(&vendor, Method::PUT, path, body, "metadata").await;
+        let token = vendor
+            .tenant("acme")
+            .create_token(json!({"metadata": metadata}))
+            .await;
+        assert_eq!(token.status, StatusCode::BAD_REQUEST, "{:?}", token.body);
+        assert!(token.error().contains("metadata"), "{:?}", token.body);
+    }
+}

@@ -12,6 +12,8 @@ pub struct Invalid(pub String);
 
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const MAX_METADATA_BYTES: usize = 2048;
+/// Objects and arrays nested in metadata, the outermost object counting as the first.
+pub const MAX_METADATA_DEPTH: usize = 5;
 pub const MAX_GRANTS: usize = 100;
 pub const MAX_KEY_CHARS: usize = 256;
 /// Ten years.
@@ -38,7 +40,22 @@ pub fn metadata(metadata: Metadata) -> Result<Metadata, Invalid> {
             "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
         )));
     }
+    let deepest = metadata.values().map(depth).max().unwrap_or(0) + 1;
+    if deepest > MAX_METADATA_DEPTH {
+        return Err(Invalid(format!(
+            "metadata may nest objects and arrays at most {MAX_METADATA_DEPTH} deep"
+        )));
+    }
     Ok(metadata)
+}
+
+/// How deep objects and arrays nest in `value` (a scalar: 0).
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 pub fn expires_in_minutes(minutes: Option<u32>) -> Result<Option<u32>, Invalid> {
