@@ -205,23 +205,28 @@ async fn race_membership_change_against_tenant_deletion(t: &TestApp, rounds: u64
             delete(&vendor, &format!("{TENANTS}/{gone}")).await;
         });
         let alice = t.stored_user("alice").await.unwrap();
-        let roles = |tenant: &str| {
-            alice
-                .tenants
-                .iter()
-                .find(|m| m.tenant_id.as_str() == tenant)
-                .map(|m| m.role_ids.len())
-        };
-        assert_eq!(
-            roles(&gone),
-            None,
-            "round {round}: the deleted tenant's membership is gone"
-        );
+        let kept_roles = alice
+            .tenants
+            .iter()
+            .find(|m| m.tenant_id.as_str() == kept)
+            .map(|m| m.role_ids.len());
         match put.status {
-            StatusCode::OK => assert_eq!(roles(&kept), Some(0), "round {round}: demotion lost"),
-            StatusCode::NOT_FOUND => assert_eq!(roles(&kept), Some(1), "round {round}"),
+            StatusCode::OK => assert_eq!(kept_roles, Some(0), "round {round}: demotion lost"),
+            StatusCode::NOT_FOUND => assert_eq!(kept_roles, Some(1), "round {round}"),
             other => panic!("round {round}: PUT user answered {other}: {:?}", put.body),
         }
+        // Whatever the order, alice is no member of the deleted tenant, nor of a new one.
+        let in_gone = vendor.tenant(&gone).user("alice");
+        let refused = in_gone.create_personal_token(json!({})).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "round {round}");
+        vendor.tenant(&gone).create().await;
+        let refused = in_gone.create_personal_token(json!({})).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::NOT_FOUND,
+            "round {round}: {:?}",
+            refused.body
+        );
     }
 }
 

@@ -28,6 +28,26 @@ pub struct Directory<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
 }
 
+/// How one read-and-conditional-write went.
+enum Attempt {
+    Written(Changed),
+    /// The change left the record as it was (a newer version, or nothing to do).
+    Left,
+    /// Another write came in between.
+    Lost,
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(5 << attempt.min(5))).await;
+}
+
+fn busy(kind: EntityKind, id: &str) -> Error {
+    Error::Conflict(format!(
+        "{} {id} is being changed by other requests; try again",
+        kind_title(kind)
+    ))
+}
+
 /// A record as read and as written by one change.
 struct Changed {
     before: Option<DirectoryRecord>,
@@ -103,22 +123,34 @@ impl Directory<'_> {
         change: impl Fn(Option<&DirectoryRecord>) -> Result<Option<DirectoryRecord>>,
     ) -> Result<Option<Changed>> {
         for attempt in 0..WRITE_ATTEMPTS {
-            let (before, revision) = match self.directory.record(kind, id).await? {
-                Some((record, revision)) => (Some(record), Some(revision)),
-                None => (None, None),
-            };
-            let Some(after) = change(before.as_ref())? else {
-                return Ok(None);
-            };
-            if self.directory.swap(kind, id, &after, revision).await? {
-                return Ok(Some(Changed { before, after }));
+            match self.change_once(kind, id, &change).await? {
+                Attempt::Written(changed) => return Ok(Some(changed)),
+                Attempt::Left => return Ok(None),
+                Attempt::Lost => backoff(attempt).await,
             }
-            tokio::time::sleep(Duration::from_millis(5 << attempt.min(5))).await;
         }
-        Err(Error::Conflict(format!(
-            "{} {id} is being changed by other requests; try again",
-            kind_title(kind)
-        )))
+        Err(busy(kind, id))
+    }
+
+    /// One read and one conditional write.
+    async fn change_once(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        change: impl Fn(Option<&DirectoryRecord>) -> Result<Option<DirectoryRecord>>,
+    ) -> Result<Attempt> {
+        let (before, revision) = match self.directory.record(kind, id).await? {
+            Some((record, revision)) => (Some(record), Some(revision)),
+            None => (None, None),
+        };
+        let Some(after) = change(before.as_ref())? else {
+            return Ok(Attempt::Left);
+        };
+        Ok(if self.directory.swap(kind, id, &after, revision).await? {
+            Attempt::Written(Changed { before, after })
+        } else {
+            Attempt::Lost
+        })
     }
 
     pub async fn permissions(&self) -> Result<Vec<Permission>> {
@@ -289,16 +321,28 @@ impl Directory<'_> {
             .flat_map(|m| m.role_ids.clone())
             .collect();
         check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
-        let tenant_lives = self.tenant_lives(user, origin).await?;
         let doc = to_doc(user)?;
-        let changed = self
-            .change(EntityKind::User, user.id.as_str(), |stored| {
-                Ok(upsert(stored, doc.clone(), origin).map(|r| r.with_members(&tenant_lives)))
-            })
-            .await?;
-        let Some(changed) = changed else {
-            return Ok(false);
-        };
+        let mut written = None;
+        for attempt in 0..WRITE_ATTEMPTS {
+            // Read again on every attempt: a tenant deleted meanwhile is then refused (API) or
+            // recorded as deleted (events), never joined with the life it had.
+            let lives = self.tenant_lives(user, origin).await?;
+            let change = |stored: Option<&DirectoryRecord>| {
+                Ok(upsert(stored, doc.clone(), origin).map(|r| r.with_members(&lives)))
+            };
+            match self
+                .change_once(EntityKind::User, user.id.as_str(), change)
+                .await?
+            {
+                Attempt::Written(changed) => {
+                    written = Some(changed);
+                    break;
+                }
+                Attempt::Left => return Ok(false),
+                Attempt::Lost => backoff(attempt).await,
+            }
+        }
+        let changed = written.ok_or_else(|| busy(EntityKind::User, user.id.as_str()))?;
         self.index_change(&user.id, &changed).await?;
         let tokens = self.tokens.tokens_of_user(&user.id).await?;
         let void: Vec<ApiToken> = tokens
