@@ -125,6 +125,30 @@ async fn a_token_whose_creation_raced_its_tenants_deletion_never_works_on_dynamo
     race_creation_against_tenant_deletion(&spawn_app(Backing::Moto).await, 100).await;
 }
 
+async fn a_deleted_tenants_refresh_tokens_stop_with_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!([])).await;
+    let bot = vendor.tenant("acme").token(json!({})).await;
+    let laptop = alice.personal_token(json!({})).await;
+    let mut refresh_tokens = Vec::new();
+    for token in [&bot, &laptop] {
+        let issued = t
+            .exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+            .await;
+        refresh_tokens.push(issued.body["refreshToken"].clone());
+    }
+    delete(&vendor, &format!("{TENANTS}/acme")).await;
+    vendor.tenant("acme").create().await;
+    for refresh in refresh_tokens {
+        let reply = t
+            .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    }
+}
+on_both_stores!(a_deleted_tenants_refresh_tokens_stop_with_it);
+
 async fn leaving_a_tenant_ends_the_personal_tokens_there_and_rejoining_revives_none(t: &TestApp) {
     let vendor = t.as_vendor().await;
     let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
