@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check the project has, on a fresh machine as on a developer's:
-#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT, openapi-spec-validator and
+#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT, openapi-spec-validator, Authlib and
 #      Frontegg's Python SDK into .venv, and Frontegg's Node SDK into tests/clients/node, pinned;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
 #   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace.
@@ -13,19 +13,21 @@ PYJWT_VERSION="2.15.1"
 OPENAPI_VALIDATOR_VERSION="0.9.0"
 FRONTEGG_VERSION="3.0.4"
 FASTAPI_VERSION="0.165.0"
+AUTHLIB_VERSION="1.9.10"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator, Frontegg's SDK)"
-want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION frontegg==$FRONTEGG_VERSION fastapi==$FASTAPI_VERSION"
+step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator, Frontegg's SDK, Authlib)"
+want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION frontegg==$FRONTEGG_VERSION fastapi==$FASTAPI_VERSION authlib==$AUTHLIB_VERSION"
 if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; then
     $PY -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "PyJWT[crypto]==$PYJWT_VERSION" \
         "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" \
-        "frontegg[fastapi]==$FRONTEGG_VERSION" "fastapi==$FASTAPI_VERSION"
+        "frontegg[fastapi]==$FRONTEGG_VERSION" "fastapi==$FASTAPI_VERSION" \
+        "authlib==$AUTHLIB_VERSION"
     echo "$want" > "$VENV/.installed"
 fi
 

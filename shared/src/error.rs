@@ -18,6 +18,10 @@ pub enum Error {
     MethodNotAllowed,
     #[error("Request body too large")]
     PayloadTooLarge,
+    /// A scope asks for a permission the token does not hold, or is malformed (OAuth's
+    /// `invalid_scope`).
+    #[error("{0}")]
+    InvalidScope(String),
     /// A conflicting write (for example a duplicate id); the request may be retried.
     #[error("{0}")]
     Conflict(String),
@@ -42,18 +46,6 @@ impl Error {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
-    }
-
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::BadRequest(_) => 400,
-            Self::Unauthorized => 401,
-            Self::NotFound(_) => 404,
-            Self::MethodNotAllowed => 405,
-            Self::Conflict(_) => 409,
-            Self::PayloadTooLarge => 413,
-            Self::Internal(_) => 500,
-        }
     }
 }
 

@@ -429,14 +429,17 @@ async fn a_jwt_never_outlives_its_api_token(t: &TestApp) {
         .tenant("acme")
         .token(json!({"expiresInMinutes": 1}))
         .await;
+    // The test clock follows real time, so a slow store may cost a second.
+    let within_the_minute = |seconds: i64| (50..=60).contains(&seconds);
     let issued = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
-    assert_eq!(
-        issued.body["expiresIn"], 60,
-        "the token has a minute left, not ten"
+    let expires_in = issued.body["expiresIn"].as_i64().unwrap();
+    assert!(
+        within_the_minute(expires_in),
+        "a minute left, not ten: {expires_in}"
     );
     let claims = t.claims_of(&bot).await;
     let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
-    assert_eq!(lifetime, 60);
+    assert!(within_the_minute(lifetime), "{lifetime}");
     t.clock.advance_seconds(61);
     let refresh = json!({"refreshToken": issued.body["refreshToken"]});
     assert_unauthorized(t.post(REFRESH_V1, &[], &refresh).await).await;

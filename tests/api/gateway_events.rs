@@ -257,3 +257,22 @@ async fn a_function_serves_only_its_own_routes() {
     assert_eq!(status, 404, "{body}");
     assert!(body["errors"][0].is_string());
 }
+
+#[tokio::test]
+async fn the_oauth_token_endpoint_answers_through_the_exchange_function() {
+    use base64::Engine;
+    let g = Gateway::start().await.with_directory().await;
+    let (_, tenant) = g.tokens().await;
+    let pair = format!("{}:{}", text(&tenant, "clientId"), text(&tenant, "secret"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+    let (status, body) = g
+        .send(Function::Exchange, "oauth-token", &[("BASIC", &basic)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let claims = g
+        .app
+        .credentials()
+        .verify_access_token(&text(&body, "access_token"));
+    assert_eq!(claims.unwrap().roles, ["reader"]);
+}

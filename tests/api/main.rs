@@ -11,6 +11,7 @@ mod frontegg_sdks;
 mod gateway_events;
 mod integrity;
 mod local_server;
+mod oauth;
 mod ownership;
 mod provisioning;
 mod standard_clients;

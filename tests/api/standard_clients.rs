@@ -17,6 +17,19 @@ async fn discovery_names_the_issuer_the_jwks_and_rs256() {
         discovery.body["id_token_signing_alg_values_supported"],
         json!(["RS256"])
     );
+    assert_eq!(
+        discovery.body["token_endpoint"],
+        format!("{}/oauth/token", t.base)
+    );
+    assert_eq!(
+        discovery.body["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    let rfc8414 = t.get("/.well-known/oauth-authorization-server", &[]).await;
+    assert_eq!(
+        rfc8414.body, discovery.body,
+        "RFC 8414 serves the same metadata"
+    );
     let jwks_uri = discovery.body["jwks_uri"].as_str().unwrap();
     assert_eq!(jwks_uri, format!("{}/.well-known/jwks.json", t.base));
     let jwks: Value = reqwest::get(jwks_uri).await.unwrap().json().await.unwrap();

@@ -58,23 +58,31 @@ struct OpenIdConfiguration {
     response_types_supported: [&'static str; 1],
     subject_types_supported: [&'static str; 1],
     id_token_signing_alg_values_supported: [&'static str; 1],
-    token_endpoint_auth_methods_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 2],
 }
 
-/// `GET /.well-known/openid-configuration`.
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery).
 pub async fn openid_configuration(app: Arc<App>, call: Call) -> Result<Response> {
+    json(StatusCode::OK, &metadata(&app, &call))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414): the same metadata.
+pub async fn oauth_authorization_server(app: Arc<App>, call: Call) -> Result<Response> {
+    json(StatusCode::OK, &metadata(&app, &call))
+}
+
+fn metadata(app: &App, call: &Call) -> OpenIdConfiguration {
     let base = app
         .public_url()
         .map_or_else(|| call.public_base_url(), str::to_owned);
-    let document = OpenIdConfiguration {
+    OpenIdConfiguration {
         issuer: app.issuer().to_owned(),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
-        token_endpoint: format!("{base}/identity/resources/auth/v2/api-token"),
+        token_endpoint: format!("{base}/oauth/token"),
         grant_types_supported: ["client_credentials"],
         response_types_supported: ["token"],
         subject_types_supported: ["public"],
         id_token_signing_alg_values_supported: ["RS256"],
-        token_endpoint_auth_methods_supported: ["client_secret_post"],
-    };
-    json(StatusCode::OK, &document)
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    }
 }

@@ -15,7 +15,7 @@ use axum::response::Response;
 
 use super::caller::{Access, TenantOwner, UserOwner, Vendor};
 use super::request::Call;
-use super::{credentials, directory, discovery, tokens};
+use super::{credentials, directory, discovery, oauth, tokens};
 use crate::app::App;
 use crate::error::Result;
 
@@ -130,12 +130,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST "/auth/vendor" => VendorAuth, Anyone: credentials::vendor_auth),
     row!(POST "/identity/resources/auth/v1/api-token" => Exchange, Anyone: credentials::exchange_v1),
     row!(POST "/identity/resources/auth/v2/api-token" => Exchange, Anyone: credentials::exchange_v2),
+    row!(POST "/oauth/token" => Exchange, Anyone: oauth::token),
     row!(POST "/identity/resources/auth/v1/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v1),
     row!(POST "/identity/resources/auth/v2/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v2),
 
     row!(GET "/identity/resources/configurations/v1" => Configurations, Vendor: discovery::configurations),
     row!(GET "/.well-known/jwks.json" => Discovery, Anyone: discovery::jwks),
     row!(GET "/.well-known/openid-configuration" => Discovery, Anyone: discovery::openid_configuration),
+    row!(GET "/.well-known/oauth-authorization-server" => Discovery, Anyone: discovery::oauth_authorization_server),
     row!(GET "/openapi.json" => Discovery, Anyone: discovery::openapi),
 
     row!(POST USER_TOKENS => CreateUserToken, UserOwner: tokens::create_personal),

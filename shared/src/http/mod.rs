@@ -11,6 +11,7 @@ mod credentials;
 mod directory;
 mod discovery;
 pub mod endpoints;
+mod oauth;
 mod request;
 mod response;
 mod tokens;

@@ -24,6 +24,63 @@ pub struct Credentials<'a> {
     pub(crate) settings: &'a Settings,
 }
 
+/// What a client-credentials grant answers: an access token, no refresh token.
+#[derive(Debug)]
+pub struct Granted {
+    pub access_token: String,
+    pub expires_in: i64,
+    /// The scope granted, when one was asked for.
+    pub scope: Option<String>,
+}
+
+/// A signed JWT and when it was made and ends.
+struct Signed {
+    jwt: String,
+    now: Timestamp,
+    expires_at: Timestamp,
+}
+
+/// Neither a JWT nor a refresh token outlives its API token.
+fn until(token: &ApiToken, now: Timestamp, ttl: i64) -> Timestamp {
+    let end = now.plus_seconds(ttl);
+    token.expires_at.map_or(end, |expiry| expiry.min(end))
+}
+
+/// Permission keys a client asks its JWT to be narrowed to (RFC 6749 section 3.3).
+struct Scope(Vec<String>);
+
+impl Scope {
+    /// `None` when no scope (or an empty one) was asked for.
+    fn parse(scope: Option<&str>) -> Result<Option<Self>> {
+        let mut keys: Vec<String> = scope
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let valid = |k: &String| {
+            k.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        };
+        if let Some(bad) = keys.iter().find(|k| !valid(k)) {
+            return Err(Error::InvalidScope(format!("{bad:?} is not a scope token")));
+        }
+        keys.sort();
+        keys.dedup();
+        Ok((!keys.is_empty()).then_some(Self(keys)))
+    }
+
+    /// The held permissions narrowed to this scope; asking for one not held is refused.
+    fn narrow(&self, held: &[String]) -> Result<Vec<String>> {
+        match self.0.iter().find(|k| !held.contains(k)) {
+            Some(missing) => Err(Error::InvalidScope(format!(
+                "{missing} is not granted to this token"
+            ))),
+            None => Ok(self.0.clone()),
+        }
+    }
+}
+
 /// A signed access token and the refresh token that renews it.
 #[derive(Debug)]
 pub struct Issued {
@@ -37,6 +94,31 @@ impl Credentials<'_> {
     /// `POST /identity/resources/auth/v{1,2}/api-token`: credentials for an access token.
     /// Unknown clientId, wrong secret and an expired token are one and the same 401.
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
+        let token = self.authenticate(client_id, secret).await?;
+        self.issue(&token).await
+    }
+
+    /// `POST /oauth/token` (RFC 6749 section 4.4): the same JWT as the exchange, without a
+    /// refresh token (section 4.4.3). `scope`, space-separated permission keys, narrows the
+    /// JWT's `permissions` to those; one the token does not hold is `Error::InvalidScope`.
+    pub async fn grant(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: Option<&str>,
+    ) -> Result<Granted> {
+        let scope = Scope::parse(scope)?;
+        let token = self.authenticate(client_id, secret).await?;
+        let signed = self.sign_for(&token, scope.as_ref()).await?;
+        Ok(Granted {
+            access_token: signed.jwt,
+            expires_in: signed.expires_at.seconds() - signed.now.seconds(),
+            scope: scope.map(|s| s.0.join(" ")),
+        })
+    }
+
+    /// The token these credentials name, if they are right and it has not expired.
+    async fn authenticate(&self, client_id: &str, secret: &str) -> Result<ApiToken> {
         let token_kinds = [SecretKind::TenantToken, SecretKind::UserToken];
         let (client_id, secret) = parse_credentials(client_id, secret, &token_kinds)?;
         let token = self.tokens.token(&client_id).await?;
@@ -45,9 +127,7 @@ impl Credentials<'_> {
             .matches(&secret, token.as_ref().map(|t| &t.secret_hash))
             .await?;
         match token {
-            Some(token) if matched && !token.is_expired(self.clock.now()) => {
-                self.issue(&token).await
-            }
+            Some(token) if matched && !token.is_expired(self.clock.now()) => Ok(token),
             _ => Err(Error::Unauthorized),
         }
     }
@@ -79,9 +159,29 @@ impl Credentials<'_> {
             .map_err(Error::from)
     }
 
+    /// A JWT and the refresh token that renews it.
+    async fn issue(&self, token: &ApiToken) -> Result<Issued> {
+        let signed = self.sign_for(token, None).await?;
+        let refresh_token = RefreshToken::generate(token.client_id);
+        let record = RefreshRecord {
+            digest: refresh_token.digest(),
+            issued_at: signed.now,
+            expires_at: until(token, signed.now, self.settings.refresh_token_ttl_seconds),
+        };
+        self.refresh
+            .put_refresh(&token.client_id, &record, MAX_REFRESH_TOKENS)
+            .await?;
+        Ok(Issued {
+            access_token: signed.jwt,
+            refresh_token,
+            expires_in: signed.expires_at.seconds() - signed.now.seconds(),
+            expires_at: signed.expires_at,
+        })
+    }
+
     /// Signs a JWT for a token whose tenant and membership are still the ones it was created
     /// in, read in one round trip beside the roles and permissions.
-    async fn issue(&self, token: &ApiToken) -> Result<Issued> {
+    async fn sign_for(&self, token: &ApiToken, scope: Option<&Scope>) -> Result<Signed> {
         let (owners, roles, permissions) = tokio::try_join!(
             Owners::read(self.directory, &token.tenant_id, token.user_id()),
             all::<Role>(self.directory, EntityKind::Role),
@@ -90,34 +190,20 @@ impl Credentials<'_> {
         if !owners.are_current(&token.lives) {
             return Err(Error::Unauthorized);
         }
-        let (grants, email) =
+        let (mut grants, email) =
             grants_of(token, owners.user()?, roles, permissions).ok_or(Error::Unauthorized)?;
+        if let Some(scope) = scope {
+            grants.permissions = scope.narrow(&grants.permissions)?;
+        }
         let now = self.clock.now();
         if token.use_is_news(now) {
             self.tokens.touch(&token.client_id, now).await?;
         }
-        // Neither the JWT nor its refresh token outlives the API token.
-        let until = |ttl: i64| {
-            token
-                .expires_at
-                .map_or(now.plus_seconds(ttl), |end| end.min(now.plus_seconds(ttl)))
-        };
-        let expires_at = until(self.settings.access_token_ttl_seconds);
+        let expires_at = until(token, now, self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, email, now, expires_at);
-        let access_token = sign(self.signer, &claims).await?;
-        let refresh_token = RefreshToken::generate(token.client_id);
-        let record = RefreshRecord {
-            digest: refresh_token.digest(),
-            issued_at: now,
-            expires_at: until(self.settings.refresh_token_ttl_seconds),
-        };
-        self.refresh
-            .put_refresh(&token.client_id, &record, MAX_REFRESH_TOKENS)
-            .await?;
-        Ok(Issued {
-            access_token,
-            refresh_token,
-            expires_in: expires_at.seconds() - now.seconds(),
+        Ok(Signed {
+            jwt: sign(self.signer, &claims).await?,
+            now,
             expires_at,
         })
     }

@@ -10,7 +10,7 @@ mod directory;
 mod tokens;
 mod vendors;
 
-pub use credentials::{Credentials, Issued};
+pub use credentials::{Credentials, Granted, Issued};
 pub use directory::Directory;
 pub use tokens::{ApiTokens, NewToken, Owner, TokenPatch};
 pub use vendors::Vendors;

@@ -1,0 +1,201 @@
+//! `POST /oauth/token`: the client-credentials grant of OAuth 2.0 (RFC 6749 section 4.4), so
+//! that any standard OAuth client can use an API token. The clientId and secret authenticate
+//! the client, by HTTP Basic (`client_secret_basic`) or in the form (`client_secret_post`);
+//! errors take the shape of section 5.2, not the contract's `{"errors": [...]}`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Serialize;
+
+use super::request::Call;
+use crate::app::App;
+use crate::error::{Error, Result};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+/// A section 5.2 error.
+#[derive(Debug, Serialize)]
+struct OAuthError {
+    error: &'static str,
+    error_description: String,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            error_description: description.into(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new("invalid_request", description)
+    }
+
+    /// 401 with a Basic challenge for a refused client (sections 5.2 and RFC 7235), else 400.
+    fn into_response(self) -> Response {
+        let status = match self.error {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut response = (status, Json(self)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = HeaderValue::from_static(r#"Basic realm="m2m-auth", charset="UTF-8""#);
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+/// The request's parameters, each at most once (section 3.2).
+#[derive(Default)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+impl TokenRequest {
+    fn parse(call: &Call) -> std::result::Result<Self, OAuthError> {
+        let content_type = call
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let is_form = content_type
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(FORM));
+        if !is_form {
+            return Err(OAuthError::invalid_request(format!(
+                "The body must be {FORM}"
+            )));
+        }
+        let mut request = Self::default();
+        for (name, value) in form_urlencoded::parse(&call.body) {
+            let slot = match name.as_ref() {
+                "grant_type" => &mut request.grant_type,
+                "client_id" => &mut request.client_id,
+                "client_secret" => &mut request.client_secret,
+                "scope" => &mut request.scope,
+                _ => continue, // section 3.2: unknown parameters are ignored
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!("{name} is repeated")));
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// The clientId and secret the client authenticated with.
+struct Client {
+    id: String,
+    secret: String,
+}
+
+/// The client's credentials: from `Authorization: Basic` (each half form-urlencoded, section
+/// 2.3.1) or from the form, never both.
+fn client(headers: &HeaderMap, form: &TokenRequest) -> std::result::Result<Client, OAuthError> {
+    let basic = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+    match (basic, &form.client_id, &form.client_secret) {
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+            "Use one way to authenticate the client: HTTP Basic or client_secret, not both",
+        )),
+        (Some((_, encoded)), _, None) => {
+            let refused = || OAuthError::new("invalid_client", "Malformed Basic credentials");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(refused)?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
+            Ok(Client {
+                id: form_decode(id),
+                secret: form_decode(secret),
+            })
+        }
+        (None, Some(id), Some(secret)) => Ok(Client {
+            id: id.clone(),
+            secret: secret.clone(),
+        }),
+        (None, _, _) => Err(OAuthError::new(
+            "invalid_client",
+            "Client authentication is missing",
+        )),
+    }
+}
+
+fn form_decode(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_or_else(|_| text.to_owned(), Cow::into_owned)
+}
+
+/// `POST /oauth/token`.
+pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
+    let form = match TokenRequest::parse(&call) {
+        Ok(form) => form,
+        Err(error) => return Ok(error.into_response()),
+    };
+    let client = match client(call.headers(), &form) {
+        Ok(client) => client,
+        Err(error) => return Ok(error.into_response()),
+    };
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            let error = OAuthError::new(
+                "unsupported_grant_type",
+                format!("{other} is not supported; use client_credentials"),
+            );
+            return Ok(error.into_response());
+        }
+        None => return Ok(OAuthError::invalid_request("grant_type is missing").into_response()),
+    }
+    let granted = app
+        .credentials()
+        .grant(&client.id, &client.secret, form.scope.as_deref())
+        .await;
+    let granted = match granted {
+        Ok(granted) => granted,
+        Err(Error::Unauthorized) => {
+            let error = OAuthError::new("invalid_client", "Client authentication failed");
+            return Ok(error.into_response());
+        }
+        Err(Error::InvalidScope(why)) => {
+            return Ok(OAuthError::new("invalid_scope", why).into_response());
+        }
+        Err(other) => return Err(other),
+    };
+    let body = TokenResponse {
+        access_token: granted.access_token,
+        token_type: "Bearer",
+        expires_in: granted.expires_in,
+        scope: granted.scope,
+    };
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}

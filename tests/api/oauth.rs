@@ -1,0 +1,255 @@
+//! `POST /oauth/token`: the OAuth 2.0 client-credentials grant (RFC 6749 section 4.4), as a
+//! standard client speaks it, with Authlib as the real client.
+
+use base64::Engine;
+use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+
+use crate::support::client::Issued;
+use crate::support::*;
+
+const TOKEN: &str = "/oauth/token";
+
+/// What the endpoint answered: status, headers and JSON body.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl TestApp {
+    /// Posts `form` (already encoded) to the token endpoint, with HTTP Basic if `basic` is set.
+    async fn token_request(&self, form: &str, basic: Option<(&str, &str)>) -> Answer {
+        let mut request = self
+            .http
+            .post(format!("{}{TOKEN}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned());
+        if let Some((id, secret)) = basic {
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            request = request.header("authorization", format!("Basic {pair}"));
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        Answer {
+            status,
+            headers,
+            body: response.json().await.unwrap(),
+        }
+    }
+}
+
+fn post_form(token: &Issued, extra: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}{extra}",
+        token.client_id, token.secret
+    )
+}
+
+async fn reports_token(t: &TestApp) -> Issued {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.permission("p-write", "reports.write").await;
+    let body = json!({"permissionIds": ["p-read", "p-write"], "metadata": {"env": "ci"}});
+    vendor.tenant("acme").token(body).await
+}
+
+async fn both_client_authentications_get_the_exchanges_jwt_and_no_refresh_token(t: &TestApp) {
+    let bot = reports_token(t).await;
+    let basic = t
+        .token_request(
+            "grant_type=client_credentials",
+            Some((&bot.client_id, &bot.secret)),
+        )
+        .await;
+    let post = t.token_request(&post_form(&bot, ""), None).await;
+    let exchanged = t.claims_of(&bot).await;
+    for answer in [basic, post] {
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert_eq!(answer.body["token_type"], "Bearer");
+        assert_eq!(answer.body["expires_in"], 600);
+        assert!(answer.body.get("refresh_token").is_none(), "section 4.4.3");
+        assert_eq!(answer.headers[CACHE_CONTROL], "no-store");
+        let jwt = answer.body["access_token"].as_str().unwrap();
+        let claims = serde_json::to_value(t.app.credentials().verify_access_token(jwt).unwrap());
+        let mut claims = claims.unwrap();
+        for varying in ["iat", "exp", "jti"] {
+            claims[varying] = exchanged[varying].clone();
+        }
+        assert_eq!(claims, exchanged, "the same JWT as the exchange");
+    }
+}
+on_both_stores!(both_client_authentications_get_the_exchanges_jwt_and_no_refresh_token);
+
+#[tokio::test]
+async fn a_refused_client_gets_invalid_client_with_a_basic_challenge_either_way() {
+    let t = spawn_app(Backing::Embedded).await;
+    let bot = t.as_vendor().await.tenant("acme").token(json!({})).await;
+    let wrong = Issued {
+        client_id: bot.client_id.clone(),
+        secret: m2m_shared::domain::Secret::generate(m2m_shared::domain::SecretKind::TenantToken)
+            .expose()
+            .to_owned(),
+    };
+    let unknown = Issued {
+        client_id: "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11".into(),
+        secret: bot.secret.clone(),
+    };
+    let mut bodies = Vec::new();
+    for token in [&wrong, &unknown] {
+        let basic = Some((token.client_id.as_str(), token.secret.as_str()));
+        for answer in [
+            t.token_request("grant_type=client_credentials", basic)
+                .await,
+            t.token_request(&post_form(token, ""), None).await,
+        ] {
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+            assert!(
+                answer.headers[WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Basic")
+            );
+            bodies.push(answer.body);
+        }
+    }
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "nothing tells the causes apart"
+    );
+    assert_eq!(bodies[0]["error"], "invalid_client");
+    let none = t.token_request("grant_type=client_credentials", None).await;
+    assert_eq!(
+        (none.status, &none.body["error"]),
+        (StatusCode::UNAUTHORIZED, &json!("invalid_client"))
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_rfcs_error_codes() {
+    let t = spawn_app(Backing::Embedded).await;
+    let bot = t.as_vendor().await.tenant("acme").token(json!({})).await;
+    let basic = Some((bot.client_id.as_str(), bot.secret.as_str()));
+    let cases = [
+        (t.token_request("", basic).await, "invalid_request"),
+        (
+            t.token_request("grant_type=password&username=a&password=b", basic)
+                .await,
+            "unsupported_grant_type",
+        ),
+        (
+            t.token_request(&post_form(&bot, ""), basic).await,
+            "invalid_request",
+        ),
+        (
+            t.token_request(
+                "grant_type=client_credentials&grant_type=client_credentials",
+                basic,
+            )
+            .await,
+            "invalid_request",
+        ),
+        (
+            t.token_request("grant_type=client_credentials&scope=not.held", basic)
+                .await,
+            "invalid_scope",
+        ),
+    ];
+    for (answer, error) in cases {
+        assert_eq!(
+            (answer.status, answer.body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(error)),
+            "{:?}",
+            answer.body
+        );
+        assert!(answer.body["error_description"].is_string());
+    }
+    let json = t
+        .post(TOKEN, &[], &json!({"grant_type": "client_credentials"}))
+        .await;
+    assert_eq!(
+        (json.status, json.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+}
+
+async fn a_scope_narrows_the_jwts_permissions(t: &TestApp) {
+    let bot = reports_token(t).await;
+    let answer = t
+        .token_request(&post_form(&bot, "&scope=reports.read"), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["scope"], "reports.read");
+    let jwt = answer.body["access_token"].as_str().unwrap();
+    let claims = t.app.credentials().verify_access_token(jwt).unwrap();
+    assert_eq!(claims.permissions, ["reports.read"]);
+    let unscoped = t.claims_of(&bot).await;
+    assert_eq!(
+        unscoped["permissions"],
+        json!(["reports.read", "reports.write"]),
+        "the exchange is unchanged"
+    );
+}
+on_both_stores!(a_scope_narrows_the_jwts_permissions);
+
+/// Authlib's `OAuth2Session.fetch_token`, with Basic and with form authentication.
+#[tokio::test]
+async fn authlib_fetches_a_token_with_either_client_authentication() {
+    let t = spawn_app(Backing::Embedded).await;
+    let bot = reports_token(&t).await;
+    let endpoint = format!("{}{TOKEN}", t.base);
+    for (method, scope) in [
+        ("client_secret_basic", None),
+        ("client_secret_post", Some("reports.write")),
+    ] {
+        let mut args = vec![
+            endpoint.clone(),
+            bot.client_id.clone(),
+            bot.secret.clone(),
+            method.to_owned(),
+        ];
+        args.extend(scope.map(str::to_owned));
+        let output = python("authlib_client_credentials.py", args).await;
+        assert!(
+            output.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let claims = t
+            .app
+            .credentials()
+            .verify_access_token(token["access_token"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(claims.sub, bot.client_id, "{method}");
+        let expected = scope.map_or(vec!["reports.read", "reports.write"], |s| vec![s]);
+        assert_eq!(claims.permissions, expected, "{method}");
+    }
+    let wrong = vec![
+        endpoint,
+        bot.client_id.clone(),
+        "m2mt_wrong".into(),
+        "client_secret_basic".into(),
+    ];
+    let refused = python("authlib_client_credentials.py", wrong).await;
+    assert_eq!(refused.status.code(), Some(3));
+    let error: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(error["error"], "invalid_client");
+}
+
+/// Runs one of `tests/clients/`'s Python scripts with the suite's interpreter.
+async fn python(script: &str, args: Vec<String>) -> std::process::Output {
+    let python = std::env::var("M2M_TEST_PYTHON")
+        .expect("M2M_TEST_PYTHON is not set: run the suite with scripts/test.sh");
+    let script = format!("{}/../tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
