@@ -90,6 +90,8 @@ impl From<TenantEvent> for TenantDraft {
 struct UserEvent {
     user_id: String,
     email: Option<String>,
+    name: Option<String>,
+    metadata: Option<Metadata>,
     #[serde(default)]
     tenants: Vec<MembershipDraft>,
 }
@@ -99,6 +101,8 @@ impl From<UserEvent> for UserDraft {
         Self {
             id: e.user_id,
             email: e.email,
+            name: e.name,
+            metadata: e.metadata,
             tenants: e.tenants,
         }
     }

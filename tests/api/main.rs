@@ -7,6 +7,7 @@ mod support;
 
 mod directory;
 mod flow;
+mod frontegg_paths;
 mod frontegg_sdks;
 mod gateway_events;
 mod integrity;

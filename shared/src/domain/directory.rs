@@ -49,6 +49,10 @@ pub struct User {
     pub id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
     pub tenants: Vec<Membership>,
 }
 
@@ -123,7 +127,7 @@ impl TryFrom<TenantDraft> for Tenant {
 }
 
 /// A membership as a caller describes it (the same shape in API bodies and events).
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MembershipDraft {
     pub tenant_id: String,
@@ -131,11 +135,35 @@ pub struct MembershipDraft {
     pub role_ids: Vec<String>,
 }
 
+impl From<&Membership> for MembershipDraft {
+    fn from(m: &Membership) -> Self {
+        Self {
+            tenant_id: m.tenant_id.to_string(),
+            role_ids: m.role_ids.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 /// A user as a caller describes it.
 pub struct UserDraft {
     pub id: String,
     pub email: Option<String>,
+    pub name: Option<String>,
+    pub metadata: Option<Metadata>,
     pub tenants: Vec<MembershipDraft>,
+}
+
+impl UserDraft {
+    /// `user` as a draft, to change some of its fields.
+    pub fn of(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            metadata: Some(user.metadata.clone()),
+            tenants: user.tenants.iter().map(MembershipDraft::from).collect(),
+        }
+    }
 }
 
 impl TryFrom<UserDraft> for User {
@@ -170,6 +198,8 @@ impl TryFrom<UserDraft> for User {
         Ok(Self {
             id: rules::field("userId", UserId::parse(&draft.id))?,
             email: draft.email.map(rules::email).transpose()?,
+            name: draft.name.map(rules::name).transpose()?,
+            metadata: rules::metadata(draft.metadata.unwrap_or_default())?,
             tenants,
         })
     }

@@ -3,6 +3,8 @@
 
 use axum::http::HeaderMap;
 
+use super::request::header;
+
 use crate::app::App;
 use crate::domain::ids::InvalidId;
 use crate::domain::{TenantId, UserId, VendorClaims};
@@ -113,17 +115,6 @@ pub(super) fn user_owner(app: &App, headers: &HeaderMap) -> Result<UserOwner> {
         tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
         user_id: required(headers, USER_HEADER, UserId::parse)?,
     })
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>> {
-    headers
-        .get(name)
-        .map(|v| {
-            v.to_str()
-                .map(str::trim)
-                .map_err(|_| Error::bad_request(format!("Header {name} is not valid text")))
-        })
-        .transpose()
 }
 
 fn parsed<T>(

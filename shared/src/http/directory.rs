@@ -146,29 +146,57 @@ pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
     done()
 }
 
+/// Frontegg's user fields we keep, plus our `tenants`; each absent one stays as it is.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserBody {
     email: Option<String>,
-    #[serde(default)]
-    tenants: Vec<MembershipDraft>,
+    name: Option<String>,
+    metadata: Option<Metadata>,
+    tenants: Option<Vec<MembershipDraft>>,
 }
 
-/// `PUT /identity/resources/users/v1/{id}`: the user with their roles per tenant.
+/// `PUT /identity/resources/users/v1/{id}`: a partial update, as Frontegg's: only the fields
+/// present change, and memberships only when `tenants` is present. A new id creates the user.
 pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: UserBody = call.json()?;
-    let user = User::try_from(UserDraft {
-        id: call.id().to_owned(),
-        email: body.email,
-        tenants: body.tenants,
-    })?;
-    app.directory().put_user(&user, Origin::Api).await?;
+    let id = rules::field("userId", UserId::parse(call.id()))?;
+    let patch = |stored: Option<User>| -> Result<User> {
+        let mut draft = stored.as_ref().map_or_else(
+            || UserDraft {
+                id: id.to_string(),
+                email: None,
+                name: None,
+                metadata: None,
+                tenants: Vec::new(),
+            },
+            UserDraft::of,
+        );
+        draft.email = body.email.clone().or(draft.email);
+        draft.name = body.name.clone().or(draft.name);
+        draft.metadata = body.metadata.clone().or(draft.metadata);
+        if let Some(tenants) = &body.tenants {
+            draft.tenants = tenants.clone();
+        }
+        Ok(User::try_from(draft)?)
+    };
+    let user = app.directory().patch_user(&id, patch).await?;
     json(StatusCode::OK, &user)
 }
 
-/// `DELETE /identity/resources/users/v1/{id}`: every personal token of theirs goes too.
+/// `DELETE /identity/resources/users/v1/{id}`: with `frontegg-tenant-id`, removes the user from
+/// that tenant only (and their personal tokens there), as Frontegg's does; without it, deletes
+/// the user and every personal token of theirs.
 pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = rules::field("userId", UserId::parse(call.id()))?;
-    app.directory().delete_user(&id, Origin::Api).await?;
+    match call.optional_header("frontegg-tenant-id")? {
+        Some(tenant) => {
+            let tenant = rules::field("frontegg-tenant-id", TenantId::parse(tenant))?;
+            app.directory().remove_member(&id, &tenant).await?;
+        }
+        None => {
+            app.directory().delete_user(&id, Origin::Api).await?;
+        }
+    }
     done()
 }

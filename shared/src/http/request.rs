@@ -35,6 +35,11 @@ impl Call {
         &self.headers
     }
 
+    /// A header's text, if the request has it (400 when it is not text).
+    pub fn optional_header(&self, name: &str) -> Result<Option<&str>> {
+        header(&self.headers, name)
+    }
+
     /// The URL this request reached the service at: the Host header (API Gateway's domain, or
     /// the local listener) with the scheme API Gateway forwards, so published URLs work from
     /// outside.
@@ -53,4 +58,16 @@ impl Call {
         let host = header("host").unwrap_or("localhost");
         format!("{scheme}://{host}")
     }
+}
+
+/// A header's text, trimmed, if present (400 when it is not text).
+pub(super) fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| Error::bad_request(format!("Header {name} is not valid text")))
+        })
+        .transpose()
 }

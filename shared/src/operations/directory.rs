@@ -113,6 +113,20 @@ fn tombstone(stored: Option<&DirectoryRecord>, origin: Origin) -> Option<Directo
     }
 }
 
+/// The live user `record` without its membership in `tenant`; `None` when it has none.
+fn without_member(record: &DirectoryRecord, tenant: &TenantId) -> Result<Option<DirectoryRecord>> {
+    let mut doc: User = from_doc(record.doc.clone().unwrap_or_default())?;
+    let listed = doc.tenants.iter().any(|m| &m.tenant_id == tenant);
+    if !listed && !record.members.contains_key(tenant.as_str()) {
+        return Ok(None);
+    }
+    doc.tenants.retain(|m| &m.tenant_id != tenant);
+    let mut after = record.clone();
+    after.doc = Some(to_doc(&doc)?);
+    after.members.remove(tenant.as_str());
+    Ok(Some(after))
+}
+
 impl Directory<'_> {
     /// Reads the record, lets `change` make its successor (`None`: leave it as it is), and
     /// writes it back only if nobody wrote it in between; on a conflict, reads again.
@@ -290,20 +304,9 @@ impl Directory<'_> {
     /// Ends `user`'s membership in the deleted tenant `tenant` (a membership of a tenant
     /// created since under the same id is void already, and is ended too).
     async fn leave(&self, user: &UserId, tenant: &TenantId) -> Result<()> {
-        self.change(EntityKind::User, user.as_str(), |stored| {
-            let Some(record) = stored.filter(|r| r.is_live()) else {
-                return Ok(None);
-            };
-            let mut doc: User = from_doc(record.doc.clone().unwrap_or_default())?;
-            let listed = doc.tenants.iter().any(|m| &m.tenant_id == tenant);
-            if !listed && !record.members.contains_key(tenant.as_str()) {
-                return Ok(None);
-            }
-            doc.tenants.retain(|m| &m.tenant_id != tenant);
-            let mut after = record.clone();
-            after.doc = Some(to_doc(&doc)?);
-            after.members.remove(tenant.as_str());
-            Ok(Some(after))
+        self.change(EntityKind::User, user.as_str(), |stored| match stored {
+            Some(record) if record.is_live() => without_member(record, tenant),
+            _ => Ok(None),
         })
         .await?;
         self.directory
@@ -315,36 +318,71 @@ impl Directory<'_> {
     /// (400), and through the API so are tenants that do not exist (404). A membership the
     /// write ends or begins anew takes its personal tokens with it.
     pub async fn put_user(&self, user: &User, origin: Origin) -> Result<bool> {
-        let role_ids: Vec<GrantId> = user
-            .tenants
-            .iter()
-            .flat_map(|m| m.role_ids.clone())
-            .collect();
-        check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
-        let doc = to_doc(user)?;
+        let written = self
+            .write_user(&user.id, origin, |_| Ok(user.clone()))
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// Changes a user (creating them if need be) by `patch`, applied to the user as stored when
+    /// the write lands, as Frontegg's `PUT` of a user does: fields the patch leaves alone stay.
+    pub async fn patch_user(
+        &self,
+        id: &UserId,
+        patch: impl Fn(Option<User>) -> Result<User>,
+    ) -> Result<User> {
+        let written = self
+            .write_user(id, Origin::Api, |stored| {
+                let doc = stored.and_then(|r| r.doc.clone());
+                patch(doc.map(from_doc).transpose()?)
+            })
+            .await?;
+        written.ok_or_else(|| busy(EntityKind::User, id.as_str()))
+    }
+
+    /// Writes the user `make` derives from the stored record, by a conditional write retried on
+    /// conflict; `None` when a newer version stands. Then brings the member index up to date
+    /// and deletes the personal tokens of memberships that ended or began anew.
+    async fn write_user(
+        &self,
+        id: &UserId,
+        origin: Origin,
+        make: impl Fn(Option<&DirectoryRecord>) -> Result<User>,
+    ) -> Result<Option<User>> {
         let mut written = None;
         for attempt in 0..WRITE_ATTEMPTS {
-            // Read again on every attempt: a tenant deleted meanwhile is then refused (API) or
+            let (before, revision) =
+                match self.directory.record(EntityKind::User, id.as_str()).await? {
+                    Some((record, revision)) => (Some(record), Some(revision)),
+                    None => (None, None),
+                };
+            let user = make(before.as_ref())?;
+            let role_ids: Vec<GrantId> = user
+                .tenants
+                .iter()
+                .flat_map(|m| m.role_ids.clone())
+                .collect();
+            check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
+            // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
-            let lives = self.tenant_lives(user, origin).await?;
-            let change = |stored: Option<&DirectoryRecord>| {
-                Ok(upsert(stored, doc.clone(), origin).map(|r| r.with_members(&lives)))
+            let lives = self.tenant_lives(&user, origin).await?;
+            let Some(after) = upsert(before.as_ref(), to_doc(&user)?, origin) else {
+                return Ok(None);
             };
-            match self
-                .change_once(EntityKind::User, user.id.as_str(), change)
+            let after = after.with_members(&lives);
+            if self
+                .directory
+                .swap(EntityKind::User, id.as_str(), &after, revision)
                 .await?
             {
-                Attempt::Written(changed) => {
-                    written = Some(changed);
-                    break;
-                }
-                Attempt::Left => return Ok(false),
-                Attempt::Lost => backoff(attempt).await,
+                written = Some((Changed { before, after }, user));
+                break;
             }
+            backoff(attempt).await;
         }
-        let changed = written.ok_or_else(|| busy(EntityKind::User, user.id.as_str()))?;
-        self.index_change(&user.id, &changed).await?;
-        let tokens = self.tokens.tokens_of_user(&user.id).await?;
+        let (changed, user) = written.ok_or_else(|| busy(EntityKind::User, id.as_str()))?;
+        self.index_change(id, &changed).await?;
+        let tokens = self.tokens.tokens_of_user(id).await?;
         let void: Vec<ApiToken> = tokens
             .into_iter()
             .filter(|t| {
@@ -353,7 +391,32 @@ impl Directory<'_> {
             })
             .collect();
         self.delete_tokens(&void).await?;
-        Ok(true)
+        Ok(Some(user))
+    }
+
+    /// Removes the user from one tenant, with their personal tokens there, as Frontegg's
+    /// `DELETE` of a user with `frontegg-tenant-id` does; the user and their other memberships
+    /// stay. 404 when there is no such user or membership.
+    pub async fn remove_member(&self, user: &UserId, tenant: &TenantId) -> Result<()> {
+        let changed = self
+            .change(EntityKind::User, user.as_str(), |stored| {
+                let record = stored
+                    .filter(|r| r.is_live())
+                    .ok_or_else(|| not_found("User", user.as_str()))?;
+                without_member(record, tenant)?.map(Some).ok_or_else(|| {
+                    Error::NotFound(format!("User {user} is not a member of tenant {tenant}"))
+                })
+            })
+            .await?;
+        if let Some(changed) = changed {
+            self.index_change(user, &changed).await?;
+        }
+        let tokens = self.tokens.tokens_of_user(user).await?;
+        let there: Vec<ApiToken> = tokens
+            .into_iter()
+            .filter(|t| &t.tenant_id == tenant)
+            .collect();
+        self.delete_tokens(&there).await
     }
 
     /// Each of the user's tenants with its life as a membership begun now records it. Through

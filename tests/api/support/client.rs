@@ -121,6 +121,11 @@ impl<'a> Tenant<'a> {
         self.vendor.send(method, path, &headers, body).await
     }
 
+    /// Any call to `path` with this tenant's `frontegg-tenant-id`.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, body.as_ref()).await
+    }
+
     /// Creates (or updates) the tenant: `PUT /identity/resources/tenants/v1/{id}`.
     pub async fn create(&self) {
         self.vendor.t.tenant(&self.vendor.token, &self.id).await;

@@ -1,0 +1,92 @@
+//! The paths we share with Frontegg's identity API mean what they mean there: a `PUT` of a
+//! user changes only the fields it names, and a `DELETE` of a user with `frontegg-tenant-id`
+//! removes them from that tenant only.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const ALICE: &str = "/identity/resources/users/v1/alice";
+
+async fn exchanges(t: &TestApp, token: &crate::support::client::Issued) -> bool {
+    let reply = t
+        .exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+        .await;
+    reply.status == StatusCode::OK
+}
+
+async fn a_users_put_changes_only_the_fields_it_names(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!([])).await;
+    let laptop = alice.personal_token(json!({})).await;
+
+    let renamed = json!({"name": "Alice Liddell", "metadata": {"team": "core"}});
+    let reply = vendor.call(Method::PUT, ALICE, Some(renamed)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["email"], "alice@example.test", "the email stays");
+    assert_eq!(reply.body["name"], "Alice Liddell");
+    assert_eq!(
+        reply.body["tenants"][0]["tenantId"], "acme",
+        "the memberships stay"
+    );
+    assert!(exchanges(t, &laptop).await, "and so does her token");
+
+    let email = json!({"email": "alice@wonderland.test"});
+    let reply = vendor.call(Method::PUT, ALICE, Some(email)).await;
+    assert_eq!(
+        (&reply.body["name"], &reply.body["metadata"]),
+        (&json!("Alice Liddell"), &json!({"team": "core"}))
+    );
+
+    let left = vendor
+        .call(Method::PUT, ALICE, Some(json!({"tenants": []})))
+        .await;
+    assert_eq!(left.status, StatusCode::OK, "{:?}", left.body);
+    assert!(
+        !exchanges(t, &laptop).await,
+        "tenants, when present, replace the memberships"
+    );
+}
+on_both_stores!(a_users_put_changes_only_the_fields_it_names);
+
+async fn deleting_a_user_with_a_tenant_header_removes_them_from_that_tenant_only(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    globex.create().await;
+    acme.user("alice").join(json!([])).await;
+    let both = json!({"tenants": [{"tenantId": "acme"}, {"tenantId": "globex"}]});
+    assert_eq!(
+        vendor.call(Method::PUT, ALICE, Some(both)).await.status,
+        StatusCode::OK
+    );
+    let in_acme = acme.user("alice").personal_token(json!({})).await;
+    let in_globex = globex.user("alice").personal_token(json!({})).await;
+
+    let removed = acme.call(Method::DELETE, ALICE, None).await;
+    assert_eq!(removed.status, StatusCode::OK, "{:?}", removed.body);
+    assert!(!exchanges(t, &in_acme).await, "her token in acme ends");
+    assert!(
+        exchanges(t, &in_globex).await,
+        "her token in globex lives on"
+    );
+    let user = t.stored_user("alice").await.expect("alice still exists");
+    let tenants: Vec<&str> = user.tenants.iter().map(|m| m.tenant_id.as_str()).collect();
+    assert_eq!(tenants, ["globex"]);
+    let again = acme.call(Method::DELETE, ALICE, None).await;
+    assert_eq!(
+        again.status,
+        StatusCode::NOT_FOUND,
+        "no longer a member: {:?}",
+        again.body
+    );
+
+    let everywhere = vendor.call(Method::DELETE, ALICE, None).await;
+    assert_eq!(everywhere.status, StatusCode::OK);
+    assert!(
+        !exchanges(t, &in_globex).await,
+        "without the header: everywhere"
+    );
+    assert_eq!(t.stored_user("alice").await, None);
+}
+on_both_stores!(deleting_a_user_with_a_tenant_header_removes_them_from_that_tenant_only);
