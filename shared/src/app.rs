@@ -127,6 +127,11 @@ impl App {
         &self.settings.issuer
     }
 
+    /// How long an access token lives, in seconds.
+    pub fn access_token_ttl_seconds(&self) -> i64 {
+        self.settings.access_token_ttl_seconds
+    }
+
     /// The configured public base URL, if any.
     pub fn public_url(&self) -> Option<&str> {
         self.settings.public_url.as_deref()

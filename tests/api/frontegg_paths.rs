@@ -90,3 +90,44 @@ async fn deleting_a_user_with_a_tenant_header_removes_them_from_that_tenant_only
     assert_eq!(t.stored_user("alice").await, None);
 }
 on_both_stores!(deleting_a_user_with_a_tenant_header_removes_them_from_that_tenant_only);
+
+/// Frontegg's shapes: whole-number floats for `expiresInMinutes` (up to Frontegg's 5,256,000),
+/// `userMetadata` in personal tokens' JWTs, and the configuration's fields that apply here.
+#[tokio::test]
+async fn frontegg_shapes_are_accepted_and_answered() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let created = acme.create_token(json!({"expiresInMinutes": 1440.0})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert!(created.body["expires"].is_string());
+    for refused in [json!(1.5), json!(5_256_001), json!("60")] {
+        let reply = acme
+            .create_token(json!({"expiresInMinutes": refused}))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{refused}: {:?}",
+            reply.body
+        );
+    }
+
+    let alice = acme.user("alice");
+    alice.join(json!([])).await;
+    let metadata = json!({"metadata": {"plan": "pro"}});
+    assert_eq!(
+        vendor.call(Method::PUT, ALICE, Some(metadata)).await.status,
+        StatusCode::OK
+    );
+    let laptop = alice.personal_token(json!({})).await;
+    assert_eq!(
+        t.claims_of(&laptop).await["userMetadata"],
+        json!({"plan": "pro"})
+    );
+
+    let configuration = vendor.call(Method::GET, CONFIGURATIONS, None).await;
+    assert_eq!(configuration.body["jwtAlgorithm"], "RS256");
+    assert_eq!(configuration.body["defaultTokenExpiration"], 600);
+    assert_eq!(configuration.body["apiTokensEnabled"], true);
+}

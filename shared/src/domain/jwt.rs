@@ -38,6 +38,9 @@ pub struct AccessClaims {
     pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// A personal token's user's metadata from the directory (Frontegg's `userMetadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_metadata: Option<Metadata>,
     pub iss: String,
     pub aud: String,
     pub iat: i64,

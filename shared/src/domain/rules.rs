@@ -16,8 +16,8 @@ pub const MAX_METADATA_BYTES: usize = 2048;
 pub const MAX_METADATA_DEPTH: usize = 5;
 pub const MAX_GRANTS: usize = 100;
 pub const MAX_KEY_CHARS: usize = 256;
-/// Ten years.
-pub const MAX_EXPIRES_IN_MINUTES: u32 = 10 * 366 * 24 * 60;
+/// Ten years of 365 days, as Frontegg's limit.
+pub const MAX_EXPIRES_IN_MINUTES: u32 = 10 * 365 * 24 * 60;
 /// A user's memberships, and the role ids in all of them: a user is one record (one DynamoDB
 /// item of at most 400 KB), read in one batch with up to 100 tenants.
 pub const MAX_TENANTS_PER_USER: usize = 100;
@@ -58,13 +58,27 @@ fn depth(value: &serde_json::Value) -> usize {
     }
 }
 
-pub fn expires_in_minutes(minutes: Option<u32>) -> Result<Option<u32>, Invalid> {
-    match minutes {
-        Some(m) if !(1..=MAX_EXPIRES_IN_MINUTES).contains(&m) => Err(Invalid(format!(
-            "expiresInMinutes must be from 1 to {MAX_EXPIRES_IN_MINUTES}"
-        ))),
-        _ => Ok(minutes),
-    }
+/// A token's lifetime in minutes: any JSON number that is a whole number (JavaScript and Python
+/// send `1440.0`) from 1 to [`MAX_EXPIRES_IN_MINUTES`].
+pub fn expires_in_minutes(minutes: Option<&serde_json::Number>) -> Result<Option<u32>, Invalid> {
+    let Some(number) = minutes else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|m| u32::try_from(m).ok())
+        .filter(|m| (1..=MAX_EXPIRES_IN_MINUTES).contains(m))
+        .map(Some)
+        .ok_or_else(|| {
+            Invalid(format!(
+                "expiresInMinutes must be a whole number from 1 to {MAX_EXPIRES_IN_MINUTES}"
+            ))
+        })
 }
 
 /// Role or permission ids as granted: at most [`MAX_GRANTS`], each well-formed, each once (the
@@ -185,7 +199,23 @@ mod tests {
         );
         assert!(GrantKey::parse("has space".into()).is_err());
         assert!(description("x".repeat(MAX_DESCRIPTION_CHARS + 1)).is_err());
-        assert!(expires_in_minutes(Some(0)).is_err());
         assert_eq!(expires_in_minutes(None), Ok(None));
+        let minutes = |text: &str| -> Result<Option<u32>, Invalid> {
+            expires_in_minutes(Some(&serde_json::from_str(text).unwrap()))
+        };
+        assert_eq!(minutes("1440"), Ok(Some(1440)));
+        assert_eq!(
+            minutes("1440.0"),
+            Ok(Some(1440)),
+            "JavaScript's and Python's whole floats"
+        );
+        assert_eq!(
+            minutes("5256000"),
+            Ok(Some(5_256_000)),
+            "Frontegg's maximum"
+        );
+        for refused in ["0", "-5", "1.5", "5256001", "1e300"] {
+            assert!(minutes(refused).is_err(), "{refused}");
+        }
     }
 }

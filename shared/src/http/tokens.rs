@@ -22,7 +22,7 @@ struct NewTokenBody {
     metadata: Option<Metadata>,
     role_ids: Option<Vec<String>>,
     permission_ids: Option<Vec<String>>,
-    expires_in_minutes: Option<u32>,
+    expires_in_minutes: Option<serde_json::Number>,
 }
 
 /// Role and permission ids granted to a tenant token.
@@ -44,7 +44,7 @@ impl NewTokenBody {
             metadata: rules::metadata(self.metadata.unwrap_or_default())?,
             role_ids,
             permission_ids,
-            expires_in_minutes: rules::expires_in_minutes(self.expires_in_minutes)?,
+            expires_in_minutes: rules::expires_in_minutes(self.expires_in_minutes.as_ref())?,
         })
     }
 

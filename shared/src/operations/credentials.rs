@@ -190,7 +190,7 @@ impl Credentials<'_> {
         if !owners.are_current(&token.lives) {
             return Err(Error::Unauthorized);
         }
-        let (mut grants, email) =
+        let (mut grants, user) =
             grants_of(token, owners.user()?, roles, permissions).ok_or(Error::Unauthorized)?;
         if let Some(scope) = scope {
             grants.permissions = scope.narrow(&grants.permissions)?;
@@ -200,7 +200,7 @@ impl Credentials<'_> {
             self.tokens.touch(&token.client_id, now).await?;
         }
         let expires_at = until(token, now, self.settings.access_token_ttl_seconds);
-        let claims = self.access_claims(token, grants, email, now, expires_at);
+        let claims = self.access_claims(token, grants, user, now, expires_at);
         Ok(Signed {
             jwt: sign(self.signer, &claims).await?,
             now,
@@ -212,7 +212,7 @@ impl Credentials<'_> {
         &self,
         token: &ApiToken,
         grants: Grants,
-        email: Option<String>,
+        user: Option<User>,
         now: Timestamp,
         expires_at: Timestamp,
     ) -> AccessClaims {
@@ -230,7 +230,8 @@ impl Credentials<'_> {
             token_type,
             application_id: self.settings.application_id.clone(),
             user_id,
-            email,
+            email: user.as_ref().and_then(|u| u.email.clone()),
+            user_metadata: user.map(|u| u.metadata),
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             iat: now.seconds(),
@@ -241,20 +242,20 @@ impl Credentials<'_> {
 }
 
 /// The roles and permissions a token's JWT carries now (keys, from the current directory), and
-/// the user's email for personal tokens. `None` when a personal token's user holds no
-/// membership in its tenant.
+/// for a personal token its user. `None` when a personal token's user holds no membership in its
+/// tenant.
 fn grants_of(
     token: &ApiToken,
     user: Option<User>,
     roles: Vec<Role>,
     permissions: Vec<Permission>,
-) -> Option<(Grants, Option<String>)> {
-    let (role_ids, direct, email) = match &token.owner {
+) -> Option<(Grants, Option<User>)> {
+    let (role_ids, direct, user) = match &token.owner {
         TokenOwner::Tenant => (token.role_ids.clone(), token.permission_ids.clone(), None),
         TokenOwner::User(_) => {
             let user = user?;
             let roles = user.roles_in(&token.tenant_id)?.to_vec();
-            (roles, Vec::new(), user.email)
+            (roles, Vec::new(), Some(user))
         }
     };
     let roles: HashMap<GrantId, Role> = roles.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -273,5 +274,5 @@ fn grants_of(
         roles: held.iter().map(|r| r.key.to_string()).collect(),
         permissions: permission_keys,
     };
-    Some((grants, email))
+    Some((grants, user))
 }
