@@ -131,3 +131,65 @@ async fn frontegg_shapes_are_accepted_and_answered() {
     assert_eq!(configuration.body["defaultTokenExpiration"], 600);
     assert_eq!(configuration.body["apiTokensEnabled"], true);
 }
+
+/// Frontegg's `POST` of roles and permissions takes arrays; a single object still works. An
+/// invalid item stores nothing.
+#[tokio::test]
+async fn roles_and_permissions_are_created_from_frontegg_arrays() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let permissions = json!([{"key": "reports.read", "name": "Read"}, {"key": "reports.write"}]);
+    let created = vendor
+        .call(Method::POST, PERMISSIONS, Some(permissions))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let ids: Vec<&str> = created
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+
+    let roles = json!([{"key": "reader", "name": "Reader", "permissionIds": [ids[0]]}]);
+    let created = vendor.call(Method::POST, ROLES, Some(roles)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(
+        created.body[0]["permissions"],
+        json!([ids[0]]),
+        "Frontegg's field"
+    );
+    assert_eq!(created.body[0]["permissionIds"], json!([ids[0]]));
+
+    let one = vendor
+        .call(Method::POST, ROLES, Some(json!({"key": "writer"})))
+        .await;
+    assert_eq!(
+        (one.status, one.body["key"].as_str()),
+        (StatusCode::CREATED, Some("writer"))
+    );
+
+    let half_bad = json!([{"key": "fine"}, {"key": "has space"}]);
+    let refused = vendor.call(Method::POST, PERMISSIONS, Some(half_bad)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    let twice = json!([{"key": "same"}, {"key": "same"}]);
+    let refused = vendor.call(Method::POST, PERMISSIONS, Some(twice)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    let listed = vendor.call(Method::GET, PERMISSIONS, None).await;
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        2,
+        "nothing of a refused array was stored"
+    );
+}

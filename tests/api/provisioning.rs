@@ -205,7 +205,7 @@ async fn an_event_cannot_store_what_the_api_refuses() {
     let roles = t.get(ROLES, &[("x-access-token", &vendor)]).await;
     assert_eq!(
         roles.body,
-        json!([{"id": "r2", "key": "fine", "name": "", "permissionIds": []}])
+        json!([{"id": "r2", "key": "fine", "name": "", "permissionIds": [], "permissions": []}])
     );
     assert_eq!(roles_of(&t, "bob").await, None);
     assert_eq!(roles_of(&t, "eve").await, None);

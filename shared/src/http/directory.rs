@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::caller::Vendor;
 use super::request::Call;
@@ -15,8 +15,8 @@ use crate::domain::directory::{
     EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleDraft, Tenant,
     TenantDraft, User, UserDraft,
 };
-use crate::domain::rules;
-use crate::domain::{Metadata, TenantId, UserId};
+use crate::domain::rules::{self, GrantKey};
+use crate::domain::{GrantId, Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
 fn new_id() -> String {
@@ -32,19 +32,54 @@ struct PermissionBody {
     description: Option<String>,
 }
 
-/// `POST /identity/resources/permissions/v1`.
+/// At most this many permissions or roles in one create.
+const MAX_CREATED: usize = 100;
+
+/// Answers one record, or all of them when the request was an array.
+fn created<T: Serialize>(mut records: Vec<T>, array: bool) -> Result<Response> {
+    match (array, records.pop()) {
+        (false, Some(one)) => json(StatusCode::CREATED, &one),
+        (_, last) => {
+            records.extend(last);
+            json(StatusCode::CREATED, &records)
+        }
+    }
+}
+
+/// Refuses a key given twice in one create, before anything is written.
+fn keys_unique<'k>(keys: impl Iterator<Item = &'k GrantKey>) -> Result<()> {
+    let mut seen: Vec<&GrantKey> = Vec::new();
+    for key in keys {
+        if seen.contains(&key) {
+            return Err(Error::bad_request(format!("key {key} is given twice")));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+/// `POST /identity/resources/permissions/v1`: one permission, or Frontegg's array of them.
+/// Every item is checked before any is stored.
 pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let body: PermissionBody = call.json()?;
-    let permission = Permission::try_from(PermissionDraft {
-        id: body.id.unwrap_or_else(new_id),
-        key: body.key,
-        name: body.name,
-        description: body.description,
-    })?;
-    app.directory()
-        .put_permission(&permission, Origin::Api)
-        .await?;
-    json(StatusCode::CREATED, &permission)
+    let (bodies, array) = call.json_one_or_many::<PermissionBody>(MAX_CREATED)?;
+    let permissions = bodies
+        .into_iter()
+        .map(|body| {
+            Permission::try_from(PermissionDraft {
+                id: body.id.unwrap_or_else(new_id),
+                key: body.key,
+                name: body.name,
+                description: body.description,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    keys_unique(permissions.iter().map(|p| &p.key))?;
+    for permission in &permissions {
+        app.directory()
+            .put_permission(permission, Origin::Api)
+            .await?;
+    }
+    created(permissions, array)
 }
 
 /// `GET /identity/resources/permissions/v1`.
@@ -69,24 +104,54 @@ struct RoleBody {
     permission_ids: Option<Vec<String>>,
 }
 
-/// `POST /identity/resources/roles/v1`.
+/// A role as answered: ours, with Frontegg's `permissions` (the same ids) beside it.
+#[derive(Serialize)]
+struct RoleView<'r> {
+    #[serde(flatten)]
+    role: &'r Role,
+    permissions: &'r [GrantId],
+}
+
+impl<'r> RoleView<'r> {
+    fn of(role: &'r Role) -> Self {
+        Self {
+            role,
+            permissions: &role.permission_ids,
+        }
+    }
+}
+
+/// `POST /identity/resources/roles/v1`: one role, or Frontegg's array of them. Every item is
+/// checked before any is stored.
 pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let body: RoleBody = call.json()?;
-    let role = Role::try_from(RoleDraft {
-        id: body.id.unwrap_or_else(new_id),
-        key: body
-            .key
-            .ok_or_else(|| Error::bad_request("Missing field key"))?,
-        name: body.name,
-        permission_ids: body.permission_ids.unwrap_or_default(),
-    })?;
-    app.directory().put_role(&role, Origin::Api).await?;
-    json(StatusCode::CREATED, &role)
+    let (bodies, array) = call.json_one_or_many::<RoleBody>(MAX_CREATED)?;
+    let roles = bodies
+        .into_iter()
+        .map(|body| {
+            Ok(Role::try_from(RoleDraft {
+                id: body.id.unwrap_or_else(new_id),
+                key: body
+                    .key
+                    .ok_or_else(|| Error::bad_request("Missing field key"))?,
+                name: body.name,
+                permission_ids: body.permission_ids.unwrap_or_default(),
+            })?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    keys_unique(roles.iter().map(|r| &r.key))?;
+    for role in &roles {
+        app.directory().put_role(role, Origin::Api).await?;
+    }
+    created(roles.iter().map(RoleView::of).collect(), array)
 }
 
 /// `GET /identity/resources/roles/v1`.
 pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
-    json(StatusCode::OK, &app.directory().roles().await?)
+    let roles = app.directory().roles().await?;
+    json(
+        StatusCode::OK,
+        &roles.iter().map(RoleView::of).collect::<Vec<_>>(),
+    )
 }
 
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
@@ -109,7 +174,7 @@ pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
         })?)
     };
     let role = app.directory().patch_role(call.id(), patch).await?;
-    json(StatusCode::OK, &role)
+    json(StatusCode::OK, &RoleView::of(&role))
 }
 
 /// `DELETE /identity/resources/roles/v1/{id}`.

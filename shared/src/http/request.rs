@@ -17,13 +17,34 @@ pub struct Call {
 impl Call {
     /// The body as `T`; it must be a JSON object.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        let value: Value = serde_json::from_slice(&self.body)
-            .map_err(|e| Error::bad_request(format!("Request body is not valid JSON: {e}")))?;
+        let value = self.json_value()?;
         if !value.is_object() {
             return Err(Error::bad_request("Request body must be a JSON object"));
         }
-        serde_json::from_value(value)
-            .map_err(|e| Error::bad_request(format!("Invalid request body: {e}")))
+        from_json(value)
+    }
+
+    /// The body as one `T` (a JSON object) or several (an array of them, at most `max`), as
+    /// Frontegg's create endpoints take arrays; `true` when it was an array.
+    pub fn json_one_or_many<T: DeserializeOwned>(&self, max: usize) -> Result<(Vec<T>, bool)> {
+        match self.json_value()? {
+            Value::Array(items) if items.len() <= max => Ok((
+                items.into_iter().map(from_json).collect::<Result<_>>()?,
+                true,
+            )),
+            Value::Array(_) => Err(Error::bad_request(format!(
+                "Request body may hold at most {max} items"
+            ))),
+            object @ Value::Object(_) => Ok((vec![from_json(object)?], false)),
+            _ => Err(Error::bad_request(
+                "Request body must be a JSON object or an array of them",
+            )),
+        }
+    }
+
+    fn json_value(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::bad_request(format!("Request body is not valid JSON: {e}")))
     }
 
     /// The path's `{id}` segment (empty on a route without one).
@@ -70,4 +91,9 @@ pub(super) fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'
                 .map_err(|_| Error::bad_request(format!("Header {name} is not valid text")))
         })
         .transpose()
+}
+
+fn from_json<T: DeserializeOwned>(value: Value) -> Result<T> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::bad_request(format!("Invalid request body: {e}")))
 }
