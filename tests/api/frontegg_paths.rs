@@ -193,3 +193,48 @@ async fn roles_and_permissions_are_created_from_frontegg_arrays() {
         "nothing of a refused array was stored"
     );
 }
+
+/// Frontegg's tenant paths: create with `tenantId`, read (an array, as Frontegg answers),
+/// update and delete; our `/identity/resources/tenants/v1/{id}` stays an alias.
+async fn frontegg_tenant_paths_create_read_update_and_delete(t: &TestApp) {
+    const TENANTS: &str = "/tenants/resources/tenants/v1";
+    let vendor = t.as_vendor().await;
+    let body = json!({"tenantId": "globex", "name": "Globex", "metadata": {"tier": "gold"}});
+    let created = vendor.call(Method::POST, TENANTS, Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["tenantId"], "globex");
+    let generated = vendor
+        .call(Method::POST, TENANTS, Some(json!({"name": "Initech"})))
+        .await;
+    assert!(
+        generated.body["tenantId"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36)
+    );
+
+    let path = format!("{TENANTS}/globex");
+    let read = vendor.call(Method::GET, &path, None).await;
+    assert_eq!(
+        read.body[0]["metadata"],
+        json!({"tier": "gold"}),
+        "{:?}",
+        read.body
+    );
+    let renamed = vendor
+        .call(Method::PUT, &path, Some(json!({"name": "Globex Corp"})))
+        .await;
+    assert_eq!(renamed.body["name"], "Globex Corp");
+    let bot = vendor.tenant("globex").token(json!({})).await;
+    assert_eq!(
+        vendor.call(Method::DELETE, &path, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(vendor.call(Method::GET, &path, None).await.body, json!([]));
+    let exchange = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
+    assert_eq!(
+        exchange.status,
+        StatusCode::UNAUTHORIZED,
+        "its tokens went with it"
+    );
+}
+on_both_stores!(frontegg_tenant_paths_create_read_update_and_delete);

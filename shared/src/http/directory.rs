@@ -192,7 +192,25 @@ struct TenantBody {
     metadata: Option<Metadata>,
 }
 
-/// `PUT /identity/resources/tenants/v1/{id}`.
+/// A tenant as answered: ours, with Frontegg's `tenantId` (the same id) beside it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantView<'t> {
+    #[serde(flatten)]
+    tenant: &'t Tenant,
+    tenant_id: &'t TenantId,
+}
+
+impl<'t> TenantView<'t> {
+    fn of(tenant: &'t Tenant) -> Self {
+        Self {
+            tenant,
+            tenant_id: &tenant.id,
+        }
+    }
+}
+
+/// `PUT /identity/resources/tenants/v1/{id}` and Frontegg's `PUT /tenants/resources/tenants/v1/{id}`.
 pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: TenantBody = call.json()?;
     let tenant = Tenant::try_from(TenantDraft {
@@ -201,7 +219,37 @@ pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
         metadata: body.metadata,
     })?;
     app.directory().put_tenant(&tenant, Origin::Api).await?;
-    json(StatusCode::OK, &tenant)
+    json(StatusCode::OK, &TenantView::of(&tenant))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewTenantBody {
+    tenant_id: Option<String>,
+    name: Option<String>,
+    metadata: Option<Metadata>,
+}
+
+/// Frontegg's `POST /tenants/resources/tenants/v1` `{tenantId, name, metadata}`: a generated id
+/// unless one is given.
+pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let body: NewTenantBody = call.json()?;
+    let tenant = Tenant::try_from(TenantDraft {
+        id: body.tenant_id.unwrap_or_else(new_id),
+        name: body.name,
+        metadata: body.metadata,
+    })?;
+    app.directory().put_tenant(&tenant, Origin::Api).await?;
+    json(StatusCode::CREATED, &TenantView::of(&tenant))
+}
+
+/// Frontegg's `GET /tenants/resources/tenants/v1/{id}`: as Frontegg, an array holding the
+/// tenant, empty when there is none.
+pub async fn get_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let id = rules::field("tenantId", TenantId::parse(call.id()))?;
+    let tenant = app.directory().tenant(&id).await?;
+    let found: Vec<TenantView<'_>> = tenant.iter().map(TenantView::of).collect();
+    json(StatusCode::OK, &found)
 }
 
 /// `DELETE /identity/resources/tenants/v1/{id}`: its tokens and memberships go with it.

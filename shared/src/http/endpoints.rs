@@ -123,6 +123,9 @@ const PERMISSION: &str = "/identity/resources/permissions/v1/{id}";
 const ROLES: &str = "/identity/resources/roles/v1";
 const ROLE: &str = "/identity/resources/roles/v1/{id}";
 const TENANT: &str = "/identity/resources/tenants/v1/{id}";
+/// Frontegg's own tenant paths; ours above stay as aliases.
+const FRONTEGG_TENANTS: &str = "/tenants/resources/tenants/v1";
+const FRONTEGG_TENANT: &str = "/tenants/resources/tenants/v1/{id}";
 const USER: &str = "/identity/resources/users/v1/{id}";
 
 #[rustfmt::skip]
@@ -158,6 +161,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(DELETE ROLE => Roles, Vendor: directory::delete_role),
     row!(PUT TENANT => Tenants, Vendor: directory::put_tenant),
     row!(DELETE TENANT => Tenants, Vendor: directory::delete_tenant),
+    row!(POST FRONTEGG_TENANTS => Tenants, Vendor: directory::create_tenant),
+    row!(GET FRONTEGG_TENANT => Tenants, Vendor: directory::get_tenant),
+    row!(PUT FRONTEGG_TENANT => Tenants, Vendor: directory::put_tenant),
+    row!(DELETE FRONTEGG_TENANT => Tenants, Vendor: directory::delete_tenant),
     row!(PUT USER => Users, Vendor: directory::put_user),
     row!(DELETE USER => Users, Vendor: directory::delete_user),
 ];

@@ -271,6 +271,15 @@ impl Directory<'_> {
         Ok(changed.is_some())
     }
 
+    /// The tenant, if it exists.
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        let record = self
+            .directory
+            .record(EntityKind::Tenant, id.as_str())
+            .await?;
+        record.and_then(|(r, _)| r.doc).map(from_doc).transpose()
+    }
+
     pub async fn put_tenant(&self, tenant: &Tenant, origin: Origin) -> Result<bool> {
         let doc = to_doc(tenant)?;
         let changed = self
