@@ -238,3 +238,54 @@ async fn frontegg_tenant_paths_create_read_update_and_delete(t: &TestApp) {
     );
 }
 on_both_stores!(frontegg_tenant_paths_create_read_update_and_delete);
+
+/// Frontegg's user creation in a tenant, and its role assignment and unassignment there.
+async fn users_are_created_in_a_tenant_and_their_roles_assigned_there(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.role("r-reader", "reader", json!(["p-read"])).await;
+    let acme = vendor.tenant("acme");
+    acme.create().await;
+    let body = json!({"id": "carol", "email": "carol@acme.test", "name": "Carol"});
+    let created = acme
+        .call(
+            Method::POST,
+            "/identity/resources/users/v1",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(
+        created.body["tenants"],
+        json!([{"tenantId": "acme", "roleIds": []}])
+    );
+    let taken = acme
+        .call(Method::POST, "/identity/resources/users/v1", Some(body))
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+
+    let laptop = acme.user("carol").personal_token(json!({})).await;
+    let roles = "/identity/resources/users/v1/carol/roles";
+    let reader = json!({"roleIds": ["r-reader"]});
+    let assigned = acme.call(Method::POST, roles, Some(reader.clone())).await;
+    assert_eq!(assigned.status, StatusCode::OK, "{:?}", assigned.body);
+    assert_eq!(t.claims_of(&laptop).await["roles"], json!(["reader"]));
+    let unassigned = acme.call(Method::DELETE, roles, Some(reader.clone())).await;
+    assert_eq!(unassigned.status, StatusCode::OK, "{:?}", unassigned.body);
+    assert_eq!(
+        t.claims_of(&laptop).await["roles"],
+        json!([]),
+        "the token lives on"
+    );
+
+    let elsewhere = vendor.tenant("globex");
+    elsewhere.create().await;
+    let not_member = elsewhere.call(Method::POST, roles, Some(reader)).await;
+    assert_eq!(
+        not_member.status,
+        StatusCode::NOT_FOUND,
+        "{:?}",
+        not_member.body
+    );
+}
+on_both_stores!(users_are_created_in_a_tenant_and_their_roles_assigned_there);

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::caller::Vendor;
+use super::caller::{TenantOwner, Vendor};
 use super::request::Call;
 use super::response::{done, json};
 use crate::app::App;
@@ -312,4 +312,101 @@ pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
         }
     }
     done()
+}
+
+/// Frontegg's body for a user created in a tenant.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewUserBody {
+    id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    role_ids: Vec<String>,
+}
+
+/// Frontegg's `POST /identity/resources/users/v1` with `frontegg-tenant-id`: a user created in
+/// that tenant with `roleIds`, under a generated id unless one is given; 409 if the id is taken.
+pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    let body: NewUserBody = call.json()?;
+    let id = rules::field(
+        "userId",
+        UserId::parse(&body.id.clone().unwrap_or_else(new_id)),
+    )?;
+    let draft = || UserDraft {
+        id: id.to_string(),
+        email: body.email.clone(),
+        name: body.name.clone(),
+        metadata: body.metadata.clone(),
+        tenants: vec![MembershipDraft {
+            tenant_id: caller.tenant_id().to_string(),
+            role_ids: body.role_ids.clone(),
+        }],
+    };
+    let patch = |stored: Option<User>| -> Result<User> {
+        if stored.is_some() {
+            return Err(Error::Conflict(format!("User {id} exists")));
+        }
+        Ok(User::try_from(draft())?)
+    };
+    let user = app.directory().patch_user(&id, patch).await?;
+    json(StatusCode::CREATED, &user)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleIdsBody {
+    role_ids: Vec<String>,
+}
+
+/// Changes the roles the user holds in the caller's tenant; 404 when the user is not a member.
+async fn change_roles(
+    app: &App,
+    caller: &TenantOwner,
+    call: &Call,
+    change: fn(&mut Vec<String>, &[String]),
+) -> Result<Response> {
+    let body: RoleIdsBody = call.json()?;
+    let id = rules::field("userId", UserId::parse(call.id()))?;
+    let tenant = caller.tenant_id();
+    let patch = |stored: Option<User>| -> Result<User> {
+        let user = stored.ok_or_else(|| Error::NotFound(format!("User {id} not found")))?;
+        let mut draft = UserDraft::of(&user);
+        let membership = draft
+            .tenants
+            .iter_mut()
+            .find(|m| m.tenant_id == tenant.as_str())
+            .ok_or_else(|| {
+                Error::NotFound(format!("User {id} is not a member of tenant {tenant}"))
+            })?;
+        change(&mut membership.role_ids, &body.role_ids);
+        Ok(User::try_from(draft)?)
+    };
+    let user = app.directory().patch_user(&id, patch).await?;
+    json(StatusCode::OK, &user)
+}
+
+/// Frontegg's `POST /identity/resources/users/v1/{id}/roles` `{"roleIds"}` with
+/// `frontegg-tenant-id`: the user also holds these roles in that tenant.
+pub async fn assign_roles(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    change_roles(&app, &caller, &call, |held, added| {
+        held.extend(
+            added
+                .iter()
+                .filter(|r| !held.contains(r))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    })
+    .await
+}
+
+/// Frontegg's `DELETE /identity/resources/users/v1/{id}/roles` `{"roleIds"}` with
+/// `frontegg-tenant-id`: the user no longer holds these roles in that tenant.
+pub async fn unassign_roles(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    change_roles(&app, &caller, &call, |held, removed| {
+        held.retain(|r| !removed.contains(r));
+    })
+    .await
 }

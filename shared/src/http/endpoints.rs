@@ -126,7 +126,9 @@ const TENANT: &str = "/identity/resources/tenants/v1/{id}";
 /// Frontegg's own tenant paths; ours above stay as aliases.
 const FRONTEGG_TENANTS: &str = "/tenants/resources/tenants/v1";
 const FRONTEGG_TENANT: &str = "/tenants/resources/tenants/v1/{id}";
+const USERS: &str = "/identity/resources/users/v1";
 const USER: &str = "/identity/resources/users/v1/{id}";
+const USER_ROLES: &str = "/identity/resources/users/v1/{id}/roles";
 
 #[rustfmt::skip]
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -167,6 +169,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(DELETE FRONTEGG_TENANT => Tenants, Vendor: directory::delete_tenant),
     row!(PUT USER => Users, Vendor: directory::put_user),
     row!(DELETE USER => Users, Vendor: directory::delete_user),
+    row!(POST USERS => Users, TenantOwner: directory::create_user),
+    row!(POST USER_ROLES => Users, TenantOwner: directory::assign_roles),
+    row!(DELETE USER_ROLES => Users, TenantOwner: directory::unassign_roles),
 ];
 
 /// Every function, in the table's order.

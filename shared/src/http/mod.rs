@@ -93,10 +93,13 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The request's segment where the row's path has `{id}` (routing matched them already).
     let id = endpoint
         .path
-        .ends_with("{id}")
-        .then(|| uri.path().rsplit('/').next().unwrap_or_default().to_owned());
+        .split('/')
+        .position(|segment| segment == "{id}")
+        .and_then(|at| uri.path().split('/').nth(at))
+        .map(str::to_owned);
     let call = Call { headers, id, body };
     dispatch(app, &endpoint.handler, call)
         .await
