@@ -289,3 +289,36 @@ async fn users_are_created_in_a_tenant_and_their_roles_assigned_there(t: &TestAp
     );
 }
 on_both_stores!(users_are_created_in_a_tenant_and_their_roles_assigned_there);
+
+/// Frontegg's listing shape: `description` is `null` when none was given, beside every other
+/// field of a tenant token.
+#[tokio::test]
+async fn a_tenant_token_listing_has_frontegg_fields_with_null_where_unset() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.token(json!({})).await;
+    acme.token(json!({"description": "deploy bot"})).await;
+    let listed = acme.list_tokens().await;
+    let items = listed.body.as_array().unwrap();
+    assert_eq!(
+        items[0]["description"],
+        serde_json::Value::Null,
+        "{:?}",
+        listed.body
+    );
+    assert_eq!(items[1]["description"], "deploy bot");
+    for field in [
+        "clientId",
+        "description",
+        "tenantId",
+        "createdByUserId",
+        "metadata",
+        "createdAt",
+        "permissionIds",
+        "roleIds",
+        "expires",
+    ] {
+        assert!(items[0].get(field).is_some(), "{field} in {:?}", items[0]);
+    }
+}

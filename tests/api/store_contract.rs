@@ -123,7 +123,7 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
             TokenOwner::User(id(UserId::parse, u))
         }),
         created_by_user_id: None,
-        description: "contract".into(),
+        description: Some("contract".into()),
         metadata: Metadata::new(),
         role_ids: vec![id(GrantId::parse, "admin")],
         permission_ids: Vec::new(),

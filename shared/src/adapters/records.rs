@@ -21,7 +21,9 @@ pub struct TokenRecord {
     user_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created_by_user_id: Option<UserId>,
-    description: String,
+    /// Absent when none was given (records written before it could be absent hold a text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
     metadata: Metadata,
     role_ids: Vec<GrantId>,
     permission_ids: Vec<GrantId>,

@@ -37,7 +37,8 @@ pub struct ApiToken {
     pub tenant_id: TenantId,
     pub owner: TokenOwner,
     pub created_by_user_id: Option<UserId>,
-    pub description: String,
+    /// `None` when none was given.
+    pub description: Option<String>,
     pub metadata: Metadata,
     pub role_ids: Vec<GrantId>,
     pub permission_ids: Vec<GrantId>,

@@ -40,7 +40,7 @@ impl NewTokenBody {
             tenant_id,
             owner,
             created_by_user_id,
-            description: rules::description(self.description.unwrap_or_default())?,
+            description: self.description.map(rules::description).transpose()?,
             metadata: rules::metadata(self.metadata.unwrap_or_default())?,
             role_ids,
             permission_ids,
@@ -65,7 +65,8 @@ impl NewTokenBody {
 #[serde(rename_all = "camelCase")]
 struct TokenFields<'t> {
     client_id: ClientId,
-    description: &'t str,
+    /// `null` when none was given, as Frontegg answers.
+    description: Option<&'t str>,
     tenant_id: &'t TenantId,
     metadata: &'t Metadata,
     created_at: String,
@@ -80,7 +81,7 @@ impl<'t> TokenFields<'t> {
     fn of(token: &'t ApiToken, secret: Option<&'t Secret>) -> Self {
         Self {
             client_id: token.client_id,
-            description: &token.description,
+            description: token.description.as_deref(),
             tenant_id: &token.tenant_id,
             metadata: &token.metadata,
             created_at: token.created_at.iso8601(),

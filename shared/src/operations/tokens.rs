@@ -23,7 +23,7 @@ pub struct NewToken {
     pub tenant_id: TenantId,
     pub owner: TokenOwner,
     pub created_by_user_id: Option<UserId>,
-    pub description: String,
+    pub description: Option<String>,
     pub metadata: Metadata,
     pub role_ids: Vec<GrantId>,
     pub permission_ids: Vec<GrantId>,
@@ -159,7 +159,7 @@ impl ApiTokens<'_> {
             token.permission_ids = permission_ids;
         }
         if let Some(description) = patch.description {
-            token.description = description;
+            token.description = Some(description);
         }
         if let Some(metadata) = patch.metadata {
             token.metadata = metadata;
