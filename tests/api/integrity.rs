@@ -326,20 +326,14 @@ async fn a_tenant_deleted_by_the_api_is_not_brought_back_by_a_late_event(t: &Tes
     };
     apply(&t.app, &event(3)).await.unwrap();
     let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
     delete(&vendor, &format!("{TENANTS}/acme")).await;
     for late in [2, 3] {
         apply(&t.app, &event(late)).await.unwrap();
-        let reply = vendor.tenant("acme").list_tokens().await;
+        let reply = acme.list_tokens().await;
         assert_eq!(reply.status, StatusCode::OK);
-        let token = t
-            .post(
-                TENANT_TOKENS,
-                &[
-                    ("x-access-token", &vendor.token),
-                    ("frontegg-tenant-id", "acme"),
-                ],
-                &json!({}),
-            )
+        let token = acme
+            .call(Method::POST, TENANT_TOKENS, Some(json!({})))
             .await;
         assert_eq!(
             token.status,
@@ -348,15 +342,8 @@ async fn a_tenant_deleted_by_the_api_is_not_brought_back_by_a_late_event(t: &Tes
         );
     }
     apply(&t.app, &event(4)).await.unwrap();
-    let token = t
-        .post(
-            TENANT_TOKENS,
-            &[
-                ("x-access-token", &vendor.token),
-                ("frontegg-tenant-id", "acme"),
-            ],
-            &json!({}),
-        )
+    let token = acme
+        .call(Method::POST, TENANT_TOKENS, Some(json!({})))
         .await;
     assert_eq!(
         token.status,

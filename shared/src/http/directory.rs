@@ -36,13 +36,10 @@ struct PermissionBody {
 const MAX_CREATED: usize = 100;
 
 /// Answers one record, or all of them when the request was an array.
-fn created<T: Serialize>(mut records: Vec<T>, array: bool) -> Result<Response> {
-    match (array, records.pop()) {
-        (false, Some(one)) => json(StatusCode::CREATED, &one),
-        (_, last) => {
-            records.extend(last);
-            json(StatusCode::CREATED, &records)
-        }
+fn created<T: Serialize>(records: &[T], array: bool) -> Result<Response> {
+    match records {
+        [one] if !array => json(StatusCode::CREATED, one),
+        all => json(StatusCode::CREATED, &all),
     }
 }
 
@@ -79,7 +76,7 @@ pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<R
             .put_permission(permission, Origin::Api)
             .await?;
     }
-    created(permissions, array)
+    created(&permissions, array)
 }
 
 /// `GET /identity/resources/permissions/v1`.
@@ -142,7 +139,8 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
     for role in &roles {
         app.directory().put_role(role, Origin::Api).await?;
     }
-    created(roles.iter().map(RoleView::of).collect(), array)
+    let views: Vec<RoleView<'_>> = roles.iter().map(RoleView::of).collect();
+    created(&views, array)
 }
 
 /// `GET /identity/resources/roles/v1`.

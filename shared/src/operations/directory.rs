@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::directory::{EntityKind, Origin, Permission, Role, Tenant, User};
-use crate::domain::lives::{DirectoryRecord, Life};
+use crate::domain::lives::{DirectoryRecord, Life, Revision};
 use crate::domain::{ApiToken, ClientId, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
@@ -146,6 +146,18 @@ impl Directory<'_> {
         Err(busy(kind, id))
     }
 
+    /// The record, if any, and the revision a conditional write of it must name.
+    async fn read(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<(Option<DirectoryRecord>, Option<Revision>)> {
+        Ok(match self.directory.record(kind, id).await? {
+            Some((record, revision)) => (Some(record), Some(revision)),
+            None => (None, None),
+        })
+    }
+
     /// One read and one conditional write.
     async fn change_once(
         &self,
@@ -153,10 +165,7 @@ impl Directory<'_> {
         id: &str,
         change: impl Fn(Option<&DirectoryRecord>) -> Result<Option<DirectoryRecord>>,
     ) -> Result<Attempt> {
-        let (before, revision) = match self.directory.record(kind, id).await? {
-            Some((record, revision)) => (Some(record), Some(revision)),
-            None => (None, None),
-        };
+        let (before, revision) = self.read(kind, id).await?;
         let Some(after) = change(before.as_ref())? else {
             return Ok(Attempt::Left);
         };
@@ -360,11 +369,7 @@ impl Directory<'_> {
     ) -> Result<Option<User>> {
         let mut written = None;
         for attempt in 0..WRITE_ATTEMPTS {
-            let (before, revision) =
-                match self.directory.record(EntityKind::User, id.as_str()).await? {
-                    Some((record, revision)) => (Some(record), Some(revision)),
-                    None => (None, None),
-                };
+            let (before, revision) = self.read(EntityKind::User, id.as_str()).await?;
             let user = make(before.as_ref())?;
             let role_ids: Vec<GrantId> = user
                 .tenants

@@ -43,12 +43,10 @@ pub(super) fn delete_token_in(
 
 /// What is missing when the token's tenant or membership no longer has the life the token
 /// records, read in the writing transaction so that no delete can come in between.
-type AbsentOwner = (Absent, TenantId, Option<UserId>);
-
 fn absent_owner(
     txn: &redb::WriteTransaction,
     token: &ApiToken,
-) -> Result<Option<AbsentOwner>, redb::Error> {
+) -> Result<Option<Absent>, redb::Error> {
     let directory = txn.open_table(DIRECTORY)?;
     let read = |kind, id: &str| -> Result<Option<DirectoryRecord>, redb::Error> {
         Ok(read_record(&directory, &entity_key(kind, id))?.map(|s| s.record))
@@ -59,11 +57,10 @@ fn absent_owner(
         .map(|user| read(EntityKind::User, user.as_str()))
         .transpose()?;
     let user = user.as_ref().map(Option::as_ref);
-    let absent = token
+    Ok(token
         .lives
         .check(&token.tenant_id, tenant.as_ref(), user)
-        .err();
-    Ok(absent.map(|absent| (absent, token.tenant_id.clone(), token.user_id().cloned())))
+        .err())
 }
 
 #[async_trait]
@@ -72,11 +69,11 @@ impl TokenStore for EmbeddedStore {
         let key = token.client_id.to_string();
         let record = TokenRecord::from(token);
         let value = to_json(&record)?;
-        let token = token.clone();
+        let written = token.clone();
         let outcome = self
             .run(move |db| {
                 let txn = db.begin_write()?;
-                if let Some(absent) = absent_owner(&txn, &token)? {
+                if let Some(absent) = absent_owner(&txn, &written)? {
                     return Ok(Err(absent));
                 }
                 {
@@ -100,9 +97,9 @@ impl TokenStore for EmbeddedStore {
         match outcome {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::Conflict("a token with this clientId exists".into())),
-            Err((absent, tenant, user)) => {
-                Err(Error::NotFound(absent.message(&tenant, user.as_ref())))
-            }
+            Err(absent) => Err(Error::NotFound(
+                absent.message(&token.tenant_id, token.user_id()),
+            )),
         }
     }
 
