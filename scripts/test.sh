@@ -31,7 +31,7 @@ if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; th
     echo "$want" > "$VENV/.installed"
 fi
 
-step "Frontegg's Node SDK (tests/clients/node)"
+step "Node clients: Frontegg's SDK, openid-client, jose (tests/clients/node)"
 npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
 
 step "moto on 127.0.0.1"

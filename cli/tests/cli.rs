@@ -62,7 +62,7 @@ async fn login_caches_a_private_session_and_token_prints_a_valid_jwt() {
     assert!(token.status.success(), "{}", stderr(&token));
     let claims = t
         .app
-        .credentials()
+        .credentials(ISSUER)
         .verify_access_token(&stdout(&token))
         .unwrap();
     assert_eq!(claims.sub, client_id);
@@ -100,7 +100,7 @@ async fn token_refreshes_before_expiry() {
     );
     assert!(
         t.app
-            .credentials()
+            .credentials(ISSUER)
             .verify_access_token(&stdout(&token))
             .is_ok()
     );

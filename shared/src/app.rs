@@ -88,9 +88,10 @@ impl App {
         }
     }
 
-    /// Exchange and refresh of API-token credentials for JWTs.
-    pub fn credentials(&self) -> Credentials<'_> {
+    /// Exchange and refresh of API-token credentials for JWTs issued by `issuer`.
+    pub fn credentials<'a>(&'a self, issuer: &'a str) -> Credentials<'a> {
         Credentials {
+            issuer,
             tokens: &*self.tokens,
             refresh: &*self.refresh,
             directory: &*self.directory,
@@ -123,8 +124,13 @@ impl App {
         self.signer.public_key()
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.settings.issuer
+    /// The JWTs' `iss` when the settings fix it: `M2M_ISSUER`, else `M2M_PUBLIC_URL`. Without
+    /// either it is the URL each request reached the service at.
+    pub fn issuer(&self) -> Option<&str> {
+        self.settings
+            .issuer
+            .as_deref()
+            .or(self.settings.public_url.as_deref())
     }
 
     /// How long an access token lives, in seconds.

@@ -21,13 +21,14 @@ pub enum Backend {
 pub struct Settings {
     pub backend: Backend,
     pub bcrypt_cost: u32,
-    pub issuer: String,
+    /// The JWTs' `iss` (`M2M_ISSUER`); else the public base URL, as OpenID discovery requires.
+    pub issuer: Option<String>,
     pub audience: String,
     pub application_id: String,
     pub access_token_ttl_seconds: i64,
     pub vendor_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
-    /// The service's public base URL for published links (discovery); else taken per request.
+    /// The service's public base URL (`M2M_PUBLIC_URL`); else the URL a request reached it at.
     pub public_url: Option<String>,
 }
 
@@ -103,7 +104,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             bcrypt_cost: self.parse("M2M_BCRYPT_COST", 10, "a whole number from 4 to 31", |c| {
                 (4..=31).contains(c)
             })?,
-            issuer: self.get("M2M_ISSUER").unwrap_or_else(|| "m2m-auth".into()),
+            issuer: self.get("M2M_ISSUER"),
             audience: self.get("M2M_AUDIENCE").unwrap_or_else(|| "m2m-api".into()),
             application_id: self
                 .get("M2M_APPLICATION_ID")

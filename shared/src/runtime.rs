@@ -99,10 +99,25 @@ async fn shutdown_signal() {
 pub async fn run_local() -> ExitCode {
     init_tracing();
     let env = config::process_env();
-    let (settings, local) = match env.settings().and_then(|s| Ok((s, env.local_settings()?))) {
+    let (mut settings, local) = match env.settings().and_then(|s| Ok((s, env.local_settings()?))) {
         Ok(both) => both,
         Err(e) => return fail(format_args!("configuration error: {e}")),
     };
+    let listener = match tokio::net::TcpListener::bind(local.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            return fail(format_args!(
+                "M2M_LISTEN: cannot listen on {}: {e}",
+                local.listen
+            ));
+        }
+    };
+    let address = listener.local_addr().unwrap_or(local.listen);
+    // Listening on one address, the server knows its public URL (and so its issuer); on every
+    // interface (0.0.0.0) it takes the URL each request reached it at.
+    if settings.public_url.is_none() && !address.ip().is_unspecified() {
+        settings.public_url = Some(format!("http://{address}"));
+    }
     let app = match start(settings).await {
         Ok(app) => app,
         Err(e) => return fail(format_args!("{e}")),
@@ -128,16 +143,6 @@ pub async fn run_local() -> ExitCode {
         Ok(None) => {}
         Err(e) => return fail(format_args!("cannot set up the vendor credential: {e}")),
     }
-    let listener = match tokio::net::TcpListener::bind(local.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            return fail(format_args!(
-                "M2M_LISTEN: cannot listen on {}: {e}",
-                local.listen
-            ));
-        }
-    };
-    let address = listener.local_addr().unwrap_or(local.listen);
     println!("m2m-auth listening on http://{address}");
     match serve(Arc::new(app), listener).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -131,7 +131,7 @@ async fn a_personal_tokens_jwt_carries_the_users_roles_and_email_in_snake_case_o
     assert_eq!(v2.status, StatusCode::OK, "{:?}", v2.body);
     assert!(v2.body["expires_in"].is_number() && v2.body["expires"].is_string());
     let jwt = v2.body["access_token"].as_str().unwrap();
-    let claims = serde_json::to_value(t.app.credentials().verify_access_token(jwt).unwrap());
+    let claims = serde_json::to_value(t.app.credentials(ISSUER).verify_access_token(jwt).unwrap());
     let claims = claims.unwrap();
     assert_eq!(claims["type"], "userApiToken");
     assert_eq!(claims["userId"], "alice");
@@ -153,7 +153,7 @@ async fn a_refresh_token_renews_the_pair_once_on_v1_and_on_v2(t: &TestApp) {
         .await;
     assert_eq!(renewed.status, StatusCode::OK, "{:?}", renewed.body);
     let jwt = renewed.body["accessToken"].as_str().unwrap();
-    let claims = t.app.credentials().verify_access_token(jwt).unwrap();
+    let claims = t.app.credentials(ISSUER).verify_access_token(jwt).unwrap();
     assert_eq!(claims.sub, bot.client_id);
     let reused = t
         .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))
@@ -279,8 +279,18 @@ async fn a_vendor_token_and_an_api_token_jwt_never_stand_in_for_each_other() {
     assert_unauthorized(t.post(TENANT_TOKENS, &headers, &json!({})).await).await;
 
     // A vendor token is not an API-token JWT: not for a vendor's API, not as a refresh token.
-    assert!(t.app.credentials().verify_access_token(&vendor).is_err());
-    assert!(t.app.credentials().verify_access_token(&access).is_ok());
+    assert!(
+        t.app
+            .credentials(ISSUER)
+            .verify_access_token(&vendor)
+            .is_err()
+    );
+    assert!(
+        t.app
+            .credentials(ISSUER)
+            .verify_access_token(&access)
+            .is_ok()
+    );
     assert_unauthorized(
         t.post(REFRESH_V1, &[], &json!({"refreshToken": vendor}))
             .await,

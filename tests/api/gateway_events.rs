@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::support::{Backing, TestClock, build_app};
+use crate::support::{Backing, ISSUER, TestClock, build_app};
 use m2m_shared::App;
 use m2m_shared::http::{ENDPOINTS, Function, service};
 use serde_json::Value;
@@ -192,7 +192,7 @@ async fn tokens_created_by_events_exchange_and_refresh_on_v1_and_v2() {
     assert_eq!(tenant["roleIds"][0], "reader");
     let (status, v1) = g.exchange("exchange-v1", &tenant).await;
     assert_eq!(status, 200, "{v1}");
-    let credentials = g.app.credentials();
+    let credentials = g.app.credentials(ISSUER);
     let claims = credentials.verify_access_token(&text(&v1, "accessToken"));
     assert_eq!(claims.unwrap().roles, ["reader"]);
     let (status, v2) = g.exchange("exchange-v2", &user).await;
@@ -272,7 +272,7 @@ async fn the_oauth_token_endpoint_answers_through_the_exchange_function() {
     assert_eq!(body["token_type"], "Bearer");
     let claims = g
         .app
-        .credentials()
+        .credentials(ISSUER)
         .verify_access_token(&text(&body, "access_token"));
     assert_eq!(claims.unwrap().roles, ["reader"]);
 }

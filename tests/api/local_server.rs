@@ -8,10 +8,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::support::{
-    CONFIGURATIONS, EXCHANGE_V1, JWKS, REFRESH_V2, TENANT_TOKENS, USER_TOKENS, moto_endpoint,
-    moto_resources,
+    CONFIGURATIONS, DISCOVERY, EXCHANGE_V1, JWKS, REFRESH_V2, TENANT_TOKENS, USER_TOKENS,
+    moto_endpoint, moto_resources,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
 use m2m_shared::domain::{ClientId, Secret, SecretKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -234,6 +235,35 @@ async fn vendor_credentials_from_the_environment_are_used() {
     ]);
     assert!(banner_value(&server.banner, "M2M_VENDOR_SECRET").is_none());
     server.vendor_token(&client_id, &secret).await;
+}
+
+/// OpenID clients accept a provider only when discovery's issuer is the URL they found it at.
+#[tokio::test]
+async fn the_local_server_issues_as_its_own_url_unless_a_public_url_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ("M2M_DATA_DIR", dir.path().display().to_string());
+    let server = Server::start(std::slice::from_ref(&data));
+    let (_, discovery) = server.call("GET", DISCOVERY, &[], None).await;
+    assert_eq!(discovery["issuer"], server.base.as_str());
+    let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
+    let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
+    let vendor = server.vendor_token(&client_id, &secret).await;
+    let created = server.tenant_token(&vendor).await;
+    let credentials = json!({"clientId": created["clientId"], "secret": created["secret"]});
+    let (_, issued) = server
+        .call("POST", EXCHANGE_V1, &[], Some(credentials))
+        .await;
+    let jwt = issued["accessToken"].as_str().unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload);
+    let claims: Value = serde_json::from_slice(&payload.unwrap()).unwrap();
+    assert_eq!(claims["iss"], server.base.as_str());
+    drop(server);
+
+    let public = ("M2M_PUBLIC_URL", "https://auth.example.com/".to_owned());
+    let server = Server::start(&[data, public]);
+    let (_, discovery) = server.call("GET", DISCOVERY, &[], None).await;
+    assert_eq!(discovery["issuer"], "https://auth.example.com");
 }
 
 #[test]

@@ -72,7 +72,8 @@ async fn both_client_authentications_get_the_exchanges_jwt_and_no_refresh_token(
         assert!(answer.body.get("refresh_token").is_none(), "section 4.4.3");
         assert_eq!(answer.headers[CACHE_CONTROL], "no-store");
         let jwt = answer.body["access_token"].as_str().unwrap();
-        let claims = serde_json::to_value(t.app.credentials().verify_access_token(jwt).unwrap());
+        let claims =
+            serde_json::to_value(t.app.credentials(ISSUER).verify_access_token(jwt).unwrap());
         let mut claims = claims.unwrap();
         for varying in ["iat", "exp", "jti"] {
             claims[varying] = exchanged[varying].clone();
@@ -182,7 +183,7 @@ async fn a_scope_narrows_the_jwts_permissions(t: &TestApp) {
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["scope"], "reports.read");
     let jwt = answer.body["access_token"].as_str().unwrap();
-    let claims = t.app.credentials().verify_access_token(jwt).unwrap();
+    let claims = t.app.credentials(ISSUER).verify_access_token(jwt).unwrap();
     assert_eq!(claims.permissions, ["reports.read"]);
     let unscoped = t.claims_of(&bot).await;
     assert_eq!(
@@ -219,7 +220,7 @@ async fn authlib_fetches_a_token_with_either_client_authentication() {
         let token: Value = serde_json::from_slice(&output.stdout).unwrap();
         let claims = t
             .app
-            .credentials()
+            .credentials(ISSUER)
             .verify_access_token(token["access_token"].as_str().unwrap())
             .unwrap();
         assert_eq!(claims.sub, bot.client_id, "{method}");
@@ -242,14 +243,67 @@ async fn authlib_fetches_a_token_with_either_client_authentication() {
 async fn python(script: &str, args: Vec<String>) -> std::process::Output {
     let python = std::env::var("M2M_TEST_PYTHON")
         .expect("M2M_TEST_PYTHON is not set: run the suite with scripts/test.sh");
-    let script = format!("{}/../tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    run_client(&python, script, args).await
+}
+
+/// The `oauth2` crate's client-credentials request, which authenticates with HTTP Basic.
+#[tokio::test]
+async fn the_oauth2_crate_gets_a_narrowed_token_with_basic_authentication() {
+    use oauth2::basic::{BasicClient, BasicErrorResponseType};
+    use oauth2::{ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+    let t = spawn_app(Backing::Embedded).await;
+    let bot = reports_token(&t).await;
+    let endpoint = TokenUrl::new(format!("{}{TOKEN}", t.base)).unwrap();
+    let client = |secret: &str| {
+        BasicClient::new(ClientId::new(bot.client_id.clone()))
+            .set_client_secret(ClientSecret::new(secret.to_owned()))
+            .set_token_uri(endpoint.clone())
+    };
+
+    let token = client(&bot.secret)
+        .exchange_client_credentials()
+        .add_scope(Scope::new("reports.read".into()))
+        .request_async(&send)
+        .await
+        .unwrap();
+    let claims = t
+        .app
+        .credentials(ISSUER)
+        .verify_access_token(token.access_token().secret())
+        .unwrap();
+    assert_eq!(claims.sub, bot.client_id);
+    assert_eq!(claims.permissions, ["reports.read"]);
+    assert_eq!(
+        token.expires_in(),
+        Some(std::time::Duration::from_secs(600))
+    );
+
+    let refused = client("m2mt_wrong")
+        .exchange_client_credentials()
+        .request_async(&send)
+        .await;
+    match refused {
+        Err(RequestTokenError::ServerResponse(error)) => {
+            assert_eq!(*error.error(), BasicErrorResponseType::InvalidClient);
+        }
+        other => panic!("expected invalid_client, got {other:?}"),
+    }
+}
+
+/// The `oauth2` crate's requests, sent with the suite's reqwest.
+async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = reqwest::Client::new()
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut answer = axum::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        answer = answer.header(name, value);
+    }
+    Ok(answer
+        .body(response.bytes().await?.to_vec())
+        .expect("a valid response"))
 }

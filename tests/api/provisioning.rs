@@ -82,7 +82,7 @@ async fn malformed_events_fail_alone_and_the_rest_of_the_batch_applies() {
     let issued = t.exchange(EXCHANGE_V1, &personal.0, &personal.1).await;
     let claims = t
         .app
-        .credentials()
+        .credentials(ISSUER)
         .verify_access_token(issued.body["accessToken"].as_str().unwrap())
         .unwrap();
     assert_eq!(

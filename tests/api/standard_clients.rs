@@ -1,5 +1,6 @@
-//! Standard JWT tooling verifies our tokens with no extra configuration: OpenID discovery
-//! leads to the JWKS, and PyJWT's `PyJWKClient` (a real, widely used client) checks the JWT.
+//! Standard JWT and OpenID tooling verifies our tokens with no extra configuration: OpenID
+//! discovery names the issuer and leads to the JWKS; PyJWT's `PyJWKClient` and openid-client
+//! with jose (real, widely used clients) check the JWT.
 
 use crate::support::*;
 use m2m_shared::http::ENDPOINTS;
@@ -7,12 +8,114 @@ use m2m_shared::http::caller::Access;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// As deployed by default, with neither `M2M_ISSUER` nor `M2M_PUBLIC_URL`.
+async fn spawn_default(backing: Backing) -> TestApp {
+    spawn_app_with(backing, |settings| settings.issuer = None).await
+}
+
+#[tokio::test]
+async fn by_default_the_issuer_is_the_url_discovery_is_served_under_and_every_tokens_iss() {
+    let t = spawn_default(Backing::Embedded).await;
+    let discovery = t.get(DISCOVERY, &[]).await;
+    assert_eq!(discovery.body["issuer"], t.base.as_str());
+    // The vendor token, issued and checked with that issuer, works.
+    let vendor = t.as_vendor().await;
+    let bot = vendor.tenant("acme").token(json!({})).await;
+    let issued = t.exchange(EXCHANGE_V2, &bot.client_id, &bot.secret).await;
+    let jwt = issued.body["access_token"].as_str().unwrap();
+    let claims = t.app.credentials(&t.base).verify_access_token(jwt).unwrap();
+    assert_eq!(claims.iss, t.base);
+}
+
+#[tokio::test]
+async fn a_public_url_is_the_issuer_and_links_unless_m2m_issuer_names_another() {
+    let public = "https://auth.example.com";
+    for issuer in [None, Some("urn:example:m2m")] {
+        let t = spawn_app_with(Backing::Embedded, |settings| {
+            settings.issuer = issuer.map(str::to_owned);
+            settings.public_url = Some(public.into());
+        })
+        .await;
+        let discovery = t.get(DISCOVERY, &[]).await.body;
+        assert_eq!(discovery["issuer"], issuer.unwrap_or(public));
+        assert_eq!(
+            discovery["jwks_uri"],
+            format!("{public}/.well-known/jwks.json")
+        );
+        assert_eq!(discovery["token_endpoint"], format!("{public}/oauth/token"));
+    }
+}
+
+/// openid-client (Node) discovers the service from its base URL, which it accepts only when
+/// discovery's `issuer` is that URL, gets a token by either client authentication, and jose
+/// verifies it through the discovered JWKS.
+#[tokio::test]
+async fn openid_client_discovers_the_service_by_its_url_and_verifies_its_tokens() {
+    let t = spawn_default(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.permission("p-write", "reports.write").await;
+    let body = json!({"permissionIds": ["p-read", "p-write"]});
+    let bot = vendor.tenant("acme").token(body).await;
+    for (method, scope) in [("basic", None), ("post", Some("reports.write"))] {
+        let answer = openid_client(&t, &bot.client_id, &bot.secret, method, scope).await;
+        assert_eq!(answer["issuer"], t.base.as_str(), "{answer}");
+        assert!(
+            answer["tokenType"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("bearer")
+        );
+        let claims = &answer["claims"];
+        assert_eq!(
+            (&claims["iss"], &claims["sub"]),
+            (&json!(t.base), &json!(bot.client_id))
+        );
+        let expected = scope.map_or(json!(["reports.read", "reports.write"]), |s| json!([s]));
+        assert_eq!(claims["permissions"], expected, "{method}");
+    }
+
+    // The library holds us to it: an issuer other than the URL is refused.
+    let renamed = spawn_app(Backing::Embedded).await;
+    let bot = renamed
+        .tenant_token(&renamed.vendor_token().await, "acme", json!({}))
+        .await;
+    let refused = openid_client(&renamed, &bot.0, &bot.1, "basic", None).await;
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("issuer"), "{refused}");
+}
+
+/// `tests/clients/node/openid_client.mjs`'s answer: its JSON, or `{"error"}` on exit 3.
+async fn openid_client(
+    t: &TestApp,
+    client_id: &str,
+    secret: &str,
+    method: &str,
+    scope: Option<&str>,
+) -> Value {
+    let mut args = vec![
+        t.base.clone(),
+        client_id.into(),
+        secret.into(),
+        "test-api".into(),
+    ];
+    args.push(method.into());
+    args.extend(scope.map(str::to_owned));
+    let output = run_client("node", "node/openid_client.mjs", args).await;
+    assert!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn discovery_names_the_issuer_the_jwks_and_rs256() {
     let t = spawn_app(Backing::Embedded).await;
-    let discovery = t.get("/.well-known/openid-configuration", &[]).await;
+    let discovery = t.get(DISCOVERY, &[]).await;
     assert_eq!(discovery.status, StatusCode::OK);
-    assert_eq!(discovery.body["issuer"], "https://auth.test");
+    assert_eq!(discovery.body["issuer"], ISSUER, "M2M_ISSUER");
     assert_eq!(
         discovery.body["id_token_signing_alg_values_supported"],
         json!(["RS256"])

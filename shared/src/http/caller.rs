@@ -3,7 +3,7 @@
 
 use axum::http::HeaderMap;
 
-use super::request::header;
+use super::request::{header, issuer};
 
 use crate::app::App;
 use crate::domain::ids::InvalidId;
@@ -97,7 +97,7 @@ pub(super) fn vendor(app: &App, headers: &HeaderMap) -> Result<Vendor> {
             })
             .ok_or(Error::Unauthorized)?,
     };
-    let claims = app.vendors().verify_token(token)?;
+    let claims = app.vendors().verify_token(token, &issuer(app, headers))?;
     Ok(Vendor { claims })
 }
 

@@ -31,7 +31,7 @@ pub async fn vendor_auth(app: Arc<App>, call: Call) -> Result<Response> {
     let body: Credentials = call.json()?;
     let (token, expires_in) = app
         .vendors()
-        .authenticate(&body.client_id, &body.secret)
+        .authenticate(&body.client_id, &body.secret, &call.issuer(&app))
         .await?;
     json(StatusCode::OK, &VendorToken { token, expires_in })
 }
@@ -80,7 +80,7 @@ impl From<IssuedCamel> for IssuedSnake {
 async fn exchange(app: &App, call: &Call) -> Result<IssuedCamel> {
     let body: Credentials = call.json()?;
     Ok(app
-        .credentials()
+        .credentials(&call.issuer(app))
         .exchange(&body.client_id, &body.secret)
         .await?
         .into())
@@ -108,9 +108,10 @@ struct RefreshBody {
     snake: Option<String>,
 }
 
-async fn refresh(app: &App, token: Option<String>) -> Result<IssuedCamel> {
+async fn refresh(app: &App, call: &Call, token: Option<String>) -> Result<IssuedCamel> {
     let token = token.ok_or_else(|| Error::bad_request("Missing field refreshToken"))?;
-    Ok(app.credentials().refresh(&token).await?.into())
+    let issued = app.credentials(&call.issuer(app)).refresh(&token).await?;
+    Ok(issued.into())
 }
 
 /// `POST /identity/resources/auth/v1/api-token/token/refresh`.
@@ -118,13 +119,13 @@ pub async fn refresh_v1(app: Arc<App>, call: Call) -> Result<Response> {
     let body: RefreshBody = call.json()?;
     json(
         StatusCode::OK,
-        &refresh(&app, body.camel.or(body.snake)).await?,
+        &refresh(&app, &call, body.camel.or(body.snake)).await?,
     )
 }
 
 /// `POST /identity/resources/auth/v2/api-token/token/refresh`.
 pub async fn refresh_v2(app: Arc<App>, call: Call) -> Result<Response> {
     let body: RefreshBody = call.json()?;
-    let issued = refresh(&app, body.snake.or(body.camel)).await?;
+    let issued = refresh(&app, &call, body.snake.or(body.camel)).await?;
     json(StatusCode::OK, &IssuedSnake::from(issued))
 }

@@ -82,11 +82,9 @@ pub async fn oauth_authorization_server(app: Arc<App>, call: Call) -> Result<Res
 }
 
 fn metadata(app: &App, call: &Call) -> OpenIdConfiguration {
-    let base = app
-        .public_url()
-        .map_or_else(|| call.public_base_url(), str::to_owned);
+    let base = call.base_url(app);
     OpenIdConfiguration {
-        issuer: app.issuer().to_owned(),
+        issuer: call.issuer(app),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         token_endpoint: format!("{base}/oauth/token"),
         grant_types_supported: ["client_credentials"],

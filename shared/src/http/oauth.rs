@@ -173,7 +173,7 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         None => return Ok(OAuthError::invalid_request("grant_type is missing").into_response()),
     }
     let granted = app
-        .credentials()
+        .credentials(&call.issuer(&app))
         .grant(&client.id, &client.secret, form.scope.as_deref())
         .await;
     let granted = match granted {

@@ -5,6 +5,7 @@ use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::app::App;
 use crate::error::{Error, Result};
 
 /// A request, read whole (the body limit applies before), as a handler sees it.
@@ -61,24 +62,41 @@ impl Call {
         header(&self.headers, name)
     }
 
-    /// The URL this request reached the service at: the Host header (API Gateway's domain, or
-    /// the local listener) with the scheme API Gateway forwards, so published URLs work from
-    /// outside.
-    pub fn public_base_url(&self) -> String {
-        let header = |name: &str| {
-            self.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
-        };
-        let scheme = match header("x-forwarded-proto") {
-            Some("https") => "https",
-            _ => "http",
-        };
-        let host = header("host").unwrap_or("localhost");
-        format!("{scheme}://{host}")
+    /// The service's public base URL: `M2M_PUBLIC_URL`, else the URL this request reached.
+    pub fn base_url(&self, app: &App) -> String {
+        app.public_url()
+            .map_or_else(|| reached_url(&self.headers), str::to_owned)
     }
+
+    /// The `iss` of the tokens this request issues or presents (see `issuer`).
+    pub fn issuer(&self, app: &App) -> String {
+        issuer(app, &self.headers)
+    }
+}
+
+/// The `iss` of tokens: `M2M_ISSUER`, else the public base URL, so that OpenID discovery's
+/// `issuer` is the URL its document is served under.
+pub(super) fn issuer(app: &App, headers: &HeaderMap) -> String {
+    app.issuer()
+        .map_or_else(|| reached_url(headers), str::to_owned)
+}
+
+/// The URL a request reached the service at: the Host header (API Gateway's domain, or the
+/// local listener) with the scheme API Gateway forwards.
+fn reached_url(headers: &HeaderMap) -> String {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = header("host").unwrap_or("localhost");
+    format!("{scheme}://{host}")
 }
 
 /// A header's text, trimmed, if present (400 when it is not text).

@@ -22,6 +22,8 @@ pub struct Credentials<'a> {
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) settings: &'a Settings,
+    /// The `iss` of the JWTs issued and checked.
+    pub(crate) issuer: &'a str,
 }
 
 /// What a client-credentials grant answers: an access token, no refresh token.
@@ -158,9 +160,8 @@ impl Credentials<'_> {
 
     /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
-        let settings = self.settings;
         let (key, now) = (self.signer.public_key(), self.clock.now());
-        jwt::verify(token, key, &settings.issuer, Some(&settings.audience), now)
+        jwt::verify(token, key, self.issuer, Some(&self.settings.audience), now)
             .map_err(Error::from)
     }
 
@@ -244,7 +245,7 @@ impl Credentials<'_> {
             user_id,
             email: user.as_ref().and_then(|u| u.email.clone()),
             user_metadata: user.map(|u| u.metadata),
-            iss: self.settings.issuer.clone(),
+            iss: self.issuer.to_owned(),
             aud: self.settings.audience.clone(),
             iat: now.seconds(),
             exp: expires_at.seconds(),

@@ -18,8 +18,14 @@ pub struct Vendors<'a> {
 }
 
 impl Vendors<'_> {
-    /// `POST /auth/vendor`: vendor credentials for a vendor token and its lifetime in seconds.
-    pub async fn authenticate(&self, client_id: &str, secret: &str) -> Result<(String, i64)> {
+    /// `POST /auth/vendor`: vendor credentials for a vendor token from `issuer` and its
+    /// lifetime in seconds.
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: &str,
+        issuer: &str,
+    ) -> Result<(String, i64)> {
         let (client_id, secret) = parse_credentials(client_id, secret, &[SecretKind::Vendor])?;
         let vendor = self.store.vendor(&client_id).await?;
         if !self
@@ -34,7 +40,7 @@ impl Vendors<'_> {
         let claims = VendorClaims {
             token_type: TokenType::Vendor,
             vendor_id: client_id.to_string(),
-            iss: self.settings.issuer.clone(),
+            iss: issuer.to_owned(),
             iat: now.seconds(),
             exp: now.plus_seconds(ttl).seconds(),
             jti: uuid::Uuid::new_v4().to_string(),
@@ -42,9 +48,9 @@ impl Vendors<'_> {
         Ok((sign(self.signer, &claims).await?, ttl))
     }
 
-    /// Checks a vendor token; API-token JWTs and anything else are refused alike.
-    pub fn verify_token(&self, token: &str) -> Result<VendorClaims> {
-        let (key, issuer) = (self.signer.public_key(), &self.settings.issuer);
+    /// Checks a vendor token from `issuer`; API-token JWTs and anything else are refused alike.
+    pub fn verify_token(&self, token: &str, issuer: &str) -> Result<VendorClaims> {
+        let key = self.signer.public_key();
         jwt::verify(token, key, issuer, None, self.clock.now()).map_err(Error::from)
     }
 

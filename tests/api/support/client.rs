@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{EXCHANGE_V1, PERMISSIONS, ROLES, Reply, TENANT_TOKENS, TestApp, USER_TOKENS};
+use super::{EXCHANGE_V1, ISSUER, PERMISSIONS, ROLES, Reply, TENANT_TOKENS, TestApp, USER_TOKENS};
 
 /// A token's clientId and secret, as its creation answered them.
 #[derive(Clone, Debug)]
@@ -47,7 +47,13 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         let jwt = reply.body["accessToken"].as_str().unwrap();
-        serde_json::to_value(self.app.credentials().verify_access_token(jwt).unwrap()).unwrap()
+        serde_json::to_value(
+            self.app
+                .credentials(ISSUER)
+                .verify_access_token(jwt)
+                .unwrap(),
+        )
+        .unwrap()
     }
 }
 

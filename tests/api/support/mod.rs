@@ -61,11 +61,14 @@ pub struct TestApp {
     _data_dir: Option<tempfile::TempDir>,
 }
 
+/// The JWTs' `iss` in tests (`M2M_ISSUER`).
+pub const ISSUER: &str = "https://auth.test";
+
 pub fn test_settings(backend: Backend) -> Settings {
     Settings {
         backend,
         bcrypt_cost: 4,
-        issuer: "https://auth.test".into(),
+        issuer: Some(ISSUER.into()),
         audience: "test-api".into(),
         application_id: "test-app".into(),
         access_token_ttl_seconds: 600,
@@ -256,6 +259,17 @@ pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)
     }
 }
 
+/// Runs `program` on one of `tests/clients/`'s scripts, off the async runtime so the test
+/// server keeps serving.
+pub async fn run_client(program: &str, script: &str, args: Vec<String>) -> std::process::Output {
+    let script = format!("{}/../tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = std::process::Command::new(program);
+    command.arg(script).args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
 /// A status and a parsed JSON body.
 #[derive(Debug)]
 pub struct Reply {
@@ -278,6 +292,7 @@ pub const REFRESH_V1: &str = "/identity/resources/auth/v1/api-token/token/refres
 pub const REFRESH_V2: &str = "/identity/resources/auth/v2/api-token/token/refresh";
 pub const CONFIGURATIONS: &str = "/identity/resources/configurations/v1";
 pub const JWKS: &str = "/.well-known/jwks.json";
+pub const DISCOVERY: &str = "/.well-known/openid-configuration";
 pub const PERMISSIONS: &str = "/identity/resources/permissions/v1";
 pub const ROLES: &str = "/identity/resources/roles/v1";
 
@@ -446,7 +461,7 @@ pub fn credentials(reply: &Reply) -> (String, String) {
 pub fn verify_with(token: &str, key: &jsonwebtoken::DecodingKey) -> Value {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&["test-api"]);
-    validation.set_issuer(&["https://auth.test"]);
+    validation.set_issuer(&[ISSUER]);
     jsonwebtoken::decode::<Value>(token, key, &validation)
         .expect("the JWT verifies")
         .claims
