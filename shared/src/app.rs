@@ -109,6 +109,7 @@ impl App {
             directory: &*self.directory,
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
+            secret_format: self.settings.secret_format,
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::domain::{ClientId, Secret, SecretKind};
+use crate::domain::{ClientId, Secret, SecretFormat, SecretKind};
 
 /// Where tokens live and who signs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum Backend {
 pub struct Settings {
     pub backend: Backend,
     pub bcrypt_cost: u32,
+    /// How new API-token secrets look (`M2M_SECRET_FORMAT`: `scannable` or `uuid`).
+    pub secret_format: SecretFormat,
     /// The JWTs' `iss` (`M2M_ISSUER`); else the public base URL, as OpenID discovery requires.
     pub issuer: Option<String>,
     pub audience: String,
@@ -104,6 +106,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             bcrypt_cost: self.parse("M2M_BCRYPT_COST", 10, "a whole number from 4 to 31", |c| {
                 (4..=31).contains(c)
             })?,
+            secret_format: self.parse(
+                "M2M_SECRET_FORMAT",
+                SecretFormat::Scannable,
+                "scannable or uuid",
+                |_| true,
+            )?,
             issuer: self.get("M2M_ISSUER"),
             audience: self.get("M2M_AUDIENCE").unwrap_or_else(|| "m2m-api".into()),
             application_id: self
@@ -156,7 +164,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 })?,
                 Secret::parse(secret.trim())
                     .ok()
-                    .filter(|s| s.kind() == SecretKind::Vendor)
+                    .filter(|s| s.may_be(SecretKind::Vendor))
                     .ok_or_else(|| ConfigError {
                         name: "M2M_VENDOR_SECRET",
                         problem: "expected a vendor secret (m2mv_ followed by 49 letters and digits, as `m2m-admin create-vendor` prints); unset both M2M_VENDOR_* variables to have one generated".into(),
@@ -198,6 +206,7 @@ mod tests {
             }
         );
         assert_eq!(settings.bcrypt_cost, 10);
+        assert_eq!(settings.secret_format, SecretFormat::Scannable);
         assert_eq!(env(&[]).local_settings().unwrap().listen.port(), 8080);
     }
 
@@ -211,7 +220,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let cases: [(&'static [(&'static str, &'static str)], &str); 5] = [
+        let cases: [(&'static [(&'static str, &'static str)], &str); 6] = [
+            (&[("M2M_SECRET_FORMAT", "base64")], "M2M_SECRET_FORMAT"),
             (&[("M2M_BCRYPT_COST", "three")], "M2M_BCRYPT_COST"),
             (&[("M2M_BCRYPT_COST", "40")], "M2M_BCRYPT_COST"),
             (&[("M2M_TABLE", "t")], "M2M_KMS_KEY_ID"),

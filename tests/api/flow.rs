@@ -192,6 +192,49 @@ async fn unknown_client_id_and_wrong_secret_get_the_same_401() {
     }
 }
 
+/// `M2M_SECRET_FORMAT=uuid`: Frontegg-shaped secrets, for clients that type them as UUIDs.
+async fn with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let (tenant_client, tenant_secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    t.member(&vendor, "alice", "acme", json!([])).await;
+    let (user_client, user_secret) = t.user_token(&vendor, "acme", "alice", json!({})).await;
+    for (client_id, secret) in [
+        (&tenant_client, &tenant_secret),
+        (&user_client, &user_secret),
+    ] {
+        let uuid = uuid::Uuid::parse_str(secret).expect("the secret is a UUID");
+        assert_eq!(uuid.get_version_num(), 4, "a random UUID");
+        assert_eq!(&uuid.hyphenated().to_string(), secret);
+        let exchanged = t.exchange(EXCHANGE_V1, client_id, secret).await;
+        assert_eq!(exchanged.status, StatusCode::OK, "{:?}", exchanged.body);
+        // A client that parsed it as a UUID may print it in capitals.
+        let shouted = t
+            .exchange(EXCHANGE_V2, client_id, &secret.to_uppercase())
+            .await;
+        assert_eq!(shouted.status, StatusCode::OK, "{:?}", shouted.body);
+    }
+    // Another token's secret, a made-up UUID and a vendor login with a UUID are refused alike.
+    assert_unauthorized(t.exchange(EXCHANGE_V1, &tenant_client, &user_secret).await).await;
+    let made_up = uuid::Uuid::new_v4().to_string();
+    assert_unauthorized(t.exchange(EXCHANGE_V1, &tenant_client, &made_up).await).await;
+    let vendor_login = json!({"clientId": t.vendor_client_id, "secret": made_up});
+    assert_unauthorized(t.post("/auth/vendor", &[], &vendor_login).await).await;
+}
+
+#[tokio::test]
+async fn with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange_on_the_embedded_store() {
+    let uuid = |settings: &mut Settings| settings.secret_format = SecretFormat::Uuid;
+    let t = spawn_app_with(Backing::Embedded, uuid).await;
+    with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange(&t).await;
+}
+
+#[tokio::test]
+async fn with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange_on_dynamodb() {
+    let uuid = |settings: &mut Settings| settings.secret_format = SecretFormat::Uuid;
+    let t = spawn_app_with(Backing::Moto, uuid).await;
+    with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange(&t).await;
+}
+
 /// Both failures do one bcrypt verification at the configured cost, so response time does not
 /// tell an attacker which clientIds exist. Compares medians of alternating attempts.
 #[tokio::test]

@@ -11,7 +11,7 @@ pub mod token;
 
 pub use ids::{ClientId, GrantId, TenantId, UserId};
 pub use jwt::{AccessClaims, PublicKey, TokenType, VendorClaims};
-pub use secret::{Secret, SecretHash, SecretKind};
+pub use secret::{Secret, SecretFormat, SecretHash, SecretKind};
 pub use time::Timestamp;
 pub use token::{
     ApiToken, Metadata, RefreshDigest, RefreshRecord, RefreshToken, TokenOwner, VendorCredential,

@@ -1,9 +1,14 @@
 //! Secrets: generated here, shown once, stored only as bcrypt hashes.
 //!
-//! Format (GitHub's token scheme): a prefix naming the credential kind, 43 base62 characters
-//! from the OS CSPRNG (256 bits), and a 6-character base62 CRC32 of those characters. A leaked
-//! secret is findable with one regular expression (`m2m[vtu]_[0-9A-Za-z]{49}`), and a mistyped
-//! one is refused before any store read or bcrypt work.
+//! The default format (GitHub's token scheme): a prefix naming the credential kind, 43 base62
+//! characters from the OS CSPRNG (256 bits), and a 6-character base62 CRC32 of those
+//! characters. A leaked secret is findable with one regular expression
+//! (`m2m[vtu]_[0-9A-Za-z]{49}`), and a mistyped one is refused before any store read or bcrypt
+//! work.
+//!
+//! API-token secrets may instead be shaped as Frontegg's are, a random (version 4) UUID, for
+//! clients that type them so: 122 random bits, no prefix and no checksum. Both formats are
+//! accepted whichever one new tokens get, so switching breaks no token.
 
 use std::fmt;
 
@@ -42,10 +47,33 @@ impl SecretKind {
     }
 }
 
+/// How new API-token secrets look (`M2M_SECRET_FORMAT`); vendor secrets are always scannable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecretFormat {
+    /// `m2mt_…`/`m2mu_…`: a kind prefix, 256 random bits and a checksum.
+    #[default]
+    Scannable,
+    /// Frontegg's: a version 4 UUID.
+    Uuid,
+}
+
+impl std::str::FromStr for SecretFormat {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "scannable" => Ok(Self::Scannable),
+            "uuid" => Ok(Self::Uuid),
+            _ => Err(()),
+        }
+    }
+}
+
 /// A plaintext secret. `Debug` hides it; only [`Secret::expose`] reveals it.
 #[derive(Clone)]
 pub struct Secret {
-    kind: SecretKind,
+    /// `None` for a UUID, which may be a tenant or a personal token's.
+    kind: Option<SecretKind>,
     text: SecretString,
 }
 
@@ -70,13 +98,41 @@ impl Secret {
         let body = random_base62(BODY_LEN);
         let text = format!("{}{body}{}", kind.prefix(), checksum(&body));
         Self {
-            kind,
+            kind: Some(kind),
             text: text.into(),
         }
     }
 
-    /// Checks prefix, length, alphabet and checksum; touches no store.
+    /// A secret for an API token of `kind` in `format`.
+    pub fn generate_for_token(kind: SecretKind, format: SecretFormat) -> Self {
+        match format {
+            SecretFormat::Scannable => Self::generate(kind),
+            SecretFormat::Uuid => {
+                let mut bytes = [0u8; 16];
+                // As in `random_base62`: no secret can be made safely without the OS RNG.
+                #[allow(clippy::expect_used)]
+                getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+                let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+                Self {
+                    kind: None,
+                    text: uuid.hyphenated().to_string().into(),
+                }
+            }
+        }
+    }
+
+    /// Checks prefix, length, alphabet and checksum, or that a UUID is a random one; touches
+    /// no store. A UUID is taken in any of its spellings and kept in its canonical one.
     pub fn parse(text: &str) -> Result<Self, MalformedSecret> {
+        if let Ok(uuid) = uuid::Uuid::try_parse(text) {
+            return match (uuid.get_version(), uuid.get_variant()) {
+                (Some(uuid::Version::Random), uuid::Variant::RFC4122) => Ok(Self {
+                    kind: None,
+                    text: uuid.hyphenated().to_string().into(),
+                }),
+                _ => Err(MalformedSecret),
+            };
+        }
         if text.len() != SECRET_LEN || !text.is_ascii() {
             return Err(MalformedSecret);
         }
@@ -87,13 +143,18 @@ impl Secret {
             return Err(MalformedSecret);
         }
         Ok(Self {
-            kind,
+            kind: Some(kind),
             text: text.to_owned().into(),
         })
     }
 
-    pub fn kind(&self) -> SecretKind {
-        self.kind
+    /// Whether this secret can be a `kind` credential's: a scannable secret's prefix names its
+    /// kind; a UUID can be either API token's, never a vendor's.
+    pub fn may_be(&self, kind: SecretKind) -> bool {
+        match self.kind {
+            Some(own) => own == kind,
+            None => kind != SecretKind::Vendor,
+        }
     }
 
     pub fn expose(&self) -> &str {
@@ -183,8 +244,25 @@ mod tests {
         ] {
             let secret = Secret::generate(kind);
             assert_eq!(secret.expose().len(), SECRET_LEN);
-            assert_eq!(Secret::parse(secret.expose()).map(|s| s.kind()), Ok(kind));
+            assert!(Secret::parse(secret.expose()).is_ok_and(|s| s.may_be(kind)));
         }
+    }
+
+    #[test]
+    fn uuid_secrets_are_random_uuids_of_either_api_token_and_never_a_vendors() {
+        let secret = Secret::generate_for_token(SecretKind::UserToken, SecretFormat::Uuid);
+        let uuid = uuid::Uuid::parse_str(secret.expose()).unwrap();
+        assert_eq!(uuid.get_version(), Some(uuid::Version::Random));
+        assert_eq!(uuid.hyphenated().to_string(), secret.expose());
+        let parsed = Secret::parse(&secret.expose().to_uppercase()).unwrap();
+        assert_eq!(parsed.expose(), secret.expose(), "one canonical spelling");
+        assert!(parsed.may_be(SecretKind::TenantToken) && parsed.may_be(SecretKind::UserToken));
+        assert!(!parsed.may_be(SecretKind::Vendor));
+        let other = Secret::generate_for_token(SecretKind::UserToken, SecretFormat::Uuid);
+        assert_ne!(other.expose(), secret.expose());
+        // Not random UUIDs: a nil one, a time-based (v1) one.
+        assert!(Secret::parse("00000000-0000-0000-0000-000000000000").is_err());
+        assert!(Secret::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8").is_err());
     }
 
     #[test]

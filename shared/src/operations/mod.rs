@@ -94,7 +94,7 @@ fn parse_credentials(
     let client_id = ClientId::parse(client_id).ok_or(Error::Unauthorized)?;
     let secret = Secret::parse(secret)
         .ok()
-        .filter(|s| kinds.contains(&s.kind()))
+        .filter(|s| kinds.iter().any(|kind| s.may_be(*kind)))
         .ok_or(Error::Unauthorized)?;
     Ok((client_id, secret))
 }

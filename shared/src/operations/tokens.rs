@@ -3,7 +3,8 @@
 
 use crate::domain::directory::EntityKind;
 use crate::domain::{
-    ApiToken, ClientId, GrantId, Metadata, Secret, SecretKind, TenantId, TokenOwner, UserId,
+    ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, TenantId, TokenOwner,
+    UserId,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
@@ -15,6 +16,7 @@ pub struct ApiTokens<'a> {
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
+    pub(crate) secret_format: SecretFormat,
 }
 
 /// A request to create an API token, already validated.
@@ -82,7 +84,7 @@ impl ApiTokens<'_> {
             }
             TokenOwner::User(_) => SecretKind::UserToken,
         };
-        let secret = Secret::generate(kind);
+        let secret = Secret::generate_for_token(kind, self.secret_format);
         let now = self.clock.now();
         let record = ApiToken {
             client_id: ClientId::generate(),

@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use m2m_shared::App;
 use m2m_shared::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
-use m2m_shared::config::{Backend, Settings};
+pub use m2m_shared::config::{Backend, Settings};
+pub use m2m_shared::domain::SecretFormat;
 use m2m_shared::domain::Timestamp;
 use m2m_shared::ports::{Clock, Signer, Store};
 use reqwest::StatusCode;
@@ -68,6 +69,7 @@ pub fn test_settings(backend: Backend) -> Settings {
     Settings {
         backend,
         bcrypt_cost: 4,
+        secret_format: SecretFormat::Scannable,
         issuer: Some(ISSUER.into()),
         audience: "test-api".into(),
         application_id: "test-app".into(),
