@@ -38,6 +38,14 @@ async fn a_users_put_changes_only_the_fields_it_names(t: &TestApp) {
         (&reply.body["name"], &reply.body["metadata"]),
         (&json!("Alice Liddell"), &json!({"team": "core"}))
     );
+    // Frontegg sends a user's metadata as a string of JSON.
+    let stringified = json!({"metadata": "{\"team\": \"data\"}"});
+    let reply = vendor.call(Method::PUT, ALICE, Some(stringified)).await;
+    assert_eq!(reply.body["metadata"], json!({"team": "data"}));
+    let garbled = json!({"metadata": "{team"});
+    let reply = vendor.call(Method::PUT, ALICE, Some(garbled)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert!(reply.error().contains("metadata"), "{:?}", reply.body);
 
     let left = vendor
         .call(Method::PUT, ALICE, Some(json!({"tenants": []})))

@@ -464,29 +464,34 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
 }
 
 /// The README's walk-through, run exactly as written against a fresh server.
-#[tokio::test]
-async fn the_readme_walkthrough_works_as_written() {
+/// The README's text between `<!-- {name}:start -->` and `<!-- {name}:end -->`, without the
+/// code fence.
+fn readme_block(name: &str) -> String {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let block = readme
-        .split("<!-- walkthrough:start -->")
+        .split(&format!("<!-- {name}:start -->"))
         .nth(1)
-        .and_then(|rest| rest.split("<!-- walkthrough:end -->").next())
-        .expect("the README marks its walk-through");
-    let script = block
-        .trim()
-        .trim_start_matches("```bash")
-        .trim_end_matches("```");
-    assert!(script.contains("BASE=http://127.0.0.1:8080"));
+        .and_then(|rest| rest.split(&format!("<!-- {name}:end -->")).next())
+        .unwrap_or_else(|| panic!("the README marks its {name} block"));
+    let block = block.trim();
+    let body = block.split_once('\n').map_or("", |(_fence, body)| body);
+    body.trim_end_matches("```").to_owned()
+}
 
+/// Runs one of the README's bash blocks, as written, against a fresh server with the vendor
+/// credential it printed exported; returns what the block printed.
+fn run_readme_block(name: &str) -> String {
+    let script = readme_block(name);
+    assert!(
+        script.contains("=http://127.0.0.1:8080"),
+        "{name} names the local server"
+    );
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&[("M2M_DATA_DIR", dir.path().display().to_string())]);
     let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
     let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
-    let script = script.replace(
-        "BASE=http://127.0.0.1:8080",
-        &format!("BASE={}", server.base),
-    );
+    let script = script.replace("=http://127.0.0.1:8080", &format!("={}", server.base));
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
@@ -494,12 +499,21 @@ async fn the_readme_walkthrough_works_as_written() {
         .env("M2M_VENDOR_SECRET", secret)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the walk-through failed:\n{stdout}\n{stderr}"
+        "{name} failed:\n{stdout}\n{stderr}"
     );
+    stdout
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_as_written() {
+    let stdout = tokio::task::spawn_blocking(|| run_readme_block("walkthrough"))
+        .await
+        .unwrap();
+
     for expected in [
         r#""type": "tenantApiToken""#,
         r#""roles": ["#,
@@ -517,4 +531,13 @@ async fn the_readme_walkthrough_works_as_written() {
             "the walk-through shows {expected}:\n{stdout}"
         );
     }
+}
+
+/// The README's "Compatibility with Frontegg" calls print what the README says they print.
+#[tokio::test]
+async fn the_readmes_frontegg_calls_print_what_it_says() {
+    let stdout = tokio::task::spawn_blocking(|| run_readme_block("frontegg"))
+        .await
+        .unwrap();
+    assert_eq!(stdout.trim(), readme_block("frontegg-output").trim());
 }

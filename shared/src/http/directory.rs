@@ -19,6 +19,26 @@ use crate::domain::rules::{self, GrantKey};
 use crate::domain::{GrantId, Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
+/// A user's `metadata` as an object, or as Frontegg sends it: a string holding a JSON object.
+fn user_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Metadata>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Object(Metadata),
+        Text(String),
+    }
+    match Option::<Given>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Given::Object(metadata)) => Ok(Some(metadata)),
+        Some(Given::Text(text)) if text.trim().is_empty() => Ok(Some(Metadata::new())),
+        Some(Given::Text(text)) => serde_json::from_str(&text).map(Some).map_err(|_| {
+            serde::de::Error::custom("metadata must be a JSON object, or a string holding one")
+        }),
+    }
+}
+
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -263,6 +283,7 @@ pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
 struct UserBody {
     email: Option<String>,
     name: Option<String>,
+    #[serde(default, deserialize_with = "user_metadata")]
     metadata: Option<Metadata>,
     tenants: Option<Vec<MembershipDraft>>,
 }
@@ -319,6 +340,7 @@ struct NewUserBody {
     id: Option<String>,
     email: Option<String>,
     name: Option<String>,
+    #[serde(default, deserialize_with = "user_metadata")]
     metadata: Option<Metadata>,
     #[serde(default)]
     role_ids: Vec<String>,
