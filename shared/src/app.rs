@@ -8,14 +8,17 @@ use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, Sys
 use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::error::{Error, Result};
-use crate::operations::{ApiTokens, Bcrypt, Credentials, Directory, Vendors};
-use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, Store, TokenStore, VendorStore};
+use crate::operations::{ApiTokens, Bcrypt, Credentials, Directory, Portal, Vendors};
+use crate::ports::{
+    Clock, DirectoryStore, HandoffStore, RefreshStore, Signer, Store, TokenStore, VendorStore,
+};
 
 pub struct App {
     settings: Settings,
     vendors: Arc<dyn VendorStore>,
     tokens: Arc<dyn TokenStore>,
     refresh: Arc<dyn RefreshStore>,
+    handoffs: Arc<dyn HandoffStore>,
     directory: Arc<dyn DirectoryStore>,
     signer: Arc<dyn Signer>,
     clock: Arc<dyn Clock>,
@@ -64,6 +67,7 @@ impl App {
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
             refresh: Arc::clone(&store) as Arc<dyn RefreshStore>,
+            handoffs: Arc::clone(&store) as Arc<dyn HandoffStore>,
             directory: store as Arc<dyn DirectoryStore>,
             signer,
             clock,
@@ -110,6 +114,16 @@ impl App {
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
             secret_format: self.settings.secret_format,
+        }
+    }
+
+    /// The self-service portal: hand-offs, sessions and their users.
+    pub fn portal(&self) -> Portal<'_> {
+        Portal {
+            handoffs: &*self.handoffs,
+            directory: &*self.directory,
+            signer: &*self.signer,
+            clock: &*self.clock,
         }
     }
 

@@ -11,6 +11,9 @@ pub enum Error {
     /// Credentials or a token were refused. One message for every cause, so nothing leaks.
     #[error("Unauthorized")]
     Unauthorized,
+    /// The caller is known but may not do this (a portal session without the permission).
+    #[error("{0}")]
+    Forbidden(String),
     /// No such route, or no such resource visible to the caller.
     #[error("{0}")]
     NotFound(String),

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
+use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
     ApiToken, ClientId, PublicKey, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId,
     VendorCredential,
@@ -98,9 +99,17 @@ pub trait RefreshStore: Send + Sync {
     ) -> Result<Option<RefreshRecord>>;
 }
 
+/// Single-use portal hand-offs.
+#[async_trait]
+pub trait HandoffStore: Send + Sync {
+    async fn put_handoff(&self, handoff: &Handoff) -> Result<()>;
+    /// Removes and returns the hand-off, atomically: of two concurrent swaps, one wins.
+    async fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>>;
+}
+
 /// Everything the endpoints store; both adapters implement all of it.
-pub trait Store: VendorStore + TokenStore + RefreshStore + DirectoryStore {}
-impl<T: VendorStore + TokenStore + RefreshStore + DirectoryStore> Store for T {}
+pub trait Store: VendorStore + TokenStore + RefreshStore + DirectoryStore + HandoffStore {}
+impl<T: VendorStore + TokenStore + RefreshStore + DirectoryStore + HandoffStore> Store for T {}
 
 /// RS256 signatures by a key whose private half this process may never see (KMS).
 #[async_trait]

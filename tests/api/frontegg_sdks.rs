@@ -25,6 +25,7 @@ async fn tokens(t: &TestApp) -> Value {
     t.clock.advance_seconds(-3600);
     let expired = exchange(t.tenant_token(&vendor, "acme", json!({})).await).await;
     t.clock.advance_seconds(3600);
+    let session = portal_session(t, &vendor).await;
     json!([
         {"name": "tenant", "token": tenant},
         {"name": "user", "token": user},
@@ -33,7 +34,28 @@ async fn tokens(t: &TestApp) -> Value {
         {"name": "tampered", "token": tampered},
         {"name": "expired", "token": expired},
         {"name": "vendor_token", "token": vendor},
+        {"name": "portal_session", "token": session},
     ])
+}
+
+/// A portal session of alice's in acme.
+async fn portal_session(t: &TestApp, vendor: &str) -> String {
+    let headers = [
+        ("x-access-token", vendor),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    let opened = t.post("/portal/v1/sessions", &headers, &json!({})).await;
+    let url = opened.body["url"].as_str().unwrap();
+    let handoff = url.split_once("#handoff=").unwrap().1;
+    let swapped = t
+        .post(
+            "/portal/v1/sessions/handoff",
+            &[],
+            &json!({"handoff": handoff}),
+        )
+        .await;
+    swapped.body["accessToken"].as_str().unwrap().to_owned()
 }
 
 /// Runs a client program with the SDKs' environment pointing at the test server.
@@ -75,6 +97,7 @@ async fn frontegg_node_sdk_validates_our_tokens() {
         "tampered",
         "expired",
         "vendor_token",
+        "portal_session",
     ] {
         assert_eq!(results[refused]["ok"], false, "{refused}: {results}");
     }
@@ -101,7 +124,7 @@ async fn frontegg_python_sdk_and_fastapi_accept_our_claims() {
         results["user_without_permission"]["status"], 403,
         "{results}"
     );
-    for refused in ["tampered", "expired", "vendor_token"] {
+    for refused in ["tampered", "expired", "vendor_token", "portal_session"] {
         assert_eq!(results[refused]["status"], 401, "{refused}: {results}");
     }
 }

@@ -14,6 +14,7 @@ mod integrity;
 mod local_server;
 mod oauth;
 mod ownership;
+mod portal;
 mod provisioning;
 mod standard_clients;
 mod store_contract;

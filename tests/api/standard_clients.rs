@@ -186,11 +186,17 @@ async fn pyjwt_verifies_a_token_through_discovery() {
 }
 
 /// Who may call an operation, as the document says it: no security is anyone; a vendor token
-/// with the tenant header is a tenant's owner, and with the user header too, a user's.
+/// with the tenant header is a tenant's owner, and with the user header too, a user's; a
+/// portal session as an alternative opens either to the session's user.
 fn documented_access(operation: &Value) -> Access {
     let secured = operation["security"]
         .as_array()
         .is_some_and(|s| !s.is_empty());
+    let session = operation["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| s.get("portalSession").is_some());
     let parameter = |name: &str| {
         operation["parameters"]
             .as_array()
@@ -198,11 +204,13 @@ fn documented_access(operation: &Value) -> Access {
             .flatten()
             .any(|p| p["$ref"] == format!("#/components/parameters/{name}"))
     };
-    match (secured, parameter("TenantId"), parameter("UserId")) {
-        (false, _, _) => Access::Anyone,
-        (true, false, _) => Access::Vendor,
-        (true, true, false) => Access::TenantOwner,
-        (true, true, true) => Access::UserOwner,
+    match (secured, parameter("TenantId"), parameter("UserId"), session) {
+        (false, ..) => Access::Anyone,
+        (true, false, _, _) => Access::Vendor,
+        (true, true, false, false) => Access::TenantOwner,
+        (true, true, true, false) => Access::UserOwner,
+        (true, true, false, true) => Access::TenantOwnerOrSession,
+        (true, true, true, true) => Access::UserOwnerOrSession,
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use m2m_shared::adapters::{DynamoStore, EmbeddedStore};
 use m2m_shared::domain::directory::{EntityKind, Origin};
 use m2m_shared::domain::lives::{DirectoryRecord, Life, TokenLives};
+use m2m_shared::domain::portal::{Handoff, HandoffToken};
 use m2m_shared::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshRecord, RefreshToken, SecretHash, TenantId,
     Timestamp, TokenOwner, UserId,
@@ -182,6 +183,41 @@ async fn a_refresh_token_works_once(s: Subject) {
     );
 }
 contract!(single_use_refresh_tokens, a_refresh_token_works_once);
+
+async fn a_handoff_is_taken_once_with_what_it_was_given(s: Subject) {
+    let token = HandoffToken::generate();
+    let handoff = Handoff {
+        digest: token.digest(),
+        tenant_id: TenantId::parse("acme").unwrap(),
+        user_id: UserId::parse("alice").unwrap(),
+        expires_at: Timestamp::from_millis(1_800_000_000_000),
+    };
+    s.store.put_handoff(&handoff).await.unwrap();
+    let other = HandoffToken::generate().digest();
+    assert!(s.store.take_handoff(&other).await.unwrap().is_none());
+    let taken = s
+        .store
+        .take_handoff(&token.digest())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (taken.tenant_id.as_str(), taken.user_id.as_str()),
+        ("acme", "alice")
+    );
+    assert_eq!(taken.expires_at, handoff.expires_at);
+    assert!(
+        s.store
+            .take_handoff(&token.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+contract!(
+    single_use_handoffs,
+    a_handoff_is_taken_once_with_what_it_was_given
+);
 
 async fn at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first(s: Subject) {
     let api = token(&s, "acme", None).await;

@@ -112,7 +112,7 @@ fn every_function_has_its_own_binary() {
 
 #[test]
 fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
-    let issuers: BTreeSet<&str> = ["vendor-auth", "exchange", "refresh"].into();
+    let issuers: BTreeSet<&str> = ["vendor-auth", "exchange", "refresh", "portal"].into();
     let writes = [
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",

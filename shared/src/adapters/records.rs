@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{Life, TokenLives};
+use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshDigest, RefreshRecord, SecretHash, TenantId,
     Timestamp, TokenOwner, UserId, VendorCredential,
@@ -182,5 +183,39 @@ pub fn kind_name(kind: EntityKind) -> &'static str {
         EntityKind::Role => "ROLE",
         EntityKind::Tenant => "TENANT",
         EntityKind::User => "USER",
+    }
+}
+
+/// A portal hand-off as stored, with its TTL.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoffItem {
+    digest: String,
+    tenant_id: TenantId,
+    user_id: UserId,
+    expires_at: i64,
+    ttl: i64,
+}
+
+impl From<&Handoff> for HandoffItem {
+    fn from(handoff: &Handoff) -> Self {
+        Self {
+            digest: handoff.digest.0.clone(),
+            tenant_id: handoff.tenant_id.clone(),
+            user_id: handoff.user_id.clone(),
+            expires_at: handoff.expires_at.millis(),
+            ttl: handoff.expires_at.seconds(),
+        }
+    }
+}
+
+impl From<HandoffItem> for Handoff {
+    fn from(item: HandoffItem) -> Self {
+        Self {
+            digest: HandoffDigest(item.digest),
+            tenant_id: item.tenant_id,
+            user_id: item.user_id,
+            expires_at: Timestamp::from_millis(item.expires_at),
+        }
     }
 }

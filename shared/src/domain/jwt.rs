@@ -19,6 +19,9 @@ pub enum TokenType {
     UserApiToken,
     #[serde(rename = "vendor")]
     Vendor,
+    /// A portal session: only the token-management endpoints accept it.
+    #[serde(rename = "portalSession")]
+    PortalSession,
 }
 
 /// What an API token's JWT says (the contract's claim set).
@@ -59,6 +62,32 @@ pub struct VendorClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+}
+
+/// What a portal session says: whose it is, in which tenant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalClaims {
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    /// The user.
+    pub sub: String,
+    pub tenant_id: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+impl Claims for PortalClaims {
+    const TYPES: &'static [TokenType] = &[TokenType::PortalSession];
+    fn token_type(&self) -> TokenType {
+        self.token_type
+    }
+    fn exp(&self) -> i64 {
+        self.exp
+    }
 }
 
 /// Claims that can be checked generically: who signed them for what, and until when.

@@ -4,6 +4,7 @@ pub mod directory;
 pub mod ids;
 pub mod jwt;
 pub mod lives;
+pub mod portal;
 pub mod rules;
 pub mod secret;
 pub mod time;

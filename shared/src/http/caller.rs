@@ -7,6 +7,7 @@ use super::request::{header, issuer};
 
 use crate::app::App;
 use crate::domain::ids::InvalidId;
+use crate::domain::portal::{PortalUser, TokenAction, TokenKind, permission_key};
 use crate::domain::{TenantId, UserId, VendorClaims};
 use crate::error::{Error, Result};
 use crate::operations::Owner;
@@ -26,6 +27,10 @@ pub enum Access {
     /// A vendor token plus `frontegg-tenant-id` and `frontegg-user-id`: manages that user's
     /// personal tokens in that tenant.
     UserOwner,
+    /// As `TenantOwner`, or a portal session whose user holds the action's permission.
+    TenantOwnerOrSession,
+    /// As `UserOwner`, or a portal session whose user holds the action's permission.
+    UserOwnerOrSession,
 }
 
 /// The holder of a valid vendor token.
@@ -45,6 +50,8 @@ impl Vendor {
 pub struct TenantOwner {
     tenant_id: TenantId,
     acting_user: Option<UserId>,
+    /// Set when a portal session acts: the user, who grants only what they hold.
+    session: Option<PortalUser>,
 }
 
 impl TenantOwner {
@@ -59,6 +66,11 @@ impl TenantOwner {
     /// The user acting for the tenant, recorded as a new token's `createdByUserId`.
     pub fn acting_user(&self) -> Option<&UserId> {
         self.acting_user.as_ref()
+    }
+
+    /// The portal session's user, when one acts: a token may grant only what they hold.
+    pub fn grantor(&self) -> Option<&PortalUser> {
+        self.session.as_ref()
     }
 }
 
@@ -86,16 +98,19 @@ impl UserOwner {
     }
 }
 
+/// The token in `Authorization: Bearer`.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
+    Ok(header(headers, "authorization")?.and_then(|value| {
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }))
+}
+
 /// The vendor token from `x-access-token` (what the SDKs send) or `Authorization: Bearer`.
 pub(super) fn vendor(app: &App, headers: &HeaderMap) -> Result<Vendor> {
     let token = match header(headers, "x-access-token")? {
         Some(token) => token,
-        None => header(headers, "authorization")?
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or(Error::Unauthorized)?,
+        None => bearer(headers)?.ok_or(Error::Unauthorized)?,
     };
     let claims = app.vendors().verify_token(token, &issuer(app, headers))?;
     Ok(Vendor { claims })
@@ -106,7 +121,64 @@ pub(super) fn tenant_owner(app: &App, headers: &HeaderMap) -> Result<TenantOwner
     Ok(TenantOwner {
         tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
         acting_user: parsed(headers, USER_HEADER, UserId::parse)?,
+        session: None,
     })
+}
+
+/// A portal session's user, if the bearer token is a session rather than a vendor token, once
+/// they are found to hold the permission for `action` on `kind` tokens (403 otherwise).
+async fn session_user(
+    app: &App,
+    headers: &HeaderMap,
+    kind: TokenKind,
+    action: TokenAction,
+) -> Result<Option<PortalUser>> {
+    let Some(token) = bearer(headers)? else {
+        return Ok(None);
+    };
+    if header(headers, "x-access-token")?.is_some() || vendor(app, headers).is_ok() {
+        return Ok(None);
+    }
+    let user = app.portal().user(token, &issuer(app, headers)).await?;
+    if !user.may(kind, action) {
+        return Err(Error::Forbidden(format!(
+            "You need the permission {} to do this",
+            permission_key(kind, action)
+        )));
+    }
+    Ok(Some(user))
+}
+
+/// A tenant's owner, or a portal session acting for its tenant: the session decides the
+/// tenant and the acting user, whatever the `frontegg-*` headers say.
+pub(super) async fn tenant_owner_or_session(
+    app: &App,
+    headers: &HeaderMap,
+    action: TokenAction,
+) -> Result<TenantOwner> {
+    match session_user(app, headers, TokenKind::Tenant, action).await? {
+        Some(user) => Ok(TenantOwner {
+            tenant_id: user.tenant_id.clone(),
+            acting_user: Some(user.user_id.clone()),
+            session: Some(user),
+        }),
+        None => tenant_owner(app, headers),
+    }
+}
+
+/// A user's owner (the vendor), or the user themselves through a portal session.
+pub(super) async fn user_owner_or_session(
+    app: &App,
+    headers: &HeaderMap,
+    action: TokenAction,
+) -> Result<UserOwner> {
+    match session_user(app, headers, TokenKind::Personal, action).await? {
+        Some(user) => Ok(UserOwner {
+            tenant_id: user.tenant_id,
+            user_id: user.user_id,
+        }),
+        None => user_owner(app, headers),
+    }
 }
 
 pub(super) fn user_owner(app: &App, headers: &HeaderMap) -> Result<UserOwner> {

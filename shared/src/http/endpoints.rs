@@ -15,7 +15,7 @@ use axum::response::Response;
 
 use super::caller::{Access, TenantOwner, UserOwner, Vendor};
 use super::request::Call;
-use super::{credentials, directory, discovery, oauth, tokens};
+use super::{credentials, directory, discovery, oauth, portal, tokens};
 use crate::app::App;
 use crate::error::Result;
 
@@ -35,6 +35,7 @@ pub enum Function {
     Roles,
     Tenants,
     Users,
+    Portal,
 }
 
 impl Function {
@@ -59,6 +60,7 @@ impl Function {
             Self::Roles => "roles",
             Self::Tenants => "tenants",
             Self::Users => "users",
+            Self::Portal => "portal",
         }
     }
 }
@@ -72,6 +74,9 @@ pub enum Handler {
     Vendor(fn(Arc<App>, Vendor, Call) -> Reply),
     TenantOwner(fn(Arc<App>, TenantOwner, Call) -> Reply),
     UserOwner(fn(Arc<App>, UserOwner, Call) -> Reply),
+    /// Token management, also open to portal sessions (gated by the row's method).
+    TenantOwnerOrSession(fn(Arc<App>, TenantOwner, Call) -> Reply),
+    UserOwnerOrSession(fn(Arc<App>, UserOwner, Call) -> Reply),
 }
 
 /// One row of the table.
@@ -90,6 +95,8 @@ impl Endpoint {
             Handler::Vendor(_) => Access::Vendor,
             Handler::TenantOwner(_) => Access::TenantOwner,
             Handler::UserOwner(_) => Access::UserOwner,
+            Handler::TenantOwnerOrSession(_) => Access::TenantOwnerOrSession,
+            Handler::UserOwnerOrSession(_) => Access::UserOwnerOrSession,
         }
     }
 }
@@ -145,14 +152,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(GET "/.well-known/oauth-authorization-server" => Discovery, Anyone: discovery::oauth_authorization_server),
     row!(GET "/openapi.json" => Discovery, Anyone: discovery::openapi),
 
-    row!(POST USER_TOKENS => CreateUserToken, UserOwner: tokens::create_personal),
-    row!(GET USER_TOKENS => UserTokens, UserOwner: tokens::list_personal),
-    row!(DELETE USER_TOKEN => UserTokens, UserOwner: tokens::delete_personal),
-    row!(POST TENANT_TOKENS => CreateTenantToken, TenantOwner: tokens::create_tenant),
-    row!(POST "/identity/resources/tenants/api-tokens/v2" => CreateTenantToken, TenantOwner: tokens::create_tenant),
-    row!(GET TENANT_TOKENS => TenantTokens, TenantOwner: tokens::list_tenant),
-    row!(PATCH TENANT_TOKEN => TenantTokens, TenantOwner: tokens::patch_tenant),
-    row!(DELETE TENANT_TOKEN => TenantTokens, TenantOwner: tokens::delete_tenant),
+    row!(POST USER_TOKENS => CreateUserToken, UserOwnerOrSession: tokens::create_personal),
+    row!(GET USER_TOKENS => UserTokens, UserOwnerOrSession: tokens::list_personal),
+    row!(DELETE USER_TOKEN => UserTokens, UserOwnerOrSession: tokens::delete_personal),
+    row!(POST TENANT_TOKENS => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),
+    row!(POST "/identity/resources/tenants/api-tokens/v2" => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),
+    row!(GET TENANT_TOKENS => TenantTokens, TenantOwnerOrSession: tokens::list_tenant),
+    row!(PATCH TENANT_TOKEN => TenantTokens, TenantOwnerOrSession: tokens::patch_tenant),
+    row!(DELETE TENANT_TOKEN => TenantTokens, TenantOwnerOrSession: tokens::delete_tenant),
+
+    row!(POST "/portal/v1/sessions" => Portal, UserOwner: portal::open_session),
+    row!(POST "/portal/v1/sessions/handoff" => Portal, Anyone: portal::swap_handoff),
 
     row!(POST PERMISSIONS => Permissions, Vendor: directory::create_permission),
     row!(GET PERMISSIONS => Permissions, Vendor: directory::list_permissions),

@@ -12,6 +12,7 @@ mod directory;
 mod discovery;
 pub mod endpoints;
 mod oauth;
+mod portal;
 mod request;
 mod response;
 mod tokens;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use tower::Layer;
@@ -30,6 +31,7 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 pub use endpoints::{ENDPOINTS, Endpoint, Function, Handler};
 
 use crate::app::App;
+use crate::domain::portal::TokenAction;
 use crate::error::{Error, Result};
 use request::Call;
 
@@ -101,13 +103,19 @@ async fn serve(
         .and_then(|at| uri.path().split('/').nth(at))
         .map(str::to_owned);
     let call = Call { headers, id, body };
-    dispatch(app, &endpoint.handler, call)
+    dispatch(app, endpoint, call)
         .await
         .unwrap_or_else(Error::into_response)
 }
 
-async fn dispatch(app: Arc<App>, handler: &Handler, call: Call) -> Result<Response> {
-    match handler {
+async fn dispatch(app: Arc<App>, endpoint: &Endpoint, call: Call) -> Result<Response> {
+    // What a portal session does on a token-management row.
+    let action = match endpoint.method {
+        Method::GET => TokenAction::Read,
+        Method::DELETE => TokenAction::Delete,
+        _ => TokenAction::Write,
+    };
+    match &endpoint.handler {
         Handler::Anyone(handler) => handler(app, call).await,
         Handler::Vendor(handler) => {
             let caller = caller::vendor(&app, call.headers())?;
@@ -119,6 +127,14 @@ async fn dispatch(app: Arc<App>, handler: &Handler, call: Call) -> Result<Respon
         }
         Handler::UserOwner(handler) => {
             let caller = caller::user_owner(&app, call.headers())?;
+            handler(app, caller, call).await
+        }
+        Handler::TenantOwnerOrSession(handler) => {
+            let caller = caller::tenant_owner_or_session(&app, call.headers(), action).await?;
+            handler(app, caller, call).await
+        }
+        Handler::UserOwnerOrSession(handler) => {
+            let caller = caller::user_owner_or_session(&app, call.headers(), action).await?;
             handler(app, caller, call).await
         }
     }

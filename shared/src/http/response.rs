@@ -28,6 +28,7 @@ fn status(error: &Error) -> StatusCode {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -144,7 +144,7 @@ pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
         Some(user),
         Grants::default(),
     )?;
-    let created = app.api_tokens().create(new).await?;
+    let created = app.api_tokens().create(new, None).await?;
     let view = PersonalTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -156,7 +156,7 @@ pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
     let tenant_id = caller.tenant_id().clone();
     let created_by = caller.acting_user().cloned();
     let new = body.into_new_token(tenant_id, TokenOwner::Tenant, created_by, grants)?;
-    let created = app.api_tokens().create(new).await?;
+    let created = app.api_tokens().create(new, caller.grantor()).await?;
     let view = TenantTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -226,7 +226,7 @@ pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Res
     let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
     let token = app
         .api_tokens()
-        .patch(&caller.owner(), call.id(), patch)
+        .patch(&caller.owner(), call.id(), patch, caller.grantor())
         .await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))
 }

@@ -7,11 +7,13 @@
 
 mod credentials;
 mod directory;
+mod portal;
 mod tokens;
 mod vendors;
 
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::Directory;
+pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, NewToken, Owner, TokenPatch};
 pub use vendors::Vendors;
 

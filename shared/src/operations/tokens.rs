@@ -2,6 +2,7 @@
 //! delete.
 
 use crate::domain::directory::EntityKind;
+use crate::domain::portal::PortalUser;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, TenantId, TokenOwner,
     UserId,
@@ -70,7 +71,14 @@ impl ApiTokens<'_> {
     /// token's role and permission ids must exist (400). The store writes the token only if
     /// the tenant and membership are still the ones read here, so a token never outlives a
     /// deletion that raced its creation.
-    pub async fn create(&self, new: NewToken) -> Result<Created<ApiToken>> {
+    /// Through a portal session, `grantor` is its user: a tenant token may then hold only roles
+    /// and permissions they hold (403).
+    pub async fn create(
+        &self,
+        new: NewToken,
+        grantor: Option<&PortalUser>,
+    ) -> Result<Created<ApiToken>> {
+        no_escalation(grantor, &new.role_ids, &new.permission_ids)?;
         let owners = Owners::read(self.directory, &new.tenant_id, new.owner.user()).await?;
         let lives = owners
             .lives()
@@ -150,6 +158,7 @@ impl ApiTokens<'_> {
         owner: &Owner,
         client_id: &str,
         patch: TokenPatch,
+        grantor: Option<&PortalUser>,
     ) -> Result<ApiToken> {
         let mut token = self.owned(owner, client_id).await?;
         if let Some(role_ids) = patch.role_ids {
@@ -166,7 +175,22 @@ impl ApiTokens<'_> {
         if let Some(metadata) = patch.metadata {
             token.metadata = metadata;
         }
+        no_escalation(grantor, &token.role_ids, &token.permission_ids)?;
         self.tokens.replace(&token).await?;
         Ok(token)
+    }
+}
+
+/// A token made or changed through a portal session grants nothing its user lacks.
+fn no_escalation(
+    grantor: Option<&PortalUser>,
+    role_ids: &[GrantId],
+    permission_ids: &[GrantId],
+) -> Result<()> {
+    match grantor {
+        Some(user) if !user.may_grant(role_ids, permission_ids) => Err(Error::Forbidden(
+            "A token can hold only roles and permissions that you hold".into(),
+        )),
+        _ => Ok(()),
     }
 }

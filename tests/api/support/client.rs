@@ -202,6 +202,12 @@ impl Member<'_> {
         self.send(Method::GET, USER_TOKENS, None).await
     }
 
+    /// The vendor opens the self-service portal for this user: `POST /portal/v1/sessions`.
+    pub async fn open_portal(&self) -> Reply {
+        self.send(Method::POST, "/portal/v1/sessions", Some(&json!({})))
+            .await
+    }
+
     pub async fn delete_personal_token(&self, client_id: &str) -> Reply {
         let path = format!("{USER_TOKENS}/{client_id}");
         self.send(Method::DELETE, &path, None).await

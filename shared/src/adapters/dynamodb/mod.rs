@@ -10,6 +10,7 @@
 //! | tenant        | `TENANT#<id>`      | `TENANT`           |
 //! | user          | `USER#<id>`        | `USER`             |
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
+//! | hand-off      | `HANDOFF#<sha256>` | `HANDOFF`          |
 //!
 //! Directory records carry a revision `rev`; each write is conditional on the one it read.
 //! A user's membership stamps live in the user item (`members`); the membership items are an
@@ -22,6 +23,7 @@
 //! Reads on the credential path are strongly consistent, so a deleted token stops at once.
 
 mod directory;
+mod handoffs;
 mod refresh;
 mod tokens;
 mod vendors;
@@ -38,14 +40,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::records::{RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond};
+use super::records::{
+    HandoffItem, RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond,
+};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
+use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
     ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
-use crate::ports::{DirectoryStore, RefreshStore, TokenStore, VendorStore};
+use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 

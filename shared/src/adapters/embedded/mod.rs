@@ -1,8 +1,9 @@
 //! The local default's store: redb, an embedded, crash-safe (copy-on-write, fsync on commit)
 //! key-value database in one file. Every write is one transaction. One file per port:
-//! `vendors`, `tokens`, `refresh`, `directory`, as in the DynamoDB store.
+//! `vendors`, `tokens`, `refresh`, `directory`, `handoffs`, as in the DynamoDB store.
 
 mod directory;
+mod handoffs;
 mod refresh;
 mod tokens;
 mod vendors;
@@ -16,14 +17,17 @@ use serde::de::DeserializeOwned;
 
 use serde_json::Value;
 
-use super::records::{RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond};
+use super::records::{
+    HandoffItem, RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond,
+};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
+use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
     ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
-use crate::ports::{DirectoryStore, RefreshStore, TokenStore, VendorStore};
+use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
 pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("vendors");
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Keyed `<clientId>/<digest>`, so one token's refresh tokens are one key range.
@@ -36,7 +40,10 @@ pub(super) const TENANT_TOKENS: TableDefinition<&str, &[u8]> =
 pub(super) const USER_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_tokens");
 pub(super) const TENANT_MEMBERS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("tenant_members");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 7] = [
+/// Portal hand-offs keyed by digest.
+pub(super) const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 8] = [
+    HANDOFFS,
     VENDORS,
     TOKENS,
     REFRESH,

@@ -1,0 +1,131 @@
+//! The self-service portal: hand-offs opened by the vendor's backend, swapped for sessions, and
+//! the session's user as the directory has them on each request.
+
+use std::collections::HashMap;
+
+use crate::domain::directory::{EntityKind, Permission, Role};
+use crate::domain::jwt::{self, PortalClaims, TokenType};
+use crate::domain::portal::{
+    HANDOFF_TTL_SECONDS, Handoff, HandoffToken, PORTAL_AUDIENCE, PortalUser, SESSION_TTL_SECONDS,
+};
+use crate::domain::{TenantId, UserId};
+use crate::error::{Error, Result};
+use crate::ports::{Clock, DirectoryStore, HandoffStore, Signer};
+
+use super::directory::all;
+use super::{Owners, sign};
+
+pub struct Portal<'a> {
+    pub(crate) handoffs: &'a dyn HandoffStore,
+    pub(crate) directory: &'a dyn DirectoryStore,
+    pub(crate) signer: &'a dyn Signer,
+    pub(crate) clock: &'a dyn Clock,
+}
+
+/// A session JWT and its lifetime in seconds.
+#[derive(Debug)]
+pub struct Session {
+    pub access_token: String,
+    pub expires_in: i64,
+}
+
+impl Portal<'_> {
+    /// `POST /portal/v1/sessions`: a hand-off for `user` in `tenant`, who must be a member of
+    /// it (404 otherwise), and its lifetime in seconds.
+    pub async fn open(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> Result<(HandoffToken, i64)> {
+        let owners = Owners::read(self.directory, tenant_id, Some(user_id)).await?;
+        owners
+            .lives()
+            .map_err(|absent| Error::NotFound(absent.message(tenant_id, Some(user_id))))?;
+        let token = HandoffToken::generate();
+        let handoff = Handoff {
+            digest: token.digest(),
+            tenant_id: tenant_id.clone(),
+            user_id: user_id.clone(),
+            expires_at: self.clock.now().plus_seconds(HANDOFF_TTL_SECONDS),
+        };
+        self.handoffs.put_handoff(&handoff).await?;
+        Ok((token, HANDOFF_TTL_SECONDS))
+    }
+
+    /// `POST /portal/v1/sessions/handoff`: a hand-off, used once and in time, for a session from
+    /// `issuer`. A reused, expired or unknown hand-off is `Unauthorized`.
+    pub async fn swap(&self, handoff: &str, issuer: &str) -> Result<Session> {
+        let token = HandoffToken::parse(handoff).ok_or(Error::Unauthorized)?;
+        let now = self.clock.now();
+        let handoff = self
+            .handoffs
+            .take_handoff(&token.digest())
+            .await?
+            .filter(|handoff| handoff.expires_at > now)
+            .ok_or(Error::Unauthorized)?;
+        let claims = PortalClaims {
+            token_type: TokenType::PortalSession,
+            sub: handoff.user_id.to_string(),
+            tenant_id: handoff.tenant_id.to_string(),
+            iss: issuer.to_owned(),
+            aud: PORTAL_AUDIENCE.to_owned(),
+            iat: now.seconds(),
+            exp: now.plus_seconds(SESSION_TTL_SECONDS).seconds(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok(Session {
+            access_token: sign(self.signer, &claims).await?,
+            expires_in: SESSION_TTL_SECONDS,
+        })
+    }
+
+    /// The session's user with their roles and permissions in its tenant now. A session whose
+    /// user has left the tenant (or whose tenant is gone) is `Unauthorized`.
+    pub async fn user(&self, session: &str, issuer: &str) -> Result<PortalUser> {
+        let key = self.signer.public_key();
+        let claims: PortalClaims = jwt::verify(
+            session,
+            key,
+            issuer,
+            Some(PORTAL_AUDIENCE),
+            self.clock.now(),
+        )?;
+        let tenant_id = TenantId::parse(&claims.tenant_id).map_err(|_| Error::Unauthorized)?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| Error::Unauthorized)?;
+        let (owners, roles, permissions) = tokio::try_join!(
+            Owners::read(self.directory, &tenant_id, Some(&user_id)),
+            all::<Role>(self.directory, EntityKind::Role),
+            all::<Permission>(self.directory, EntityKind::Permission),
+        )?;
+        owners.lives().map_err(|_| Error::Unauthorized)?;
+        let user = owners.user()?.ok_or(Error::Unauthorized)?;
+        let role_ids = user
+            .roles_in(&tenant_id)
+            .ok_or(Error::Unauthorized)?
+            .to_vec();
+        let roles: HashMap<_, _> = roles.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let keys: HashMap<_, _> = permissions.into_iter().map(|p| (p.id, p.key)).collect();
+        let mut permission_ids: Vec<_> = role_ids
+            .iter()
+            .filter_map(|id| roles.get(id))
+            .flat_map(|role| role.permission_ids.iter().cloned())
+            .filter(|id| keys.contains_key(id))
+            .collect();
+        permission_ids.sort();
+        permission_ids.dedup();
+        let permission_keys = permission_ids
+            .iter()
+            .filter_map(|id| keys.get(id).map(ToString::to_string))
+            .collect();
+        Ok(PortalUser {
+            tenant_id,
+            user_id,
+            role_ids: role_ids
+                .into_iter()
+                .filter(|id| roles.contains_key(id))
+                .collect(),
+            permission_ids,
+            permission_keys,
+        })
+    }
+}

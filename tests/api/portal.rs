@@ -1,0 +1,336 @@
+//! The self-service portal's API: sessions opened by the vendor for a signed-in user, swapped
+//! once from a hand-off, and token management on the user's own permissions.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::client::{Member, Vendor};
+use crate::support::*;
+
+const HANDOFF: &str = "/portal/v1/sessions/handoff";
+
+/// A portal session, as the page holds it.
+struct Session<'a> {
+    t: &'a TestApp,
+    token: String,
+}
+
+impl Session<'_> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_with(method, path, &[], body).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .t
+            .http
+            .request(method, format!("{}{path}", self.t.base))
+            .bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.t.send(request).await
+    }
+}
+
+/// The hand-off in a portal URL's fragment.
+fn handoff_of(opened: &Reply) -> String {
+    let url = opened.body["url"].as_str().unwrap();
+    url.split_once("#handoff=").unwrap().1.to_owned()
+}
+
+async fn swap(t: &TestApp, handoff: &str) -> Reply {
+    t.post(HANDOFF, &[], &json!({"handoff": handoff})).await
+}
+
+async fn session<'a>(t: &'a TestApp, member: &Member<'_>) -> Session<'a> {
+    let opened = member.open_portal().await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    let swapped = swap(t, &handoff_of(&opened)).await;
+    assert_eq!(swapped.status, StatusCode::OK, "{:?}", swapped.body);
+    Session {
+        t,
+        token: swapped.body["accessToken"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Frontegg's token permissions as roles: `token-admin` may do everything (`fe.secure.*`),
+/// `reader` may read (`fe.secure.read.*`), `deployer` holds only an API permission.
+async fn portal_roles(vendor: &Vendor<'_>) {
+    vendor.permission("p-all", "fe.secure.*").await;
+    vendor.permission("p-read", "fe.secure.read.*").await;
+    vendor.permission("p-deploy", "deploy.write").await;
+    vendor.permission("p-billing", "billing.write").await;
+    vendor
+        .role("token-admin", "token-admin", json!(["p-all", "p-deploy"]))
+        .await;
+    vendor.role("reader", "reader", json!(["p-read"])).await;
+    vendor
+        .role("deployer", "deployer", json!(["p-deploy"]))
+        .await;
+    vendor
+        .role("billing", "billing", json!(["p-billing"]))
+        .await;
+}
+
+async fn a_handoff_opens_one_session_once_and_in_time(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!([])).await;
+    let opened = alice.open_portal().await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    let url = opened.body["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/portal#handoff=", t.base)),
+        "{url}"
+    );
+    assert!(opened.body["expiresIn"].as_i64().unwrap() <= 120);
+
+    let handoff = handoff_of(&opened);
+    let swapped = swap(t, &handoff).await;
+    assert_eq!(swapped.status, StatusCode::OK, "{:?}", swapped.body);
+    assert!(swapped.body["expiresIn"].as_i64().unwrap() <= 3600);
+    assert_eq!(
+        swap(t, &handoff).await.status,
+        StatusCode::UNAUTHORIZED,
+        "used once"
+    );
+    let tampered = handoff.replace(&handoff[6..8], "zz");
+    assert_eq!(swap(t, &tampered).await.status, StatusCode::UNAUTHORIZED);
+
+    let late = handoff_of(&alice.open_portal().await);
+    t.clock.advance_seconds(121);
+    assert_eq!(
+        swap(t, &late).await.status,
+        StatusCode::UNAUTHORIZED,
+        "expired"
+    );
+
+    let stranger = vendor.tenant("acme").user("mallory").open_portal().await;
+    assert_eq!(
+        stranger.status,
+        StatusCode::NOT_FOUND,
+        "{:?}",
+        stranger.body
+    );
+}
+on_both_stores!(a_handoff_opens_one_session_once_and_in_time);
+
+/// Of concurrent swaps of one hand-off, exactly one gets a session.
+async fn concurrent_swaps_of_one_handoff_yield_one_session(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!([])).await;
+    for _ in 0..10 {
+        let handoff = handoff_of(&alice.open_portal().await);
+        let swaps = (0..8).map(|_| swap(t, &handoff));
+        let answers = futures::future::join_all(swaps).await;
+        let won = answers
+            .iter()
+            .filter(|a| a.status == StatusCode::OK)
+            .count();
+        assert_eq!(won, 1, "{answers:?}");
+    }
+}
+on_both_stores!(concurrent_swaps_of_one_handoff_yield_one_session);
+
+async fn a_session_manages_only_what_its_users_permissions_allow(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let acme = vendor.tenant("acme");
+    let (rita, dave) = (acme.user("rita"), acme.user("dave"));
+    rita.join(json!(["reader"])).await;
+    dave.join(json!(["deployer"])).await;
+    acme.token(json!({"description": "ci"})).await;
+
+    let reader = session(t, &rita).await;
+    let listed = reader.call(Method::GET, TENANT_TOKENS, None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let created = reader
+        .call(Method::POST, TENANT_TOKENS, Some(json!({})))
+        .await;
+    assert_eq!(created.status, StatusCode::FORBIDDEN, "{:?}", created.body);
+    assert!(created.error().contains("fe.secure.write.tenantApiTokens"));
+
+    let outsider = session(t, &dave).await;
+    for path in [TENANT_TOKENS, USER_TOKENS] {
+        let refused = outsider.call(Method::GET, path, None).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {:?}",
+            refused.body
+        );
+    }
+
+    // Permissions are read on every request: demoted, rita can no longer read.
+    rita.join(json!(["deployer"])).await;
+    let demoted = reader.call(Method::GET, TENANT_TOKENS, None).await;
+    assert_eq!(demoted.status, StatusCode::FORBIDDEN);
+    // Removed from the tenant, her session ends.
+    vendor
+        .call(
+            Method::PUT,
+            "/identity/resources/users/v1/rita",
+            Some(json!({"tenants": []})),
+        )
+        .await;
+    let gone = reader.call(Method::GET, TENANT_TOKENS, None).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+}
+on_both_stores!(a_session_manages_only_what_its_users_permissions_allow);
+
+async fn a_session_decides_the_tenant_and_user_whatever_the_headers_say(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    let alice = acme.user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let bob = acme.user("bob");
+    bob.join(json!(["token-admin"])).await;
+    globex.token(json!({"description": "globex bot"})).await;
+    let bobs = bob
+        .personal_token(json!({"description": "bob laptop"}))
+        .await;
+
+    let admin = session(t, &alice).await;
+    let elsewhere = [
+        ("frontegg-tenant-id", "globex"),
+        ("frontegg-user-id", "bob"),
+    ];
+    let listed = admin
+        .call_with(Method::GET, TENANT_TOKENS, &elsewhere, None)
+        .await;
+    assert_eq!(listed.body, json!([]), "acme's tokens, not globex's");
+    let mine = admin
+        .call_with(Method::GET, USER_TOKENS, &elsewhere, None)
+        .await;
+    assert_eq!(mine.body, json!([]), "alice's personal tokens, not bob's");
+    let path = format!("{USER_TOKENS}/{}", bobs.client_id);
+    let deleted = admin.call(Method::DELETE, &path, None).await;
+    assert_eq!(
+        deleted.status,
+        StatusCode::NOT_FOUND,
+        "bob's token is not hers"
+    );
+
+    let made = admin
+        .call_with(Method::POST, USER_TOKENS, &elsewhere, Some(json!({})))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let listed = admin.call(Method::GET, USER_TOKENS, None).await;
+    assert_eq!(listed.body[0]["clientId"], made.body["clientId"]);
+}
+on_both_stores!(a_session_decides_the_tenant_and_user_whatever_the_headers_say);
+
+async fn a_session_grants_only_roles_and_permissions_its_user_holds(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["token-admin", "deployer"])).await;
+    let admin = session(t, &alice).await;
+
+    for body in [
+        json!({"roleIds": ["billing"]}),
+        json!({"permissionIds": ["p-billing"]}),
+    ] {
+        let refused = admin.call(Method::POST, TENANT_TOKENS, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    }
+    let held = json!({"roleIds": ["deployer"], "description": "deploys"});
+    let made = admin.call(Method::POST, TENANT_TOKENS, Some(held)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    assert_eq!(made.body["createdByUserId"], "alice");
+    let by_permission = json!({"permissionIds": ["p-deploy"]});
+    let made_too = admin
+        .call(Method::POST, TENANT_TOKENS_V2, Some(by_permission))
+        .await;
+    assert_eq!(made_too.status, StatusCode::CREATED, "{:?}", made_too.body);
+
+    let path = format!(
+        "{TENANT_TOKENS}/{}",
+        made.body["clientId"].as_str().unwrap()
+    );
+    let escalate = json!({"roleIds": ["deployer", "billing"]});
+    let refused = admin.call(Method::PATCH, &path, Some(escalate)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    let renamed = admin
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"description": "deploys prod"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+
+    // A token the vendor gave more than alice holds cannot be edited through her session.
+    let wider = vendor
+        .tenant("acme")
+        .token(json!({"roleIds": ["billing"]}))
+        .await;
+    let path = format!("{TENANT_TOKENS}/{}", wider.client_id);
+    let refused = admin
+        .call(Method::PATCH, &path, Some(json!({"description": "x"})))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+}
+on_both_stores!(a_session_grants_only_roles_and_permissions_its_user_holds);
+
+/// A session is a JWT of its own type and audience: no vendor endpoint takes it, and neither
+/// the API-token check nor m2m-verify accepts it.
+#[tokio::test]
+async fn a_session_stands_in_for_no_other_token() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let admin = session(&t, &alice).await;
+    for (method, path) in [
+        (Method::GET, ROLES),
+        (Method::GET, CONFIGURATIONS),
+        (Method::PUT, "/identity/resources/users/v1/alice"),
+    ] {
+        let refused = admin.call(method, path, Some(json!({}))).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let opened = admin
+        .call_with(
+            Method::POST,
+            "/portal/v1/sessions",
+            &[
+                ("frontegg-tenant-id", "acme"),
+                ("frontegg-user-id", "alice"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        opened.status,
+        StatusCode::UNAUTHORIZED,
+        "a session cannot open another"
+    );
+    assert!(
+        t.app
+            .credentials(ISSUER)
+            .verify_access_token(&admin.token)
+            .is_err()
+    );
+    let verifier = m2m_verify::Verifier::discover(&t.base, "test-api")
+        .await
+        .unwrap();
+    assert!(
+        verifier.verify(&admin.token).await.is_err(),
+        "m2m-verify refuses it"
+    );
+}
