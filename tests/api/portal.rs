@@ -334,3 +334,93 @@ async fn a_session_stands_in_for_no_other_token() {
         "m2m-verify refuses it"
     );
 }
+
+async fn configure(vendor: &Vendor<'_>, body: Value) -> Reply {
+    vendor.call(Method::PATCH, CONFIGURATIONS, Some(body)).await
+}
+
+/// The vendor's switches: off, tokens are neither made nor exchanged, with the message
+/// Frontegg's SDKs recognise; on again, the same tokens work.
+async fn switched_off_api_tokens_are_neither_created_nor_exchanged(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let alice = acme.user("alice");
+    alice.join(json!([])).await;
+    let bot = acme.token(json!({})).await;
+    let laptop = alice.personal_token(json!({})).await;
+    let shown = vendor.call(Method::GET, CONFIGURATIONS, None).await;
+    assert_eq!(shown.body["apiTokensEnabled"], true);
+    assert_eq!(shown.body["maxExpiresInMinutes"], Value::Null);
+
+    let off = configure(&vendor, json!({"apiTokensEnabled": false})).await;
+    assert_eq!(off.status, StatusCode::OK, "{:?}", off.body);
+    assert_eq!(off.body["apiTokensEnabled"], false);
+    assert_eq!(
+        off.body["personalTokensEnabled"], true,
+        "the other fields stay"
+    );
+    let disabled = json!({"errors": ["Api tokens are disabled"]});
+    for issued in [&bot, &laptop] {
+        let refused = t
+            .exchange(EXCHANGE_V1, &issued.client_id, &issued.secret)
+            .await;
+        assert_eq!(
+            (refused.status, &refused.body),
+            (StatusCode::FORBIDDEN, &disabled)
+        );
+    }
+    let refused = acme.create_token(json!({})).await;
+    assert_eq!(
+        (refused.status, &refused.body),
+        (StatusCode::FORBIDDEN, &disabled)
+    );
+    let refused = alice.create_personal_token(json!({})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    configure(
+        &vendor,
+        json!({"apiTokensEnabled": true, "personalTokensEnabled": false}),
+    )
+    .await;
+    let works = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
+    assert_eq!(works.status, StatusCode::OK, "{:?}", works.body);
+    let refused = t
+        .exchange(EXCHANGE_V2, &laptop.client_id, &laptop.secret)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+}
+on_both_stores!(switched_off_api_tokens_are_neither_created_nor_exchanged);
+
+async fn with_a_maximum_expiry_every_new_token_expires_within_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let capped = configure(&vendor, json!({"maxExpiresInMinutes": 10080})).await;
+    assert_eq!(capped.body["maxExpiresInMinutes"], 10080);
+    for body in [json!({}), json!({"expiresInMinutes": 10081})] {
+        let refused = acme.create_token(body).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            refused.body
+        );
+        assert!(refused.error().contains("10080"), "{:?}", refused.body);
+    }
+    acme.token(json!({"expiresInMinutes": 10080})).await;
+    let lifted = configure(&vendor, json!({"maxExpiresInMinutes": null})).await;
+    assert_eq!(lifted.body["maxExpiresInMinutes"], Value::Null);
+    acme.token(json!({})).await;
+    for wrong in [
+        json!({"apiTokensEnabled": "no"}),
+        json!({"maxExpiresInMinutes": 0}),
+    ] {
+        let refused = configure(&vendor, wrong).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            refused.body
+        );
+    }
+}
+on_both_stores!(with_a_maximum_expiry_every_new_token_expires_within_it);

@@ -133,7 +133,7 @@ fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
             );
             assert_ne!(action, "dynamodb:Scan", "{name}: nothing scans the table");
         }
-        if ["configurations", "discovery", "vendor-auth"].contains(&function.binary.as_str()) {
+        if ["discovery", "vendor-auth"].contains(&function.binary.as_str()) {
             for write in writes {
                 assert!(
                     !function.actions.contains(write),
@@ -141,7 +141,7 @@ fn only_token_issuing_functions_may_sign_and_readers_cannot_write() {
                 );
             }
         }
-        if ["configurations", "discovery"].contains(&function.binary.as_str()) {
+        if function.binary == "discovery" {
             assert!(
                 function.actions.iter().all(|a| !a.starts_with("dynamodb:")),
                 "{name} never touches the table"

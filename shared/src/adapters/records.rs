@@ -183,6 +183,7 @@ pub fn kind_name(kind: EntityKind) -> &'static str {
         EntityKind::Role => "ROLE",
         EntityKind::Tenant => "TENANT",
         EntityKind::User => "USER",
+        EntityKind::Configuration => "CONFIGURATION",
     }
 }
 

@@ -212,6 +212,8 @@ pub enum EntityKind {
     Role,
     Tenant,
     User,
+    /// The vendor's API-token settings (one record).
+    Configuration,
 }
 
 /// Where a directory write comes from, which decides whether a newer state may refuse it.

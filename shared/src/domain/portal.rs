@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::ids::{GrantId, TenantId, UserId};
 use super::secret::random_base62;
 use super::time::Timestamp;
+use super::token::TokenOwner;
 
 /// How long a hand-off can be swapped for a session.
 pub const HANDOFF_TTL_SECONDS: i64 = 120;
@@ -77,6 +78,15 @@ pub struct Handoff {
 pub enum TokenKind {
     Personal,
     Tenant,
+}
+
+impl From<&TokenOwner> for TokenKind {
+    fn from(owner: &TokenOwner) -> Self {
+        match owner {
+            TokenOwner::Tenant => Self::Tenant,
+            TokenOwner::User(_) => Self::Personal,
+        }
+    }
 }
 
 /// What a session does to them.

@@ -1,4 +1,4 @@
-//! Publication: the signing key (PEM and JWKS), OpenID discovery and the OpenAPI document.
+//! Publication: the signing key as a JWKS, OpenID discovery and the OpenAPI document.
 
 use std::sync::Arc;
 
@@ -7,7 +7,6 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::caller::Vendor;
 use super::request::Call;
 use super::response::json;
 use crate::app::App;
@@ -15,28 +14,6 @@ use crate::error::{Error, Result};
 
 /// The API's OpenAPI 3.1 description; a test holds it to the endpoint table.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
-
-/// The fields of Frontegg's configuration that apply here.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Configuration {
-    public_key: String,
-    jwt_algorithm: &'static str,
-    /// The access token's lifetime in seconds.
-    default_token_expiration: i64,
-    api_tokens_enabled: bool,
-}
-
-/// `GET /identity/resources/configurations/v1`: the PEM key Frontegg's SDKs verify with.
-pub async fn configurations(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
-    let configuration = Configuration {
-        public_key: app.public_key().pem(),
-        jwt_algorithm: "RS256",
-        default_token_expiration: app.access_token_ttl_seconds(),
-        api_tokens_enabled: true,
-    };
-    json(StatusCode::OK, &configuration)
-}
 
 #[derive(Serialize)]
 struct Jwks {

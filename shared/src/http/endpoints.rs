@@ -15,7 +15,7 @@ use axum::response::Response;
 
 use super::caller::{Access, TenantOwner, UserOwner, Vendor};
 use super::request::Call;
-use super::{credentials, directory, discovery, oauth, portal, tokens};
+use super::{configuration, credentials, directory, discovery, oauth, portal, tokens};
 use crate::app::App;
 use crate::error::Result;
 
@@ -146,7 +146,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST "/identity/resources/auth/v1/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v1),
     row!(POST "/identity/resources/auth/v2/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v2),
 
-    row!(GET "/identity/resources/configurations/v1" => Configurations, Vendor: discovery::configurations),
+    row!(GET "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::configurations),
+    row!(PATCH "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::patch_configurations),
     row!(GET "/.well-known/jwks.json" => Discovery, Anyone: discovery::jwks),
     row!(GET "/.well-known/openid-configuration" => Discovery, Anyone: discovery::openid_configuration),
     row!(GET "/.well-known/oauth-authorization-server" => Discovery, Anyone: discovery::oauth_authorization_server),

@@ -7,6 +7,7 @@
 //! -> one operation -> a typed response, or an [`Error`](crate::Error) as `{"errors":[...]}`.
 
 pub mod caller;
+mod configuration;
 mod credentials;
 mod directory;
 mod discovery;

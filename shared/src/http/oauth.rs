@@ -185,6 +185,10 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         Err(Error::InvalidScope(why)) => {
             return Ok(OAuthError::new("invalid_scope", why).into_response());
         }
+        // The vendor has switched these tokens off.
+        Err(Error::Forbidden(why)) => {
+            return Ok(OAuthError::new("unauthorized_client", why).into_response());
+        }
         Err(other) => return Err(other),
     };
     let body = TokenResponse {

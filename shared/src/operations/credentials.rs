@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
+use crate::domain::portal::TokenKind;
 use crate::domain::{ApiToken, GrantId, RefreshRecord, RefreshToken, SecretKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, TokenStore};
@@ -203,6 +204,7 @@ impl Credentials<'_> {
         if !owners.are_current(&token.lives) {
             return Err(Error::Unauthorized);
         }
+        owners.allow(TokenKind::from(&token.owner))?;
         let (mut grants, user) =
             grants_of(token, owners.user()?, roles, permissions).ok_or(Error::Unauthorized)?;
         if let Some(scope) = scope {

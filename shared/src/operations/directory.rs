@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, Origin, Permission, Role, Tenant, User};
 use crate::domain::lives::{DirectoryRecord, Life, Revision};
 use crate::domain::{ApiToken, ClientId, GrantId, TenantId, UserId};
@@ -72,6 +73,7 @@ fn kind_title(kind: EntityKind) -> &'static str {
         EntityKind::Role => "Role",
         EntityKind::Tenant => "Tenant",
         EntityKind::User => "User",
+        EntityKind::Configuration => "Configuration",
     }
 }
 
@@ -174,6 +176,37 @@ impl Directory<'_> {
         } else {
             Attempt::Lost
         })
+    }
+
+    /// The vendor's API-token settings (the defaults until changed).
+    pub async fn token_settings(&self) -> Result<TokenSettings> {
+        let record = self
+            .directory
+            .record(EntityKind::Configuration, TOKEN_SETTINGS_ID)
+            .await?;
+        record
+            .and_then(|(record, _)| record.doc)
+            .map_or_else(|| Ok(TokenSettings::default()), from_doc)
+    }
+
+    /// Applies `change` to the settings as read inside one conditional write.
+    pub async fn change_token_settings(
+        &self,
+        change: impl Fn(TokenSettings) -> Result<TokenSettings>,
+    ) -> Result<TokenSettings> {
+        let (kind, id) = (EntityKind::Configuration, TOKEN_SETTINGS_ID);
+        let changed = self
+            .change(kind, id, |stored| {
+                let doc = stored.and_then(|r| r.doc.clone());
+                let current = doc.map_or_else(|| Ok(TokenSettings::default()), from_doc)?;
+                let doc = to_doc(&change(current)?)?;
+                Ok(Some(DirectoryRecord::upserted(stored, doc, Origin::Api)))
+            })
+            .await?;
+        match changed.and_then(|c| c.after.doc) {
+            Some(doc) => from_doc(doc),
+            None => self.token_settings().await,
+        }
     }
 
     pub async fn permissions(&self) -> Result<Vec<Permission>> {

@@ -19,9 +19,11 @@ pub use vendors::Vendors;
 
 use tokio::sync::OnceCell;
 
+use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
 use crate::domain::jwt;
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
+use crate::domain::portal::TokenKind;
 use crate::domain::{ClientId, GrantId, Secret, SecretHash, SecretKind, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, Signer};
@@ -102,30 +104,51 @@ fn parse_credentials(
 }
 
 /// A tenant's record and, when a user is concerned, that user's: what a token's lives are
-/// checked against.
+/// checked against; and the vendor's token settings, read in the same round trip.
 struct Owners {
     tenant_id: TenantId,
     tenant: Option<DirectoryRecord>,
     /// `None` for a tenant token; `Some(None)` when the user does not exist.
     user: Option<Option<DirectoryRecord>>,
+    settings: Option<DirectoryRecord>,
 }
 
 impl Owners {
-    /// Both records in one round trip.
+    /// The records in one round trip.
     async fn read(
         directory: &dyn DirectoryStore,
         tenant_id: &TenantId,
         user: Option<&UserId>,
     ) -> Result<Self> {
-        let mut keys = vec![(EntityKind::Tenant, tenant_id.as_str().to_owned())];
+        let mut keys = vec![
+            (EntityKind::Configuration, TOKEN_SETTINGS_ID.to_owned()),
+            (EntityKind::Tenant, tenant_id.as_str().to_owned()),
+        ];
         keys.extend(user.map(|u| (EntityKind::User, u.as_str().to_owned())));
         let mut records = directory.records(&keys).await?.into_iter();
+        let settings = records.next().flatten();
         let tenant = records.next().flatten();
         Ok(Self {
             tenant_id: tenant_id.clone(),
             tenant,
             user: user.map(|_| records.next().flatten()),
+            settings,
         })
+    }
+
+    /// The vendor's API-token settings (the defaults until the vendor changes them).
+    fn settings(&self) -> Result<TokenSettings> {
+        let doc = self.settings.as_ref().and_then(|r| r.doc.clone());
+        doc.map_or_else(|| Ok(TokenSettings::default()), directory::from_doc)
+    }
+
+    /// 403 unless the settings let tokens of `kind` be created and exchanged.
+    fn allow(&self, kind: TokenKind) -> Result<TokenSettings> {
+        let settings = self.settings()?;
+        settings
+            .allows(kind)
+            .map_err(|why| Error::Forbidden(why.to_owned()))?;
+        Ok(settings)
     }
 
     /// The lives a token created now would get.

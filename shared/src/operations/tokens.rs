@@ -2,7 +2,7 @@
 //! delete.
 
 use crate::domain::directory::EntityKind;
-use crate::domain::portal::PortalUser;
+use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, TenantId, TokenOwner,
     UserId,
@@ -83,6 +83,10 @@ impl ApiTokens<'_> {
         let lives = owners
             .lives()
             .map_err(|absent| Error::NotFound(absent.message(&new.tenant_id, new.owner.user())))?;
+        let settings = owners.allow(TokenKind::from(&new.owner))?;
+        settings
+            .check_expiry(new.expires_in_minutes)
+            .map_err(Error::BadRequest)?;
         let kind = match &new.owner {
             TokenOwner::Tenant => {
                 check_ids_exist(self.directory, EntityKind::Role, &new.role_ids).await?;

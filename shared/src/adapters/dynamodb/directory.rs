@@ -10,7 +10,9 @@ use super::*;
 
 pub(super) fn entity_key(kind: EntityKind, id: &str) -> Item {
     match kind {
-        EntityKind::Permission | EntityKind::Role => key(kind_name(kind).into(), id.into()),
+        EntityKind::Permission | EntityKind::Role | EntityKind::Configuration => {
+            key(kind_name(kind).into(), id.into())
+        }
         EntityKind::Tenant | EntityKind::User => {
             key(format!("{}#{id}", kind_name(kind)), kind_name(kind).into())
         }

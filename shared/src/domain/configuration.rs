@@ -1,0 +1,97 @@
+//! The vendor's switches for API tokens, as Frontegg's self-service settings: whether tokens
+//! work at all, of each kind, and the longest expiry a new one may have.
+
+use serde::{Deserialize, Serialize};
+
+use super::portal::TokenKind;
+
+/// The directory record that holds them.
+pub const TOKEN_SETTINGS_ID: &str = "apiTokens";
+
+/// What Frontegg's SDKs recognise when API tokens are switched off.
+pub const DISABLED: &str = "Api tokens are disabled";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TokenSettings {
+    pub api_tokens_enabled: bool,
+    pub personal_tokens_enabled: bool,
+    pub tenant_tokens_enabled: bool,
+    /// The longest `expiresInMinutes` a new token may have; with one, every token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expires_in_minutes: Option<u32>,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            api_tokens_enabled: true,
+            personal_tokens_enabled: true,
+            tenant_tokens_enabled: true,
+            max_expires_in_minutes: None,
+        }
+    }
+}
+
+impl TokenSettings {
+    /// Whether tokens of `kind` may be created and exchanged; why not otherwise.
+    pub fn allows(&self, kind: TokenKind) -> Result<(), &'static str> {
+        match kind {
+            _ if !self.api_tokens_enabled => Err(DISABLED),
+            TokenKind::Personal if !self.personal_tokens_enabled => {
+                Err("Personal api tokens are disabled")
+            }
+            TokenKind::Tenant if !self.tenant_tokens_enabled => {
+                Err("Tenant api tokens are disabled")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a new token's expiry keeps within the maximum; why not otherwise.
+    pub fn check_expiry(&self, expires_in_minutes: Option<u32>) -> Result<(), String> {
+        match (self.max_expires_in_minutes, expires_in_minutes) {
+            (Some(max), None) => Err(format!(
+                "expiresInMinutes is required: tokens expire within {max} minutes here"
+            )),
+            (Some(max), Some(minutes)) if minutes > max => Err(format!(
+                "expiresInMinutes must be at most {max}, the longest expiry allowed here"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_switch_wins_and_each_kind_has_its_own() {
+        let on = TokenSettings::default();
+        assert_eq!(on.allows(TokenKind::Personal), Ok(()));
+        let off = TokenSettings {
+            api_tokens_enabled: false,
+            ..on.clone()
+        };
+        assert_eq!(off.allows(TokenKind::Tenant), Err(DISABLED));
+        let no_personal = TokenSettings {
+            personal_tokens_enabled: false,
+            ..on
+        };
+        assert!(no_personal.allows(TokenKind::Personal).is_err());
+        assert_eq!(no_personal.allows(TokenKind::Tenant), Ok(()));
+    }
+
+    #[test]
+    fn with_a_maximum_every_token_expires_within_it() {
+        let capped = TokenSettings {
+            max_expires_in_minutes: Some(60),
+            ..TokenSettings::default()
+        };
+        assert!(capped.check_expiry(Some(60)).is_ok());
+        assert!(capped.check_expiry(Some(61)).is_err());
+        assert!(capped.check_expiry(None).is_err());
+        assert!(TokenSettings::default().check_expiry(None).is_ok());
+    }
+}

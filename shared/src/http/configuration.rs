@@ -1,0 +1,88 @@
+//! Frontegg's configuration: the PEM key its SDKs verify with, and the vendor's switches for
+//! API tokens (whether they work, of each kind, and the longest expiry).
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::caller::Vendor;
+use super::request::Call;
+use super::response::json;
+use crate::app::App;
+use crate::domain::configuration::TokenSettings;
+use crate::domain::rules;
+use crate::error::{Error, Result};
+
+/// The fields of Frontegg's configuration that apply here.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Configuration {
+    public_key: String,
+    jwt_algorithm: &'static str,
+    /// The access token's lifetime in seconds.
+    default_token_expiration: i64,
+    api_tokens_enabled: bool,
+    personal_tokens_enabled: bool,
+    tenant_tokens_enabled: bool,
+    /// `null` when tokens may live as long as they are made to.
+    max_expires_in_minutes: Option<u32>,
+}
+
+fn answer(app: &App, settings: TokenSettings) -> Result<Response> {
+    let configuration = Configuration {
+        public_key: app.public_key().pem(),
+        jwt_algorithm: "RS256",
+        default_token_expiration: app.access_token_ttl_seconds(),
+        api_tokens_enabled: settings.api_tokens_enabled,
+        personal_tokens_enabled: settings.personal_tokens_enabled,
+        tenant_tokens_enabled: settings.tenant_tokens_enabled,
+        max_expires_in_minutes: settings.max_expires_in_minutes,
+    };
+    json(StatusCode::OK, &configuration)
+}
+
+/// `GET /identity/resources/configurations/v1`.
+pub async fn configurations(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
+    let settings = app.directory().token_settings().await?;
+    answer(&app, settings)
+}
+
+/// `PATCH /identity/resources/configurations/v1`: the fields present change; a null
+/// `maxExpiresInMinutes` lifts the maximum.
+pub async fn patch_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let body: Map<String, Value> = call.json()?;
+    let switch = |name: &str| match body.get(name) {
+        None => Ok(None),
+        Some(Value::Bool(on)) => Ok(Some(*on)),
+        Some(_) => Err(Error::bad_request(format!("{name} must be true or false"))),
+    };
+    let (all, personal, tenant) = (
+        switch("apiTokensEnabled")?,
+        switch("personalTokensEnabled")?,
+        switch("tenantTokensEnabled")?,
+    );
+    let max = match body.get("maxExpiresInMinutes") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::Number(n)) => Some(rules::expires_in_minutes(Some(n))?),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "maxExpiresInMinutes must be a number or null",
+            ));
+        }
+    };
+    let settings = app
+        .directory()
+        .change_token_settings(|mut settings| {
+            settings.api_tokens_enabled = all.unwrap_or(settings.api_tokens_enabled);
+            settings.personal_tokens_enabled = personal.unwrap_or(settings.personal_tokens_enabled);
+            settings.tenant_tokens_enabled = tenant.unwrap_or(settings.tenant_tokens_enabled);
+            settings.max_expires_in_minutes = max.unwrap_or(settings.max_expires_in_minutes);
+            Ok(settings)
+        })
+        .await?;
+    answer(&app, settings)
+}
