@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check the project has, on a fresh machine as on a developer's:
 #   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT, openapi-spec-validator, Authlib and
-#      Frontegg's Python SDK into .venv, and Frontegg's Node SDK into tests/clients/node, pinned;
+#      Frontegg's Python SDK into .venv, and Frontegg's Node SDK, openid-client, jose and
+#      playwright-core into tests/clients/node, pinned; curl, jq and chromium from Debian;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
 #   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace.
 set -euo pipefail
@@ -31,7 +32,7 @@ if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; th
     echo "$want" > "$VENV/.installed"
 fi
 
-step "Node clients: Frontegg's SDK, openid-client, jose (tests/clients/node)"
+step "Node clients: Frontegg's SDK, openid-client, jose, playwright-core (tests/clients/node)"
 npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
 
 step "moto on 127.0.0.1"
@@ -48,8 +49,8 @@ for _ in $(seq 1 100); do
 done
 echo "moto pid $moto_pid on port $port"
 
-step "curl and jq (the README walk-through test uses them)"
-for tool in curl jq; do
+step "curl, jq (the README walk-through test) and Debian's Chromium (the portal's browser test)"
+for tool in curl jq chromium; do
     command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool"; }
 done
 

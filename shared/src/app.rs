@@ -153,6 +153,11 @@ impl App {
         self.settings.access_token_ttl_seconds
     }
 
+    /// Who may frame the portal page (CSP `frame-ancestors`).
+    pub fn portal_frame_ancestors(&self) -> &str {
+        &self.settings.portal_frame_ancestors
+    }
+
     /// The configured public base URL, if any.
     pub fn public_url(&self) -> Option<&str> {
         self.settings.public_url.as_deref()

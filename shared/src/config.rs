@@ -32,6 +32,9 @@ pub struct Settings {
     pub refresh_token_ttl_seconds: i64,
     /// The service's public base URL (`M2M_PUBLIC_URL`); else the URL a request reached it at.
     pub public_url: Option<String>,
+    /// Who may show the portal in a frame: CSP `frame-ancestors` sources
+    /// (`M2M_PORTAL_FRAME_ANCESTORS`, default `'none'`).
+    pub portal_frame_ancestors: String,
 }
 
 /// What only the local server needs.
@@ -121,6 +124,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             vendor_token_ttl_seconds: self.seconds("M2M_VENDOR_TOKEN_TTL_SECONDS", 3600)?,
             refresh_token_ttl_seconds: self
                 .seconds("M2M_REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
+            portal_frame_ancestors: self.frame_ancestors()?,
             public_url: match self.get("M2M_PUBLIC_URL") {
                 None => None,
                 Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -134,6 +138,32 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 }
             },
         })
+    }
+
+    /// CSP sources separated by spaces: `'none'`, `'self'`, or `https://` origins (with an
+    /// optional `*.` for subdomains).
+    fn frame_ancestors(&self) -> Result<String, ConfigError> {
+        let Some(text) = self.get("M2M_PORTAL_FRAME_ANCESTORS") else {
+            return Ok("'none'".into());
+        };
+        let source_ok = |source: &str| {
+            matches!(source, "'none'" | "'self'")
+                || ((source.starts_with("https://") || source.starts_with("http://"))
+                    && source
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:/*_".contains(&b)))
+        };
+        let sources: Vec<&str> = text.split_whitespace().collect();
+        if sources.iter().all(|s| source_ok(s)) {
+            Ok(sources.join(" "))
+        } else {
+            Err(ConfigError {
+                name: "M2M_PORTAL_FRAME_ANCESTORS",
+                problem: format!(
+                    "expected 'none', 'self' or https:// origins separated by spaces, got {text:?}"
+                ),
+            })
+        }
     }
 
     /// Settings for a Lambda function: DynamoDB and KMS are required.
@@ -220,8 +250,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let cases: [(&'static [(&'static str, &'static str)], &str); 6] = [
+        let cases: [(&'static [(&'static str, &'static str)], &str); 7] = [
             (&[("M2M_SECRET_FORMAT", "base64")], "M2M_SECRET_FORMAT"),
+            (
+                &[(
+                    "M2M_PORTAL_FRAME_ANCESTORS",
+                    "https://app.example; script-src *",
+                )],
+                "M2M_PORTAL_FRAME_ANCESTORS",
+            ),
             (&[("M2M_BCRYPT_COST", "three")], "M2M_BCRYPT_COST"),
             (&[("M2M_BCRYPT_COST", "40")], "M2M_BCRYPT_COST"),
             (&[("M2M_TABLE", "t")], "M2M_KMS_KEY_ID"),

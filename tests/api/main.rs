@@ -15,6 +15,7 @@ mod local_server;
 mod oauth;
 mod ownership;
 mod portal;
+mod portal_browser;
 mod provisioning;
 mod standard_clients;
 mod store_contract;

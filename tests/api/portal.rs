@@ -65,7 +65,7 @@ async fn session<'a>(t: &'a TestApp, member: &Member<'_>) -> Session<'a> {
 
 /// Frontegg's token permissions as roles: `token-admin` may do everything (`fe.secure.*`),
 /// `reader` may read (`fe.secure.read.*`), `deployer` holds only an API permission.
-async fn portal_roles(vendor: &Vendor<'_>) {
+pub(crate) async fn portal_roles(vendor: &Vendor<'_>) {
     vendor.permission("p-all", "fe.secure.*").await;
     vendor.permission("p-read", "fe.secure.read.*").await;
     vendor.permission("p-deploy", "deploy.write").await;
@@ -424,3 +424,53 @@ async fn with_a_maximum_expiry_every_new_token_expires_within_it(t: &TestApp) {
     }
 }
 on_both_stores!(with_a_maximum_expiry_every_new_token_expires_within_it);
+
+/// The page: HTML with a policy that allows only its own hashed script and style, talks only
+/// to the API, and is framed only where the vendor says.
+#[tokio::test]
+async fn the_page_is_served_under_a_strict_policy() {
+    let ancestors = "https://app.example.com";
+    let t = spawn_app_with(Backing::Embedded, |settings| {
+        settings.portal_frame_ancestors = ancestors.into();
+    })
+    .await;
+    let response = t
+        .http
+        .get(format!("{}/portal", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    assert!(header("content-type").starts_with("text/html"));
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let policy = header("content-security-policy");
+    for part in [
+        "default-src 'none'",
+        "script-src 'sha256-",
+        "style-src 'sha256-",
+        "connect-src 'self'",
+        "frame-ancestors https://app.example.com",
+    ] {
+        assert!(policy.contains(part), "{part} in {policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("<script>'use strict';"),
+        "the script is inline and hashed"
+    );
+
+    let default = spawn_app(Backing::Embedded).await;
+    let response = default
+        .http
+        .get(format!("{}/portal", default.base))
+        .send()
+        .await
+        .unwrap();
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(policy.ends_with("frame-ancestors 'none'"), "{policy}");
+}

@@ -204,7 +204,11 @@ fn documented_access(operation: &Value) -> Access {
             .flatten()
             .any(|p| p["$ref"] == format!("#/components/parameters/{name}"))
     };
+    let only_session = operation["security"]
+        .as_array()
+        .is_some_and(|s| s.len() == 1 && s[0].get("portalSession").is_some());
     match (secured, parameter("TenantId"), parameter("UserId"), session) {
+        _ if only_session => Access::Session,
         (false, ..) => Access::Anyone,
         (true, false, _, _) => Access::Vendor,
         (true, true, false, false) => Access::TenantOwner,

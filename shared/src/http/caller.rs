@@ -31,6 +31,8 @@ pub enum Access {
     TenantOwnerOrSession,
     /// As `UserOwner`, or a portal session whose user holds the action's permission.
     UserOwnerOrSession,
+    /// A portal session only.
+    Session,
 }
 
 /// The holder of a valid vendor token.
@@ -147,6 +149,12 @@ async fn session_user(
         )));
     }
     Ok(Some(user))
+}
+
+/// A portal session's user, resolved now; anything else is refused.
+pub(super) async fn session(app: &App, headers: &HeaderMap) -> Result<PortalUser> {
+    let token = bearer(headers)?.ok_or(Error::Unauthorized)?;
+    app.portal().user(token, &issuer(app, headers)).await
 }
 
 /// A tenant's owner, or a portal session acting for its tenant: the session decides the

@@ -17,6 +17,7 @@ use super::caller::{Access, TenantOwner, UserOwner, Vendor};
 use super::request::Call;
 use super::{configuration, credentials, directory, discovery, oauth, portal, tokens};
 use crate::app::App;
+use crate::domain::portal::PortalUser;
 use crate::error::Result;
 
 /// One Lambda binary (and one function in `template.yaml`).
@@ -77,6 +78,7 @@ pub enum Handler {
     /// Token management, also open to portal sessions (gated by the row's method).
     TenantOwnerOrSession(fn(Arc<App>, TenantOwner, Call) -> Reply),
     UserOwnerOrSession(fn(Arc<App>, UserOwner, Call) -> Reply),
+    Session(fn(Arc<App>, PortalUser, Call) -> Reply),
 }
 
 /// One row of the table.
@@ -97,6 +99,7 @@ impl Endpoint {
             Handler::UserOwner(_) => Access::UserOwner,
             Handler::TenantOwnerOrSession(_) => Access::TenantOwnerOrSession,
             Handler::UserOwnerOrSession(_) => Access::UserOwnerOrSession,
+            Handler::Session(_) => Access::Session,
         }
     }
 }
@@ -164,6 +167,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
     row!(POST "/portal/v1/sessions" => Portal, UserOwner: portal::open_session),
     row!(POST "/portal/v1/sessions/handoff" => Portal, Anyone: portal::swap_handoff),
+    row!(GET "/portal/v1/session" => Portal, Session: portal::current_session),
+    row!(GET "/portal" => Portal, Anyone: portal::page),
 
     row!(POST PERMISSIONS => Permissions, Vendor: directory::create_permission),
     row!(GET PERMISSIONS => Permissions, Vendor: directory::list_permissions),

@@ -138,6 +138,10 @@ async fn dispatch(app: Arc<App>, endpoint: &Endpoint, call: Call) -> Result<Resp
             let caller = caller::user_owner_or_session(&app, call.headers(), action).await?;
             handler(app, caller, call).await
         }
+        Handler::Session(handler) => {
+            let user = caller::session(&app, call.headers()).await?;
+            handler(app, user, call).await
+        }
     }
 }
 

@@ -77,6 +77,7 @@ pub fn test_settings(backend: Backend) -> Settings {
         vendor_token_ttl_seconds: 3600,
         refresh_token_ttl_seconds: 86_400,
         public_url: None,
+        portal_frame_ancestors: "'none'".into(),
     }
 }
 

@@ -1,0 +1,480 @@
+'use strict';
+// The self-service page. It swaps the hand-off in its URL fragment for a session kept only in
+// this variable (no cookie, no storage), then lists, creates, edits and deletes tokens through
+// the API it was served by.
+(function () {
+  const PATHS = {
+    personal: '/identity/resources/users/api-tokens/v1',
+    tenant: '/identity/resources/tenants/api-tokens/v1',
+  };
+  const DAY = 24 * 60;
+  const PRESETS = [
+    { value: '7', label: '7 days', minutes: 7 * DAY },
+    { value: '30', label: '30 days', minutes: 30 * DAY },
+    { value: '90', label: '90 days', minutes: 90 * DAY },
+    { value: 'custom', label: 'Custom…' },
+    { value: 'never', label: 'Never' },
+  ];
+  const SOON_MS = 7 * 24 * 3600 * 1000;
+
+  const state = { session: null, info: null, kind: 'personal', tokens: { personal: [], tenant: [] }, query: { personal: '', tenant: '' }, ended: false };
+  const $ = (id) => document.getElementById(id);
+
+  // h('tag', {attr: value, onclick: fn}, child, ...): elements without HTML parsing.
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === false || value === null || value === undefined) continue;
+      if (name.startsWith('on')) el.addEventListener(name.slice(2), value);
+      else if (name === 'text') el.textContent = value;
+      else el.setAttribute(name, value === true ? '' : value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined && child !== false) el.append(child);
+    }
+    return el;
+  }
+
+  function announce(message) {
+    const region = $('announcer');
+    region.textContent = '';
+    setTimeout(() => { region.textContent = message; }, 50);
+  }
+
+  function showStatus(message) {
+    const status = $('status');
+    status.textContent = message;
+    status.hidden = false;
+  }
+
+  function endSession() {
+    state.ended = true;
+    state.session = null;
+    for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
+    $('app').hidden = true;
+    showStatus('Your session has ended. To keep managing your tokens, open this page again from the application.');
+  }
+
+  // A readable sentence for a failed call; ends the page's session on a 401.
+  function explain(status, body) {
+    const said = body && Array.isArray(body.errors) && typeof body.errors[0] === 'string' ? body.errors[0] : '';
+    if (status === 0) return 'The server could not be reached. Check your connection and try again.';
+    if (status === 401) { endSession(); return 'Your session has ended. Open this page again from the application.'; }
+    if (status === 403) {
+      if (/disabled/i.test(said)) return 'API tokens are turned off for your account by its administrator.';
+      if (/hold/i.test(said)) return 'A token can have only roles that you hold yourself.';
+      return 'You do not have permission to do this. Ask an administrator of your account.';
+    }
+    if (status === 404) return 'This token no longer exists. The list has been refreshed.';
+    if (status === 400 && said) return said.replace('expiresInMinutes', 'The expiry') + (said.endsWith('.') ? '' : '.');
+    if (status === 429) return 'Too many requests. Wait a moment and try again.';
+    return 'Something went wrong on our side. Please try again in a moment.';
+  }
+
+  async function api(method, path, body) {
+    if (state.ended) throw new Error('Your session has ended. Open this page again from the application.');
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers: Object.assign({ accept: 'application/json' },
+          state.session ? { authorization: 'Bearer ' + state.session } : {},
+          body === undefined ? {} : { 'content-type': 'application/json' }),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: 'omit',
+        cache: 'no-store',
+        referrerPolicy: 'no-referrer',
+      });
+    } catch (e) {
+      throw new Error(explain(0));
+    }
+    let parsed = null;
+    try { parsed = await response.json(); } catch (e) { parsed = null; }
+    if (!response.ok) {
+      const error = new Error(explain(response.status, parsed));
+      error.status = response.status;
+      throw error;
+    }
+    return parsed;
+  }
+
+  function formatDate(iso) {
+    if (!iso) return null;
+    const date = new Date(iso);
+    return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+  }
+
+  function roleName(id) {
+    const role = (state.info.roles || []).find((r) => r.id === id);
+    return role ? (role.name || role.key) : id;
+  }
+
+  function expiryCell(token) {
+    if (!token.expires) return ['Never'];
+    const at = new Date(token.expires).getTime();
+    const left = at - Date.now();
+    const cell = [formatDate(token.expires)];
+    if (left <= 0) cell.push(h('span', { class: 'badge expired', text: 'Expired' }));
+    else if (left <= SOON_MS) cell.push(h('span', { class: 'badge', text: 'Expires soon' }));
+    return cell;
+  }
+
+  function abilities(kind) {
+    return kind === 'personal' ? state.info.personalTokens : state.info.tenantTokens;
+  }
+
+  function renderView(kind) {
+    const view = $('view-' + kind);
+    const can = abilities(kind);
+    const tokens = state.tokens[kind];
+    const query = state.query[kind].trim().toLowerCase();
+    const shown = tokens.filter((t) => !query
+      || (t.description || '').toLowerCase().includes(query)
+      || t.clientId.toLowerCase().includes(query));
+    const title = kind === 'personal' ? 'Personal tokens' : 'Tenant tokens';
+    const purpose = kind === 'personal'
+      ? 'A personal token lets a script or command-line tool act as you, with your roles in ' + state.info.tenantId + '.'
+      : 'A tenant token lets a service act for ' + state.info.tenantId + ' with the roles you give it, whoever runs it.';
+    const searchId = 'search-' + kind;
+    const head = h('div', { class: 'view-head' },
+      h('div', {}, h('h2', { text: title }), h('p', { class: 'muted', text: purpose })),
+      tokens.length ? h('div', { class: 'search' },
+        h('label', { for: searchId, text: 'Search by description or client ID' }),
+        h('input', { id: searchId, type: 'search', value: state.query[kind], oninput: (e) => {
+          state.query[kind] = e.target.value;
+          const at = e.target.selectionStart;
+          renderView(kind);
+          const again = $(searchId);
+          again.focus();
+          again.setSelectionRange(at, at);
+        } })) : null,
+      can.write ? h('button', { type: 'button', class: 'primary', id: 'create-' + kind, onclick: (e) => openCreate(kind, e.currentTarget), text: 'Create token' }) : null);
+    view.replaceChildren(head);
+    if (!tokens.length) {
+      view.append(h('div', { class: 'empty' },
+        h('h3', { text: kind === 'personal' ? 'You have no personal tokens yet' : 'This account has no tenant tokens yet' }),
+        h('p', { text: 'Create a token, store its client ID and secret where your script or service runs, and exchange them for a short-lived access token:' }),
+        h('pre', { text: exchangeCommand('<client ID>', '<secret>') })));
+      return;
+    }
+    if (!shown.length) {
+      view.append(h('p', { class: 'muted', role: 'status', text: 'No token matches “' + state.query[kind] + '”.' }));
+      return;
+    }
+    const columns = ['Description', 'Client ID', 'Created'];
+    if (kind === 'tenant') columns.push('Created by', 'Roles');
+    columns.push('Expires', 'Last used', 'Actions');
+    const rows = shown.map((token) => {
+      const cells = [
+        ['Description', token.description || h('span', { class: 'muted', text: 'No description' })],
+        ['Client ID', h('code', { text: token.clientId })],
+        ['Created', formatDate(token.createdAt)],
+      ];
+      if (kind === 'tenant') {
+        cells.push(['Created by', token.createdByUserId || h('span', { class: 'muted', text: 'The application' })]);
+        const roles = (token.roleIds || []).map(roleName).join(', ');
+        cells.push(['Roles', roles || h('span', { class: 'muted', text: 'None' })]);
+      }
+      cells.push(['Expires', expiryCell(token)]);
+      cells.push(['Last used', formatDate(token.lastUsedAt) || h('span', { class: 'muted', text: 'Never' })]);
+      const name = token.description || token.clientId;
+      cells.push(['Actions', h('span', { class: 'row-actions' },
+        kind === 'tenant' && can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit ' + name, onclick: (e) => openEdit(token, e.currentTarget), text: 'Edit' }) : null,
+        can.delete ? h('button', { type: 'button', class: 'link danger-text', 'aria-label': 'Delete ' + name, onclick: (e) => openDelete(kind, token, e.currentTarget), text: 'Delete' }) : null)]);
+      return h('tr', {}, cells.map(([label, content]) => h('td', { 'data-label': label }, content)));
+    });
+    view.append(h('table', {},
+      h('caption', { class: 'visually-hidden', text: title }),
+      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', text: c })))),
+      h('tbody', {}, rows)));
+  }
+
+  async function load(kind) {
+    try {
+      state.tokens[kind] = await api('GET', PATHS[kind]);
+      renderView(kind);
+    } catch (e) {
+      if (!state.ended) $('view-' + kind).replaceChildren(h('p', { class: 'error', role: 'alert', text: e.message }));
+    }
+  }
+
+  function selectTab(kind, focus) {
+    state.kind = kind;
+    for (const other of ['personal', 'tenant']) {
+      const tab = $('tab-' + other);
+      const selected = other === kind;
+      tab.setAttribute('aria-selected', String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      $('view-' + other).hidden = !selected;
+    }
+    if (focus) $('tab-' + kind).focus();
+  }
+
+  function visibleKinds() {
+    return ['personal', 'tenant'].filter((kind) => !$('tab-' + kind).hidden);
+  }
+
+  // Dialogs: modal (the page behind is inert), focus returns where it was on close.
+  const openers = new Map();
+  function openDialog(dialog, opener, first) {
+    openers.set(dialog, opener || document.activeElement);
+    for (const error of dialog.querySelectorAll('.error')) error.hidden = true;
+    dialog.showModal();
+    (first || dialog.querySelector('input, select, button')).focus();
+  }
+  function closeDialog(dialog) {
+    dialog.close();
+  }
+  for (const dialog of document.querySelectorAll('dialog')) {
+    dialog.addEventListener('close', () => {
+      if (document.querySelector('dialog[open]')) return; // another dialog took over
+      const opener = openers.get(dialog);
+      openers.delete(dialog);
+      const target = opener && opener.isConnected ? opener : $('create-' + state.kind) || $('tab-' + state.kind);
+      if (target && !state.ended) target.focus();
+    });
+    for (const button of dialog.querySelectorAll('[data-close]')) button.addEventListener('click', () => closeDialog(dialog));
+  }
+  function fail(dialog, message) {
+    const error = dialog.querySelector('.error');
+    error.textContent = message;
+    error.hidden = false;
+  }
+
+  function exchangeCommand(clientId, secret) {
+    return "curl -X POST '" + location.origin + "/identity/resources/auth/v1/api-token' \\\n"
+      + "  -H 'content-type: application/json' \\\n"
+      + "  -d '" + JSON.stringify({ clientId, secret }) + "'";
+  }
+
+  function roleChoices(container, chosen) {
+    const roles = state.info.roles || [];
+    container.replaceChildren(...(roles.length ? roles.map((role) => h('label', {},
+      h('input', { type: 'checkbox', name: 'role', value: role.id, checked: chosen.includes(role.id) }),
+      role.name || role.key)) : [h('p', { class: 'hint', text: 'You hold no roles, so this token can hold none.' })]));
+  }
+
+  function chosenRoles(container) {
+    return [...container.querySelectorAll('input[name=role]:checked')].map((input) => input.value);
+  }
+
+  // Create.
+  function openCreate(kind, opener) {
+    const dialog = $('create-dialog');
+    dialog.dataset.kind = kind;
+    $('create-form').reset();
+    $('create-title').textContent = kind === 'personal' ? 'Create a personal token' : 'Create a tenant token';
+    $('create-intro').textContent = kind === 'personal'
+      ? 'It acts as you, with your roles, until it expires or you delete it.'
+      : 'It acts for ' + state.info.tenantId + ' with the roles you choose.';
+    const max = state.info.maxExpiresInMinutes;
+    const select = $('create-expiry');
+    select.replaceChildren(...PRESETS
+      .filter((p) => (p.value === 'never' ? !max : !p.minutes || !max || p.minutes <= max))
+      .map((p) => h('option', { value: p.value, text: p.label })));
+    select.value = select.options[0].value;
+    $('create-days').max = max ? String(Math.floor(max / DAY)) : '';
+    $('create-custom').hidden = true;
+    const roles = $('create-roles');
+    roles.hidden = kind !== 'tenant';
+    roleChoices(roles.querySelector('.role-list'), []);
+    openDialog(dialog, opener, $('create-description'));
+  }
+  $('create-expiry').addEventListener('change', (e) => {
+    $('create-custom').hidden = e.target.value !== 'custom';
+  });
+  $('create-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const dialog = $('create-dialog');
+    const kind = dialog.dataset.kind;
+    const description = $('create-description').value.trim();
+    if (!description) return fail(dialog, 'Give the token a description, so you can recognise it later.');
+    const body = { description };
+    const choice = $('create-expiry').value;
+    if (choice === 'custom') {
+      const days = Number($('create-days').value);
+      const max = state.info.maxExpiresInMinutes;
+      if (!Number.isInteger(days) || days < 1) return fail(dialog, 'Enter the number of days as a whole number, 1 or more.');
+      if (max && days * DAY > max) return fail(dialog, 'Tokens here can last at most ' + Math.floor(max / DAY) + ' days.');
+      body.expiresInMinutes = days * DAY;
+    } else if (choice !== 'never') {
+      body.expiresInMinutes = Number(choice) * DAY;
+    }
+    if (kind === 'tenant') body.roleIds = chosenRoles($('create-roles'));
+    const submit = dialog.querySelector('button[type=submit]');
+    submit.disabled = true;
+    try {
+      const created = await api('POST', PATHS[kind], body);
+      const opener = openers.get(dialog);
+      openers.set(dialog, null);
+      closeDialog(dialog);
+      showSecret(created, opener);
+      load(kind);
+    } catch (e) {
+      if (!state.ended) fail(dialog, e.message);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  // The secret, shown once.
+  function showSecret(created, opener) {
+    $('secret-client').textContent = created.clientId;
+    $('secret-secret').textContent = created.secret;
+    $('secret-curl').textContent = exchangeCommand(created.clientId, created.secret);
+    $('secret-stored').checked = false;
+    openDialog($('secret-dialog'), opener, $('secret-dialog').querySelector('[data-copy]'));
+  }
+  function secretCanClose() {
+    if ($('secret-stored').checked) return true;
+    fail($('secret-dialog'), 'Tick the box once you have stored the secret: it will not be shown again.');
+    $('secret-stored').focus();
+    return false;
+  }
+  $('secret-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!secretCanClose()) return;
+    $('secret-secret').textContent = '';
+    $('secret-curl').textContent = '';
+    closeDialog($('secret-dialog'));
+  });
+  $('secret-dialog').addEventListener('cancel', (event) => {
+    event.preventDefault();
+    if (secretCanClose()) {
+      $('secret-secret').textContent = '';
+      closeDialog($('secret-dialog'));
+    }
+  });
+  for (const button of document.querySelectorAll('[data-copy]')) {
+    button.addEventListener('click', async () => {
+      const text = $(button.dataset.copy).textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch (e) {
+        const range = document.createRange();
+        range.selectNodeContents($(button.dataset.copy));
+        const selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        document.execCommand('copy');
+      }
+      button.textContent = 'Copied';
+      announce('Copied');
+      setTimeout(() => { button.textContent = 'Copy'; }, 2000);
+    });
+  }
+
+  // Edit a tenant token.
+  function openEdit(token, opener) {
+    const dialog = $('edit-dialog');
+    dialog.dataset.clientId = token.clientId;
+    $('edit-client').textContent = 'Client ID ' + token.clientId;
+    $('edit-description').value = token.description || '';
+    roleChoices($('edit-roles').querySelector('.role-list'), token.roleIds || []);
+    openDialog(dialog, opener, $('edit-description'));
+  }
+  $('edit-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const dialog = $('edit-dialog');
+    const description = $('edit-description').value.trim();
+    if (!description) return fail(dialog, 'Give the token a description.');
+    const body = { description, roleIds: chosenRoles($('edit-roles')) };
+    try {
+      await api('PATCH', PATHS.tenant + '/' + encodeURIComponent(dialog.dataset.clientId), body);
+      closeDialog(dialog);
+      announce('Token saved');
+      load('tenant');
+    } catch (e) {
+      if (e.status === 404) { closeDialog(dialog); load('tenant'); }
+      if (!state.ended) fail(dialog, e.message);
+    }
+  });
+
+  // Delete.
+  function openDelete(kind, token, opener) {
+    const dialog = $('delete-dialog');
+    dialog.dataset.kind = kind;
+    dialog.dataset.clientId = token.clientId;
+    const name = token.description ? '“' + token.description + '”' : 'this token';
+    $('delete-text').textContent = 'Delete ' + name + ' (client ID ' + token.clientId + ')? Anything that uses it stops working at once. This cannot be undone.';
+    openDialog(dialog, opener, dialog.querySelector('[data-close]'));
+  }
+  $('delete-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const dialog = $('delete-dialog');
+    const kind = dialog.dataset.kind;
+    try {
+      await api('DELETE', PATHS[kind] + '/' + encodeURIComponent(dialog.dataset.clientId));
+      openers.set(dialog, null);
+      closeDialog(dialog);
+      announce('Token deleted');
+      await load(kind);
+      const next = $('create-' + kind) || $('tab-' + kind);
+      if (next) next.focus();
+    } catch (e) {
+      if (e.status === 404) { closeDialog(dialog); load(kind); return; }
+      if (!state.ended) fail(dialog, e.message);
+    }
+  });
+
+  // Tabs: arrow keys move between them.
+  for (const kind of ['personal', 'tenant']) {
+    const tab = $('tab-' + kind);
+    tab.addEventListener('click', () => selectTab(kind, false));
+    tab.addEventListener('keydown', (event) => {
+      const kinds = visibleKinds();
+      const at = kinds.indexOf(kind);
+      if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+        event.preventDefault();
+        const step = event.key === 'ArrowRight' ? 1 : kinds.length - 1;
+        selectTab(kinds[(at + step) % kinds.length], true);
+      }
+    });
+  }
+
+  async function start() {
+    const match = /(?:^#|&)handoff=([^&]+)/.exec(location.hash);
+    // The hand-off leaves the address bar and history at once.
+    history.replaceState(null, '', location.pathname);
+    if (!match) {
+      showStatus('This page opens from your application. Go back to it and open the token page again.');
+      return;
+    }
+    try {
+      const session = await api('POST', '/portal/v1/sessions/handoff', { handoff: decodeURIComponent(match[1]) });
+      state.session = session.accessToken;
+      setTimeout(endSession, Math.max(0, session.expiresIn * 1000 - 5000));
+      state.info = await api('GET', '/portal/v1/session');
+    } catch (e) {
+      if (e.status === 401) {
+        state.ended = true;
+        showStatus('This link has expired or was already used. Go back to your application and open the token page again.');
+      } else {
+        showStatus(e.message);
+      }
+      return;
+    }
+    const info = state.info;
+    $('who').textContent = 'Signed in as ' + info.userId + ' in ' + info.tenantId;
+    if (!info.apiTokensEnabled) {
+      showStatus('API tokens are turned off for your account by its administrator.');
+      return;
+    }
+    const can = { personal: info.personalTokens, tenant: info.tenantTokens };
+    for (const kind of ['personal', 'tenant']) {
+      const shown = can[kind].enabled && can[kind].read;
+      $('tab-' + kind).hidden = !shown;
+      if (!shown) $('view-' + kind).hidden = true;
+    }
+    const kinds = visibleKinds();
+    if (!kinds.length) {
+      showStatus('You do not have permission to see any tokens. Ask an administrator of your account.');
+      return;
+    }
+    $('app').hidden = false;
+    selectTab(kinds[0], false);
+    await Promise.all(kinds.map(load));
+  }
+
+  start();
+})();

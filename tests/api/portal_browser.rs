@@ -1,0 +1,143 @@
+//! The self-service portal in a real browser (Debian's Chromium, driven by playwright-core):
+//! both views, create, see once, copy, list, search, edit, delete, keyboard only, 375 px wide.
+//! Screenshots of each view land in `target/portal-screenshots/`.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::portal::portal_roles;
+use crate::support::client::Member;
+use crate::support::*;
+
+async fn portal_url(member: &Member<'_>) -> String {
+    let opened = member.open_portal().await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    opened.body["url"].as_str().unwrap().to_owned()
+}
+
+/// Sets up acme (alice administers tokens, paul only his own), opens their portals and runs the
+/// browser script; its findings.
+async fn run_in_browser(t: &TestApp) -> Value {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    for (id, action) in [
+        ("p-own-read", "read"),
+        ("p-own-write", "write"),
+        ("p-own-delete", "delete"),
+    ] {
+        vendor
+            .permission(id, &format!("fe.secure.{action}.userApiTokens"))
+            .await;
+    }
+    vendor
+        .role(
+            "self-service",
+            "self-service",
+            json!(["p-own-read", "p-own-write", "p-own-delete"]),
+        )
+        .await;
+    let acme = vendor.tenant("acme");
+    acme.token(json!({"description": "nightly backup", "roleIds": ["deployer"]}))
+        .await;
+    let alice = acme.user("alice");
+    alice.join(json!(["token-admin", "deployer"])).await;
+    let paul = acme.user("paul");
+    paul.join(json!(["self-service"])).await;
+    let screenshots = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/portal-screenshots");
+    let config = json!({
+        "base": t.base,
+        "screenshots": screenshots,
+        "urls": {
+            "admin": portal_url(&alice).await,
+            "keyboard": portal_url(&alice).await,
+            "mobile": portal_url(&alice).await,
+            "personalOnly": portal_url(&paul).await,
+        },
+    });
+    let output = run_client("node", "node/portal_e2e.mjs", vec![config.to_string()]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[tokio::test]
+async fn the_portal_works_in_a_real_browser() {
+    let t = spawn_app(Backing::Embedded).await;
+    let found = run_in_browser(&t).await;
+    a_token_is_created_and_its_secret_shown_once(&found);
+    tokens_are_listed_searched_edited_and_deleted(&found);
+    access_keyboard_and_narrow_screens_hold(&found);
+}
+
+fn a_token_is_created_and_its_secret_shown_once(found: &Value) {
+    assert_eq!(
+        found["views"],
+        json!(["Personal tokens", "Tenant tokens"]),
+        "{found}"
+    );
+    assert!(
+        found["emptyState"]
+            .as_str()
+            .unwrap()
+            .contains("access token"),
+        "{found}"
+    );
+    for seen in [
+        "secretShown",
+        "curlHasBase",
+        "copied",
+        "escapeNeedsConfirmation",
+        "secretGoneFromPage",
+        "tenantSecretShown",
+        "deleteNamesToken",
+    ] {
+        assert_eq!(found[seen], true, "{seen}: {found}");
+    }
+    assert_eq!(found["personalExchange"], 200, "the secret shown works");
+}
+
+fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
+    assert_eq!(found["tenantExchange"], 200);
+    assert_eq!(
+        found["tenantExchangeAfterDelete"], 401,
+        "a deleted token stops"
+    );
+    assert_eq!(found["expiresSoon"], "Expires soon");
+    assert_eq!(
+        (&found["searchRows"], &found["searchByClientIdRows"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(found["createdBy"], "alice");
+    assert_eq!(found["editedRoles"], "deployer, token-admin");
+    assert_eq!(
+        found["adminProblems"],
+        json!([]),
+        "no script errors or CSP refusals"
+    );
+}
+
+fn access_keyboard_and_narrow_screens_hold(found: &Value) {
+    assert!(
+        found["reusedHandoff"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{found}"
+    );
+    assert_eq!(found["personalOnlyViews"], json!(["Personal tokens"]));
+    assert_eq!(found["personalOnlyTenantApi"], 403);
+    assert_eq!(found["focusInDialog"], "create-description");
+    assert_eq!(
+        found["focusAfterDialog"], "create-personal",
+        "focus returns"
+    );
+    assert_eq!(
+        found["narrowOverflow"],
+        json!([375, 375]),
+        "no horizontal scrolling"
+    );
+}

@@ -1,0 +1,194 @@
+// The self-service portal in a real browser: Debian's Chromium driven by playwright-core.
+// Run by tests/api/portal_browser.rs, which opens the sessions and passes their URLs.
+//
+// usage: node portal_e2e.mjs CONFIG_JSON
+//   {base, screenshots, urls: {admin, keyboard, mobile, personalOnly}}
+// Prints one JSON object of findings; exits 1 with the failure on stderr.
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const config = JSON.parse(process.argv[2]);
+mkdirSync(config.screenshots, { recursive: true });
+const found = {};
+const check = (ok, message) => { if (!ok) throw new Error(message); };
+
+const browser = await chromium.launch({
+  executablePath: process.env.M2M_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function open(url, viewport) {
+  const context = await browser.newContext({ viewport, permissions: ['clipboard-read', 'clipboard-write'] });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  let session = null;
+  page.on('response', async (response) => {
+    if (response.url().endsWith('/portal/v1/sessions/handoff') && response.ok()) {
+      session = (await response.json()).accessToken;
+    }
+  });
+  await page.goto(url);
+  return { context, page, problems, session: () => session };
+}
+
+const shot = (page, name) => page.screenshot({ path: `${config.screenshots}/${name}.png`, fullPage: true });
+const rows = (page, kind) => page.locator(`#view-${kind} tbody tr`);
+
+async function createToken(page, kind, description, { roles = [], expiry = null } = {}) {
+  await page.click(`#create-${kind}`);
+  await page.fill('#create-description', description);
+  if (expiry) await page.selectOption('#create-expiry', expiry);
+  for (const role of roles) await page.check(`#create-roles input[value="${role}"]`);
+  await page.click('#create-form button[type=submit]');
+  await page.waitForSelector('#secret-dialog[open]');
+  const clientId = await page.textContent('#secret-client');
+  const secret = await page.textContent('#secret-secret');
+  return { clientId, secret };
+}
+
+async function closeSecret(page) {
+  await page.check('#secret-stored');
+  await page.click('#secret-done');
+  await page.waitForSelector('#secret-dialog:not([open])', { state: 'attached' });
+}
+
+async function exchange(clientId, secret) {
+  const response = await fetch(`${config.base}/identity/resources/auth/v1/api-token`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ clientId, secret }),
+  });
+  return response.status;
+}
+
+try {
+  // 1. The administrator at 1280 px: both views, create, see once, copy, list, search, edit, delete.
+  const admin = await open(config.urls.admin, { width: 1280, height: 900 });
+  const page = admin.page;
+  await page.waitForSelector('#app:not([hidden])');
+  check(new URL(page.url()).hash === '', 'the hand-off leaves the address bar');
+  found.views = await page.locator('[role=tab]:visible').allTextContents();
+  await page.waitForSelector('#view-personal .empty');
+  found.emptyState = await page.textContent('#view-personal .empty');
+  await shot(page, 'personal-empty-1280');
+
+  const laptop = await createToken(page, 'personal', 'alice laptop', { expiry: '30' });
+  found.secretShown = /^m2mu_/.test(laptop.secret);
+  found.curlHasBase = (await page.textContent('#secret-curl')).includes(config.base);
+  await page.click('[data-copy=secret-secret]');
+  await page.waitForFunction(() => document.getElementById('announcer').textContent === 'Copied');
+  found.copied = (await page.evaluate(() => navigator.clipboard.readText())) === laptop.secret;
+  await shot(page, 'secret-once-1280');
+  await page.keyboard.press('Escape');
+  found.escapeNeedsConfirmation = await page.locator('#secret-dialog[open] #secret-error:visible').count() === 1;
+  await closeSecret(page);
+  found.secretGoneFromPage = !(await page.content()).includes(laptop.secret);
+  found.personalExchange = await exchange(laptop.clientId, laptop.secret);
+  await page.waitForSelector(`#view-personal tbody tr:has-text("${laptop.clientId}")`);
+  await createToken(page, 'personal', 'release script', { expiry: '7' }).then(() => closeSecret(page));
+  await page.waitForFunction(() => document.querySelectorAll('#view-personal tbody tr').length === 2);
+  found.expiresSoon = await page.locator('#view-personal tbody tr:has-text("release script") .badge').textContent();
+  await page.fill('#search-personal', 'laptop');
+  found.searchRows = await rows(page, 'personal').count();
+  await page.fill('#search-personal', laptop.clientId.slice(0, 8));
+  found.searchByClientIdRows = await rows(page, 'personal').count();
+  await page.fill('#search-personal', '');
+  await shot(page, 'personal-1280');
+  await page.click('#view-personal tbody tr:has-text("release script") button:has-text("Delete")');
+  found.deleteNamesToken = (await page.textContent('#delete-text')).includes('release script');
+  await page.click('#delete-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#view-personal tbody tr').length === 1);
+
+  await page.click('#tab-tenant');
+  await page.waitForSelector('#view-tenant table');
+  const bot = await createToken(page, 'tenant', 'deploy bot', { roles: ['deployer'], expiry: '90' });
+  found.tenantSecretShown = /^m2mt_/.test(bot.secret);
+  await closeSecret(page);
+  found.tenantExchange = await exchange(bot.clientId, bot.secret);
+  const botRow = `#view-tenant tbody tr:has-text("${bot.clientId}")`;
+  await page.waitForSelector(botRow);
+  found.createdBy = await page.textContent(`${botRow} td[data-label="Created by"]`);
+  await page.click(`${botRow} button:has-text("Edit")`);
+  await page.fill('#edit-description', 'deploy bot (prod)');
+  await page.check('#edit-roles input[value="token-admin"]');
+  await page.click('#edit-form button[type=submit]');
+  await page.waitForSelector(`${botRow}:has-text("deploy bot (prod)")`);
+  found.editedRoles = await page.textContent(`${botRow} td[data-label="Roles"]`);
+  await shot(page, 'tenant-1280');
+  await page.click(`${botRow} button:has-text("Delete")`);
+  await page.click('#delete-form button[type=submit]');
+  await page.waitForSelector(botRow, { state: 'detached' });
+  found.tenantExchangeAfterDelete = await exchange(bot.clientId, bot.secret);
+  found.adminProblems = admin.problems;
+  await admin.context.close();
+
+  // 2. A reused hand-off opens nothing.
+  const reused = await open(config.urls.admin, { width: 1280, height: 900 });
+  await reused.page.waitForSelector('#status:not([hidden])');
+  found.reusedHandoff = await reused.page.textContent('#status');
+  await reused.context.close();
+
+  // 3. A user who may manage only their own tokens: no tenant view, and the API refuses.
+  const own = await open(config.urls.personalOnly, { width: 1280, height: 900 });
+  await own.page.waitForSelector('#app:not([hidden])');
+  found.personalOnlyViews = await own.page.locator('[role=tab]:visible').allTextContents();
+  const refused = await own.page.request.get(`${config.base}/identity/resources/tenants/api-tokens/v1`, {
+    headers: { authorization: `Bearer ${own.session()}` },
+  });
+  found.personalOnlyTenantApi = refused.status();
+  await own.context.close();
+
+  // 4. Keyboard only: create a personal token and close the secret without a pointer.
+  const keys = await open(config.urls.keyboard, { width: 1280, height: 900 });
+  const kp = keys.page;
+  await kp.waitForSelector('#create-personal');
+  let reached = false;
+  for (let i = 0; i < 20 && !reached; i += 1) {
+    await kp.keyboard.press('Tab');
+    reached = await kp.evaluate(() => document.activeElement && document.activeElement.id === 'create-personal');
+  }
+  check(reached, 'Tab reaches "Create token"');
+  await kp.keyboard.press('Enter');
+  await kp.waitForSelector('#create-dialog[open]');
+  found.focusInDialog = await kp.evaluate(() => document.activeElement.id);
+  await kp.keyboard.type('keyboard token');
+  await kp.keyboard.press('Enter');
+  await kp.waitForSelector('#secret-dialog[open]');
+  let onCheckbox = false;
+  for (let i = 0; i < 10 && !onCheckbox; i += 1) {
+    await kp.keyboard.press('Tab');
+    onCheckbox = await kp.evaluate(() => document.activeElement.id === 'secret-stored');
+  }
+  check(onCheckbox, 'Tab reaches the confirmation');
+  await kp.keyboard.press('Space');
+  await kp.keyboard.press('Tab');
+  await kp.keyboard.press('Enter');
+  await kp.waitForSelector('#secret-dialog:not([open])', { state: 'attached' });
+  await kp.waitForSelector('#view-personal tbody tr:has-text("keyboard token")');
+  found.focusAfterDialog = await kp.evaluate(() => document.activeElement.id);
+  await keys.context.close();
+
+  // 5. 375 px wide: both views, no horizontal scrolling.
+  const narrow = await open(config.urls.mobile, { width: 375, height: 800 });
+  const np = narrow.page;
+  await np.waitForSelector('#view-personal table, #view-personal .empty');
+  await createToken(np, 'personal', 'phone token').then(() => closeSecret(np));
+  await np.waitForSelector('#view-personal tbody tr');
+  found.narrowOverflow = [];
+  found.narrowOverflow.push(await np.evaluate(() => document.documentElement.scrollWidth));
+  await shot(np, 'personal-375');
+  await np.click('#tab-tenant');
+  await np.waitForSelector('#view-tenant table, #view-tenant .empty');
+  found.narrowOverflow.push(await np.evaluate(() => document.documentElement.scrollWidth));
+  await shot(np, 'tenant-375');
+  await narrow.context.close();
+
+  console.log(JSON.stringify(found));
+} catch (e) {
+  console.error(e.stack || String(e));
+  console.error(JSON.stringify(found));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
