@@ -474,3 +474,89 @@ async fn the_page_is_served_under_a_strict_policy() {
         .unwrap();
     assert!(policy.ends_with("frame-ancestors 'none'"), "{policy}");
 }
+
+/// What the page offers follows the user's permissions and the vendor's switches.
+async fn the_session_says_what_its_user_may_do(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let rita = vendor.tenant("acme").user("rita");
+    rita.join(json!(["reader", "deployer"])).await;
+    let reader = session(t, &rita).await;
+    let info = reader.call(Method::GET, "/portal/v1/session", None).await;
+    assert_eq!(info.status, StatusCode::OK, "{:?}", info.body);
+    assert_eq!(
+        (&info.body["tenantId"], &info.body["userId"]),
+        (&json!("acme"), &json!("rita"))
+    );
+    let tenant = &info.body["tenantTokens"];
+    assert_eq!(
+        (
+            &tenant["enabled"],
+            &tenant["read"],
+            &tenant["write"],
+            &tenant["delete"]
+        ),
+        (&json!(true), &json!(true), &json!(false), &json!(false))
+    );
+    let keys: Vec<&str> = info.body["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["deployer", "reader"], "the roles she may grant");
+    configure(
+        &vendor,
+        json!({"personalTokensEnabled": false, "maxExpiresInMinutes": 1440}),
+    )
+    .await;
+    let info = reader.call(Method::GET, "/portal/v1/session", None).await;
+    assert_eq!(info.body["personalTokens"]["enabled"], false);
+    assert_eq!(info.body["maxExpiresInMinutes"], 1440);
+    let vendor_token = t.vendor_token().await;
+    let refused = t
+        .get(
+            "/portal/v1/session",
+            &[("authorization", &format!("Bearer {vendor_token}"))],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "a vendor token is no session"
+    );
+}
+on_both_stores!(the_session_says_what_its_user_may_do);
+
+/// No endpoint for the vendor takes a session, whatever headers come with it.
+#[tokio::test]
+async fn every_vendor_endpoint_refuses_a_session() {
+    use m2m_shared::http::ENDPOINTS;
+    use m2m_shared::http::caller::Access;
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let admin = session(&t, &alice).await;
+    let headers = [
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    let vendor_only = [Access::Vendor, Access::TenantOwner, Access::UserOwner];
+    for endpoint in ENDPOINTS
+        .iter()
+        .filter(|e| vendor_only.contains(&e.access()))
+    {
+        let path = endpoint.path.replace("{id}", "alice");
+        let reply = admin
+            .call_with(endpoint.method.clone(), &path, &headers, Some(json!({})))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{} {path}",
+            endpoint.method
+        );
+    }
+}

@@ -112,6 +112,9 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
         (&json!(1), &json!(1))
     );
     assert_eq!(found["createdBy"], "alice");
+    let searched = found["tenantSearch"].as_array().unwrap();
+    assert_eq!(searched.len(), 1, "{found}");
+    assert!(searched[0].as_str().unwrap().contains("nightly backup"));
     assert_eq!(found["editedRoles"], "deployer, token-admin");
     assert_eq!(
         found["adminProblems"],
@@ -131,6 +134,13 @@ fn access_keyboard_and_narrow_screens_hold(found: &Value) {
     assert_eq!(found["personalOnlyViews"], json!(["Personal tokens"]));
     assert_eq!(found["personalOnlyTenantApi"], 403);
     assert_eq!(found["focusInDialog"], "create-description");
+    assert!(
+        found["endedSession"]
+            .as_str()
+            .unwrap()
+            .contains("open this page again"),
+        "{found}"
+    );
     assert_eq!(
         found["focusAfterDialog"], "create-personal",
         "focus returns"

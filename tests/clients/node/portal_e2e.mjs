@@ -115,6 +115,9 @@ try {
   await page.click('#edit-form button[type=submit]');
   await page.waitForSelector(`${botRow}:has-text("deploy bot (prod)")`);
   found.editedRoles = await page.textContent(`${botRow} td[data-label="Roles"]`);
+  await page.fill('#search-tenant', 'nightly');
+  found.tenantSearch = await rows(page, 'tenant').allTextContents();
+  await page.fill('#search-tenant', '');
   await shot(page, 'tenant-1280');
   await page.click(`${botRow} button:has-text("Delete")`);
   await page.click('#delete-form button[type=submit]');
@@ -167,6 +170,15 @@ try {
   await kp.waitForSelector('#secret-dialog:not([open])', { state: 'attached' });
   await kp.waitForSelector('#view-personal tbody tr:has-text("keyboard token")');
   found.focusAfterDialog = await kp.evaluate(() => document.activeElement.id);
+  // When the session has run out, the page says so instead of failing silently.
+  await kp.route('**/identity/resources/users/api-tokens/v1', (route) => route.fulfill({
+    status: 401, contentType: 'application/json', body: '{"errors":["Unauthorized"]}',
+  }));
+  await kp.click('#create-personal');
+  await kp.fill('#create-description', 'too late');
+  await kp.click('#create-form button[type=submit]');
+  await kp.waitForSelector('#status:not([hidden])');
+  found.endedSession = await kp.textContent('#status');
   await keys.context.close();
 
   // 5. 375 px wide: both views, no horizontal scrolling.
