@@ -560,3 +560,31 @@ async fn every_vendor_endpoint_refuses_a_session() {
         );
     }
 }
+
+/// Two switches changed at the same moment both hold: each change is applied to the settings
+/// as read inside one conditional write.
+async fn concurrent_switches_are_both_kept(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    for _ in 0..15 {
+        configure(
+            &vendor,
+            json!({"personalTokensEnabled": true, "tenantTokensEnabled": true}),
+        )
+        .await;
+        let (a, b) = tokio::join!(
+            configure(&vendor, json!({"personalTokensEnabled": false})),
+            configure(&vendor, json!({"tenantTokensEnabled": false})),
+        );
+        assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
+        let shown = vendor.call(Method::GET, CONFIGURATIONS, None).await.body;
+        assert_eq!(
+            (
+                &shown["personalTokensEnabled"],
+                &shown["tenantTokensEnabled"]
+            ),
+            (&json!(false), &json!(false)),
+            "no switch is lost"
+        );
+    }
+}
+on_both_stores!(concurrent_switches_are_both_kept);
