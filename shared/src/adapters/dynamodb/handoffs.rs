@@ -17,22 +17,7 @@ impl HandoffStore for DynamoStore {
     }
 
     async fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(handoff_key(digest)))
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match deleted {
-            Ok(out) => out
-                .attributes
-                .map(|item| from_item::<HandoffItem>("hand-off", item).map(Into::into))
-                .transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(dynamo_error(e)),
-        }
+        let item: Option<HandoffItem> = self.take("hand-off", handoff_key(digest)).await?;
+        Ok(item.map(Into::into))
     }
 }

@@ -125,6 +125,28 @@ impl DynamoStore {
         out.item.map(|item| from_item(what, item)).transpose()
     }
 
+    /// Deletes an item and returns it, atomically: of two takers, one gets it.
+    pub(super) async fn take<R: DeserializeOwned>(
+        &self,
+        what: &str,
+        key: Item,
+    ) -> Result<Option<R>> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match deleted {
+            Ok(out) => out.attributes.map(|item| from_item(what, item)).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
     /// Creates or replaces an item.
     pub(super) async fn put(&self, item: Item) -> Result<()> {
         self.client

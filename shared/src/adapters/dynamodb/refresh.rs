@@ -54,22 +54,8 @@ impl RefreshStore for DynamoStore {
         client_id: &ClientId,
         digest: &RefreshDigest,
     ) -> Result<Option<RefreshRecord>> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(token_pk(client_id), refresh_sk(digest))))
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match deleted {
-            Ok(out) => out
-                .attributes
-                .map(|item| from_item::<RefreshItem>("refresh token", item).map(Into::into))
-                .transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(dynamo_error(e)),
-        }
+        let key = key(token_pk(client_id), refresh_sk(digest));
+        let item: Option<RefreshItem> = self.take("refresh token", key).await?;
+        Ok(item.map(Into::into))
     }
 }

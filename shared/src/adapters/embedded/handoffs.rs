@@ -19,24 +19,7 @@ impl HandoffStore for EmbeddedStore {
     }
 
     async fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>> {
-        let key = digest.0.clone();
-        let bytes = self
-            .run(move |db| {
-                let txn = db.begin_write()?;
-                let removed = txn
-                    .open_table(HANDOFFS)?
-                    .remove(key.as_str())?
-                    .map(|v| v.value().to_vec());
-                txn.commit()?;
-                Ok(removed)
-            })
-            .await?;
-        bytes
-            .map(|b| {
-                serde_json::from_slice::<HandoffItem>(&b)
-                    .map(Into::into)
-                    .map_err(|e| corrupt("hand-off", e))
-            })
-            .transpose()
+        let item: Option<HandoffItem> = self.take(HANDOFFS, "hand-off", digest.0.clone()).await?;
+        Ok(item.map(Into::into))
     }
 }

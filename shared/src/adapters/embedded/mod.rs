@@ -101,6 +101,29 @@ impl EmbeddedStore {
             .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
             .transpose()
     }
+
+    /// Removes and returns a record in one write transaction: of two takers, one gets it.
+    pub(super) async fn take<R: DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        what: &'static str,
+        key: String,
+    ) -> Result<Option<R>> {
+        let bytes = self
+            .run(move |db| {
+                let txn = db.begin_write()?;
+                let removed = txn
+                    .open_table(table)?
+                    .remove(key.as_str())?
+                    .map(|v| v.value().to_vec());
+                txn.commit()?;
+                Ok(removed)
+            })
+            .await?;
+        bytes
+            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
+            .transpose()
+    }
 }
 
 pub(super) fn db_error(e: impl Into<redb::Error>) -> Error {

@@ -48,23 +48,7 @@ impl RefreshStore for EmbeddedStore {
         digest: &RefreshDigest,
     ) -> Result<Option<RefreshRecord>> {
         let key = refresh_key(client_id, digest);
-        let bytes = self
-            .run(move |db| {
-                let txn = db.begin_write()?;
-                let removed = txn
-                    .open_table(REFRESH)?
-                    .remove(key.as_str())?
-                    .map(|v| v.value().to_vec());
-                txn.commit()?;
-                Ok(removed)
-            })
-            .await?;
-        bytes
-            .map(|b| {
-                serde_json::from_slice::<RefreshItem>(&b)
-                    .map(Into::into)
-                    .map_err(|e| corrupt("refresh token", e))
-            })
-            .transpose()
+        let item: Option<RefreshItem> = self.take(REFRESH, "refresh token", key).await?;
+        Ok(item.map(Into::into))
     }
 }
