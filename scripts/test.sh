@@ -37,7 +37,7 @@ npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
 
 step "moto on 127.0.0.1"
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "${TMPDIR:-/tmp}/m2m-moto-$port.log" 2>&1 &
+"$VENV/bin/python" scripts/moto_server.py 127.0.0.1 "$port" > "${TMPDIR:-/tmp}/m2m-moto-$port.log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

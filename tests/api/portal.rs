@@ -286,55 +286,6 @@ async fn a_session_grants_only_roles_and_permissions_its_user_holds(t: &TestApp)
 }
 on_both_stores!(a_session_grants_only_roles_and_permissions_its_user_holds);
 
-/// A session is a JWT of its own type and audience: no vendor endpoint takes it, and neither
-/// the API-token check nor m2m-verify accepts it.
-#[tokio::test]
-async fn a_session_stands_in_for_no_other_token() {
-    let t = spawn_app(Backing::Embedded).await;
-    let vendor = t.as_vendor().await;
-    portal_roles(&vendor).await;
-    let alice = vendor.tenant("acme").user("alice");
-    alice.join(json!(["token-admin"])).await;
-    let admin = session(&t, &alice).await;
-    for (method, path) in [
-        (Method::GET, ROLES),
-        (Method::GET, CONFIGURATIONS),
-        (Method::PUT, "/identity/resources/users/v1/alice"),
-    ] {
-        let refused = admin.call(method, path, Some(json!({}))).await;
-        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{path}");
-    }
-    let opened = admin
-        .call_with(
-            Method::POST,
-            "/portal/v1/sessions",
-            &[
-                ("frontegg-tenant-id", "acme"),
-                ("frontegg-user-id", "alice"),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(
-        opened.status,
-        StatusCode::UNAUTHORIZED,
-        "a session cannot open another"
-    );
-    assert!(
-        t.app
-            .credentials(ISSUER)
-            .verify_access_token(&admin.token)
-            .is_err()
-    );
-    let verifier = m2m_verify::Verifier::discover(&t.base, "test-api")
-        .await
-        .unwrap();
-    assert!(
-        verifier.verify(&admin.token).await.is_err(),
-        "m2m-verify refuses it"
-    );
-}
-
 async fn configure(vendor: &Vendor<'_>, body: Value) -> Reply {
     vendor.call(Method::PATCH, CONFIGURATIONS, Some(body)).await
 }
@@ -528,9 +479,11 @@ async fn the_session_says_what_its_user_may_do(t: &TestApp) {
 }
 on_both_stores!(the_session_says_what_its_user_may_do);
 
-/// No endpoint for the vendor takes a session, whatever headers come with it.
+/// A session is a JWT of its own type and audience: no vendor endpoint takes it (not even the
+/// one that opens sessions), whatever headers come with it, and neither the API-token check
+/// nor m2m-verify accepts it.
 #[tokio::test]
-async fn every_vendor_endpoint_refuses_a_session() {
+async fn a_session_stands_in_for_no_other_token() {
     use m2m_shared::http::ENDPOINTS;
     use m2m_shared::http::caller::Access;
     let t = spawn_app(Backing::Embedded).await;
@@ -559,6 +512,19 @@ async fn every_vendor_endpoint_refuses_a_session() {
             endpoint.method
         );
     }
+    assert!(
+        t.app
+            .credentials(ISSUER)
+            .verify_access_token(&admin.token)
+            .is_err()
+    );
+    let verifier = m2m_verify::Verifier::discover(&t.base, "test-api")
+        .await
+        .unwrap();
+    assert!(
+        verifier.verify(&admin.token).await.is_err(),
+        "m2m-verify refuses it"
+    );
 }
 
 /// Two switches changed at the same moment both hold: each change is applied to the settings
