@@ -25,6 +25,9 @@ pub enum Error {
     /// `invalid_scope`).
     #[error("{0}")]
     InvalidScope(String),
+    /// Too much work is waiting (credential checks beyond their queue); retry after a moment.
+    #[error("Too many requests; try again shortly")]
+    Busy,
     /// A conflicting write (for example a duplicate id); the request may be retried.
     #[error("{0}")]
     Conflict(String),

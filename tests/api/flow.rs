@@ -235,6 +235,51 @@ async fn with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange_on_dy
     with_uuid_secrets_both_token_kinds_get_random_uuids_that_exchange(&t).await;
 }
 
+/// Credential checks beyond one per core and a short queue are refused at once with 429 and
+/// `Retry-After`, the same answer for everyone; the rest go through, and nothing is a 5xx.
+#[tokio::test]
+async fn a_flood_of_exchanges_is_bounded_and_told_when_to_retry() {
+    let t = spawn_app_with(Backing::Embedded, |s| s.bcrypt_cost = 12).await;
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let body = json!({"clientId": client_id, "secret": secret});
+    let attempts = (0..30).map(|_| {
+        t.http
+            .post(format!("{}{EXCHANGE_V1}", t.base))
+            .json(&body)
+            .send()
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let mut passed = 0;
+    let mut refused = 0;
+    for answer in answers {
+        let answer = answer.unwrap();
+        match answer.status() {
+            StatusCode::OK => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(
+                    body,
+                    json!({"errors": ["Too many requests; try again shortly"]})
+                );
+            }
+            other => panic!("only 200 or 429, got {other}"),
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(passed >= cores, "{passed} went through");
+    assert!(
+        refused > 0,
+        "a flood of {} is not all queued",
+        passed + refused
+    );
+    // Once the flood is over, exchanges work again.
+    let again = t.exchange(EXCHANGE_V1, &client_id, &secret).await;
+    assert_eq!(again.status, StatusCode::OK);
+}
+
 /// Both failures do one bcrypt verification at the configured cost, so response time does not
 /// tell an attacker which clientIds exist. Compares medians of alternating attempts.
 #[tokio::test]

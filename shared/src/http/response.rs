@@ -1,8 +1,9 @@
 //! Responses: JSON bodies, and every error as `{"errors":[...]}` from this one place.
 
 use axum::Json;
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -28,6 +29,7 @@ fn status(error: &Error) -> StatusCode {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Busy => StatusCode::TOO_MANY_REQUESTS,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -49,9 +51,18 @@ impl IntoResponse for Error {
         if let Error::Internal(cause) = &self {
             tracing::error!(cause = ?cause, "request failed");
         }
-        errors(status(&self), self.to_string())
+        let mut response = errors(status(&self), self.to_string());
+        if matches!(self, Error::Busy) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(BUSY_RETRY_AFTER));
+        }
+        response
     }
 }
+
+/// Seconds a client told "busy" waits before trying again.
+pub(super) const BUSY_RETRY_AFTER: &str = "1";
 
 /// Gives the answers that the router and the tower-http layers make themselves (no route,
 /// wrong method, body too large) the contract's error body.

@@ -17,7 +17,9 @@ pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, NewToken, Owner, TokenPatch};
 pub use vendors::Vendors;
 
-use tokio::sync::OnceCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
@@ -40,17 +42,41 @@ pub struct Created<T> {
 
 /// bcrypt at the configured cost: hashing new secrets, and checking presented ones with a decoy
 /// so that an unknown clientId costs the same work as a wrong secret.
+///
+/// The work is bounded: at most one bcrypt per core runs at a time, a short queue waits, and
+/// beyond it a request is refused at once with `Error::Busy` (429 and `Retry-After`), the same
+/// answer for everyone, instead of piling up behind a flood.
 pub(crate) struct Bcrypt {
     cost: u32,
     /// A hash of no one's secret; made on first need, or up front by [`Bcrypt::prepare`].
     decoy: OnceCell<SecretHash>,
+    workers: Semaphore,
+    /// bcrypt runs admitted, running or waiting; at most `capacity`.
+    admitted: AtomicUsize,
+    capacity: usize,
 }
+
+/// Counts one admitted run until dropped.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waiting bcrypt runs allowed per core, beyond the one running.
+const QUEUE_PER_CORE: usize = 2;
 
 impl Bcrypt {
     pub(crate) fn new(cost: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             cost,
             decoy: OnceCell::new(),
+            workers: Semaphore::new(cores),
+            admitted: AtomicUsize::new(0),
+            capacity: cores * (1 + QUEUE_PER_CORE),
         }
     }
 
@@ -59,8 +85,21 @@ impl Bcrypt {
         self.decoy().await.map(|_| ())
     }
 
+    /// Runs `work` (one bcrypt) when a core is free, or refuses it when the queue is full.
+    async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let admission = Admission(&self.admitted);
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            return Err(Error::Busy);
+        }
+        let _permit = self.workers.acquire().await.map_err(Error::internal)?;
+        let done = work.await;
+        drop(admission);
+        done
+    }
+
     async fn hash(&self, secret: &Secret) -> Result<SecretHash> {
-        Ok(secret.hash(self.cost).await?)
+        self.bounded(async { Ok(secret.hash(self.cost).await?) })
+            .await
     }
 
     async fn decoy(&self) -> Result<&SecretHash> {
@@ -74,10 +113,13 @@ impl Bcrypt {
     /// bcrypt-checks `secret` against `stored`, or against the decoy when there is no record,
     /// and answers only whether it matched.
     async fn matches(&self, secret: &Secret, stored: Option<&SecretHash>) -> Result<bool> {
-        let matched = match stored {
-            Some(hash) => secret.matches(hash).await?,
-            None => secret.matches(self.decoy().await?).await?,
+        let hash = match stored {
+            Some(hash) => hash,
+            None => self.decoy().await?,
         };
+        let matched = self
+            .bounded(async { Ok(secret.matches(hash).await?) })
+            .await?;
         Ok(matched && stored.is_some())
     }
 }
