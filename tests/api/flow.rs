@@ -280,8 +280,39 @@ async fn a_flood_of_exchanges_is_bounded_and_told_when_to_retry() {
     assert_eq!(again.status, StatusCode::OK);
 }
 
-/// Both failures do one bcrypt verification at the configured cost, so response time does not
-/// tell an attacker which clientIds exist. Compares medians of alternating attempts.
+/// Wrong secrets and unknown clientIds take the cheap path: a flood of them never waits for
+/// bcrypt, so none is told to retry, and a legitimate exchange in the middle goes through.
+#[tokio::test]
+async fn a_flood_of_wrong_secrets_never_queues_for_bcrypt() {
+    let t = spawn_app_with(Backing::Embedded, |s| s.bcrypt_cost = 12).await;
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let unknown = "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11";
+    let t = &t;
+    let flood = (0..40).map(|i| {
+        let wrong =
+            m2m_shared::domain::Secret::generate(m2m_shared::domain::SecretKind::TenantToken);
+        let id = if i % 2 == 0 {
+            client_id.as_str()
+        } else {
+            unknown
+        };
+        let body = json!({"clientId": id, "secret": wrong.expose()});
+        async move { t.post(EXCHANGE_V1, &[], &body).await }
+    });
+    let (answers, legitimate) = tokio::join!(
+        futures::future::join_all(flood),
+        t.exchange(EXCHANGE_V1, &client_id, &secret)
+    );
+    assert_eq!(legitimate.status, StatusCode::OK, "{:?}", legitimate.body);
+    for answer in answers {
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+        assert_eq!(answer.body, json!({"errors": ["Unauthorized"]}));
+    }
+}
+
+/// Both failures take the same path (no bcrypt but one time in 65,536), so response time does
+/// not tell an attacker which clientIds exist. Compares medians of alternating attempts.
 #[tokio::test]
 async fn unknown_client_id_takes_as_long_as_a_wrong_secret() {
     let t = spawn_app_with(Backing::Embedded, |s| s.bcrypt_cost = 10).await;

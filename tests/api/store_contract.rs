@@ -133,6 +133,7 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
         last_used_at: None,
         secret_hash: SecretHash::from_stored(
             "$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into(),
+            None,
         ),
         lives,
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{Life, TokenLives};
 use crate::domain::portal::{Handoff, HandoffDigest};
+use crate::domain::secret::QuickCheck;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, RefreshDigest, RefreshRecord, SecretHash, TenantId,
     Timestamp, TokenOwner, UserId, VendorCredential,
@@ -37,6 +38,9 @@ pub struct TokenRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_used_at: Option<i64>,
     secret_hash: String,
+    /// The secret's quick check (absent on records made before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_check: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_life: Option<Life>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +80,7 @@ impl From<&ApiToken> for TokenRecord {
             ttl: token.expires_at.map(Timestamp::seconds),
             last_used_at: token.last_used_at.map(Timestamp::millis),
             secret_hash: token.secret_hash.as_stored().to_owned(),
+            secret_check: token.secret_hash.check().map(QuickCheck::as_stored),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
         }
@@ -96,7 +101,10 @@ impl From<TokenRecord> for ApiToken {
             created_at: Timestamp::from_millis(record.created_at),
             expires_at: record.expires_at.map(Timestamp::from_millis),
             last_used_at: record.last_used_at.map(Timestamp::from_millis),
-            secret_hash: SecretHash::from_stored(record.secret_hash),
+            secret_hash: SecretHash::from_stored(
+                record.secret_hash,
+                record.secret_check.as_deref(),
+            ),
             lives: TokenLives {
                 tenant: record.tenant_life,
                 membership: record.member_life,
@@ -110,6 +118,8 @@ impl From<TokenRecord> for ApiToken {
 pub struct VendorRecord {
     client_id: ClientId,
     secret_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_check: Option<String>,
     created_at: i64,
 }
 
@@ -118,6 +128,7 @@ impl From<&VendorCredential> for VendorRecord {
         Self {
             client_id: vendor.client_id,
             secret_hash: vendor.secret_hash.as_stored().to_owned(),
+            secret_check: vendor.secret_hash.check().map(QuickCheck::as_stored),
             created_at: vendor.created_at.millis(),
         }
     }
@@ -127,7 +138,10 @@ impl From<VendorRecord> for VendorCredential {
     fn from(record: VendorRecord) -> Self {
         Self {
             client_id: record.client_id,
-            secret_hash: SecretHash::from_stored(record.secret_hash),
+            secret_hash: SecretHash::from_stored(
+                record.secret_hash,
+                record.secret_check.as_deref(),
+            ),
             created_at: Timestamp::from_millis(record.created_at),
         }
     }

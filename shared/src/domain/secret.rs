@@ -13,6 +13,7 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BODY_LEN: usize = 43;
@@ -168,7 +169,17 @@ impl Secret {
             .await
             .map_err(|e| HashFailed(e.to_string()))?
             .map_err(|e| HashFailed(e.to_string()))?;
-        Ok(SecretHash(hash))
+        Ok(SecretHash {
+            bcrypt: hash,
+            check: Some(self.quick_check()),
+        })
+    }
+
+    /// 16 bits of the secret's SHA-256, kept beside its bcrypt hash: a presented secret that
+    /// does not share them is wrong without any bcrypt work.
+    pub fn quick_check(&self) -> QuickCheck {
+        let digest = Sha256::digest(self.expose().as_bytes());
+        QuickCheck(u16::from_be_bytes([digest[0], digest[1]]))
     }
 
     /// bcrypt verification, on the blocking pool. A hash that cannot be read counts as a mismatch.
@@ -176,24 +187,65 @@ impl Secret {
         let secret = self.clone();
         let hash = hash.clone();
         tokio::task::spawn_blocking(move || {
-            bcrypt::verify(secret.expose(), &hash.0).unwrap_or(false)
+            bcrypt::verify(secret.expose(), &hash.bcrypt).unwrap_or(false)
         })
         .await
         .map_err(|e| HashFailed(e.to_string()))
     }
 }
 
-/// A bcrypt hash of a secret, as stored. `Debug` hides it too.
+/// 16 bits of a secret's SHA-256 (see [`Secret::quick_check`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct QuickCheck(pub u16);
+
+impl QuickCheck {
+    /// As stored: four hex digits.
+    pub fn as_stored(self) -> String {
+        format!("{:04x}", self.0)
+    }
+
+    pub fn from_stored(text: &str) -> Option<Self> {
+        u16::from_str_radix(text, 16).ok().map(Self)
+    }
+
+    /// A check no secret was asked for: a decoy's, drawn from the OS CSPRNG.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 2];
+        // As in `random_base62`: nothing safe can be done without the OS RNG.
+        #[allow(clippy::expect_used)]
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        Self(u16::from_be_bytes(bytes))
+    }
+}
+
+/// A bcrypt hash of a secret, as stored, with the secret's quick check (absent on hashes made
+/// before it was kept). `Debug` hides both.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretHash(String);
+pub struct SecretHash {
+    bcrypt: String,
+    check: Option<QuickCheck>,
+}
 
 impl SecretHash {
-    pub fn from_stored(text: String) -> Self {
-        Self(text)
+    pub fn from_stored(bcrypt: String, check: Option<&str>) -> Self {
+        Self {
+            bcrypt,
+            check: check.and_then(QuickCheck::from_stored),
+        }
     }
 
     pub fn as_stored(&self) -> &str {
-        &self.0
+        &self.bcrypt
+    }
+
+    pub fn check(&self) -> Option<QuickCheck> {
+        self.check
+    }
+
+    /// Whether `secret` may be the one hashed: `false` settles it without bcrypt; `true` needs
+    /// bcrypt to tell (one wrong secret in 65,536 gets that far).
+    pub fn may_match(&self, secret: &Secret) -> bool {
+        self.check.is_none_or(|check| check == secret.quick_check())
     }
 }
 
@@ -286,6 +338,28 @@ mod tests {
         assert!(Secret::parse(&format!("{text}a")).is_err());
         assert!(Secret::parse(&text.replacen('_', "-", 1)).is_err());
         assert!(Secret::parse("").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_quick_check_settles_most_wrong_secrets_and_never_a_right_one() {
+        let secret = Secret::generate(SecretKind::TenantToken);
+        let hash = secret.hash(4).await.unwrap();
+        assert!(hash.may_match(&secret));
+        let refused = (0..1000)
+            .filter(|_| !hash.may_match(&Secret::generate(SecretKind::TenantToken)))
+            .count();
+        assert!(
+            refused > 980,
+            "{refused} of 1000 wrong secrets settled without bcrypt"
+        );
+        let stored = hash.check().map(QuickCheck::as_stored);
+        let again = SecretHash::from_stored(hash.as_stored().to_owned(), stored.as_deref());
+        assert_eq!(again, hash, "the check survives storage");
+        let legacy = SecretHash::from_stored(hash.as_stored().to_owned(), None);
+        assert!(
+            legacy.may_match(&Secret::generate(SecretKind::TenantToken)),
+            "bcrypt decides"
+        );
     }
 
     #[test]

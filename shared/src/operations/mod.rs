@@ -26,6 +26,7 @@ use crate::domain::directory::{EntityKind, User};
 use crate::domain::jwt;
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
+use crate::domain::secret::QuickCheck;
 use crate::domain::{ClientId, GrantId, Secret, SecretHash, SecretKind, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, Signer};
@@ -110,11 +111,15 @@ impl Bcrypt {
             .await
     }
 
-    /// bcrypt-checks `secret` against `stored`, or against the decoy when there is no record,
-    /// and answers only whether it matched.
+    /// Whether `secret` is the one `stored` was made from, and nothing else. A secret whose quick
+    /// check differs is refused without bcrypt; so is one for no record, except that one in
+    /// 65,536 is checked against the decoy, as a wrong secret for a real record would be, so the
+    /// two look alike from outside.
     async fn matches(&self, secret: &Secret, stored: Option<&SecretHash>) -> Result<bool> {
         let hash = match stored {
+            Some(hash) if !hash.may_match(secret) => return Ok(false),
             Some(hash) => hash,
+            None if QuickCheck::random() != secret.quick_check() => return Ok(false),
             None => self.decoy().await?,
         };
         let matched = self
