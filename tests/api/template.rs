@@ -184,3 +184,23 @@ fn directory_events_flow_from_the_bus_through_a_queue_with_a_dead_letter_queue()
         "partial batch responses"
     );
 }
+
+/// The account is protected: every route is throttled by default, and the functions that run
+/// bcrypt have a ceiling on their instances, each from a parameter (`!Ref` reads as its name).
+#[test]
+fn routes_are_throttled_and_credential_checks_have_reserved_concurrency() {
+    let template = template();
+    let api = &template["Resources"]["Api"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(api["ThrottlingRateLimit"].as_str(), Some("ApiRateLimit"));
+    assert_eq!(api["ThrottlingBurstLimit"].as_str(), Some("ApiBurstLimit"));
+    for (name, function) in deployed_functions() {
+        let reserved =
+            &template["Resources"][name.as_str()]["Properties"]["ReservedConcurrentExecutions"];
+        let checks_credentials = ["vendor-auth", "exchange"].contains(&function.binary.as_str());
+        assert_eq!(
+            reserved.as_str() == Some("CredentialCheckConcurrency"),
+            checks_credentials,
+            "{name}: reserved concurrency"
+        );
+    }
+}
