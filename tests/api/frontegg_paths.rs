@@ -330,3 +330,44 @@ async fn a_tenant_token_listing_has_frontegg_fields_with_null_where_unset() {
         assert!(items[0].get(field).is_some(), "{field} in {:?}", items[0]);
     }
 }
+
+/// Frontegg's `PUT …/roles/v1/{roleId}/permissions` sets a role's permissions, and the next
+/// exchange of a token holding the role shows them.
+async fn a_roles_permissions_are_set_on_frontegg_path(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.permission("p-write", "reports.write").await;
+    vendor.role("analyst", "analyst", json!(["p-read"])).await;
+    let bot = vendor
+        .tenant("acme")
+        .token(json!({"roleIds": ["analyst"]}))
+        .await;
+    let path = format!("{ROLES}/analyst/permissions");
+    let set = json!({"permissionIds": ["p-read", "p-write"]});
+    let reply = vendor.call(Method::PUT, &path, Some(set)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["permissions"], json!(["p-read", "p-write"]));
+    assert_eq!(reply.body["key"], "analyst", "the rest of the role stays");
+    let claims = t.claims_of(&bot).await;
+    assert_eq!(
+        claims["permissions"],
+        json!(["reports.read", "reports.write"])
+    );
+
+    for (body, status) in [
+        (json!({}), StatusCode::BAD_REQUEST),
+        (
+            json!({"permissionIds": ["p-nowhere"]}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let refused = vendor.call(Method::PUT, &path, Some(body)).await;
+        assert_eq!(refused.status, status, "{:?}", refused.body);
+    }
+    let missing = format!("{ROLES}/nobody/permissions");
+    let refused = vendor
+        .call(Method::PUT, &missing, Some(json!({"permissionIds": []})))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+}
+on_both_stores!(a_roles_permissions_are_set_on_frontegg_path);

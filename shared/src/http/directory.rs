@@ -174,7 +174,33 @@ pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let body: RoleBody = call.json()?;
+    change_role(&app, call.id(), call.json()?).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PermissionIdsBody {
+    permission_ids: Option<Vec<String>>,
+}
+
+/// Frontegg's `PUT /identity/resources/roles/v1/{id}/permissions`: `permissionIds` become the
+/// role's permissions.
+pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let body: PermissionIdsBody = call.json()?;
+    let ids = body
+        .permission_ids
+        .ok_or_else(|| Error::bad_request("Missing field permissionIds"))?;
+    let change = RoleBody {
+        id: None,
+        key: None,
+        name: None,
+        permission_ids: Some(ids),
+    };
+    change_role(&app, call.id(), change).await
+}
+
+/// Applies `body` to the role as read inside one conditional write.
+async fn change_role(app: &App, id: &str, body: RoleBody) -> Result<Response> {
     let patch = |stored: Role| -> Result<Role> {
         let permission_ids = match &body.permission_ids {
             Some(ids) => ids.clone(),
@@ -191,7 +217,7 @@ pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
             permission_ids,
         })?)
     };
-    let role = app.directory().patch_role(call.id(), patch).await?;
+    let role = app.directory().patch_role(id, patch).await?;
     json(StatusCode::OK, &RoleView::of(&role))
 }
 

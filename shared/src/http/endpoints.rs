@@ -176,6 +176,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST ROLES => Roles, Vendor: directory::create_role),
     row!(GET ROLES => Roles, Vendor: directory::list_roles),
     row!(PATCH ROLE => Roles, Vendor: directory::patch_role),
+    row!(PUT "/identity/resources/roles/v1/{id}/permissions" => Roles, Vendor: directory::set_role_permissions),
     row!(DELETE ROLE => Roles, Vendor: directory::delete_role),
     row!(PUT TENANT => Tenants, Vendor: directory::put_tenant),
     row!(DELETE TENANT => Tenants, Vendor: directory::delete_tenant),
