@@ -120,6 +120,11 @@ pub(super) fn vendor(app: &App, headers: &HeaderMap) -> Result<Vendor> {
 
 pub(super) fn tenant_owner(app: &App, headers: &HeaderMap) -> Result<TenantOwner> {
     vendor(app, headers)?;
+    tenant_owner_named(headers)
+}
+
+/// The tenant owner the `frontegg-*` headers name, for a caller already known to be the vendor.
+fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
     Ok(TenantOwner {
         tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
         acting_user: parsed(headers, USER_HEADER, UserId::parse)?,
@@ -127,34 +132,45 @@ pub(super) fn tenant_owner(app: &App, headers: &HeaderMap) -> Result<TenantOwner
     })
 }
 
-/// A portal session's user, if the bearer token is a session rather than a vendor token, once
-/// they are found to hold the permission for `action` on `kind` tokens (403 otherwise).
-async fn session_user(
-    app: &App,
-    headers: &HeaderMap,
-    kind: TokenKind,
-    action: TokenAction,
-) -> Result<Option<PortalUser>> {
-    let Some(token) = bearer(headers)? else {
-        return Ok(None);
-    };
-    if header(headers, "x-access-token")?.is_some() || vendor(app, headers).is_ok() {
-        return Ok(None);
-    }
-    let user = app.portal().user(token, &issuer(app, headers)).await?;
-    if !user.may(kind, action) {
-        return Err(Error::Forbidden(format!(
-            "You need the permission {} to do this",
-            permission_key(kind, action)
-        )));
-    }
-    Ok(Some(user))
+pub(super) fn user_owner(app: &App, headers: &HeaderMap) -> Result<UserOwner> {
+    vendor(app, headers)?;
+    user_owner_named(headers)
+}
+
+/// The user owner the `frontegg-*` headers name, for a caller already known to be the vendor.
+fn user_owner_named(headers: &HeaderMap) -> Result<UserOwner> {
+    Ok(UserOwner {
+        tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
+        user_id: required(headers, USER_HEADER, UserId::parse)?,
+    })
 }
 
 /// A portal session's user, resolved now; anything else is refused.
 pub(super) async fn session(app: &App, headers: &HeaderMap) -> Result<PortalUser> {
     let token = bearer(headers)?.ok_or(Error::Unauthorized)?;
     app.portal().user(token, &issuer(app, headers)).await
+}
+
+/// The portal session of a request that carries no valid vendor token, once its user is found
+/// to hold the permission for `action` on `kind` tokens (403 otherwise).
+async fn session_allowed(
+    app: &App,
+    headers: &HeaderMap,
+    kind: TokenKind,
+    action: TokenAction,
+) -> Result<PortalUser> {
+    // A refused vendor token stays refused: it is not tried as a session.
+    if header(headers, "x-access-token")?.is_some() {
+        return Err(Error::Unauthorized);
+    }
+    let user = session(app, headers).await?;
+    if !user.may(kind, action) {
+        return Err(Error::Forbidden(format!(
+            "You need the permission {} to do this",
+            permission_key(kind, action)
+        )));
+    }
+    Ok(user)
 }
 
 /// A tenant's owner, or a portal session acting for its tenant: the session decides the
@@ -164,14 +180,15 @@ pub(super) async fn tenant_owner_or_session(
     headers: &HeaderMap,
     action: TokenAction,
 ) -> Result<TenantOwner> {
-    match session_user(app, headers, TokenKind::Tenant, action).await? {
-        Some(user) => Ok(TenantOwner {
-            tenant_id: user.tenant_id.clone(),
-            acting_user: Some(user.user_id.clone()),
-            session: Some(user),
-        }),
-        None => tenant_owner(app, headers),
+    if vendor(app, headers).is_ok() {
+        return tenant_owner_named(headers);
     }
+    let user = session_allowed(app, headers, TokenKind::Tenant, action).await?;
+    Ok(TenantOwner {
+        tenant_id: user.tenant_id.clone(),
+        acting_user: Some(user.user_id.clone()),
+        session: Some(user),
+    })
 }
 
 /// A user's owner (the vendor), or the user themselves through a portal session.
@@ -180,20 +197,13 @@ pub(super) async fn user_owner_or_session(
     headers: &HeaderMap,
     action: TokenAction,
 ) -> Result<UserOwner> {
-    match session_user(app, headers, TokenKind::Personal, action).await? {
-        Some(user) => Ok(UserOwner {
-            tenant_id: user.tenant_id,
-            user_id: user.user_id,
-        }),
-        None => user_owner(app, headers),
+    if vendor(app, headers).is_ok() {
+        return user_owner_named(headers);
     }
-}
-
-pub(super) fn user_owner(app: &App, headers: &HeaderMap) -> Result<UserOwner> {
-    vendor(app, headers)?;
+    let user = session_allowed(app, headers, TokenKind::Personal, action).await?;
     Ok(UserOwner {
-        tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
-        user_id: required(headers, USER_HEADER, UserId::parse)?,
+        tenant_id: user.tenant_id,
+        user_id: user.user_id,
     })
 }
 

@@ -88,14 +88,13 @@ impl Bcrypt {
 
     /// Runs `work` (one bcrypt) when a core is free, or refuses it when the queue is full.
     async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        let admission = Admission(&self.admitted);
+        // Counted from here until this returns, refused or not.
+        let _admission = Admission(&self.admitted);
         if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             return Err(Error::Busy);
         }
         let _permit = self.workers.acquire().await.map_err(Error::internal)?;
-        let done = work.await;
-        drop(admission);
-        done
+        work.await
     }
 
     async fn hash(&self, secret: &Secret) -> Result<SecretHash> {

@@ -97,9 +97,7 @@ impl EmbeddedStore {
                 Ok(table.get(key.as_str())?.map(|v| v.value().to_vec()))
             })
             .await?;
-        bytes
-            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
-            .transpose()
+        decode(what, bytes)
     }
 
     /// Removes and returns a record in one write transaction: of two takers, one gets it.
@@ -120,10 +118,15 @@ impl EmbeddedStore {
                 Ok(removed)
             })
             .await?;
-        bytes
-            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
-            .transpose()
+        decode(what, bytes)
     }
+}
+
+/// A record read or taken, as `R`; an unreadable one is reported, not skipped.
+fn decode<R: DeserializeOwned>(what: &str, bytes: Option<Vec<u8>>) -> Result<Option<R>> {
+    bytes
+        .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
+        .transpose()
 }
 
 pub(super) fn db_error(e: impl Into<redb::Error>) -> Error {
