@@ -39,7 +39,7 @@ impl App {
                 )
             }
             Backend::Aws { table, kms_key_id } => {
-                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let aws = crate::adapters::aws::sdk_config_loader().load().await;
                 (
                     Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
                     Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(&aws), kms_key_id).await?),
@@ -133,6 +133,11 @@ impl App {
             directory: &*self.directory,
             tokens: &*self.tokens,
         }
+    }
+
+    /// The longest a request may take before it is answered 503.
+    pub fn request_budget(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.settings.request_budget_seconds)
     }
 
     pub fn public_key(&self) -> &PublicKey {

@@ -17,6 +17,10 @@ pub enum Backend {
 }
 
 /// What every function and the local server need.
+/// Beyond one AWS call's budget ([`crate::adapters::aws::OPERATION_TIMEOUT`]) and within the
+/// template's function timeout (10 s).
+pub const DEFAULT_REQUEST_BUDGET_SECONDS: u64 = 8;
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub backend: Backend,
@@ -30,6 +34,9 @@ pub struct Settings {
     pub access_token_ttl_seconds: i64,
     pub vendor_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
+    /// The longest a request may take before it is answered 503 (`M2M_REQUEST_BUDGET_SECONDS`,
+    /// default [`DEFAULT_REQUEST_BUDGET_SECONDS`]); below the function timeout on Lambda.
+    pub request_budget_seconds: u64,
     /// The service's public base URL (`M2M_PUBLIC_URL`); else the URL a request reached it at.
     pub public_url: Option<String>,
     /// Who may show the portal in a frame: CSP `frame-ancestors` sources
@@ -124,6 +131,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             vendor_token_ttl_seconds: self.seconds("M2M_VENDOR_TOKEN_TTL_SECONDS", 3600)?,
             refresh_token_ttl_seconds: self
                 .seconds("M2M_REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
+            request_budget_seconds: self.parse(
+                "M2M_REQUEST_BUDGET_SECONDS",
+                DEFAULT_REQUEST_BUDGET_SECONDS,
+                "a number of seconds from 1 to 900",
+                |s| (1..=900).contains(s),
+            )?,
             portal_frame_ancestors: self.frame_ancestors()?,
             public_url: match self.get("M2M_PUBLIC_URL") {
                 None => None,
@@ -250,7 +263,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let cases: [(&'static [(&'static str, &'static str)], &str); 7] = [
+        let cases: [(&'static [(&'static str, &'static str)], &str); 8] = [
             (&[("M2M_SECRET_FORMAT", "base64")], "M2M_SECRET_FORMAT"),
             (
                 &[(
@@ -261,6 +274,10 @@ mod tests {
             ),
             (&[("M2M_BCRYPT_COST", "three")], "M2M_BCRYPT_COST"),
             (&[("M2M_BCRYPT_COST", "40")], "M2M_BCRYPT_COST"),
+            (
+                &[("M2M_REQUEST_BUDGET_SECONDS", "0")],
+                "M2M_REQUEST_BUDGET_SECONDS",
+            ),
             (&[("M2M_TABLE", "t")], "M2M_KMS_KEY_ID"),
             (
                 &[("M2M_ACCESS_TOKEN_TTL_SECONDS", "-1")],

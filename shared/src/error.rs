@@ -31,7 +31,11 @@ pub enum Error {
     /// A conflicting write (for example a duplicate id); the request may be retried.
     #[error("{0}")]
     Conflict(String),
-    /// A fault of ours or of a dependency. Logged with its cause; the client sees a generic text.
+    /// A dependency (DynamoDB, KMS) is unreachable, too slow or throttling, or the request ran
+    /// out of time; nothing was half-done and the request may be retried. Logged with its cause.
+    #[error("Service temporarily unavailable; try again shortly")]
+    Unavailable(Internal),
+    /// A fault of ours or a misconfiguration. Logged with its cause; the client sees a generic text.
     #[error("Internal server error")]
     Internal(Internal),
 }
@@ -48,6 +52,10 @@ impl fmt::Debug for Internal {
 impl Error {
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(Internal(cause.into()))
+    }
+
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unavailable(Internal(cause.into()))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

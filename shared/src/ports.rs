@@ -91,12 +91,22 @@ pub trait RefreshStore: Send + Sync {
         record: &RefreshRecord,
         keep: usize,
     ) -> Result<()>;
-    /// Removes and returns the record, atomically: of two concurrent uses, one wins.
-    async fn take_refresh(
+    /// The record of a live refresh token, read consistently.
+    async fn refresh_token(
         &self,
         client_id: &ClientId,
         digest: &RefreshDigest,
     ) -> Result<Option<RefreshRecord>>;
+    /// Removes the refresh token `used` and stores `record` in its place, atomically, then
+    /// drops the oldest beyond `keep`. False, with nothing written, if `used` is gone: of two
+    /// concurrent uses one wins, and a use that fails before this write spends nothing.
+    async fn replace_refresh(
+        &self,
+        client_id: &ClientId,
+        used: &RefreshDigest,
+        record: &RefreshRecord,
+        keep: usize,
+    ) -> Result<bool>;
 }
 
 /// Single-use portal hand-offs.

@@ -176,10 +176,18 @@ pub async fn apply(app: &App, message: &str) -> Result<()> {
 }
 
 /// Applies every message of a batch and reports the ones that failed, so only they are retried.
+/// Once the store is unavailable (unreachable, hanging, throttling), the rest of the batch is
+/// reported failed without being tried: SQS brings it back after the visibility timeout, and
+/// the function ends within one call's budget instead of one per message.
 pub async fn handle_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut unavailable = false;
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
+        if unavailable {
+            response.add_failure(id);
+            continue;
+        }
         let outcome = match &record.body {
             Some(body) => apply(app, body).await,
             None => Err(Error::bad_request("message has no body")),
@@ -188,6 +196,10 @@ pub async fn handle_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
             match &error {
                 Error::Internal(cause) => {
                     tracing::error!(message_id = id, cause = ?cause, "event failed")
+                }
+                Error::Unavailable(cause) => {
+                    tracing::warn!(message_id = id, cause = ?cause, "store unavailable; batch left for retry");
+                    unavailable = true;
                 }
                 other => tracing::warn!(message_id = id, error = %other, "event refused"),
             }

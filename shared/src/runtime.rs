@@ -185,7 +185,9 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
 /// Builds the app, turning a failure into a message that says what could not start.
 async fn start(settings: Settings) -> crate::error::Result<App, String> {
     App::build(settings).await.map_err(|e| match e {
-        crate::error::Error::Internal(cause) => format!("start-up failed: {cause:?}"),
+        crate::error::Error::Internal(cause) | crate::error::Error::Unavailable(cause) => {
+            format!("start-up failed: {cause:?}")
+        }
         other => format!("start-up failed: {other}"),
     })
 }

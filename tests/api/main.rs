@@ -6,6 +6,7 @@
 mod support;
 
 mod directory;
+mod faults;
 mod flow;
 mod frontegg_paths;
 mod frontegg_sdks;

@@ -210,3 +210,73 @@ async fn an_event_cannot_store_what_the_api_refuses() {
     assert_eq!(roles_of(&t, "bob").await, None);
     assert_eq!(roles_of(&t, "eve").await, None);
 }
+
+/// The messages of `event` that `failed` names, as SQS delivers them again.
+fn redelivery(event: SqsEvent, failed: &[String]) -> SqsEvent {
+    let mut event = event;
+    event
+        .records
+        .retain(|r| failed.contains(r.message_id.as_ref().unwrap()));
+    event
+}
+
+/// A throttled DynamoDB fails the batch for SQS to bring back, within about one call's budget
+/// however long the batch, and loses nothing: redelivered once the throttling ends, a batch
+/// and a burst of fifty users apply as if nothing had happened.
+#[tokio::test]
+async fn a_throttled_store_leaves_the_batch_for_retry_and_loses_nothing() {
+    use crate::support::fault_proxy::Fault;
+    use m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS as DEFAULT_BUDGET;
+    let faulty = spawn_app_behind_fault_proxies(DEFAULT_BUDGET).await;
+    let t = &faulty.api;
+    let users: Vec<(&str, Value)> = (0..50)
+        .map(|n| {
+            let detail = json!({"userId": format!("u{n}"), "email": format!("u{n}@acme.test"),
+                "tenants": [{"tenantId": "acme", "roleIds": []}], "version": 1});
+            ("user.upserted", detail)
+        })
+        .collect();
+    let mut burst = batch(&[(
+        "tenant.upserted",
+        json!({"tenantId": "acme", "name": "Acme", "version": 1}),
+    )]);
+    burst
+        .records
+        .extend(batch(&users).records.into_iter().map(|mut r| {
+            r.message_id = r.message_id.map(|id| format!("user-{id}"));
+            r
+        }));
+
+    faulty.dynamodb.set(Fault::Throttle);
+    let started = std::time::Instant::now();
+    let failed = failures(&t.app, fixture()).await;
+    let failed_burst = failures(&t.app, burst.clone()).await;
+    assert_eq!(
+        (failed.len(), failed_burst.len()),
+        (7, 51),
+        "every message left for retry"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < 3 * m2m_shared::adapters::aws::OPERATION_TIMEOUT,
+        "two batches took {took:?}"
+    );
+
+    faulty.dynamodb.set(Fault::Forward);
+    let still_failing = failures(&t.app, redelivery(fixture(), &failed)).await;
+    assert_eq!(
+        still_failing.len(),
+        3,
+        "only the malformed messages: {still_failing:?}"
+    );
+    assert_eq!(roles_of(t, "alice").await, Some(vec!["r-admin".to_owned()]));
+    assert!(
+        failures(&t.app, redelivery(burst, &failed_burst))
+            .await
+            .is_empty()
+    );
+    for n in 0..50 {
+        let user = t.stored_user(&format!("u{n}")).await.expect("provisioned");
+        assert_eq!(user.tenants.len(), 1);
+    }
+}

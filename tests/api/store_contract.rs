@@ -159,7 +159,7 @@ async fn a_taken_client_id_is_refused(s: Subject) {
 }
 contract!(taken_client_ids, a_taken_client_id_is_refused);
 
-async fn a_refresh_token_works_once(s: Subject) {
+async fn a_refresh_token_is_replaced_once_and_only_by_its_successor(s: Subject) {
     let api = token(&s, "acme", None).await;
     s.store.put_new(&api).await.unwrap();
     let refresh = RefreshToken::generate(api.client_id);
@@ -167,23 +167,42 @@ async fn a_refresh_token_works_once(s: Subject) {
         .put_refresh(&api.client_id, &refresh_record(&refresh, 1), 100)
         .await
         .unwrap();
-    let digest = refresh.digest();
+    let used = refresh.digest();
+    let read = s.store.refresh_token(&api.client_id, &used).await.unwrap();
+    assert_eq!(read.unwrap().issued_at, Timestamp::from_millis(1));
+    // Two uses at once: each would store its own successor; exactly one does.
+    let successors = [(), ()].map(|()| RefreshToken::generate(api.client_id));
+    let replace = |n: usize| {
+        let (store, client_id) = (Arc::clone(&s.store), api.client_id);
+        let (used, record) = (used.clone(), refresh_record(&successors[n], 2));
+        async move {
+            store
+                .replace_refresh(&client_id, &used, &record, 100)
+                .await
+                .unwrap()
+        }
+    };
+    let (first, second) = tokio::join!(replace(0), replace(1));
+    assert!(first ^ second, "one use wins: {first} {second}");
+    for (successor, won) in successors.iter().zip([first, second]) {
+        let live = s
+            .store
+            .refresh_token(&api.client_id, &successor.digest())
+            .await;
+        assert_eq!(live.unwrap().is_some(), won);
+    }
     assert!(
         s.store
-            .take_refresh(&api.client_id, &digest)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        s.store
-            .take_refresh(&api.client_id, &digest)
+            .refresh_token(&api.client_id, &used)
             .await
             .unwrap()
             .is_none()
     );
 }
-contract!(single_use_refresh_tokens, a_refresh_token_works_once);
+contract!(
+    single_use_refresh_tokens,
+    a_refresh_token_is_replaced_once_and_only_by_its_successor
+);
 
 async fn a_handoff_is_taken_once_with_what_it_was_given(s: Subject) {
     let token = HandoffToken::generate();
@@ -238,7 +257,7 @@ async fn at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first(s: Subj
         let (store, client_id) = (Arc::clone(&s.store), api.client_id);
         async move {
             store
-                .take_refresh(&client_id, &digest)
+                .refresh_token(&client_id, &digest)
                 .await
                 .unwrap()
                 .is_some()
@@ -287,7 +306,7 @@ async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject
     let digest = refresh.digest();
     assert!(
         s.store
-            .take_refresh(&personal.client_id, &digest)
+            .refresh_token(&personal.client_id, &digest)
             .await
             .unwrap()
             .is_none()

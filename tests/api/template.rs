@@ -204,3 +204,33 @@ fn routes_are_throttled_and_credential_checks_have_reserved_concurrency() {
         );
     }
 }
+
+/// Every HTTP function may run past the request budget (after which it answers 503 itself),
+/// but not by much; the provisioning queue hides a message for six times its function's timeout,
+/// so a batch still running is never delivered twice.
+#[test]
+fn function_timeouts_leave_room_for_the_request_budget_and_no_more() {
+    let template = template();
+    let resources = &template["Resources"];
+    let global = template["Globals"]["Function"]["Timeout"].as_i64().unwrap();
+    let budget = i64::try_from(m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS).unwrap();
+    assert!(
+        (budget + 1..=budget + 5).contains(&global),
+        "function timeout {global} s against a request budget of {budget} s"
+    );
+    let provisioning = resources["ProvisioningFunction"]["Properties"]["Timeout"]
+        .as_i64()
+        .unwrap();
+    let per_call = i64::try_from(m2m_shared::adapters::aws::OPERATION_TIMEOUT.as_secs()).unwrap();
+    assert!(
+        provisioning >= 2 * per_call,
+        "provisioning timeout {provisioning} s"
+    );
+    let visibility = resources["ProvisioningQueue"]["Properties"]["VisibilityTimeout"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        visibility >= 6 * provisioning,
+        "visibility timeout {visibility} s"
+    );
+}

@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use sha2::{Digest, Sha256};
@@ -20,8 +19,12 @@ pub struct KmsSigner {
     public_key: PublicKey,
 }
 
-fn kms_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::internal(format!("KMS: {}", DisplayErrorContext(e)))
+fn kms_error<E, R>(e: aws_sdk_kms::error::SdkError<E, R>) -> Error
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    super::aws::call_failed("KMS", e)
 }
 
 impl KmsSigner {

@@ -1,6 +1,7 @@
 //! Implementations of the ports: DynamoDB and KMS in production, an embedded database and a
 //! local key for the local default.
 
+pub mod aws;
 pub mod clock;
 pub mod dynamodb;
 pub mod embedded;

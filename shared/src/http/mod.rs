@@ -104,9 +104,13 @@ async fn serve(
         .and_then(|at| uri.path().split('/').nth(at))
         .map(str::to_owned);
     let call = Call { headers, id, body };
-    dispatch(app, endpoint, call)
-        .await
-        .unwrap_or_else(Error::into_response)
+    // A request's deciding write is one atomic store call and what follows it (a cascade) only
+    // deletes what no longer works, so a request cut short leaves nothing half-done.
+    let budget = app.request_budget();
+    match tokio::time::timeout(budget, dispatch(app, endpoint, call)).await {
+        Ok(answered) => answered.unwrap_or_else(Error::into_response),
+        Err(_) => Error::unavailable("the request ran out of its time budget").into_response(),
+    }
 }
 
 async fn dispatch(app: Arc<App>, endpoint: &Endpoint, call: Call) -> Result<Response> {

@@ -32,6 +32,7 @@ fn status(error: &Error) -> StatusCode {
         Error::Busy => StatusCode::TOO_MANY_REQUESTS,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -48,14 +49,23 @@ fn errors(status: StatusCode, message: String) -> Response {
 /// The contract's error body. A 5xx is logged with its cause; the client gets a generic text.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::Internal(cause) = &self {
-            tracing::error!(cause = ?cause, "request failed");
-        }
+        let retry_after = match &self {
+            Error::Internal(cause) => {
+                tracing::error!(cause = ?cause, "request failed");
+                None
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(cause = ?cause, "a dependency failed");
+                Some(UNAVAILABLE_RETRY_AFTER)
+            }
+            Error::Busy => Some(BUSY_RETRY_AFTER),
+            _ => None,
+        };
         let mut response = errors(status(&self), self.to_string());
-        if matches!(self, Error::Busy) {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(BUSY_RETRY_AFTER));
+                .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response
     }
@@ -63,6 +73,10 @@ impl IntoResponse for Error {
 
 /// Seconds a client told "busy" waits before trying again.
 pub(super) const BUSY_RETRY_AFTER: &str = "1";
+
+/// Seconds a client told "unavailable" waits: long enough for a throttled or restarting
+/// dependency, short enough for a CLI user.
+const UNAVAILABLE_RETRY_AFTER: &str = "2";
 
 /// Gives the answers that the router and the tower-http layers make themselves (no route,
 /// wrong method, body too large) the contract's error body.

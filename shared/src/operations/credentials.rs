@@ -8,7 +8,9 @@ use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
-use crate::domain::{ApiToken, GrantId, RefreshRecord, RefreshToken, SecretKind, Timestamp};
+use crate::domain::{
+    ApiToken, GrantId, RefreshDigest, RefreshRecord, RefreshToken, SecretKind, Timestamp,
+};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, TokenStore};
 
@@ -103,7 +105,7 @@ impl Credentials<'_> {
     /// Unknown clientId, wrong secret and an expired token are one and the same 401.
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
         let token = self.authenticate(client_id, secret).await?;
-        self.issue(&token).await
+        self.issue(&token, None).await
     }
 
     /// `POST /oauth/token` (RFC 6749 section 4.4): the same JWT as the exchange, without a
@@ -144,19 +146,21 @@ impl Credentials<'_> {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
         let presented = RefreshToken::parse(refresh_token).ok_or(Error::Unauthorized)?;
         let client_id = presented.client_id();
+        let used = presented.digest();
         let now = self.clock.now();
-        self.refresh
-            .take_refresh(&client_id, &presented.digest())
-            .await?
+        let (record, token) = tokio::try_join!(
+            self.refresh.refresh_token(&client_id, &used),
+            self.tokens.token(&client_id),
+        )?;
+        record
             .filter(|record| record.expires_at > now)
             .ok_or(Error::Unauthorized)?;
-        let token = self
-            .tokens
-            .token(&client_id)
-            .await?
+        let token = token
             .filter(|token| !token.is_expired(now))
             .ok_or(Error::Unauthorized)?;
-        self.issue(&token).await
+        // Spent only by the write that stores its successor: a refresh that fails before it
+        // (a dependency down) leaves the refresh token usable.
+        self.issue(&token, Some(&used)).await
     }
 
     /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.
@@ -166,8 +170,8 @@ impl Credentials<'_> {
             .map_err(Error::from)
     }
 
-    /// A JWT and the refresh token that renews it.
-    async fn issue(&self, token: &ApiToken) -> Result<Issued> {
+    /// A JWT and the refresh token that renews it, in place of the refresh token `used`.
+    async fn issue(&self, token: &ApiToken, used: Option<&RefreshDigest>) -> Result<Issued> {
         let signed = self.sign_for(token, None).await?;
         let refresh_token = RefreshToken::generate(token.client_id);
         let record = RefreshRecord {
@@ -175,9 +179,16 @@ impl Credentials<'_> {
             issued_at: signed.now,
             expires_at: until(token, signed.now, self.settings.refresh_token_ttl_seconds),
         };
-        self.refresh
-            .put_refresh(&token.client_id, &record, MAX_REFRESH_TOKENS)
-            .await?;
+        let (client_id, keep) = (&token.client_id, MAX_REFRESH_TOKENS);
+        match used {
+            None => self.refresh.put_refresh(client_id, &record, keep).await?,
+            Some(used) => {
+                let replaced = self.refresh.replace_refresh(client_id, used, &record, keep);
+                if !replaced.await? {
+                    return Err(Error::Unauthorized); // used at the same moment by another
+                }
+            }
+        }
         Ok(Issued {
             access_token: signed.jwt,
             refresh_token,
@@ -211,13 +222,18 @@ impl Credentials<'_> {
             grants.permissions = scope.narrow(&grants.permissions)?;
         }
         let now = self.clock.now();
-        if token.use_is_news(now) {
-            self.tokens.touch(&token.client_id, now).await?;
-        }
         let expires_at = until(token, now, self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, user, now, expires_at);
+        let jwt = sign(self.signer, &claims).await?;
+        // When it was last used, written only once a JWT is made and at most once a minute;
+        // a note, so a store that fails here does not fail the exchange.
+        if token.use_is_news(now)
+            && let Err(e) = self.tokens.touch(&token.client_id, now).await
+        {
+            tracing::warn!(error = ?e, "lastUsedAt not recorded");
+        }
         Ok(Signed {
-            jwt: sign(self.signer, &claims).await?,
+            jwt,
             now,
             expires_at,
         })

@@ -2,6 +2,7 @@
 //! listener, on the embedded store or on DynamoDB + KMS in moto, and hands back a typed client.
 
 pub mod client;
+pub mod fault_proxy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -76,6 +77,8 @@ pub fn test_settings(backend: Backend) -> Settings {
         access_token_ttl_seconds: 600,
         vendor_token_ttl_seconds: 3600,
         refresh_token_ttl_seconds: 86_400,
+        // Moto serves one request at a time; under the suite's load a request may wait.
+        request_budget_seconds: 120,
         public_url: None,
         portal_frame_ancestors: "'none'".into(),
     }
@@ -88,15 +91,31 @@ pub fn moto_endpoint() -> String {
     )
 }
 
+/// The SDK configuration for moto. Its operations take the time they need: moto serves one
+/// request at a time, so under the suite's load a call may wait longer than the service's
+/// budgets allow. The fault tests use those budgets ([`aws_config_at`]).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build();
+    aws_loader(&moto_endpoint())
+        .timeout_config(patient)
+        .load()
+        .await
+}
+
+/// The service's own SDK configuration (its timeouts and retries), sending to `endpoint`.
+pub async fn aws_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_loader(endpoint).load().await
+}
+
+fn aws_loader(endpoint: &str) -> aws_config::ConfigLoader {
+    m2m_shared::adapters::aws::sdk_config_loader()
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "tests",
         ))
-        .load()
-        .await
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -202,19 +221,39 @@ pub async fn build_app_with(
             (Arc::new(store), Arc::new(signer), backend, Some(dir))
         }
         Backing::Moto => {
-            let (table, key_id) = moto_resources().await;
             let config = aws_config().await;
-            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
-            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&config), &key_id)
-                .await
-                .unwrap();
-            let backend = Backend::Aws {
-                table,
-                kms_key_id: key_id,
-            };
-            (Arc::new(store), Arc::new(signer), backend, None)
+            let (store, signer, backend) = moto_parts(&config, &config).await;
+            (store, signer, backend, None)
         }
     };
+    compose(store, signer, backend, dir, clock, adjust)
+}
+
+/// A store and a signer on fresh moto resources, reached as `dynamodb` and `kms` configure.
+async fn moto_parts(
+    dynamodb: &aws_config::SdkConfig,
+    kms: &aws_config::SdkConfig,
+) -> (Arc<dyn Store>, Arc<dyn Signer>, Backend) {
+    let (table, key_id) = moto_resources().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(dynamodb), &table);
+    let signer = KmsSigner::connect(aws_sdk_kms::Client::new(kms), &key_id)
+        .await
+        .unwrap();
+    let backend = Backend::Aws {
+        table,
+        kms_key_id: key_id,
+    };
+    (Arc::new(store), Arc::new(signer), backend)
+}
+
+fn compose(
+    store: Arc<dyn Store>,
+    signer: Arc<dyn Signer>,
+    backend: Backend,
+    dir: Option<tempfile::TempDir>,
+    clock: Arc<TestClock>,
+    adjust: impl FnOnce(&mut Settings),
+) -> Built {
     let table = match &backend {
         Backend::Aws { table, .. } => Some(table.clone()),
         Backend::Embedded { .. } => None,
@@ -237,12 +276,52 @@ pub async fn spawn_app(backing: Backing) -> TestApp {
 
 pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = Arc::new(TestClock::default());
+    let built = build_app_with(backing, Arc::clone(&clock), adjust).await;
+    serve_built(built, clock).await
+}
+
+/// DynamoDB and KMS (moto) each behind its own fault proxy, and the API on them.
+pub struct Faulty {
+    pub api: TestApp,
+    pub dynamodb: fault_proxy::FaultProxy,
+    pub kms: fault_proxy::FaultProxy,
+}
+
+/// `request_budget_seconds`: the service's default, or a shorter one to see it end requests.
+pub async fn spawn_app_behind_fault_proxies(request_budget_seconds: u64) -> Faulty {
+    let moto = moto_endpoint();
+    let dynamodb = fault_proxy::FaultProxy::start(&moto).await;
+    let kms = fault_proxy::FaultProxy::start(&moto).await;
+    let (store, signer, backend) = moto_parts(
+        &aws_config_at(&dynamodb.url).await,
+        &aws_config_at(&kms.url).await,
+    )
+    .await;
+    let clock = Arc::new(TestClock::default());
+    let built = compose(
+        store,
+        signer,
+        backend,
+        None,
+        Arc::clone(&clock),
+        |settings| {
+            settings.request_budget_seconds = request_budget_seconds;
+        },
+    );
+    Faulty {
+        api: serve_built(built, clock).await,
+        dynamodb,
+        kms,
+    }
+}
+
+async fn serve_built(built: Built, clock: Arc<TestClock>) -> TestApp {
     let Built {
         app,
         store,
         table,
         dir: data_dir,
-    } = build_app_with(backing, Arc::clone(&clock), adjust).await;
+    } = built;
     // As `m2m-local` does at start-up.
     app.prepare_credential_checks().await.unwrap();
     let vendor = app.vendors().create().await.unwrap();

@@ -31,8 +31,9 @@ mod vendors;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest,
 };
@@ -88,16 +89,43 @@ pub(super) fn from_item<R: DeserializeOwned>(what: &str, item: Item) -> Result<R
 
 pub(super) fn dynamo_error<E, R>(e: SdkError<E, R>) -> Error
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    Error::internal(format!("DynamoDB: {}", DisplayErrorContext(e)))
+    super::aws::call_failed("DynamoDB", e)
 }
 
 pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
         .and_then(ProvideErrorMetadata::code)
         .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// The positions of the transaction's items whose condition failed (empty: it failed otherwise).
+pub(super) fn failed_conditions<R>(e: &SdkError<TransactWriteItemsError, R>) -> Vec<usize> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        e.as_service_error()
+    else {
+        return Vec::new();
+    };
+    let failed = |code: Option<&str>| code == Some("ConditionalCheckFailed");
+    let reasons = cancelled.cancellation_reasons();
+    if !reasons.is_empty() {
+        return (0..reasons.len())
+            .filter(|&i| failed(reasons[i].code()))
+            .collect();
+    }
+    // Without structured reasons, the message lists them in order: "[None, ConditionalCheckFailed]".
+    let message = cancelled.message().unwrap_or_default();
+    let listed = message
+        .rsplit_once('[')
+        .map_or("", |(_, rest)| rest.trim_end_matches(']'));
+    listed
+        .split(',')
+        .enumerate()
+        .filter(|(_, code)| failed(Some(code.trim())))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 impl DynamoStore {

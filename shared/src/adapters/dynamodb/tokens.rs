@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::ConditionCheck;
 
 use super::directory::entity_key;
@@ -137,33 +136,6 @@ impl TokenStore for DynamoStore {
         }
         self.delete_all(keys).await
     }
-}
-
-/// The positions of the transaction's items whose condition failed (empty: it failed otherwise).
-fn failed_conditions<R>(e: &SdkError<TransactWriteItemsError, R>) -> Vec<usize> {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-        e.as_service_error()
-    else {
-        return Vec::new();
-    };
-    let failed = |code: Option<&str>| code == Some("ConditionalCheckFailed");
-    let reasons = cancelled.cancellation_reasons();
-    if !reasons.is_empty() {
-        return (0..reasons.len())
-            .filter(|&i| failed(reasons[i].code()))
-            .collect();
-    }
-    // Without structured reasons, the message lists them in order: "[None, ConditionalCheckFailed]".
-    let message = cancelled.message().unwrap_or_default();
-    let listed = message
-        .rsplit_once('[')
-        .map_or("", |(_, rest)| rest.trim_end_matches(']'));
-    listed
-        .split(',')
-        .enumerate()
-        .filter(|(_, code)| failed(Some(code.trim())))
-        .map(|(i, _)| i)
-        .collect()
 }
 
 impl DynamoStore {

@@ -1,0 +1,123 @@
+//! What DynamoDB and KMS calls may cost, and what their failures mean to a client.
+//!
+//! Every call has a budget: 1 s to connect, 3 s per attempt, at most three attempts within 5 s
+//! in all. A request as a whole has its budget
+//! ([`crate::config::DEFAULT_REQUEST_BUDGET_SECONDS`]), and the template's function timeout
+//! leaves room beyond it. A dependency that is unreachable, hangs or throttles therefore
+//! makes a request fail within a bounded time, as a 503 the client may retry
+//! ([`Error::Unavailable`]), never a 500 or a hang.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::error::Error;
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The SDK configuration every AWS client of the service is built from: the environment's
+/// region and credentials, with the budgets above.
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+}
+
+/// Error codes that say the service is busy or failing for now, not that the request is wrong.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TransactionConflictException",
+    "TransactionCanceledException",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "KMSInternalException",
+    "DependencyTimeoutException",
+    "KeyUnavailableException",
+];
+
+/// A failed call to `service`: a 503 when the dependency is unreachable, slow, throttling or
+/// failing on its side; a 500 when the call itself is wrong (a bug or a misconfiguration).
+pub fn call_failed<E, R>(service: &str, e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(failure) => failure
+            .err()
+            .code()
+            .is_none_or(|code| TRANSIENT_CODES.contains(&code)),
+        _ => false,
+    };
+    let cause = format!("{service}: {}", DisplayErrorContext(e));
+    if transient {
+        Error::unavailable(cause)
+    } else {
+        Error::internal(cause)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    fn service_error(code: Option<&str>) -> Error {
+        let mut meta = ErrorMetadata::builder().message("m");
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let e = GetItemError::generic(meta.build());
+        call_failed("DynamoDB", SdkError::<_, ()>::service_error(e, ()))
+    }
+
+    #[test]
+    fn throttling_and_server_faults_are_unavailable_and_the_rest_internal() {
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+        ] {
+            assert!(matches!(service_error(Some(code)), Error::Unavailable(_)));
+        }
+        assert!(matches!(service_error(None), Error::Unavailable(_)));
+        for code in [
+            "ValidationException",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+        ] {
+            assert!(
+                matches!(service_error(Some(code)), Error::Internal(_)),
+                "{code}"
+            );
+        }
+        let timeout = SdkError::<GetItemError, ()>::timeout_error("slow");
+        assert!(matches!(call_failed("KMS", timeout), Error::Unavailable(_)));
+    }
+}

@@ -1,0 +1,537 @@
+//! Failing dependencies: DynamoDB and KMS (moto) behind fault proxies that refuse, hang or
+//! throttle. Every endpoint that needs them answers 503 with `Retry-After` in the contract's
+//! shape within the request budget; the JWKS and discovery are served from memory; a failed
+//! request spends nothing (a refresh token stays usable); all works again once the fault clears.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use m2m_shared::http::ENDPOINTS;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::fault_proxy::Fault;
+use crate::support::*;
+use m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS as DEFAULT_BUDGET;
+
+/// What the requests below name: made while nothing fails.
+struct Fixture {
+    vendor_login: Value,
+    vendor: String,
+    tenant_token: (String, String),
+    personal_token: (String, String),
+    refresh_token: String,
+    handoff: String,
+    session: String,
+}
+
+async fn fixture(t: &TestApp) -> Fixture {
+    let vendor = t.vendor_token().await;
+    t.reports_read_permission(&vendor).await;
+    let role = json!({"id": "r-reader", "key": "reader", "permissionIds": ["p-read"]});
+    let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    t.member(&vendor, "alice", "acme", json!(["r-reader"]))
+        .await;
+    let tenant_token = t.tenant_token(&vendor, "acme", json!({})).await;
+    let personal_token = t.user_token(&vendor, "acme", "alice", json!({})).await;
+    let exchanged = t
+        .exchange(EXCHANGE_V1, &tenant_token.0, &tenant_token.1)
+        .await;
+    assert_eq!(exchanged.status, StatusCode::OK, "{:?}", exchanged.body);
+    let refresh_token = exchanged.body["refreshToken"].as_str().unwrap().to_owned();
+    let user = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    let handoff_of = |opened: Reply| {
+        assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+        let url = opened.body["url"].as_str().unwrap().to_owned();
+        url.split_once("#handoff=").unwrap().1.to_owned()
+    };
+    let first = handoff_of(t.post("/portal/v1/sessions", &user, &json!({})).await);
+    let swapped = t
+        .post(
+            "/portal/v1/sessions/handoff",
+            &[],
+            &json!({"handoff": first}),
+        )
+        .await;
+    assert_eq!(swapped.status, StatusCode::OK, "{:?}", swapped.body);
+    Fixture {
+        vendor_login: json!({"clientId": t.vendor_client_id, "secret": t.vendor_secret}),
+        session: swapped.body["accessToken"].as_str().unwrap().to_owned(),
+        handoff: handoff_of(t.post("/portal/v1/sessions", &user, &json!({})).await),
+        vendor,
+        tenant_token,
+        personal_token,
+        refresh_token,
+    }
+}
+
+/// One request, as the endpoint table names its row.
+struct Call {
+    method: Method,
+    row: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+fn call(method: Method, row: &'static str, path: &str, body: Option<Value>) -> Call {
+    Call {
+        method,
+        row,
+        path: path.to_owned(),
+        headers: Vec::new(),
+        body,
+    }
+}
+
+impl Call {
+    fn with(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// A request for every row of the endpoint table that reads or writes the store or signs,
+/// each one that would succeed if nothing failed.
+#[allow(clippy::too_many_lines)] // one line per row of the table
+fn store_calls(f: &Fixture) -> Vec<Call> {
+    use Method as M;
+    let (tenant_id, tenant_secret) = &f.tenant_token;
+    let personal = &f.personal_token.0;
+    let exchange = json!({"clientId": tenant_id, "secret": tenant_secret});
+    let refresh = json!({"refreshToken": f.refresh_token});
+    let vendor = |c: Call| c.with("x-access-token", &f.vendor);
+    let tenant = |c: Call| vendor(c).with("frontegg-tenant-id", "acme");
+    let user = |c: Call| tenant(c).with("frontegg-user-id", "alice");
+    let session = |c: Call| c.with("authorization", &format!("Bearer {}", f.session));
+    let user_tokens = "/identity/resources/users/api-tokens/v1";
+    let tenant_tokens = "/identity/resources/tenants/api-tokens/v1";
+    let roles = "/identity/resources/users/v1/alice/roles";
+    let oauth = format!(
+        "grant_type=client_credentials&client_id={tenant_id}&client_secret={tenant_secret}"
+    );
+    vec![
+        call(
+            M::POST,
+            "/auth/vendor",
+            "/auth/vendor",
+            Some(f.vendor_login.clone()),
+        ),
+        call(M::POST, EXCHANGE_V1, EXCHANGE_V1, Some(exchange.clone())),
+        call(M::POST, EXCHANGE_V2, EXCHANGE_V2, Some(exchange)),
+        call(M::POST, "/oauth/token", "/oauth/token", None)
+            .with("content-type", "application/x-www-form-urlencoded")
+            .with("x-form", &oauth),
+        call(M::POST, REFRESH_V1, REFRESH_V1, Some(refresh.clone())),
+        call(M::POST, REFRESH_V2, REFRESH_V2, Some(refresh)),
+        vendor(call(M::GET, CONFIGURATIONS, CONFIGURATIONS, None)),
+        vendor(call(
+            M::PATCH,
+            CONFIGURATIONS,
+            CONFIGURATIONS,
+            Some(json!({"apiTokensEnabled": true})),
+        )),
+        user(call(M::POST, user_tokens, user_tokens, Some(json!({})))),
+        user(call(M::GET, user_tokens, user_tokens, None)),
+        user(call(
+            M::DELETE,
+            "/identity/resources/users/api-tokens/v1/{id}",
+            &format!("{user_tokens}/{personal}"),
+            None,
+        )),
+        tenant(call(M::POST, tenant_tokens, tenant_tokens, Some(json!({})))),
+        tenant(call(
+            M::POST,
+            TENANT_TOKENS_V2,
+            TENANT_TOKENS_V2,
+            Some(json!({})),
+        )),
+        session(call(M::GET, tenant_tokens, tenant_tokens, None)),
+        tenant(call(
+            M::PATCH,
+            "/identity/resources/tenants/api-tokens/v1/{id}",
+            &format!("{tenant_tokens}/{tenant_id}"),
+            Some(json!({"description": "x"})),
+        )),
+        tenant(call(
+            M::DELETE,
+            "/identity/resources/tenants/api-tokens/v1/{id}",
+            &format!("{tenant_tokens}/{tenant_id}"),
+            None,
+        )),
+        user(call(
+            M::POST,
+            "/portal/v1/sessions",
+            "/portal/v1/sessions",
+            Some(json!({})),
+        )),
+        call(
+            M::POST,
+            "/portal/v1/sessions/handoff",
+            "/portal/v1/sessions/handoff",
+            Some(json!({"handoff": f.handoff})),
+        ),
+        session(call(
+            M::GET,
+            "/portal/v1/session",
+            "/portal/v1/session",
+            None,
+        )),
+        vendor(call(
+            M::POST,
+            PERMISSIONS,
+            PERMISSIONS,
+            Some(json!({"id": "p-new", "key": "new.read"})),
+        )),
+        vendor(call(M::GET, PERMISSIONS, PERMISSIONS, None)),
+        vendor(call(
+            M::DELETE,
+            "/identity/resources/permissions/v1/{id}",
+            &format!("{PERMISSIONS}/p-read"),
+            None,
+        )),
+        vendor(call(
+            M::POST,
+            ROLES,
+            ROLES,
+            Some(json!({"id": "r-new", "key": "new", "permissionIds": []})),
+        )),
+        vendor(call(M::GET, ROLES, ROLES, None)),
+        vendor(call(
+            M::PATCH,
+            "/identity/resources/roles/v1/{id}",
+            &format!("{ROLES}/r-reader"),
+            Some(json!({"name": "Reader"})),
+        )),
+        vendor(call(
+            M::PUT,
+            "/identity/resources/roles/v1/{id}/permissions",
+            &format!("{ROLES}/r-reader/permissions"),
+            Some(json!({"permissionIds": []})),
+        )),
+        vendor(call(
+            M::DELETE,
+            "/identity/resources/roles/v1/{id}",
+            &format!("{ROLES}/r-reader"),
+            None,
+        )),
+        vendor(call(
+            M::PUT,
+            "/identity/resources/tenants/v1/{id}",
+            "/identity/resources/tenants/v1/acme",
+            Some(json!({"name": "Acme"})),
+        )),
+        vendor(call(
+            M::DELETE,
+            "/identity/resources/tenants/v1/{id}",
+            "/identity/resources/tenants/v1/acme",
+            None,
+        )),
+        vendor(call(
+            M::POST,
+            "/tenants/resources/tenants/v1",
+            "/tenants/resources/tenants/v1",
+            Some(json!({"tenantId": "globex", "name": "Globex"})),
+        )),
+        vendor(call(
+            M::GET,
+            "/tenants/resources/tenants/v1/{id}",
+            "/tenants/resources/tenants/v1/acme",
+            None,
+        )),
+        vendor(call(
+            M::PUT,
+            "/tenants/resources/tenants/v1/{id}",
+            "/tenants/resources/tenants/v1/acme",
+            Some(json!({"name": "Acme"})),
+        )),
+        vendor(call(
+            M::DELETE,
+            "/tenants/resources/tenants/v1/{id}",
+            "/tenants/resources/tenants/v1/acme",
+            None,
+        )),
+        vendor(call(
+            M::PUT,
+            "/identity/resources/users/v1/{id}",
+            "/identity/resources/users/v1/bob",
+            Some(
+                json!({"email": "bob@example.test", "tenants": [{"tenantId": "acme", "roleIds": []}]}),
+            ),
+        )),
+        vendor(call(
+            M::DELETE,
+            "/identity/resources/users/v1/{id}",
+            "/identity/resources/users/v1/alice",
+            None,
+        )),
+        tenant(call(
+            M::POST,
+            "/identity/resources/users/v1",
+            "/identity/resources/users/v1",
+            Some(json!({"id": "carol", "email": "carol@example.test"})),
+        )),
+        tenant(call(
+            M::POST,
+            "/identity/resources/users/v1/{id}/roles",
+            roles,
+            Some(json!({"roleIds": ["r-reader"]})),
+        )),
+        tenant(call(
+            M::DELETE,
+            "/identity/resources/users/v1/{id}/roles",
+            roles,
+            Some(json!({"roleIds": ["r-reader"]})),
+        )),
+    ]
+}
+
+/// The rows served from memory, whatever the store and KMS do.
+const FROM_MEMORY: &[&str] = &[
+    "/.well-known/jwks.json",
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server",
+    "/openapi.json",
+    "/portal",
+];
+
+#[test]
+fn the_requests_cover_every_row_of_the_endpoint_table() {
+    let fixture = Fixture {
+        vendor_login: Value::Null,
+        vendor: String::new(),
+        tenant_token: (String::new(), String::new()),
+        personal_token: (String::new(), String::new()),
+        refresh_token: String::new(),
+        handoff: String::new(),
+        session: String::new(),
+    };
+    let mut covered: BTreeSet<(String, &str)> = store_calls(&fixture)
+        .iter()
+        .map(|c| (c.method.to_string(), c.row))
+        .collect();
+    covered.extend(FROM_MEMORY.iter().map(|row| ("GET".to_owned(), *row)));
+    let table: BTreeSet<(String, &str)> = ENDPOINTS
+        .iter()
+        .map(|e| (e.method.to_string(), e.path))
+        .collect();
+    assert_eq!(covered, table);
+}
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+    took: Duration,
+}
+
+async fn send(t: &TestApp, c: &Call) -> Answer {
+    let mut request = t
+        .http
+        .request(c.method.clone(), format!("{}{}", t.base, c.path));
+    for (name, value) in &c.headers {
+        if *name == "x-form" {
+            request = request.body(value.clone());
+        } else {
+            request = request.header(*name, value);
+        }
+    }
+    if let Some(body) = &c.body {
+        request = request.json(body);
+    }
+    let started = Instant::now();
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        retry_after,
+        body,
+        took: started.elapsed(),
+    }
+}
+
+/// Every store-backed request at once under `fault`: each a 503 with `Retry-After` and the
+/// contract's body, within the budget; the in-memory rows answer 200 at once.
+async fn everything_is_unavailable(t: &TestApp, calls: &[Call], fault: Fault) {
+    let answers = futures::future::join_all(calls.iter().map(|c| send(t, c))).await;
+    for (c, answer) in calls.iter().zip(&answers) {
+        let what = format!("{fault:?}: {} {}", c.method, c.path);
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what}: {:?}",
+            answer.body
+        );
+        assert_eq!(answer.retry_after.as_deref(), Some("2"), "{what}");
+        assert_eq!(
+            answer.body,
+            json!({"errors": ["Service temporarily unavailable; try again shortly"]}),
+            "{what}"
+        );
+        assert!(
+            answer.took < t.app.request_budget() + Duration::from_secs(1),
+            "{what} took {:?}",
+            answer.took
+        );
+    }
+    for row in FROM_MEMORY {
+        let answer = send(t, &call(Method::GET, row, row, None)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{fault:?}: GET {row}");
+        assert!(
+            answer.took < Duration::from_secs(1),
+            "{fault:?}: GET {row} took {:?}",
+            answer.took
+        );
+    }
+}
+
+/// DynamoDB and KMS refusing, hanging, then throttling: every endpoint answers 503 in time;
+/// when the fault clears, the same credentials, refresh token and directory work as before.
+#[tokio::test]
+async fn every_endpoint_answers_503_in_time_while_dynamodb_and_kms_fail() {
+    let faulty = spawn_app_behind_fault_proxies(DEFAULT_BUDGET).await;
+    let t = &faulty.api;
+    let f = fixture(t).await;
+    let calls = store_calls(&f);
+    let before = listing(t, &f).await;
+    for fault in [Fault::Refuse, Fault::Hang, Fault::Throttle] {
+        faulty.dynamodb.set(fault);
+        faulty.kms.set(fault);
+        everything_is_unavailable(t, &calls, fault).await;
+        faulty.dynamodb.set(Fault::Forward);
+        faulty.kms.set(Fault::Forward);
+        assert_eq!(
+            listing(t, &f).await,
+            before,
+            "after {fault:?}: nothing was written"
+        );
+    }
+    // The refresh token tried under every fault was never spent.
+    let refreshed = t
+        .post(REFRESH_V1, &[], &json!({"refreshToken": f.refresh_token}))
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    let (id, secret) = &f.personal_token;
+    assert_eq!(
+        t.exchange(EXCHANGE_V2, id, secret).await.status,
+        StatusCode::OK
+    );
+}
+
+/// What the directory and the tokens hold, as the vendor lists them.
+async fn listing(t: &TestApp, f: &Fixture) -> Value {
+    let vendor = [("x-access-token", f.vendor.as_str())];
+    let tenant = [
+        ("x-access-token", f.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let user = [
+        ("x-access-token", f.vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+        ("frontegg-user-id", "alice"),
+    ];
+    // When a token was last used changes with the successful exchanges between listings.
+    let tokens = |mut listed: Value| {
+        for token in listed.as_array_mut().unwrap() {
+            token.as_object_mut().unwrap().remove("lastUsedAt");
+        }
+        listed
+    };
+    json!({
+        "tenantTokens": tokens(t.get(TENANT_TOKENS, &tenant).await.body),
+        "personalTokens": tokens(t.get(USER_TOKENS, &user).await.body),
+        "roles": t.get(ROLES, &vendor).await.body,
+        "permissions": t.get(PERMISSIONS, &vendor).await.body,
+        "acme": t.get("/tenants/resources/tenants/v1/acme", &vendor).await.body,
+        "globex": t.get("/tenants/resources/tenants/v1/globex", &vendor).await.status.as_u16(),
+    })
+}
+
+/// KMS alone hanging: exchange, refresh and the vendor login answer 503 in time, the refresh
+/// token stays usable, token management (which never signs) goes on; KMS back, all works.
+#[tokio::test]
+async fn a_hanging_kms_fails_only_what_signs_and_spends_nothing() {
+    let faulty = spawn_app_behind_fault_proxies(DEFAULT_BUDGET).await;
+    let t = &faulty.api;
+    let f = fixture(t).await;
+    let (id, secret) = &f.tenant_token;
+    faulty.kms.set(Fault::Hang);
+    let calls = store_calls(&f);
+    let signing: Vec<Call> = calls
+        .into_iter()
+        .filter(|c| {
+            [
+                EXCHANGE_V1,
+                EXCHANGE_V2,
+                REFRESH_V1,
+                REFRESH_V2,
+                "/oauth/token",
+                "/auth/vendor",
+            ]
+            .contains(&c.row)
+        })
+        .collect();
+    everything_is_unavailable(t, &signing, Fault::Hang).await;
+    let listed = t
+        .get(
+            TENANT_TOKENS,
+            &[
+                ("x-access-token", &f.vendor),
+                ("frontegg-tenant-id", "acme"),
+            ],
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    faulty.kms.set(Fault::Forward);
+    let refreshed = t
+        .post(REFRESH_V2, &[], &json!({"refreshToken": f.refresh_token}))
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    assert_eq!(
+        t.exchange(EXCHANGE_V1, id, secret).await.status,
+        StatusCode::OK
+    );
+}
+
+/// A request that outlives its budget is answered 503 by the service itself, even while
+/// the AWS call it waits on has time left.
+#[tokio::test]
+async fn a_request_past_its_budget_is_answered_503_at_the_budget() {
+    let faulty = spawn_app_behind_fault_proxies(2).await;
+    let t = &faulty.api;
+    let vendor = t.vendor_token().await;
+    faulty.dynamodb.set(Fault::Hang);
+    let listing = call(Method::GET, ROLES, ROLES, None).with("x-access-token", &vendor);
+    let answer = send(t, &listing).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(answer.retry_after.as_deref(), Some("2"));
+    assert!(
+        (Duration::from_millis(1900)..Duration::from_millis(3500)).contains(&answer.took),
+        "answered after {:?}",
+        answer.took
+    );
+    faulty.dynamodb.set(Fault::Forward);
+    // As a client told to retry does (moto may be busy with the rest of the suite).
+    for _ in 0..10 {
+        if send(t, &listing).await.status == StatusCode::OK {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    panic!("the listing never recovered");
+}
