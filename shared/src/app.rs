@@ -8,9 +8,12 @@ use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, Sys
 use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::error::{Error, Result};
-use crate::operations::{ApiTokens, Bcrypt, Credentials, Directory, Portal, Vendors};
+use crate::operations::{
+    ApiTokens, Bcrypt, Credentials, Directory, Portal, TokenRateLimit, Vendors,
+};
 use crate::ports::{
-    Clock, DirectoryStore, HandoffStore, RefreshStore, Signer, Store, TokenStore, VendorStore,
+    Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, Signer, Store, TokenStore,
+    VendorStore,
 };
 
 pub struct App {
@@ -18,11 +21,13 @@ pub struct App {
     vendors: Arc<dyn VendorStore>,
     tokens: Arc<dyn TokenStore>,
     refresh: Arc<dyn RefreshStore>,
+    rates: Arc<dyn RateStore>,
     handoffs: Arc<dyn HandoffStore>,
     directory: Arc<dyn DirectoryStore>,
     signer: Arc<dyn Signer>,
     clock: Arc<dyn Clock>,
     bcrypt: Bcrypt,
+    rate_limit: TokenRateLimit,
 }
 
 impl App {
@@ -63,10 +68,12 @@ impl App {
     ) -> Self {
         Self {
             bcrypt: Bcrypt::new(settings.bcrypt_cost),
+            rate_limit: TokenRateLimit::new(settings.token_rate_limit_per_minute),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
             refresh: Arc::clone(&store) as Arc<dyn RefreshStore>,
+            rates: Arc::clone(&store) as Arc<dyn RateStore>,
             handoffs: Arc::clone(&store) as Arc<dyn HandoffStore>,
             directory: store as Arc<dyn DirectoryStore>,
             signer,
@@ -98,10 +105,12 @@ impl App {
             issuer,
             tokens: &*self.tokens,
             refresh: &*self.refresh,
+            rates: &*self.rates,
             directory: &*self.directory,
             signer: &*self.signer,
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
+            rate_limit: &self.rate_limit,
             settings: &self.settings,
         }
     }

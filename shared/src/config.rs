@@ -37,6 +37,9 @@ pub struct Settings {
     /// The longest a request may take before it is answered 503 (`M2M_REQUEST_BUDGET_SECONDS`,
     /// default [`DEFAULT_REQUEST_BUDGET_SECONDS`]); below the function timeout on Lambda.
     pub request_budget_seconds: u64,
+    /// JWTs (exchanges and refreshes) one API token may be issued per minute
+    /// (`M2M_TOKEN_RATE_LIMIT_PER_MINUTE`, default 600).
+    pub token_rate_limit_per_minute: u32,
     /// The service's public base URL (`M2M_PUBLIC_URL`); else the URL a request reached it at.
     pub public_url: Option<String>,
     /// Who may show the portal in a frame: CSP `frame-ancestors` sources
@@ -136,6 +139,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 DEFAULT_REQUEST_BUDGET_SECONDS,
                 "a number of seconds from 1 to 900",
                 |s| (1..=900).contains(s),
+            )?,
+            token_rate_limit_per_minute: self.parse(
+                "M2M_TOKEN_RATE_LIMIT_PER_MINUTE",
+                600,
+                "a whole number from 1 to 1000000",
+                |n| (1..=1_000_000).contains(n),
             )?,
             portal_frame_ancestors: self.frame_ancestors()?,
             public_url: match self.get("M2M_PUBLIC_URL") {
@@ -263,7 +272,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let cases: [(&'static [(&'static str, &'static str)], &str); 8] = [
+        let cases: [(&'static [(&'static str, &'static str)], &str); 9] = [
             (&[("M2M_SECRET_FORMAT", "base64")], "M2M_SECRET_FORMAT"),
             (
                 &[(
@@ -277,6 +286,10 @@ mod tests {
             (
                 &[("M2M_REQUEST_BUDGET_SECONDS", "0")],
                 "M2M_REQUEST_BUDGET_SECONDS",
+            ),
+            (
+                &[("M2M_TOKEN_RATE_LIMIT_PER_MINUTE", "0")],
+                "M2M_TOKEN_RATE_LIMIT_PER_MINUTE",
             ),
             (&[("M2M_TABLE", "t")], "M2M_KMS_KEY_ID"),
             (

@@ -28,6 +28,10 @@ pub enum Error {
     /// Too much work is waiting (credential checks beyond their queue); retry after a moment.
     #[error("Too many requests; try again shortly")]
     Busy,
+    /// This API token was issued as many JWTs this minute as the rate limit allows; retry
+    /// after the seconds given.
+    #[error("Too many requests for this token; try again in {0} s")]
+    RateLimited(u64),
     /// A conflicting write (for example a duplicate id); the request may be retried.
     #[error("{0}")]
     Conflict(String),

@@ -109,6 +109,20 @@ pub trait RefreshStore: Send + Sync {
     ) -> Result<bool>;
 }
 
+/// How many JWTs each API token was issued in each minute, shared by every process.
+#[async_trait]
+pub trait RateStore: Send + Sync {
+    /// Adds `want` to `client_id`'s uses in `window` if the count stays within `limit`, else
+    /// one if that does, atomically; returns what was added (0: the window is full).
+    async fn reserve_uses(
+        &self,
+        client_id: &ClientId,
+        window: i64,
+        want: u32,
+        limit: u32,
+    ) -> Result<u32>;
+}
+
 /// Single-use portal hand-offs.
 #[async_trait]
 pub trait HandoffStore: Send + Sync {
@@ -118,8 +132,14 @@ pub trait HandoffStore: Send + Sync {
 }
 
 /// Everything the endpoints store; both adapters implement all of it.
-pub trait Store: VendorStore + TokenStore + RefreshStore + DirectoryStore + HandoffStore {}
-impl<T: VendorStore + TokenStore + RefreshStore + DirectoryStore + HandoffStore> Store for T {}
+pub trait Store:
+    VendorStore + TokenStore + RefreshStore + RateStore + DirectoryStore + HandoffStore
+{
+}
+impl<T: VendorStore + TokenStore + RefreshStore + RateStore + DirectoryStore + HandoffStore> Store
+    for T
+{
+}
 
 /// RS256 signatures by a key whose private half this process may never see (KMS).
 #[async_trait]

@@ -18,6 +18,7 @@ mod ownership;
 mod portal;
 mod portal_browser;
 mod provisioning;
+mod rate_limits;
 mod standard_clients;
 mod store_contract;
 mod template;

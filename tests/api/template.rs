@@ -185,14 +185,21 @@ fn directory_events_flow_from_the_bus_through_a_queue_with_a_dead_letter_queue()
     );
 }
 
-/// The account is protected: every route is throttled by default, and the functions that run
-/// bcrypt have a ceiling on their instances, each from a parameter (`!Ref` reads as its name).
+/// The account is protected: every route is throttled by default, each token has its limit of
+/// JWTs a minute, and the functions that run bcrypt have a ceiling on their instances, each
+/// from a parameter (`!Ref` reads as its name).
 #[test]
-fn routes_are_throttled_and_credential_checks_have_reserved_concurrency() {
+fn routes_are_throttled_tokens_rate_limited_and_credential_checks_have_reserved_concurrency() {
     let template = template();
     let api = &template["Resources"]["Api"]["Properties"]["DefaultRouteSettings"];
     assert_eq!(api["ThrottlingRateLimit"].as_str(), Some("ApiRateLimit"));
     assert_eq!(api["ThrottlingBurstLimit"].as_str(), Some("ApiBurstLimit"));
+    let environment = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        environment["M2M_TOKEN_RATE_LIMIT_PER_MINUTE"].as_str(),
+        Some("TokenRateLimitPerMinute"),
+        "the per-token limit is a parameter"
+    );
     for (name, function) in deployed_functions() {
         let reserved =
             &template["Resources"][name.as_str()]["Properties"]["ReservedConcurrentExecutions"];

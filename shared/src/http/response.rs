@@ -29,7 +29,7 @@ fn status(error: &Error) -> StatusCode {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Busy => StatusCode::TOO_MANY_REQUESTS,
+        Error::Busy | Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -61,11 +61,13 @@ impl IntoResponse for Error {
             Error::Busy => Some(BUSY_RETRY_AFTER),
             _ => None,
         };
+        let retry_after = match &self {
+            Error::RateLimited(seconds) => Some(HeaderValue::from(*seconds)),
+            _ => retry_after.map(HeaderValue::from_static),
+        };
         let mut response = errors(status(&self), self.to_string());
         if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
+            response.headers_mut().insert(RETRY_AFTER, seconds);
         }
         response
     }

@@ -12,18 +12,20 @@ use crate::domain::{
     ApiToken, GrantId, RefreshDigest, RefreshRecord, RefreshToken, SecretKind, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{Clock, DirectoryStore, RefreshStore, Signer, TokenStore};
+use crate::ports::{Clock, DirectoryStore, RateStore, RefreshStore, Signer, TokenStore};
 
 use super::directory::all;
-use super::{Bcrypt, MAX_REFRESH_TOKENS, Owners, parse_credentials, sign};
+use super::{Bcrypt, MAX_REFRESH_TOKENS, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
     pub(crate) refresh: &'a dyn RefreshStore,
+    pub(crate) rates: &'a dyn RateStore,
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) signer: &'a dyn Signer,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
+    pub(crate) rate_limit: &'a TokenRateLimit,
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
@@ -204,6 +206,11 @@ impl Credentials<'_> {
         let grantless = token.user_id().is_none()
             && token.role_ids.is_empty()
             && token.permission_ids.is_empty();
+        // Counted once the caller proved the credentials, before any work for the JWT.
+        let now = self.clock.now();
+        self.rate_limit
+            .admit(self.rates, &token.client_id, now)
+            .await?;
         let (owners, roles, permissions) = tokio::try_join!(
             Owners::read(self.directory, &token.tenant_id, token.user_id()),
             unless(grantless, all::<Role>(self.directory, EntityKind::Role)),
@@ -221,7 +228,6 @@ impl Credentials<'_> {
         if let Some(scope) = scope {
             grants.permissions = scope.narrow(&grants.permissions)?;
         }
-        let now = self.clock.now();
         let expires_at = until(token, now, self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, user, now, expires_at);
         let jwt = sign(self.signer, &claims).await?;

@@ -8,6 +8,7 @@
 mod credentials;
 mod directory;
 mod portal;
+mod rate_limit;
 mod tokens;
 mod vendors;
 
@@ -16,6 +17,8 @@ pub use directory::Directory;
 pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, NewToken, Owner, TokenPatch};
 pub use vendors::Vendors;
+
+pub(crate) use rate_limit::TokenRateLimit;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

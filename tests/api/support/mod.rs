@@ -39,6 +39,13 @@ impl TestClock {
     pub fn advance_seconds(&self, seconds: i64) {
         self.offset_ms.fetch_add(seconds * 1000, Ordering::SeqCst);
     }
+
+    /// Moves to the start of the next minute, so that a minute-long window is all ahead.
+    pub fn to_next_minute(&self) {
+        let into_minute = self.now().millis().rem_euclid(60_000);
+        self.offset_ms
+            .fetch_add(60_000 - into_minute, Ordering::SeqCst);
+    }
 }
 
 impl Clock for TestClock {
@@ -79,6 +86,7 @@ pub fn test_settings(backend: Backend) -> Settings {
         refresh_token_ttl_seconds: 86_400,
         // Moto serves one request at a time; under the suite's load a request may wait.
         request_budget_seconds: 120,
+        token_rate_limit_per_minute: 600,
         public_url: None,
         portal_frame_ancestors: "'none'".into(),
     }

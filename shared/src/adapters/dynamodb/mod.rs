@@ -11,6 +11,7 @@
 //! | user          | `USER#<id>`        | `USER`             |
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
 //! | hand-off      | `HANDOFF#<sha256>` | `HANDOFF`          |
+//! | uses a minute | `TOKEN#<clientId>` | `RATE#<minute>`    |
 //!
 //! Directory records carry a revision `rev`; each write is conditional on the one it read.
 //! A user's membership stamps live in the user item (`members`); the membership items are an
@@ -24,6 +25,7 @@
 
 mod directory;
 mod handoffs;
+mod rates;
 mod refresh;
 mod tokens;
 mod vendors;

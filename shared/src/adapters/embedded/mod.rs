@@ -4,6 +4,7 @@
 
 mod directory;
 mod handoffs;
+mod rates;
 mod refresh;
 mod tokens;
 mod vendors;
@@ -56,6 +57,9 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 8] = [
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Uses of each token per minute. In memory: the database file is open in one process
+    /// only (redb locks it), so this process's count is the whole count.
+    uses: Arc<rates::Uses>,
 }
 
 impl EmbeddedStore {
@@ -69,7 +73,10 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            uses: Arc::default(),
+        })
     }
 
     /// Runs blocking database work on the blocking pool.
