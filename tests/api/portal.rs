@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::client::{Issued, Member, Vendor};
+use crate::support::client::{Member, Vendor};
 use crate::support::*;
 
 const HANDOFF: &str = "/portal/v1/sessions/handoff";
@@ -286,23 +286,6 @@ async fn a_session_grants_only_roles_and_permissions_its_user_holds(t: &TestApp)
 }
 on_both_stores!(a_session_grants_only_roles_and_permissions_its_user_holds);
 
-/// `POST /oauth/token` with the token's credentials in the form.
-async fn oauth_grant(t: &TestApp, token: &Issued) -> (StatusCode, Value) {
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}",
-        token.client_id, token.secret
-    );
-    let answer = t
-        .http
-        .post(format!("{}/oauth/token", t.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
-    (answer.status(), answer.json().await.unwrap())
-}
-
 async fn configure(vendor: &Vendor<'_>, body: Value) -> Reply {
     vendor.call(Method::PATCH, CONFIGURATIONS, Some(body)).await
 }
@@ -344,7 +327,7 @@ async fn switched_off_api_tokens_are_neither_created_nor_exchanged(t: &TestApp) 
     );
     let refused = alice.create_personal_token(json!({})).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let (status, body) = oauth_grant(t, &bot).await;
+    let (status, body) = t.oauth_grant(&bot.client_id, &bot.secret).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "unauthorized_client", "{body}");
 

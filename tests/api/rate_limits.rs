@@ -37,19 +37,6 @@ async fn refused_exchange(t: &TestApp, id: &str, secret: &str) {
     );
 }
 
-async fn oauth(t: &TestApp, id: &str, secret: &str) -> StatusCode {
-    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
-    let answer = t
-        .http
-        .post(format!("{}/oauth/token", t.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
-    answer.status()
-}
-
 /// Three a minute: the fourth JWT of a token is a 429 with `Retry-After` until the minute
 /// ends; the refresh token refused meanwhile is not spent; wrong secrets are not counted; other
 /// tokens go on; the next minute the token works again.
@@ -83,7 +70,10 @@ async fn a_token_gets_its_limit_a_minute_and_holds_back_no_other(backing: Backin
         "{:?}",
         held.body
     );
-    assert_eq!(oauth(&t, &id, &secret).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        t.oauth_grant(&id, &secret).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     let other = t.exchange(EXCHANGE_V1, &other_id, &other_secret).await;
     assert_eq!(
         other.status,

@@ -511,3 +511,38 @@ async fn corrupt_token(
         }
     }
 }
+
+/// Uses per token and minute: a reservation is granted whole while it fits, else one, else
+/// none; minutes and tokens are counted apart; twenty concurrent reservations of three against
+/// a limit of ten never add up past it.
+async fn uses_are_reserved_up_to_the_limit_and_never_past_it(s: Subject) {
+    let (token, other) = (ClientId::generate(), ClientId::generate());
+    let reserve = |client_id: ClientId, window: i64, want: u32| {
+        let store = Arc::clone(&s.store);
+        async move {
+            store
+                .reserve_uses(&client_id, window, want, 10)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(reserve(token, 7, 8).await, 8);
+    assert_eq!(reserve(token, 7, 4).await, 1, "four do not fit, one does");
+    assert_eq!(reserve(token, 7, 1).await, 1);
+    assert_eq!(reserve(token, 7, 1).await, 0, "the minute is full");
+    assert_eq!(
+        reserve(token, 8, 10).await,
+        10,
+        "the next minute is its own"
+    );
+    assert_eq!(reserve(other, 7, 2).await, 2, "another token is its own");
+
+    let fresh = ClientId::generate();
+    let granted = futures::future::join_all((0..20).map(|_| reserve(fresh, 7, 3))).await;
+    let total: u32 = granted.iter().sum();
+    assert_eq!(total, 10, "{granted:?}");
+}
+contract!(
+    uses_per_minute,
+    uses_are_reserved_up_to_the_limit_and_never_past_it
+);

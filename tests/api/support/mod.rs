@@ -534,6 +534,21 @@ impl TestApp {
         credentials(&reply)
     }
 
+    /// `POST /oauth/token` with the credentials in the form: its status and JSON body.
+    pub async fn oauth_grant(&self, client_id: &str, secret: &str) -> (StatusCode, Value) {
+        let form =
+            format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}");
+        let answer = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
     pub async fn exchange(&self, path: &str, client_id: &str, secret: &str) -> Reply {
         self.post(path, &[], &json!({"clientId": client_id, "secret": secret}))
             .await

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The flood benchmark (a measurement, not a test): builds the release m2m-local, starts it on
+# a free loopback port with a fresh embedded store, and for BENCH_SECONDS (default 20) floods
+# the exchange endpoint with 40 connections of well-formed wrong secrets (wrk, from Debian)
+# while a legitimate client exchanges its token and reads the JWKS. Prints a table: the
+# legitimate exchange's p50 against the idle server's (one bcrypt verify and a little), its
+# success rate, the JWKS p50, the flood's answers and any 5xx. Stops everything it started.
+#
+#   bash scripts/bench.sh            # BENCH_SECONDS=60 BENCH_CONNECTIONS=40 to change
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${BENCH_SECONDS:-20}"
+connections="${BENCH_CONNECTIONS:-40}"
+
+if ! command -v wrk >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk
+fi
+
+cargo build --release --quiet --bin m2m-local
+
+work="$(mktemp -d)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+M2M_DATA_DIR="$work/data" M2M_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
+    target/release/m2m-local > "$work/server.out" 2> "$work/server.err" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$work/server.out" 2>/dev/null && break
+    kill -0 "$server" 2>/dev/null || { cat "$work/server.err"; exit 1; }
+    sleep 0.1
+done
+vendor_id=$(sed -n 's/^ *M2M_VENDOR_CLIENT_ID=//p' "$work/server.out")
+vendor_secret=$(sed -n 's/^ *M2M_VENDOR_SECRET=//p' "$work/server.out")
+
+echo "m2m-local (release, bcrypt cost ${M2M_BCRYPT_COST:-10}) on 127.0.0.1:$port, $(nproc) cores"
+python3 scripts/bench/client.py "$port" "$vendor_id" "$vendor_secret" "$work" "$seconds" "$connections"
