@@ -103,6 +103,22 @@ def run(port, vendor_id, vendor_secret, workdir, seconds, connections):
     exchange_loop(port, credentials, time.perf_counter() + 3, 0.1, idle)
     idle_ms = [took for status, took in idle if status == 200]
 
+    # An unknown clientId and a wrong secret, alternating on the idle server: same answer,
+    # and their medians should be alike.
+    c = Client(port)
+    refused = {"unknown clientId": [], "wrong secret": []}
+    bodies = {}
+    for n in range(400):
+        kind = "wrong secret" if n % 2 == 0 else "unknown clientId"
+        named = client_id if kind == "wrong secret" else str(uuid.uuid4())
+        status, body, took = c.call("POST", EXCHANGE, {"clientId": named, "secret": well_formed_secret()})
+        assert status == 401, (kind, status, body)
+        bodies.setdefault(kind, body)
+        refused[kind].append(took)
+    assert bodies["wrong secret"] == bodies["unknown clientId"], bodies
+    unknown_p50 = statistics.median(refused["unknown clientId"])
+    wrong_p50 = statistics.median(refused["wrong secret"])
+
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flood.lua")
     wrk = subprocess.Popen(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script,
@@ -134,6 +150,9 @@ def run(port, vendor_id, vendor_secret, workdir, seconds, connections):
     success = 100.0 * len(ok) / max(1, len(exchanges))
     rows = [
         ("legitimate exchange, idle server: p50 (at least one bcrypt verify)", f"{idle_p50:.1f} ms", ""),
+        ("refused, idle server: unknown clientId / wrong secret p50",
+         f"{unknown_p50:.2f} / {wrong_p50:.2f} ms",
+         f"ratio {unknown_p50 / wrong_p50:.2f}, same 401 body (goal within 25%)"),
         ("legitimate exchange under the flood: p50", f"{flood_p50:.1f} ms",
          f"{flood_p50 / idle_p50:.2f} x idle (goal <= 4)"),
         ("legitimate exchange under the flood: p99", f"{percentile(ok, 99):.1f} ms", ""),

@@ -1,6 +1,7 @@
 //! Start-up, written once: tracing, settings, adapters; then either the Lambda runtime for one
 //! function or the local server for all of them.
 
+use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -42,13 +43,93 @@ async fn lambda_app() -> Result<App, lambda_http::Error> {
     Ok(App::build(settings).await?)
 }
 
-/// The whole of a Lambda binary: build the state once per cold start, then serve `function`.
+/// The whole of a Lambda binary: settings once per cold start, then `function`'s service.
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
-    let app = lambda_app().await?;
-    if function.checks_credentials() {
-        app.prepare_credential_checks().await?;
+    init_tracing();
+    let settings = config::process_env().aws_settings()?;
+    let service = function_service(move || App::build(settings.clone()), function);
+    // Started now, so that the first request does not wait for it.
+    service.start().await;
+    lambda_http::run(service).await
+}
+
+/// A function's service, whose app is built on first need and then kept: a cold start while
+/// KMS is unreachable, slow or throttling answers 503 and tries again on the next request,
+/// instead of failing the Lambda init (which API Gateway turns into a 500).
+#[derive(Clone)]
+pub struct FunctionService<F> {
+    start: F,
+    function: Function,
+    started: Arc<tokio::sync::OnceCell<http::Service>>,
+}
+
+/// `start` builds the app; see [`FunctionService`].
+pub fn function_service<F, Fut>(start: F, function: Function) -> FunctionService<F>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = crate::error::Result<App>>,
+{
+    FunctionService {
+        start,
+        function,
+        started: Arc::default(),
     }
-    lambda_http::run(http::service(Arc::new(app), Some(function))).await
+}
+
+impl<F, Fut> FunctionService<F>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = crate::error::Result<App>> + Send,
+{
+    /// The started service, starting it if no earlier call did.
+    async fn service(&self) -> crate::error::Result<http::Service> {
+        let function = self.function;
+        let started = self.started.get_or_try_init(|| async {
+            let app = (self.start)().await?;
+            if function.checks_credentials() {
+                app.prepare_credential_checks().await?;
+            }
+            Ok::<_, crate::error::Error>(http::service(Arc::new(app), Some(function)))
+        });
+        started.await.cloned()
+    }
+
+    /// Starts the app now, logging why if it cannot yet.
+    pub async fn start(&self) {
+        if let Err(e) = self.service().await {
+            tracing::warn!(error = ?e, "start-up incomplete; the next request tries again");
+        }
+    }
+}
+
+impl<F, Fut> tower::Service<lambda_http::Request> for FunctionService<F>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = crate::error::Result<App>> + Send,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: lambda_http::Request) -> Self::Future {
+        use axum::response::IntoResponse;
+        use tower::ServiceExt;
+        let this = self.clone();
+        Box::pin(async move {
+            match this.service().await {
+                Ok(service) => service.oneshot(request).await,
+                Err(e) => Ok(e.into_response()),
+            }
+        })
+    }
 }
 
 /// The `provisioning` function: directory events from SQS, with partial batch responses.

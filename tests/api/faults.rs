@@ -535,3 +535,66 @@ async fn a_request_past_its_budget_is_answered_503_at_the_budget() {
     }
     panic!("the listing never recovered");
 }
+
+/// A Lambda cold start while KMS hangs (the public key cannot be fetched): the function does
+/// not fail its init (API Gateway would answer 500) but answers 503 in time, and serves the
+/// JWKS once KMS is back, from the same instance.
+#[tokio::test]
+async fn a_cold_start_without_kms_answers_503_then_serves_when_kms_is_back() {
+    use m2m_shared::adapters::{DynamoStore, KmsSigner, SystemClock};
+    use m2m_shared::http::Function;
+    use m2m_shared::runtime::function_service;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let kms = crate::support::fault_proxy::FaultProxy::start(&moto_endpoint()).await;
+    kms.set(Fault::Hang);
+    let (table, key_id) = moto_resources().await;
+    let dynamodb = aws_config().await;
+    let kms_config = aws_config_at(&kms.url).await;
+    let start = move || {
+        let (table, key_id) = (table.clone(), key_id.clone());
+        let (dynamodb, kms_config) = (dynamodb.clone(), kms_config.clone());
+        async move {
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&dynamodb), &table);
+            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&kms_config), &key_id).await?;
+            let settings = test_settings(Backend::Aws {
+                table,
+                kms_key_id: key_id,
+            });
+            Ok(m2m_shared::App::with_parts(
+                settings,
+                Arc::new(store),
+                Arc::new(signer),
+                Arc::new(SystemClock),
+            ))
+        }
+    };
+    let service = function_service(start, Function::Discovery);
+    let event = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/events/jwks.json"
+    ))
+    .unwrap();
+    let jwks = || lambda_http::request::from_str(&event).unwrap();
+
+    let started = Instant::now();
+    service.start().await; // the cold start, as the binary makes it
+    let answer = service.clone().oneshot(jwks()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers()["retry-after"], "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+
+    kms.set(Fault::Forward);
+    let answer = service.clone().oneshot(jwks()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let keys: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(keys["keys"][0]["kty"], "RSA");
+}

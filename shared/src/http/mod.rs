@@ -39,9 +39,12 @@ use request::Call;
 /// Largest request body accepted; every body of this API is far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The API, as [`service`] builds it.
+pub type Service = NormalizePath<Router>;
+
 /// The API as one service: every row of the table (`only` = `None`, the local server) or one
 /// function's rows (a Lambda binary).
-pub fn service(app: Arc<App>, only: Option<Function>) -> NormalizePath<Router> {
+pub fn service(app: Arc<App>, only: Option<Function>) -> Service {
     use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
     let mut router = Router::new();
     for endpoint in ENDPOINTS
