@@ -2,7 +2,7 @@
 -- clientId or an unknown one, from the bodies that client.py prepared (one JSON per line).
 -- Counts answers by status class; done() prints them as one line for client.py to read.
 local bodies = {}
-local counts = {}
+counts = {}  -- global: done() reads each thread's copy
 local index = 0
 
 function init(args)
