@@ -97,6 +97,12 @@ where
     super::aws::call_failed("DynamoDB", e)
 }
 
+/// A `ClientRequestToken` for a transaction (at most 36 characters): DynamoDB answers a retry
+/// with the same token within ten minutes as it answered the first attempt.
+pub(super) fn idempotency_token(unique: &str) -> String {
+    unique.chars().take(36).collect()
+}
+
 pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
         .and_then(ProvideErrorMetadata::code)

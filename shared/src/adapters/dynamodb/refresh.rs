@@ -93,6 +93,9 @@ impl RefreshStore for DynamoStore {
         let written = self
             .client
             .transact_write_items()
+            // The SDK retries an attempt whose answer was lost; with this token DynamoDB
+            // answers the retry as it did the first, instead of "already used".
+            .client_request_token(idempotency_token(&record.digest.0))
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()

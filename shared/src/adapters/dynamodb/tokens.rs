@@ -39,6 +39,9 @@ impl TokenStore for DynamoStore {
         let written = self
             .client
             .transact_write_items()
+            // A retried attempt whose answer was lost succeeds as the first did, rather than
+            // finding its own token and answering 409.
+            .client_request_token(idempotency_token(&token.client_id.to_string()))
             .set_transact_items(Some(items))
             .send()
             .await;
