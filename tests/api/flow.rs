@@ -552,6 +552,35 @@ async fn an_expired_api_token_cannot_exchange() {
     assert_unauthorized(t.exchange(EXCHANGE_V1, &client, &secret).await).await;
 }
 
+/// Exchanged twice (the second without bcrypt, from the verification remembered), a token
+/// still stops at once when it is deleted or expires, and a wrong secret is still refused.
+async fn a_remembered_verification_never_outlives_its_token(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let (deleted, deleted_secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let (expiring, expiring_secret) = t
+        .tenant_token(&vendor, "acme", json!({"expiresInMinutes": 1}))
+        .await;
+    for (id, secret) in [(&deleted, &deleted_secret), (&expiring, &expiring_secret)] {
+        for _ in 0..2 {
+            let reply = t.exchange(EXCHANGE_V1, id, secret).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        }
+    }
+    assert_unauthorized(t.exchange(EXCHANGE_V1, &deleted, &expiring_secret).await).await;
+    let path = format!("{TENANT_TOKENS}/{deleted}");
+    let headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let request = t.http.delete(format!("{}{path}", t.base));
+    let request = headers.iter().fold(request, |r, (k, v)| r.header(*k, *v));
+    assert_eq!(t.send(request).await.status, StatusCode::OK);
+    assert_unauthorized(t.exchange(EXCHANGE_V1, &deleted, &deleted_secret).await).await;
+    t.clock.advance_seconds(61);
+    assert_unauthorized(t.exchange(EXCHANGE_V1, &expiring, &expiring_secret).await).await;
+}
+on_both_stores!(a_remembered_verification_never_outlives_its_token);
+
 async fn a_jwt_never_outlives_its_api_token(t: &TestApp) {
     let vendor = t.as_vendor().await;
     let bot = vendor

@@ -11,6 +11,7 @@ mod portal;
 mod rate_limit;
 mod tokens;
 mod vendors;
+mod verified;
 
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::Directory;
@@ -58,6 +59,7 @@ pub(crate) struct Bcrypt {
     /// bcrypt runs admitted, running or waiting; at most `capacity`.
     admitted: AtomicUsize,
     capacity: usize,
+    verified: verified::Verified,
 }
 
 /// Counts one admitted run until dropped.
@@ -81,6 +83,7 @@ impl Bcrypt {
             workers: Semaphore::new(cores),
             admitted: AtomicUsize::new(0),
             capacity: cores * (1 + QUEUE_PER_CORE),
+            verified: verified::Verified::new(),
         }
     }
 
@@ -117,9 +120,13 @@ impl Bcrypt {
     /// check differs is refused without bcrypt; so is one for no record, except that one in
     /// 65,536 is checked against the decoy, as a wrong secret for a real record would be, so the
     /// two look alike from outside.
+    ///
+    /// A secret verified against the same stored hash within the last few minutes is not
+    /// checked again (see [`verified`]).
     async fn matches(&self, secret: &Secret, stored: Option<&SecretHash>) -> Result<bool> {
         let hash = match stored {
             Some(hash) if !hash.may_match(secret) => return Ok(false),
+            Some(hash) if self.verified.recalls(secret, hash) => return Ok(true),
             Some(hash) => hash,
             None if QuickCheck::random() != secret.quick_check() => return Ok(false),
             None => self.decoy().await?,
@@ -127,6 +134,9 @@ impl Bcrypt {
         let matched = self
             .bounded(async { Ok(secret.matches(hash).await?) })
             .await?;
+        if matched && let Some(hash) = stored {
+            self.verified.remember(secret, hash);
+        }
         Ok(matched && stored.is_some())
     }
 }
