@@ -1,8 +1,6 @@
 //! Credentials for JWTs: the exchange of an API token's clientId and secret, the refresh, and
 //! the claims a JWT carries (resolved from the directory at the time of issue).
 
-use std::collections::HashMap;
-
 use crate::config::Settings;
 use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
@@ -14,7 +12,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RateStore, RefreshStore, Signer, TokenStore};
 
-use super::directory::all;
+use super::directory::these;
 use super::{Bcrypt, MAX_REFRESH_TOKENS, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
@@ -45,11 +43,6 @@ struct Signed {
     jwt: String,
     now: Timestamp,
     expires_at: Timestamp,
-}
-
-/// What `read` yields, or nothing without reading when `skip`.
-async fn unless<T>(skip: bool, read: impl Future<Output = Result<Vec<T>>>) -> Result<Vec<T>> {
-    if skip { Ok(Vec::new()) } else { read.await }
 }
 
 /// Neither a JWT nor a refresh token outlives its API token.
@@ -200,31 +193,40 @@ impl Credentials<'_> {
     }
 
     /// Signs a JWT for a token whose tenant and membership are still the ones it was created
-    /// in, read in one round trip beside the roles and permissions.
+    /// in. Reads what the token holds and nothing else: its owners (with, for a tenant token,
+    /// its roles) in one round trip, then the roles a personal token's user holds, then the
+    /// permissions of the roles held; so the cost follows the token, not the directory.
     async fn sign_for(&self, token: &ApiToken, scope: Option<&Scope>) -> Result<Signed> {
-        // A tenant token granted nothing needs no roles or permissions read.
-        let grantless = token.user_id().is_none()
-            && token.role_ids.is_empty()
-            && token.permission_ids.is_empty();
         // Counted once the caller proved the credentials, before any work for the JWT.
         let now = self.clock.now();
         self.rate_limit
             .admit(self.rates, &token.client_id, now)
             .await?;
-        let (owners, roles, permissions) = tokio::try_join!(
-            Owners::read(self.directory, &token.tenant_id, token.user_id()),
-            unless(grantless, all::<Role>(self.directory, EntityKind::Role)),
-            unless(
-                grantless,
-                all::<Permission>(self.directory, EntityKind::Permission)
-            ),
+        let directory = self.directory;
+        let (owners, token_roles) = tokio::try_join!(
+            Owners::read(directory, &token.tenant_id, token.user_id()),
+            these::<Role>(directory, EntityKind::Role, &token.role_ids),
         )?;
         if !owners.are_current(&token.lives) {
             return Err(Error::Unauthorized);
         }
         owners.allow(TokenKind::from(&token.owner))?;
-        let (mut grants, user) =
-            grants_of(token, owners.user()?, roles, permissions).ok_or(Error::Unauthorized)?;
+        let (roles, user) = match &token.owner {
+            TokenOwner::Tenant => (token_roles, None),
+            TokenOwner::User(_) => {
+                let user = owners.user()?.ok_or(Error::Unauthorized)?;
+                let held = user.roles_in(&token.tenant_id).ok_or(Error::Unauthorized)?;
+                (these(directory, EntityKind::Role, held).await?, Some(user))
+            }
+        };
+        let permission_ids: Vec<GrantId> = roles
+            .iter()
+            .flat_map(|role| &role.permission_ids)
+            .chain(&token.permission_ids)
+            .cloned()
+            .collect();
+        let permissions = these(directory, EntityKind::Permission, &permission_ids).await?;
+        let mut grants = grants(&roles, &permissions);
         if let Some(scope) = scope {
             grants.permissions = scope.narrow(&grants.permissions)?;
         }
@@ -281,35 +283,14 @@ impl Credentials<'_> {
 /// The roles and permissions a token's JWT carries now (keys, from the current directory), and
 /// for a personal token its user. `None` when a personal token's user holds no membership in its
 /// tenant.
-fn grants_of(
-    token: &ApiToken,
-    user: Option<User>,
-    roles: Vec<Role>,
-    permissions: Vec<Permission>,
-) -> Option<(Grants, Option<User>)> {
-    let (role_ids, direct, user) = match &token.owner {
-        TokenOwner::Tenant => (token.role_ids.clone(), token.permission_ids.clone(), None),
-        TokenOwner::User(_) => {
-            let user = user?;
-            let roles = user.roles_in(&token.tenant_id)?.to_vec();
-            (roles, Vec::new(), Some(user))
-        }
-    };
-    let roles: HashMap<GrantId, Role> = roles.into_iter().map(|r| (r.id.clone(), r)).collect();
-    let permissions: HashMap<GrantId, Permission> =
-        permissions.into_iter().map(|p| (p.id.clone(), p)).collect();
-    let held: Vec<&Role> = role_ids.iter().filter_map(|id| roles.get(id)).collect();
-    let mut permission_keys: Vec<String> = held
-        .iter()
-        .flat_map(|role| &role.permission_ids)
-        .chain(&direct)
-        .filter_map(|id| permissions.get(id).map(|p| p.key.to_string()))
-        .collect();
+/// The JWT's roles and permissions: the keys of the roles held and of the permissions read
+/// (the roles' and the token's own), sorted and without repeats.
+fn grants(roles: &[Role], permissions: &[Permission]) -> Grants {
+    let mut permission_keys: Vec<String> = permissions.iter().map(|p| p.key.to_string()).collect();
     permission_keys.sort();
     permission_keys.dedup();
-    let grants = Grants {
-        roles: held.iter().map(|r| r.key.to_string()).collect(),
+    Grants {
+        roles: roles.iter().map(|r| r.key.to_string()).collect(),
         permissions: permission_keys,
-    };
-    Some((grants, user))
+    }
 }

@@ -90,6 +90,28 @@ pub(super) async fn all<T: DeserializeOwned>(
         .collect()
 }
 
+/// The live records of `kind` among `ids`, in their order, read in one batch; the deleted and
+/// the missing are left out.
+pub(super) async fn these<T: DeserializeOwned>(
+    directory: &dyn DirectoryStore,
+    kind: EntityKind,
+    ids: &[GrantId],
+) -> Result<Vec<T>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<(EntityKind, String)> = ids
+        .iter()
+        .map(|id| (kind, id.as_str().to_owned()))
+        .collect();
+    let records = directory.records(&keys).await?;
+    records
+        .into_iter()
+        .filter_map(|record| record.and_then(|r| r.doc))
+        .map(from_doc)
+        .collect()
+}
+
 /// The successor of `stored` when `doc` is written from `origin`; `None` when the write must
 /// yield to a newer version.
 fn upsert(
