@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The flood benchmark (a measurement, not a test): builds the release m2m-local, starts it on
-# a free loopback port with a fresh embedded store, and for BENCH_SECONDS (default 20) floods
-# the exchange endpoint with 40 connections of well-formed wrong secrets (wrk, from Debian)
-# while a legitimate client exchanges its token and reads the JWKS. Prints a table: the
-# legitimate exchange's p50 against the idle server's (one bcrypt verify and a little), its
-# success rate, the JWKS p50, the flood's answers and any 5xx. Stops everything it started.
+# The benchmark (a measurement, not a test). Builds the release m2m-local and the floors
+# example, measures the floors (one bcrypt verify, one RS256 signature), starts m2m-local on a
+# free loopback port with a fresh embedded store, and drives it with wrk (from Debian) and a
+# Python client: token creation, exchanges at 1 and 16 connections with fresh and with repeated
+# credentials, the listing, exchange time with 10 and 10,000 roles, and the flood (40
+# connections of well-formed wrong secrets for BENCH_SECONDS, default 20, while a legitimate
+# client exchanges and reads the JWKS); then the server's peak RSS. Prints Markdown tables and
+# stops everything it started. The per-token rate limit is lifted for the run, which exchanges
+# one token thousands of times a second.
 #
 #   bash scripts/bench.sh            # BENCH_SECONDS=60 BENCH_CONNECTIONS=40 to change
 set -euo pipefail
@@ -18,11 +21,13 @@ if ! command -v wrk >/dev/null; then
     $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk
 fi
 
-cargo build --release --quiet --bin m2m-local
+cargo build --release --quiet --bin m2m-local --example floors
+floors=$(target/release/examples/floors)
 
 work="$(mktemp -d)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 M2M_DATA_DIR="$work/data" M2M_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
+    M2M_TOKEN_RATE_LIMIT_PER_MINUTE=1000000 \
     target/release/m2m-local > "$work/server.out" 2> "$work/server.err" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -35,4 +40,5 @@ vendor_id=$(sed -n 's/^ *M2M_VENDOR_CLIENT_ID=//p' "$work/server.out")
 vendor_secret=$(sed -n 's/^ *M2M_VENDOR_SECRET=//p' "$work/server.out")
 
 echo "m2m-local (release, bcrypt cost ${M2M_BCRYPT_COST:-10}) on 127.0.0.1:$port, $(nproc) cores"
-python3 scripts/bench/client.py "$port" "$vendor_id" "$vendor_secret" "$work" "$seconds" "$connections"
+python3 scripts/bench/client.py "$port" "$server" "$vendor_id" "$vendor_secret" "$work" \
+    "$seconds" "$connections" "$floors"
