@@ -54,6 +54,9 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 8] = [
     TENANT_MEMBERS,
 ];
 
+/// The page cache's bound.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -65,9 +68,14 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the database file, creating every table so reads never miss one.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| {
-            Error::internal(format!("cannot open database {}: {e}", path.display()))
-        })?;
+        // redb caches up to 1 GiB of pages by default; the local default's data is far smaller,
+        // and a bounded cache keeps the server's memory flat as tokens churn.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
+                Error::internal(format!("cannot open database {}: {e}", path.display()))
+            })?;
         let txn = db.begin_write().map_err(db_error)?;
         for table in ALL_TABLES {
             txn.open_table(table).map_err(db_error)?;
