@@ -87,7 +87,7 @@ impl Bcrypt {
         }
     }
 
-    /// Makes the decoy now (one bcrypt hash), so the first unknown clientId is not faster.
+    /// Makes the decoy now, so the first unknown clientId is not faster.
     pub(crate) async fn prepare(&self) -> Result<()> {
         self.decoy().await.map(|_| ())
     }
@@ -108,10 +108,18 @@ impl Bcrypt {
             .await
     }
 
+    /// A hash of no one's secret at the configured cost, made without paying that cost: the
+    /// cost is a field of a bcrypt hash, so a hash made at the lowest cost, with that field set
+    /// to the configured cost, takes exactly as long to check as any stored hash (and matches
+    /// nothing). So start-up spends about a millisecond on it, not one full bcrypt.
     async fn decoy(&self) -> Result<&SecretHash> {
         self.decoy
             .get_or_try_init(|| async {
-                self.hash(&Secret::generate(SecretKind::TenantToken)).await
+                let cheap = Secret::generate(SecretKind::TenantToken).hash(4).await?;
+                Ok(SecretHash::from_stored(
+                    with_cost(cheap.as_stored(), self.cost),
+                    None,
+                ))
             })
             .await
     }
@@ -139,6 +147,12 @@ impl Bcrypt {
         }
         Ok(matched && stored.is_some())
     }
+}
+
+/// `hash` (`$2b$04$` and 53 characters of salt and digest) with its cost field set to `cost`.
+fn with_cost(hash: &str, cost: u32) -> String {
+    let salt_and_digest = hash.rsplit('$').next().unwrap_or_default();
+    format!("$2b${cost:02}${salt_and_digest}")
 }
 
 /// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.
@@ -264,4 +278,23 @@ async fn check_ids_exist(
         "Unknown {what}: {}",
         unknown.join(", ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_decoy_is_checked_at_the_configured_cost_and_matches_nothing() {
+        let bcrypt = Bcrypt::new(6);
+        let decoy = bcrypt.decoy().await.unwrap().as_stored().to_owned();
+        assert!(decoy.starts_with("$2b$06$"), "{decoy}");
+        assert_eq!(decoy.len(), 60);
+        let secret = Secret::generate(SecretKind::TenantToken);
+        assert!(
+            !bcrypt::verify(secret.expose(), &decoy).unwrap(),
+            "a valid hash that matches nothing"
+        );
+        assert!(!bcrypt.matches(&secret, None).await.unwrap());
+    }
 }
