@@ -36,17 +36,15 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
-/// A Lambda function's cold start: tracing, settings (DynamoDB and KMS required), adapters.
-async fn lambda_app() -> Result<App, lambda_http::Error> {
+/// A Lambda function's cold start: tracing, then settings (DynamoDB and KMS required).
+fn lambda_settings() -> Result<Settings, lambda_http::Error> {
     init_tracing();
-    let settings = config::process_env().aws_settings()?;
-    Ok(App::build(settings).await?)
+    Ok(config::process_env().aws_settings()?)
 }
 
 /// The whole of a Lambda binary: settings once per cold start, then `function`'s service.
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
-    init_tracing();
-    let settings = config::process_env().aws_settings()?;
+    let settings = lambda_settings()?;
     let service = function_service(move || App::build(settings.clone()), function);
     // Started now, so that the first request does not wait for it.
     service.start().await;
@@ -134,7 +132,7 @@ where
 
 /// The `provisioning` function: directory events from SQS, with partial batch responses.
 pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
-    let app = lambda_app().await?;
+    let app = App::build(lambda_settings()?).await?;
     let app = &app;
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {

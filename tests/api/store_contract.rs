@@ -167,37 +167,44 @@ async fn a_refresh_token_is_replaced_once_and_only_by_its_successor(s: Subject) 
         .put_refresh(&api.client_id, &refresh_record(&refresh, 1), 100)
         .await
         .unwrap();
-    let used = refresh.digest();
-    let read = s.store.refresh_token(&api.client_id, &used).await.unwrap();
-    assert_eq!(read.unwrap().issued_at, Timestamp::from_millis(1));
-    // Two uses at once: each would store its own successor; exactly one does.
-    let successors = [(), ()].map(|()| RefreshToken::generate(api.client_id));
-    let replace = |n: usize| {
-        let (store, client_id) = (Arc::clone(&s.store), api.client_id);
-        let (used, record) = (used.clone(), refresh_record(&successors[n], 2));
-        async move {
-            store
-                .replace_refresh(&client_id, &used, &record, 100)
-                .await
-                .unwrap()
+    let read = s
+        .store
+        .refresh_token(&api.client_id, &refresh.digest())
+        .await;
+    assert_eq!(read.unwrap().unwrap().issued_at, Timestamp::from_millis(1));
+    // Two uses at once, round after round: each would store its own successor; exactly one
+    // does, and the used token is gone.
+    let mut current = refresh;
+    for round in 0..20 {
+        let used = current.digest();
+        let successors = [(), ()].map(|()| RefreshToken::generate(api.client_id));
+        let replace = |n: usize| {
+            let (store, client_id) = (Arc::clone(&s.store), api.client_id);
+            let (used, record) = (used.clone(), refresh_record(&successors[n], 2 + round));
+            async move {
+                store
+                    .replace_refresh(&client_id, &used, &record, 100)
+                    .await
+                    .unwrap()
+            }
+        };
+        let (first, second) = tokio::join!(replace(0), replace(1));
+        assert!(
+            first ^ second,
+            "round {round}: one use wins: {first} {second}"
+        );
+        for (successor, won) in successors.iter().zip([first, second]) {
+            let live = s
+                .store
+                .refresh_token(&api.client_id, &successor.digest())
+                .await;
+            assert_eq!(live.unwrap().is_some(), won, "round {round}");
         }
-    };
-    let (first, second) = tokio::join!(replace(0), replace(1));
-    assert!(first ^ second, "one use wins: {first} {second}");
-    for (successor, won) in successors.iter().zip([first, second]) {
-        let live = s
-            .store
-            .refresh_token(&api.client_id, &successor.digest())
-            .await;
-        assert_eq!(live.unwrap().is_some(), won);
+        let spent = s.store.refresh_token(&api.client_id, &used).await;
+        assert!(spent.unwrap().is_none(), "round {round}");
+        let [a, b] = successors;
+        current = if first { a } else { b };
     }
-    assert!(
-        s.store
-            .refresh_token(&api.client_id, &used)
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
 contract!(
     single_use_refresh_tokens,

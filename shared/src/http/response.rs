@@ -49,7 +49,8 @@ fn errors(status: StatusCode, message: String) -> Response {
 /// The contract's error body. A 5xx is logged with its cause; the client gets a generic text.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let retry_after = match &self {
+        // Seconds a client waits before trying again, where there is a time to name.
+        let retry_after: Option<u64> = match &self {
             Error::Internal(cause) => {
                 tracing::error!(cause = ?cause, "request failed");
                 None
@@ -59,14 +60,12 @@ impl IntoResponse for Error {
                 Some(UNAVAILABLE_RETRY_AFTER)
             }
             Error::Busy => Some(BUSY_RETRY_AFTER),
+            Error::RateLimited(seconds) => Some(*seconds),
             _ => None,
-        };
-        let retry_after = match &self {
-            Error::RateLimited(seconds) => Some(HeaderValue::from(*seconds)),
-            _ => retry_after.map(HeaderValue::from_static),
         };
         let mut response = errors(status(&self), self.to_string());
         if let Some(seconds) = retry_after {
+            let seconds = HeaderValue::from(seconds);
             response.headers_mut().insert(RETRY_AFTER, seconds);
         }
         response
@@ -74,11 +73,11 @@ impl IntoResponse for Error {
 }
 
 /// Seconds a client told "busy" waits before trying again.
-pub(super) const BUSY_RETRY_AFTER: &str = "1";
+const BUSY_RETRY_AFTER: u64 = 1;
 
 /// Seconds a client told "unavailable" waits: long enough for a throttled or restarting
 /// dependency, short enough for a CLI user.
-const UNAVAILABLE_RETRY_AFTER: &str = "2";
+const UNAVAILABLE_RETRY_AFTER: u64 = 2;
 
 /// Gives the answers that the router and the tower-http layers make themselves (no route,
 /// wrong method, body too large) the contract's error body.

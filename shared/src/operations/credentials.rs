@@ -280,9 +280,6 @@ impl Credentials<'_> {
     }
 }
 
-/// The roles and permissions a token's JWT carries now (keys, from the current directory), and
-/// for a personal token its user. `None` when a personal token's user holds no membership in its
-/// tenant.
 /// The JWT's roles and permissions: the keys of the roles held and of the permissions read
 /// (the roles' and the token's own), sorted and without repeats.
 fn grants(roles: &[Role], permissions: &[Permission]) -> Grants {

@@ -35,6 +35,17 @@ struct Lease {
     next_step: u32,
 }
 
+impl Lease {
+    /// Nothing reserved yet in `window`; the first reservation is of one.
+    fn empty(window: i64) -> Self {
+        Self {
+            window,
+            left: 0,
+            next_step: 1,
+        }
+    }
+}
+
 impl TokenRateLimit {
     pub(crate) fn new(per_minute: u32) -> Self {
         Self {
@@ -54,10 +65,7 @@ impl TokenRateLimit {
     ) -> Result<()> {
         let window = now.millis().div_euclid(WINDOW_MILLIS);
         let step = {
-            let mut leases = self
-                .leases
-                .lock()
-                .map_err(|_| Error::internal("lease lock"))?;
+            let mut leases = self.leases()?;
             match leases.get_mut(client_id) {
                 Some(lease) if lease.window == window && lease.left > 0 => {
                     lease.left -= 1;
@@ -75,27 +83,24 @@ impl TokenRateLimit {
             let wait = (window_end - now.millis() + 999) / 1000;
             return Err(Error::RateLimited(u64::try_from(wait.max(1)).unwrap_or(1)));
         }
-        let mut leases = self
-            .leases
-            .lock()
-            .map_err(|_| Error::internal("lease lock"))?;
+        let mut leases = self.leases()?;
         if leases.len() >= LEASES_KEPT {
             leases.retain(|_, lease| lease.window == window);
         }
-        let lease = leases.entry(*client_id).or_insert(Lease {
-            window,
-            left: 0,
-            next_step: 1,
-        });
+        let lease = leases
+            .entry(*client_id)
+            .or_insert_with(|| Lease::empty(window));
         if lease.window != window {
-            *lease = Lease {
-                window,
-                left: 0,
-                next_step: 1,
-            };
+            *lease = Lease::empty(window);
         }
         lease.left += granted - 1;
         lease.next_step = (step * 2).min(self.largest_step);
         Ok(())
+    }
+
+    fn leases(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ClientId, Lease>>> {
+        self.leases
+            .lock()
+            .map_err(|_| Error::internal("lease lock"))
     }
 }
