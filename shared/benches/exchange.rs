@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use m2m_shared::adapters::LocalKeySigner;
 use m2m_shared::domain::jwt::{self, AccessClaims, TokenType};
-use m2m_shared::domain::{ClientId, RefreshToken, Secret, SecretKind};
+use m2m_shared::domain::{ClientId, RefreshKey, RefreshToken, Secret, SecretKind, Timestamp};
 use m2m_shared::ports::Signer;
 
 fn claims() -> AccessClaims {
@@ -38,11 +38,16 @@ fn parsing(c: &mut Criterion) {
     c.bench_function("parse a secret (prefix, alphabet, checksum)", |b| {
         b.iter(|| Secret::parse(black_box(&text)).unwrap());
     });
-    let refresh = RefreshToken::generate(ClientId::generate());
+    let key = RefreshKey::from_signature(b"a signature of the seed");
+    let at = Timestamp::from_millis(1_800_000_000_000);
+    let refresh = RefreshToken::issue(&key, ClientId::generate(), 42, at);
     let text = refresh.expose().to_owned();
-    c.bench_function("parse a refresh token", |b| {
-        b.iter(|| RefreshToken::parse(black_box(&text)).unwrap());
-    });
+    c.bench_function(
+        "parse and authenticate a refresh token (HMAC-SHA256)",
+        |b| {
+            b.iter(|| RefreshToken::parse(&key, black_box(&text)).unwrap());
+        },
+    );
 }
 
 fn claim_building(c: &mut Criterion) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
 use crate::config::{Backend, Settings};
-use crate::domain::PublicKey;
+use crate::domain::{PublicKey, RefreshKey};
 use crate::error::{Error, Result};
 use crate::operations::{
     ApiTokens, Bcrypt, Credentials, Directory, Portal, TokenRateLimit, Vendors,
@@ -28,6 +28,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     bcrypt: Bcrypt,
     rate_limit: TokenRateLimit,
+    refresh_key: tokio::sync::OnceCell<RefreshKey>,
 }
 
 impl App {
@@ -69,6 +70,7 @@ impl App {
         Self {
             bcrypt: Bcrypt::new(settings.bcrypt_cost),
             rate_limit: TokenRateLimit::new(settings.token_rate_limit_per_minute),
+            refresh_key: tokio::sync::OnceCell::new(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -111,6 +113,7 @@ impl App {
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
             rate_limit: &self.rate_limit,
+            refresh_key: &self.refresh_key,
             settings: &self.settings,
         }
     }

@@ -8,10 +8,7 @@ use serde_json::Value;
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
-use crate::domain::{
-    ApiToken, ClientId, PublicKey, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId,
-    VendorCredential,
-};
+use crate::domain::{ApiToken, ClientId, PublicKey, TenantId, Timestamp, UserId, VendorCredential};
 use crate::error::Result;
 
 /// Vendor credentials for `POST /auth/vendor`.
@@ -35,8 +32,6 @@ pub trait TokenStore: Send + Sync {
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
     /// Replaces an existing token's record; `Error::NotFound` if it is gone.
     async fn replace(&self, token: &ApiToken) -> Result<()>;
-    /// Records a use, unless one was recorded in the minute before `at`.
-    async fn touch(&self, client_id: &ClientId, at: Timestamp) -> Result<()>;
     /// Every token of the tenant (tenant tokens and its members' personal tokens), all pages.
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
     /// Every personal token of the user, in every tenant, all pages.
@@ -81,46 +76,54 @@ pub trait DirectoryStore: Send + Sync {
     async fn members_of(&self, tenant: &TenantId) -> Result<Vec<UserId>>;
 }
 
-/// Single-use refresh tokens, kept under their API token.
+/// Refresh tokens spent. A refresh token carries all else (see [`crate::domain::RefreshToken`]),
+/// so none is stored when issued.
 #[async_trait]
 pub trait RefreshStore: Send + Sync {
-    /// Stores `record` under `client_id`, then drops the oldest so at most `keep` stay live.
-    async fn put_refresh(
+    /// Marks refresh token number `serial` of `client_id` spent, kept until `until`: true if
+    /// it was not spent before and its API token still exists; false, with nothing written,
+    /// otherwise. Of two concurrent spends, one wins.
+    async fn spend_refresh(
         &self,
         client_id: &ClientId,
-        record: &RefreshRecord,
-        keep: usize,
-    ) -> Result<()>;
-    /// The record of a live refresh token, read consistently.
-    async fn refresh_token(
-        &self,
-        client_id: &ClientId,
-        digest: &RefreshDigest,
-    ) -> Result<Option<RefreshRecord>>;
-    /// Removes the refresh token `used` and stores `record` in its place, atomically, then
-    /// drops the oldest beyond `keep`. False, with nothing written, if `used` is gone: of two
-    /// concurrent uses one wins, and a use that fails before this write spends nothing.
-    async fn replace_refresh(
-        &self,
-        client_id: &ClientId,
-        used: &RefreshDigest,
-        record: &RefreshRecord,
-        keep: usize,
+        serial: u64,
+        until: Timestamp,
     ) -> Result<bool>;
 }
 
-/// How many JWTs each API token was issued in each minute, shared by every process.
+/// Uses reserved for an API token: `granted` JWTs numbered `last_serial - granted + 1` up to
+/// `last_serial`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    pub granted: u32,
+    pub last_serial: u64,
+}
+
+/// How many JWTs each API token was issued in each minute, shared by every process, kept on
+/// the token's record with its count of JWTs ever issued and when it was last used.
 #[async_trait]
 pub trait RateStore: Send + Sync {
-    /// Adds `want` to `client_id`'s uses in `window` if the count stays within `limit`, else
-    /// one if that does, atomically; returns what was added (0: the window is full).
+    /// In one write to the token's record: adds `want` uses to the count of `window` if it
+    /// stays within `limit`, else one if that does; advances the token's count of issued JWTs
+    /// (its `issued`) by as many; and, on the first reservation of the minute, records `at` as
+    /// its last use (so at most once a minute). `granted: 0`, and nothing written, when the
+    /// window is full; `None` when the token is gone. `window.new_window` says which case the
+    /// caller expects (its first reservation in the minute), so that it costs one request.
     async fn reserve_uses(
         &self,
         client_id: &ClientId,
-        window: i64,
+        window: UseWindow,
         want: u32,
         limit: u32,
-    ) -> Result<u32>;
+        at: Timestamp,
+    ) -> Result<Option<Reserved>>;
+}
+
+/// A minute of the clock, and whether the caller reserved in it before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UseWindow {
+    pub minute: i64,
+    pub new_window: bool,
 }
 
 /// Single-use portal hand-offs.

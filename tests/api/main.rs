@@ -5,6 +5,7 @@
 
 mod support;
 
+mod aws_calls;
 mod directory;
 mod faults;
 mod flow;

@@ -8,10 +8,9 @@ use m2m_shared::domain::directory::{EntityKind, Origin};
 use m2m_shared::domain::lives::{DirectoryRecord, Life, TokenLives};
 use m2m_shared::domain::portal::{Handoff, HandoffToken};
 use m2m_shared::domain::{
-    ApiToken, ClientId, GrantId, Metadata, RefreshRecord, RefreshToken, SecretHash, TenantId,
-    Timestamp, TokenOwner, UserId,
+    ApiToken, ClientId, GrantId, Metadata, SecretHash, TenantId, Timestamp, TokenOwner, UserId,
 };
-use m2m_shared::ports::Store;
+use m2m_shared::ports::{Reserved, Store, UseWindow};
 use m2m_shared::{Error, Result};
 use serde_json::json;
 
@@ -131,19 +130,12 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
         created_at: Timestamp::from_millis(1_700_000_000_000),
         expires_at: None,
         last_used_at: None,
+        issued: 0,
         secret_hash: SecretHash::from_stored(
             "$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into(),
             None,
         ),
         lives,
-    }
-}
-
-fn refresh_record(token: &RefreshToken, issued_ms: i64) -> RefreshRecord {
-    RefreshRecord {
-        digest: token.digest(),
-        issued_at: Timestamp::from_millis(issued_ms),
-        expires_at: Timestamp::from_millis(issued_ms + 86_400_000),
     }
 }
 
@@ -159,57 +151,32 @@ async fn a_taken_client_id_is_refused(s: Subject) {
 }
 contract!(taken_client_ids, a_taken_client_id_is_refused);
 
-async fn a_refresh_token_is_replaced_once_and_only_by_its_successor(s: Subject) {
+const A_DAY_ON: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+async fn a_refresh_token_is_spent_once(s: Subject) {
     let api = token(&s, "acme", None).await;
     s.store.put_new(&api).await.unwrap();
-    let refresh = RefreshToken::generate(api.client_id);
-    s.store
-        .put_refresh(&api.client_id, &refresh_record(&refresh, 1), 100)
-        .await
-        .unwrap();
-    let read = s
-        .store
-        .refresh_token(&api.client_id, &refresh.digest())
-        .await;
-    assert_eq!(read.unwrap().unwrap().issued_at, Timestamp::from_millis(1));
-    // Two uses at once, round after round: each would store its own successor; exactly one
-    // does, and the used token is gone.
-    let mut current = refresh;
-    for round in 0..20 {
-        let used = current.digest();
-        let successors = [(), ()].map(|()| RefreshToken::generate(api.client_id));
-        let replace = |n: usize| {
+    // Two uses at once, round after round: exactly one spends it; after, neither can.
+    for serial in 1..=20 {
+        let spend = || {
             let (store, client_id) = (Arc::clone(&s.store), api.client_id);
-            let (used, record) = (used.clone(), refresh_record(&successors[n], 2 + round));
             async move {
                 store
-                    .replace_refresh(&client_id, &used, &record, 100)
+                    .spend_refresh(&client_id, serial, A_DAY_ON)
                     .await
                     .unwrap()
             }
         };
-        let (first, second) = tokio::join!(replace(0), replace(1));
-        assert!(
-            first ^ second,
-            "round {round}: one use wins: {first} {second}"
-        );
-        for (successor, won) in successors.iter().zip([first, second]) {
-            let live = s
-                .store
-                .refresh_token(&api.client_id, &successor.digest())
-                .await;
-            assert_eq!(live.unwrap().is_some(), won, "round {round}");
-        }
-        let spent = s.store.refresh_token(&api.client_id, &used).await;
-        assert!(spent.unwrap().is_none(), "round {round}");
-        let [a, b] = successors;
-        current = if first { a } else { b };
+        let (first, second) = tokio::join!(spend(), spend());
+        assert!(first ^ second, "#{serial}: one use wins: {first} {second}");
+        assert!(!spend().await, "#{serial}: spent");
     }
+    let other = token(&s, "acme", None).await;
+    s.store.put_new(&other).await.unwrap();
+    let spent = s.store.spend_refresh(&other.client_id, 1, A_DAY_ON);
+    assert!(spent.await.unwrap(), "numbers are counted per API token");
 }
-contract!(
-    single_use_refresh_tokens,
-    a_refresh_token_is_replaced_once_and_only_by_its_successor
-);
+contract!(single_use_refresh_tokens, a_refresh_token_is_spent_once);
 
 async fn a_handoff_is_taken_once_with_what_it_was_given(s: Subject) {
     let token = HandoffToken::generate();
@@ -246,38 +213,6 @@ contract!(
     a_handoff_is_taken_once_with_what_it_was_given
 );
 
-async fn at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first(s: Subject) {
-    let api = token(&s, "acme", None).await;
-    s.store.put_new(&api).await.unwrap();
-    let issued: Vec<RefreshToken> = (0..101)
-        .map(|_| RefreshToken::generate(api.client_id))
-        .collect();
-    for (n, refresh) in issued.iter().enumerate() {
-        let record = refresh_record(refresh, 1_000 + i64::try_from(n).unwrap());
-        s.store
-            .put_refresh(&api.client_id, &record, 100)
-            .await
-            .unwrap();
-    }
-    let live = |n: usize| {
-        let digest = issued[n].digest();
-        let (store, client_id) = (Arc::clone(&s.store), api.client_id);
-        async move {
-            store
-                .refresh_token(&client_id, &digest)
-                .await
-                .unwrap()
-                .is_some()
-        }
-    };
-    assert!(!live(0).await, "the oldest was dropped");
-    assert!(live(1).await && live(100).await);
-}
-contract!(
-    refresh_token_cap,
-    at_most_a_hundred_refresh_tokens_live_and_the_oldest_goes_first
-);
-
 async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject) {
     let tenant_token = token(&s, "acme", None).await;
     let personal = token(&s, "acme", Some("alice")).await;
@@ -285,12 +220,8 @@ async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject
     for t in [&tenant_token, &personal, &elsewhere] {
         s.store.put_new(t).await.unwrap();
     }
-    let refresh = RefreshToken::generate(personal.client_id);
-    let record = refresh_record(&refresh, 1);
-    s.store
-        .put_refresh(&personal.client_id, &record, 100)
-        .await
-        .unwrap();
+    let spend = |serial| s.store.spend_refresh(&personal.client_id, serial, A_DAY_ON);
+    assert!(spend(1).await.unwrap());
     let acme = id(TenantId::parse, "acme");
     let alice = id(UserId::parse, "alice");
     assert_eq!(s.store.tokens_in_tenant(&acme).await.unwrap().len(), 2);
@@ -310,13 +241,9 @@ async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject
         [elsewhere.client_id]
     );
     assert!(s.store.token(&personal.client_id).await.unwrap().is_none());
-    let digest = refresh.digest();
     assert!(
-        s.store
-            .refresh_token(&personal.client_id, &digest)
-            .await
-            .unwrap()
-            .is_none()
+        !spend(2).await.unwrap(),
+        "nothing of a deleted token can be spent"
     );
 }
 contract!(
@@ -520,36 +447,127 @@ async fn corrupt_token(
 }
 
 /// Uses per token and minute: a reservation is granted whole while it fits, else one, else
-/// none; minutes and tokens are counted apart; twenty concurrent reservations of three against
-/// a limit of ten never add up past it.
+/// none; minutes and tokens are counted apart. Every use granted gets its own number, counted
+/// on the token's record; a deleted token has none.
 async fn uses_are_reserved_up_to_the_limit_and_never_past_it(s: Subject) {
-    let (token, other) = (ClientId::generate(), ClientId::generate());
-    let reserve = |client_id: ClientId, window: i64, want: u32| {
+    let [token_a, token_b] = [(); 2].map(|()| ClientId::generate());
+    for client_id in [token_a, token_b] {
+        let mut api = token(&s, "acme", None).await;
+        api.client_id = client_id;
+        s.store.put_new(&api).await.unwrap();
+    }
+    let reserve = |client_id: ClientId, minute: i64, want: u32, new_window: bool| {
         let store = Arc::clone(&s.store);
+        let window = UseWindow { minute, new_window };
         async move {
-            store
-                .reserve_uses(&client_id, window, want, 10)
-                .await
-                .unwrap()
+            let at = Timestamp::from_millis(minute * 60_000);
+            let reserved = store.reserve_uses(&client_id, window, want, 10, at);
+            reserved.await.unwrap().unwrap()
         }
     };
-    assert_eq!(reserve(token, 7, 8).await, 8);
-    assert_eq!(reserve(token, 7, 4).await, 1, "four do not fit, one does");
-    assert_eq!(reserve(token, 7, 1).await, 1);
-    assert_eq!(reserve(token, 7, 1).await, 0, "the minute is full");
+    let numbered = |granted, last_serial| Reserved {
+        granted,
+        last_serial,
+    };
+    assert_eq!(reserve(token_a, 7, 8, true).await, numbered(8, 8));
+    let one = reserve(token_a, 7, 4, false).await;
+    assert_eq!(one, numbered(1, 9), "four do not fit, one does");
     assert_eq!(
-        reserve(token, 8, 10).await,
-        10,
-        "the next minute is its own"
+        reserve(token_a, 7, 1, true).await,
+        numbered(1, 10),
+        "a wrong guess costs no use"
     );
-    assert_eq!(reserve(other, 7, 2).await, 2, "another token is its own");
+    assert_eq!(
+        reserve(token_a, 7, 1, false).await.granted,
+        0,
+        "the minute is full"
+    );
+    let next = reserve(token_a, 8, 10, false).await;
+    assert_eq!(next, numbered(10, 20), "the next minute is its own");
+    assert_eq!(
+        reserve(token_b, 7, 2, true).await,
+        numbered(2, 2),
+        "another token is its own"
+    );
 
-    let fresh = ClientId::generate();
-    let granted = futures::future::join_all((0..20).map(|_| reserve(fresh, 7, 3))).await;
-    let total: u32 = granted.iter().sum();
-    assert_eq!(total, 10, "{granted:?}");
+    let stored = s.store.token(&token_a).await.unwrap().unwrap();
+    assert_eq!(stored.issued, 20);
+    assert_eq!(
+        stored.last_used_at,
+        Some(Timestamp::from_millis(8 * 60_000))
+    );
+
+    s.store.delete_tokens(&[token_b]).await.unwrap();
+    let window = UseWindow {
+        minute: 9,
+        new_window: true,
+    };
+    let gone = s.store.reserve_uses(&token_b, window, 1, 10, A_DAY_ON);
+    assert_eq!(gone.await.unwrap(), None, "a deleted token");
 }
 contract!(
     uses_per_minute,
     uses_are_reserved_up_to_the_limit_and_never_past_it
+);
+
+/// Twenty concurrent reservations of three against a limit of ten, half of them expecting a
+/// new minute: they never add up past the limit, and each number is given once.
+async fn concurrent_reservations_never_pass_the_limit_or_share_a_number(s: Subject) {
+    let api = token(&s, "acme", None).await;
+    s.store.put_new(&api).await.unwrap();
+    let reserve = |new_window: bool| {
+        let store = Arc::clone(&s.store);
+        let window = UseWindow {
+            minute: 7,
+            new_window,
+        };
+        async move {
+            let reserved = store.reserve_uses(&api.client_id, window, 3, 10, A_DAY_ON);
+            reserved.await.unwrap().unwrap()
+        }
+    };
+    let granted = futures::future::join_all((0..20).map(|n| reserve(n % 2 == 0))).await;
+    let total: u32 = granted.iter().map(|r| r.granted).sum();
+    assert_eq!(total, 10, "{granted:?}");
+    let mut numbers: Vec<u64> = granted
+        .iter()
+        .flat_map(|r| (r.last_serial + 1 - u64::from(r.granted))..=r.last_serial)
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "each number once");
+}
+contract!(
+    concurrent_uses,
+    concurrent_reservations_never_pass_the_limit_or_share_a_number
+);
+
+/// Replacing a token's record (a patch) keeps what only reservations write: its count of JWTs
+/// issued (the refresh tokens' numbers) and its last use.
+async fn replacing_a_token_keeps_its_use_counts(s: Subject) {
+    let api = token(&s, "acme", None).await;
+    s.store.put_new(&api).await.unwrap();
+    let window = UseWindow {
+        minute: 7,
+        new_window: true,
+    };
+    let reserved = s
+        .store
+        .reserve_uses(&api.client_id, window, 5, 10, A_DAY_ON);
+    assert_eq!(reserved.await.unwrap().unwrap().last_serial, 5);
+    let mut patched = api.clone();
+    patched.description = None;
+    patched.expires_at = Some(A_DAY_ON);
+    s.store.replace(&patched).await.unwrap();
+    let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
+    assert_eq!(stored.description, None, "an absent field is removed");
+    assert_eq!(stored.expires_at, Some(A_DAY_ON));
+    assert_eq!(stored.issued, 5, "only reservations count");
+    assert_eq!(stored.last_used_at, Some(A_DAY_ON));
+    let gone = token(&s, "acme", None).await;
+    let refused = s.store.replace(&gone).await.unwrap_err();
+    assert!(matches!(refused, Error::NotFound(_)), "{refused:?}");
+}
+contract!(
+    replacing_keeps_use_counts,
+    replacing_a_token_keeps_its_use_counts
 );

@@ -8,8 +8,8 @@ use crate::domain::lives::{Life, TokenLives};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::secret::QuickCheck;
 use crate::domain::{
-    ApiToken, ClientId, GrantId, Metadata, RefreshDigest, RefreshRecord, SecretHash, TenantId,
-    Timestamp, TokenOwner, UserId, VendorCredential,
+    ApiToken, ClientId, GrantId, Metadata, SecretHash, TenantId, Timestamp, TokenOwner, UserId,
+    VendorCredential,
 };
 use crate::error::Error;
 
@@ -45,11 +45,58 @@ pub struct TokenRecord {
     tenant_life: Option<Life>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     member_life: Option<Life>,
+    /// JWTs reserved for it ever, the number the next one counts from (see
+    /// [`crate::ports::RateStore`]); written only by reservations.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    issued: u64,
+    /// The minute of the clock `window_uses` counts uses in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    use_window: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_uses: Option<u32>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TokenRecord {
     pub fn client_id(&self) -> ClientId {
         self.client_id
+    }
+
+    /// Reserves `want` uses in `minute` if they fit within `limit`, else one if it does, as
+    /// [`crate::ports::RateStore::reserve_uses`] says; returns how many, and the count of JWTs
+    /// issued after. The first reservation of a minute records the last use.
+    pub fn reserve(&mut self, minute: i64, (want, limit): (u32, u32), at: Timestamp) -> (u32, u64) {
+        let used = match self.use_window {
+            Some(stored) if stored >= minute => self.window_uses.unwrap_or(0),
+            _ => 0,
+        };
+        let room = limit.saturating_sub(used);
+        let granted = if want <= room { want } else { room.min(1) };
+        if granted > 0 {
+            if self.use_window.is_none_or(|stored| stored < minute) {
+                // The first use of the minute is its last use, to the minute.
+                self.use_window = Some(minute);
+                self.last_used_at = Some(at.millis());
+            }
+            self.window_uses = Some(used + granted);
+            self.issued += u64::from(granted);
+        }
+        (granted, self.issued)
+    }
+
+    /// This record with the use counts and last use of `stored`, which only reservations write.
+    pub fn with_uses_of(self, stored: &Self) -> Self {
+        Self {
+            last_used_at: stored.last_used_at,
+            issued: stored.issued,
+            use_window: stored.use_window,
+            window_uses: stored.window_uses,
+            ..self
+        }
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -83,6 +130,9 @@ impl From<&ApiToken> for TokenRecord {
             secret_check: token.secret_hash.check().map(QuickCheck::as_stored),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
+            issued: token.issued,
+            use_window: None,
+            window_uses: None,
         }
     }
 }
@@ -101,6 +151,7 @@ impl From<TokenRecord> for ApiToken {
             created_at: Timestamp::from_millis(record.created_at),
             expires_at: record.expires_at.map(Timestamp::from_millis),
             last_used_at: record.last_used_at.map(Timestamp::from_millis),
+            issued: record.issued,
             secret_hash: SecretHash::from_stored(
                 record.secret_hash,
                 record.secret_check.as_deref(),
@@ -145,46 +196,6 @@ impl From<VendorRecord> for VendorCredential {
             created_at: Timestamp::from_millis(record.created_at),
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RefreshItem {
-    digest: String,
-    issued_at: i64,
-    expires_at: i64,
-    ttl: i64,
-}
-
-impl From<&RefreshRecord> for RefreshItem {
-    fn from(record: &RefreshRecord) -> Self {
-        Self {
-            digest: record.digest.0.clone(),
-            issued_at: record.issued_at.millis(),
-            expires_at: record.expires_at.millis(),
-            ttl: record.expires_at.seconds(),
-        }
-    }
-}
-
-impl From<RefreshItem> for RefreshRecord {
-    fn from(item: RefreshItem) -> Self {
-        Self {
-            digest: RefreshDigest(item.digest),
-            issued_at: Timestamp::from_millis(item.issued_at),
-            expires_at: Timestamp::from_millis(item.expires_at),
-        }
-    }
-}
-
-/// Which of `records` to drop so that the newest `keep` stay.
-pub fn oldest_beyond(mut records: Vec<RefreshRecord>, keep: usize) -> Vec<RefreshRecord> {
-    records.sort_by(|a, b| {
-        b.issued_at
-            .cmp(&a.issued_at)
-            .then_with(|| b.digest.0.cmp(&a.digest.0))
-    });
-    records.split_off(keep.min(records.len()))
 }
 
 pub fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {

@@ -15,6 +15,4 @@ pub use ids::{ClientId, GrantId, TenantId, UserId};
 pub use jwt::{AccessClaims, PublicKey, TokenType, VendorClaims};
 pub use secret::{Secret, SecretFormat, SecretHash, SecretKind};
 pub use time::Timestamp;
-pub use token::{
-    ApiToken, Metadata, RefreshDigest, RefreshRecord, RefreshToken, TokenOwner, VendorCredential,
-};
+pub use token::{ApiToken, Metadata, RefreshKey, RefreshToken, TokenOwner, VendorCredential};

@@ -1,11 +1,13 @@
 //! Credentials as stored: API tokens (tenant and personal), vendor credentials, refresh tokens.
 
+use aws_lc_rs::{hkdf, hmac};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::ids::{ClientId, GrantId, TenantId, UserId};
 use super::lives::TokenLives;
-use super::secret::{SecretHash, random_base62};
+use super::secret::SecretHash;
 use super::time::Timestamp;
 
 /// Free-form JSON object the creator attaches; it travels into the JWT's `metadata` claim.
@@ -44,25 +46,18 @@ pub struct ApiToken {
     pub permission_ids: Vec<GrantId>,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
-    /// The last successful exchange, recorded at most once a minute.
+    /// When JWTs were last reserved for it: within a minute of its last exchange or refresh.
     pub last_used_at: Option<Timestamp>,
+    /// How many JWTs have been reserved for it; each refresh token carries its JWT's number.
+    pub issued: u64,
     pub secret_hash: SecretHash,
     /// The lives of the tenant and membership it was created in; it works only in them.
     pub lives: TokenLives,
 }
 
-/// `lastUsedAt` is written at most this often per token, so no token is a hot item.
-pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
-
 impl ApiToken {
     pub fn user_id(&self) -> Option<&UserId> {
         self.owner.user()
-    }
-
-    /// Whether a use at `now` should be recorded.
-    pub fn use_is_news(&self, now: Timestamp) -> bool {
-        self.last_used_at
-            .is_none_or(|at| now.millis() - at.millis() >= LAST_USED_RESOLUTION_SECONDS * 1000)
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
@@ -78,38 +73,95 @@ pub struct VendorCredential {
     pub created_at: Timestamp,
 }
 
-/// A single-use refresh token: `m2mr_` + the API token's clientId (32 hex) + 43 base62 characters.
-/// It names its API token so the store finds it under that token; only its SHA-256 is stored
-/// (it carries 256 random bits, so a fast hash is enough).
+/// At most this many refresh tokens of an API token are live: the newest by number.
+pub const MAX_REFRESH_TOKENS: u64 = 100;
+
+impl ApiToken {
+    /// Whether refresh token number `serial` is among the newest [`MAX_REFRESH_TOKENS`] given
+    /// out, when the highest `unissued` numbers reserved are known never to have been.
+    pub fn holds_refresh(&self, serial: u64, unissued: u64) -> bool {
+        among_newest(serial, self.issued.saturating_sub(unissued))
+    }
+}
+
+/// Whether `serial` is one of the [`MAX_REFRESH_TOKENS`] numbers up to `newest`.
+fn among_newest(serial: u64, newest: u64) -> bool {
+    serial > 0 && serial <= newest && serial + MAX_REFRESH_TOKENS > newest
+}
+
+/// The key that refresh tokens are authenticated with: derived (HKDF-SHA256) from the signer's
+/// signature of [`RefreshKey::SEED`], so every instance of the service derives the same key,
+/// nobody without the signing key can, and none is stored. RSASSA-PKCS1-v1_5 signatures are
+/// deterministic; the seed contains no `.`, so it is never a JWT's signing input, and its
+/// signature is never published.
+pub struct RefreshKey(hmac::Key);
+
+impl RefreshKey {
+    pub const SEED: &[u8] = b"m2m-auth refresh-token key, version 1";
+
+    pub fn from_signature(signature: &[u8]) -> Self {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"m2m-auth").extract(signature);
+        // Expanding to 32 bytes with SHA-256 cannot fail (the bound is 255 blocks).
+        #[allow(clippy::expect_used)]
+        let okm = prk
+            .expand(&[b"refresh tokens"], hmac::HMAC_SHA256)
+            .expect("32 bytes is within HKDF's bound");
+        Self(hmac::Key::from(okm))
+    }
+
+    fn tag(&self, body: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, body.as_bytes()))
+    }
+}
+
+/// A single-use refresh token: `m2mr_` + the API token's clientId (32 hex) + its number among
+/// the API token's JWTs (16 hex) + when it was issued (unix seconds, 16 hex) + an HMAC-SHA256
+/// of all that under the [`RefreshKey`] (43 base64url characters).
+///
+/// Nothing is stored when one is issued. The tag shows the service made it; its number, against
+/// the API token's count, that it is among the newest; a mark written when it is spent, that it
+/// was not used before.
 pub struct RefreshToken {
     client_id: ClientId,
+    serial: u64,
+    issued_at: Timestamp,
     text: String,
 }
 
 const REFRESH_PREFIX: &str = "m2mr_";
-const REFRESH_LEN: usize = REFRESH_PREFIX.len() + 32 + 43;
+const REFRESH_BODY_LEN: usize = REFRESH_PREFIX.len() + 32 + 16 + 16;
+const REFRESH_LEN: usize = REFRESH_BODY_LEN + 43;
 
 impl RefreshToken {
-    pub fn generate(client_id: ClientId) -> Self {
-        let text = format!(
-            "{REFRESH_PREFIX}{}{}",
+    pub fn issue(key: &RefreshKey, client_id: ClientId, serial: u64, issued_at: Timestamp) -> Self {
+        let body = format!(
+            "{REFRESH_PREFIX}{}{serial:016x}{:016x}",
             client_id.as_uuid().simple(),
-            random_base62(43)
+            issued_at.seconds()
         );
-        Self { client_id, text }
+        let text = format!("{body}{}", key.tag(&body));
+        Self {
+            client_id,
+            serial,
+            issued_at: Timestamp::from_millis(issued_at.seconds() * 1000),
+            text,
+        }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
+    /// The token if `text` is one this key made; `None` for anything else.
+    pub fn parse(key: &RefreshKey, text: &str) -> Option<Self> {
         if text.len() != REFRESH_LEN || !text.is_ascii() || !text.starts_with(REFRESH_PREFIX) {
             return None;
         }
-        let (id, random) = text[REFRESH_PREFIX.len()..].split_at(32);
-        if !random.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return None;
-        }
-        let client_id = ClientId::parse(id)?;
+        let (body, tag) = text.split_at(REFRESH_BODY_LEN);
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(&key.0, body.as_bytes(), &tag).ok()?;
+        let fields = &body[REFRESH_PREFIX.len()..];
+        let hex = |range: std::ops::Range<usize>| u64::from_str_radix(&fields[range], 16).ok();
         Some(Self {
-            client_id,
+            client_id: ClientId::parse(&fields[..32])?,
+            serial: hex(32..48)?,
+            issued_at: Timestamp::from_millis(i64::try_from(hex(48..64)?).ok()?.checked_mul(1000)?),
             text: text.to_owned(),
         })
     }
@@ -118,36 +170,28 @@ impl RefreshToken {
         self.client_id
     }
 
-    pub fn expose(&self) -> &str {
-        &self.text
+    /// Its number among its API token's JWTs.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
-    /// The stored form: hex SHA-256.
-    pub fn digest(&self) -> RefreshDigest {
-        RefreshDigest(
-            Sha256::digest(self.text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+    pub fn issued_at(&self) -> Timestamp {
+        self.issued_at
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.text
     }
 }
 
 impl std::fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RefreshToken({}, [REDACTED])", self.client_id)
+        write!(
+            f,
+            "RefreshToken({}, #{}, [REDACTED])",
+            self.client_id, self.serial
+        )
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RefreshDigest(pub String);
-
-/// A live refresh token as stored under its API token.
-#[derive(Clone, Debug)]
-pub struct RefreshRecord {
-    pub digest: RefreshDigest,
-    pub issued_at: Timestamp,
-    pub expires_at: Timestamp,
 }
 
 #[cfg(test)]
@@ -155,13 +199,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refresh_tokens_name_their_api_token() {
+    fn refresh_tokens_name_their_api_token_and_only_their_key_makes_them() {
+        let key = RefreshKey::from_signature(b"one signature");
         let id = ClientId::generate();
-        let token = RefreshToken::generate(id);
-        let parsed = RefreshToken::parse(token.expose()).unwrap();
+        let at = Timestamp::from_millis(1_704_067_200_123);
+        let token = RefreshToken::issue(&key, id, 42, at);
+        assert_eq!(token.expose().len(), REFRESH_LEN);
+        let parsed = RefreshToken::parse(&key, token.expose()).unwrap();
         assert_eq!(parsed.client_id(), id);
-        assert_eq!(parsed.digest(), token.digest());
-        assert!(RefreshToken::parse(&token.expose()[1..]).is_none());
-        assert!(RefreshToken::parse("eyJhbGciOiJSUzI1NiJ9.e30.sig").is_none());
+        assert_eq!(parsed.serial(), 42);
+        assert_eq!(parsed.issued_at().seconds(), at.seconds());
+        let other_key = RefreshKey::from_signature(b"another signature");
+        assert!(RefreshToken::parse(&other_key, token.expose()).is_none());
+        let text = token.expose();
+        let renumbered = format!("{}{:016x}{}", &text[..37], 43, &text[53..]);
+        assert!(
+            RefreshToken::parse(&key, &renumbered).is_none(),
+            "the tag covers the number"
+        );
+        assert!(RefreshToken::parse(&key, &text[1..]).is_none());
+        assert!(RefreshToken::parse(&key, "eyJhbGciOiJSUzI1NiJ9.e30.sig").is_none());
+    }
+
+    #[test]
+    fn only_the_newest_hundred_refresh_numbers_are_held() {
+        assert!(among_newest(150, 150));
+        assert!(among_newest(51, 150));
+        assert!(!among_newest(50, 150), "the 101st newest");
+        assert!(!among_newest(151, 150), "never given out");
+        assert!(among_newest(1, 1));
+        assert!(!among_newest(0, 0), "numbers start at one");
     }
 }

@@ -6,14 +6,12 @@ use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
-use crate::domain::{
-    ApiToken, GrantId, RefreshDigest, RefreshRecord, RefreshToken, SecretKind, Timestamp,
-};
+use crate::domain::{ApiToken, GrantId, RefreshKey, RefreshToken, SecretKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RateStore, RefreshStore, Signer, TokenStore};
 
 use super::directory::these;
-use super::{Bcrypt, MAX_REFRESH_TOKENS, Owners, TokenRateLimit, parse_credentials, sign};
+use super::{Bcrypt, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
@@ -24,6 +22,8 @@ pub struct Credentials<'a> {
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) rate_limit: &'a TokenRateLimit,
+    /// Derived on first need (one signature), then kept.
+    pub(crate) refresh_key: &'a tokio::sync::OnceCell<RefreshKey>,
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
@@ -38,9 +38,10 @@ pub struct Granted {
     pub scope: Option<String>,
 }
 
-/// A signed JWT and when it was made and ends.
+/// A signed JWT, its number among its token's JWTs, and when it was made and ends.
 struct Signed {
     jwt: String,
+    serial: u64,
     now: Timestamp,
     expires_at: Timestamp,
 }
@@ -100,7 +101,7 @@ impl Credentials<'_> {
     /// Unknown clientId, wrong secret and an expired token are one and the same 401.
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
         let token = self.authenticate(client_id, secret).await?;
-        self.issue(&token, None).await
+        self.issue(&token).await
     }
 
     /// `POST /oauth/token` (RFC 6749 section 4.4): the same JWT as the exchange, without a
@@ -137,25 +138,51 @@ impl Credentials<'_> {
         }
     }
 
-    /// `POST .../api-token/token/refresh`: a refresh token, used once, for a new pair.
+    /// `POST .../api-token/token/refresh`: a refresh token, used once, for a new pair. It
+    /// works while it has not expired, its API token exists and has not expired, and it is
+    /// among the newest hundred of that token's refresh tokens.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
-        let presented = RefreshToken::parse(refresh_token).ok_or(Error::Unauthorized)?;
+        let key = self.refresh_key().await?;
+        let presented = RefreshToken::parse(key, refresh_token).ok_or(Error::Unauthorized)?;
         let client_id = presented.client_id();
-        let used = presented.digest();
         let now = self.clock.now();
-        let (record, token) = tokio::try_join!(
-            self.refresh.refresh_token(&client_id, &used),
-            self.tokens.token(&client_id),
-        )?;
-        record
-            .filter(|record| record.expires_at > now)
-            .ok_or(Error::Unauthorized)?;
-        let token = token
+        let token = self
+            .tokens
+            .token(&client_id)
+            .await?
             .filter(|token| !token.is_expired(now))
             .ok_or(Error::Unauthorized)?;
-        // Spent only by the write that stores its successor: a refresh that fails before it
+        let until = self.refresh_expiry(&token, presented.issued_at());
+        let unissued = self.rate_limit.unissued(&client_id, token.issued);
+        if until <= now || !token.holds_refresh(presented.serial(), unissued) {
+            return Err(Error::Unauthorized);
+        }
+        // Spent only by the write after its successor is made: a refresh that fails before it
         // (a dependency down) leaves the refresh token usable.
-        self.issue(&token, Some(&used)).await
+        let issued = self.issue(&token).await?;
+        if !self
+            .refresh
+            .spend_refresh(&client_id, presented.serial(), until)
+            .await?
+        {
+            return Err(Error::Unauthorized); // used at the same moment by another
+        }
+        Ok(issued)
+    }
+
+    /// When a refresh token of `token` issued at `issued_at` expires.
+    fn refresh_expiry(&self, token: &ApiToken, issued_at: Timestamp) -> Timestamp {
+        until(token, issued_at, self.settings.refresh_token_ttl_seconds)
+    }
+
+    /// The key refresh tokens are made and checked with; one signature on first need.
+    async fn refresh_key(&self) -> Result<&RefreshKey> {
+        self.refresh_key
+            .get_or_try_init(|| async {
+                let signature = self.signer.sign(RefreshKey::SEED).await?;
+                Ok(RefreshKey::from_signature(&signature))
+            })
+            .await
     }
 
     /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.
@@ -165,25 +192,10 @@ impl Credentials<'_> {
             .map_err(Error::from)
     }
 
-    /// A JWT and the refresh token that renews it, in place of the refresh token `used`.
-    async fn issue(&self, token: &ApiToken, used: Option<&RefreshDigest>) -> Result<Issued> {
-        let signed = self.sign_for(token, None).await?;
-        let refresh_token = RefreshToken::generate(token.client_id);
-        let record = RefreshRecord {
-            digest: refresh_token.digest(),
-            issued_at: signed.now,
-            expires_at: until(token, signed.now, self.settings.refresh_token_ttl_seconds),
-        };
-        let (client_id, keep) = (&token.client_id, MAX_REFRESH_TOKENS);
-        match used {
-            None => self.refresh.put_refresh(client_id, &record, keep).await?,
-            Some(used) => {
-                let replaced = self.refresh.replace_refresh(client_id, used, &record, keep);
-                if !replaced.await? {
-                    return Err(Error::Unauthorized); // used at the same moment by another
-                }
-            }
-        }
+    /// A JWT and the refresh token that renews it; nothing is stored.
+    async fn issue(&self, token: &ApiToken) -> Result<Issued> {
+        let (signed, key) = tokio::try_join!(self.sign_for(token, None), self.refresh_key())?;
+        let refresh_token = RefreshToken::issue(key, token.client_id, signed.serial, signed.now);
         Ok(Issued {
             access_token: signed.jwt,
             refresh_token,
@@ -195,18 +207,30 @@ impl Credentials<'_> {
     /// Signs a JWT for a token whose tenant and membership are still the ones it was created
     /// in. Reads what the token holds and nothing else: its owners (with, for a tenant token,
     /// its roles) in one round trip, then the roles a personal token's user holds, then the
-    /// permissions of the roles held; so the cost follows the token, not the directory.
+    /// permissions of the roles held; so the cost follows the token, not the directory. The
+    /// use is counted first, and numbered (see [`TokenRateLimit`]).
     async fn sign_for(&self, token: &ApiToken, scope: Option<&Scope>) -> Result<Signed> {
         // Counted once the caller proved the credentials, before any work for the JWT.
+        // Recorded as the token's last use, in the same write.
         let now = self.clock.now();
-        self.rate_limit
+        let serial = self
+            .rate_limit
             .admit(self.rates, &token.client_id, now)
             .await?;
         let directory = self.directory;
-        let (owners, token_roles) = tokio::try_join!(
-            Owners::read(directory, &token.tenant_id, token.user_id()),
-            these::<Role>(directory, EntityKind::Role, &token.role_ids),
-        )?;
+        // A tenant token's roles are its own, read with its owners; a personal token's are its
+        // user's in the tenant, read once the user is.
+        let own_roles = match &token.owner {
+            TokenOwner::Tenant => token.role_ids.as_slice(),
+            TokenOwner::User(_) => &[],
+        };
+        let (owners, token_roles) = Owners::read_with::<Role>(
+            directory,
+            &token.tenant_id,
+            token.user_id(),
+            (EntityKind::Role, own_roles),
+        )
+        .await?;
         if !owners.are_current(&token.lives) {
             return Err(Error::Unauthorized);
         }
@@ -233,15 +257,9 @@ impl Credentials<'_> {
         let expires_at = until(token, now, self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, user, now, expires_at);
         let jwt = sign(self.signer, &claims).await?;
-        // When it was last used, written only once a JWT is made and at most once a minute;
-        // a note, so a store that fails here does not fail the exchange.
-        if token.use_is_news(now)
-            && let Err(e) = self.tokens.touch(&token.client_id, now).await
-        {
-            tracing::warn!(error = ?e, "lastUsedAt not recorded");
-        }
         Ok(Signed {
             jwt,
+            serial,
             now,
             expires_at,
         })

@@ -35,9 +35,6 @@ use crate::domain::{ClientId, GrantId, Secret, SecretHash, SecretKind, TenantId,
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, Signer};
 
-/// At most this many live refresh tokens per API token; issuing one more drops the oldest.
-pub const MAX_REFRESH_TOKENS: usize = 100;
-
 /// A freshly created credential: the only time its secret exists outside the caller.
 #[derive(Debug)]
 pub struct Created<T> {
@@ -193,20 +190,40 @@ impl Owners {
         tenant_id: &TenantId,
         user: Option<&UserId>,
     ) -> Result<Self> {
+        let nothing_more: (EntityKind, &[GrantId]) = (EntityKind::Role, &[]);
+        let (owners, _): (Self, Vec<serde_json::Value>) =
+            Self::read_with(directory, tenant_id, user, nothing_more).await?;
+        Ok(owners)
+    }
+
+    /// The records and, in the same round trip, the live documents of the `kind` records
+    /// `ids`, in their order (the deleted and the missing left out).
+    async fn read_with<T: serde::de::DeserializeOwned>(
+        directory: &dyn DirectoryStore,
+        tenant_id: &TenantId,
+        user: Option<&UserId>,
+        (kind, ids): (EntityKind, &[GrantId]),
+    ) -> Result<(Self, Vec<T>)> {
         let mut keys = vec![
             (EntityKind::Configuration, TOKEN_SETTINGS_ID.to_owned()),
             (EntityKind::Tenant, tenant_id.as_str().to_owned()),
         ];
         keys.extend(user.map(|u| (EntityKind::User, u.as_str().to_owned())));
+        keys.extend(ids.iter().map(|id| (kind, id.as_str().to_owned())));
         let mut records = directory.records(&keys).await?.into_iter();
         let settings = records.next().flatten();
         let tenant = records.next().flatten();
-        Ok(Self {
+        let owners = Self {
             tenant_id: tenant_id.clone(),
             tenant,
             user: user.map(|_| records.next().flatten()),
             settings,
-        })
+        };
+        let docs = records
+            .filter_map(|record| record.and_then(|r| r.doc))
+            .map(directory::from_doc)
+            .collect::<Result<_>>()?;
+        Ok((owners, docs))
     }
 
     /// The vendor's API-token settings (the defaults until the vendor changes them).

@@ -6,17 +6,22 @@
 //! Only callers who proved the credentials are counted (after bcrypt, or after the refresh
 //! token's record was found), so nobody can use up a token's minute without its secret.
 //!
-//! A process does not write the count for every JWT: it reserves uses in steps that start at one
-//! and double, up to a fiftieth of the limit, and spends them from memory. Steps a process holds
-//! but does not spend before the minute ends are lost to that minute, so a token spread over
-//! many instances may get somewhat fewer than `per_minute`, never more.
+//! A process does not write the count for every JWT: it reserves uses in steps and spends them
+//! from memory. In a minute its first step is what it spent the minute before (at least one),
+//! and each next one doubles, up to a tenth of the limit; so a token used steadily costs one
+//! write a minute. Steps a process holds but does not spend before the minute ends are lost to
+//! that minute, so a token spread over many instances may get somewhat fewer than `per_minute`,
+//! never more.
+//!
+//! Each use reserved is numbered (the token's count of JWTs ever reserved), and each JWT's
+//! refresh token carries its number: the newest hundred numbers are the live refresh tokens.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::{ClientId, Timestamp};
 use crate::error::{Error, Result};
-use crate::ports::RateStore;
+use crate::ports::{RateStore, UseWindow};
 
 const WINDOW_MILLIS: i64 = 60_000;
 /// Leases kept in memory before those of past minutes are dropped.
@@ -28,21 +33,19 @@ pub(crate) struct TokenRateLimit {
     leases: Mutex<HashMap<ClientId, Lease>>,
 }
 
-/// Uses of one token this process reserved in one window and has not spent yet.
+/// Uses of one token this process reserved in one window: numbered `next..=last`, not spent yet.
 struct Lease {
     window: i64,
-    left: u32,
+    next: u64,
+    last: u64,
     next_step: u32,
+    /// Spent in `window`: the first step of the next window.
+    spent: u32,
 }
 
 impl Lease {
-    /// Nothing reserved yet in `window`; the first reservation is of one.
-    fn empty(window: i64) -> Self {
-        Self {
-            window,
-            left: 0,
-            next_step: 1,
-        }
+    fn left(&self) -> u64 {
+        (self.last + 1).saturating_sub(self.next)
     }
 }
 
@@ -50,52 +53,80 @@ impl TokenRateLimit {
     pub(crate) fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
-            largest_step: (per_minute / 50).max(1),
+            largest_step: (per_minute / 10).max(1),
             leases: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Counts one JWT for `client_id` now, or refuses it with `Error::RateLimited` until the
-    /// minute ends.
+    /// Counts one JWT for `client_id` now and returns its number, or refuses it with
+    /// `Error::RateLimited` until the minute ends (`Error::Unauthorized` if the token is gone).
     pub(crate) async fn admit(
         &self,
         store: &dyn RateStore,
         client_id: &ClientId,
         now: Timestamp,
-    ) -> Result<()> {
-        let window = now.millis().div_euclid(WINDOW_MILLIS);
-        let step = {
+    ) -> Result<u64> {
+        let minute = now.millis().div_euclid(WINDOW_MILLIS);
+        let (step, new_window) = {
             let mut leases = self.leases()?;
             match leases.get_mut(client_id) {
-                Some(lease) if lease.window == window && lease.left > 0 => {
-                    lease.left -= 1;
-                    return Ok(());
+                Some(lease) if lease.window == minute && lease.left() > 0 => {
+                    lease.next += 1;
+                    lease.spent += 1;
+                    return Ok(lease.next - 1);
                 }
-                Some(lease) if lease.window == window => lease.next_step,
-                _ => 1,
+                Some(lease) if lease.window == minute => (lease.next_step, false),
+                Some(lease) if lease.window == minute - 1 => {
+                    (lease.spent.clamp(1, self.largest_step), true)
+                }
+                _ => (1, true),
             }
         };
-        let granted = store
-            .reserve_uses(client_id, window, step, self.per_minute)
-            .await?;
-        if granted == 0 {
-            let window_end = (window + 1) * WINDOW_MILLIS;
+        let window = UseWindow { minute, new_window };
+        let reserved = store
+            .reserve_uses(client_id, window, step, self.per_minute, now)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if reserved.granted == 0 {
+            let window_end = (minute + 1) * WINDOW_MILLIS;
             let wait = (window_end - now.millis() + 999) / 1000;
             return Err(Error::RateLimited(u64::try_from(wait.max(1)).unwrap_or(1)));
         }
+        let first = reserved.last_serial + 1 - u64::from(reserved.granted);
         let mut leases = self.leases()?;
         if leases.len() >= LEASES_KEPT {
-            leases.retain(|_, lease| lease.window == window);
+            leases.retain(|_, lease| lease.window == minute);
         }
-        let lease = leases
-            .entry(*client_id)
-            .or_insert_with(|| Lease::empty(window));
-        if lease.window != window {
-            *lease = Lease::empty(window);
-        }
-        lease.left += granted - 1;
-        lease.next_step = (step * 2).min(self.largest_step);
-        Ok(())
+        let spent = leases
+            .get(client_id)
+            .filter(|lease| lease.window == minute)
+            .map_or(0, |lease| lease.spent);
+        // What was left of an earlier step (a concurrent request's) is given up: a lease is one
+        // run of numbers.
+        leases.insert(
+            *client_id,
+            Lease {
+                window: minute,
+                next: first + 1,
+                last: reserved.last_serial,
+                next_step: (step * 2).min(self.largest_step),
+                spent: spent + 1,
+            },
+        );
+        Ok(first)
+    }
+
+    /// How many of the highest numbers `client_id` has reserved (`issued` in all) this process
+    /// holds unspent: known never to have been given out, while no other process reserved
+    /// after it.
+    pub(crate) fn unissued(&self, client_id: &ClientId, issued: u64) -> u64 {
+        self.leases()
+            .ok()
+            .and_then(|leases| {
+                let lease = leases.get(client_id)?;
+                (lease.last == issued).then(|| lease.left())
+            })
+            .unwrap_or(0)
     }
 
     fn leases(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ClientId, Lease>>> {

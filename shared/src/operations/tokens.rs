@@ -112,6 +112,7 @@ impl ApiTokens<'_> {
                 .expires_in_minutes
                 .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
             last_used_at: None,
+            issued: 0,
             secret_hash: self.bcrypt.hash(&secret).await?,
             lives,
         };

@@ -2,11 +2,15 @@
 //! refusing connections, hanging and answering every AWS call "throttled", as a failing
 //! DynamoDB or KMS would.
 //!
+//! It also logs the AWS calls it forwards (their `X-Amz-Target`, such as
+//! `DynamoDB_20120810.GetItem` or `TrentService.Sign`), so a test can count what a request costs.
+//!
 //! Switching closes every open connection, so pooled connections of the SDK see the new
 //! fault at once. Refusing closes the listening socket itself (connect gets ECONNREFUSED) and
 //! binds the same port again when the fault clears.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,9 +24,13 @@ pub enum Fault {
     Throttle,
 }
 
+/// The AWS calls forwarded, in order, by their `X-Amz-Target` operation name.
+type CallLog = Arc<Mutex<Vec<String>>>;
+
 pub struct FaultProxy {
     pub url: String,
     mode: watch::Sender<Fault>,
+    calls: CallLog,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -43,12 +51,25 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (mode, watching) = watch::channel(Fault::Forward);
-        let task = tokio::spawn(serve(listener, address, upstream, watching));
+        let calls = CallLog::default();
+        let task = tokio::spawn(serve(
+            listener,
+            address,
+            upstream,
+            watching,
+            Arc::clone(&calls),
+        ));
         Self {
             url: format!("http://{address}"),
             mode,
+            calls,
             task,
         }
+    }
+
+    /// The operations forwarded since the last call (`GetItem`, `Sign`, …), and forgets them.
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
     }
 
     pub fn set(&self, fault: Fault) {
@@ -61,6 +82,7 @@ async fn serve(
     address: SocketAddr,
     upstream: SocketAddr,
     mut mode: watch::Receiver<Fault>,
+    calls: CallLog,
 ) {
     loop {
         if *mode.borrow_and_update() == Fault::Refuse {
@@ -77,7 +99,8 @@ async fn serve(
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
                 let fault = *mode.borrow();
-                tokio::spawn(connection(client, upstream, fault, mode.clone()));
+                let calls = Arc::clone(&calls);
+                tokio::spawn(connection(client, upstream, fault, mode.clone(), calls));
             }
             changed = mode.changed() => if changed.is_err() { return },
         }
@@ -99,12 +122,13 @@ async fn connection(
     upstream: SocketAddr,
     fault: Fault,
     mut mode: watch::Receiver<Fault>,
+    calls: CallLog,
 ) {
     let work = async {
         match fault {
             Fault::Forward => {
-                if let Ok(mut server) = TcpStream::connect(upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                if let Ok(server) = TcpStream::connect(upstream).await {
+                    forward(client, server, &calls).await;
                 }
             }
             Fault::Throttle => throttle(&mut client).await,
@@ -115,6 +139,67 @@ async fn connection(
         () = work => {}
         _ = mode.changed() => {}
     }
+}
+
+/// Forwards both ways, noting the operation of each request that goes up.
+async fn forward(client: TcpStream, server: TcpStream, calls: &CallLog) {
+    let (mut client_reads, mut client_writes) = client.into_split();
+    let (mut server_reads, mut server_writes) = server.into_split();
+    let up = async {
+        let mut pending = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = match client_reads.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(end) = request_length(&pending) {
+                let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+                let target = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("x-amz-target:"))
+                    .map(|t| t.trim().rsplit('.').next().unwrap_or_default().to_owned());
+                calls
+                    .lock()
+                    .unwrap()
+                    .extend(target.map(|t| operation_name(&t)));
+                pending.drain(..end);
+            }
+            if server_writes.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = tokio::io::copy(&mut server_reads, &mut client_writes);
+    tokio::select! {
+        () = up => {}
+        _ = down => {}
+    }
+}
+
+/// `getitem` as AWS spells it: `GetItem` (the log is lower-cased by the parse).
+fn operation_name(lower: &str) -> String {
+    const NAMES: [&str; 14] = [
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+        "Sign",
+        "GetPublicKey",
+        "DescribeKey",
+        "Encrypt",
+        "Decrypt",
+    ];
+    NAMES
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case(lower))
+        .map_or_else(|| lower.to_owned(), |name| (*name).to_owned())
 }
 
 /// Answers each request on the connection as DynamoDB and KMS answer when they throttle.

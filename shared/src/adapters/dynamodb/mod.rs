@@ -4,14 +4,16 @@
 //! |---------------|--------------------|--------------------|
 //! | vendor        | `VENDOR`           | `<clientId>`       |
 //! | API token     | `TOKEN#<clientId>` | `TOKEN`            |
-//! | refresh token | `TOKEN#<clientId>` | `REFRESH#<sha256>` |
+//! | spent refresh | `TOKEN#<clientId>` | `REFRESH#<number>` |
 //! | permission    | `PERMISSION`       | `<id>`             |
 //! | role          | `ROLE`             | `<id>`             |
 //! | tenant        | `TENANT#<id>`      | `TENANT`           |
 //! | user          | `USER#<id>`        | `USER`             |
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
 //! | hand-off      | `HANDOFF#<sha256>` | `HANDOFF`          |
-//! | uses a minute | `TOKEN#<clientId>` | `RATE#<minute>`    |
+//!
+//! The token item also counts its uses (`useWindow`, `windowUses`, `issued`, `lastUsedAt`),
+//! written only by reservations (see [`crate::ports::RateStore`]).
 //!
 //! Directory records carry a revision `rev`; each write is conditional on the one it read.
 //! A user's membership stamps live in the user item (`members`); the membership items are an
@@ -43,15 +45,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::records::{
-    HandoffItem, RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond,
-};
+use super::records::{HandoffItem, TokenRecord, VendorRecord, corrupt, kind_name};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
-use crate::domain::{
-    ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
-};
+use crate::domain::{ApiToken, ClientId, TenantId, Timestamp, UserId, VendorCredential};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
 

@@ -1,45 +1,133 @@
-//! Uses of each API token per minute, one item per token and minute in the token's partition,
-//! removed by TTL a minute after the window ends (and with the token).
+//! Uses of each API token per minute, on the token's item (see [`RateStore`]): `useWindow` (the
+//! minute), `windowUses` (its count), `issued` (JWTs ever reserved) and `lastUsedAt`.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::*;
-use crate::ports::RateStore;
+use crate::ports::{RateStore, Reserved, UseWindow};
+
+/// What one conditional update found.
+enum Attempt {
+    Reserved(Reserved),
+    /// The condition failed on this stored minute and count of issued JWTs.
+    Refused {
+        minute: Option<i64>,
+        issued: u64,
+    },
+    Gone,
+}
+
+fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+impl DynamoStore {
+    /// Reserves `n` uses in `minute`: a new window starts the count at `n`, the same window
+    /// adds `n` within `limit`. One request; a refused one says what it found.
+    async fn try_reserve(
+        &self,
+        client_id: &ClientId,
+        minute: i64,
+        new_window: bool,
+        (n, limit): (u32, u32),
+        at: Timestamp,
+    ) -> Result<Attempt> {
+        // The first use of a minute is the token's last use, to the minute.
+        let (set, condition) = if new_window {
+            (
+                "useWindow = :w, windowUses = :n, lastUsedAt = :at",
+                "attribute_not_exists(useWindow) OR useWindow < :w",
+            )
+        } else {
+            (
+                "windowUses = windowUses + :n",
+                "useWindow = :w AND windowUses <= :room",
+            )
+        };
+        let number = |v: String| AttributeValue::N(v);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(token_pk(client_id), "TOKEN".into())))
+            .update_expression(format!(
+                "SET {set}, issued = if_not_exists(issued, :zero) + :n"
+            ))
+            .condition_expression(format!("attribute_exists(pk) AND ({condition})"))
+            .expression_attribute_values(":w", number(minute.to_string()))
+            .expression_attribute_values(":n", number(n.to_string()))
+            .expression_attribute_values(":zero", number("0".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = if new_window {
+            update.expression_attribute_values(":at", number(at.millis().to_string()))
+        } else {
+            update.expression_attribute_values(":room", number((limit - n).to_string()))
+        };
+        match update.send().await {
+            Ok(out) => {
+                let issued = out
+                    .attributes()
+                    .and_then(|item| super::rates::number(item, "issued"));
+                let last_serial = issued.ok_or_else(|| corrupt("token", "no issued count"))?;
+                Ok(Attempt::Reserved(Reserved {
+                    granted: n,
+                    last_serial,
+                }))
+            }
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => Ok(refused
+                    .item()
+                    .map_or(Attempt::Gone, |item| Attempt::Refused {
+                        minute: super::rates::number(item, "useWindow"),
+                        issued: super::rates::number(item, "issued").unwrap_or(0),
+                    })),
+                _ => Err(dynamo_error(e)),
+            },
+        }
+    }
+}
 
 #[async_trait]
 impl RateStore for DynamoStore {
     async fn reserve_uses(
         &self,
         client_id: &ClientId,
-        window: i64,
+        window: UseWindow,
         want: u32,
         limit: u32,
-    ) -> Result<u32> {
-        let expires = (window + 2) * 60;
-        let tries: &[u32] = if want > 1 { &[want, 1] } else { &[1] };
-        for &n in tries {
-            if n > limit {
-                continue;
-            }
-            let added = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(token_pk(client_id), format!("RATE#{window}"))))
-                .update_expression("ADD uses :n SET #ttl = :ttl")
-                .condition_expression("attribute_not_exists(uses) OR uses <= :room")
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
-                .expression_attribute_values(":room", AttributeValue::N((limit - n).to_string()))
-                .expression_attribute_values(":ttl", AttributeValue::N(expires.to_string()))
-                .send()
-                .await;
-            match added {
-                Ok(_) => return Ok(n),
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(dynamo_error(e)),
+        at: Timestamp,
+    ) -> Result<Option<Reserved>> {
+        let sizes: &[u32] = if want > 1 { &[want, 1] } else { &[1] };
+        let mut new_window = window.new_window;
+        let mut issued = 0;
+        for &n in sizes.iter().filter(|&&n| n <= limit) {
+            // The expected case first; the other only if the stored minute calls for it.
+            for _ in 0..2 {
+                let attempt =
+                    self.try_reserve(client_id, window.minute, new_window, (n, limit), at);
+                match attempt.await? {
+                    Attempt::Reserved(reserved) => return Ok(Some(reserved)),
+                    Attempt::Gone => return Ok(None),
+                    Attempt::Refused {
+                        minute,
+                        issued: stored,
+                    } => {
+                        issued = stored;
+                        let is_new = minute.is_none_or(|m| m < window.minute);
+                        if is_new == new_window {
+                            break; // the window is full for `n`
+                        }
+                        new_window = is_new;
+                    }
+                }
             }
         }
-        Ok(0)
+        Ok(Some(Reserved {
+            granted: 0,
+            last_serial: issued,
+        }))
     }
 }

@@ -1,111 +1,53 @@
-//! Single-use refresh tokens, kept in their API token's partition.
+//! Spent refresh tokens, in their API token's partition (`REFRESH#<number>`), removed by TTL
+//! when the refresh token would have expired, and with the token.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::Delete;
+use aws_sdk_dynamodb::types::ConditionCheck;
 
 use super::*;
 
-pub(super) fn refresh_sk(digest: &RefreshDigest) -> String {
-    format!("REFRESH#{}", digest.0)
-}
-
-impl DynamoStore {
-    fn refresh_item(&self, client_id: &ClientId, record: &RefreshRecord) -> Result<Item> {
-        to_item(
-            token_pk(client_id),
-            refresh_sk(&record.digest),
-            &RefreshItem::from(record),
-        )
-    }
-
-    /// Drops the oldest refresh tokens beyond `keep`. A clean-up after the write that decided:
-    /// if it fails, the next one does it, so it is logged and not reported.
-    async fn prune_refresh(&self, client_id: &ClientId, keep: usize) {
-        if let Err(e) = self.try_prune_refresh(client_id, keep).await {
-            tracing::warn!(error = ?e, "refresh tokens not pruned; the next write will");
-        }
-    }
-
-    async fn try_prune_refresh(&self, client_id: &ClientId, keep: usize) -> Result<()> {
-        let pk = token_pk(client_id);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :refresh)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":refresh", s("REFRESH#"))
-            .consistent_read(true);
-        let mut live = Vec::new();
-        for item in self.all_items(query).await? {
-            let item: RefreshItem = from_item("refresh token", item)?;
-            live.push(RefreshRecord::from(item));
-        }
-        let dropped = oldest_beyond(live, keep)
-            .iter()
-            .map(|old| key(pk.clone(), refresh_sk(&old.digest)))
-            .collect();
-        self.delete_all(dropped).await
-    }
-}
-
 #[async_trait]
 impl RefreshStore for DynamoStore {
-    async fn put_refresh(
+    async fn spend_refresh(
         &self,
         client_id: &ClientId,
-        record: &RefreshRecord,
-        keep: usize,
-    ) -> Result<()> {
-        self.put(self.refresh_item(client_id, record)?).await?;
-        self.prune_refresh(client_id, keep).await;
-        Ok(())
-    }
-
-    async fn refresh_token(
-        &self,
-        client_id: &ClientId,
-        digest: &RefreshDigest,
-    ) -> Result<Option<RefreshRecord>> {
-        let key = key(token_pk(client_id), refresh_sk(digest));
-        let item: Option<RefreshItem> = self.get("refresh token", key).await?;
-        Ok(item.map(Into::into))
-    }
-
-    async fn replace_refresh(
-        &self,
-        client_id: &ClientId,
-        used: &RefreshDigest,
-        record: &RefreshRecord,
-        keep: usize,
+        serial: u64,
+        until: Timestamp,
     ) -> Result<bool> {
-        let delete = Delete::builder()
+        let pk = token_pk(client_id);
+        let token_exists = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key(token_pk(client_id), refresh_sk(used))))
+            .set_key(Some(key(pk.clone(), "TOKEN".into())))
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(Error::internal)?;
-        let put = Put::builder()
+        let mut mark = key(pk, format!("REFRESH#{serial:016x}"));
+        mark.insert("ttl".into(), AttributeValue::N(until.seconds().to_string()));
+        let spend = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(self.refresh_item(client_id, record)?))
+            .set_item(Some(mark))
+            .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(Error::internal)?;
         let written = self
             .client
             .transact_write_items()
             // The SDK retries an attempt whose answer was lost; with this token DynamoDB
-            // answers the retry as it did the first, instead of "already used".
-            .client_request_token(idempotency_token(&record.digest.0))
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            // answers the retry as it did the first, instead of "already spent". Unique to this
+            // call, so that another use of the same refresh token is not taken for a retry.
+            .client_request_token(idempotency_token(&uuid::Uuid::new_v4().to_string()))
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(token_exists)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(spend).build())
             .send()
             .await;
         match written {
-            Ok(_) => {}
-            Err(e) if !failed_conditions(&e).is_empty() => return Ok(false),
-            Err(e) => return Err(dynamo_error(e)),
+            Ok(_) => Ok(true),
+            Err(e) if !failed_conditions(&e).is_empty() => Ok(false),
+            Err(e) => Err(dynamo_error(e)),
         }
-        self.prune_refresh(client_id, keep).await;
-        Ok(true)
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ConditionCheck;
 
 use super::directory::entity_key;
@@ -22,6 +23,50 @@ pub(super) fn token_item(token: &ApiToken) -> Result<Item> {
         item.insert("gsi2sk".into(), s(format!("TOKEN#{}", token.client_id)));
     }
     Ok(item)
+}
+
+/// Attributes of a token item that only reservations write (see [`crate::ports::RateStore`]).
+const USE_ATTRIBUTES: [&str; 4] = ["issued", "useWindow", "windowUses", "lastUsedAt"];
+/// Attributes a token item may lack; a replacement without one removes it.
+const OPTIONAL_ATTRIBUTES: [&str; 7] = [
+    "createdByUserId",
+    "description",
+    "expiresAt",
+    "ttl",
+    "secretCheck",
+    "tenantLife",
+    "memberLife",
+];
+
+/// An update that makes the stored item `item`, but for its key and use counts.
+fn set_record(update: UpdateItemFluentBuilder, item: Item) -> UpdateItemFluentBuilder {
+    let mut sets = Vec::new();
+    let mut update = update;
+    let kept = ["pk", "sk"].iter().chain(&USE_ATTRIBUTES);
+    let kept: Vec<&str> = kept.copied().collect();
+    let removed: Vec<&str> = OPTIONAL_ATTRIBUTES
+        .into_iter()
+        .filter(|name| !item.contains_key(*name))
+        .collect();
+    for (n, (name, value)) in item
+        .into_iter()
+        .filter(|(name, _)| !kept.contains(&name.as_str()))
+        .enumerate()
+    {
+        sets.push(format!("#a{n} = :a{n}"));
+        update = update
+            .expression_attribute_names(format!("#a{n}"), name)
+            .expression_attribute_values(format!(":a{n}"), value);
+    }
+    let mut expression = format!("SET {}", sets.join(", "));
+    if !removed.is_empty() {
+        for (n, name) in removed.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#r{n}"), *name);
+        }
+        let names: Vec<String> = (0..removed.len()).map(|n| format!("#r{n}")).collect();
+        expression.push_str(&format!(" REMOVE {}", names.join(", ")));
+    }
+    update.update_expression(expression)
 }
 
 #[async_trait]
@@ -69,42 +114,18 @@ impl TokenStore for DynamoStore {
     }
 
     async fn replace(&self, token: &ApiToken) -> Result<()> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(token_item(token)?))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(Error::NotFound("Token not found".into())),
-            Err(e) => Err(dynamo_error(e)),
-        }
-    }
-
-    async fn touch(&self, client_id: &ClientId, at: Timestamp) -> Result<()> {
-        let resolution = crate::domain::token::LAST_USED_RESOLUTION_SECONDS;
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(token_pk(client_id), "TOKEN".into())))
-            .update_expression("SET lastUsedAt = :at")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR lastUsedAt <= :before)",
-            )
-            .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()))
-            .expression_attribute_values(
-                ":before",
-                AttributeValue::N((at.millis() - resolution * 1000).to_string()),
-            )
+            .set_key(Some(key(token_pk(&token.client_id), "TOKEN".into())));
+        let update = set_record(update, token_item(token)?)
+            .condition_expression("attribute_exists(pk)")
             .send()
             .await;
         match update {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(Error::NotFound("Token not found".into())),
             Err(e) => Err(dynamo_error(e)),
         }
     }

@@ -18,20 +18,16 @@ use serde::de::DeserializeOwned;
 
 use serde_json::Value;
 
-use super::records::{
-    HandoffItem, RefreshItem, TokenRecord, VendorRecord, corrupt, kind_name, oldest_beyond,
-};
+use super::records::{HandoffItem, TokenRecord, VendorRecord, corrupt, kind_name};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
-use crate::domain::{
-    ApiToken, ClientId, RefreshDigest, RefreshRecord, TenantId, Timestamp, UserId, VendorCredential,
-};
+use crate::domain::{ApiToken, ClientId, TenantId, Timestamp, UserId, VendorCredential};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
 pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("vendors");
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
-/// Keyed `<clientId>/<digest>`, so one token's refresh tokens are one key range.
+/// Spent refresh tokens keyed `<clientId>/<number>`, so one token's are one key range.
 pub(super) const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
 /// Directory records keyed `<KIND>/<id>`, with their revisions; users hold their memberships.
 pub(super) const DIRECTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("directory");
@@ -60,9 +56,6 @@ const CACHE_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    /// Uses of each token per minute. In memory: the database file is open in one process
-    /// only (redb locks it), so this process's count is the whole count.
-    uses: Arc<rates::Uses>,
 }
 
 impl EmbeddedStore {
@@ -81,10 +74,7 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
-        Ok(Self {
-            db: Arc::new(db),
-            uses: Arc::default(),
-        })
+        Ok(Self { db: Arc::new(db) })
     }
 
     /// Runs blocking database work on the blocking pool.

@@ -16,7 +16,7 @@ pub(super) fn token_index_keys(token: &TokenRecord) -> (String, Option<String>) 
     )
 }
 
-/// Deletes one token, its index entries and its refresh tokens inside `txn`.
+/// Deletes one token, its index entries and its spent refresh tokens inside `txn`.
 pub(super) fn delete_token_in(
     txn: &redb::WriteTransaction,
     client_id: &ClientId,
@@ -110,15 +110,18 @@ impl TokenStore for EmbeddedStore {
 
     async fn replace(&self, token: &ApiToken) -> Result<()> {
         let key = token.client_id.to_string();
-        let value = to_json(&TokenRecord::from(token))?;
+        let record = TokenRecord::from(token);
         let replaced = self
             .run(move |db| {
                 let txn = db.begin_write()?;
                 {
                     let mut table = txn.open_table(TOKENS)?;
-                    if table.get(key.as_str())?.is_none() {
+                    let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
+                    let Some(bytes) = stored else {
                         return Ok(false);
-                    }
+                    };
+                    let stored: TokenRecord = read_json("token", &bytes)?;
+                    let value = write_json(&record.with_uses_of(&stored))?;
                     table.insert(key.as_str(), value.as_slice())?;
                 }
                 txn.commit()?;
@@ -128,29 +131,6 @@ impl TokenStore for EmbeddedStore {
         replaced
             .then_some(())
             .ok_or_else(|| Error::NotFound("Token not found".into()))
-    }
-
-    async fn touch(&self, client_id: &ClientId, at: Timestamp) -> Result<()> {
-        let key = client_id.to_string();
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            {
-                let mut table = txn.open_table(TOKENS)?;
-                let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
-                if let Some(bytes) = stored {
-                    let mut token = ApiToken::from(read_json::<TokenRecord>("token", &bytes)?);
-                    if token.use_is_news(at) {
-                        token.last_used_at = Some(at);
-                        table.insert(
-                            key.as_str(),
-                            write_json(&TokenRecord::from(&token))?.as_slice(),
-                        )?;
-                    }
-                }
-            }
-            Ok(txn.commit()?)
-        })
-        .await
     }
 
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {

@@ -1,0 +1,141 @@
+//! What an exchange and a refresh cost in AWS calls, counted at the proxies in front of moto:
+//! an exchange reads its token, then its owners with its roles in one batch, then the
+//! permissions of those roles; signs once; and writes to the store at most once a minute for a
+//! token used steadily (its use count, last use and refresh-token numbers in one update). No
+//! refresh token is stored. No key is looked up after start-up.
+
+use std::collections::BTreeMap;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{
+    EXCHANGE_V1, Faulty, REFRESH_V1, ROLES, TestApp, spawn_app_behind_fault_proxies,
+};
+
+/// Calls to DynamoDB and KMS since the last count, by operation.
+fn count(f: &Faulty) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for call in f
+        .dynamodb
+        .take_calls()
+        .into_iter()
+        .chain(f.kms.take_calls())
+    {
+        *counts.entry(call).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn of(counts: &BTreeMap<String, usize>, operation: &str) -> usize {
+    counts.get(operation).copied().unwrap_or(0)
+}
+
+/// A tenant token holding a role with one permission.
+async fn tenant_token_with_a_role(t: &TestApp) -> (String, String) {
+    let vendor = t.vendor_token().await;
+    t.reports_read_permission(&vendor).await;
+    let role = json!({"id": "r-reader", "key": "reader", "permissionIds": ["p-read"]});
+    let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    t.tenant_token(&vendor, "acme", json!({"roleIds": ["r-reader"]}))
+        .await
+}
+
+/// `n` exchanges; the last one's refresh token.
+async fn exchanges(t: &TestApp, (client, secret): &(String, String), n: usize) -> Value {
+    let mut refresh_token = Value::Null;
+    for _ in 0..n {
+        let reply = t.exchange(EXCHANGE_V1, client, secret).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        refresh_token = reply.body["refreshToken"].clone();
+    }
+    refresh_token
+}
+
+const WRITES: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
+
+fn writes(counts: &BTreeMap<String, usize>) -> usize {
+    WRITES.iter().map(|w| of(counts, w)).sum()
+}
+
+#[tokio::test]
+async fn an_exchange_reads_its_token_and_grants_signs_once_and_writes_once_a_minute() {
+    let f =
+        spawn_app_behind_fault_proxies(m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS).await;
+    let t = &f.api;
+    let credentials = tenant_token_with_a_role(t).await;
+    count(&f);
+
+    exchanges(t, &credentials, 1).await;
+    let first = count(&f);
+    assert_eq!(
+        of(&first, "Sign"),
+        2,
+        "the JWT, and once per process the refresh-token key: {first:?}"
+    );
+    assert_eq!(writes(&first), 1, "{first:?}");
+
+    // A token used ten times a minute: the first minute learns the pace, the next one costs one
+    // write.
+    t.clock.to_next_minute();
+    exchanges(t, &credentials, 10).await;
+    let learning = count(&f);
+    assert!(writes(&learning) <= 4, "{learning:?}");
+    t.clock.to_next_minute();
+    exchanges(t, &credentials, 10).await;
+    let steady = count(&f);
+    assert_eq!(
+        of(&steady, "UpdateItem"),
+        1,
+        "one write a minute: {steady:?}"
+    );
+    assert_eq!(writes(&steady), 1, "no refresh token is stored: {steady:?}");
+    assert_eq!(of(&steady, "Sign"), 10, "{steady:?}");
+    assert_eq!(
+        of(&steady, "GetItem"),
+        10,
+        "the token, consistently: {steady:?}"
+    );
+    assert_eq!(
+        of(&steady, "BatchGetItem"),
+        20,
+        "owners with roles, then permissions: {steady:?}"
+    );
+    let total: usize = steady.values().sum();
+    assert_eq!(total, 41, "nothing else, no key lookups: {steady:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_spends_its_token_in_one_write_and_stores_no_successor() {
+    let f =
+        spawn_app_behind_fault_proxies(m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS).await;
+    let t = &f.api;
+    let credentials = tenant_token_with_a_role(t).await;
+    let mut refresh_token = exchanges(t, &credentials, 3).await;
+    count(&f);
+    for _ in 0..3 {
+        let body = json!({"refreshToken": refresh_token});
+        let reply = t.post(REFRESH_V1, &[], &body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        refresh_token = reply.body["refreshToken"].clone();
+    }
+    let refreshes = count(&f);
+    assert_eq!(of(&refreshes, "TransactWriteItems"), 3, "{refreshes:?}");
+    assert_eq!(
+        of(&refreshes, "PutItem") + of(&refreshes, "Query"),
+        0,
+        "{refreshes:?}"
+    );
+    assert_eq!(of(&refreshes, "Sign"), 3, "{refreshes:?}");
+    assert!(
+        of(&refreshes, "UpdateItem") <= 2,
+        "uses reserved ahead: {refreshes:?}"
+    );
+}
