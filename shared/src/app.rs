@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
+use crate::adapters::{
+    DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock, WrappedKeySigner,
+};
 use crate::config::{Backend, Settings};
 use crate::domain::{PublicKey, RefreshKey};
 use crate::error::{Error, Result};
@@ -44,12 +46,31 @@ impl App {
                     )?),
                 )
             }
-            Backend::Aws { table, kms_key_id } => {
+            Backend::Aws {
+                table,
+                kms_key_id,
+                wrapping_key_id,
+            } => {
                 let aws = crate::adapters::aws::sdk_config_loader().load().await;
-                (
-                    Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
-                    Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(&aws), kms_key_id).await?),
-                )
+                let (dynamodb, kms) = (
+                    aws_sdk_dynamodb::Client::new(&aws),
+                    aws_sdk_kms::Client::new(&aws),
+                );
+                let kms_signer = KmsSigner::connect(kms.clone(), kms_key_id).await?;
+                let signer: Arc<dyn Signer> = match wrapping_key_id {
+                    None => Arc::new(kms_signer),
+                    Some(wrapping_key_id) => Arc::new(
+                        WrappedKeySigner::load_or_create(
+                            &dynamodb,
+                            table,
+                            kms,
+                            wrapping_key_id,
+                            vec![kms_signer.public_key().clone()],
+                        )
+                        .await?,
+                    ),
+                };
+                (Arc::new(DynamoStore::new(dynamodb, table)), signer)
             }
         };
         Ok(Self::with_parts(
@@ -154,6 +175,11 @@ impl App {
 
     pub fn public_key(&self) -> &PublicKey {
         self.signer.public_key()
+    }
+
+    /// Every key whose JWTs verify, the signing key first.
+    pub fn published_keys(&self) -> Vec<&PublicKey> {
+        self.signer.published()
     }
 
     /// The JWTs' `iss` when the settings fix it: `M2M_ISSUER`, else `M2M_PUBLIC_URL`. Without

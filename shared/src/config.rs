@@ -13,7 +13,13 @@ pub enum Backend {
     /// The local default: an embedded database and a key file in this folder.
     Embedded { data_dir: PathBuf },
     /// DynamoDB and KMS, through the usual AWS environment (`AWS_ENDPOINT_URL` included).
-    Aws { table: String, kms_key_id: String },
+    /// With `wrapping_key_id` (`M2M_WRAPPING_KEY_ID`), JWTs are signed in memory by a key
+    /// stored wrapped under that symmetric KMS key, and the KMS key's JWTs still verify.
+    Aws {
+        table: String,
+        kms_key_id: String,
+        wrapping_key_id: Option<String>,
+    },
 }
 
 /// What every function and the local server need.
@@ -105,7 +111,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let backend = match (self.get("M2M_TABLE"), self.get("M2M_KMS_KEY_ID")) {
-            (Some(table), Some(kms_key_id)) => Backend::Aws { table, kms_key_id },
+            (Some(table), Some(kms_key_id)) => Backend::Aws {
+                table,
+                kms_key_id,
+                wrapping_key_id: self.get("M2M_WRAPPING_KEY_ID"),
+            },
             (None, None) => Backend::Embedded {
                 data_dir: self
                     .get("M2M_DATA_DIR")

@@ -144,10 +144,21 @@ impl<T: VendorStore + TokenStore + RefreshStore + RateStore + DirectoryStore + H
 {
 }
 
-/// RS256 signatures by a key whose private half this process may never see (KMS).
+/// RS256 signatures: by KMS (the private key never leaves it), by a key wrapped under KMS, or by
+/// the local default's key.
 #[async_trait]
 pub trait Signer: Send + Sync {
     fn public_key(&self) -> &PublicKey;
+    /// Keys no longer signing whose JWTs still verify, published beside the signing key.
+    fn also_published(&self) -> &[PublicKey] {
+        &[]
+    }
+    /// Every key whose JWTs verify, the signing key first: what the JWKS lists.
+    fn published(&self) -> Vec<&PublicKey> {
+        std::iter::once(self.public_key())
+            .chain(self.also_published())
+            .collect()
+    }
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
 }

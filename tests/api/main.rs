@@ -20,6 +20,7 @@ mod portal;
 mod portal_browser;
 mod provisioning;
 mod rate_limits;
+mod signing_modes;
 mod standard_clients;
 mod store_contract;
 mod template;

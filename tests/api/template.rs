@@ -8,7 +8,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 struct Deployed {
     binary: String,
     routes: BTreeSet<(String, String)>,
+    /// The actions of its own (inline) policies.
     actions: BTreeSet<String>,
+    /// Managed policies attached only under a condition: (condition, policy).
+    conditional: BTreeSet<(String, String)>,
 }
 
 fn template() -> Yaml {
@@ -47,7 +50,14 @@ fn deployed_functions() -> BTreeMap<String, Deployed> {
             })
             .collect();
         let mut actions = BTreeSet::new();
+        let mut conditional = BTreeSet::new();
         for policy in props["Policies"].as_vec().unwrap() {
+            // `!If [Condition, !Ref Policy, !Ref AWS::NoValue]`, read without its tags.
+            if let Some([condition, then, otherwise]) = policy.as_vec().map(Vec::as_slice) {
+                assert_eq!(text(otherwise), "AWS::NoValue");
+                conditional.insert((text(condition), text(then)));
+                continue;
+            }
             for statement in policy["Statement"].as_vec().unwrap() {
                 assert_eq!(text(&statement["Effect"]), "Allow");
                 for action in statement["Action"].as_vec().unwrap() {
@@ -61,6 +71,7 @@ fn deployed_functions() -> BTreeMap<String, Deployed> {
                 binary: text(&resource["Metadata"]["BuildProperties"]["Binary"]),
                 routes,
                 actions,
+                conditional,
             },
         );
     }
@@ -240,4 +251,75 @@ fn function_timeouts_leave_room_for_the_request_budget_and_no_more() {
         visibility >= 6 * provisioning,
         "visibility timeout {visibility} s"
     );
+}
+
+/// The texts of a YAML list.
+fn texts(list: &Yaml) -> Vec<String> {
+    list.as_vec().unwrap().iter().map(text).collect()
+}
+
+/// Graviton by default (cheaper per GB-second), x86_64 on request.
+#[test]
+fn the_functions_run_on_arm64_unless_the_stack_says_x86_64() {
+    let template = template();
+    let architecture = &template["Parameters"]["Architecture"];
+    assert_eq!(text(&architecture["Default"]), "arm64");
+    assert_eq!(texts(&architecture["AllowedValues"]), ["arm64", "x86_64"]);
+    let chosen = &template["Globals"]["Function"]["Architectures"];
+    assert_eq!(texts(chosen), ["Architecture"]);
+}
+
+/// The wrapped-key signing mode: off by default; its key is symmetric; every function may read
+/// (and the first to start, create) the stored key's item and nothing else of the table through
+/// it; only the functions that sign may decrypt it.
+#[test]
+fn the_wrapped_key_mode_reaches_only_its_item_and_only_signers_decrypt() {
+    let template = template();
+    let mode = &template["Parameters"]["SigningMode"];
+    assert_eq!(text(&mode["Default"]), "kms");
+    assert_eq!(texts(&mode["AllowedValues"]), ["kms", "wrapped"]);
+    let resources = &template["Resources"];
+    let key = &resources["WrappingKey"];
+    assert_eq!(text(&key["Condition"]), "WrappedSigning");
+    assert_eq!(text(&key["Properties"]["KeySpec"]), "SYMMETRIC_DEFAULT");
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(!env["M2M_WRAPPING_KEY_ID"].is_badvalue());
+
+    let statements = |policy: &str| {
+        assert_eq!(text(&resources[policy]["Condition"]), "WrappedSigning");
+        resources[policy]["Properties"]["PolicyDocument"]["Statement"]
+            .as_vec()
+            .unwrap()
+            .clone()
+    };
+    for statement in statements("WrappedKeyPublishing") {
+        let actions = texts(&statement["Action"]);
+        if actions.iter().any(|a| a.starts_with("dynamodb:")) {
+            assert_eq!(actions, ["dynamodb:GetItem", "dynamodb:PutItem"]);
+            let leading =
+                &statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"];
+            assert_eq!(
+                leading.as_vec().unwrap(),
+                &[Yaml::String("SIGNING_KEY".into())]
+            );
+        } else {
+            assert_eq!(actions, ["kms:Encrypt"]);
+        }
+    }
+    let signing = statements("WrappedKeySigning");
+    assert_eq!(signing.len(), 1);
+    assert_eq!(text(&signing[0]["Action"][0]), "kms:Decrypt");
+
+    let when = |policy: &str| ("WrappedSigning".to_owned(), policy.to_owned());
+    for (name, function) in deployed_functions() {
+        assert!(
+            function.conditional.contains(&when("WrappedKeyPublishing")),
+            "{name}"
+        );
+        assert_eq!(
+            function.conditional.contains(&when("WrappedKeySigning")),
+            function.actions.contains("kms:Sign"),
+            "{name}: only the functions that sign may decrypt"
+        );
+    }
 }

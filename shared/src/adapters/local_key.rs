@@ -37,10 +37,8 @@ impl LocalKeySigner {
                 })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(Error::internal)?;
-                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key_pair)
-                    .map_err(Error::internal)?;
-                write_private(path, &pem_encode(PEM_LABEL, der.as_ref()))?;
+                let (key_pair, der) = generate_pkcs8()?;
+                write_private(path, &pem_encode(PEM_LABEL, &der))?;
                 key_pair
             }
             Err(e) => {
@@ -50,12 +48,34 @@ impl LocalKeySigner {
                 )));
             }
         };
-        let spki = key_pair.public_key().as_der().map_err(Error::internal)?;
         Ok(Self {
-            public_key: PublicKey::from_spki_der(spki.as_ref())?,
+            public_key: public_key_of(&key_pair)?,
             key_pair,
         })
     }
+}
+
+/// A new RSA-2048 key pair and its PKCS#8 DER.
+pub(crate) fn generate_pkcs8() -> Result<(KeyPair, Vec<u8>)> {
+    let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(Error::internal)?;
+    let der =
+        AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key_pair).map_err(Error::internal)?;
+    Ok((key_pair, der.as_ref().to_vec()))
+}
+
+pub(crate) fn public_key_of(key_pair: &KeyPair) -> Result<PublicKey> {
+    let spki = key_pair.public_key().as_der().map_err(Error::internal)?;
+    Ok(PublicKey::from_spki_der(spki.as_ref())?)
+}
+
+/// RSASSA-PKCS1-v1_5 with SHA-256, in memory.
+pub(crate) fn sign_with(key_pair: &KeyPair, message: &[u8]) -> Result<Vec<u8>> {
+    let mut signature = vec![0; key_pair.public_modulus_len()];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    key_pair
+        .sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+        .map_err(Error::internal)?;
+    Ok(signature)
 }
 
 #[async_trait]
@@ -65,12 +85,7 @@ impl Signer for LocalKeySigner {
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let mut signature = vec![0; self.key_pair.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.key_pair
-            .sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
-            .map_err(Error::internal)?;
-        Ok(signature)
+        sign_with(&self.key_pair, message)
     }
 }
 

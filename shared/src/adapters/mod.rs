@@ -8,9 +8,11 @@ pub mod embedded;
 pub mod kms;
 pub mod local_key;
 mod records;
+pub mod wrapped_key;
 
 pub use clock::SystemClock;
 pub use dynamodb::DynamoStore;
 pub use embedded::EmbeddedStore;
 pub use kms::KmsSigner;
 pub use local_key::LocalKeySigner;
+pub use wrapped_key::WrappedKeySigner;

@@ -123,6 +123,7 @@ impl Claims for VendorClaims {
 pub struct NotRsa(String);
 
 /// The public half of the signing key, in every form we publish it.
+#[derive(Clone)]
 pub struct PublicKey {
     kid: String,
     spki_der: Vec<u8>,
@@ -154,6 +155,11 @@ impl PublicKey {
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
     }
 
     /// PEM SPKI, as `GET /identity/resources/configurations/v1` returns it.
@@ -212,17 +218,21 @@ fn base64_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
 #[error("token refused")]
 pub struct Refused;
 
-/// Checks signature (RS256 only, our `kid`), issuer, audience (when given), type and expiry.
-/// Every failure is the same `Unauthorized`.
+/// Checks signature (RS256 only, by the published key its `kid` names), issuer, audience (when
+/// given), type and expiry. Every failure is the same `Unauthorized`.
 pub fn verify<C: Claims>(
     token: &str,
-    key: &PublicKey,
+    keys: &[&PublicKey],
     issuer: &str,
     audience: Option<&str>,
     now: Timestamp,
 ) -> Result<C, Refused> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Refused)?;
-    if header.alg != Algorithm::RS256 || header.kid.as_deref() != Some(key.kid()) {
+    let key = keys
+        .iter()
+        .find(|key| header.kid.as_deref() == Some(key.kid()))
+        .ok_or(Refused)?;
+    if header.alg != Algorithm::RS256 {
         return Err(Refused);
     }
     let mut validation = Validation::new(Algorithm::RS256);

@@ -17,17 +17,13 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 #[derive(Serialize)]
 struct Jwks {
-    keys: [Value; 1],
+    keys: Vec<Value>,
 }
 
-/// `GET /.well-known/jwks.json`.
+/// `GET /.well-known/jwks.json`: the signing key, then any whose JWTs still verify.
 pub async fn jwks(app: Arc<App>, _: Call) -> Result<Response> {
-    json(
-        StatusCode::OK,
-        &Jwks {
-            keys: [app.public_key().jwk()],
-        },
-    )
+    let keys = app.published_keys().iter().map(|key| key.jwk()).collect();
+    json(StatusCode::OK, &Jwks { keys })
 }
 
 /// `GET /openapi.json`.

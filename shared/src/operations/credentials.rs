@@ -187,9 +187,15 @@ impl Credentials<'_> {
 
     /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
-        let (key, now) = (self.signer.public_key(), self.clock.now());
-        jwt::verify(token, key, self.issuer, Some(&self.settings.audience), now)
-            .map_err(Error::from)
+        let (keys, now) = (self.signer.published(), self.clock.now());
+        jwt::verify(
+            token,
+            &keys,
+            self.issuer,
+            Some(&self.settings.audience),
+            now,
+        )
+        .map_err(Error::from)
     }
 
     /// A JWT and the refresh token that renews it; nothing is stored.

@@ -82,10 +82,10 @@ impl Portal<'_> {
     /// The session's user with their roles and permissions in its tenant now. A session whose
     /// user has left the tenant (or whose tenant is gone) is `Unauthorized`.
     pub async fn user(&self, session: &str, issuer: &str) -> Result<PortalUser> {
-        let key = self.signer.public_key();
+        let keys = self.signer.published();
         let claims: PortalClaims = jwt::verify(
             session,
-            key,
+            &keys,
             issuer,
             Some(PORTAL_AUDIENCE),
             self.clock.now(),

@@ -50,8 +50,8 @@ impl Vendors<'_> {
 
     /// Checks a vendor token from `issuer`; API-token JWTs and anything else are refused alike.
     pub fn verify_token(&self, token: &str, issuer: &str) -> Result<VendorClaims> {
-        let key = self.signer.public_key();
-        jwt::verify(token, key, issuer, None, self.clock.now()).map_err(Error::from)
+        let keys = self.signer.published();
+        jwt::verify(token, &keys, issuer, None, self.clock.now()).map_err(Error::from)
     }
 
     /// Whether any vendor credential exists (decides the local server's first-start bootstrap).

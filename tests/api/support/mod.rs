@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use m2m_shared::App;
-use m2m_shared::adapters::{DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock};
+use m2m_shared::adapters::{
+    DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock, WrappedKeySigner,
+};
 pub use m2m_shared::config::{Backend, Settings};
 pub use m2m_shared::domain::SecretFormat;
 use m2m_shared::domain::Timestamp;
@@ -230,28 +232,86 @@ pub async fn build_app_with(
         }
         Backing::Moto => {
             let config = aws_config().await;
-            let (store, signer, backend) = moto_parts(&config, &config).await;
+            let (store, signer, backend) = moto_parts(&config, &config, Signing::Kms).await;
             (store, signer, backend, None)
         }
     };
     compose(store, signer, backend, dir, clock, adjust)
 }
 
+/// Who signs on AWS: KMS itself, or a key wrapped under a symmetric KMS key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signing {
+    Kms,
+    WrappedKey,
+}
+
+/// A symmetric ENCRYPT_DECRYPT key in moto, as the template's wrapping key.
+pub async fn moto_wrapping_key() -> String {
+    let kms = aws_sdk_kms::Client::new(&aws_config().await);
+    let key = kms
+        .create_key()
+        .send()
+        .await
+        .expect("create KMS key in moto");
+    key.key_metadata.unwrap().key_id
+}
+
 /// A store and a signer on fresh moto resources, reached as `dynamodb` and `kms` configure.
 async fn moto_parts(
     dynamodb: &aws_config::SdkConfig,
     kms: &aws_config::SdkConfig,
+    signing: Signing,
 ) -> (Arc<dyn Store>, Arc<dyn Signer>, Backend) {
-    let (table, key_id) = moto_resources().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(dynamodb), &table);
-    let signer = KmsSigner::connect(aws_sdk_kms::Client::new(kms), &key_id)
-        .await
-        .unwrap();
+    let (table, kms_key_id) = moto_resources().await;
+    let wrapping_key_id = match signing {
+        Signing::Kms => None,
+        Signing::WrappedKey => Some(moto_wrapping_key().await),
+    };
     let backend = Backend::Aws {
         table,
-        kms_key_id: key_id,
+        kms_key_id,
+        wrapping_key_id,
     };
-    (Arc::new(store), Arc::new(signer), backend)
+    parts_on(dynamodb, kms, backend).await
+}
+
+/// The store and signer of `backend` (`Backend::Aws`), as `App::build` makes them.
+pub async fn parts_on(
+    dynamodb: &aws_config::SdkConfig,
+    kms: &aws_config::SdkConfig,
+    backend: Backend,
+) -> (Arc<dyn Store>, Arc<dyn Signer>, Backend) {
+    let Backend::Aws {
+        table,
+        kms_key_id,
+        wrapping_key_id,
+    } = &backend
+    else {
+        panic!("AWS parts need an AWS backend");
+    };
+    let dynamodb = aws_sdk_dynamodb::Client::new(dynamodb);
+    let kms = aws_sdk_kms::Client::new(kms);
+    let kms_signer = KmsSigner::connect(kms.clone(), kms_key_id).await.unwrap();
+    let signer: Arc<dyn Signer> = match wrapping_key_id {
+        None => Arc::new(kms_signer),
+        Some(wrapping) => {
+            let kms_key = vec![kms_signer.public_key().clone()];
+            let wrapped =
+                WrappedKeySigner::load_or_create(&dynamodb, table, kms, wrapping, kms_key);
+            Arc::new(wrapped.await.unwrap())
+        }
+    };
+    let store = DynamoStore::new(dynamodb, table);
+    (Arc::new(store), signer, backend)
+}
+
+/// An app on existing moto resources, as a Lambda cold start on them would build it.
+pub async fn app_on(backend: Backend) -> Arc<App> {
+    let config = aws_config().await;
+    let (store, signer, backend) = parts_on(&config, &config, backend).await;
+    let clock = Arc::new(TestClock::default());
+    compose(store, signer, backend, None, clock, |_| {}).app
 }
 
 fn compose(
@@ -297,12 +357,20 @@ pub struct Faulty {
 
 /// `request_budget_seconds`: the service's default, or a shorter one to see it end requests.
 pub async fn spawn_app_behind_fault_proxies(request_budget_seconds: u64) -> Faulty {
+    spawn_signing_app_behind_fault_proxies(request_budget_seconds, Signing::Kms).await
+}
+
+pub async fn spawn_signing_app_behind_fault_proxies(
+    request_budget_seconds: u64,
+    signing: Signing,
+) -> Faulty {
     let moto = moto_endpoint();
     let dynamodb = fault_proxy::FaultProxy::start(&moto).await;
     let kms = fault_proxy::FaultProxy::start(&moto).await;
     let (store, signer, backend) = moto_parts(
         &aws_config_at(&dynamodb.url).await,
         &aws_config_at(&kms.url).await,
+        signing,
     )
     .await;
     let clock = Arc::new(TestClock::default());

@@ -38,12 +38,10 @@ impl DirectoryStore for EmbeddedStore {
         id: &str,
     ) -> Result<Option<(DirectoryRecord, Revision)>> {
         let key = entity_key(kind, id);
-        let stored = self
-            .run(move |db| {
-                let txn = db.begin_read()?;
-                read_record(&txn.open_table(DIRECTORY)?, &key)
-            })
-            .await?;
+        let stored = self.read_now(move |db| {
+            let txn = db.begin_read()?;
+            read_record(&txn.open_table(DIRECTORY)?, &key)
+        })?;
         Ok(stored.map(|s| (s.record, Revision(s.rev))))
     }
 
@@ -52,14 +50,13 @@ impl DirectoryStore for EmbeddedStore {
             .iter()
             .map(|(kind, id)| entity_key(*kind, id))
             .collect();
-        self.run(move |db| {
+        self.read_now(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(DIRECTORY)?;
             keys.iter()
                 .map(|key| Ok(read_record(&table, key)?.map(|s| s.record)))
                 .collect()
         })
-        .await
     }
 
     async fn swap(

@@ -89,19 +89,26 @@ impl EmbeddedStore {
             .map_err(db_error)
     }
 
+    /// Runs a point read in place: a read transaction over a few keys of a small, cached
+    /// database takes microseconds, less than a hop to the blocking pool and back.
+    pub(super) fn read_now<T>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, redb::Error>,
+    ) -> Result<T> {
+        work(&self.db).map_err(db_error)
+    }
+
     pub(super) async fn get<R: DeserializeOwned + Send + 'static>(
         &self,
         table: TableDefinition<'static, &'static str, &'static [u8]>,
         what: &'static str,
         key: String,
     ) -> Result<Option<R>> {
-        let bytes = self
-            .run(move |db| {
-                let txn = db.begin_read()?;
-                let table = txn.open_table(table)?;
-                Ok(table.get(key.as_str())?.map(|v| v.value().to_vec()))
-            })
-            .await?;
+        let bytes = self.read_now(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(table)?;
+            Ok(table.get(key.as_str())?.map(|v| v.value().to_vec()))
+        })?;
         decode(what, bytes)
     }
 
