@@ -5,8 +5,9 @@
 # Python client: token creation, exchanges at 1 and 16 connections with fresh and with repeated
 # credentials, the listing, exchange time with 10 and 10,000 roles, and the flood (40
 # connections of well-formed wrong secrets for BENCH_SECONDS, default 20, while a legitimate
-# client exchanges and reads the JWKS); then the server's peak RSS. Prints Markdown tables and
-# stops everything it started. The per-token rate limit is lifted for the run, which exchanges
+# client exchanges and reads the JWKS); the server's RSS; then the exchange Lambda binary as
+# deployed (its size, and exec to first Runtime API poll against a stand-in, with moto). Prints
+# Markdown tables and stops everything it started. The per-token rate limit is lifted for the run, which exchanges
 # one token thousands of times a second.
 #
 #   bash scripts/bench.sh            # BENCH_SECONDS=60 BENCH_CONNECTIONS=40 to change
@@ -42,3 +43,29 @@ vendor_secret=$(sed -n 's/^ *M2M_VENDOR_SECRET=//p' "$work/server.out")
 echo "m2m-local (release, bcrypt cost ${M2M_BCRYPT_COST:-10}) on 127.0.0.1:$port, $(nproc) cores"
 python3 scripts/bench/client.py "$port" "$server" "$vendor_id" "$vendor_secret" "$work" \
     "$seconds" "$connections" "$floors"
+
+# The functions as deployed: the exchange binary at [profile.aws-lambda] (what
+# scripts/sam-build.sh builds), its size, and its cold start: exec to its first poll of a
+# stand-in of the Runtime API on loopback, its AWS calls at init going to moto (from the .venv
+# that scripts/test.sh installs).
+cargo build --profile aws-lambda --quiet --bin exchange
+binary=target/aws-lambda/exchange
+echo
+echo "| the exchange function as deployed ($(uname -m) here) | result | |"
+echo "|---|---|---|"
+echo "| binary, stripped, [profile.aws-lambda] | $(awk "BEGIN {printf \"%.1f\", $(stat -c %s "$binary") / 1048576}") MiB | goal at most 10 MiB |"
+if [ -x .venv/bin/python ] && .venv/bin/python -c 'import moto, boto3' 2>/dev/null; then
+    moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    .venv/bin/python scripts/moto_server.py 127.0.0.1 "$moto_port" > "$work/moto.log" 2>&1 &
+    moto=$!
+    trap 'kill "$server" "$moto" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break
+        sleep 0.1
+    done
+    cold=$(.venv/bin/python scripts/bench/cold_start.py "$binary" "http://127.0.0.1:$moto_port" 20)
+    median=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<< "$cold")
+    echo "| exec to first Runtime API poll (app built: SDK config, KMS GetPublicKey to moto) | median $median ms | $cold; goal under 25 ms |"
+else
+    echo "| exec to first Runtime API poll | not measured | run scripts/test.sh once (it installs moto) |"
+fi

@@ -323,3 +323,40 @@ fn the_wrapped_key_mode_reaches_only_its_item_and_only_signers_decrypt() {
         );
     }
 }
+
+/// `scripts/sam-build.sh` builds the functions exactly as `[profile.aws-lambda]` says: one
+/// `CARGO_PROFILE_RELEASE_*` variable per setting, with its value.
+#[test]
+fn sam_builds_the_functions_with_the_aws_lambda_profile() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let profile: BTreeMap<String, String> = manifest
+        .split("[profile.aws-lambda]")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .filter_map(|line| line.split_once(" = "))
+        .filter(|(key, _)| *key != "inherits")
+        .map(|(key, value)| {
+            let name = format!(
+                "CARGO_PROFILE_RELEASE_{}",
+                key.replace('-', "_").to_uppercase()
+            );
+            (name, value.trim_matches('"').to_owned())
+        })
+        .collect();
+    assert!(
+        profile.contains_key("CARGO_PROFILE_RELEASE_PANIC"),
+        "{profile:?}"
+    );
+    let script = std::fs::read_to_string(format!("{root}/scripts/sam-build.sh")).unwrap();
+    let exported: BTreeMap<String, String> = script
+        .lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    assert_eq!(exported, profile);
+    assert!(script.contains("exec sam build"));
+}

@@ -78,15 +78,18 @@ pub const MAX_REFRESH_TOKENS: u64 = 100;
 
 impl ApiToken {
     /// Whether refresh token number `serial` is among the newest [`MAX_REFRESH_TOKENS`] given
-    /// out, when the highest `unissued` numbers reserved are known never to have been.
-    pub fn holds_refresh(&self, serial: u64, unissued: u64) -> bool {
-        among_newest(serial, self.issued.saturating_sub(unissued))
+    /// out, when `unissued_above` of the numbers reserved above it are known never to have been.
+    pub fn holds_refresh(&self, serial: u64, unissued_above: u64) -> bool {
+        among_newest(serial, self.issued, unissued_above)
     }
 }
 
-/// Whether `serial` is one of the [`MAX_REFRESH_TOKENS`] numbers up to `newest`.
-fn among_newest(serial: u64, newest: u64) -> bool {
-    serial > 0 && serial <= newest && serial + MAX_REFRESH_TOKENS > newest
+/// Whether `serial` (at most `issued`) has fewer than [`MAX_REFRESH_TOKENS`] numbers given out
+/// above it, `unissued_above` of those up to `issued` being known never to have been.
+fn among_newest(serial: u64, issued: u64, unissued_above: u64) -> bool {
+    serial > 0
+        && serial <= issued
+        && (issued - serial).saturating_sub(unissued_above) < MAX_REFRESH_TOKENS
 }
 
 /// The key that refresh tokens are authenticated with: derived (HKDF-SHA256) from the signer's
@@ -223,11 +226,13 @@ mod tests {
 
     #[test]
     fn only_the_newest_hundred_refresh_numbers_are_held() {
-        assert!(among_newest(150, 150));
-        assert!(among_newest(51, 150));
-        assert!(!among_newest(50, 150), "the 101st newest");
-        assert!(!among_newest(151, 150), "never given out");
-        assert!(among_newest(1, 1));
-        assert!(!among_newest(0, 0), "numbers start at one");
+        assert!(among_newest(150, 150, 0));
+        assert!(among_newest(51, 150, 0));
+        assert!(!among_newest(50, 150, 0), "the 101st newest");
+        assert!(!among_newest(151, 150, 0), "never given out");
+        assert!(among_newest(41, 150, 10), "ten above it never given out");
+        assert!(!among_newest(40, 150, 10));
+        assert!(among_newest(1, 1, 0));
+        assert!(!among_newest(0, 0, 0), "numbers start at one");
     }
 }

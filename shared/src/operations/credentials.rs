@@ -153,8 +153,11 @@ impl Credentials<'_> {
             .filter(|token| !token.is_expired(now))
             .ok_or(Error::Unauthorized)?;
         let until = self.refresh_expiry(&token, presented.issued_at());
-        let unissued = self.rate_limit.unissued(&client_id, token.issued);
-        if until <= now || !token.holds_refresh(presented.serial(), unissued) {
+        let serial = presented.serial();
+        let unissued = self
+            .rate_limit
+            .unissued_above(&client_id, serial, token.issued);
+        if until <= now || !token.holds_refresh(serial, unissued) {
             return Err(Error::Unauthorized);
         }
         // Spent only by the write after its successor is made: a refresh that fails before it

@@ -17,11 +17,12 @@
 //! refresh token carries its number: the newest hundred numbers are the live refresh tokens.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::Mutex;
 
 use crate::domain::{ClientId, Timestamp};
 use crate::error::{Error, Result};
-use crate::ports::{RateStore, UseWindow};
+use crate::ports::{RateStore, Reserved, UseWindow};
 
 const WINDOW_MILLIS: i64 = 60_000;
 /// Leases kept in memory before those of past minutes are dropped.
@@ -41,11 +42,26 @@ struct Lease {
     next_step: u32,
     /// Spent in `window`: the first step of the next window.
     spent: u32,
+    /// Numbers of earlier leases never given out, the latest [`WASTE_KEPT`] runs.
+    wasted: Vec<RangeInclusive<u64>>,
 }
+
+/// Runs of numbers never given out that a lease remembers.
+const WASTE_KEPT: usize = 16;
 
 impl Lease {
     fn left(&self) -> u64 {
         (self.last + 1).saturating_sub(self.next)
+    }
+
+    /// How many numbers in `above+1..=upto` this process reserved and never gave out.
+    fn unissued(&self, above: u64, upto: u64) -> u64 {
+        let overlap = |run: &RangeInclusive<u64>| {
+            let (start, end) = ((*run.start()).max(above + 1), (*run.end()).min(upto));
+            (end + 1).saturating_sub(start)
+        };
+        let held = self.next..=self.last;
+        self.wasted.iter().chain([&held]).map(overlap).sum()
     }
 }
 
@@ -92,17 +108,41 @@ impl TokenRateLimit {
             let wait = (window_end - now.millis() + 999) / 1000;
             return Err(Error::RateLimited(u64::try_from(wait.max(1)).unwrap_or(1)));
         }
+        self.lease(client_id, minute, step, reserved)
+    }
+
+    /// Keeps the uses just `reserved` (in steps of `step`) as `client_id`'s lease in `minute`,
+    /// and gives out the first of them.
+    fn lease(
+        &self,
+        client_id: &ClientId,
+        minute: i64,
+        step: u32,
+        reserved: Reserved,
+    ) -> Result<u64> {
         let first = reserved.last_serial + 1 - u64::from(reserved.granted);
         let mut leases = self.leases()?;
         if leases.len() >= LEASES_KEPT {
             leases.retain(|_, lease| lease.window == minute);
         }
-        let spent = leases
-            .get(client_id)
-            .filter(|lease| lease.window == minute)
-            .map_or(0, |lease| lease.spent);
-        // What was left of an earlier step (a concurrent request's) is given up: a lease is one
-        // run of numbers.
+        let (spent, wasted) = match leases.remove(client_id) {
+            Some(mut lease) => {
+                // What is left of the earlier step (the last minute's, or a concurrent
+                // request's) is given up, and remembered: a lease is one run of numbers.
+                if lease.left() > 0 {
+                    lease.wasted.push(lease.next..=lease.last);
+                }
+                let keep = lease.wasted.len().saturating_sub(WASTE_KEPT);
+                lease.wasted.drain(..keep);
+                let spent = if lease.window == minute {
+                    lease.spent
+                } else {
+                    0
+                };
+                (spent, lease.wasted)
+            }
+            None => (0, Vec::new()),
+        };
         leases.insert(
             *client_id,
             Lease {
@@ -111,21 +151,19 @@ impl TokenRateLimit {
                 last: reserved.last_serial,
                 next_step: (step * 2).min(self.largest_step),
                 spent: spent + 1,
+                wasted,
             },
         );
         Ok(first)
     }
 
-    /// How many of the highest numbers `client_id` has reserved (`issued` in all) this process
-    /// holds unspent: known never to have been given out, while no other process reserved
-    /// after it.
-    pub(crate) fn unissued(&self, client_id: &ClientId, issued: u64) -> u64 {
+    /// How many of `client_id`'s numbers above `serial`, up to `issued` (all it has reserved),
+    /// this process reserved and never gave out; so a refresh token's liveness counts only the
+    /// refresh tokens given out after it (exactly, while one process serves the token).
+    pub(crate) fn unissued_above(&self, client_id: &ClientId, serial: u64, issued: u64) -> u64 {
         self.leases()
             .ok()
-            .and_then(|leases| {
-                let lease = leases.get(client_id)?;
-                (lease.last == issued).then(|| lease.left())
-            })
+            .and_then(|leases| Some(leases.get(client_id)?.unissued(serial, issued)))
             .unwrap_or(0)
     }
 
