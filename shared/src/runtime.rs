@@ -46,8 +46,10 @@ fn lambda_settings() -> Result<Settings, lambda_http::Error> {
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
     let settings = lambda_settings()?;
     let service = function_service(move || App::build(settings.clone()), function);
-    // Started now, so that the first request does not wait for it.
-    service.start().await;
+    // Built beside the runtime's first poll for an invocation, so the two overlap; the first
+    // request waits for it (or, if it failed, builds it again).
+    let starting = service.clone();
+    tokio::spawn(async move { starting.start().await });
     lambda_http::run(service).await
 }
 
