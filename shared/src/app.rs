@@ -177,6 +177,11 @@ impl App {
         self.signer.public_key()
     }
 
+    /// What the app was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Every key whose JWTs verify, the signing key first.
     pub fn published_keys(&self) -> Vec<&PublicKey> {
         self.signer.published()

@@ -11,30 +11,31 @@ use crate::http::{self, Function};
 
 /// Logs as JSON lines to stderr, filtered by `RUST_LOG` (default `info`).
 ///
-/// Whatever `RUST_LOG` asks, the AWS SDK and HTTP stack log at most `info`: at `debug` and
-/// `trace` they print request and response bodies, which hold secret hashes.
+/// Whatever `RUST_LOG` asks, only the project's own code (targets `m2m_…`) may log beyond
+/// `info`: at `debug` and `trace` the AWS SDK, the HTTP stack and the Lambda runtime print
+/// requests, responses and raw events, which hold secrets, hashes and tokens. An allow-list,
+/// so that a dependency added later stays quiet too.
 pub fn init_tracing() {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    const BODY_LOGGERS: &[&str] = &["aws", "hyper", "h2", "rustls", "reqwest", "tower", "axum"];
     let wanted = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let no_bodies = tracing_subscriber::filter::filter_fn(|meta| {
-        *meta.level() <= tracing::Level::INFO
-            || !BODY_LOGGERS
-                .iter()
-                .any(|prefix| meta.target().starts_with(prefix))
+    let ours_beyond_info = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO || meta.target().starts_with(OWN_TARGETS)
     });
     let layer = tracing_subscriber::fmt::layer()
         .json()
         .with_writer(std::io::stderr)
         .without_time()
         .with_filter(wanted)
-        .with_filter(no_bodies);
+        .with_filter(ours_beyond_info);
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
+
+/// The tracing targets of the project's own crates (`m2m_shared`, `m2m_verify`, ...).
+const OWN_TARGETS: &str = "m2m_";
 
 /// A Lambda function's cold start: tracing, then settings (DynamoDB and KMS required).
 fn lambda_settings() -> Result<Settings, lambda_http::Error> {

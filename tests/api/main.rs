@@ -14,6 +14,7 @@ mod frontegg_sdks;
 mod gateway_events;
 mod integrity;
 mod local_server;
+mod logs;
 mod oauth;
 mod ownership;
 mod portal;
