@@ -5,7 +5,7 @@
 //! `Authorization: Bearer $(m2m token)`, refreshing it shortly before it expires. With vendor
 //! credentials, `m2m tokens create|list|delete` manages API tokens.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -201,7 +201,7 @@ fn session_path(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
     Ok(base.join("m2m").join("session.json"))
 }
 
-fn load(path: &PathBuf) -> Result<Session, Failure> {
+fn load(path: &Path) -> Result<Session, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|_| Failure::Usage("not logged in: run `m2m login` first".into()))?;
     serde_json::from_str(&text).map_err(|e| Failure::Session {
@@ -210,27 +210,85 @@ fn load(path: &PathBuf) -> Result<Session, Failure> {
     })
 }
 
-/// Writes the session readable by the user only (0600), atomically.
-fn save(path: &PathBuf, session: &Session) -> Result<(), Failure> {
+/// Writes the session readable by the user only, atomically, into a directory only the user
+/// can enter: a new file (`create_new`: never an existing file, its mode, or what a link points
+/// to) renamed over the old one.
+fn save(path: &Path, session: &Session) -> Result<(), Failure> {
     let fail = |cause: String| Failure::Session {
         path: path.display().to_string(),
         cause,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        private_dir(dir).map_err(|e| fail(e.to_string()))?;
     }
-    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(session).map_err(|e| fail(e.to_string()))?;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tmp = path.with_extension(format!("{}-{nonce}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let text = serde_json::to_vec_pretty(session).map_err(|e| fail(e.to_string()))?;
-    std::io::Write::write_all(
-        &mut options.open(&tmp).map_err(|e| fail(e.to_string()))?,
-        &text,
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
+    let written = options
+        .open(&tmp)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, &text).and(file.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| fail(e.to_string()))
+}
+
+/// Creates `dir` (and its parents) and makes it the user's alone (0700).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Holds the session's lock (`<session>.lock`) until dropped, so that of several `m2m token`
+/// runs at once one refreshes and the others use what it saved.
+fn lock_session(path: &Path) -> Result<std::fs::File, Failure> {
+    let fail = |e: std::io::Error| Failure::Session {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        private_dir(dir).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let lock = options.open(path.with_extension("lock")).map_err(fail)?;
+    lock.lock().map_err(fail)?;
+    Ok(lock)
+}
+
+/// A clientId as the server gives them (a UUID, in any case, with or without hyphens), in its
+/// canonical form; anything else is refused before it reaches a URL.
+fn client_id(text: &str) -> Result<String, Failure> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    let hyphens_fit = text.len() == 32
+        || (text.len() == 36 && [8, 13, 18, 23].iter().all(|&i| text.as_bytes()[i] == b'-'));
+    if hex.len() != 32 || !hyphens_fit || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Failure::Usage(format!("{text:?} is not a clientId")));
+    }
+    let hex = hex.to_ascii_lowercase();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 fn required(value: Option<String>, what: &str, flag: &str) -> Result<String, Failure> {
@@ -274,7 +332,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// `m2m login`: exchanges the token's credentials and caches the session.
 async fn login(
     api: &Api,
-    path: &PathBuf,
+    path: &Path,
     client_id: Option<String>,
     secret: Option<String>,
 ) -> Result<(), Failure> {
@@ -300,7 +358,9 @@ async fn login(
 }
 
 /// `m2m token`: prints the cached access token, refreshed first when it is about to expire.
-async fn token(path: &PathBuf) -> Result<(), Failure> {
+/// Under the session's lock: a run that waited finds the session another one refreshed.
+async fn token(path: &Path) -> Result<(), Failure> {
+    let _lock = lock_session(path)?;
     let mut session = load(path)?;
     if session.expires_at - now() < REFRESH_MARGIN_SECONDS {
         let api = Api::new(&session.url);
@@ -325,7 +385,7 @@ async fn token(path: &PathBuf) -> Result<(), Failure> {
 }
 
 /// `m2m logout`: forgets the cached session.
-fn logout(path: &PathBuf) -> Result<(), Failure> {
+fn logout(path: &Path) -> Result<(), Failure> {
     match std::fs::remove_file(path) {
         Ok(()) => eprintln!("logged out"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("not logged in"),
@@ -388,7 +448,13 @@ async fn tokens(
     };
     let request = match (&action, action.body()) {
         (TokensAction::Create { .. }, Some(body)) => api.http.post(&base).json(&body),
-        (TokensAction::Delete { client_id }, _) => api.http.delete(format!("{base}/{client_id}")),
+        (TokensAction::Delete { client_id: id }, _) => {
+            let mut url = reqwest::Url::parse(&base).map_err(|e| Failure::Usage(e.to_string()))?;
+            url.path_segments_mut()
+                .map_err(|()| Failure::Usage(format!("{base} cannot take a path")))?
+                .push(&client_id(id)?);
+            api.http.delete(url)
+        }
         _ => api.http.get(&base),
     };
     let request = request

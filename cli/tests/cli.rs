@@ -194,3 +194,136 @@ async fn a_vendor_creates_lists_and_deletes_tokens() {
     let listed = m2m(home.path(), &["tokens", "list", "--tenant", "acme"], &env).await;
     assert_eq!(stdout(&listed), "[]");
 }
+
+/// `m2m login` with `HOME` in `home`; the session file's path.
+async fn logged_in(t: &TestApp, home: &Path) -> std::path::PathBuf {
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", client_id.as_str()),
+        ("M2M_SECRET", secret.as_str()),
+    ];
+    let login = m2m(home, &["login"], &env).await;
+    assert!(login.status.success(), "{}", stderr(&login));
+    home.join(".config/m2m/session.json")
+}
+
+/// The session is written as a new file in a private folder: a link planted where it goes is
+/// replaced, not followed, and an existing file's wider mode is not kept.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_session_file_is_never_written_through_a_link_or_with_an_old_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = spawn_app(Backing::Embedded).await;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".config/m2m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = home.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("session.json")).unwrap();
+
+    let session = logged_in(&t, home.path()).await;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let written = std::fs::symlink_metadata(&session).unwrap();
+    assert!(written.file_type().is_file(), "the link is replaced");
+    assert_eq!(written.permissions().mode() & 0o777, 0o600);
+    let folder = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(folder & 0o777, 0o700, "the folder is the user's alone");
+
+    std::fs::set_permissions(&session, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = logged_in(&t, home.path()).await;
+    let mode = std::fs::metadata(&again).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "not the old file's mode");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Six `m2m token` runs at once on a session about to expire: one refreshes (the refresh token
+/// is single use), the others wait for it and print what it saved.
+#[tokio::test]
+async fn concurrent_token_runs_refresh_once_and_share_the_result() {
+    let t = spawn_app(Backing::Embedded).await;
+    let home = tempfile::tempdir().unwrap();
+    let session = logged_in(&t, home.path()).await;
+    let mut before: Value =
+        serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    before["expiresAt"] = json!(0); // due for a refresh; the next one is good for an hour
+    std::fs::write(&session, before.to_string()).unwrap();
+
+    let runs = (0..6).map(|_| m2m(home.path(), &["token"], &[]));
+    let printed: Vec<Output> = futures::future::join_all(runs).await;
+    for run in &printed {
+        assert!(run.status.success(), "{}", stderr(run));
+    }
+    let tokens: std::collections::BTreeSet<String> = printed.iter().map(stdout).collect();
+    assert_eq!(tokens.len(), 1, "one refresh, shared: {tokens:?}");
+    let token = tokens.into_iter().next().unwrap();
+    assert_ne!(token, before["accessToken"].as_str().unwrap(), "refreshed");
+    assert!(
+        t.app
+            .credentials(ISSUER)
+            .verify_access_token(&token)
+            .is_ok()
+    );
+}
+
+/// `m2m tokens delete` takes a clientId and nothing else: a path in its place is refused before
+/// any request, so it cannot reach another resource.
+#[tokio::test]
+async fn tokens_delete_takes_only_a_client_id() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    t.tenant(&vendor, "acme").await;
+    let role = json!({"id": "r2", "key": "auditor"});
+    let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
+    assert_eq!(made.status, reqwest::StatusCode::CREATED, "{:?}", made.body);
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
+        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
+    ];
+    for bad in [
+        "../../../roles/v1/r2",
+        "r2",
+        "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d1%2F",
+    ] {
+        let deleted = m2m(
+            home.path(),
+            &["tokens", "delete", bad, "--tenant", "acme"],
+            &env,
+        )
+        .await;
+        assert!(!deleted.status.success(), "{bad}");
+        assert!(
+            stderr(&deleted).contains("is not a clientId"),
+            "{}",
+            stderr(&deleted)
+        );
+    }
+    let roles = t.get(ROLES, &[("x-access-token", &vendor)]).await;
+    assert_eq!(
+        roles.body.as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        roles.body
+    );
+    let upper = "0B7E5C8E8D474A599A344B1B0C1F7D11";
+    let deleted = m2m(
+        home.path(),
+        &["tokens", "delete", upper, "--tenant", "acme"],
+        &env,
+    )
+    .await;
+    assert!(
+        !stderr(&deleted).contains("is not a clientId"),
+        "a clientId in capitals and without hyphens is one: {}",
+        stderr(&deleted)
+    );
+}
