@@ -93,6 +93,141 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
     );
 }
 
+/// What a stand-in JWKS server does with the next fetch.
+const SERVE: usize = 0;
+const FAIL: usize = 1;
+const HANG: usize = 2;
+
+/// A JWKS server in front of the app's that serves, fails (500) or hangs as `mode` says, and
+/// counts the fetches; its URL.
+async fn jwks_server(t: &TestApp, mode: Arc<AtomicUsize>, fetches: Arc<AtomicUsize>) -> String {
+    let upstream = format!("{}/.well-known/jwks.json", t.base);
+    let server = axum::Router::new().route(
+        "/jwks",
+        get(move || {
+            let (mode, fetches, upstream) = (mode.clone(), fetches.clone(), upstream.clone());
+            async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                match mode.load(Ordering::SeqCst) {
+                    FAIL => Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+                    HANG => std::future::pending().await,
+                    _ => Ok(reqwest::get(upstream).await.unwrap().text().await.unwrap()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, server).await });
+    url
+}
+
+/// `token` under another `kid`, as after a key rotation (or a forgery).
+fn with_kid(token: &str, kid: &str) -> String {
+    let (_, rest) = token.split_once('.').unwrap();
+    let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{kid}"}}"#);
+    format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header))
+}
+
+/// A verifier (refetch interval 500 ms, fetch timeout 1 s) whose JWKS server does what `mode`
+/// says, having fetched the keys once; the fetch count, and a token its keys verify.
+struct Flaky {
+    mode: Arc<AtomicUsize>,
+    fetches: Arc<AtomicUsize>,
+    verifier: Arc<Verifier>,
+    token: String,
+    _app: TestApp,
+}
+
+const INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn flaky_verifier() -> Flaky {
+    let t = spawn_app(Backing::Embedded).await;
+    let (mode, fetches) = (
+        Arc::new(AtomicUsize::new(SERVE)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let jwks = jwks_server(&t, Arc::clone(&mode), Arc::clone(&fetches)).await;
+    let verifier = Verifier::new(jwks, ISSUER, "test-api")
+        .refetch_interval(INTERVAL)
+        .fetch_timeout(std::time::Duration::from_secs(1));
+    let token = access_token(&t, json!({})).await;
+    verifier.verify(&token).await.unwrap();
+    Flaky {
+        mode,
+        fetches,
+        verifier: Arc::new(verifier),
+        token,
+        _app: t,
+    }
+}
+
+/// While the JWKS server fails, a failed fetch is the interval's attempt (no storm of unknown
+/// `kid`s), and the keys already known keep verifying.
+#[tokio::test]
+async fn a_failing_jwks_server_is_tried_once_an_interval_and_known_keys_keep_working() {
+    let f = flaky_verifier().await;
+    f.mode.store(FAIL, Ordering::SeqCst);
+    tokio::time::sleep(INTERVAL).await;
+    for n in 0..5 {
+        let forged = with_kid(&f.token, &format!("k{n}"));
+        assert!(f.verifier.verify(&forged).await.is_err());
+        f.verifier
+            .verify(&f.token)
+            .await
+            .expect("the known key still verifies");
+    }
+    assert_eq!(
+        f.fetches.load(Ordering::SeqCst),
+        2,
+        "one failed attempt in the interval"
+    );
+}
+
+/// While a fetch hangs, tokens under known keys do not wait for it; concurrent unknown `kid`s
+/// share that one fetch, and its timeout is the interval's attempt.
+#[tokio::test]
+async fn a_hanging_jwks_fetch_stalls_no_known_key_and_is_not_repeated() {
+    let f = flaky_verifier().await;
+    f.mode.store(HANG, Ordering::SeqCst);
+    tokio::time::sleep(INTERVAL).await;
+    let unknown: Vec<_> = (0..4)
+        .map(|n| {
+            let verifier = Arc::clone(&f.verifier);
+            let forged = with_kid(&f.token, &format!("h{n}"));
+            tokio::spawn(async move { verifier.verify(&forged).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        f.verifier.verify(&f.token).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "cached keys do not wait for the hanging fetch: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        f.fetches.load(Ordering::SeqCst),
+        2,
+        "one fetch for four unknown kids"
+    );
+    f.mode.store(SERVE, Ordering::SeqCst);
+    for waiting in unknown {
+        assert!(
+            waiting.await.unwrap().is_err(),
+            "the hanging fetch ends at its timeout"
+        );
+    }
+    assert_eq!(
+        f.fetches.load(Ordering::SeqCst),
+        2,
+        "the waiters found the interval's attempt"
+    );
+    f.verifier.verify(&f.token).await.unwrap();
+}
+
 /// The classic algorithm confusion: an HS256 token "signed" with the published RSA key as the
 /// HMAC secret, under the real `kid`. Only the RS256 pin stands between it and acceptance.
 #[tokio::test]

@@ -11,19 +11,23 @@
 //! ```
 //!
 //! The JWKS is fetched once and cached; a token signed with an unknown `kid` triggers one
-//! refetch, at most once per [`Verifier::MIN_REFETCH_INTERVAL`] (adjustable), so forged `kid`s cannot make
-//! the verifier hammer the server. Only RS256 is accepted; `iss`, `aud` and `exp` are checked.
+//! refetch, at most once per [`Verifier::MIN_REFETCH_INTERVAL`] (adjustable) whether it works or
+//! not, so forged `kid`s and a server that is down or slow cannot make the verifier hammer it.
+//! Fetches run one at a time and outside the cache's lock: tokens signed with cached keys never
+//! wait for one, and a failed fetch keeps the keys already known. Only RS256 is accepted; `iss`,
+//! `aud` and `exp` are checked.
 
 #[cfg(feature = "axum")]
 pub mod axum;
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::RwLock;
+use tokio::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -82,9 +86,11 @@ impl Claims {
     }
 }
 
+#[derive(Default)]
 struct KeyCache {
-    keys: HashMap<String, DecodingKey>,
-    fetched_at: Option<Instant>,
+    keys: Arc<HashMap<String, DecodingKey>>,
+    /// The last fetch started, whatever came of it.
+    attempted_at: Option<Instant>,
 }
 
 /// Verifies access tokens against one m2m-auth deployment.
@@ -93,7 +99,10 @@ pub struct Verifier {
     validation: Validation,
     refetch_interval: Duration,
     http: reqwest::Client,
+    /// Held only to read or swap, never across a fetch.
     cache: RwLock<KeyCache>,
+    /// Held by the one fetch in flight; who waits for it then reads what it brought.
+    fetching: Mutex<()>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +114,8 @@ struct Discovery {
 impl Verifier {
     /// An unknown `kid` refetches the JWKS at most this often.
     pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+    /// A JWKS fetch that takes longer has failed.
+    pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// A verifier for tokens from `issuer` meant for `audience`, with keys from `jwks_uri`.
     pub fn new(jwks_uri: impl Into<String>, issuer: &str, audience: &str) -> Self {
@@ -117,20 +128,21 @@ impl Verifier {
             jwks_uri: jwks_uri.into(),
             validation,
             refetch_interval: Self::MIN_REFETCH_INTERVAL,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-            cache: RwLock::new(KeyCache {
-                keys: HashMap::new(),
-                fetched_at: None,
-            }),
+            http: http_client(Self::FETCH_TIMEOUT),
+            cache: RwLock::default(),
+            fetching: Mutex::new(()),
         }
     }
 
     /// Changes how soon an unknown `kid` may refetch the JWKS again (default 30 s).
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
+        self
+    }
+
+    /// Changes how long a JWKS fetch may take before it counts as failed (default 10 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.http = http_client(timeout);
         self
     }
 
@@ -164,22 +176,47 @@ impl Verifier {
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, Error> {
-        if let Some(key) = self.cache.read().await.keys.get(kid) {
-            return Ok(key.clone());
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
         }
-        let mut cache = self.cache.write().await;
-        let may_refetch = cache
-            .fetched_at
+        let _flight = self.fetching.lock().await;
+        // A fetch that finished while this one waited may have brought the key, or may have
+        // been the attempt of this interval.
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        let unknown = || Error::InvalidToken(format!("unknown kid {kid}"));
+        let due = self
+            .cache()
+            .attempted_at
             .is_none_or(|at| at.elapsed() >= self.refetch_interval);
-        if !cache.keys.contains_key(kid) && may_refetch {
-            cache.keys = self.fetch().await?;
-            cache.fetched_at = Some(Instant::now());
+        if !due {
+            return Err(unknown());
         }
-        cache
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| Error::InvalidToken(format!("unknown kid {kid}")))
+        let fetched = self.fetch().await;
+        // Recorded when it ends, whatever its result: a fetch that failed or timed out is the
+        // interval's attempt too, and the known keys stay.
+        let mut cache = self.cache_mut();
+        cache.attempted_at = Some(Instant::now());
+        cache.keys = Arc::new(fetched?);
+        drop(cache);
+        self.cached(kid).ok_or_else(unknown)
+    }
+
+    fn cached(&self, kid: &str) -> Option<DecodingKey> {
+        self.cache().keys.get(kid).cloned()
+    }
+
+    fn cache(&self) -> std::sync::RwLockReadGuard<'_, KeyCache> {
+        self.cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cache_mut(&self) -> std::sync::RwLockWriteGuard<'_, KeyCache> {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, Error> {
@@ -191,6 +228,13 @@ impl Verifier {
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect())
     }
+}
+
+fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_default()
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
