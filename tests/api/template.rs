@@ -360,3 +360,35 @@ fn sam_builds_the_functions_with_the_aws_lambda_profile() {
     assert_eq!(exported, profile);
     assert!(script.contains("exec sam build"));
 }
+
+/// The exchange and refresh functions, which anyone with credentials reaches, may write token
+/// items only (their partitions `TOKEN#<clientId>`: uses, spent refresh tokens), never a vendor
+/// credential or a directory record.
+#[test]
+fn exchange_and_refresh_may_write_only_token_items() {
+    let template = template();
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+    ];
+    for name in ["ExchangeFunction", "RefreshFunction"] {
+        let policies = &template["Resources"][name]["Properties"]["Policies"];
+        let mut wrote = false;
+        for policy in policies.as_vec().unwrap() {
+            for statement in policy["Statement"].as_vec().into_iter().flatten() {
+                let actions = texts(&statement["Action"]);
+                if !actions.iter().any(|a| writes.contains(&a.as_str())) {
+                    continue;
+                }
+                wrote = true;
+                let leading =
+                    &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                assert_eq!(texts(leading), ["TOKEN#*"], "{name}: {actions:?}");
+            }
+        }
+        assert!(wrote, "{name} writes its token's uses");
+    }
+}
