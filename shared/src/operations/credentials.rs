@@ -165,7 +165,7 @@ impl Credentials<'_> {
         let issued = self.issue(&token).await?;
         if !self
             .refresh
-            .spend_refresh(&client_id, presented.serial(), until)
+            .spend_refresh(&client_id, serial, until)
             .await?
         {
             return Err(Error::Unauthorized); // used at the same moment by another

@@ -100,11 +100,20 @@ pub(super) async fn these<T: DeserializeOwned>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let keys: Vec<(EntityKind, String)> = ids
-        .iter()
+    live_docs(directory.records(&keys_of(kind, ids)).await?)
+}
+
+/// The store keys of the `kind` records `ids`.
+pub(super) fn keys_of(kind: EntityKind, ids: &[GrantId]) -> Vec<(EntityKind, String)> {
+    ids.iter()
         .map(|id| (kind, id.as_str().to_owned()))
-        .collect();
-    let records = directory.records(&keys).await?;
+        .collect()
+}
+
+/// The documents of the live records among `records`, as `T`, in their order.
+pub(super) fn live_docs<T: DeserializeOwned>(
+    records: impl IntoIterator<Item = Option<DirectoryRecord>>,
+) -> Result<Vec<T>> {
     records
         .into_iter()
         .filter_map(|record| record.and_then(|r| r.doc))

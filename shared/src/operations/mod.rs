@@ -209,7 +209,7 @@ impl Owners {
             (EntityKind::Tenant, tenant_id.as_str().to_owned()),
         ];
         keys.extend(user.map(|u| (EntityKind::User, u.as_str().to_owned())));
-        keys.extend(ids.iter().map(|id| (kind, id.as_str().to_owned())));
+        keys.extend(directory::keys_of(kind, ids));
         let mut records = directory.records(&keys).await?.into_iter();
         let settings = records.next().flatten();
         let tenant = records.next().flatten();
@@ -219,11 +219,7 @@ impl Owners {
             user: user.map(|_| records.next().flatten()),
             settings,
         };
-        let docs = records
-            .filter_map(|record| record.and_then(|r| r.doc))
-            .map(directory::from_doc)
-            .collect::<Result<_>>()?;
-        Ok((owners, docs))
+        Ok((owners, directory::live_docs(records)?))
     }
 
     /// The vendor's API-token settings (the defaults until the vendor changes them).

@@ -19,7 +19,8 @@ enum Attempt {
     Gone,
 }
 
-fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+/// A number attribute of `item`.
+fn stored<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
@@ -68,9 +69,7 @@ impl DynamoStore {
         };
         match update.send().await {
             Ok(out) => {
-                let issued = out
-                    .attributes()
-                    .and_then(|item| super::rates::number(item, "issued"));
+                let issued = out.attributes().and_then(|item| stored(item, "issued"));
                 let last_serial = issued.ok_or_else(|| corrupt("token", "no issued count"))?;
                 Ok(Attempt::Reserved(Reserved {
                     granted: n,
@@ -81,8 +80,8 @@ impl DynamoStore {
                 Some(UpdateItemError::ConditionalCheckFailedException(refused)) => Ok(refused
                     .item()
                     .map_or(Attempt::Gone, |item| Attempt::Refused {
-                        minute: super::rates::number(item, "useWindow"),
-                        issued: super::rates::number(item, "issued").unwrap_or(0),
+                        minute: stored(item, "useWindow"),
+                        issued: stored(item, "issued").unwrap_or(0),
                     })),
                 _ => Err(dynamo_error(e)),
             },

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::tokens::stored_token;
 use super::*;
 use crate::ports::{RateStore, Reserved, UseWindow};
 
@@ -18,24 +19,21 @@ impl RateStore for EmbeddedStore {
         let key = client_id.to_string();
         self.run(move |db| {
             let txn = db.begin_write()?;
-            let reserved = {
-                let mut table = txn.open_table(TOKENS)?;
-                let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
-                let Some(bytes) = stored else {
-                    return Ok(None);
-                };
-                let mut record: TokenRecord = read_json("token", &bytes)?;
-                let (granted, last_serial) = record.reserve(window.minute, (want, limit), at);
-                if granted > 0 {
-                    table.insert(key.as_str(), write_json(&record)?.as_slice())?;
-                }
-                Reserved {
-                    granted,
-                    last_serial,
-                }
+            let mut table = txn.open_table(TOKENS)?;
+            let Some(mut record) = stored_token(&table, &key)? else {
+                return Ok(None);
             };
-            txn.commit()?;
-            Ok(Some(reserved))
+            let (granted, last_serial) = record.reserve(window.minute, (want, limit), at);
+            // A refusal writes nothing: its transaction is dropped uncommitted, with no sync.
+            if granted > 0 {
+                table.insert(key.as_str(), write_json(&record)?.as_slice())?;
+                drop(table);
+                txn.commit()?;
+            }
+            Ok(Some(Reserved {
+                granted,
+                last_serial,
+            }))
         })
         .await
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use redb::ReadableTable;
 
+use super::tokens::stored_token;
 use super::*;
 use crate::domain::token::MAX_REFRESH_TOKENS;
 
@@ -21,14 +22,10 @@ impl RefreshStore for EmbeddedStore {
             let txn = db.begin_write()?;
             // Read in the writing transaction: a token deleted before this commits leaves
             // nothing to spend, and no mark behind.
-            let Some(bytes) = txn
-                .open_table(TOKENS)?
-                .get(owner.as_str())?
-                .map(|v| v.value().to_vec())
-            else {
+            let Some(token) = stored_token(&txn.open_table(TOKENS)?, &owner)? else {
                 return Ok(false);
             };
-            let token = ApiToken::from(read_json::<TokenRecord>("token", &bytes)?);
+            let token = ApiToken::from(token);
             {
                 let mut spent = txn.open_table(REFRESH)?;
                 if spent.get(key.as_str())?.is_some() {

@@ -16,6 +16,17 @@ pub(super) fn token_index_keys(token: &TokenRecord) -> (String, Option<String>) 
     )
 }
 
+/// The token record under `key` in `table` (the tokens table, in any transaction).
+pub(super) fn stored_token(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<TokenRecord>, redb::Error> {
+    table
+        .get(key)?
+        .map(|v| read_json("token", v.value()))
+        .transpose()
+}
+
 /// Deletes one token, its index entries and its spent refresh tokens inside `txn`.
 pub(super) fn delete_token_in(
     txn: &redb::WriteTransaction,
@@ -116,11 +127,9 @@ impl TokenStore for EmbeddedStore {
                 let txn = db.begin_write()?;
                 {
                     let mut table = txn.open_table(TOKENS)?;
-                    let stored = table.get(key.as_str())?.map(|v| v.value().to_vec());
-                    let Some(bytes) = stored else {
+                    let Some(stored) = stored_token(&table, &key)? else {
                         return Ok(false);
                     };
-                    let stored: TokenRecord = read_json("token", &bytes)?;
                     let value = write_json(&record.with_uses_of(&stored))?;
                     table.insert(key.as_str(), value.as_slice())?;
                 }
@@ -166,12 +175,7 @@ impl EmbeddedStore {
             let mut found = Vec::new();
             for key in keys_under(&txn.open_table(index)?, &owner)? {
                 let client_id = key.rsplit('/').next().unwrap_or_default();
-                if let Some(bytes) = tokens.get(client_id)? {
-                    found.push(ApiToken::from(read_json::<TokenRecord>(
-                        "token",
-                        bytes.value(),
-                    )?));
-                }
+                found.extend(stored_token(&tokens, client_id)?.map(ApiToken::from));
             }
             Ok(found)
         })
