@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
-use crate::domain::{ApiToken, ClientId, PublicKey, TenantId, Timestamp, UserId, VendorCredential};
+use crate::domain::{
+    ApiToken, ClientId, PublicKey, SecretHash, TenantId, Timestamp, UserId, VendorCredential,
+};
 use crate::error::Result;
 
 /// Vendor credentials for `POST /auth/vendor`.
@@ -19,6 +21,13 @@ pub trait VendorStore: Send + Sync {
     async fn put_vendor(&self, credential: &VendorCredential) -> Result<()>;
     /// Whether any vendor credential exists (decides first-start bootstrap).
     async fn has_vendor(&self) -> Result<bool>;
+    /// As [`TokenStore::rehash_token`], for a vendor credential.
+    async fn rehash_vendor(
+        &self,
+        client_id: &ClientId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()>;
 }
 
 /// API token records, read by primary key with strong consistency.
@@ -32,6 +41,14 @@ pub trait TokenStore: Send + Sync {
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
     /// Replaces an existing token's record; `Error::NotFound` if it is gone.
     async fn replace(&self, token: &ApiToken) -> Result<()>;
+    /// Stores `to` as the token's secret hash if it still holds `from`; nothing otherwise (the
+    /// token is gone, or its secret changed meanwhile). Nothing else of the record changes.
+    async fn rehash_token(
+        &self,
+        client_id: &ClientId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()>;
     /// Every token of the tenant (tenant tokens and its members' personal tokens), all pages.
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
     /// Every personal token of the user, in every tenant, all pages.

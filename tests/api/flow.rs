@@ -311,6 +311,71 @@ async fn a_flood_of_wrong_secrets_never_queues_for_bcrypt() {
     }
 }
 
+/// After `M2M_BCRYPT_COST` changes (here from 6 to the configured 4), a token's hash and a
+/// vendor's move to the configured cost on their next successful use, and the secrets keep
+/// working; a wrong secret changes nothing.
+async fn hashes_at_another_cost_move_to_the_configured_one_on_use(t: &TestApp) {
+    use m2m_shared::domain::{ClientId, Secret, SecretKind};
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let id = ClientId::parse(&client_id).unwrap();
+    let made = t.store.token(&id).await.unwrap().unwrap().secret_hash;
+    let old = Secret::parse(&secret).unwrap().hash(6).await.unwrap();
+    t.store.rehash_token(&id, &made, &old).await.unwrap();
+    let stored_cost = async || {
+        t.store
+            .token(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_hash
+            .cost()
+    };
+    let wrong = Secret::generate(SecretKind::TenantToken);
+    let refused = t.exchange(EXCHANGE_V1, &client_id, wrong.expose()).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stored_cost().await,
+        Some(6),
+        "a wrong secret changes nothing"
+    );
+    for _ in 0..2 {
+        let reply = t.exchange(EXCHANGE_V1, &client_id, &secret).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(stored_cost().await, Some(4));
+    }
+
+    let vendor_id = ClientId::parse(&t.vendor_client_id).unwrap();
+    let made = t
+        .store
+        .vendor(&vendor_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret_hash;
+    let old = Secret::parse(&t.vendor_secret)
+        .unwrap()
+        .hash(6)
+        .await
+        .unwrap();
+    t.store
+        .rehash_vendor(&vendor_id, &made, &old)
+        .await
+        .unwrap();
+    t.vendor_token().await;
+    let stored = t
+        .store
+        .vendor(&vendor_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret_hash;
+    assert_eq!(stored.cost(), Some(4));
+    assert!(stored.check().is_some());
+    t.vendor_token().await;
+}
+on_both_stores!(hashes_at_another_cost_move_to_the_configured_one_on_use);
+
 /// Both failures take the same path (no bcrypt but one time in 65,536), so response time does
 /// not tell an attacker which clientIds exist. Compares medians of alternating attempts.
 #[tokio::test]

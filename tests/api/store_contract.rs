@@ -9,6 +9,7 @@ use m2m_shared::domain::lives::{DirectoryRecord, Life, TokenLives};
 use m2m_shared::domain::portal::{Handoff, HandoffToken};
 use m2m_shared::domain::{
     ApiToken, ClientId, GrantId, Metadata, SecretHash, TenantId, Timestamp, TokenOwner, UserId,
+    VendorCredential,
 };
 use m2m_shared::ports::{Reserved, Store, UseWindow};
 use m2m_shared::{Error, Result};
@@ -570,4 +571,70 @@ async fn replacing_a_token_keeps_its_use_counts(s: Subject) {
 contract!(
     replacing_keeps_use_counts,
     replacing_a_token_keeps_its_use_counts
+);
+
+/// A rehash replaces the hash it was computed from and nothing else: not a hash that changed
+/// meanwhile, and never a token or vendor that was deleted (it does not come back).
+async fn a_rehash_replaces_only_the_hash_it_read(s: Subject) {
+    let hash = |text: &str, check: Option<&str>| SecretHash::from_stored(text.into(), check);
+    let (old, new) = (hash("$2b$04$old", None), hash("$2b$10$new", Some("beef")));
+    let api = token(&s, "acme", None).await;
+    let api = ApiToken {
+        secret_hash: old.clone(),
+        ..api
+    };
+    s.store.put_new(&api).await.unwrap();
+    s.store
+        .rehash_token(&api.client_id, &old, &new)
+        .await
+        .unwrap();
+    let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, new);
+    assert_eq!(stored.description, api.description, "the rest is kept");
+    let newer = hash("$2b$12$newer", None);
+    s.store
+        .rehash_token(&api.client_id, &old, &newer)
+        .await
+        .unwrap();
+    let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.secret_hash, new,
+        "computed from a hash no longer there"
+    );
+    s.store.delete_tokens(&[api.client_id]).await.unwrap();
+    s.store
+        .rehash_token(&api.client_id, &new, &newer)
+        .await
+        .unwrap();
+    assert!(
+        s.store.token(&api.client_id).await.unwrap().is_none(),
+        "not resurrected"
+    );
+
+    let vendor = VendorCredential {
+        client_id: ClientId::generate(),
+        secret_hash: old.clone(),
+        created_at: A_DAY_ON,
+    };
+    s.store.put_vendor(&vendor).await.unwrap();
+    s.store
+        .rehash_vendor(&vendor.client_id, &old, &new)
+        .await
+        .unwrap();
+    s.store
+        .rehash_vendor(&vendor.client_id, &old, &newer)
+        .await
+        .unwrap();
+    let stored = s.store.vendor(&vendor.client_id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, new);
+    let unknown = ClientId::generate();
+    s.store.rehash_vendor(&unknown, &old, &new).await.unwrap();
+    assert!(
+        s.store.vendor(&unknown).await.unwrap().is_none(),
+        "not created"
+    );
+}
+contract!(
+    rehashing_is_conditional,
+    a_rehash_replaces_only_the_hash_it_read
 );

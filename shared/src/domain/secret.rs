@@ -184,10 +184,27 @@ impl Secret {
 
     /// bcrypt verification, on the blocking pool. A hash that cannot be read counts as a mismatch.
     pub async fn matches(&self, hash: &SecretHash) -> Result<bool, HashFailed> {
+        self.matches_padded(hash, Vec::new()).await
+    }
+
+    /// As [`Secret::matches`], but a mismatch also checks each hash of `padding` (hashes of no
+    /// one's secret), so that it takes as long as a check at a higher cost would.
+    pub async fn matches_padded(
+        &self,
+        hash: &SecretHash,
+        padding: Vec<SecretHash>,
+    ) -> Result<bool, HashFailed> {
         let secret = self.clone();
         let hash = hash.clone();
         tokio::task::spawn_blocking(move || {
-            bcrypt::verify(secret.expose(), &hash.bcrypt).unwrap_or(false)
+            let check = |hash: &SecretHash| bcrypt::verify(secret.expose(), &hash.bcrypt);
+            let matched = check(&hash).unwrap_or(false);
+            if !matched {
+                for decoy in &padding {
+                    let _ = check(decoy);
+                }
+            }
+            matched
         })
         .await
         .map_err(|e| HashFailed(e.to_string()))
@@ -240,6 +257,15 @@ impl SecretHash {
 
     pub fn check(&self) -> Option<QuickCheck> {
         self.check
+    }
+
+    /// The bcrypt cost the hash was made at (`$2b$10$...`: 10), if it reads as a bcrypt hash.
+    pub fn cost(&self) -> Option<u32> {
+        let mut fields = self.bcrypt.split('$');
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(""), Some(_version), Some(cost)) if cost.len() == 2 => cost.parse().ok(),
+            _ => None,
+        }
     }
 
     /// Whether `secret` may be the one hashed: `false` settles it without bcrypt; `true` needs

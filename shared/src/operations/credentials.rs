@@ -132,10 +132,17 @@ impl Credentials<'_> {
             .bcrypt
             .matches(&secret, token.as_ref().map(|t| &t.secret_hash))
             .await?;
-        match token {
-            Some(token) if matched && !token.is_expired(self.clock.now()) => Ok(token),
-            _ => Err(Error::Unauthorized),
-        }
+        let token = match token {
+            Some(token) if matched && !token.is_expired(self.clock.now()) => token,
+            _ => return Err(Error::Unauthorized),
+        };
+        let save = async |new: &_| {
+            self.tokens
+                .rehash_token(&client_id, &token.secret_hash, new)
+                .await
+        };
+        self.bcrypt.upgrade(&secret, &token.secret_hash, save).await;
+        Ok(token)
     }
 
     /// `POST .../api-token/token/refresh`: a refresh token, used once, for a new pair. It

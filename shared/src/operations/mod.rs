@@ -5,6 +5,7 @@
 //!
 //! [`App`]: crate::App
 
+mod bcrypt;
 mod credentials;
 mod directory;
 mod portal;
@@ -19,19 +20,15 @@ pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, NewToken, Owner, TokenPatch};
 pub use vendors::Vendors;
 
+pub(crate) use bcrypt::Bcrypt;
 pub(crate) use rate_limit::TokenRateLimit;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tokio::sync::{OnceCell, Semaphore};
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
 use crate::domain::jwt;
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
-use crate::domain::secret::QuickCheck;
-use crate::domain::{ClientId, GrantId, Secret, SecretHash, SecretKind, TenantId, UserId};
+use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, Signer};
 
@@ -40,116 +37,6 @@ use crate::ports::{DirectoryStore, Signer};
 pub struct Created<T> {
     pub record: T,
     pub secret: Secret,
-}
-
-/// bcrypt at the configured cost: hashing new secrets, and checking presented ones with a decoy
-/// so that an unknown clientId costs the same work as a wrong secret.
-///
-/// The work is bounded: at most one bcrypt per core runs at a time, a short queue waits, and
-/// beyond it a request is refused at once with `Error::Busy` (429 and `Retry-After`), the same
-/// answer for everyone, instead of piling up behind a flood.
-pub(crate) struct Bcrypt {
-    cost: u32,
-    /// A hash of no one's secret; made on first need, or up front by [`Bcrypt::prepare`].
-    decoy: OnceCell<SecretHash>,
-    workers: Semaphore,
-    /// bcrypt runs admitted, running or waiting; at most `capacity`.
-    admitted: AtomicUsize,
-    capacity: usize,
-    verified: verified::Verified,
-}
-
-/// Counts one admitted run until dropped.
-struct Admission<'a>(&'a AtomicUsize);
-
-impl Drop for Admission<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Waiting bcrypt runs allowed per core, beyond the one running.
-const QUEUE_PER_CORE: usize = 2;
-
-impl Bcrypt {
-    pub(crate) fn new(cost: u32) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self {
-            cost,
-            decoy: OnceCell::new(),
-            workers: Semaphore::new(cores),
-            admitted: AtomicUsize::new(0),
-            capacity: cores * (1 + QUEUE_PER_CORE),
-            verified: verified::Verified::new(),
-        }
-    }
-
-    /// Makes the decoy now, so the first unknown clientId is not faster.
-    pub(crate) async fn prepare(&self) -> Result<()> {
-        self.decoy().await.map(|_| ())
-    }
-
-    /// Runs `work` (one bcrypt) when a core is free, or refuses it when the queue is full.
-    async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        // Counted from here until this returns, refused or not.
-        let _admission = Admission(&self.admitted);
-        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.capacity {
-            return Err(Error::Busy);
-        }
-        let _permit = self.workers.acquire().await.map_err(Error::internal)?;
-        work.await
-    }
-
-    async fn hash(&self, secret: &Secret) -> Result<SecretHash> {
-        self.bounded(async { Ok(secret.hash(self.cost).await?) })
-            .await
-    }
-
-    /// A hash of no one's secret at the configured cost, made without paying that cost: the
-    /// cost is a field of a bcrypt hash, so a hash made at the lowest cost, with that field set
-    /// to the configured cost, takes exactly as long to check as any stored hash (and matches
-    /// nothing). So start-up spends about a millisecond on it, not one full bcrypt.
-    async fn decoy(&self) -> Result<&SecretHash> {
-        self.decoy
-            .get_or_try_init(|| async {
-                let cheap = Secret::generate(SecretKind::TenantToken).hash(4).await?;
-                Ok(SecretHash::from_stored(
-                    with_cost(cheap.as_stored(), self.cost),
-                    None,
-                ))
-            })
-            .await
-    }
-
-    /// Whether `secret` is the one `stored` was made from, and nothing else. A secret whose quick
-    /// check differs is refused without bcrypt; so is one for no record, except that one in
-    /// 65,536 is checked against the decoy, as a wrong secret for a real record would be, so the
-    /// two look alike from outside.
-    ///
-    /// A secret verified against the same stored hash within the last few minutes is not
-    /// checked again (see [`verified`]).
-    async fn matches(&self, secret: &Secret, stored: Option<&SecretHash>) -> Result<bool> {
-        let hash = match stored {
-            Some(hash) if !hash.may_match(secret) => return Ok(false),
-            Some(hash) if self.verified.recalls(secret, hash) => return Ok(true),
-            Some(hash) => hash,
-            None if QuickCheck::random() != secret.quick_check() => return Ok(false),
-            None => self.decoy().await?,
-        };
-        let matched = self
-            .bounded(async { Ok(secret.matches(hash).await?) })
-            .await?;
-        if matched && let Some(hash) = stored {
-            self.verified.remember(secret, hash);
-        }
-        Ok(matched && stored.is_some())
-    }
-}
-
-/// `hash` (`$2b$04$` and 53 characters of salt and digest) with its cost field set to `cost`.
-fn with_cost(hash: &str, cost: u32) -> String {
-    let salt_and_digest = hash.rsplit('$').next().unwrap_or_default();
-    format!("$2b${cost:02}${salt_and_digest}")
 }
 
 /// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.
@@ -291,23 +178,4 @@ async fn check_ids_exist(
         "Unknown {what}: {}",
         unknown.join(", ")
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_decoy_is_checked_at_the_configured_cost_and_matches_nothing() {
-        let bcrypt = Bcrypt::new(6);
-        let decoy = bcrypt.decoy().await.unwrap().as_stored().to_owned();
-        assert!(decoy.starts_with("$2b$06$"), "{decoy}");
-        assert_eq!(decoy.len(), 60);
-        let secret = Secret::generate(SecretKind::TenantToken);
-        assert!(
-            !bcrypt::verify(secret.expose(), &decoy).unwrap(),
-            "a valid hash that matches nothing"
-        );
-        assert!(!bcrypt.matches(&secret, None).await.unwrap());
-    }
 }

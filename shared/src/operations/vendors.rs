@@ -28,13 +28,12 @@ impl Vendors<'_> {
     ) -> Result<(String, i64)> {
         let (client_id, secret) = parse_credentials(client_id, secret, &[SecretKind::Vendor])?;
         let vendor = self.store.vendor(&client_id).await?;
-        if !self
-            .bcrypt
-            .matches(&secret, vendor.as_ref().map(|v| &v.secret_hash))
-            .await?
-        {
+        let stored = vendor.as_ref().map(|v| &v.secret_hash);
+        let (true, Some(stored)) = (self.bcrypt.matches(&secret, stored).await?, stored) else {
             return Err(Error::Unauthorized);
-        }
+        };
+        let save = async |new: &_| self.store.rehash_vendor(&client_id, stored, new).await;
+        self.bcrypt.upgrade(&secret, stored, save).await;
         let now = self.clock.now();
         let ttl = self.settings.vendor_token_ttl_seconds;
         let claims = VendorClaims {

@@ -49,7 +49,9 @@ use super::records::{HandoffItem, TokenRecord, VendorRecord, corrupt, kind_name}
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
-use crate::domain::{ApiToken, ClientId, TenantId, Timestamp, UserId, VendorCredential};
+use crate::domain::{
+    ApiToken, ClientId, SecretHash, TenantId, Timestamp, UserId, VendorCredential,
+};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
 
@@ -191,6 +193,30 @@ impl DynamoStore {
             .await
             .map_err(dynamo_error)?;
         Ok(())
+    }
+
+    /// Sets the item's secret hash and quick check to `to` if it still holds `from`; a
+    /// changed or missing item is left as it is.
+    pub(super) async fn rehash(&self, key: Item, from: &SecretHash, to: &SecretHash) -> Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("secretHash = :from")
+            .expression_attribute_values(":from", s(from.as_stored()))
+            .expression_attribute_values(":to", s(to.as_stored()));
+        let update = match to.check() {
+            Some(check) => update
+                .update_expression("SET secretHash = :to, secretCheck = :check")
+                .expression_attribute_values(":check", s(check.as_stored())),
+            None => update.update_expression("SET secretHash = :to REMOVE secretCheck"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(dynamo_error(e)),
+        }
     }
 
     /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed until none is left.

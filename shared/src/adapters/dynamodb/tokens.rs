@@ -130,6 +130,16 @@ impl TokenStore for DynamoStore {
         }
     }
 
+    async fn rehash_token(
+        &self,
+        client_id: &ClientId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()> {
+        let key = key(token_pk(client_id), "TOKEN".into());
+        self.rehash(key, from, to).await
+    }
+
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {
         let query = self
             .index_query("gsi1", "gsi1pk", format!("TENANT#{tenant}"))

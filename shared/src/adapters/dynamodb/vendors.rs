@@ -35,4 +35,14 @@ impl VendorStore for DynamoStore {
             .map_err(dynamo_error)?;
         Ok(out.count > 0)
     }
+
+    async fn rehash_vendor(
+        &self,
+        client_id: &ClientId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()> {
+        let key = key("VENDOR".into(), client_id.to_string());
+        self.rehash(key, from, to).await
+    }
 }

@@ -22,7 +22,9 @@ use super::records::{HandoffItem, TokenRecord, VendorRecord, corrupt, kind_name}
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
-use crate::domain::{ApiToken, ClientId, TenantId, Timestamp, UserId, VendorCredential};
+use crate::domain::{
+    ApiToken, ClientId, SecretHash, TenantId, Timestamp, UserId, VendorCredential,
+};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
 pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("vendors");
@@ -143,6 +145,43 @@ fn decode<R: DeserializeOwned>(what: &str, bytes: Option<Vec<u8>>) -> Result<Opt
 
 pub(super) fn db_error(e: impl Into<redb::Error>) -> Error {
     Error::internal(format!("embedded database: {}", e.into()))
+}
+
+impl EmbeddedStore {
+    /// Sets the record's secret hash and quick check (`secretHash`, `secretCheck`, as vendor and
+    /// token records name them) to `to` if it still holds `from`; a changed or missing record is
+    /// left as it is.
+    pub(super) async fn rehash(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()> {
+        let (from, to) = (from.as_stored().to_owned(), to.clone());
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut records = txn.open_table(table)?;
+                let stored = records.get(key.as_str())?.map(|v| v.value().to_vec());
+                let Some(mut record) = stored
+                    .map(|bytes| read_json::<serde_json::Map<String, Value>>("credential", &bytes))
+                    .transpose()?
+                    .filter(|record| record.get("secretHash") == Some(&Value::from(from.as_str())))
+                else {
+                    return Ok(()); // dropped uncommitted: nothing to write
+                };
+                record.insert("secretHash".into(), to.as_stored().into());
+                match to.check() {
+                    Some(check) => record.insert("secretCheck".into(), check.as_stored().into()),
+                    None => record.remove("secretCheck"),
+                };
+                records.insert(key.as_str(), write_json(&record)?.as_slice())?;
+            }
+            Ok(txn.commit()?)
+        })
+        .await
+    }
 }
 
 pub(super) fn to_json(record: &impl Serialize) -> Result<Vec<u8>> {

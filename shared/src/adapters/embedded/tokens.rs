@@ -142,6 +142,15 @@ impl TokenStore for EmbeddedStore {
             .ok_or_else(|| Error::NotFound("Token not found".into()))
     }
 
+    async fn rehash_token(
+        &self,
+        client_id: &ClientId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()> {
+        self.rehash(TOKENS, client_id.to_string(), from, to).await
+    }
+
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {
         self.indexed_tokens(TENANT_TOKENS, tenant.to_string()).await
     }

@@ -29,4 +29,13 @@ impl VendorStore for EmbeddedStore {
         self.run(|db| Ok(!db.begin_read()?.open_table(VENDORS)?.is_empty()?))
             .await
     }
+
+    async fn rehash_vendor(
+        &self,
+        client_id: &ClientId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<()> {
+        self.rehash(VENDORS, client_id.to_string(), from, to).await
+    }
 }

@@ -1,0 +1,272 @@
+//! bcrypt at the configured cost: hashing new secrets, checking presented ones, and moving
+//! hashes made at another cost to the configured one.
+//!
+//! A failed check takes as long whatever it failed against: an unknown clientId is checked
+//! against a decoy, and a mismatch against a hash cheaper than the dearest seen so far is
+//! padded with decoy checks up to that cost. So after `M2M_BCRYPT_COST` changes, a wrong secret
+//! for a token still hashed at the old cost does not tell an attacker the clientId exists.
+//!
+//! The work is bounded: at most one bcrypt per core runs at a time, a short queue waits, and
+//! beyond it a request is refused at once with `Error::Busy` (429 and `Retry-After`), the same
+//! answer for everyone, instead of piling up behind a flood.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::verified::Verified;
+use crate::domain::secret::QuickCheck;
+use crate::domain::{Secret, SecretHash, SecretKind};
+use crate::error::{Error, Result};
+
+/// bcrypt's highest cost.
+const MAX_COST: u32 = 31;
+/// Waiting bcrypt runs allowed per core, beyond the one running.
+const QUEUE_PER_CORE: usize = 2;
+
+pub(crate) struct Bcrypt {
+    cost: u32,
+    /// The dearest cost of any hash checked so far, and at least `cost`: every failed check
+    /// takes as long as one at this cost.
+    dearest: AtomicU32,
+    /// A hash of no one's secret at cost 4, made on first need or by [`Bcrypt::prepare`]; its
+    /// salt and digest make the decoy at any cost.
+    decoy: OnceCell<SecretHash>,
+    workers: Semaphore,
+    /// bcrypt runs admitted, running or waiting; at most `capacity`.
+    admitted: AtomicUsize,
+    capacity: usize,
+    verified: Verified,
+}
+
+/// Counts one admitted run until dropped.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Bcrypt {
+    pub(crate) fn new(cost: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            cost,
+            dearest: AtomicU32::new(cost),
+            decoy: OnceCell::new(),
+            workers: Semaphore::new(cores),
+            admitted: AtomicUsize::new(0),
+            capacity: cores * (1 + QUEUE_PER_CORE),
+            verified: Verified::new(),
+        }
+    }
+
+    /// Makes the decoy now, so the first unknown clientId is not faster.
+    pub(crate) async fn prepare(&self) -> Result<()> {
+        self.decoy_at(self.cost).await.map(|_| ())
+    }
+
+    /// Runs `work` (one bcrypt) when a core is free, or refuses it when the queue is full.
+    async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        // Counted from here until this returns, refused or not.
+        let _admission = Admission(&self.admitted);
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            return Err(Error::Busy);
+        }
+        let _permit = self.workers.acquire().await.map_err(Error::internal)?;
+        work.await
+    }
+
+    pub(crate) async fn hash(&self, secret: &Secret) -> Result<SecretHash> {
+        self.bounded(async { Ok(secret.hash(self.cost).await?) })
+            .await
+    }
+
+    /// A hash of no one's secret at `cost`, made without paying that cost: the cost is a field
+    /// of a bcrypt hash, so a hash made at the lowest cost, with that field set to `cost`,
+    /// takes exactly as long to check as any stored hash of that cost (and matches nothing).
+    /// So start-up spends about a millisecond on it, not one full bcrypt.
+    async fn decoy_at(&self, cost: u32) -> Result<SecretHash> {
+        let cheap = self
+            .decoy
+            .get_or_try_init(|| async {
+                Ok::<_, Error>(Secret::generate(SecretKind::TenantToken).hash(4).await?)
+            })
+            .await?;
+        Ok(SecretHash::from_stored(
+            with_cost(cheap.as_stored(), cost),
+            None,
+        ))
+    }
+
+    /// Whether `secret` is the one `stored` was made from, and nothing else. A secret whose quick
+    /// check differs is refused without bcrypt; so is one for no record, except that one in
+    /// 65,536 is checked against the decoy, as a wrong secret for a real record would be, so the
+    /// two look alike from outside.
+    ///
+    /// A secret verified against the same stored hash within the last few minutes is not
+    /// checked again (see [`super::verified`]).
+    pub(crate) async fn matches(
+        &self,
+        secret: &Secret,
+        stored: Option<&SecretHash>,
+    ) -> Result<bool> {
+        match stored {
+            Some(hash) if !hash.may_match(secret) => Ok(false),
+            Some(hash) if self.verified.recalls(secret, hash) => Ok(true),
+            None if QuickCheck::random() != secret.quick_check() => Ok(false),
+            _ => self.check(secret, stored).await,
+        }
+    }
+
+    /// bcrypt's verdict on `secret` against `stored` (or the decoy), every mismatch taking as
+    /// long as a check at the dearest cost seen.
+    async fn check(&self, secret: &Secret, stored: Option<&SecretHash>) -> Result<bool> {
+        let cost = stored.map_or(self.cost, |hash| hash.cost().unwrap_or(self.cost));
+        let dearest = self.dearest.fetch_max(cost, Ordering::SeqCst).max(cost);
+        let hash = match stored {
+            Some(hash) => hash.clone(),
+            None => self.decoy_at(dearest).await?,
+        };
+        // A check at cost c does 2^c rounds; decoys at c, c+1, ..., d-1 add 2^d - 2^c more.
+        let mut padding = Vec::new();
+        for cost in hash.cost().unwrap_or(dearest)..dearest.min(MAX_COST) {
+            padding.push(self.decoy_at(cost).await?);
+        }
+        let matched = self
+            .bounded(async { Ok(secret.matches_padded(&hash, padding).await?) })
+            .await?;
+        if matched && let Some(hash) = stored {
+            self.verified.remember(secret, hash);
+        }
+        Ok(matched && stored.is_some())
+    }
+
+    /// When `stored`, which `secret` matched, was made at another cost or without a quick
+    /// check: hashes `secret` at the configured cost and has `save` store that in its place.
+    /// A failure is logged, not returned: the verification stands, and the next one tries again.
+    pub(crate) async fn upgrade(
+        &self,
+        secret: &Secret,
+        stored: &SecretHash,
+        save: impl AsyncFnOnce(&SecretHash) -> Result<()>,
+    ) {
+        if stored.cost() == Some(self.cost) && stored.check().is_some() {
+            return;
+        }
+        let upgraded = match self.hash(secret).await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::warn!(error = %e, "no rehash at the configured cost"),
+        };
+        match save(&upgraded).await {
+            Ok(()) => self.verified.remember(secret, &upgraded),
+            Err(e) => tracing::warn!(error = %e, "the secret's hash stays at its old cost"),
+        }
+    }
+}
+
+/// `hash` (`$2b$04$` and 53 characters of salt and digest) with its cost field set to `cost`.
+fn with_cost(hash: &str, cost: u32) -> String {
+    let salt_and_digest = hash.rsplit('$').next().unwrap_or_default();
+    format!("$2b${cost:02}${salt_and_digest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_decoy_is_checked_at_the_configured_cost_and_matches_nothing() {
+        let bcrypt = Bcrypt::new(6);
+        bcrypt.prepare().await.unwrap();
+        let decoy = bcrypt.decoy_at(6).await.unwrap().as_stored().to_owned();
+        assert!(decoy.starts_with("$2b$06$"), "{decoy}");
+        assert_eq!(decoy.len(), 60);
+        let secret = Secret::generate(SecretKind::TenantToken);
+        assert!(
+            !bcrypt::verify(secret.expose(), &decoy).unwrap(),
+            "a valid hash that matches nothing"
+        );
+        assert!(!bcrypt.check(&secret, None).await.unwrap());
+    }
+
+    /// The median time of `runs` failed checks of a fresh secret against `stored`.
+    async fn failing(bcrypt: &Bcrypt, stored: Option<&SecretHash>, runs: usize) -> Duration {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let wrong = Secret::generate(SecretKind::TenantToken);
+            let started = Instant::now();
+            assert!(!bcrypt.check(&wrong, stored).await.unwrap());
+            times.push(started.elapsed());
+        }
+        times.sort();
+        times[runs / 2]
+    }
+
+    fn about_as_long(a: Duration, b: Duration, what: &str) {
+        let ratio = a.as_secs_f64() / b.as_secs_f64();
+        assert!((0.6..1.6).contains(&ratio), "{what}: {a:?} against {b:?}");
+    }
+
+    /// At a configured cost of 8, an unknown clientId takes as long as a wrong secret for a
+    /// token hashed at 5 or at 8 (unpadded, 5 would be 8 times faster); once a hash at 10 has
+    /// been checked, both take as long as a check at 10.
+    #[tokio::test]
+    async fn a_failed_check_takes_as_long_whatever_the_stored_hash_cost() {
+        let bcrypt = Bcrypt::new(8);
+        let secret = Secret::generate(SecretKind::TenantToken);
+        // Without quick checks, as records from before them: every wrong secret reaches bcrypt.
+        let at = async |cost| {
+            let hash = secret.hash(cost).await.unwrap();
+            SecretHash::from_stored(hash.as_stored().to_owned(), None)
+        };
+        let (at5, at8, at10) = (at(5).await, at(8).await, at(10).await);
+        let unknown = failing(&bcrypt, None, 7).await;
+        about_as_long(failing(&bcrypt, Some(&at5), 7).await, unknown, "cost 5");
+        about_as_long(failing(&bcrypt, Some(&at8), 7).await, unknown, "cost 8");
+        let dear = failing(&bcrypt, Some(&at10), 5).await;
+        assert!(dear > unknown * 2, "{dear:?} is a check at 10");
+        about_as_long(failing(&bcrypt, None, 5).await, dear, "unknown after 10");
+        about_as_long(
+            failing(&bcrypt, Some(&at5), 5).await,
+            dear,
+            "cost 5 after 10",
+        );
+        assert!(
+            bcrypt.check(&secret, Some(&at5)).await.unwrap(),
+            "right is right"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_at_another_cost_or_without_its_check_is_upgraded_once() {
+        let bcrypt = Bcrypt::new(5);
+        let secret = Secret::generate(SecretKind::TenantToken);
+        let upgraded = async |stored: &SecretHash| {
+            let saved = std::sync::Mutex::new(None);
+            let save = async |new: &SecretHash| {
+                *saved.lock().unwrap() = Some(new.clone());
+                Ok(())
+            };
+            bcrypt.upgrade(&secret, stored, save).await;
+            saved.into_inner().unwrap()
+        };
+        let current = secret.hash(5).await.unwrap();
+        assert_eq!(upgraded(&current).await, None);
+        let unchecked = SecretHash::from_stored(current.as_stored().to_owned(), None);
+        for old in [
+            secret.hash(4).await.unwrap(),
+            secret.hash(6).await.unwrap(),
+            unchecked,
+        ] {
+            let new = upgraded(&old).await.unwrap();
+            assert_eq!(new.cost(), Some(5));
+            assert!(new.check().is_some());
+            assert!(secret.matches(&new).await.unwrap());
+            assert_eq!(upgraded(&new).await, None, "current now");
+        }
+    }
+}
