@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check the project has, on a fresh machine as on a developer's:
-#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT, openapi-spec-validator, Authlib and
-#      Frontegg's Python SDK into .venv, and Frontegg's Node SDK, openid-client, jose and
+#   1. installs moto (DynamoDB + KMS emulator), cfn-lint, PyJWT, openapi-spec-validator, Authlib,
+#      schemathesis and Frontegg's Python SDK into .venv, and Frontegg's Node SDK, openid-client, jose and
 #      playwright-core into tests/clients/node, pinned; curl, jq and chromium from Debian;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
-#   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace.
+#   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace
+#      (unit, property and end-to-end tests), then schemathesis against the local server for 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,20 +16,21 @@ OPENAPI_VALIDATOR_VERSION="0.9.0"
 FRONTEGG_VERSION="3.0.4"
 FASTAPI_VERSION="0.165.0"
 AUTHLIB_VERSION="1.9.10"
+SCHEMATHESIS_VERSION="4.32.5"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator, Frontegg's SDK, Authlib)"
-want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION frontegg==$FRONTEGG_VERSION fastapi==$FASTAPI_VERSION authlib==$AUTHLIB_VERSION"
+step "Python tools in $VENV (moto, cfn-lint, PyJWT, openapi-spec-validator, Frontegg's SDK, Authlib, schemathesis)"
+want="moto==$MOTO_VERSION cfn-lint==$CFN_LINT_VERSION pyjwt==$PYJWT_VERSION openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION frontegg==$FRONTEGG_VERSION fastapi==$FASTAPI_VERSION authlib==$AUTHLIB_VERSION schemathesis==$SCHEMATHESIS_VERSION"
 if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; then
     $PY -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "PyJWT[crypto]==$PYJWT_VERSION" \
         "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" \
         "frontegg[fastapi]==$FRONTEGG_VERSION" "fastapi==$FASTAPI_VERSION" \
-        "authlib==$AUTHLIB_VERSION"
+        "authlib==$AUTHLIB_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
     echo "$want" > "$VENV/.installed"
 fi
 
@@ -73,3 +75,6 @@ cargo test --workspace 2>&1 | tee "$log"
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0) exit 1 }' "$log"
 rm -f "$log"
+
+step "schemathesis against /openapi.json on m2m-local (${M2M_SCHEMATHESIS_SECONDS:-60} s)"
+M2M_VENV="$VENV" scripts/schemathesis.sh target/debug/m2m-local

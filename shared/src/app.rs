@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{
-    DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock, WrappedKeySigner,
-};
+use crate::adapters::{DynamoStore, EmbeddedStore, LocalKeys, SystemClock};
 use crate::config::{Backend, Settings};
-use crate::domain::{PublicKey, RefreshKey};
+use crate::domain::PublicKey;
 use crate::error::{Error, Result};
 use crate::operations::{
-    ApiTokens, Bcrypt, Credentials, Directory, Portal, TokenRateLimit, Vendors,
+    ApiTokens, Bcrypt, Credentials, Directory, Portal, RefreshKeys, TokenRateLimit, Vendors,
 };
 use crate::ports::{
     Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, Signer, Store, TokenStore,
@@ -30,7 +28,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     bcrypt: Bcrypt,
     rate_limit: TokenRateLimit,
-    refresh_key: tokio::sync::OnceCell<RefreshKey>,
+    refresh_keys: RefreshKeys,
 }
 
 impl App {
@@ -41,35 +39,17 @@ impl App {
                 create_private_dir(data_dir)?;
                 (
                     Arc::new(EmbeddedStore::open(&data_dir.join("tokens.redb"))?),
-                    Arc::new(LocalKeySigner::load_or_create(
-                        &data_dir.join("signing-key.pem"),
-                    )?),
+                    LocalKeys::in_folder(data_dir).signer()?.into(),
                 )
             }
-            Backend::Aws {
-                table,
-                kms_key_id,
-                wrapping_key_id,
-            } => {
+            Backend::Aws { table, .. } => {
                 let aws = crate::adapters::aws::sdk_config_loader().load().await;
                 let (dynamodb, kms) = (
                     aws_sdk_dynamodb::Client::new(&aws),
                     aws_sdk_kms::Client::new(&aws),
                 );
-                let kms_signer = KmsSigner::connect(kms.clone(), kms_key_id).await?;
-                let signer: Arc<dyn Signer> = match wrapping_key_id {
-                    None => Arc::new(kms_signer),
-                    Some(wrapping_key_id) => Arc::new(
-                        WrappedKeySigner::load_or_create(
-                            &dynamodb,
-                            table,
-                            kms,
-                            wrapping_key_id,
-                            vec![kms_signer.public_key().clone()],
-                        )
-                        .await?,
-                    ),
-                };
+                let signer = crate::adapters::aws::signer(&dynamodb, &kms, &settings.backend);
+                let signer = signer.await?.into();
                 (Arc::new(DynamoStore::new(dynamodb, table)), signer)
             }
         };
@@ -91,7 +71,7 @@ impl App {
         Self {
             bcrypt: Bcrypt::new(settings.bcrypt_cost),
             rate_limit: TokenRateLimit::new(settings.token_rate_limit_per_minute),
-            refresh_key: tokio::sync::OnceCell::new(),
+            refresh_keys: RefreshKeys::default(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -134,7 +114,7 @@ impl App {
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
             rate_limit: &self.rate_limit,
-            refresh_key: &self.refresh_key,
+            refresh_keys: &self.refresh_keys,
             settings: &self.settings,
         }
     }
@@ -188,7 +168,7 @@ impl App {
     }
 
     /// The JWTs' `iss` when the settings fix it: `M2M_ISSUER`, else `M2M_PUBLIC_URL`. Without
-    /// either it is the URL each request reached the service at.
+    /// either (on Lambda) it is the API's default endpoint, as each request's context names it.
     pub fn issuer(&self) -> Option<&str> {
         self.settings
             .issuer

@@ -15,10 +15,13 @@ pub enum Backend {
     /// DynamoDB and KMS, through the usual AWS environment (`AWS_ENDPOINT_URL` included).
     /// With `wrapping_key_id` (`M2M_WRAPPING_KEY_ID`), JWTs are signed in memory by a key
     /// stored wrapped under that symmetric KMS key, and the KMS key's JWTs still verify.
+    /// With `previous_kms_key_id` (`M2M_PREVIOUS_KMS_KEY_ID`), a rotation is under way: that
+    /// key signs nothing new, and its JWTs still verify.
     Aws {
         table: String,
         kms_key_id: String,
         wrapping_key_id: Option<String>,
+        previous_kms_key_id: Option<String>,
     },
 }
 
@@ -46,7 +49,7 @@ pub struct Settings {
     /// JWTs (exchanges and refreshes) one API token may be issued per minute
     /// (`M2M_TOKEN_RATE_LIMIT_PER_MINUTE`, default 600).
     pub token_rate_limit_per_minute: u32,
-    /// The service's public base URL (`M2M_PUBLIC_URL`); else the URL a request reached it at.
+    /// The service's public base URL (`M2M_PUBLIC_URL`); else, on Lambda, the API's default endpoint.
     pub public_url: Option<String>,
     /// Who may show the portal in a frame: CSP `frame-ancestors` sources
     /// (`M2M_PORTAL_FRAME_ANCESTORS`, default `'none'`).
@@ -109,12 +112,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         )
     }
 
-    pub fn settings(&self) -> Result<Settings, ConfigError> {
-        let backend = match (self.get("M2M_TABLE"), self.get("M2M_KMS_KEY_ID")) {
+    /// Where tokens are kept and who signs: DynamoDB and KMS when both are named, else the
+    /// embedded store.
+    fn backend(&self) -> Result<Backend, ConfigError> {
+        Ok(match (self.get("M2M_TABLE"), self.get("M2M_KMS_KEY_ID")) {
             (Some(table), Some(kms_key_id)) => Backend::Aws {
                 table,
                 kms_key_id,
                 wrapping_key_id: self.get("M2M_WRAPPING_KEY_ID"),
+                previous_kms_key_id: self.get("M2M_PREVIOUS_KMS_KEY_ID"),
             },
             (None, None) => Backend::Embedded {
                 data_dir: self
@@ -123,7 +129,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             },
             (Some(_), None) => return Err(missing("M2M_KMS_KEY_ID", "M2M_TABLE is set")),
             (None, Some(_)) => return Err(missing("M2M_TABLE", "M2M_KMS_KEY_ID is set")),
-        };
+        })
+    }
+
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let backend = self.backend()?;
         Ok(Settings {
             backend,
             bcrypt_cost: self.parse("M2M_BCRYPT_COST", 10, "a whole number from 4 to 31", |c| {

@@ -170,6 +170,11 @@ pub trait Signer: Send + Sync {
     fn also_published(&self) -> &[PublicKey] {
         &[]
     }
+    /// The signer this one replaced, during a key rotation: its JWTs still verify (it is among
+    /// [`Signer::also_published`]) and its refresh tokens still refresh.
+    fn retired(&self) -> Option<&dyn Signer> {
+        None
+    }
     /// Every key whose JWTs verify, the signing key first: what the JWKS lists.
     fn published(&self) -> Vec<&PublicKey> {
         std::iter::once(self.public_key())

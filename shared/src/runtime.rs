@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::config::{self, Settings};
+use crate::config::{self, Backend, Settings};
 use crate::http::{self, Function};
 
 /// Logs as JSON lines to stderr, filtered by `RUST_LOG` (default `info`).
@@ -176,6 +176,23 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The local server's URL without `M2M_PUBLIC_URL` (and so its issuer): its listen address,
+/// or on every interface (0.0.0.0, ::) the loopback one. Never the Host a client sends.
+fn listen_url(address: std::net::SocketAddr) -> String {
+    let mut reached = address;
+    if reached.ip().is_unspecified() {
+        reached.set_ip(match reached {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+        tracing::warn!(
+            "listening on every interface: links and the issuer name http://{reached}; \
+             set M2M_PUBLIC_URL to the URL clients use"
+        );
+    }
+    format!("http://{reached}")
+}
+
 /// `m2m-local`: every endpoint on one listener, on the embedded default unless DynamoDB and
 /// KMS are configured.
 pub async fn run_local() -> ExitCode {
@@ -195,10 +212,8 @@ pub async fn run_local() -> ExitCode {
         }
     };
     let address = listener.local_addr().unwrap_or(local.listen);
-    // Listening on one address, the server knows its public URL (and so its issuer); on every
-    // interface (0.0.0.0) it takes the URL each request reached it at.
-    if settings.public_url.is_none() && !address.ip().is_unspecified() {
-        settings.public_url = Some(format!("http://{address}"));
+    if settings.public_url.is_none() {
+        settings.public_url = Some(listen_url(address));
     }
     let app = match start(settings).await {
         Ok(app) => app,
@@ -232,21 +247,37 @@ pub async fn run_local() -> ExitCode {
     }
 }
 
-/// `m2m-admin create-vendor`: a vendor credential in the configured store, secret printed once.
+const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-key
+
+  create-vendor  Creates a vendor credential in the store the environment names (M2M_TABLE and
+                 M2M_KMS_KEY_ID for DynamoDB and KMS, else the embedded store in M2M_DATA_DIR)
+                 and prints its clientId and secret. The secret is not stored and not shown
+                 again.
+  rotate-key     Local key (M2M_DATA_DIR): makes a new signing key; the current one becomes the
+                 previous key, which stays in the JWKS so JWTs it signed verify until they
+                 expire. Restart m2m-local to sign with the new key.
+  retire-key     Local key: deletes the previous key once its JWTs have expired (after the
+                 longest token lifetime); restart m2m-local. On AWS, rotate with the template's
+                 SigningKeyArn and PreviousSigningKeyArn parameters (see the README).";
+
+/// `m2m-admin`: operator commands against the configured store and key.
 pub async fn run_admin(args: &[String]) -> ExitCode {
-    if args != ["create-vendor"] {
-        eprintln!(
-            "usage: m2m-admin create-vendor\n\n\
-             Creates a vendor credential in the store the environment names (M2M_TABLE and\n\
-             M2M_KMS_KEY_ID for DynamoDB and KMS, else the embedded store in M2M_DATA_DIR)\n\
-             and prints its clientId and secret. The secret is not stored and not shown again."
-        );
-        return ExitCode::from(2);
-    }
+    let command = match args {
+        [command] if ["create-vendor", "rotate-key", "retire-key"].contains(&command.as_str()) => {
+            command.as_str()
+        }
+        _ => {
+            eprintln!("{ADMIN_USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = match config::process_env().settings() {
         Ok(settings) => settings,
         Err(e) => return fail(format_args!("configuration error: {e}")),
     };
+    if command != "create-vendor" {
+        return rotate_local_key(&settings, command == "rotate-key");
+    }
     let app = match start(settings).await {
         Ok(app) => app,
         Err(e) => return fail(format_args!("{e}")),
@@ -261,6 +292,45 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(format_args!("cannot create the vendor credential: {e}")),
+    }
+}
+
+/// `m2m-admin rotate-key` (`rotate`) and `retire-key`, on the local key.
+fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {
+    let Backend::Embedded { data_dir } = &settings.backend else {
+        return fail(format_args!(
+            "on AWS, rotate the signing key with the template's SigningKeyArn and \
+             PreviousSigningKeyArn parameters (see the README)"
+        ));
+    };
+    let keys = crate::adapters::LocalKeys::in_folder(data_dir);
+    let longest = settings
+        .access_token_ttl_seconds
+        .max(settings.vendor_token_ttl_seconds);
+    let told = if rotate {
+        keys.rotate().map(|()| {
+            format!(
+                "New signing key in {}; the previous one stays published.\n\
+                 Restart m2m-local to sign with it. Once {longest} s have passed (the longest \
+                 token lifetime), run m2m-admin retire-key and restart again.",
+                keys.current.display()
+            )
+        })
+    } else {
+        keys.retire().map(|retired| {
+            match retired {
+                true => "Previous signing key deleted; restart m2m-local to stop publishing it.",
+                false => "No rotation under way: there is no previous signing key.",
+            }
+            .to_owned()
+        })
+    };
+    match told {
+        Ok(told) => {
+            println!("{told}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format_args!("{e}")),
     }
 }
 

@@ -562,6 +562,7 @@ async fn a_cold_start_without_kms_answers_503_then_serves_when_kms_is_back() {
                 table,
                 kms_key_id: key_id,
                 wrapping_key_id: None,
+                previous_kms_key_id: None,
             });
             Ok(m2m_shared::App::with_parts(
                 settings,

@@ -60,25 +60,8 @@ async fn portal_session(t: &TestApp, vendor: &str) -> String {
 
 /// Runs a client program with the SDKs' environment pointing at the test server.
 async fn run(t: &TestApp, program: String, script: &str, cases: &Value) -> Value {
-    let script = format!("{}/../tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut command = std::process::Command::new(program);
-    command
-        .arg(script)
-        .arg(cases.to_string())
-        .env("FRONTEGG_API_GATEWAY_URL", &t.base)
-        .env("FRONTEGG_CLIENT_ID", &t.vendor_client_id)
-        .env("FRONTEGG_API_KEY", &t.vendor_secret);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    let vendor = (t.vendor_client_id.as_str(), t.vendor_secret.as_str());
+    frontegg_client(&program, script, &t.base, vendor, cases).await
 }
 
 #[tokio::test]

@@ -276,3 +276,41 @@ async fn the_oauth_token_endpoint_answers_through_the_exchange_function() {
         .verify_access_token(&text(&body, "access_token"));
     assert_eq!(claims.unwrap().roles, ["reader"]);
 }
+
+/// On Lambda without `PublicUrl`, discovery's links name the API's default endpoint as API
+/// Gateway's request context gives it, whatever `Host` and `X-Forwarded-Proto` say (a client
+/// sets those as it likes; a cache in front would keep what they made the document say).
+#[tokio::test]
+async fn discovery_on_lambda_names_the_api_not_the_host_header() {
+    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+    let path = format!(
+        "{}/../tests/events/openid-configuration.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let honest = std::fs::read_to_string(path).unwrap();
+    let forged = honest
+        .replace(
+            r#""host": "k3x9q2ab1c.execute-api.us-east-1.amazonaws.com""#,
+            r#""host": "evil.example""#,
+        )
+        .replace(
+            r#""x-forwarded-proto": "https""#,
+            r#""x-forwarded-proto": "http""#,
+        );
+    assert_ne!(forged, honest);
+    for event in [honest, forged] {
+        let request = lambda_http::request::from_str(&event).unwrap();
+        let response = service(Arc::clone(&app), Some(Function::Discovery))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX);
+        let discovery: Value = serde_json::from_slice(&body.await.unwrap()).unwrap();
+        let api = "https://k3x9q2ab1c.execute-api.us-east-1.amazonaws.com";
+        assert_eq!(
+            discovery["jwks_uri"],
+            format!("{api}/.well-known/jwks.json")
+        );
+        assert_eq!(discovery["token_endpoint"], format!("{api}/oauth/token"));
+    }
+}

@@ -18,11 +18,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// A running `m2m-local`; killed (like a crash) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     /// Everything printed to stdout before the server said it was listening.
-    banner: Vec<String>,
+    pub banner: Vec<String>,
     stderr: mpsc::Receiver<String>,
 }
 
@@ -34,7 +34,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(envs: &[(&str, String)]) -> Server {
+    pub fn start(envs: &[(&str, String)]) -> Server {
         // An ephemeral port unless `envs` names one.
         let mut all = vec![("M2M_LISTEN", "127.0.0.1:0".to_owned())];
         all.extend_from_slice(envs);
@@ -72,7 +72,7 @@ impl Server {
         self.stderr.try_iter().collect::<Vec<_>>().join("\n")
     }
 
-    async fn call(
+    pub async fn call(
         &self,
         method: &str,
         path: &str,
@@ -101,7 +101,7 @@ impl Server {
     }
 
     /// Creates a tenant token in tenant `acme` (creating it) and returns the create response.
-    async fn tenant_token(&self, vendor: &str) -> Value {
+    pub async fn tenant_token(&self, vendor: &str) -> Value {
         self.acme(vendor).await;
         let headers = [("x-access-token", vendor), ("frontegg-tenant-id", "acme")];
         let (status, created) = self
@@ -111,7 +111,7 @@ impl Server {
         created
     }
 
-    async fn vendor_token(&self, client_id: &str, secret: &str) -> String {
+    pub async fn vendor_token(&self, client_id: &str, secret: &str) -> String {
         let (status, body) = self
             .call(
                 "POST",
@@ -152,7 +152,7 @@ fn lines(reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 }
 
 /// Runs a binary to completion and returns (success, stdout, stderr).
-fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
+pub(crate) fn run(binary: &str, args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
     let output = command(binary, envs).args(args).output().unwrap();
     (
         output.status.success(),
@@ -175,7 +175,7 @@ async fn stored_token(table: &str, client_id: &str) -> HashMap<String, Attribute
         .expect("the token is stored in DynamoDB")
 }
 
-fn banner_value(banner: &[String], name: &str) -> Option<String> {
+pub(crate) fn banner_value(banner: &[String], name: &str) -> Option<String> {
     banner.iter().find_map(|line| {
         line.trim()
             .strip_prefix(&format!("{name}="))
@@ -245,6 +245,9 @@ async fn the_local_server_issues_as_its_own_url_unless_a_public_url_is_set() {
     let server = Server::start(std::slice::from_ref(&data));
     let (_, discovery) = server.call("GET", DISCOVERY, &[], None).await;
     assert_eq!(discovery["issuer"], server.base.as_str());
+    let forged = [("host", "evil.example"), ("x-forwarded-proto", "https")];
+    let (_, told) = server.call("GET", DISCOVERY, &forged, None).await;
+    assert_eq!(told, discovery, "Host is not the server's URL");
     let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
     let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
     let vendor = server.vendor_token(&client_id, &secret).await;

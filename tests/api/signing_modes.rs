@@ -133,6 +133,7 @@ async fn jwts_of_the_kms_key_still_verify_after_switching_to_a_wrapped_key() {
         table: table.clone(),
         kms_key_id: kms_key_id.clone(),
         wrapping_key_id,
+        previous_kms_key_id: None,
     };
     let before = app_on(backend(None)).await;
     let vendor = before.vendors().create().await.unwrap();

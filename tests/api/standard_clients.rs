@@ -27,6 +27,19 @@ async fn by_default_the_issuer_is_the_url_discovery_is_served_under_and_every_to
     assert_eq!(claims.iss, t.base);
 }
 
+/// Discovery never trusts `Host` or `X-Forwarded-Proto`: any client sets them, and a cache in
+/// front would keep what one of them made the document say.
+#[tokio::test]
+async fn discovery_names_the_service_whatever_host_a_client_sends() {
+    let t = spawn_default(Backing::Embedded).await;
+    let honest = t.get(DISCOVERY, &[]).await.body;
+    let forged = [("host", "evil.example"), ("x-forwarded-proto", "https")];
+    assert_eq!(t.get(DISCOVERY, &forged).await.body, honest);
+    assert_eq!(honest["issuer"], t.base.as_str());
+    let jwks = format!("{}/.well-known/jwks.json", t.base);
+    assert_eq!(honest["jwks_uri"], jwks);
+}
+
 #[tokio::test]
 async fn a_public_url_is_the_issuer_and_links_unless_m2m_issuer_names_another() {
     let public = "https://auth.example.com";

@@ -399,3 +399,46 @@ fn credential_checks_may_write_only_their_own_credentials() {
         assert!(wrote, "{name} writes its credentials");
     }
 }
+
+/// Signing-key rotation: every function signs with the current key (the stack's own, or
+/// `CurrentSigningKeyArn`) and, while `PreviousSigningKeyArn` is set, publishes the previous
+/// one; only the refresh function may also sign with it (the key of its refresh tokens).
+#[test]
+fn a_rotation_publishes_the_previous_key_everywhere_and_signs_nothing_new_with_it() {
+    let template = template();
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        text(&variables["M2M_PREVIOUS_KMS_KEY_ID"]),
+        "PreviousSigningKeyArn"
+    );
+    let current = texts(&variables["M2M_KMS_KEY_ID"]);
+    assert_eq!(current[0], "OwnSigningKey", "{current:?}");
+    let resources = &template["Resources"];
+    for (policy, action) in [
+        ("PreviousKeyPublishing", "kms:GetPublicKey"),
+        ("PreviousKeyRefreshing", "kms:Sign"),
+    ] {
+        assert_eq!(text(&resources[policy]["Condition"]), "RotatingSigningKey");
+        let statements = &resources[policy]["Properties"]["PolicyDocument"]["Statement"];
+        let statements = statements.as_vec().unwrap();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(texts(&statements[0]["Action"]), [action]);
+        assert_eq!(text(&statements[0]["Resource"]), "PreviousSigningKeyArn");
+    }
+    let when = |policy: &str| ("RotatingSigningKey".to_owned(), policy.to_owned());
+    for (name, function) in deployed_functions() {
+        assert!(
+            function
+                .conditional
+                .contains(&when("PreviousKeyPublishing")),
+            "{name}"
+        );
+        assert_eq!(
+            function
+                .conditional
+                .contains(&when("PreviousKeyRefreshing")),
+            function.binary == "refresh",
+            "{name}"
+        );
+    }
+}

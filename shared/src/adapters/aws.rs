@@ -13,7 +13,10 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use super::{KmsSigner, Rotation, WrappedKeySigner};
+use crate::config::Backend;
 use crate::error::Error;
+use crate::ports::Signer;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -81,6 +84,47 @@ where
     } else {
         Error::internal(cause)
     }
+}
+
+/// The signer `backend` (`Backend::Aws`) names: the KMS key, or a key wrapped under
+/// `wrapping_key_id` (publishing the KMS key beside it), rotating from `previous_kms_key_id`
+/// when one is set. One `GetPublicKey` per KMS key.
+pub async fn signer(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    kms: &aws_sdk_kms::Client,
+    backend: &Backend,
+) -> Result<Box<dyn Signer>, Error> {
+    let Backend::Aws {
+        table,
+        kms_key_id,
+        wrapping_key_id,
+        previous_kms_key_id,
+    } = backend
+    else {
+        return Err(Error::internal("an AWS signer needs the AWS backend"));
+    };
+    let kms_signer = KmsSigner::connect(kms.clone(), kms_key_id).await?;
+    let current: Box<dyn Signer> = match wrapping_key_id {
+        None => Box::new(kms_signer),
+        Some(wrapping_key_id) => {
+            let kms_key = vec![kms_signer.public_key().clone()];
+            let wrapped = WrappedKeySigner::load_or_create(
+                dynamodb,
+                table,
+                kms.clone(),
+                wrapping_key_id,
+                kms_key,
+            );
+            Box::new(wrapped.await?)
+        }
+    };
+    Ok(match previous_kms_key_id {
+        None => current,
+        Some(previous) => {
+            let previous = KmsSigner::connect(kms.clone(), previous).await?;
+            Box::new(Rotation::new(current, Box::new(previous)))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod kms;
 pub mod local_key;
 mod records;
+pub mod rotation;
 pub mod wrapped_key;
 
 pub use clock::SystemClock;
@@ -15,4 +16,5 @@ pub use dynamodb::DynamoStore;
 pub use embedded::EmbeddedStore;
 pub use kms::KmsSigner;
 pub use local_key::LocalKeySigner;
+pub use rotation::{LocalKeys, Rotation};
 pub use wrapped_key::WrappedKeySigner;

@@ -403,4 +403,30 @@ mod tests {
         assert!(!other.matches(&hash).await.unwrap_or(true));
         assert!(!format!("{hash:?}").contains(hash.as_stored()));
     }
+
+    proptest::proptest! {
+        /// Whatever arrives as a secret, parsing answers; it never panics.
+        #[test]
+        fn no_text_upsets_the_parser(text in "\\PC{0,80}") {
+            let _ = Secret::parse(&text);
+        }
+
+        /// The checksum catches every one-character change of the body or of itself; a change
+        /// of the prefix can at most name another kind (the body is then still checked).
+        #[test]
+        fn a_secret_with_one_character_changed_is_refused(
+            at in 0..SECRET_LEN,
+            replacement in proptest::char::range('!', '~'),
+        ) {
+            let secret = Secret::generate(SecretKind::TenantToken);
+            let mut text = secret.expose().as_bytes().to_vec();
+            proptest::prop_assume!(text[at] != replacement as u8);
+            text[at] = replacement as u8;
+            let changed = Secret::parse(std::str::from_utf8(&text).unwrap_or_default());
+            proptest::prop_assert!(changed.is_err() || at < PREFIX_LEN, "{}", at);
+            if let Ok(other) = changed {
+                proptest::prop_assert!(!other.may_be(SecretKind::TenantToken));
+            }
+        }
+    }
 }

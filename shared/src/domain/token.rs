@@ -235,4 +235,32 @@ mod tests {
         assert!(among_newest(1, 1, 0));
         assert!(!among_newest(0, 0, 0), "numbers start at one");
     }
+
+    proptest::proptest! {
+        /// Whatever arrives as a refresh token, parsing answers; it never panics.
+        #[test]
+        fn no_text_upsets_the_refresh_parser(text in "\\PC{0,130}", long in "m2mr_[0-9a-f+-]{64}[A-Za-z0-9_-]{43}") {
+            let key = RefreshKey::from_signature(b"one signature");
+            proptest::prop_assert!(RefreshToken::parse(&key, &text).is_none());
+            proptest::prop_assert!(RefreshToken::parse(&key, &long).is_none());
+        }
+
+        /// The tag covers every character: any one changed is refused.
+        #[test]
+        fn a_refresh_token_with_one_character_changed_is_refused(
+            at in 0..REFRESH_LEN,
+            replacement in proptest::char::range('!', '~'),
+            serial: u64,
+            seconds in 0..4_000_000_000_i64,
+        ) {
+            let key = RefreshKey::from_signature(b"one signature");
+            let at_time = Timestamp::from_millis(seconds * 1000);
+            let token = RefreshToken::issue(&key, ClientId::generate(), serial, at_time);
+            let mut text = token.expose().as_bytes().to_vec();
+            proptest::prop_assume!(text[at] != replacement as u8);
+            text[at] = replacement as u8;
+            let changed = std::str::from_utf8(&text).unwrap_or_default();
+            proptest::prop_assert!(RefreshToken::parse(&key, changed).is_none(), "{}", at);
+        }
+    }
 }

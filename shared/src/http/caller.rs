@@ -3,7 +3,7 @@
 
 use axum::http::HeaderMap;
 
-use super::request::{header, issuer};
+use super::request::{Call, header};
 
 use crate::app::App;
 use crate::domain::ids::InvalidId;
@@ -109,18 +109,19 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
 }
 
 /// The vendor token from `x-access-token` (what the SDKs send) or `Authorization: Bearer`.
-pub(super) fn vendor(app: &App, headers: &HeaderMap) -> Result<Vendor> {
+pub(super) fn vendor(app: &App, call: &Call) -> Result<Vendor> {
+    let headers = call.headers();
     let token = match header(headers, "x-access-token")? {
         Some(token) => token,
         None => bearer(headers)?.ok_or(Error::Unauthorized)?,
     };
-    let claims = app.vendors().verify_token(token, &issuer(app, headers))?;
+    let claims = app.vendors().verify_token(token, &call.issuer(app))?;
     Ok(Vendor { claims })
 }
 
-pub(super) fn tenant_owner(app: &App, headers: &HeaderMap) -> Result<TenantOwner> {
-    vendor(app, headers)?;
-    tenant_owner_named(headers)
+pub(super) fn tenant_owner(app: &App, call: &Call) -> Result<TenantOwner> {
+    vendor(app, call)?;
+    tenant_owner_named(call.headers())
 }
 
 /// The tenant owner the `frontegg-*` headers name, for a caller already known to be the vendor.
@@ -132,9 +133,9 @@ fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
     })
 }
 
-pub(super) fn user_owner(app: &App, headers: &HeaderMap) -> Result<UserOwner> {
-    vendor(app, headers)?;
-    user_owner_named(headers)
+pub(super) fn user_owner(app: &App, call: &Call) -> Result<UserOwner> {
+    vendor(app, call)?;
+    user_owner_named(call.headers())
 }
 
 /// The user owner the `frontegg-*` headers name, for a caller already known to be the vendor.
@@ -146,24 +147,24 @@ fn user_owner_named(headers: &HeaderMap) -> Result<UserOwner> {
 }
 
 /// A portal session's user, resolved now; anything else is refused.
-pub(super) async fn session(app: &App, headers: &HeaderMap) -> Result<PortalUser> {
-    let token = bearer(headers)?.ok_or(Error::Unauthorized)?;
-    app.portal().user(token, &issuer(app, headers)).await
+pub(super) async fn session(app: &App, call: &Call) -> Result<PortalUser> {
+    let token = bearer(call.headers())?.ok_or(Error::Unauthorized)?;
+    app.portal().user(token, &call.issuer(app)).await
 }
 
 /// The portal session of a request that carries no valid vendor token, once its user is found
 /// to hold the permission for `action` on `kind` tokens (403 otherwise).
 async fn session_allowed(
     app: &App,
-    headers: &HeaderMap,
+    call: &Call,
     kind: TokenKind,
     action: TokenAction,
 ) -> Result<PortalUser> {
     // A refused vendor token stays refused: it is not tried as a session.
-    if header(headers, "x-access-token")?.is_some() {
+    if call.optional_header("x-access-token")?.is_some() {
         return Err(Error::Unauthorized);
     }
-    let user = session(app, headers).await?;
+    let user = session(app, call).await?;
     if !user.may(kind, action) {
         return Err(Error::Forbidden(format!(
             "You need the permission {} to do this",
@@ -177,13 +178,13 @@ async fn session_allowed(
 /// tenant and the acting user, whatever the `frontegg-*` headers say.
 pub(super) async fn tenant_owner_or_session(
     app: &App,
-    headers: &HeaderMap,
+    call: &Call,
     action: TokenAction,
 ) -> Result<TenantOwner> {
-    if vendor(app, headers).is_ok() {
-        return tenant_owner_named(headers);
+    if vendor(app, call).is_ok() {
+        return tenant_owner_named(call.headers());
     }
-    let user = session_allowed(app, headers, TokenKind::Tenant, action).await?;
+    let user = session_allowed(app, call, TokenKind::Tenant, action).await?;
     Ok(TenantOwner {
         tenant_id: user.tenant_id.clone(),
         acting_user: Some(user.user_id.clone()),
@@ -194,13 +195,13 @@ pub(super) async fn tenant_owner_or_session(
 /// A user's owner (the vendor), or the user themselves through a portal session.
 pub(super) async fn user_owner_or_session(
     app: &App,
-    headers: &HeaderMap,
+    call: &Call,
     action: TokenAction,
 ) -> Result<UserOwner> {
-    if vendor(app, headers).is_ok() {
-        return user_owner_named(headers);
+    if vendor(app, call).is_ok() {
+        return user_owner_named(call.headers());
     }
-    let user = session_allowed(app, headers, TokenKind::Personal, action).await?;
+    let user = session_allowed(app, call, TokenKind::Personal, action).await?;
     Ok(UserOwner {
         tenant_id: user.tenant_id,
         user_id: user.user_id,

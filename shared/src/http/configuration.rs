@@ -20,7 +20,11 @@ use crate::error::{Error, Result};
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Configuration {
+    /// The key new JWTs are signed with (Frontegg's SDKs verify with this one).
     public_key: String,
+    /// Every key whose JWTs verify, the signing key first: during a signing-key rotation, the
+    /// previous key too (an addition to Frontegg's fields).
+    public_keys: Vec<String>,
     jwt_algorithm: &'static str,
     /// The access token's lifetime in seconds.
     default_token_expiration: i64,
@@ -34,6 +38,7 @@ struct Configuration {
 fn answer(app: &App, settings: TokenSettings) -> Result<Response> {
     let configuration = Configuration {
         public_key: app.public_key().pem(),
+        public_keys: app.published_keys().iter().map(|key| key.pem()).collect(),
         jwt_algorithm: "RS256",
         default_token_expiration: app.access_token_ttl_seconds(),
         api_tokens_enabled: settings.api_tokens_enabled,

@@ -55,7 +55,7 @@ pub async fn oauth_authorization_server(app: Arc<App>, call: Call) -> Result<Res
 }
 
 fn metadata(app: &App, call: &Call) -> OpenIdConfiguration {
-    let base = call.base_url(app);
+    let base = call.base_url();
     OpenIdConfiguration {
         issuer: call.issuer(app),
         jwks_uri: format!("{base}/.well-known/jwks.json"),

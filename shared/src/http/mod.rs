@@ -20,12 +20,12 @@ mod tokens;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
+use axum::{Extension, Router};
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
@@ -34,6 +34,7 @@ pub use endpoints::{ENDPOINTS, Endpoint, Function, Handler};
 use crate::app::App;
 use crate::domain::portal::TokenAction;
 use crate::error::{Error, Result};
+use lambda_http::request::RequestContext;
 use request::Call;
 
 /// Largest request body accepted; every body of this API is far smaller.
@@ -55,8 +56,12 @@ pub fn service(app: Arc<App>, only: Option<Function>) -> Service {
             continue; // every method of the table converts (tested below)
         };
         let app = Arc::clone(&app);
-        let handler = move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            serve(Arc::clone(&app), endpoint, uri, headers, body)
+        let handler = move |uri: Uri,
+                            headers: HeaderMap,
+                            context: Option<Extension<RequestContext>>,
+                            body: Bytes| {
+            let context = context.map(|Extension(context)| context);
+            serve(Arc::clone(&app), endpoint, uri, (headers, context), body)
         };
         router = router.route(endpoint.path, on(filter, handler));
     }
@@ -96,7 +101,7 @@ async fn serve(
     app: Arc<App>,
     endpoint: &'static Endpoint,
     uri: Uri,
-    headers: HeaderMap,
+    (headers, context): (HeaderMap, Option<RequestContext>),
     body: Bytes,
 ) -> Response {
     // The request's segment where the row's path has `{id}` (routing matched them already).
@@ -106,7 +111,16 @@ async fn serve(
         .position(|segment| segment == "{id}")
         .and_then(|at| uri.path().split('/').nth(at))
         .map(str::to_owned);
-    let call = Call { headers, id, body };
+    let base = match request::public_base(&app, context.as_ref()) {
+        Ok(base) => base,
+        Err(e) => return e.into_response(),
+    };
+    let call = Call {
+        headers,
+        base,
+        id,
+        body,
+    };
     // A request's deciding write is one atomic store call and what follows it (a cascade) only
     // deletes what no longer works, so a request cut short leaves nothing half-done.
     let budget = app.request_budget();
@@ -126,27 +140,27 @@ async fn dispatch(app: Arc<App>, endpoint: &Endpoint, call: Call) -> Result<Resp
     match &endpoint.handler {
         Handler::Anyone(handler) => handler(app, call).await,
         Handler::Vendor(handler) => {
-            let caller = caller::vendor(&app, call.headers())?;
+            let caller = caller::vendor(&app, &call)?;
             handler(app, caller, call).await
         }
         Handler::TenantOwner(handler) => {
-            let caller = caller::tenant_owner(&app, call.headers())?;
+            let caller = caller::tenant_owner(&app, &call)?;
             handler(app, caller, call).await
         }
         Handler::UserOwner(handler) => {
-            let caller = caller::user_owner(&app, call.headers())?;
+            let caller = caller::user_owner(&app, &call)?;
             handler(app, caller, call).await
         }
         Handler::TenantOwnerOrSession(handler) => {
-            let caller = caller::tenant_owner_or_session(&app, call.headers(), action).await?;
+            let caller = caller::tenant_owner_or_session(&app, &call, action).await?;
             handler(app, caller, call).await
         }
         Handler::UserOwnerOrSession(handler) => {
-            let caller = caller::user_owner_or_session(&app, call.headers(), action).await?;
+            let caller = caller::user_owner_or_session(&app, &call, action).await?;
             handler(app, caller, call).await
         }
         Handler::Session(handler) => {
-            let user = caller::session(&app, call.headers()).await?;
+            let user = caller::session(&app, &call).await?;
             handler(app, user, call).await
         }
     }

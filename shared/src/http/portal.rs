@@ -38,11 +38,7 @@ pub async fn open_session(app: Arc<App>, caller: UserOwner, call: Call) -> Resul
         .portal()
         .open(caller.tenant_id(), caller.user_id())
         .await?;
-    let url = format!(
-        "{}/portal#handoff={}",
-        call.base_url(&app),
-        handoff.expose()
-    );
+    let url = format!("{}/portal#handoff={}", call.base_url(), handoff.expose());
     json(StatusCode::CREATED, &Opened { url, expires_in })
 }
 

@@ -5,12 +5,16 @@ use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use lambda_http::request::RequestContext;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 
 /// A request, read whole (the body limit applies before), as a handler sees it.
 pub struct Call {
     pub(super) headers: HeaderMap,
+    /// The service's public base URL (see [`public_base`]).
+    pub(super) base: String,
     pub(super) id: Option<String>,
     pub(super) body: Bytes,
 }
@@ -62,41 +66,63 @@ impl Call {
         header(&self.headers, name)
     }
 
-    /// The service's public base URL: `M2M_PUBLIC_URL`, else the URL this request reached.
-    pub fn base_url(&self, app: &App) -> String {
-        app.public_url()
-            .map_or_else(|| reached_url(&self.headers), str::to_owned)
+    /// The service's public base URL (see [`public_base`]).
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
-    /// The `iss` of the tokens this request issues or presents (see `issuer`).
+    /// The `iss` of the tokens this request issues or presents: `M2M_ISSUER`, else the public
+    /// base URL, so that OpenID discovery's `issuer` is the URL its document is served under.
     pub fn issuer(&self, app: &App) -> String {
-        issuer(app, &self.headers)
+        app.issuer().unwrap_or(&self.base).to_owned()
     }
 }
 
-/// The `iss` of tokens: `M2M_ISSUER`, else the public base URL, so that OpenID discovery's
-/// `issuer` is the URL its document is served under.
-pub(super) fn issuer(app: &App, headers: &HeaderMap) -> String {
-    app.issuer()
-        .map_or_else(|| reached_url(headers), str::to_owned)
-}
-
-/// The URL a request reached the service at: the Host header (API Gateway's domain, or the
-/// local listener) with the scheme API Gateway forwards.
-fn reached_url(headers: &HeaderMap) -> String {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+/// The service's public base URL for a request: `M2M_PUBLIC_URL` (the local server sets it to
+/// its listen address), else, on Lambda, the default endpoint of the API Gateway API the
+/// request came through, as API Gateway's request context names it. Never a header such as
+/// `Host`, which any client sets as it likes.
+pub(super) fn public_base(app: &App, context: Option<&RequestContext>) -> Result<String> {
+    if let Some(url) = app.public_url() {
+        return Ok(url.to_owned());
+    }
+    let Some(RequestContext::ApiGatewayV2(context)) = context else {
+        return Err(Error::internal("no public URL: set M2M_PUBLIC_URL"));
     };
-    let scheme = match header("x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
+    let api = context.apiid.as_deref().unwrap_or_default();
+    if api.is_empty() || !api.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::internal("API Gateway named no API id"));
+    }
+    // The default endpoint's domain, as API Gateway names it (it routes by domain, so no other
+    // domain of this form reaches this API); through a custom domain, built from the region.
+    let default_domain = context.domain_name.as_deref().filter(|domain| {
+        domain
+            .strip_prefix(&format!("{api}.execute-api."))
+            .is_some_and(|rest| {
+                rest.ends_with(".amazonaws.com") || rest.ends_with(".amazonaws.com.cn")
+            })
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    });
+    let domain = match default_domain {
+        Some(domain) => domain.to_owned(),
+        None => {
+            let region = std::env::var("AWS_REGION")
+                .map_err(|_| Error::internal("no public URL: set M2M_PUBLIC_URL"))?;
+            let suffix = if region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            format!("{api}.execute-api.{region}.{suffix}")
+        }
     };
-    let host = header("host").unwrap_or("localhost");
-    format!("{scheme}://{host}")
+    let stage = match context.stage.as_deref() {
+        None | Some("$default") => String::new(),
+        Some(stage) => format!("/{stage}"),
+    };
+    Ok(format!("https://{domain}{stage}"))
 }
 
 /// A header's text, trimmed, if present (400 when it is not text).

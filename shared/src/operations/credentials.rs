@@ -22,8 +22,7 @@ pub struct Credentials<'a> {
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) rate_limit: &'a TokenRateLimit,
-    /// Derived on first need (one signature), then kept.
-    pub(crate) refresh_key: &'a tokio::sync::OnceCell<RefreshKey>,
+    pub(crate) refresh_keys: &'a RefreshKeys,
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
@@ -36,6 +35,20 @@ pub struct Granted {
     pub expires_in: i64,
     /// The scope granted, when one was asked for.
     pub scope: Option<String>,
+}
+
+/// The keys refresh tokens are made and checked with, each derived on first need (one
+/// signature of [`RefreshKey::SEED`]), then kept: the signer's, and during a signing-key
+/// rotation the retired signer's.
+#[derive(Default)]
+pub(crate) struct RefreshKeys {
+    current: tokio::sync::OnceCell<RefreshKey>,
+    retired: tokio::sync::OnceCell<RefreshKey>,
+}
+
+async fn refresh_key_of(signer: &dyn Signer) -> Result<RefreshKey> {
+    let signature = signer.sign(RefreshKey::SEED).await?;
+    Ok(RefreshKey::from_signature(&signature))
 }
 
 /// A signed JWT, its number among its token's JWTs, and when it was made and ends.
@@ -149,8 +162,10 @@ impl Credentials<'_> {
     /// works while it has not expired, its API token exists and has not expired, and it is
     /// among the newest hundred of that token's refresh tokens.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
-        let key = self.refresh_key().await?;
-        let presented = RefreshToken::parse(key, refresh_token).ok_or(Error::Unauthorized)?;
+        let presented = self
+            .parse_refresh(refresh_token)
+            .await?
+            .ok_or(Error::Unauthorized)?;
         let client_id = presented.client_id();
         let now = self.clock.now();
         let token = self
@@ -187,12 +202,26 @@ impl Credentials<'_> {
 
     /// The key refresh tokens are made and checked with; one signature on first need.
     async fn refresh_key(&self) -> Result<&RefreshKey> {
-        self.refresh_key
-            .get_or_try_init(|| async {
-                let signature = self.signer.sign(RefreshKey::SEED).await?;
-                Ok(RefreshKey::from_signature(&signature))
-            })
+        self.refresh_keys
+            .current
+            .get_or_try_init(|| refresh_key_of(self.signer))
             .await
+    }
+
+    /// `text` as a refresh token of ours: made under the current key, or, during a signing-key
+    /// rotation, under the retired signer's (so a rotation ends no refresh token).
+    async fn parse_refresh(&self, text: &str) -> Result<Option<RefreshToken>> {
+        if let Some(token) = RefreshToken::parse(self.refresh_key().await?, text) {
+            return Ok(Some(token));
+        }
+        let Some(retired) = self.signer.retired() else {
+            return Ok(None);
+        };
+        let key = self
+            .refresh_keys
+            .retired
+            .get_or_try_init(|| refresh_key_of(retired));
+        Ok(RefreshToken::parse(key.await?, text))
     }
 
     /// Checks an API-token JWT as a vendor's API would; vendor tokens are refused.

@@ -14,6 +14,7 @@ mod tokens;
 mod vendors;
 mod verified;
 
+pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::Directory;
 pub use portal::{Portal, Session};

@@ -13,9 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use m2m_shared::App;
-use m2m_shared::adapters::{
-    DynamoStore, EmbeddedStore, KmsSigner, LocalKeySigner, SystemClock, WrappedKeySigner,
-};
+use m2m_shared::adapters::{DynamoStore, EmbeddedStore, LocalKeySigner, SystemClock};
 pub use m2m_shared::config::{Backend, Settings};
 pub use m2m_shared::domain::SecretFormat;
 use m2m_shared::domain::Timestamp;
@@ -272,6 +270,7 @@ async fn moto_parts(
         table,
         kms_key_id,
         wrapping_key_id,
+        previous_kms_key_id: None,
     };
     parts_on(dynamodb, kms, backend).await
 }
@@ -282,26 +281,13 @@ pub async fn parts_on(
     kms: &aws_config::SdkConfig,
     backend: Backend,
 ) -> (Arc<dyn Store>, Arc<dyn Signer>, Backend) {
-    let Backend::Aws {
-        table,
-        kms_key_id,
-        wrapping_key_id,
-    } = &backend
-    else {
+    let Backend::Aws { table, .. } = &backend else {
         panic!("AWS parts need an AWS backend");
     };
     let dynamodb = aws_sdk_dynamodb::Client::new(dynamodb);
     let kms = aws_sdk_kms::Client::new(kms);
-    let kms_signer = KmsSigner::connect(kms.clone(), kms_key_id).await.unwrap();
-    let signer: Arc<dyn Signer> = match wrapping_key_id {
-        None => Arc::new(kms_signer),
-        Some(wrapping) => {
-            let kms_key = vec![kms_signer.public_key().clone()];
-            let wrapped =
-                WrappedKeySigner::load_or_create(&dynamodb, table, kms, wrapping, kms_key);
-            Arc::new(wrapped.await.unwrap())
-        }
-    };
+    let signer = m2m_shared::adapters::aws::signer(&dynamodb, &kms, &backend);
+    let signer: Arc<dyn Signer> = signer.await.unwrap().into();
     let store = DynamoStore::new(dynamodb, table);
     (Arc::new(store), signer, backend)
 }
@@ -344,8 +330,21 @@ pub async fn spawn_app(backing: Backing) -> TestApp {
 
 pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = Arc::new(TestClock::default());
+    let (listener, base) = listen().await;
+    let adjust = |settings: &mut Settings| {
+        settings.public_url = Some(base);
+        adjust(settings);
+    };
     let built = build_app_with(backing, Arc::clone(&clock), adjust).await;
-    serve_built(built, clock).await
+    serve_built(built, listener, clock).await
+}
+
+/// A loopback listener on an ephemeral port, and its URL: the app's public URL, as
+/// `m2m-local` takes its listen address.
+async fn listen() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (listener, base)
 }
 
 /// DynamoDB and KMS (moto) each behind its own fault proxy, and the API on them.
@@ -374,6 +373,7 @@ pub async fn spawn_signing_app_behind_fault_proxies(
     )
     .await;
     let clock = Arc::new(TestClock::default());
+    let (listener, base) = listen().await;
     let built = compose(
         store,
         signer,
@@ -382,16 +382,21 @@ pub async fn spawn_signing_app_behind_fault_proxies(
         Arc::clone(&clock),
         |settings| {
             settings.request_budget_seconds = request_budget_seconds;
+            settings.public_url = Some(base);
         },
     );
     Faulty {
-        api: serve_built(built, clock).await,
+        api: serve_built(built, listener, clock).await,
         dynamodb,
         kms,
     }
 }
 
-async fn serve_built(built: Built, clock: Arc<TestClock>) -> TestApp {
+async fn serve_built(
+    built: Built,
+    listener: tokio::net::TcpListener,
+    clock: Arc<TestClock>,
+) -> TestApp {
     let Built {
         app,
         store,
@@ -401,7 +406,6 @@ async fn serve_built(built: Built, clock: Arc<TestClock>) -> TestApp {
     // As `m2m-local` does at start-up.
     app.prepare_credential_checks().await.unwrap();
     let vendor = app.vendors().create().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(m2m_shared::runtime::serve(Arc::clone(&app), listener));
     TestApp {
@@ -426,6 +430,36 @@ pub async fn run_client(program: &str, script: &str, args: Vec<String>) -> std::
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
+}
+
+/// Runs one of `tests/clients/`'s Frontegg SDK programs on `cases` (JSON on its argv), with the
+/// SDKs' environment pointing at `base` as `vendor` (clientId, secret); its last line, parsed.
+pub async fn frontegg_client(
+    program: &str,
+    script: &str,
+    base: &str,
+    (client_id, secret): (&str, &str),
+    cases: &Value,
+) -> Value {
+    let script = format!("{}/../tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = std::process::Command::new(program);
+    command
+        .arg(script)
+        .arg(cases.to_string())
+        .env("FRONTEGG_API_GATEWAY_URL", base)
+        .env("FRONTEGG_CLIENT_ID", client_id)
+        .env("FRONTEGG_API_KEY", secret);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 /// A status and a parsed JSON body.
