@@ -3,7 +3,7 @@
 //! `m2m login` exchanges a clientId and secret for a JWT and a refresh token and caches them in
 //! a file only the user can read (never the secret); `m2m token` prints a JWT for
 //! `Authorization: Bearer $(m2m token)`, refreshing it shortly before it expires. With vendor
-//! credentials, `m2m tokens create|list|delete` manages API tokens.
+//! credentials, `m2m tokens create|list|rotate|delete` manages API tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,6 +80,13 @@ enum TokensAction {
     List,
     /// Delete a token by clientId.
     Delete { client_id: String },
+    /// Give a token a new secret (printed only this once); the current one keeps working for
+    /// the grace (default 60 minutes, at most 10080; 0 ends it now).
+    Rotate {
+        client_id: String,
+        #[arg(long)]
+        grace_minutes: Option<u32>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -431,7 +438,7 @@ impl TokensAction {
     }
 }
 
-/// `m2m tokens create|list|delete`: a tenant's tokens, or a user's with `--user`.
+/// `m2m tokens create|list|rotate|delete`: a tenant's tokens, or a user's with `--user`.
 async fn tokens(
     api: &Api,
     vendor: Vendor,
@@ -446,14 +453,31 @@ async fn tokens(
         Some(_) => format!("{}/identity/resources/users/api-tokens/v1", api.url),
         None => format!("{}/identity/resources/tenants/api-tokens/v1", api.url),
     };
+    // `base/<clientId>[/rotate]`, the clientId checked and escaped as one segment.
+    let token_url = |id: &str, rotate: bool| -> Result<reqwest::Url, Failure> {
+        let mut url = reqwest::Url::parse(&base).map_err(|e| Failure::Usage(e.to_string()))?;
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|()| Failure::Usage(format!("{base} cannot take a path")))?;
+        segments.push(&client_id(id)?);
+        if rotate {
+            segments.push("rotate");
+        }
+        drop(segments);
+        Ok(url)
+    };
     let request = match (&action, action.body()) {
         (TokensAction::Create { .. }, Some(body)) => api.http.post(&base).json(&body),
-        (TokensAction::Delete { client_id: id }, _) => {
-            let mut url = reqwest::Url::parse(&base).map_err(|e| Failure::Usage(e.to_string()))?;
-            url.path_segments_mut()
-                .map_err(|()| Failure::Usage(format!("{base} cannot take a path")))?
-                .push(&client_id(id)?);
-            api.http.delete(url)
+        (TokensAction::Delete { client_id: id }, _) => api.http.delete(token_url(id, false)?),
+        (
+            TokensAction::Rotate {
+                client_id: id,
+                grace_minutes,
+            },
+            _,
+        ) => {
+            let body = grace_minutes.map_or_else(|| json!({}), |m| json!({"graceMinutes": m}));
+            api.http.post(token_url(id, true)?).json(&body)
         }
         _ => api.http.get(&base),
     };

@@ -152,7 +152,7 @@ async fn bad_credentials_and_an_unreachable_server_get_clear_messages() {
 }
 
 #[tokio::test]
-async fn a_vendor_creates_lists_and_deletes_tokens() {
+async fn a_vendor_creates_lists_rotates_and_deletes_tokens() {
     let t = spawn_app(Backing::Embedded).await;
     t.tenant(&t.vendor_token().await, "acme").await;
     let home = tempfile::tempdir().unwrap();
@@ -183,6 +183,25 @@ async fn a_vendor_creates_lists_and_deletes_tokens() {
     let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
     assert_eq!(listed[0]["clientId"], client_id);
     assert!(listed[0].get("secret").is_none());
+
+    let rotate = [
+        "tokens",
+        "rotate",
+        client_id,
+        "--tenant",
+        "acme",
+        "--grace-minutes",
+        "5",
+    ];
+    let rotated = m2m(home.path(), &rotate, &env).await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let rotated: Value = serde_json::from_str(&stdout(&rotated)).unwrap();
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert_ne!(new_secret, created["secret"].as_str().unwrap());
+    for secret in [new_secret, created["secret"].as_str().unwrap()] {
+        let exchanged = t.exchange(EXCHANGE_V1, client_id, secret).await;
+        assert_eq!(exchanged.status.as_u16(), 200, "both work during the grace");
+    }
 
     let deleted = m2m(
         home.path(),

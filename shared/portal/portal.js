@@ -1,6 +1,6 @@
 'use strict';
 // The self-service page. It swaps the hand-off in its URL fragment for a session kept only in
-// this variable (no cookie, no storage), then lists, creates, edits and deletes tokens through
+// this variable (no cookie, no storage), then lists, creates, edits, rotates and deletes tokens through
 // the API it was served by.
 (function () {
   const PATHS = {
@@ -180,6 +180,7 @@
       const name = token.description || token.clientId;
       cells.push(['Actions', h('span', { class: 'row-actions' },
         kind === 'tenant' && can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit ' + name, onclick: (e) => openEdit(token, e.currentTarget), text: 'Edit' }) : null,
+        can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Rotate the secret of ' + name, onclick: (e) => openRotate(kind, token, e.currentTarget), text: 'Rotate' }) : null,
         can.delete ? h('button', { type: 'button', class: 'link danger-text', 'aria-label': 'Delete ' + name, onclick: (e) => openDelete(kind, token, e.currentTarget), text: 'Delete' }) : null)]);
       return h('tr', {}, cells.map(([label, content]) => h('td', { 'data-label': label }, content)));
     });
@@ -318,7 +319,8 @@
   });
 
   // The secret, shown once.
-  function showSecret(created, opener) {
+  function showSecret(created, opener, title) {
+    $('secret-title').textContent = title || 'Copy your new token';
     $('secret-client').textContent = created.clientId;
     $('secret-secret').textContent = created.secret;
     $('secret-curl').textContent = exchangeCommand(created.clientId, created.secret);
@@ -386,6 +388,34 @@
       load('tenant');
     } catch (e) {
       if (e.status === 404) { closeDialog(dialog); load('tenant'); }
+      if (!state.ended) fail(dialog, e.message);
+    }
+  });
+
+  // Rotate: a new secret, shown once; the current one keeps working for the chosen time.
+  function openRotate(kind, token, opener) {
+    const dialog = $('rotate-dialog');
+    dialog.dataset.kind = kind;
+    dialog.dataset.clientId = token.clientId;
+    const name = token.description ? '“' + token.description + '”' : 'this token';
+    $('rotate-text').textContent = 'Give ' + name + ' (client ID ' + token.clientId + ') a new secret? Update everything that uses it before the current secret stops working.';
+    openDialog(dialog, opener, $('rotate-grace'));
+  }
+  $('rotate-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const dialog = $('rotate-dialog');
+    const kind = dialog.dataset.kind;
+    const path = PATHS[kind] + '/' + encodeURIComponent(dialog.dataset.clientId) + '/rotate';
+    try {
+      const rotated = await api('POST', path, { graceMinutes: Number($('rotate-grace').value) });
+      const opener = openers.get(dialog);
+      openers.set(dialog, null);
+      closeDialog(dialog);
+      announce('Secret rotated');
+      load(kind);
+      showSecret(rotated, opener, 'Copy the new secret');
+    } catch (e) {
+      if (e.status === 404) { closeDialog(dialog); load(kind); return; }
       if (!state.ended) fail(dialog, e.message);
     }
   });

@@ -9,7 +9,8 @@ use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
-    ApiToken, ClientId, PublicKey, SecretHash, TenantId, Timestamp, UserId, VendorCredential,
+    ApiToken, ClientId, PublicKey, SecretHash, SecretState, TenantId, Timestamp, UserId,
+    VendorCredential,
 };
 use crate::error::Result;
 
@@ -21,7 +22,7 @@ pub trait VendorStore: Send + Sync {
     async fn put_vendor(&self, credential: &VendorCredential) -> Result<()>;
     /// Whether any vendor credential exists (decides first-start bootstrap).
     async fn has_vendor(&self) -> Result<bool>;
-    /// As [`TokenStore::rehash_token`], for a vendor credential.
+    /// Stores `to` as the vendor's secret hash if it still holds `from`; nothing otherwise.
     async fn rehash_vendor(
         &self,
         client_id: &ClientId,
@@ -41,14 +42,15 @@ pub trait TokenStore: Send + Sync {
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
     /// Replaces an existing token's record; `Error::NotFound` if it is gone.
     async fn replace(&self, token: &ApiToken) -> Result<()>;
-    /// Stores `to` as the token's secret hash if it still holds `from`; nothing otherwise (the
-    /// token is gone, or its secret changed meanwhile). Nothing else of the record changes.
-    async fn rehash_token(
+    /// Makes `to` the token's secrets if its current secret's hash is still `from` (a rehash
+    /// or a rotation); `false`, and no change, when the token is gone or its secret changed
+    /// meanwhile. Nothing else of the record changes, and nothing else changes its secrets.
+    async fn swap_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()>;
+        to: &SecretState,
+    ) -> Result<bool>;
     /// Every token of the tenant (tenant tokens and its members' personal tokens), all pages.
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
     /// Every personal token of the user, in every tenant, all pages.

@@ -213,7 +213,7 @@ async fn tokens_created_by_events_exchange_and_refresh_on_v1_and_v2() {
 }
 
 #[tokio::test]
-async fn tokens_are_listed_patched_and_deleted_through_their_functions() {
+async fn tokens_are_listed_patched_rotated_and_deleted_through_their_functions() {
     let g = Gateway::start().await.with_directory().await;
     let (user, tenant) = g.tokens().await;
     let (status, _) = g
@@ -236,12 +236,25 @@ async fn tokens_are_listed_patched_and_deleted_through_their_functions() {
         (status, patched["description"].as_str()),
         (200, Some("renamed bot"))
     );
+    let (status, rotated) = g
+        .send(Function::TenantTokens, "rotate-tenant-token", &fill)
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let (status, _) = g.exchange("exchange-v1", &rotated).await;
+    assert_eq!(status, 200, "the new secret");
+    let (status, _) = g.exchange("exchange-v1", &tenant).await;
+    assert_eq!(status, 200, "the old secret, during its 30 minutes");
     let (status, _) = g
         .send(Function::TenantTokens, "delete-tenant-token", &fill)
         .await;
     assert_eq!(status, 200);
     let user_id = text(&user, "clientId");
     let fill = [("CLIENT_ID", user_id.as_str())];
+    let (status, rotated) = g
+        .send(Function::UserTokens, "rotate-user-token", &fill)
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(rotated["previousSecretExpiresAt"].is_string(), "{rotated}");
     let (status, _) = g
         .send(Function::UserTokens, "delete-user-token", &fill)
         .await;

@@ -145,7 +145,7 @@ async fn a_lambda_function_at_trace_logs_no_secret_hash_or_token() {
         log.contains("finished processing request"),
         "the request is logged, at info:\n{log}"
     );
-    let hash = stored.secret_hash.as_stored();
+    let hash = stored.secret.hash.as_stored();
     let signature = jwt.rsplit('.').next().unwrap();
     for (what, text) in [
         ("the secret", secret.as_str()),

@@ -23,6 +23,7 @@ mod portal;
 mod portal_browser;
 mod provisioning;
 mod rate_limits;
+mod secret_rotation;
 mod signing_modes;
 mod standard_clients;
 mod store_contract;

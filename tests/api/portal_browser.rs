@@ -102,6 +102,14 @@ fn a_token_is_created_and_its_secret_shown_once(found: &Value) {
 
 fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
     assert_eq!(found["tenantExchange"], 200);
+    assert_eq!(found["rotateNamesToken"], true, "{found}");
+    assert_eq!(found["rotatedTitle"], "Copy the new secret");
+    assert_eq!(found["rotatedSameClient"], true);
+    assert_eq!(
+        (&found["rotatedExchange"], &found["oldSecretAfterRotation"]),
+        (&json!(200), &json!(401)),
+        "rotated with no grace: the new secret works, the old one stops"
+    );
     assert_eq!(
         found["tenantExchangeAfterDelete"], 401,
         "a deleted token stops"

@@ -8,8 +8,8 @@ use m2m_shared::domain::directory::{EntityKind, Origin};
 use m2m_shared::domain::lives::{DirectoryRecord, Life, TokenLives};
 use m2m_shared::domain::portal::{Handoff, HandoffToken};
 use m2m_shared::domain::{
-    ApiToken, ClientId, GrantId, Metadata, SecretHash, TenantId, Timestamp, TokenOwner, UserId,
-    VendorCredential,
+    ApiToken, ClientId, GrantId, Metadata, SecretHash, SecretState, TenantId, Timestamp,
+    TokenOwner, UserId, VendorCredential,
 };
 use m2m_shared::ports::{Reserved, Store, UseWindow};
 use m2m_shared::{Error, Result};
@@ -132,10 +132,10 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
         expires_at: None,
         last_used_at: None,
         issued: 0,
-        secret_hash: SecretHash::from_stored(
+        secret: SecretState::new(SecretHash::from_stored(
             "$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into(),
             None,
-        ),
+        )),
         lives,
     }
 }
@@ -573,44 +573,74 @@ contract!(
     replacing_a_token_keeps_its_use_counts
 );
 
-/// A rehash replaces the hash it was computed from and nothing else: not a hash that changed
-/// meanwhile, and never a token or vendor that was deleted (it does not come back).
-async fn a_rehash_replaces_only_the_hash_it_read(s: Subject) {
+/// A secret swap (a rehash or a rotation) replaces the secrets it was computed from and nothing
+/// else: not secrets that changed meanwhile, and never a token or vendor that was deleted (it
+/// does not come back). A replacement (a patch) keeps the secrets as they are.
+async fn a_secret_swap_replaces_only_the_secret_it_read(s: Subject) {
     let hash = |text: &str, check: Option<&str>| SecretHash::from_stored(text.into(), check);
     let (old, new) = (hash("$2b$04$old", None), hash("$2b$10$new", Some("beef")));
     let api = token(&s, "acme", None).await;
     let api = ApiToken {
-        secret_hash: old.clone(),
+        secret: SecretState::new(old.clone()),
         ..api
     };
     s.store.put_new(&api).await.unwrap();
-    s.store
-        .rehash_token(&api.client_id, &old, &new)
-        .await
-        .unwrap();
-    let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
-    assert_eq!(stored.secret_hash, new);
-    assert_eq!(stored.description, api.description, "the rest is kept");
-    let newer = hash("$2b$12$newer", None);
-    s.store
-        .rehash_token(&api.client_id, &old, &newer)
-        .await
-        .unwrap();
+    let rotated = api.secret.rotated(new.clone(), A_DAY_ON, 30);
+    assert!(
+        s.store
+            .swap_secret(&api.client_id, &old, &rotated)
+            .await
+            .unwrap()
+    );
     let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
     assert_eq!(
-        stored.secret_hash, new,
+        stored.secret, rotated,
+        "the new secret, the previous one and its grace"
+    );
+    assert_eq!(stored.description, api.description, "the rest is kept");
+    let mut patched = stored.clone();
+    patched.description = Some("patched".into());
+    patched.secret = SecretState::new(old.clone());
+    s.store.replace(&patched).await.unwrap();
+    let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.secret, rotated,
+        "a replacement never writes the secrets"
+    );
+    let newer = SecretState::new(hash("$2b$12$newer", None));
+    assert!(
+        !s.store
+            .swap_secret(&api.client_id, &old, &newer)
+            .await
+            .unwrap()
+    );
+    let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.secret, rotated,
         "computed from a hash no longer there"
     );
     s.store.delete_tokens(&[api.client_id]).await.unwrap();
-    s.store
-        .rehash_token(&api.client_id, &new, &newer)
-        .await
-        .unwrap();
+    assert!(
+        !s.store
+            .swap_secret(&api.client_id, &new, &newer)
+            .await
+            .unwrap()
+    );
     assert!(
         s.store.token(&api.client_id).await.unwrap().is_none(),
         "not resurrected"
     );
+}
+contract!(
+    secret_swaps_are_conditional,
+    a_secret_swap_replaces_only_the_secret_it_read
+);
 
+/// A vendor's rehash likewise: only over the hash it read, never creating a vendor.
+async fn a_vendor_rehash_replaces_only_the_hash_it_read(s: Subject) {
+    let hash = |text: &str, check: Option<&str>| SecretHash::from_stored(text.into(), check);
+    let (old, new) = (hash("$2b$04$old", None), hash("$2b$10$new", Some("beef")));
+    let newer = hash("$2b$12$newer", None);
     let vendor = VendorCredential {
         client_id: ClientId::generate(),
         secret_hash: old.clone(),
@@ -635,6 +665,6 @@ async fn a_rehash_replaces_only_the_hash_it_read(s: Subject) {
     );
 }
 contract!(
-    rehashing_is_conditional,
-    a_rehash_replaces_only_the_hash_it_read
+    vendor_rehashes_are_conditional,
+    a_vendor_rehash_replaces_only_the_hash_it_read
 );

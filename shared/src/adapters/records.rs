@@ -2,14 +2,15 @@
 //! item through serde_dynamo). Domain types stay free of storage concerns.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{Life, TokenLives};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::secret::QuickCheck;
 use crate::domain::{
-    ApiToken, ClientId, GrantId, Metadata, SecretHash, TenantId, Timestamp, TokenOwner, UserId,
-    VendorCredential,
+    ApiToken, ClientId, GrantId, Metadata, PreviousSecret, SecretHash, SecretState, TenantId,
+    Timestamp, TokenOwner, UserId, VendorCredential,
 };
 use crate::error::Error;
 
@@ -41,6 +42,15 @@ pub struct TokenRecord {
     /// The secret's quick check (absent on records made before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret_check: Option<String>,
+    /// After a rotation: the previous secret's hash and check, and until when it works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_life: Option<Life>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,13 +98,20 @@ impl TokenRecord {
         (granted, self.issued)
     }
 
-    /// This record with the use counts and last use of `stored`, which only reservations write.
-    pub fn with_uses_of(self, stored: &Self) -> Self {
+    /// This record with the use counts and last use of `stored`, which only reservations
+    /// write, and its secrets, which only rotations and rehashes write.
+    pub fn with_uses_and_secrets_of(self, stored: &Self) -> Self {
         Self {
             last_used_at: stored.last_used_at,
             issued: stored.issued,
             use_window: stored.use_window,
             window_uses: stored.window_uses,
+            secret_hash: stored.secret_hash.clone(),
+            secret_check: stored.secret_check.clone(),
+            previous_secret_hash: stored.previous_secret_hash.clone(),
+            previous_secret_check: stored.previous_secret_check.clone(),
+            previous_secret_until: stored.previous_secret_until,
+            rotated_at: stored.rotated_at,
             ..self
         }
     }
@@ -110,6 +127,7 @@ impl TokenRecord {
 
 impl From<&ApiToken> for TokenRecord {
     fn from(token: &ApiToken) -> Self {
+        let previous = token.secret.previous.as_ref();
         Self {
             client_id: token.client_id,
             tenant_id: token.tenant_id.clone(),
@@ -126,8 +144,12 @@ impl From<&ApiToken> for TokenRecord {
             expires_at: token.expires_at.map(Timestamp::millis),
             ttl: token.expires_at.map(Timestamp::seconds),
             last_used_at: token.last_used_at.map(Timestamp::millis),
-            secret_hash: token.secret_hash.as_stored().to_owned(),
-            secret_check: token.secret_hash.check().map(QuickCheck::as_stored),
+            secret_hash: token.secret.hash.as_stored().to_owned(),
+            secret_check: token.secret.hash.check().map(QuickCheck::as_stored),
+            previous_secret_hash: previous.map(|p| p.hash.as_stored().to_owned()),
+            previous_secret_check: previous.and_then(|p| p.hash.check().map(QuickCheck::as_stored)),
+            previous_secret_until: previous.map(|p| p.until.millis()),
+            rotated_at: token.secret.rotated_at.map(Timestamp::millis),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
             issued: token.issued,
@@ -152,16 +174,61 @@ impl From<TokenRecord> for ApiToken {
             expires_at: record.expires_at.map(Timestamp::from_millis),
             last_used_at: record.last_used_at.map(Timestamp::from_millis),
             issued: record.issued,
-            secret_hash: SecretHash::from_stored(
-                record.secret_hash,
-                record.secret_check.as_deref(),
-            ),
+            secret: SecretState {
+                hash: SecretHash::from_stored(record.secret_hash, record.secret_check.as_deref()),
+                previous: record
+                    .previous_secret_hash
+                    .zip(record.previous_secret_until)
+                    .map(|(hash, until)| PreviousSecret {
+                        hash: SecretHash::from_stored(
+                            hash,
+                            record.previous_secret_check.as_deref(),
+                        ),
+                        until: Timestamp::from_millis(until),
+                    }),
+                rotated_at: record.rotated_at.map(Timestamp::from_millis),
+            },
             lives: TokenLives {
                 tenant: record.tenant_life,
                 membership: record.member_life,
             },
         }
     }
+}
+
+/// A credential's secret attributes, as vendor and token records both name them: each with its
+/// value, or `None` to remove it. Only rehashes and rotations write them, each conditional on
+/// the hash it read.
+pub type SecretFields = Vec<(&'static str, Option<Value>)>;
+
+pub fn hash_fields(hash: &SecretHash) -> SecretFields {
+    vec![
+        ("secretHash", Some(hash.as_stored().into())),
+        ("secretCheck", hash.check().map(|c| c.as_stored().into())),
+    ]
+}
+
+pub fn secret_fields(state: &SecretState) -> SecretFields {
+    let previous = state.previous.as_ref();
+    let mut fields = hash_fields(&state.hash);
+    fields.extend([
+        (
+            "previousSecretHash",
+            previous.map(|p| p.hash.as_stored().into()),
+        ),
+        (
+            "previousSecretCheck",
+            previous
+                .and_then(|p| p.hash.check())
+                .map(|c| c.as_stored().into()),
+        ),
+        (
+            "previousSecretUntil",
+            previous.map(|p| p.until.millis().into()),
+        ),
+        ("rotatedAt", state.rotated_at.map(|t| t.millis().into())),
+    ]);
+    fields
 }
 
 #[derive(Serialize, Deserialize)]

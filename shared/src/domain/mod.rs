@@ -15,4 +15,7 @@ pub use ids::{ClientId, GrantId, TenantId, UserId};
 pub use jwt::{AccessClaims, PublicKey, TokenType, VendorClaims};
 pub use secret::{Secret, SecretFormat, SecretHash, SecretKind};
 pub use time::Timestamp;
-pub use token::{ApiToken, Metadata, RefreshKey, RefreshToken, TokenOwner, VendorCredential};
+pub use token::{
+    ApiToken, Metadata, PreviousSecret, RefreshKey, RefreshToken, SecretState, TokenOwner,
+    VendorCredential,
+};

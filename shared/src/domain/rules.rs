@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{GrantId, InvalidId};
-use super::token::Metadata;
+use super::token::{MAX_GRACE_MINUTES, Metadata};
 
 /// Why a value was refused; the message names the field.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +61,28 @@ fn depth(value: &serde_json::Value) -> usize {
 /// A token's lifetime in minutes: any JSON number that is a whole number (JavaScript and Python
 /// send `1440.0`) from 1 to [`MAX_EXPIRES_IN_MINUTES`].
 pub fn expires_in_minutes(minutes: Option<&serde_json::Number>) -> Result<Option<u32>, Invalid> {
+    whole_minutes("expiresInMinutes", minutes, 1..=MAX_EXPIRES_IN_MINUTES)
+}
+
+/// A rotation's `graceMinutes`: how long the replaced secret keeps working, 0 to
+/// [`MAX_GRACE_MINUTES`].
+pub fn grace_minutes(minutes: Option<&serde_json::Value>) -> Result<Option<u32>, Invalid> {
+    let range = 0..=MAX_GRACE_MINUTES;
+    match minutes {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => whole_minutes("graceMinutes", Some(n), range),
+        Some(_) => Err(Invalid(format!(
+            "graceMinutes must be a whole number from 0 to {MAX_GRACE_MINUTES}"
+        ))),
+    }
+}
+
+/// A whole number of minutes within `range` (`5.0` is 5), if one was given.
+fn whole_minutes(
+    field: &str,
+    minutes: Option<&serde_json::Number>,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<Option<u32>, Invalid> {
     let Some(number) = minutes else {
         return Ok(None);
     };
@@ -72,11 +94,13 @@ pub fn expires_in_minutes(minutes: Option<&serde_json::Number>) -> Result<Option
     });
     whole
         .and_then(|m| u32::try_from(m).ok())
-        .filter(|m| (1..=MAX_EXPIRES_IN_MINUTES).contains(m))
+        .filter(|m| range.contains(m))
         .map(Some)
         .ok_or_else(|| {
             Invalid(format!(
-                "expiresInMinutes must be a whole number from 1 to {MAX_EXPIRES_IN_MINUTES}"
+                "{field} must be a whole number from {} to {}",
+                range.start(),
+                range.end()
             ))
         })
 }

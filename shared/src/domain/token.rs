@@ -50,9 +50,68 @@ pub struct ApiToken {
     pub last_used_at: Option<Timestamp>,
     /// How many JWTs have been reserved for it; each refresh token carries its JWT's number.
     pub issued: u64,
-    pub secret_hash: SecretHash,
+    /// The secret's hash, and what a rotation left of the one before.
+    pub secret: SecretState,
     /// The lives of the tenant and membership it was created in; it works only in them.
     pub lives: TokenLives,
+}
+
+/// An API token's secrets: the current one's hash and, after a rotation, the previous one's
+/// while it still works. At most two secrets are ever live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretState {
+    pub hash: SecretHash,
+    pub previous: Option<PreviousSecret>,
+    /// When the secret was last rotated.
+    pub rotated_at: Option<Timestamp>,
+}
+
+/// A secret replaced by a rotation, which still exchanges until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: SecretHash,
+    pub until: Timestamp,
+}
+
+/// How long a rotated-out secret keeps working unless the rotation says (`graceMinutes`).
+pub const DEFAULT_GRACE_MINUTES: u32 = 60;
+/// The longest grace a rotation may give: a week.
+pub const MAX_GRACE_MINUTES: u32 = 7 * 24 * 60;
+
+impl SecretState {
+    pub fn new(hash: SecretHash) -> Self {
+        Self {
+            hash,
+            previous: None,
+            rotated_at: None,
+        }
+    }
+
+    /// The previous secret's hash, if it still works at `now`.
+    pub fn previous_live(&self, now: Timestamp) -> Option<&PreviousSecret> {
+        self.previous.as_ref().filter(|p| p.until > now)
+    }
+
+    /// The state after a rotation at `now` to `hash`: the current secret keeps working for
+    /// `grace_minutes` (none: it stops now), and a previous one still in its grace stops.
+    pub fn rotated(&self, hash: SecretHash, now: Timestamp, grace_minutes: u32) -> Self {
+        Self {
+            hash,
+            previous: (grace_minutes > 0).then(|| PreviousSecret {
+                hash: self.hash.clone(),
+                until: now.plus_seconds(i64::from(grace_minutes) * 60),
+            }),
+            rotated_at: Some(now),
+        }
+    }
+
+    /// The same state with the current secret's hash made again (at another cost).
+    pub fn rehashed(&self, hash: SecretHash) -> Self {
+        Self {
+            hash,
+            ..self.clone()
+        }
+    }
 }
 
 impl ApiToken {

@@ -159,11 +159,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST USER_TOKENS => CreateUserToken, UserOwnerOrSession: tokens::create_personal),
     row!(GET USER_TOKENS => UserTokens, UserOwnerOrSession: tokens::list_personal),
     row!(DELETE USER_TOKEN => UserTokens, UserOwnerOrSession: tokens::delete_personal),
+    row!(POST "/identity/resources/users/api-tokens/v1/{id}/rotate" => UserTokens, UserOwnerOrSession: tokens::rotate_personal),
     row!(POST TENANT_TOKENS => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),
     row!(POST "/identity/resources/tenants/api-tokens/v2" => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),
     row!(GET TENANT_TOKENS => TenantTokens, TenantOwnerOrSession: tokens::list_tenant),
     row!(PATCH TENANT_TOKEN => TenantTokens, TenantOwnerOrSession: tokens::patch_tenant),
     row!(DELETE TENANT_TOKEN => TenantTokens, TenantOwnerOrSession: tokens::delete_tenant),
+    row!(POST "/identity/resources/tenants/api-tokens/v1/{id}/rotate" => TenantTokens, TenantOwnerOrSession: tokens::rotate_tenant),
 
     row!(POST "/portal/v1/sessions" => Portal, UserOwner: portal::open_session),
     row!(POST "/portal/v1/sessions/handoff" => Portal, Anyone: portal::swap_handoff),

@@ -29,6 +29,14 @@ impl Call {
         from_json(value)
     }
 
+    /// As [`Call::json`], but an empty body is `T::default()`.
+    pub fn json_or_default<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        self.json()
+    }
+
     /// The body as one `T` (a JSON object) or several (an array of them, at most `max`), as
     /// Frontegg's create endpoints take arrays; `true` when it was an array.
     pub fn json_one_or_many<T: DeserializeOwned>(&self, max: usize) -> Result<(Vec<T>, bool)> {

@@ -72,7 +72,13 @@ struct TokenFields<'t> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_used_at: Option<String>,
-    /// Only in the answer that creates the token.
+    /// When the secret was last rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<String>,
+    /// When the secret replaced by the last rotation stops (or stopped) working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<String>,
+    /// Only in the answer that creates the token or rotates its secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'t str>,
 }
@@ -86,6 +92,8 @@ impl<'t> TokenFields<'t> {
             metadata: &token.metadata,
             created_at: token.created_at.iso8601(),
             last_used_at: token.last_used_at.map(|t| t.iso8601()),
+            rotated_at: token.secret.rotated_at.map(|t| t.iso8601()),
+            previous_secret_expires_at: token.secret.previous.as_ref().map(|p| p.until.iso8601()),
             secret: secret.map(Secret::expose),
         }
     }
@@ -191,6 +199,41 @@ pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
 pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     app.api_tokens().delete(&caller.owner(), call.id()).await?;
     done()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RotationBody {
+    /// Any JSON, so that a string or an object is refused naming the field.
+    grace_minutes: Option<serde_json::Value>,
+}
+
+/// A rotation's grace from its body, which may be empty.
+fn grace_minutes(call: &Call) -> Result<Option<u32>> {
+    let body: RotationBody = call.json_or_default()?;
+    Ok(rules::grace_minutes(body.grace_minutes.as_ref())?)
+}
+
+/// `POST /identity/resources/users/api-tokens/v1/{id}/rotate`: a new secret, shown once.
+pub async fn rotate_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
+    let grace = grace_minutes(&call)?;
+    let rotated = app
+        .api_tokens()
+        .rotate(&caller.owner(), call.id(), grace)
+        .await?;
+    let view = PersonalTokenView::of(&rotated.record, Some(&rotated.secret));
+    json(StatusCode::OK, &view)
+}
+
+/// `POST /identity/resources/tenants/api-tokens/v1/{id}/rotate`: a new secret, shown once.
+pub async fn rotate_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    let grace = grace_minutes(&call)?;
+    let rotated = app
+        .api_tokens()
+        .rotate(&caller.owner(), call.id(), grace)
+        .await?;
+    let view = TenantTokenView::of(&rotated.record, Some(&rotated.secret));
+    json(StatusCode::OK, &view)
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,9 @@ use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
-use crate::domain::{ApiToken, GrantId, RefreshKey, RefreshToken, SecretKind, Timestamp};
+use crate::domain::{
+    ApiToken, GrantId, RefreshKey, RefreshToken, SecretHash, SecretKind, Timestamp,
+};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RateStore, RefreshStore, Signer, TokenStore};
 
@@ -136,25 +138,37 @@ impl Credentials<'_> {
         })
     }
 
-    /// The token these credentials name, if they are right and it has not expired.
+    /// The token these credentials name, if they are right and it has not expired: the
+    /// secret is its current one or, after a rotation, the previous one during its grace.
     async fn authenticate(&self, client_id: &str, secret: &str) -> Result<ApiToken> {
         let token_kinds = [SecretKind::TenantToken, SecretKind::UserToken];
         let (client_id, secret) = parse_credentials(client_id, secret, &token_kinds)?;
         let token = self.tokens.token(&client_id).await?;
-        let matched = self
-            .bcrypt
-            .matches(&secret, token.as_ref().map(|t| &t.secret_hash))
-            .await?;
+        let now = self.clock.now();
+        let current = token.as_ref().map(|t| &t.secret.hash);
+        let matched = self.bcrypt.matches(&secret, current).await?;
+        let previous = token.as_ref().and_then(|t| t.secret.previous_live(now));
+        let matched_previous = match previous {
+            Some(previous) if !matched => {
+                self.bcrypt.matches(&secret, Some(&previous.hash)).await?
+            }
+            _ => false,
+        };
         let token = match token {
-            Some(token) if matched && !token.is_expired(self.clock.now()) => token,
+            Some(token) if (matched || matched_previous) && !token.is_expired(now) => token,
             _ => return Err(Error::Unauthorized),
         };
-        let save = async |new: &_| {
-            self.tokens
-                .rehash_token(&client_id, &token.secret_hash, new)
-                .await
-        };
-        self.bcrypt.upgrade(&secret, &token.secret_hash, save).await;
+        if matched {
+            let state = &token.secret;
+            let save = async |new: &SecretHash| {
+                let rehashed = state.rehashed(new.clone());
+                self.tokens
+                    .swap_secret(&client_id, &state.hash, &rehashed)
+                    .await
+                    .map(|_| ())
+            };
+            self.bcrypt.upgrade(&secret, &state.hash, save).await;
+        }
         Ok(token)
     }
 

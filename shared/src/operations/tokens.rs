@@ -3,9 +3,10 @@
 
 use crate::domain::directory::EntityKind;
 use crate::domain::portal::{PortalUser, TokenKind};
+use crate::domain::token::DEFAULT_GRACE_MINUTES;
 use crate::domain::{
-    ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, TenantId, TokenOwner,
-    UserId,
+    ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, SecretState, TenantId,
+    TokenOwner, UserId,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
@@ -113,7 +114,7 @@ impl ApiTokens<'_> {
                 .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
             last_used_at: None,
             issued: 0,
-            secret_hash: self.bcrypt.hash(&secret).await?,
+            secret: SecretState::new(self.bcrypt.hash(&secret).await?),
             lives,
         };
         self.tokens.put_new(&record).await?;
@@ -155,6 +156,43 @@ impl ApiTokens<'_> {
     pub async fn delete(&self, owner: &Owner, client_id: &str) -> Result<()> {
         let token = self.owned(owner, client_id).await?;
         self.tokens.delete_tokens(&[token.client_id]).await
+    }
+
+    /// Gives one of the caller's tokens a new secret, returned once; the current one keeps
+    /// working for `grace_minutes` ([`DEFAULT_GRACE_MINUTES`] when not given; 0: it stops now;
+    /// at most [`crate::domain::rules::grace_minutes`] allows). A previous secret still in its grace stops, so
+    /// at most two are live. Of two rotations at once, one wins and the other answers 409; a
+    /// token deleted meanwhile stays deleted (404).
+    pub async fn rotate(
+        &self,
+        owner: &Owner,
+        client_id: &str,
+        grace_minutes: Option<u32>,
+    ) -> Result<Created<ApiToken>> {
+        let grace = grace_minutes.unwrap_or(DEFAULT_GRACE_MINUTES);
+        let mut token = self.owned(owner, client_id).await?;
+        let kind = match token.owner {
+            TokenOwner::Tenant => SecretKind::TenantToken,
+            TokenOwner::User(_) => SecretKind::UserToken,
+        };
+        let secret = Secret::generate_for_token(kind, self.secret_format);
+        let hash = self.bcrypt.hash(&secret).await?;
+        let rotated = token.secret.rotated(hash, self.clock.now(), grace);
+        if !self
+            .tokens
+            .swap_secret(&token.client_id, &token.secret.hash, &rotated)
+            .await?
+        {
+            self.owned(owner, client_id).await?; // 404 if it is gone
+            return Err(Error::Conflict(
+                "The token's secret was rotated meanwhile; list it and try again".into(),
+            ));
+        }
+        token.secret = rotated;
+        Ok(Created {
+            record: token,
+            secret,
+        })
     }
 
     /// Changes a tenant token's description, metadata, roles or permissions.

@@ -63,7 +63,8 @@ async function exchange(clientId, secret) {
 }
 
 try {
-  // 1. The administrator at 1280 px: both views, create, see once, copy, list, search, edit, delete.
+  // 1. The administrator at 1280 px: both views, create, see once, copy, list, search, edit,
+  // rotate (see once again), delete.
   const admin = await open(config.urls.admin, { width: 1280, height: 900 });
   const page = admin.page;
   await page.waitForSelector('#app:not([hidden])');
@@ -119,10 +120,22 @@ try {
   found.tenantSearch = await rows(page, 'tenant').allTextContents();
   await page.fill('#search-tenant', '');
   await shot(page, 'tenant-1280');
+  await page.click(`${botRow} button:has-text("Rotate")`);
+  found.rotateNamesToken = (await page.textContent('#rotate-text')).includes('deploy bot (prod)');
+  await page.selectOption('#rotate-grace', '0');
+  await page.click('#rotate-form button[type=submit]');
+  await page.waitForSelector('#secret-dialog[open]');
+  found.rotatedTitle = await page.textContent('#secret-title');
+  found.rotatedSameClient = (await page.textContent('#secret-client')) === bot.clientId;
+  const rotatedSecret = await page.textContent('#secret-secret');
+  await shot(page, 'rotated-secret-1280');
+  await closeSecret(page);
+  found.rotatedExchange = await exchange(bot.clientId, rotatedSecret);
+  found.oldSecretAfterRotation = await exchange(bot.clientId, bot.secret);
   await page.click(`${botRow} button:has-text("Delete")`);
   await page.click('#delete-form button[type=submit]');
   await page.waitForSelector(botRow, { state: 'detached' });
-  found.tenantExchangeAfterDelete = await exchange(bot.clientId, bot.secret);
+  found.tenantExchangeAfterDelete = await exchange(bot.clientId, rotatedSecret);
   found.adminProblems = admin.problems;
   await admin.context.close();
 

@@ -45,12 +45,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::records::{HandoffItem, TokenRecord, VendorRecord, corrupt, kind_name};
+use super::records::{
+    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, hash_fields, kind_name,
+    secret_fields,
+};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
-    ApiToken, ClientId, SecretHash, TenantId, Timestamp, UserId, VendorCredential,
+    ApiToken, ClientId, SecretHash, SecretState, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
@@ -73,6 +76,15 @@ pub(super) fn s(text: impl Into<String>) -> AttributeValue {
 /// The partition of an API token and its refresh tokens.
 pub(super) fn token_pk(client_id: &ClientId) -> String {
     format!("TOKEN#{client_id}")
+}
+
+/// A JSON text or number as a DynamoDB attribute (what secret fields hold).
+fn attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(text) => s(text.clone()),
+        other => s(other.to_string()),
+    }
 }
 
 pub(super) fn key(pk: String, sk: String) -> Item {
@@ -195,26 +207,48 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Sets the item's secret hash and quick check to `to` if it still holds `from`; a
-    /// changed or missing item is left as it is.
-    pub(super) async fn rehash(&self, key: Item, from: &SecretHash, to: &SecretHash) -> Result<()> {
-        let update = self
+    /// Writes `fields` (set, or removed when `None`) if the item's secret hash is still
+    /// `from`; `false`, and no change, when the item changed or is gone.
+    pub(super) async fn swap_secret_fields(
+        &self,
+        key: Item,
+        from: &SecretHash,
+        fields: SecretFields,
+    ) -> Result<bool> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .condition_expression("secretHash = :from")
-            .expression_attribute_values(":from", s(from.as_stored()))
-            .expression_attribute_values(":to", s(to.as_stored()));
-        let update = match to.check() {
-            Some(check) => update
-                .update_expression("SET secretHash = :to, secretCheck = :check")
-                .expression_attribute_values(":check", s(check.as_stored())),
-            None => update.update_expression("SET secretHash = :to REMOVE secretCheck"),
-        };
-        match update.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
+            .condition_expression("#secretHash = :from")
+            .expression_attribute_names("#secretHash", "secretHash")
+            .expression_attribute_values(":from", s(from.as_stored()));
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        for (n, (name, value)) in fields.into_iter().enumerate() {
+            if name != "secretHash" {
+                update = update.expression_attribute_names(format!("#f{n}"), name);
+            }
+            let name = if name == "secretHash" {
+                "#secretHash".to_owned()
+            } else {
+                format!("#f{n}")
+            };
+            match value {
+                Some(value) => {
+                    sets.push(format!("{name} = :f{n}"));
+                    update =
+                        update.expression_attribute_values(format!(":f{n}"), attribute(&value));
+                }
+                None => removes.push(name),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        match update.update_expression(expression).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(dynamo_error(e)),
         }
     }

@@ -25,24 +25,35 @@ pub(super) fn token_item(token: &ApiToken) -> Result<Item> {
     Ok(item)
 }
 
-/// Attributes of a token item that only reservations write (see [`crate::ports::RateStore`]).
-const USE_ATTRIBUTES: [&str; 4] = ["issued", "useWindow", "windowUses", "lastUsedAt"];
+/// Attributes of a token item that a replacement keeps: what only reservations write (see
+/// [`crate::ports::RateStore`]) and what only [`TokenStore::swap_secret`] writes.
+const KEPT_ATTRIBUTES: [&str; 10] = [
+    "issued",
+    "useWindow",
+    "windowUses",
+    "lastUsedAt",
+    "secretHash",
+    "secretCheck",
+    "previousSecretHash",
+    "previousSecretCheck",
+    "previousSecretUntil",
+    "rotatedAt",
+];
 /// Attributes a token item may lack; a replacement without one removes it.
-const OPTIONAL_ATTRIBUTES: [&str; 7] = [
+const OPTIONAL_ATTRIBUTES: [&str; 6] = [
     "createdByUserId",
     "description",
     "expiresAt",
     "ttl",
-    "secretCheck",
     "tenantLife",
     "memberLife",
 ];
 
-/// An update that makes the stored item `item`, but for its key and use counts.
+/// An update that makes the stored item `item`, but for its key, use counts and secrets.
 fn set_record(update: UpdateItemFluentBuilder, item: Item) -> UpdateItemFluentBuilder {
     let mut sets = Vec::new();
     let mut update = update;
-    let kept = ["pk", "sk"].iter().chain(&USE_ATTRIBUTES);
+    let kept = ["pk", "sk"].iter().chain(&KEPT_ATTRIBUTES);
     let kept: Vec<&str> = kept.copied().collect();
     let removed: Vec<&str> = OPTIONAL_ATTRIBUTES
         .into_iter()
@@ -130,14 +141,14 @@ impl TokenStore for DynamoStore {
         }
     }
 
-    async fn rehash_token(
+    async fn swap_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()> {
+        to: &SecretState,
+    ) -> Result<bool> {
         let key = key(token_pk(client_id), "TOKEN".into());
-        self.rehash(key, from, to).await
+        self.swap_secret_fields(key, from, secret_fields(to)).await
     }
 
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {

@@ -43,6 +43,8 @@ impl VendorStore for DynamoStore {
         to: &SecretHash,
     ) -> Result<()> {
         let key = key("VENDOR".into(), client_id.to_string());
-        self.rehash(key, from, to).await
+        self.swap_secret_fields(key, from, hash_fields(to))
+            .await
+            .map(|_| ())
     }
 }

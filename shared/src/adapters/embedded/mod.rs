@@ -18,12 +18,15 @@ use serde::de::DeserializeOwned;
 
 use serde_json::Value;
 
-use super::records::{HandoffItem, TokenRecord, VendorRecord, corrupt, kind_name};
+use super::records::{
+    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, hash_fields, kind_name,
+    secret_fields,
+};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{
-    ApiToken, ClientId, SecretHash, TenantId, Timestamp, UserId, VendorCredential,
+    ApiToken, ClientId, SecretHash, SecretState, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
@@ -148,17 +151,16 @@ pub(super) fn db_error(e: impl Into<redb::Error>) -> Error {
 }
 
 impl EmbeddedStore {
-    /// Sets the record's secret hash and quick check (`secretHash`, `secretCheck`, as vendor and
-    /// token records name them) to `to` if it still holds `from`; a changed or missing record is
-    /// left as it is.
-    pub(super) async fn rehash(
+    /// Writes `fields` (set, or removed when `None`) into the record if its `secretHash` is
+    /// still `from`; `false`, and no change, when the record changed or is gone.
+    pub(super) async fn swap_secret_fields(
         &self,
         table: TableDefinition<'static, &'static str, &'static [u8]>,
         key: String,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()> {
-        let (from, to) = (from.as_stored().to_owned(), to.clone());
+        fields: SecretFields,
+    ) -> Result<bool> {
+        let from = from.as_stored().to_owned();
         self.run(move |db| {
             let txn = db.begin_write()?;
             {
@@ -169,16 +171,18 @@ impl EmbeddedStore {
                     .transpose()?
                     .filter(|record| record.get("secretHash") == Some(&Value::from(from.as_str())))
                 else {
-                    return Ok(()); // dropped uncommitted: nothing to write
+                    return Ok(false); // dropped uncommitted: nothing to write
                 };
-                record.insert("secretHash".into(), to.as_stored().into());
-                match to.check() {
-                    Some(check) => record.insert("secretCheck".into(), check.as_stored().into()),
-                    None => record.remove("secretCheck"),
-                };
+                for (name, value) in fields {
+                    match value {
+                        Some(value) => record.insert(name.to_owned(), value),
+                        None => record.remove(name),
+                    };
+                }
                 records.insert(key.as_str(), write_json(&record)?.as_slice())?;
             }
-            Ok(txn.commit()?)
+            txn.commit()?;
+            Ok(true)
         })
         .await
     }

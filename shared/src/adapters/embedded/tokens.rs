@@ -130,7 +130,7 @@ impl TokenStore for EmbeddedStore {
                     let Some(stored) = stored_token(&table, &key)? else {
                         return Ok(false);
                     };
-                    let value = write_json(&record.with_uses_of(&stored))?;
+                    let value = write_json(&record.with_uses_and_secrets_of(&stored))?;
                     table.insert(key.as_str(), value.as_slice())?;
                 }
                 txn.commit()?;
@@ -142,13 +142,15 @@ impl TokenStore for EmbeddedStore {
             .ok_or_else(|| Error::NotFound("Token not found".into()))
     }
 
-    async fn rehash_token(
+    async fn swap_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()> {
-        self.rehash(TOKENS, client_id.to_string(), from, to).await
+        to: &SecretState,
+    ) -> Result<bool> {
+        let fields = secret_fields(to);
+        self.swap_secret_fields(TOKENS, client_id.to_string(), from, fields)
+            .await
     }
 
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {

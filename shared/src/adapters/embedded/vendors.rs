@@ -36,6 +36,10 @@ impl VendorStore for EmbeddedStore {
         from: &SecretHash,
         to: &SecretHash,
     ) -> Result<()> {
-        self.rehash(VENDORS, client_id.to_string(), from, to).await
+        let fields = hash_fields(to);
+        let key = client_id.to_string();
+        self.swap_secret_fields(VENDORS, key, from, fields)
+            .await
+            .map(|_| ())
     }
 }
