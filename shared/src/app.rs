@@ -116,6 +116,7 @@ impl App {
             rate_limit: &self.rate_limit,
             refresh_keys: &self.refresh_keys,
             settings: &self.settings,
+            client: None,
         }
     }
 
@@ -146,6 +147,11 @@ impl App {
             directory: &*self.directory,
             tokens: &*self.tokens,
         }
+    }
+
+    /// Whether the local server takes the client's address from `X-Forwarded-For`.
+    pub fn trusts_forwarded_for(&self) -> bool {
+        self.settings.trust_forwarded_for
     }
 
     /// The longest a request may take before it is answered 503.

@@ -49,6 +49,10 @@ pub struct Settings {
     /// JWTs (exchanges and refreshes) one API token may be issued per minute
     /// (`M2M_TOKEN_RATE_LIMIT_PER_MINUTE`, default 600).
     pub token_rate_limit_per_minute: u32,
+    /// Whether the client's address is the last `X-Forwarded-For` entry instead of the peer's
+    /// (`M2M_TRUST_X_FORWARDED_FOR`, default false): only for a local server that only one
+    /// proxy reaches. On Lambda, API Gateway's `sourceIp` is used whatever this says.
+    pub trust_forwarded_for: bool,
     /// The service's public base URL (`M2M_PUBLIC_URL`); else, on Lambda, the API's default endpoint.
     pub public_url: Option<String>,
     /// Who may show the portal in a frame: CSP `frame-ancestors` sources
@@ -159,6 +163,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 DEFAULT_REQUEST_BUDGET_SECONDS,
                 "a number of seconds from 1 to 900",
                 |s| (1..=900).contains(s),
+            )?,
+            trust_forwarded_for: self.parse(
+                "M2M_TRUST_X_FORWARDED_FOR",
+                false,
+                "true or false",
+                |_| true,
             )?,
             token_rate_limit_per_minute: self.parse(
                 "M2M_TOKEN_RATE_LIMIT_PER_MINUTE",

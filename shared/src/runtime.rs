@@ -150,12 +150,13 @@ pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
 /// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let service = http::service(app, None);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
+    // With each connection's peer address, what an allow-list is checked against.
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(service);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 async fn shutdown_signal() {

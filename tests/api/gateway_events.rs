@@ -327,3 +327,34 @@ async fn discovery_on_lambda_names_the_api_not_the_host_header() {
         assert_eq!(discovery["token_endpoint"], format!("{api}/oauth/token"));
     }
 }
+
+/// On Lambda, a token's allowed addresses are checked against API Gateway's `sourceIp`
+/// (203.0.113.10 in the event files), never against a header the client sets.
+#[tokio::test]
+async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
+    use m2m_shared::domain::TenantId;
+    use m2m_shared::domain::rules::allowed_ips;
+    use m2m_shared::operations::{Owner, TokenPatch};
+    let g = Gateway::start().await.with_directory().await;
+    let (_, tenant) = g.tokens().await;
+    let owner = Owner::Tenant(TenantId::parse("acme").unwrap());
+    let client_id = text(&tenant, "clientId");
+    for (list, expected) in [
+        (serde_json::json!(["198.51.100.0/24"]), 401),
+        (serde_json::json!(["203.0.113.0/24", "2001:db8::/32"]), 200),
+        (serde_json::json!(["203.0.113.10"]), 200),
+        (serde_json::json!([]), 200),
+    ] {
+        let patch = TokenPatch {
+            allowed_ips: Some(allowed_ips(&list).unwrap()),
+            ..TokenPatch::default()
+        };
+        let tokens = g.app.api_tokens();
+        tokens.patch(&owner, &client_id, patch, None).await.unwrap();
+        let (status, body) = g.exchange("exchange-v1", &tenant).await;
+        assert_eq!(status, expected, "{list}: {body}");
+        if status == 401 {
+            assert_eq!(body, serde_json::json!({"errors": ["Unauthorized"]}));
+        }
+    }
+}

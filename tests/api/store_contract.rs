@@ -136,6 +136,7 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
             "$2b$04$notarealhashnotarealhashnotarealhashnotarealhas".into(),
             None,
         )),
+        allowed_ips: m2m_shared::domain::network::AllowedIps::default(),
         lives,
     }
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{Life, TokenLives};
+use crate::domain::network::{AllowedIps, IpRange};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::secret::QuickCheck;
 use crate::domain::{
@@ -51,6 +52,9 @@ pub struct TokenRecord {
     previous_secret_until: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotated_at: Option<i64>,
+    /// Where it may be used from, as `a.b.c.d/n` or IPv6 ranges; absent: anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    allowed_ips: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_life: Option<Life>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +154,12 @@ impl From<&ApiToken> for TokenRecord {
             previous_secret_check: previous.and_then(|p| p.hash.check().map(QuickCheck::as_stored)),
             previous_secret_until: previous.map(|p| p.until.millis()),
             rotated_at: token.secret.rotated_at.map(Timestamp::millis),
+            allowed_ips: token
+                .allowed_ips
+                .ranges()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
             issued: token.issued,
@@ -188,6 +198,15 @@ impl From<TokenRecord> for ApiToken {
                     }),
                 rotated_at: record.rotated_at.map(Timestamp::from_millis),
             },
+            // Written only as ranges that parse; one that no longer would is dropped, and the
+            // rest still restrict the token.
+            allowed_ips: AllowedIps::new(
+                record
+                    .allowed_ips
+                    .iter()
+                    .filter_map(|r| IpRange::parse(r))
+                    .collect(),
+            ),
             lives: TokenLives {
                 tenant: record.tenant_life,
                 membership: record.member_life,

@@ -5,6 +5,7 @@ pub mod directory;
 pub mod ids;
 pub mod jwt;
 pub mod lives;
+pub mod network;
 pub mod portal;
 pub mod rules;
 pub mod secret;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{GrantId, InvalidId};
+use super::network::{AllowedIps, IpRange, MAX_ALLOWED_IPS};
 use super::token::{MAX_GRACE_MINUTES, Metadata};
 
 /// Why a value was refused; the message names the field.
@@ -199,6 +200,32 @@ pub fn email(email: String) -> Result<String, Invalid> {
             "email must be an address of at most {MAX_EMAIL_CHARS} characters"
         )))
     }
+}
+
+/// `allowedIps`: an array of at most [`MAX_ALLOWED_IPS`] IPv4 or IPv6 addresses or CIDR ranges;
+/// `[]` lets the token be used from anywhere. A bad entry is named.
+pub fn allowed_ips(field: &serde_json::Value) -> Result<AllowedIps, Invalid> {
+    let Some(entries) = field.as_array() else {
+        return Err(Invalid(
+            "allowedIps must be an array of IP addresses or CIDR ranges".into(),
+        ));
+    };
+    if entries.len() > MAX_ALLOWED_IPS {
+        return Err(Invalid(format!(
+            "allowedIps may hold at most {MAX_ALLOWED_IPS} entries"
+        )));
+    }
+    let ranges = entries
+        .iter()
+        .map(|entry| {
+            entry.as_str().and_then(IpRange::parse).ok_or_else(|| {
+                Invalid(format!(
+                    "allowedIps: {entry} is not an IPv4 or IPv6 address or CIDR range"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AllowedIps::new(ranges))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ids::{ClientId, GrantId, TenantId, UserId};
 use super::lives::TokenLives;
+use super::network::AllowedIps;
 use super::secret::SecretHash;
 use super::time::Timestamp;
 
@@ -52,6 +53,8 @@ pub struct ApiToken {
     pub issued: u64,
     /// The secret's hash, and what a rotation left of the one before.
     pub secret: SecretState,
+    /// Where it may be exchanged and refreshed from; empty: anywhere.
+    pub allowed_ips: AllowedIps,
     /// The lives of the tenant and membership it was created in; it works only in them.
     pub lives: TokenLives,
 }

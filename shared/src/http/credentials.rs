@@ -81,6 +81,7 @@ async fn exchange(app: &App, call: &Call) -> Result<IssuedCamel> {
     let body: Credentials = call.json()?;
     Ok(app
         .credentials(&call.issuer(app))
+        .from_address(call.client())
         .exchange(&body.client_id, &body.secret)
         .await?
         .into())
@@ -110,7 +111,11 @@ struct RefreshBody {
 
 async fn refresh(app: &App, call: &Call, token: Option<String>) -> Result<IssuedCamel> {
     let token = token.ok_or_else(|| Error::bad_request("Missing field refreshToken"))?;
-    let issued = app.credentials(&call.issuer(app)).refresh(&token).await?;
+    let issued = app
+        .credentials(&call.issuer(app))
+        .from_address(call.client())
+        .refresh(&token)
+        .await?;
     Ok(issued.into())
 }
 

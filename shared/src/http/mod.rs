@@ -18,9 +18,11 @@ mod request;
 mod response;
 mod tokens;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::ConnectInfo;
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -59,9 +61,14 @@ pub fn service(app: Arc<App>, only: Option<Function>) -> Service {
         let handler = move |uri: Uri,
                             headers: HeaderMap,
                             context: Option<Extension<RequestContext>>,
+                            peer: Option<Extension<ConnectInfo<SocketAddr>>>,
                             body: Bytes| {
-            let context = context.map(|Extension(context)| context);
-            serve(Arc::clone(&app), endpoint, uri, (headers, context), body)
+            let origin = request::Origin {
+                headers,
+                context: context.map(|Extension(context)| context),
+                peer: peer.map(|Extension(ConnectInfo(peer))| peer.ip()),
+            };
+            serve(Arc::clone(&app), endpoint, uri, origin, body)
         };
         router = router.route(endpoint.path, on(filter, handler));
     }
@@ -101,7 +108,7 @@ async fn serve(
     app: Arc<App>,
     endpoint: &'static Endpoint,
     uri: Uri,
-    (headers, context): (HeaderMap, Option<RequestContext>),
+    origin: request::Origin,
     body: Bytes,
 ) -> Response {
     // The request's segment where the row's path has `{id}` (routing matched them already).
@@ -111,13 +118,15 @@ async fn serve(
         .position(|segment| segment == "{id}")
         .and_then(|at| uri.path().split('/').nth(at))
         .map(str::to_owned);
-    let base = match request::public_base(&app, context.as_ref()) {
+    let base = match request::public_base(&app, origin.context.as_ref()) {
         Ok(base) => base,
         Err(e) => return e.into_response(),
     };
+    let client = origin.client(app.trusts_forwarded_for());
     let call = Call {
-        headers,
+        headers: origin.headers,
         base,
+        client,
         id,
         body,
     };

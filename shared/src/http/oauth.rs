@@ -174,6 +174,7 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
     }
     let granted = app
         .credentials(&call.issuer(&app))
+        .from_address(call.client())
         .grant(&client.id, &client.secret, form.scope.as_deref())
         .await;
     let granted = match granted {

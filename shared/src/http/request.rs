@@ -1,6 +1,8 @@
 //! What a handler reads of a request: its JSON body, the `{id}` path segment and its headers.
 
 use axum::body::Bytes;
+use std::net::IpAddr;
+
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,6 +17,8 @@ pub struct Call {
     pub(super) headers: HeaderMap,
     /// The service's public base URL (see [`public_base`]).
     pub(super) base: String,
+    /// The address the request came from, if known (see [`Origin::client`]).
+    pub(super) client: Option<IpAddr>,
     pub(super) id: Option<String>,
     pub(super) body: Bytes,
 }
@@ -74,6 +78,11 @@ impl Call {
         header(&self.headers, name)
     }
 
+    /// The address the request came from, if known.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.client
+    }
+
     /// The service's public base URL (see [`public_base`]).
     pub fn base_url(&self) -> &str {
         &self.base
@@ -83,6 +92,35 @@ impl Call {
     /// base URL, so that OpenID discovery's `issuer` is the URL its document is served under.
     pub fn issuer(&self, app: &App) -> String {
         app.issuer().unwrap_or(&self.base).to_owned()
+    }
+}
+
+/// Where a request came from: its headers, API Gateway's request context on Lambda, and the
+/// peer's address on the local server.
+pub(super) struct Origin {
+    pub headers: HeaderMap,
+    pub context: Option<RequestContext>,
+    pub peer: Option<IpAddr>,
+}
+
+impl Origin {
+    /// The client's address: on Lambda, API Gateway's `sourceIp`; locally the peer's, or with
+    /// `trust_forwarded_for` (`M2M_TRUST_X_FORWARDED_FOR`, for a server reachable only through
+    /// one proxy) the last `X-Forwarded-For` entry, the one that proxy added. Nothing a client
+    /// sets is believed otherwise.
+    pub fn client(&self, trust_forwarded_for: bool) -> Option<IpAddr> {
+        if let Some(RequestContext::ApiGatewayV2(context)) = &self.context {
+            return context.http.source_ip.as_deref()?.parse().ok();
+        }
+        if trust_forwarded_for {
+            let forwarded = self.headers.get_all("x-forwarded-for").iter().next_back();
+            let last = forwarded
+                .and_then(|v| v.to_str().ok())?
+                .rsplit(',')
+                .next()?;
+            return last.trim().parse().ok();
+        }
+        self.peer
     }
 }
 

@@ -23,6 +23,8 @@ struct NewTokenBody {
     role_ids: Option<Vec<String>>,
     permission_ids: Option<Vec<String>>,
     expires_in_minutes: Option<serde_json::Number>,
+    /// Any JSON, so that a bad entry is refused by name.
+    allowed_ips: Option<serde_json::Value>,
 }
 
 /// Role and permission ids granted to a tenant token.
@@ -45,6 +47,12 @@ impl NewTokenBody {
             role_ids,
             permission_ids,
             expires_in_minutes: rules::expires_in_minutes(self.expires_in_minutes.as_ref())?,
+            allowed_ips: self
+                .allowed_ips
+                .as_ref()
+                .map(rules::allowed_ips)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 
@@ -75,6 +83,9 @@ struct TokenFields<'t> {
     /// When the secret was last rotated.
     #[serde(skip_serializing_if = "Option::is_none")]
     rotated_at: Option<String>,
+    /// Where it may be used from; absent: anywhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_ips: Vec<String>,
     /// When the secret replaced by the last rotation stops (or stopped) working.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_expires_at: Option<String>,
@@ -93,6 +104,12 @@ impl<'t> TokenFields<'t> {
             created_at: token.created_at.iso8601(),
             last_used_at: token.last_used_at.map(|t| t.iso8601()),
             rotated_at: token.secret.rotated_at.map(|t| t.iso8601()),
+            allowed_ips: token
+                .allowed_ips
+                .ranges()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             previous_secret_expires_at: token.secret.previous.as_ref().map(|p| p.until.iso8601()),
             secret: secret.map(Secret::expose),
         }
@@ -243,6 +260,7 @@ struct TokenPatchBody {
     metadata: Option<Metadata>,
     role_ids: Option<Vec<String>>,
     permission_ids: Option<Vec<String>>,
+    allowed_ips: Option<serde_json::Value>,
 }
 
 impl TryFrom<TokenPatchBody> for TokenPatch {
@@ -259,6 +277,11 @@ impl TryFrom<TokenPatchBody> for TokenPatch {
             permission_ids: body
                 .permission_ids
                 .map(|ids| rules::grant_ids("permissionIds", &ids))
+                .transpose()?,
+            allowed_ips: body
+                .allowed_ips
+                .as_ref()
+                .map(rules::allowed_ips)
                 .transpose()?,
         })
     }

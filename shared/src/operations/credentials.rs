@@ -1,6 +1,8 @@
 //! Credentials for JWTs: the exchange of an API token's clientId and secret, the refresh, and
 //! the claims a JWT carries (resolved from the directory at the time of issue).
 
+use std::net::IpAddr;
+
 use crate::config::Settings;
 use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
@@ -28,6 +30,8 @@ pub struct Credentials<'a> {
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
+    /// Where the request came from, checked against a token's allowed addresses.
+    pub(crate) client: Option<IpAddr>,
 }
 
 /// What a client-credentials grant answers: an access token, no refresh token.
@@ -112,6 +116,13 @@ pub struct Issued {
 }
 
 impl Credentials<'_> {
+    /// The same, for a request from `client` (its address, when known): a token with allowed
+    /// addresses works only from within them.
+    #[must_use]
+    pub fn from_address(self, client: Option<IpAddr>) -> Self {
+        Self { client, ..self }
+    }
+
     /// `POST /identity/resources/auth/v{1,2}/api-token`: credentials for an access token.
     /// Unknown clientId, wrong secret and an expired token are one and the same 401.
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
@@ -155,7 +166,7 @@ impl Credentials<'_> {
             _ => false,
         };
         let token = match token {
-            Some(token) if (matched || matched_previous) && !token.is_expired(now) => token,
+            Some(token) if (matched || matched_previous) && self.may_use(&token, now) => token,
             _ => return Err(Error::Unauthorized),
         };
         if matched {
@@ -186,7 +197,7 @@ impl Credentials<'_> {
             .tokens
             .token(&client_id)
             .await?
-            .filter(|token| !token.is_expired(now))
+            .filter(|token| self.may_use(token, now))
             .ok_or(Error::Unauthorized)?;
         let until = self.refresh_expiry(&token, presented.issued_at());
         let serial = presented.serial();
@@ -207,6 +218,12 @@ impl Credentials<'_> {
             return Err(Error::Unauthorized); // used at the same moment by another
         }
         Ok(issued)
+    }
+
+    /// Whether `token` may be used at `now` from this request's address: not expired, and
+    /// from within its allowed addresses if it has any (otherwise the same 401 as a wrong secret).
+    fn may_use(&self, token: &ApiToken, now: Timestamp) -> bool {
+        !token.is_expired(now) && token.allowed_ips.permits(self.client)
     }
 
     /// When a refresh token of `token` issued at `issued_at` expires.

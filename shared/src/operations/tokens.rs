@@ -2,6 +2,7 @@
 //! delete.
 
 use crate::domain::directory::EntityKind;
+use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
 use crate::domain::{
@@ -32,6 +33,7 @@ pub struct NewToken {
     pub role_ids: Vec<GrantId>,
     pub permission_ids: Vec<GrantId>,
     pub expires_in_minutes: Option<u32>,
+    pub allowed_ips: AllowedIps,
 }
 
 /// Changes to a tenant token; absent fields stay as they are.
@@ -41,6 +43,7 @@ pub struct TokenPatch {
     pub metadata: Option<Metadata>,
     pub role_ids: Option<Vec<GrantId>>,
     pub permission_ids: Option<Vec<GrantId>>,
+    pub allowed_ips: Option<AllowedIps>,
 }
 
 /// Whose tokens a management call reaches: a tenant's tenant tokens, or one user's personal
@@ -115,6 +118,7 @@ impl ApiTokens<'_> {
             last_used_at: None,
             issued: 0,
             secret: SecretState::new(self.bcrypt.hash(&secret).await?),
+            allowed_ips: new.allowed_ips,
             lives,
         };
         self.tokens.put_new(&record).await?;
@@ -195,7 +199,7 @@ impl ApiTokens<'_> {
         })
     }
 
-    /// Changes a tenant token's description, metadata, roles or permissions.
+    /// Changes a tenant token's description, metadata, roles, permissions or allowed addresses.
     pub async fn patch(
         &self,
         owner: &Owner,
@@ -217,6 +221,9 @@ impl ApiTokens<'_> {
         }
         if let Some(metadata) = patch.metadata {
             token.metadata = metadata;
+        }
+        if let Some(allowed_ips) = patch.allowed_ips {
+            token.allowed_ips = allowed_ips;
         }
         no_escalation(grantor, &token.role_ids, &token.permission_ids)?;
         self.tokens.replace(&token).await?;

@@ -87,6 +87,7 @@ pub fn test_settings(backend: Backend) -> Settings {
         // Moto serves one request at a time; under the suite's load a request may wait.
         request_budget_seconds: 120,
         token_rate_limit_per_minute: 600,
+        trust_forwarded_for: false,
         public_url: None,
         portal_frame_ancestors: "'none'".into(),
     }

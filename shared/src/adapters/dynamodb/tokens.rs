@@ -40,7 +40,8 @@ const KEPT_ATTRIBUTES: [&str; 10] = [
     "rotatedAt",
 ];
 /// Attributes a token item may lack; a replacement without one removes it.
-const OPTIONAL_ATTRIBUTES: [&str; 6] = [
+const OPTIONAL_ATTRIBUTES: [&str; 7] = [
+    "allowedIps",
     "createdByUserId",
     "description",
     "expiresAt",
