@@ -9,11 +9,12 @@ use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::error::{Error, Result};
 use crate::operations::{
-    ApiTokens, Bcrypt, Credentials, Directory, Portal, RefreshKeys, TokenRateLimit, Vendors,
+    ApiTokens, Bcrypt, Credentials, Directory, Portal, RefreshKeys, Retirement, TokenRateLimit,
+    Vendors,
 };
 use crate::ports::{
-    Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, Signer, Store, TokenStore,
-    VendorStore,
+    Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore, Signer, Store,
+    TokenStore, VendorStore,
 };
 
 pub struct App {
@@ -23,6 +24,7 @@ pub struct App {
     refresh: Arc<dyn RefreshStore>,
     rates: Arc<dyn RateStore>,
     handoffs: Arc<dyn HandoffStore>,
+    revocations: Arc<dyn RevocationStore>,
     directory: Arc<dyn DirectoryStore>,
     signer: Arc<dyn Signer>,
     clock: Arc<dyn Clock>,
@@ -78,6 +80,7 @@ impl App {
             refresh: Arc::clone(&store) as Arc<dyn RefreshStore>,
             rates: Arc::clone(&store) as Arc<dyn RateStore>,
             handoffs: Arc::clone(&store) as Arc<dyn HandoffStore>,
+            revocations: Arc::clone(&store) as Arc<dyn RevocationStore>,
             directory: store as Arc<dyn DirectoryStore>,
             signer,
             clock,
@@ -107,6 +110,7 @@ impl App {
         Credentials {
             issuer,
             tokens: &*self.tokens,
+            revocations: &*self.revocations,
             refresh: &*self.refresh,
             rates: &*self.rates,
             directory: &*self.directory,
@@ -124,6 +128,7 @@ impl App {
     pub fn api_tokens(&self) -> ApiTokens<'_> {
         ApiTokens {
             tokens: &*self.tokens,
+            retirement: self.retirement(),
             directory: &*self.directory,
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
@@ -146,6 +151,16 @@ impl App {
         Directory {
             directory: &*self.directory,
             tokens: &*self.tokens,
+            retirement: self.retirement(),
+        }
+    }
+
+    fn retirement(&self) -> Retirement<'_> {
+        Retirement {
+            tokens: &*self.tokens,
+            revocations: &*self.revocations,
+            clock: &*self.clock,
+            access_ttl_seconds: self.settings.access_token_ttl_seconds,
         }
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
+use crate::domain::revocation::Revocation;
 use crate::domain::{
     ApiToken, ClientId, PublicKey, SecretHash, SecretState, TenantId, Timestamp, UserId,
     VendorCredential,
@@ -153,13 +154,36 @@ pub trait HandoffStore: Send + Sync {
     async fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>>;
 }
 
+/// Revoked JWTs (see [`crate::domain::revocation`]).
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    /// Records the revocations; a later one for the same token replaces an earlier one.
+    async fn revoke(&self, revocations: &[Revocation]) -> Result<()>;
+    /// Every revocation still kept at `now`.
+    async fn revocations(&self, now: Timestamp) -> Result<Vec<Revocation>>;
+    /// The revocation of `sub` still kept at `now`, if any.
+    async fn revocation(&self, sub: &ClientId, now: Timestamp) -> Result<Option<Revocation>>;
+}
+
 /// Everything the endpoints store; both adapters implement all of it.
 pub trait Store:
-    VendorStore + TokenStore + RefreshStore + RateStore + DirectoryStore + HandoffStore
+    VendorStore
+    + TokenStore
+    + RefreshStore
+    + RateStore
+    + DirectoryStore
+    + HandoffStore
+    + RevocationStore
 {
 }
-impl<T: VendorStore + TokenStore + RefreshStore + RateStore + DirectoryStore + HandoffStore> Store
-    for T
+impl<T> Store for T where
+    T: VendorStore
+        + TokenStore
+        + RefreshStore
+        + RateStore
+        + DirectoryStore
+        + HandoffStore
+        + RevocationStore
 {
 }
 

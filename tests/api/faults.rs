@@ -20,6 +20,7 @@ struct Fixture {
     vendor: String,
     tenant_token: (String, String),
     personal_token: (String, String),
+    access_token: String,
     refresh_token: String,
     handoff: String,
     session: String,
@@ -40,6 +41,7 @@ async fn fixture(t: &TestApp) -> Fixture {
         .await;
     assert_eq!(exchanged.status, StatusCode::OK, "{:?}", exchanged.body);
     let refresh_token = exchanged.body["refreshToken"].as_str().unwrap().to_owned();
+    let access_token = exchanged.body["accessToken"].as_str().unwrap().to_owned();
     let user = [
         ("x-access-token", vendor.as_str()),
         ("frontegg-tenant-id", "acme"),
@@ -66,6 +68,7 @@ async fn fixture(t: &TestApp) -> Fixture {
         vendor,
         tenant_token,
         personal_token,
+        access_token,
         refresh_token,
     }
 }
@@ -127,6 +130,20 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
         call(M::POST, "/oauth/token", "/oauth/token", None)
             .with("content-type", "application/x-www-form-urlencoded")
             .with("x-form", &oauth),
+        vendor(call(
+            M::POST,
+            "/oauth/introspect",
+            "/oauth/introspect",
+            None,
+        ))
+        .with("content-type", "application/x-www-form-urlencoded")
+        .with("x-form", &format!("token={}", f.access_token)),
+        call(
+            M::GET,
+            "/.well-known/revocations",
+            "/.well-known/revocations",
+            None,
+        ),
         call(M::POST, REFRESH_V1, REFRESH_V1, Some(refresh.clone())),
         call(M::POST, REFRESH_V2, REFRESH_V2, Some(refresh)),
         vendor(call(M::GET, CONFIGURATIONS, CONFIGURATIONS, None)),
@@ -143,6 +160,18 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             "/identity/resources/users/api-tokens/v1/{id}",
             &format!("{user_tokens}/{personal}"),
             None,
+        )),
+        user(call(
+            M::POST,
+            "/identity/resources/users/api-tokens/v1/{id}/rotate",
+            &format!("{user_tokens}/{personal}/rotate"),
+            Some(json!({})),
+        )),
+        tenant(call(
+            M::POST,
+            "/identity/resources/tenants/api-tokens/v1/{id}/rotate",
+            &format!("{tenant_tokens}/{tenant_id}/rotate"),
+            Some(json!({"graceMinutes": 0})),
         )),
         tenant(call(M::POST, tenant_tokens, tenant_tokens, Some(json!({})))),
         tenant(call(
@@ -307,6 +336,7 @@ fn the_requests_cover_every_row_of_the_endpoint_table() {
         vendor: String::new(),
         tenant_token: (String::new(), String::new()),
         personal_token: (String::new(), String::new()),
+        access_token: String::new(),
         refresh_token: String::new(),
         handoff: String::new(),
         session: String::new(),

@@ -24,6 +24,7 @@ mod portal;
 mod portal_browser;
 mod provisioning;
 mod rate_limits;
+mod revocations;
 mod secret_rotation;
 mod signing_modes;
 mod standard_clients;

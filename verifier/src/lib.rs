@@ -16,6 +16,11 @@
 //! Fetches run one at a time and outside the cache's lock: tokens signed with cached keys never
 //! wait for one, and a failed fetch keeps the keys already known. Only RS256 is accepted; `iss`,
 //! `aud` and `exp` are checked.
+//!
+//! Revoked JWTs (their API token deleted, or its secret rotated out at once) are refused: the
+//! deployment's signed list (discovery's `revocations_uri`) is fetched again every
+//! [`Verifier::REVOCATION_POLL_INTERVAL`] (adjustable), one fetch at a time, its signature checked
+//! with the JWKS; when a fetch fails the last good list stays in use.
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -37,6 +42,9 @@ pub enum Error {
     /// The JWKS or discovery document could not be fetched or read.
     #[error("cannot fetch signing keys: {0}")]
     Keys(String),
+    /// The token was revoked (its API token deleted, or its secret rotated out at once).
+    #[error("revoked token")]
+    Revoked,
 }
 
 /// Which kind of credential the token was exchanged from.
@@ -69,6 +77,8 @@ pub struct Claims {
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub exp: i64,
+    #[serde(default)]
+    pub iat: i64,
 }
 
 impl Claims {
@@ -93,9 +103,25 @@ struct KeyCache {
     attempted_at: Option<Instant>,
 }
 
+/// The last good list of revoked JWTs: for each `sub`, the second before which its JWTs are void.
+#[derive(Default)]
+struct RevocationCache {
+    before: Arc<HashMap<String, i64>>,
+    /// The last fetch, whatever came of it.
+    attempted_at: Option<Instant>,
+    /// Whether a list was ever fetched.
+    fetched: bool,
+}
+
 /// Verifies access tokens against one m2m-auth deployment.
 pub struct Verifier {
     jwks_uri: String,
+    /// Where the signed list of revoked JWTs is, if the deployment publishes one.
+    revocations_uri: Option<String>,
+    revocation_interval: Duration,
+    revocations: RwLock<RevocationCache>,
+    /// Held by the one list fetch in flight.
+    fetching_revocations: Mutex<()>,
     validation: Validation,
     refetch_interval: Duration,
     http: reqwest::Client,
@@ -109,6 +135,20 @@ pub struct Verifier {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    revocations_uri: Option<String>,
+}
+
+/// The signed list's payload.
+#[derive(Deserialize)]
+struct RevocationList {
+    revoked: Vec<RevokedSub>,
+}
+
+#[derive(Deserialize)]
+struct RevokedSub {
+    sub: String,
+    before: i64,
 }
 
 impl Verifier {
@@ -116,6 +156,8 @@ impl Verifier {
     pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
     /// A JWKS fetch that takes longer has failed.
     pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The list of revoked JWTs is fetched again this often.
+    pub const REVOCATION_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
     /// A verifier for tokens from `issuer` meant for `audience`, with keys from `jwks_uri`.
     pub fn new(jwks_uri: impl Into<String>, issuer: &str, audience: &str) -> Self {
@@ -126,6 +168,10 @@ impl Verifier {
         validation.leeway = 30;
         Self {
             jwks_uri: jwks_uri.into(),
+            revocations_uri: None,
+            revocation_interval: Self::REVOCATION_POLL_INTERVAL,
+            revocations: RwLock::default(),
+            fetching_revocations: Mutex::new(()),
             validation,
             refetch_interval: Self::MIN_REFETCH_INTERVAL,
             http: http_client(Self::FETCH_TIMEOUT),
@@ -137,6 +183,19 @@ impl Verifier {
     /// Changes how soon an unknown `kid` may refetch the JWKS again (default 30 s).
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
+        self
+    }
+
+    /// Refuses JWTs the deployment lists as revoked, fetching its signed list from `uri` at
+    /// most once per poll interval ([`Verifier::discover`] sets it when the server has one).
+    pub fn revocations_from(mut self, uri: impl Into<String>) -> Self {
+        self.revocations_uri = Some(uri.into());
+        self
+    }
+
+    /// Changes how often the list of revoked JWTs is fetched again (default 30 s).
+    pub fn revocation_poll_interval(mut self, interval: Duration) -> Self {
+        self.revocation_interval = interval;
         self
     }
 
@@ -153,7 +212,11 @@ impl Verifier {
             base_url.trim_end_matches('/')
         );
         let discovery: Discovery = get_json(&reqwest::Client::new(), &url).await?;
-        Ok(Self::new(discovery.jwks_uri, &discovery.issuer, audience))
+        let verifier = Self::new(discovery.jwks_uri, &discovery.issuer, audience);
+        Ok(match discovery.revocations_uri {
+            Some(uri) => verifier.revocations_from(uri),
+            None => verifier,
+        })
     }
 
     /// Checks the signature (RS256 only), `iss`, `aud`, `exp` and the token type.
@@ -170,9 +233,92 @@ impl Verifier {
             .kid
             .ok_or_else(|| Error::InvalidToken("no kid".into()))?;
         let key = self.key(&kid).await?;
-        jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| Error::InvalidToken(e.to_string()))
+            .map_err(|e| Error::InvalidToken(e.to_string()))?;
+        match self.revoked_before(&claims.sub).await {
+            Some(before) if claims.iat < before => Err(Error::Revoked),
+            _ => Ok(claims),
+        }
+    }
+
+    /// The second before which `sub`'s JWTs are void, per the last good list. The list is
+    /// fetched again once the poll interval has passed, by one caller at a time; the others go
+    /// on with the list they have (the first of all waits for it). A list that cannot be
+    /// fetched or does not verify leaves the last good one in use; with none yet, nothing is
+    /// taken as revoked, so m2m-auth being down never stops verification.
+    async fn revoked_before(&self, sub: &str) -> Option<i64> {
+        let uri = self.revocations_uri.as_deref()?;
+        if self.revocations_due() {
+            let flight = match self.fetching_revocations.try_lock() {
+                Ok(flight) => Some(flight),
+                Err(_) if !self.revocation_cache().fetched => {
+                    Some(self.fetching_revocations.lock().await)
+                }
+                Err(_) => None,
+            };
+            if flight.is_some() && self.revocations_due() {
+                let fetched = self.fetch_revocations(uri).await;
+                let mut cache = self
+                    .revocations
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.attempted_at = Some(Instant::now());
+                match fetched {
+                    Ok(before) => {
+                        cache.before = Arc::new(before);
+                        cache.fetched = true;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "keeping the last list of revoked JWTs"),
+                }
+            }
+        }
+        self.revocation_cache().before.get(sub).copied()
+    }
+
+    fn revocations_due(&self) -> bool {
+        self.revocation_cache()
+            .attempted_at
+            .is_none_or(|at| at.elapsed() >= self.revocation_interval)
+    }
+
+    fn revocation_cache(&self) -> std::sync::RwLockReadGuard<'_, RevocationCache> {
+        self.revocations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The list at `uri`, its signature checked with the JWKS like a token's (issuer, `exp`).
+    async fn fetch_revocations(&self, uri: &str) -> Result<HashMap<String, i64>, Error> {
+        let text = self
+            .http
+            .get(uri)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| Error::Keys(e.to_string()))?
+            .text()
+            .await
+            .map_err(|e| Error::Keys(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(&text).map_err(|e| Error::Keys(e.to_string()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| Error::Keys("the list names no kid".into()))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Error::Keys("the list is not signed with RS256".into()));
+        }
+        let key = self.key(&kid).await?;
+        let mut validation = self.validation.clone();
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        let list = jsonwebtoken::decode::<RevocationList>(&text, &key, &validation)
+            .map_err(|e| Error::Keys(format!("the list does not verify: {e}")))?;
+        Ok(list
+            .claims
+            .revoked
+            .into_iter()
+            .map(|r| (r.sub, r.before))
+            .collect())
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, Error> {

@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod lives;
 pub mod network;
 pub mod portal;
+pub mod revocation;
 pub mod rules;
 pub mod secret;
 pub mod time;

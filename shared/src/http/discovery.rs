@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -26,6 +26,22 @@ pub async fn jwks(app: Arc<App>, _: Call) -> Result<Response> {
     json(StatusCode::OK, &Jwks { keys })
 }
 
+/// `GET /.well-known/revocations`: the JWTs revoked before they expire, as a signed JWT
+/// (`application/jwt`) whose `revoked` lists each token (`sub`) with the second before which
+/// its JWTs are void; verify it with the JWKS.
+pub async fn revocations(app: Arc<App>, call: Call) -> Result<Response> {
+    let list = app
+        .credentials(&call.issuer(&app))
+        .revocation_list()
+        .await?;
+    let mut response = (StatusCode::OK, list).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/jwt"),
+    );
+    Ok(response)
+}
+
 /// `GET /openapi.json`.
 pub async fn openapi(_: Arc<App>, _: Call) -> Result<Response> {
     let document: Value = serde_json::from_str(OPENAPI).map_err(Error::internal)?;
@@ -37,6 +53,10 @@ struct OpenIdConfiguration {
     issuer: String,
     jwks_uri: String,
     token_endpoint: String,
+    /// RFC 7662, for vendor APIs that prefer an online check.
+    introspection_endpoint: String,
+    /// The signed list of revoked JWTs (see `GET /.well-known/revocations`).
+    revocations_uri: String,
     grant_types_supported: [&'static str; 1],
     response_types_supported: [&'static str; 1],
     subject_types_supported: [&'static str; 1],
@@ -60,6 +80,8 @@ fn metadata(app: &App, call: &Call) -> OpenIdConfiguration {
         issuer: call.issuer(app),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         token_endpoint: format!("{base}/oauth/token"),
+        introspection_endpoint: format!("{base}/oauth/introspect"),
+        revocations_uri: format!("{base}/.well-known/revocations"),
         grant_types_supported: ["client_credentials"],
         response_types_supported: ["token"],
         subject_types_supported: ["public"],

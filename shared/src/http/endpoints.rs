@@ -146,6 +146,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST "/identity/resources/auth/v1/api-token" => Exchange, Anyone: credentials::exchange_v1),
     row!(POST "/identity/resources/auth/v2/api-token" => Exchange, Anyone: credentials::exchange_v2),
     row!(POST "/oauth/token" => Exchange, Anyone: oauth::token),
+    row!(POST "/oauth/introspect" => Exchange, Vendor: oauth::introspect),
     row!(POST "/identity/resources/auth/v1/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v1),
     row!(POST "/identity/resources/auth/v2/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v2),
 
@@ -154,6 +155,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(GET "/.well-known/jwks.json" => Discovery, Anyone: discovery::jwks),
     row!(GET "/.well-known/openid-configuration" => Discovery, Anyone: discovery::openid_configuration),
     row!(GET "/.well-known/oauth-authorization-server" => Discovery, Anyone: discovery::oauth_authorization_server),
+    row!(GET "/.well-known/revocations" => Discovery, Anyone: discovery::revocations),
     row!(GET "/openapi.json" => Discovery, Anyone: discovery::openapi),
 
     row!(POST USER_TOKENS => CreateUserToken, UserOwnerOrSession: tokens::create_personal),

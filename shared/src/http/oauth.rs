@@ -1,7 +1,8 @@
 //! `POST /oauth/token`: the client-credentials grant of OAuth 2.0 (RFC 6749 section 4.4), so
 //! that any standard OAuth client can use an API token. The clientId and secret authenticate
 //! the client, by HTTP Basic (`client_secret_basic`) or in the form (`client_secret_post`);
-//! errors take the shape of section 5.2, not the contract's `{"errors": [...]}`.
+//! errors take the shape of section 5.2, not the contract's `{"errors": [...]}`. And
+//! `POST /oauth/introspect` (RFC 7662) for the vendor's APIs.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Serialize;
 
+use super::caller::Vendor;
 use super::request::Call;
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -203,4 +205,47 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         .headers_mut()
         .insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// What introspection answers (RFC 7662 section 2.2): `{"active": false}` for anything but an
+/// active token, else its claims.
+#[derive(Serialize)]
+struct Introspection {
+    active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    claims: Option<ActiveToken>,
+}
+
+#[derive(Serialize)]
+struct ActiveToken {
+    client_id: String,
+    token_type: &'static str,
+    /// The token's permissions, space-separated (RFC 7662's `scope`).
+    scope: String,
+    #[serde(flatten)]
+    claims: crate::domain::AccessClaims,
+}
+
+/// `POST /oauth/introspect` (RFC 7662), for the vendor's APIs: `token` in the form; active
+/// only while the JWT is valid, unrevoked and its API token still usable.
+pub async fn introspect(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let token = form_urlencoded::parse(&call.body)
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| Error::bad_request("The form must carry token"))?;
+    let active = app
+        .credentials(&call.issuer(&app))
+        .introspect(&token)
+        .await?;
+    let claims = active.map(|claims| ActiveToken {
+        client_id: claims.sub.clone(),
+        token_type: "Bearer",
+        scope: claims.permissions.join(" "),
+        claims,
+    });
+    let body = Introspection {
+        active: claims.is_some(),
+        claims,
+    };
+    Ok((StatusCode::OK, Json(body)).into_response())
 }

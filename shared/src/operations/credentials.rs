@@ -8,17 +8,21 @@ use crate::domain::TokenOwner;
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
+use crate::domain::revocation::RevocationList;
 use crate::domain::{
     ApiToken, GrantId, RefreshKey, RefreshToken, SecretHash, SecretKind, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{Clock, DirectoryStore, RateStore, RefreshStore, Signer, TokenStore};
+use crate::ports::{
+    Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
+};
 
 use super::directory::these;
 use super::{Bcrypt, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) revocations: &'a dyn RevocationStore,
     pub(crate) refresh: &'a dyn RefreshStore,
     pub(crate) rates: &'a dyn RateStore,
     pub(crate) directory: &'a dyn DirectoryStore,
@@ -266,6 +270,38 @@ impl Credentials<'_> {
             now,
         )
         .map_err(Error::from)
+    }
+
+    /// `POST /oauth/introspect` (RFC 7662): the claims of `token` if it is active: a JWT of
+    /// ours for this audience, unexpired, not revoked, and its API token still there and
+    /// usable. `None` for anything else, whatever the reason.
+    pub async fn introspect(&self, token: &str) -> Result<Option<AccessClaims>> {
+        let Ok(claims) = self.verify_access_token(token) else {
+            return Ok(None);
+        };
+        let Some(client_id) = crate::domain::ClientId::parse(&claims.sub) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let (revocation, api_token) = tokio::try_join!(
+            self.revocations.revocation(&client_id, now),
+            self.tokens.token(&client_id)
+        )?;
+        let revoked = revocation.is_some_and(|r| r.voids(claims.iat));
+        let usable = api_token.is_some_and(|t| !t.is_expired(now));
+        Ok((usable && !revoked).then_some(claims))
+    }
+
+    /// The revocations as the signed document verifiers poll: a JWT (RS256, the signing key's
+    /// `kid`) whose payload is a [`RevocationList`].
+    pub async fn revocation_list(&self) -> Result<String> {
+        let now = self.clock.now();
+        let revoked = self.revocations.revocations(now).await?;
+        sign(
+            self.signer,
+            &RevocationList::new(self.issuer, now, &revoked),
+        )
+        .await
     }
 
     /// A JWT and the refresh token that renews it; nothing is stored.

@@ -19,7 +19,7 @@ use crate::domain::{ApiToken, ClientId, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
-use super::check_ids_exist;
+use super::{Retirement, check_ids_exist};
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -27,6 +27,7 @@ const WRITE_ATTEMPTS: u32 = 8;
 pub struct Directory<'a> {
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) retirement: Retirement<'a>,
 }
 
 /// How one read-and-conditional-write went.
@@ -564,8 +565,9 @@ impl Directory<'_> {
         Ok(true)
     }
 
+    /// Deletes `tokens`, voiding the JWTs already issued from them.
     async fn delete_tokens(&self, tokens: &[ApiToken]) -> Result<()> {
         let ids: Vec<ClientId> = tokens.iter().map(|t| t.client_id).collect();
-        self.tokens.delete_tokens(&ids).await
+        self.retirement.retire(&ids).await
     }
 }

@@ -29,15 +29,48 @@ use crate::domain::directory::{EntityKind, User};
 use crate::domain::jwt;
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
+use crate::domain::revocation::Revocation;
 use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, UserId};
 use crate::error::{Error, Result};
-use crate::ports::{DirectoryStore, Signer};
+use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
 
 /// A freshly created credential: the only time its secret exists outside the caller.
 #[derive(Debug)]
 pub struct Created<T> {
     pub record: T,
     pub secret: Secret,
+}
+
+/// Ending tokens: deleting them and voiding the JWTs already issued from them. The
+/// revocations are written first, so a failure in between leaves a token that still works
+/// (its newer JWTs included), never a token gone whose JWTs still do.
+pub(crate) struct Retirement<'a> {
+    pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) revocations: &'a dyn RevocationStore,
+    pub(crate) clock: &'a dyn Clock,
+    /// How long an access token lives, so how long a revocation must be kept.
+    pub(crate) access_ttl_seconds: i64,
+}
+
+impl Retirement<'_> {
+    /// Voids the JWTs issued so far from `ids`.
+    pub(crate) async fn revoke(&self, ids: &[ClientId]) -> Result<()> {
+        let now = self.clock.now();
+        let revoked: Vec<Revocation> = ids
+            .iter()
+            .map(|id| Revocation::at(*id, now, self.access_ttl_seconds))
+            .collect();
+        self.revocations.revoke(&revoked).await
+    }
+
+    /// Voids the JWTs of `ids`, then deletes the tokens and their refresh tokens.
+    pub(crate) async fn retire(&self, ids: &[ClientId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.revoke(ids).await?;
+        self.tokens.delete_tokens(ids).await
+    }
 }
 
 /// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.

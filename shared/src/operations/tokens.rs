@@ -12,10 +12,11 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
-use super::{Bcrypt, Created, Owners, check_ids_exist};
+use super::{Bcrypt, Created, Owners, Retirement, check_ids_exist};
 
 pub struct ApiTokens<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) retirement: Retirement<'a>,
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
@@ -156,10 +157,11 @@ impl ApiTokens<'_> {
             .ok_or_else(missing)
     }
 
-    /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at once.
+    /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at
+    /// once, and the JWTs already issued from it are revoked.
     pub async fn delete(&self, owner: &Owner, client_id: &str) -> Result<()> {
         let token = self.owned(owner, client_id).await?;
-        self.tokens.delete_tokens(&[token.client_id]).await
+        self.retirement.retire(&[token.client_id]).await
     }
 
     /// Gives one of the caller's tokens a new secret, returned once; the current one keeps
@@ -191,6 +193,11 @@ impl ApiTokens<'_> {
             return Err(Error::Conflict(
                 "The token's secret was rotated meanwhile; list it and try again".into(),
             ));
+        }
+        if grace == 0 {
+            // The old secret is out at once: so are the JWTs issued with it (and any other
+            // issued before this second).
+            self.retirement.revoke(&[token.client_id]).await?;
         }
         token.secret = rotated;
         Ok(Created {

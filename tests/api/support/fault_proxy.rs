@@ -24,7 +24,8 @@ pub enum Fault {
     Throttle,
 }
 
-/// The AWS calls forwarded, in order, by their `X-Amz-Target` operation name.
+/// The AWS calls forwarded, in order, by their `X-Amz-Target` operation name; an SDK retry
+/// of a call is not counted again.
 type CallLog = Arc<Mutex<Vec<String>>>;
 
 pub struct FaultProxy {
@@ -156,9 +157,17 @@ async fn forward(client: TcpStream, server: TcpStream, calls: &CallLog) {
             pending.extend_from_slice(&chunk[..n]);
             while let Some(end) = request_length(&pending) {
                 let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+                // A retry (`amz-sdk-request: attempt=2; max=3`) is the same call again.
+                let attempt = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("amz-sdk-request:"))
+                    .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("attempt=")))
+                    .and_then(|n| n.trim().parse::<u32>().ok());
+                let retry = attempt.is_some_and(|n| n > 1);
                 let target = head
                     .lines()
                     .find_map(|line| line.strip_prefix("x-amz-target:"))
+                    .filter(|_| !retry)
                     .map(|t| t.trim().rsplit('.').next().unwrap_or_default().to_owned());
                 calls
                     .lock()

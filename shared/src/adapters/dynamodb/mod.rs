@@ -11,6 +11,7 @@
 //! | user          | `USER#<id>`        | `USER`             |
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
 //! | hand-off      | `HANDOFF#<sha256>` | `HANDOFF`          |
+//! | revoked JWTs  | `REVOKED`          | `<clientId>`       |
 //!
 //! The token item also counts its uses (`useWindow`, `windowUses`, `issued`, `lastUsedAt`),
 //! written only by reservations (see [`crate::ports::RateStore`]).
@@ -29,6 +30,7 @@ mod directory;
 mod handoffs;
 mod rates;
 mod refresh;
+mod revocations;
 mod tokens;
 mod vendors;
 

@@ -6,6 +6,7 @@ mod directory;
 mod handoffs;
 mod rates;
 mod refresh;
+mod revocations;
 mod tokens;
 mod vendors;
 
@@ -44,8 +45,11 @@ pub(super) const TENANT_MEMBERS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("tenant_members");
 /// Portal hand-offs keyed by digest.
 pub(super) const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 8] = [
+/// Revoked JWTs keyed by clientId.
+pub(super) const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 9] = [
     HANDOFFS,
+    REVOCATIONS,
     VENDORS,
     TOKENS,
     REFRESH,

@@ -1,0 +1,88 @@
+//! Revoked JWTs: once a token is deleted, or its secret rotated out at once, the JWTs already
+//! issued from it are void before they expire. Each revocation names the token (`sub`) and the
+//! second before which its JWTs are void; it is kept only while such a JWT could still be
+//! unexpired, so the published list stays short.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::ClientId;
+use super::time::Timestamp;
+
+/// Verifiers allow this much clock skew on `exp`; a revocation outlives it.
+const SKEW_SECONDS: i64 = 60;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    pub sub: ClientId,
+    /// JWTs issued in an earlier second are void.
+    pub before: Timestamp,
+    /// When no JWT it voids can still be unexpired: it may be forgotten.
+    pub until: Timestamp,
+}
+
+impl Revocation {
+    /// `sub`'s JWTs issued before `now` are void; kept while one could live (`access_ttl`).
+    pub fn at(sub: ClientId, now: Timestamp, access_ttl_seconds: i64) -> Self {
+        Self {
+            sub,
+            before: now,
+            until: now.plus_seconds(access_ttl_seconds + SKEW_SECONDS),
+        }
+    }
+
+    /// Whether a JWT issued at `iat` (seconds) is void. JWTs of the revocation's own second
+    /// stand: one issued just after it (from a rotated secret) must not be voided.
+    pub fn voids(&self, iat: i64) -> bool {
+        iat < self.before.seconds()
+    }
+}
+
+/// The published document's payload, signed as a JWT with the signing key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevocationList {
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub revoked: Vec<RevokedSub>,
+}
+
+/// One entry: JWTs of `sub` with `iat` below `before` are void.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevokedSub {
+    pub sub: String,
+    pub before: i64,
+}
+
+/// How long a published list may be used before it must be fetched again.
+pub const LIST_LIFETIME_SECONDS: i64 = 300;
+
+impl RevocationList {
+    pub fn new(iss: &str, now: Timestamp, revocations: &[Revocation]) -> Self {
+        Self {
+            iss: iss.to_owned(),
+            iat: now.seconds(),
+            exp: now.plus_seconds(LIST_LIFETIME_SECONDS).seconds(),
+            revoked: revocations
+                .iter()
+                .map(|r| RevokedSub {
+                    sub: r.sub.to_string(),
+                    before: r.before.seconds(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_voids_earlier_seconds_only_and_lives_as_long_as_a_jwt() {
+        let at = Timestamp::from_millis(1_800_000_000_500);
+        let revocation = Revocation::at(ClientId::generate(), at, 3600);
+        assert!(revocation.voids(1_799_999_999));
+        assert!(!revocation.voids(1_800_000_000), "its own second stands");
+        assert_eq!(revocation.until.seconds(), 1_800_000_000 + 3600 + 60);
+    }
+}

@@ -1,0 +1,208 @@
+//! Revoking JWTs that are already out: deleting a token, rotating its secret out at once, or
+//! removing its user from the tenant voids the JWTs issued from it before they expire. The
+//! signed list at `/.well-known/revocations` says so (m2m-verify refuses them within one poll
+//! interval), and `POST /oauth/introspect` answers `{"active": false}`. On both stores.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use m2m_verify::{Error as VerifyError, Verifier};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn introspect(t: &TestApp, vendor: &str, token: &str) -> Reply {
+    let request = t.http.post(format!("{}/oauth/introspect", t.base));
+    let request = request
+        .header("x-access-token", vendor)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", token));
+    t.send(request).await
+}
+
+async fn active(t: &TestApp, vendor: &str, token: &str) -> bool {
+    let reply = introspect(t, vendor, token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["active"].as_bool().unwrap()
+}
+
+async fn access_token(t: &TestApp, client_id: &str, secret: &str) -> String {
+    let issued = t.exchange(EXCHANGE_V1, client_id, secret).await;
+    assert_eq!(issued.status, StatusCode::OK, "{:?}", issued.body);
+    issued.body["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// The published list, verified with the JWKS as any verifier would.
+async fn revocation_list(t: &TestApp) -> (String, Value) {
+    let text = t
+        .http
+        .get(format!("{}/.well-known/revocations", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.headers()["content-type"], "application/jwt");
+    let text = text.text().await.unwrap();
+    let claims = verify_list(t, &text)
+        .await
+        .expect("the list verifies with the JWKS");
+    (text, claims)
+}
+
+async fn verify_list(t: &TestApp, text: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    let jwks = t.get(JWKS, &[]).await.body;
+    let kid = jsonwebtoken::decode_header(text)?.kid.unwrap_or_default();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str());
+    let key = DecodingKey::from_jwk(&serde_json::from_value(jwk.unwrap().clone()).unwrap())?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(text, &key, &validation).map(|data| data.claims)
+}
+
+async fn a_deleted_tokens_jwts_are_refused_by_the_list_and_by_introspection(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let jwt = access_token(t, &client_id, &secret).await;
+    let verifier = Verifier::discover(&t.base, "test-api").await.unwrap();
+    let verifier = verifier.revocation_poll_interval(Duration::from_millis(300));
+    assert!(verifier.verify(&jwt).await.is_ok());
+    let answer = introspect(t, &vendor, &jwt).await.body;
+    assert_eq!(
+        (&answer["active"], &answer["sub"]),
+        (&json!(true), &json!(client_id))
+    );
+    assert_eq!(answer["client_id"], client_id.as_str());
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the revocation's second is later
+
+    let url = format!("{}{TENANT_TOKENS}/{client_id}", t.base);
+    let delete = t.http.delete(url).header("x-access-token", &vendor);
+    assert_eq!(
+        t.send(delete.header("frontegg-tenant-id", "acme"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        introspect(t, &vendor, &jwt).await.body,
+        json!({"active": false})
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        matches!(verifier.verify(&jwt).await, Err(VerifyError::Revoked)),
+        "within one interval"
+    );
+
+    let (text, list) = revocation_list(t).await;
+    let revoked = list["revoked"].as_array().unwrap();
+    let entry = revoked
+        .iter()
+        .find(|r| r["sub"] == client_id.as_str())
+        .expect("listed");
+    let iat = jsonwebtoken::dangerous::insecure_decode::<Value>(&jwt)
+        .unwrap()
+        .claims["iat"]
+        .as_i64()
+        .unwrap();
+    assert!(entry["before"].as_i64().unwrap() > iat);
+    let mut parts: Vec<String> = text.split('.').map(str::to_owned).collect();
+    let tampered = json!({"iss": ISSUER, "iat": list["iat"], "exp": list["exp"], "revoked": []});
+    parts[1] = URL_SAFE_NO_PAD.encode(tampered.to_string());
+    assert!(
+        verify_list(t, &parts.join(".")).await.is_err(),
+        "tampering is refused"
+    );
+}
+on_both_stores!(a_deleted_tokens_jwts_are_refused_by_the_list_and_by_introspection);
+
+async fn a_secret_rotated_out_at_once_takes_its_jwts_and_a_grace_keeps_them(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let before = access_token(t, &client_id, &secret).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let headers = [
+        ("x-access-token", vendor.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let path = format!("{TENANT_TOKENS}/{client_id}/rotate");
+    let graced = t.post(&path, &headers, &json!({"graceMinutes": 5})).await;
+    assert!(
+        active(t, &vendor, &before).await,
+        "a grace keeps the JWTs out"
+    );
+    let now_secret = graced.body["secret"].as_str().unwrap().to_owned();
+    let rotated = t.post(&path, &headers, &json!({"graceMinutes": 0})).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert!(
+        !active(t, &vendor, &before).await,
+        "rotated out at once: revoked"
+    );
+    let new_secret = rotated.body["secret"].as_str().unwrap();
+    assert_ne!(new_secret, now_secret);
+    let after = access_token(t, &client_id, new_secret).await;
+    assert!(
+        active(t, &vendor, &after).await,
+        "the new secret's JWTs stand"
+    );
+}
+on_both_stores!(a_secret_rotated_out_at_once_takes_its_jwts_and_a_grace_keeps_them);
+
+async fn a_user_leaving_the_tenant_takes_their_tokens_jwts(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    t.member(&vendor, "alice", "acme", json!([])).await;
+    let (client_id, secret) = t.user_token(&vendor, "acme", "alice", json!({})).await;
+    let jwt = access_token(t, &client_id, &secret).await;
+    assert!(active(t, &vendor, &jwt).await);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let left = t
+        .put(
+            "/identity/resources/users/v1/alice",
+            &[("x-access-token", &vendor)],
+            &json!({"tenants": []}),
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::OK, "{:?}", left.body);
+    assert!(!active(t, &vendor, &jwt).await);
+    let (_, list) = revocation_list(t).await;
+    assert!(
+        list["revoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["sub"] == client_id.as_str())
+    );
+}
+on_both_stores!(a_user_leaving_the_tenant_takes_their_tokens_jwts);
+
+#[tokio::test]
+async fn introspection_needs_the_vendor_and_says_nothing_of_what_is_not_a_jwt() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let form = t
+        .http
+        .post(format!("{}/oauth/introspect", t.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=x");
+    assert_eq!(t.send(form).await.status, StatusCode::UNAUTHORIZED);
+    for junk in ["x", "eyJhbGciOiJub25lIn0.e30.", vendor.as_str()] {
+        assert_eq!(
+            introspect(&t, &vendor, junk).await.body,
+            json!({"active": false}),
+            "{junk}"
+        );
+    }
+    let missing = t
+        .send(
+            t.http
+                .post(format!("{}/oauth/introspect", t.base))
+                .header("x-access-token", &vendor),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+}
