@@ -5,7 +5,7 @@
 #      playwright-core into tests/clients/node, pinned; curl, jq and chromium from Debian;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
 #   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace
-#      (unit, property and end-to-end tests), then schemathesis against the local server for 60 s.
+#      (unit, property and end-to-end tests), then schemathesis against the local server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,5 +76,5 @@ awk '/^test result:/ { p += $4; f += $6; s += $8 }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0) exit 1 }' "$log"
 rm -f "$log"
 
-step "schemathesis against /openapi.json on m2m-local (${M2M_SCHEMATHESIS_SECONDS:-60} s)"
+step "schemathesis against /openapi.json on m2m-local (${M2M_SCHEMATHESIS_EXAMPLES:-60} cases per operation)"
 M2M_VENV="$VENV" scripts/schemathesis.sh target/debug/m2m-local

@@ -154,12 +154,7 @@ impl From<&ApiToken> for TokenRecord {
             previous_secret_check: previous.and_then(|p| p.hash.check().map(QuickCheck::as_stored)),
             previous_secret_until: previous.map(|p| p.until.millis()),
             rotated_at: token.secret.rotated_at.map(Timestamp::millis),
-            allowed_ips: token
-                .allowed_ips
-                .ranges()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            allowed_ips: token.allowed_ips.texts(),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
             issued: token.issued,

@@ -66,6 +66,11 @@ impl AllowedIps {
         &self.0
     }
 
+    /// As stored and shown: `a.b.c.d/n` and IPv6 ranges.
+    pub fn texts(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
     /// Whether a request from `client` may use the token: always with no list; with one, only
     /// from an address within it (an unknown address never).
     pub fn permits(&self, client: Option<IpAddr>) -> bool {

@@ -104,12 +104,7 @@ impl<'t> TokenFields<'t> {
             created_at: token.created_at.iso8601(),
             last_used_at: token.last_used_at.map(|t| t.iso8601()),
             rotated_at: token.secret.rotated_at.map(|t| t.iso8601()),
-            allowed_ips: token
-                .allowed_ips
-                .ranges()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            allowed_ips: token.allowed_ips.texts(),
             previous_secret_expires_at: token.secret.previous.as_ref().map(|p| p.until.iso8601()),
             secret: secret.map(Secret::expose),
         }
