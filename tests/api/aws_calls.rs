@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    EXCHANGE_V1, Faulty, REFRESH_V1, ROLES, TestApp, spawn_app_behind_fault_proxies,
+    EXCHANGE_V1, Faulty, REFRESH_V1, ROLES, Signing, TestApp, spawn_patient_app_behind_proxies,
 };
 
 /// Calls to DynamoDB and KMS since the last count, by operation.
@@ -67,8 +67,7 @@ fn writes(counts: &BTreeMap<String, usize>) -> usize {
 
 #[tokio::test]
 async fn an_exchange_reads_its_token_and_grants_signs_once_and_writes_once_a_minute() {
-    let f =
-        spawn_app_behind_fault_proxies(m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS).await;
+    let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
     let t = &f.api;
     let credentials = tenant_token_with_a_role(t).await;
     count(&f);
@@ -114,8 +113,7 @@ async fn an_exchange_reads_its_token_and_grants_signs_once_and_writes_once_a_min
 
 #[tokio::test]
 async fn a_refresh_spends_its_token_in_one_write_and_stores_no_successor() {
-    let f =
-        spawn_app_behind_fault_proxies(m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS).await;
+    let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
     let t = &f.api;
     let credentials = tenant_token_with_a_role(t).await;
     let mut refresh_token = exchanges(t, &credentials, 3).await;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     Backend, EXCHANGE_V1, ISSUER, JWKS, Signing, app_on, aws_config, moto_resources,
-    moto_wrapping_key, spawn_signing_app_behind_fault_proxies,
+    moto_wrapping_key, spawn_patient_app_behind_proxies,
 };
 use m2m_shared::adapters::{KmsSigner, WrappedKeySigner};
 use m2m_shared::ports::Signer;
@@ -38,8 +38,7 @@ fn kid_of(jwt: &str) -> String {
 
 #[tokio::test]
 async fn a_wrapped_key_signs_in_memory_and_is_published_beside_the_kms_key() {
-    let budget = m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS;
-    let f = spawn_signing_app_behind_fault_proxies(budget, Signing::WrappedKey).await;
+    let f = spawn_patient_app_behind_proxies(Signing::WrappedKey).await;
     let t = &f.api;
     let vendor = t.vendor_token().await;
     let start_up = f.kms.take_calls();

@@ -373,6 +373,41 @@ pub async fn spawn_signing_app_behind_fault_proxies(
         signing,
     )
     .await;
+    behind_proxies(
+        (store, signer, backend),
+        (dynamodb, kms),
+        request_budget_seconds,
+    )
+    .await
+}
+
+/// As [`spawn_signing_app_behind_fault_proxies`] for tests that count calls rather than time
+/// them: the SDK and the request wait as long as a loaded moto takes (each call still counted
+/// once), so a slow moto under the suite's load is never a 503.
+pub async fn spawn_patient_app_behind_proxies(signing: Signing) -> Faulty {
+    let moto = moto_endpoint();
+    let dynamodb = fault_proxy::FaultProxy::start(&moto).await;
+    let kms = fault_proxy::FaultProxy::start(&moto).await;
+    let patient = |url: String| async move {
+        let patient = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build();
+        aws_loader(&url).timeout_config(patient).load().await
+    };
+    let parts = moto_parts(
+        &patient(dynamodb.url.clone()).await,
+        &patient(kms.url.clone()).await,
+        signing,
+    )
+    .await;
+    behind_proxies(parts, (dynamodb, kms), 120).await
+}
+
+async fn behind_proxies(
+    (store, signer, backend): (Arc<dyn Store>, Arc<dyn Signer>, Backend),
+    (dynamodb, kms): (fault_proxy::FaultProxy, fault_proxy::FaultProxy),
+    request_budget_seconds: u64,
+) -> Faulty {
     let clock = Arc::new(TestClock::default());
     let (listener, base) = listen().await;
     let built = compose(
