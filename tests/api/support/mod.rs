@@ -104,13 +104,15 @@ pub fn moto_endpoint() -> String {
 /// request at a time, so under the suite's load a call may wait longer than the service's
 /// budgets allow. The fault tests use those budgets ([`aws_config_at`]).
 pub async fn aws_config() -> aws_config::SdkConfig {
+    patient_config_at(&moto_endpoint()).await
+}
+
+/// The SDK configuration sending to `endpoint`, with no operation or attempt timeout.
+async fn patient_config_at(endpoint: &str) -> aws_config::SdkConfig {
     let patient = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .build();
-    aws_loader(&moto_endpoint())
-        .timeout_config(patient)
-        .load()
-        .await
+    aws_loader(endpoint).timeout_config(patient).load().await
 }
 
 /// The service's own SDK configuration (its timeouts and retries), sending to `endpoint`.
@@ -388,15 +390,9 @@ pub async fn spawn_patient_app_behind_proxies(signing: Signing) -> Faulty {
     let moto = moto_endpoint();
     let dynamodb = fault_proxy::FaultProxy::start(&moto).await;
     let kms = fault_proxy::FaultProxy::start(&moto).await;
-    let patient = |url: String| async move {
-        let patient = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build();
-        aws_loader(&url).timeout_config(patient).load().await
-    };
     let parts = moto_parts(
-        &patient(dynamodb.url.clone()).await,
-        &patient(kms.url.clone()).await,
+        &patient_config_at(&dynamodb.url).await,
+        &patient_config_at(&kms.url).await,
         signing,
     )
     .await;

@@ -222,19 +222,13 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .condition_expression("#secretHash = :from")
-            .expression_attribute_names("#secretHash", "secretHash")
+            .condition_expression("#read = :from")
+            .expression_attribute_names("#read", "secretHash")
             .expression_attribute_values(":from", s(from.as_stored()));
         let (mut sets, mut removes) = (Vec::new(), Vec::new());
         for (n, (name, value)) in fields.into_iter().enumerate() {
-            if name != "secretHash" {
-                update = update.expression_attribute_names(format!("#f{n}"), name);
-            }
-            let name = if name == "secretHash" {
-                "#secretHash".to_owned()
-            } else {
-                format!("#f{n}")
-            };
+            update = update.expression_attribute_names(format!("#f{n}"), name);
+            let name = format!("#f{n}");
             match value {
                 Some(value) => {
                     sets.push(format!("{name} = :f{n}"));
