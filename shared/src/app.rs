@@ -9,8 +9,8 @@ use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::error::{Error, Result};
 use crate::operations::{
-    ApiTokens, Bcrypt, Credentials, Directory, Portal, RefreshKeys, Retirement, TokenRateLimit,
-    Vendors,
+    ApiTokens, Bcrypt, Credentials, Directory, Portal, ReadPlans, RefreshKeys, Retirement,
+    TokenRateLimit, Vendors,
 };
 use crate::ports::{
     Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore, Signer, Store,
@@ -31,6 +31,7 @@ pub struct App {
     bcrypt: Bcrypt,
     rate_limit: TokenRateLimit,
     refresh_keys: RefreshKeys,
+    read_plans: ReadPlans,
 }
 
 impl App {
@@ -74,6 +75,7 @@ impl App {
             bcrypt: Bcrypt::new(settings.bcrypt_cost),
             rate_limit: TokenRateLimit::new(settings.token_rate_limit_per_minute),
             refresh_keys: RefreshKeys::default(),
+            read_plans: ReadPlans::new(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -119,6 +121,7 @@ impl App {
             bcrypt: &self.bcrypt,
             rate_limit: &self.rate_limit,
             refresh_keys: &self.refresh_keys,
+            read_plans: &self.read_plans,
             settings: &self.settings,
             client: None,
         }

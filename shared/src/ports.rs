@@ -41,6 +41,13 @@ pub trait TokenStore: Send + Sync {
     /// `Error::Conflict` if the clientId is taken (never overwrites).
     async fn put_new(&self, token: &ApiToken) -> Result<()>;
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
+    /// The token and, in the same round trip, the directory records `keys`, in their order
+    /// (as [`DirectoryStore::records`]); all strongly consistent. What an exchange reads.
+    async fn token_with(
+        &self,
+        client_id: &ClientId,
+        keys: &[(EntityKind, String)],
+    ) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)>;
     /// Replaces an existing token's record; `Error::NotFound` if it is gone.
     async fn replace(&self, token: &ApiToken) -> Result<()>;
     /// Makes `to` the token's secrets if its current secret's hash is still `from` (a rehash

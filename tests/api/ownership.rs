@@ -91,6 +91,8 @@ async fn patching_a_tenant_token_changes_its_listing_and_its_next_jwt(t: &TestAp
     vendor.permission("p-deploy", "deploy").await;
     let acme = vendor.tenant("acme");
     let bot = acme.token(json!({"description": "bot"})).await;
+    // Exchanged once before the patch, so that the next exchange reads ahead what this one read.
+    assert_eq!(t.claims_of(&bot).await["permissions"], json!([]));
 
     let patch = json!({"description": "deploy bot", "metadata": {"env": "prod"}, "permissionIds": ["p-deploy"]});
     let reply = acme.patch_token(&bot.client_id, patch).await;

@@ -297,6 +297,43 @@ async fn records_come_back_in_the_order_asked(s: Subject) {
 }
 contract!(batched_reads, records_come_back_in_the_order_asked);
 
+/// A token read with directory records: the token as stored, the records in the order asked
+/// (repeats and missing ones included), past a batch's hundred keys; and the records even when
+/// the token is gone.
+async fn a_token_comes_with_the_records_asked(s: Subject) {
+    let alice = member(&s, "alice", "acme").await;
+    let acme = tenant(&s, "acme").await;
+    let stored = token(&s, "acme", Some("alice")).await;
+    s.store.put_new(&stored).await.unwrap();
+    let mut keys = vec![
+        (EntityKind::Tenant, "acme".to_owned()),
+        (EntityKind::Role, "nobody".to_owned()),
+        (EntityKind::User, "alice".to_owned()),
+    ];
+    keys.extend((0..120).map(|n| (EntityKind::Permission, format!("p{n}"))));
+    keys.push((EntityKind::Tenant, "acme".to_owned()));
+    let (read, records) = s.store.token_with(&stored.client_id, &keys).await.unwrap();
+    let read = read.expect("the token");
+    assert_eq!(format!("{read:?}"), format!("{stored:?}"));
+    assert_eq!(records.len(), keys.len());
+    assert_eq!(records[..3], [Some(acme.clone()), None, Some(alice)]);
+    assert!(records[3..123].iter().all(Option::is_none));
+    assert_eq!(records[123], Some(acme.clone()));
+
+    let (alone, none) = s.store.token_with(&stored.client_id, &[]).await.unwrap();
+    assert_eq!(alone.map(|t| t.client_id), Some(stored.client_id));
+    assert!(none.is_empty());
+    s.store.delete_tokens(&[stored.client_id]).await.unwrap();
+    let (gone, records) = s
+        .store
+        .token_with(&stored.client_id, &keys[..1])
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+    assert_eq!(records, [Some(acme)]);
+}
+contract!(token_with_records, a_token_comes_with_the_records_asked);
+
 async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject) {
     let bot = token(&s, "acme", None).await;
     let laptop = token(&s, "acme", Some("alice")).await;

@@ -206,7 +206,7 @@ impl TryFrom<UserDraft> for User {
 }
 
 /// Which directory record a write or a delete is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntityKind {
     Permission,
     Role,

@@ -10,14 +10,15 @@ use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::RevocationList;
 use crate::domain::{
-    ApiToken, GrantId, RefreshKey, RefreshToken, SecretHash, SecretKind, Timestamp,
+    ApiToken, ClientId, GrantId, RefreshKey, RefreshToken, SecretHash, SecretKind, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
     Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
 };
 
-use super::directory::these;
+use super::reads::{ReadPlans, Reads};
+use super::remembered::Tag;
 use super::{Bcrypt, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
@@ -31,6 +32,7 @@ pub struct Credentials<'a> {
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) rate_limit: &'a TokenRateLimit,
     pub(crate) refresh_keys: &'a RefreshKeys,
+    pub(crate) read_plans: &'a ReadPlans,
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
@@ -119,7 +121,7 @@ pub struct Issued {
     pub expires_at: Timestamp,
 }
 
-impl Credentials<'_> {
+impl<'a> Credentials<'a> {
     /// The same, for a request from `client` (its address, when known): a token with allowed
     /// addresses works only from within them.
     #[must_use]
@@ -130,8 +132,10 @@ impl Credentials<'_> {
     /// `POST /identity/resources/auth/v{1,2}/api-token`: credentials for an access token.
     /// Unknown clientId, wrong secret and an expired token are one and the same 401.
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
-        let token = self.authenticate(client_id, secret).await?;
-        self.issue(&token).await
+        let (token, mut reads, plan) = self.authenticate(client_id, secret).await?;
+        let issued = self.issue(&token, &mut reads).await?;
+        self.read_plans.keep(plan, reads);
+        Ok(issued)
     }
 
     /// `POST /oauth/token` (RFC 6749 section 4.4): the same JWT as the exchange, without a
@@ -144,8 +148,9 @@ impl Credentials<'_> {
         scope: Option<&str>,
     ) -> Result<Granted> {
         let scope = Scope::parse(scope)?;
-        let token = self.authenticate(client_id, secret).await?;
-        let signed = self.sign_for(&token, scope.as_ref()).await?;
+        let (token, mut reads, plan) = self.authenticate(client_id, secret).await?;
+        let signed = self.sign_for(&token, scope.as_ref(), &mut reads).await?;
+        self.read_plans.keep(plan, reads);
         Ok(Granted {
             access_token: signed.jwt,
             expires_in: signed.expires_at.seconds() - signed.now.seconds(),
@@ -155,10 +160,16 @@ impl Credentials<'_> {
 
     /// The token these credentials name, if they are right and it has not expired: the
     /// secret is its current one or, after a rotation, the previous one during its grace.
-    async fn authenticate(&self, client_id: &str, secret: &str) -> Result<ApiToken> {
+    /// With it, the directory records read ahead for its JWT, and where to keep what they were.
+    async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(ApiToken, Reads<'a>, Tag)> {
         let token_kinds = [SecretKind::TenantToken, SecretKind::UserToken];
         let (client_id, secret) = parse_credentials(client_id, secret, &token_kinds)?;
-        let token = self.tokens.token(&client_id).await?;
+        let plan = self.read_plans.of_credentials(&client_id, &secret);
+        let (token, reads) = self.token_and_plan(&client_id, &plan).await?;
         let now = self.clock.now();
         let current = token.as_ref().map(|t| &t.secret.hash);
         let matched = self.bcrypt.matches(&secret, current).await?;
@@ -184,7 +195,18 @@ impl Credentials<'_> {
             };
             self.bcrypt.upgrade(&secret, &state.hash, save).await;
         }
-        Ok(token)
+        Ok((token, reads, plan))
+    }
+
+    /// The token's record and, in the same round trip, the directory records `plan` names.
+    async fn token_and_plan(
+        &self,
+        client_id: &ClientId,
+        plan: &Tag,
+    ) -> Result<(Option<ApiToken>, Reads<'a>)> {
+        let keys = self.read_plans.plan(plan);
+        let (token, records) = self.tokens.token_with(client_id, &keys).await?;
+        Ok((token, Reads::ahead(self.directory, &keys, records)))
     }
 
     /// `POST .../api-token/token/refresh`: a refresh token, used once, for a new pair. It
@@ -197,10 +219,9 @@ impl Credentials<'_> {
             .ok_or(Error::Unauthorized)?;
         let client_id = presented.client_id();
         let now = self.clock.now();
-        let token = self
-            .tokens
-            .token(&client_id)
-            .await?
+        let plan = self.read_plans.of_refresh(&client_id);
+        let (token, mut reads) = self.token_and_plan(&client_id, &plan).await?;
+        let token = token
             .filter(|token| self.may_use(token, now))
             .ok_or(Error::Unauthorized)?;
         let until = self.refresh_expiry(&token, presented.issued_at());
@@ -213,7 +234,8 @@ impl Credentials<'_> {
         }
         // Spent only by the write after its successor is made: a refresh that fails before it
         // (a dependency down) leaves the refresh token usable.
-        let issued = self.issue(&token).await?;
+        let issued = self.issue(&token, &mut reads).await?;
+        self.read_plans.keep(plan, reads);
         if !self
             .refresh
             .spend_refresh(&client_id, serial, until)
@@ -279,7 +301,7 @@ impl Credentials<'_> {
         let Ok(claims) = self.verify_access_token(token) else {
             return Ok(None);
         };
-        let Some(client_id) = crate::domain::ClientId::parse(&claims.sub) else {
+        let Some(client_id) = ClientId::parse(&claims.sub) else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -305,8 +327,9 @@ impl Credentials<'_> {
     }
 
     /// A JWT and the refresh token that renews it; nothing is stored.
-    async fn issue(&self, token: &ApiToken) -> Result<Issued> {
-        let (signed, key) = tokio::try_join!(self.sign_for(token, None), self.refresh_key())?;
+    async fn issue(&self, token: &ApiToken, reads: &mut Reads<'_>) -> Result<Issued> {
+        let signed = self.sign_for(token, None, reads);
+        let (signed, key) = tokio::try_join!(signed, self.refresh_key())?;
         let refresh_token = RefreshToken::issue(key, token.client_id, signed.serial, signed.now);
         Ok(Issued {
             access_token: signed.jwt,
@@ -318,10 +341,16 @@ impl Credentials<'_> {
 
     /// Signs a JWT for a token whose tenant and membership are still the ones it was created
     /// in. Reads what the token holds and nothing else: its owners (with, for a tenant token,
-    /// its roles) in one round trip, then the roles a personal token's user holds, then the
-    /// permissions of the roles held; so the cost follows the token, not the directory. The
-    /// use is counted first, and numbered (see [`TokenRateLimit`]).
-    async fn sign_for(&self, token: &ApiToken, scope: Option<&Scope>) -> Result<Signed> {
+    /// its roles), then the roles a personal token's user holds, then the permissions of the
+    /// roles held; so the cost follows the token, not the directory. Each step reads only what
+    /// `reads` did not read ahead (see [`super::reads`]). The use is counted first, and
+    /// numbered (see [`TokenRateLimit`]).
+    async fn sign_for(
+        &self,
+        token: &ApiToken,
+        scope: Option<&Scope>,
+        reads: &mut Reads<'_>,
+    ) -> Result<Signed> {
         // Counted once the caller proved the credentials, before any work for the JWT.
         // Recorded as the token's last use, in the same write.
         let now = self.clock.now();
@@ -329,7 +358,6 @@ impl Credentials<'_> {
             .rate_limit
             .admit(self.rates, &token.client_id, now)
             .await?;
-        let directory = self.directory;
         // A tenant token's roles are its own, read with its owners; a personal token's are its
         // user's in the tenant, read once the user is.
         let own_roles = match &token.owner {
@@ -337,7 +365,7 @@ impl Credentials<'_> {
             TokenOwner::User(_) => &[],
         };
         let (owners, token_roles) = Owners::read_with::<Role>(
-            directory,
+            reads,
             &token.tenant_id,
             token.user_id(),
             (EntityKind::Role, own_roles),
@@ -352,7 +380,7 @@ impl Credentials<'_> {
             TokenOwner::User(_) => {
                 let user = owners.user()?.ok_or(Error::Unauthorized)?;
                 let held = user.roles_in(&token.tenant_id).ok_or(Error::Unauthorized)?;
-                (these(directory, EntityKind::Role, held).await?, Some(user))
+                (reads.live(EntityKind::Role, held).await?, Some(user))
             }
         };
         let permission_ids: Vec<GrantId> = roles
@@ -361,7 +389,7 @@ impl Credentials<'_> {
             .chain(&token.permission_ids)
             .cloned()
             .collect();
-        let permissions = these(directory, EntityKind::Permission, &permission_ids).await?;
+        let permissions = reads.live(EntityKind::Permission, &permission_ids).await?;
         let mut grants = grants(&roles, &permissions);
         if let Some(scope) = scope {
             grants.permissions = scope.narrow(&grants.permissions)?;

@@ -91,19 +91,6 @@ pub(super) async fn all<T: DeserializeOwned>(
         .collect()
 }
 
-/// The live records of `kind` among `ids`, in their order, read in one batch; the deleted and
-/// the missing are left out.
-pub(super) async fn these<T: DeserializeOwned>(
-    directory: &dyn DirectoryStore,
-    kind: EntityKind,
-    ids: &[GrantId],
-) -> Result<Vec<T>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    live_docs(directory.records(&keys_of(kind, ids)).await?)
-}
-
 /// The store keys of the `kind` records `ids`.
 pub(super) fn keys_of(kind: EntityKind, ids: &[GrantId]) -> Vec<(EntityKind, String)> {
     ids.iter()

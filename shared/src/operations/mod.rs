@@ -10,6 +10,8 @@ mod credentials;
 mod directory;
 mod portal;
 mod rate_limit;
+mod reads;
+mod remembered;
 mod tokens;
 mod vendors;
 mod verified;
@@ -23,6 +25,7 @@ pub use vendors::Vendors;
 
 pub(crate) use bcrypt::Bcrypt;
 pub(crate) use rate_limit::TokenRateLimit;
+pub(crate) use reads::ReadPlans;
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
@@ -33,6 +36,8 @@ use crate::domain::revocation::Revocation;
 use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
+
+use reads::Reads;
 
 /// A freshly created credential: the only time its secret exists outside the caller.
 #[derive(Debug)]
@@ -112,15 +117,16 @@ impl Owners {
         user: Option<&UserId>,
     ) -> Result<Self> {
         let nothing_more: (EntityKind, &[GrantId]) = (EntityKind::Role, &[]);
+        let reads = &mut Reads::new(directory);
         let (owners, _): (Self, Vec<serde_json::Value>) =
-            Self::read_with(directory, tenant_id, user, nothing_more).await?;
+            Self::read_with(reads, tenant_id, user, nothing_more).await?;
         Ok(owners)
     }
 
     /// The records and, in the same round trip, the live documents of the `kind` records
     /// `ids`, in their order (the deleted and the missing left out).
     async fn read_with<T: serde::de::DeserializeOwned>(
-        directory: &dyn DirectoryStore,
+        reads: &mut Reads<'_>,
         tenant_id: &TenantId,
         user: Option<&UserId>,
         (kind, ids): (EntityKind, &[GrantId]),
@@ -131,7 +137,7 @@ impl Owners {
         ];
         keys.extend(user.map(|u| (EntityKind::User, u.as_str().to_owned())));
         keys.extend(directory::keys_of(kind, ids));
-        let mut records = directory.records(&keys).await?.into_iter();
+        let mut records = reads.records(&keys).await?.into_iter();
         let settings = records.next().flatten();
         let tenant = records.next().flatten();
         let owners = Self {

@@ -32,7 +32,20 @@ fn record_from(mut item: Item) -> Result<(DirectoryRecord, Revision)> {
     Ok((from_item("directory", item)?, Revision(rev)))
 }
 
-fn key_of(item: &Item) -> (String, String) {
+/// The records at `keys` among the items `found`, in the order of `keys`.
+pub(super) fn records_at(
+    found: &HashMap<(String, String), Item>,
+    keys: &[Item],
+) -> Result<Vec<Option<DirectoryRecord>>> {
+    keys.iter()
+        .map(|key| {
+            let item = found.get(&key_of(key)).cloned();
+            Ok(item.map(record_from).transpose()?.map(|(record, _)| record))
+        })
+        .collect()
+}
+
+pub(super) fn key_of(item: &Item) -> (String, String) {
     let text = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_s().ok())
@@ -66,23 +79,8 @@ impl DirectoryStore for DynamoStore {
             .iter()
             .map(|(kind, id)| entity_key(*kind, id))
             .collect();
-        let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
-        for key in &keys {
-            if !unique.iter().any(|k| key_of(k) == key_of(key)) {
-                unique.push(key.clone());
-            }
-        }
-        let mut found: HashMap<(String, String), DirectoryRecord> = HashMap::new();
-        for chunk in unique.chunks(100) {
-            for item in self.batch_get(chunk.to_vec()).await? {
-                let at = key_of(&item);
-                found.insert(at, record_from(item)?.0);
-            }
-        }
-        Ok(keys
-            .iter()
-            .map(|key| found.get(&key_of(key)).cloned())
-            .collect())
+        let found = self.fetch(&keys).await?;
+        records_at(&found, &keys)
     }
 
     async fn swap(
@@ -183,6 +181,23 @@ impl DirectoryStore for DynamoStore {
 impl DynamoStore {
     /// Reads `keys` (at most 100, no repeats) with strong consistency, asking again for what
     /// DynamoDB leaves unprocessed.
+    /// The items of `keys` that exist, by key, in batches of a hundred (consistent reads).
+    pub(super) async fn fetch(&self, keys: &[Item]) -> Result<HashMap<(String, String), Item>> {
+        let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.iter().any(|k| key_of(k) == key_of(key)) {
+                unique.push(key.clone());
+            }
+        }
+        let mut found = HashMap::new();
+        for chunk in unique.chunks(100) {
+            for item in self.batch_get(chunk.to_vec()).await? {
+                found.insert(key_of(&item), item);
+            }
+        }
+        Ok(found)
+    }
+
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys))

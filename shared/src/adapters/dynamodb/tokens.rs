@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ConditionCheck;
 
-use super::directory::entity_key;
+use super::directory::{entity_key, key_of, records_at};
 use super::*;
 use crate::domain::lives::Absent;
 
@@ -123,6 +123,26 @@ impl TokenStore for DynamoStore {
         let key = key(token_pk(client_id), "TOKEN".into());
         let record: Option<TokenRecord> = self.get("token", key).await?;
         Ok(record.map(Into::into))
+    }
+
+    async fn token_with(
+        &self,
+        client_id: &ClientId,
+        keys: &[(EntityKind, String)],
+    ) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)> {
+        if keys.is_empty() {
+            return Ok((self.token(client_id).await?, Vec::new()));
+        }
+        let token_key = key(token_pk(client_id), "TOKEN".into());
+        let keys: Vec<Item> = std::iter::once(token_key)
+            .chain(keys.iter().map(|(kind, id)| entity_key(*kind, id)))
+            .collect();
+        let mut found = self.fetch(&keys).await?;
+        let token: Option<TokenRecord> = found
+            .remove(&key_of(&keys[0]))
+            .map(|item| from_item("token", item))
+            .transpose()?;
+        Ok((token.map(Into::into), records_at(&found, &keys[1..])?))
     }
 
     async fn replace(&self, token: &ApiToken) -> Result<()> {

@@ -119,6 +119,29 @@ impl TokenStore for EmbeddedStore {
         Ok(record.map(Into::into))
     }
 
+    async fn token_with(
+        &self,
+        client_id: &ClientId,
+        keys: &[(EntityKind, String)],
+    ) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)> {
+        let key = client_id.to_string();
+        let (token, records) = self.read_now(|db| {
+            let txn = db.begin_read()?;
+            let token = stored_token(&txn.open_table(TOKENS)?, &key)?;
+            if keys.is_empty() {
+                return Ok((token, Vec::new()));
+            }
+            let directory = txn.open_table(DIRECTORY)?;
+            let records = keys
+                .iter()
+                .map(|(kind, id)| read_record(&directory, &entity_key(*kind, id)))
+                .collect::<Result<Vec<_>, redb::Error>>()?;
+            Ok((token, records))
+        })?;
+        let records = records.into_iter().map(|s| s.map(|s| s.record)).collect();
+        Ok((token.map(Into::into), records))
+    }
+
     async fn replace(&self, token: &ApiToken) -> Result<()> {
         let key = token.client_id.to_string();
         let record = TokenRecord::from(token);
