@@ -48,7 +48,7 @@ python3 scripts/bench/client.py "$port" "$server" "$vendor_id" "$vendor_secret" 
 # scripts/sam-build.sh builds), its size, and its cold start: exec to its first poll of a
 # stand-in of the Runtime API on loopback, its AWS calls at init going to moto (from the .venv
 # that scripts/test.sh installs).
-cargo build --profile aws-lambda --quiet --bin exchange
+cargo build --profile aws-lambda --quiet --no-default-features --bin exchange
 binary=target/aws-lambda/exchange
 echo
 echo "| the exchange function as deployed ($(uname -m) here) | result | |"

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{DynamoStore, EmbeddedStore, LocalKeys, SystemClock};
+use crate::adapters::{DynamoStore, SystemClock};
+#[cfg(feature = "local")]
+use crate::adapters::{EmbeddedStore, LocalKeys};
 use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::error::{Error, Result};
@@ -35,27 +37,38 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the adapters the settings name.
+    /// Builds the adapters the settings name: DynamoDB and KMS, or the embedded store and the
+    /// local key.
+    #[cfg(feature = "local")]
     pub async fn build(settings: Settings) -> Result<Self> {
-        let (store, signer): (Arc<dyn Store>, Arc<dyn Signer>) = match &settings.backend {
-            Backend::Embedded { data_dir } => {
-                create_private_dir(data_dir)?;
-                (
-                    Arc::new(EmbeddedStore::open(&data_dir.join("tokens.redb"))?),
-                    LocalKeys::in_folder(data_dir).signer()?.into(),
-                )
-            }
-            Backend::Aws { table, .. } => {
-                let aws = crate::adapters::aws::sdk_config_loader().load().await;
-                let (dynamodb, kms) = (
-                    aws_sdk_dynamodb::Client::new(&aws),
-                    aws_sdk_kms::Client::new(&aws),
-                );
-                let signer = crate::adapters::aws::signer(&dynamodb, &kms, &settings.backend);
-                let signer = signer.await?.into();
-                (Arc::new(DynamoStore::new(dynamodb, table)), signer)
-            }
+        let Backend::Embedded { data_dir } = &settings.backend else {
+            return Self::on_aws(settings).await;
         };
+        create_private_dir(data_dir)?;
+        let store = Arc::new(EmbeddedStore::open(&data_dir.join("tokens.redb"))?);
+        let signer = LocalKeys::in_folder(data_dir).signer()?.into();
+        Ok(Self::with_parts(
+            settings,
+            store,
+            signer,
+            Arc::new(SystemClock),
+        ))
+    }
+
+    /// Builds the DynamoDB and KMS adapters (what a Lambda function runs on); a configuration
+    /// error if the settings name the embedded store.
+    pub async fn on_aws(settings: Settings) -> Result<Self> {
+        let Backend::Aws { table, .. } = &settings.backend else {
+            return Err(Error::internal("DynamoDB and KMS are not configured"));
+        };
+        let aws = crate::adapters::aws::sdk_config_loader().load().await;
+        let (dynamodb, kms) = (
+            aws_sdk_dynamodb::Client::new(&aws),
+            aws_sdk_kms::Client::new(&aws),
+        );
+        let signer = crate::adapters::aws::signer(&dynamodb, &kms, &settings.backend);
+        let signer: Arc<dyn Signer> = signer.await?.into();
+        let store = Arc::new(DynamoStore::new(dynamodb, table));
         Ok(Self::with_parts(
             settings,
             store,
@@ -216,6 +229,7 @@ impl App {
     }
 }
 
+#[cfg(feature = "local")]
 fn create_private_dir(dir: &std::path::Path) -> Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

@@ -2,11 +2,14 @@
 //! function or the local server for all of them.
 
 use std::future::Future;
+#[cfg(feature = "local")]
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::config::{self, Backend, Settings};
+#[cfg(feature = "local")]
+use crate::config::Backend;
+use crate::config::{self, Settings};
 use crate::http::{self, Function};
 
 /// Logs as JSON lines to stderr, filtered by `RUST_LOG` (default `info`).
@@ -46,7 +49,7 @@ fn lambda_settings() -> Result<Settings, lambda_http::Error> {
 /// The whole of a Lambda binary: settings once per cold start, then `function`'s service.
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
     let settings = lambda_settings()?;
-    let service = function_service(move || App::build(settings.clone()), function);
+    let service = function_service(move || App::on_aws(settings.clone()), function);
     // Built beside the runtime's first poll for an invocation, so the two overlap; the first
     // request waits for it (or, if it failed, builds it again).
     let starting = service.clone();
@@ -135,7 +138,7 @@ where
 
 /// The `provisioning` function: directory events from SQS, with partial batch responses.
 pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
-    let app = App::build(lambda_settings()?).await?;
+    let app = App::on_aws(lambda_settings()?).await?;
     let app = &app;
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
@@ -147,6 +150,7 @@ pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
     .await
 }
 
+#[cfg(feature = "local")]
 /// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let service = http::service(app, None);
@@ -159,6 +163,7 @@ pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io:
         .await
 }
 
+#[cfg(feature = "local")]
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -177,6 +182,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+#[cfg(feature = "local")]
 /// The local server's URL without `M2M_PUBLIC_URL` (and so its issuer): its listen address,
 /// or on every interface (0.0.0.0, ::) the loopback one. Never the Host a client sends.
 fn listen_url(address: std::net::SocketAddr) -> String {
@@ -194,6 +200,7 @@ fn listen_url(address: std::net::SocketAddr) -> String {
     format!("http://{reached}")
 }
 
+#[cfg(feature = "local")]
 /// `m2m-local`: every endpoint on one listener, on the embedded default unless DynamoDB and
 /// KMS are configured.
 pub async fn run_local() -> ExitCode {
@@ -248,6 +255,7 @@ pub async fn run_local() -> ExitCode {
     }
 }
 
+#[cfg(feature = "local")]
 const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-key
 
   create-vendor  Creates a vendor credential in the store the environment names (M2M_TABLE and
@@ -261,6 +269,7 @@ const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-
                  longest token lifetime); restart m2m-local. On AWS, rotate with the template's
                  SigningKeyArn and PreviousSigningKeyArn parameters (see the README).";
 
+#[cfg(feature = "local")]
 /// `m2m-admin`: operator commands against the configured store and key.
 pub async fn run_admin(args: &[String]) -> ExitCode {
     let command = match args {
@@ -296,6 +305,7 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
     }
 }
 
+#[cfg(feature = "local")]
 /// `m2m-admin rotate-key` (`rotate`) and `retire-key`, on the local key.
 fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {
     let Backend::Embedded { data_dir } = &settings.backend else {
@@ -335,6 +345,7 @@ fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {
     }
 }
 
+#[cfg(feature = "local")]
 /// Builds the app, turning a failure into a message that says what could not start.
 async fn start(settings: Settings) -> crate::error::Result<App, String> {
     App::build(settings).await.map_err(|e| match e {
@@ -345,6 +356,7 @@ async fn start(settings: Settings) -> crate::error::Result<App, String> {
     })
 }
 
+#[cfg(feature = "local")]
 fn fail(message: std::fmt::Arguments<'_>) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE

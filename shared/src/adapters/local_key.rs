@@ -2,7 +2,7 @@
 //! through aws-lc-rs (about 0.26 ms a signature).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use aws_lc_rs::encoding::AsDer;
@@ -11,6 +11,7 @@ use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::Rotation;
 use crate::domain::PublicKey;
 use crate::domain::jwt::pem_encode;
 use crate::error::{Error, Result};
@@ -111,6 +112,61 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     file.write_all(contents.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The local key files in a data folder: the signing key, and the one it replaced.
+pub struct LocalKeys {
+    pub current: PathBuf,
+    pub previous: PathBuf,
+}
+
+impl LocalKeys {
+    pub fn in_folder(data_dir: &Path) -> Self {
+        Self {
+            current: data_dir.join("signing-key.pem"),
+            previous: data_dir.join("signing-key.previous.pem"),
+        }
+    }
+
+    /// The signer: the current key (made on first start), rotating from the previous one
+    /// while it is there.
+    pub fn signer(&self) -> Result<Box<dyn Signer>> {
+        let current = Box::new(LocalKeySigner::load_or_create(&self.current)?);
+        if !self.previous.exists() {
+            return Ok(current);
+        }
+        let previous = Box::new(LocalKeySigner::load_or_create(&self.previous)?);
+        Ok(Box::new(Rotation::new(current, previous)))
+    }
+
+    /// Starts a rotation: the current key becomes the previous one (ending any rotation under
+    /// way: its previous key is dropped) and a new key is made. A crash part way leaves either
+    /// the old state or the new one, or no current key, which the next start makes.
+    pub fn rotate(&self) -> Result<()> {
+        let fresh = self.current.with_extension("pem.new");
+        let _ = std::fs::remove_file(&fresh);
+        LocalKeySigner::load_or_create(&fresh)?;
+        if self.current.exists() {
+            std::fs::rename(&self.current, &self.previous).map_err(|e| {
+                Error::internal(format!("cannot keep {}: {e}", self.current.display()))
+            })?;
+        }
+        std::fs::rename(&fresh, &self.current)
+            .map_err(|e| Error::internal(format!("cannot place the new key: {e}")))
+    }
+
+    /// Ends a rotation: the previous key is deleted; its JWTs no longer verify. `false` when
+    /// no rotation was under way.
+    pub fn retire(&self) -> Result<bool> {
+        match std::fs::remove_file(&self.previous) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::internal(format!(
+                "cannot delete {}: {e}",
+                self.previous.display()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Implementations of the ports: DynamoDB and KMS in production, an embedded database and a
-//! local key for the local default.
+//! local key for the local default (the embedded store only with the `local` feature).
 
 pub mod aws;
 pub mod clock;
 pub mod dynamodb;
+#[cfg(feature = "local")]
 pub mod embedded;
 pub mod kms;
 pub mod local_key;
@@ -13,8 +14,9 @@ pub mod wrapped_key;
 
 pub use clock::SystemClock;
 pub use dynamodb::DynamoStore;
+#[cfg(feature = "local")]
 pub use embedded::EmbeddedStore;
 pub use kms::KmsSigner;
-pub use local_key::LocalKeySigner;
-pub use rotation::{LocalKeys, Rotation};
+pub use local_key::{LocalKeySigner, LocalKeys};
+pub use rotation::Rotation;
 pub use wrapped_key::WrappedKeySigner;

@@ -4,13 +4,10 @@
 //! `PreviousSigningKeyArn`); the local key: `signing-key.previous.pem` beside `signing-key.pem`
 //! (`m2m-admin rotate-key`, then `m2m-admin retire-key`).
 
-use std::path::{Path, PathBuf};
-
 use async_trait::async_trait;
 
-use super::LocalKeySigner;
 use crate::domain::PublicKey;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ports::Signer;
 
 pub struct Rotation {
@@ -54,60 +51,5 @@ impl Signer for Rotation {
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.current.sign(message).await
-    }
-}
-
-/// The local key files in a data folder: the signing key, and the one it replaced.
-pub struct LocalKeys {
-    pub current: PathBuf,
-    pub previous: PathBuf,
-}
-
-impl LocalKeys {
-    pub fn in_folder(data_dir: &Path) -> Self {
-        Self {
-            current: data_dir.join("signing-key.pem"),
-            previous: data_dir.join("signing-key.previous.pem"),
-        }
-    }
-
-    /// The signer: the current key (made on first start), rotating from the previous one
-    /// while it is there.
-    pub fn signer(&self) -> Result<Box<dyn Signer>> {
-        let current = Box::new(LocalKeySigner::load_or_create(&self.current)?);
-        if !self.previous.exists() {
-            return Ok(current);
-        }
-        let previous = Box::new(LocalKeySigner::load_or_create(&self.previous)?);
-        Ok(Box::new(Rotation::new(current, previous)))
-    }
-
-    /// Starts a rotation: the current key becomes the previous one (ending any rotation under
-    /// way: its previous key is dropped) and a new key is made. A crash part way leaves either
-    /// the old state or the new one, or no current key, which the next start makes.
-    pub fn rotate(&self) -> Result<()> {
-        let fresh = self.current.with_extension("pem.new");
-        let _ = std::fs::remove_file(&fresh);
-        LocalKeySigner::load_or_create(&fresh)?;
-        if self.current.exists() {
-            std::fs::rename(&self.current, &self.previous).map_err(|e| {
-                Error::internal(format!("cannot keep {}: {e}", self.current.display()))
-            })?;
-        }
-        std::fs::rename(&fresh, &self.current)
-            .map_err(|e| Error::internal(format!("cannot place the new key: {e}")))
-    }
-
-    /// Ends a rotation: the previous key is deleted; its JWTs no longer verify. `false` when
-    /// no rotation was under way.
-    pub fn retire(&self) -> Result<bool> {
-        match std::fs::remove_file(&self.previous) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::internal(format!(
-                "cannot delete {}: {e}",
-                self.previous.display()
-            ))),
-        }
     }
 }

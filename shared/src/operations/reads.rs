@@ -37,7 +37,8 @@ pub(crate) struct ReadPlans(Remembered<Plan>);
 
 impl ReadPlans {
     pub(crate) fn new() -> Self {
-        Self(Remembered::new())
+        // A plan is a few keys (a kilobyte for a token with dozens of grants): 10 MB at most.
+        Self(Remembered::new(10_000))
     }
 
     /// What an exchange of `client_id` and `secret` finds its plan under.

@@ -11,8 +11,6 @@ use aws_lc_rs::hmac;
 
 /// How long a thing is remembered.
 const REMEMBERED_FOR: Duration = Duration::from_secs(300);
-/// At most this many are remembered; beyond it, the expired go, or else all.
-const CAPACITY: usize = 100_000;
 
 /// The HMAC of what something is remembered under.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,10 +19,12 @@ pub(crate) struct Tag([u8; 32]);
 pub(crate) struct Remembered<V> {
     key: hmac::Key,
     entries: Mutex<HashMap<Tag, (Instant, V)>>,
+    /// At most this many are remembered; beyond it, the expired go, or else all.
+    capacity: usize,
 }
 
 impl<V: Clone> Remembered<V> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         // As elsewhere: nothing safe can be done without the OS RNG.
         #[allow(clippy::expect_used)]
@@ -32,6 +32,7 @@ impl<V: Clone> Remembered<V> {
         Self {
             key,
             entries: Mutex::new(HashMap::new()),
+            capacity,
         }
     }
 
@@ -62,9 +63,9 @@ impl<V: Clone> Remembered<V> {
             return;
         };
         let now = Instant::now();
-        if entries.len() >= CAPACITY {
+        if entries.len() >= self.capacity {
             entries.retain(|_, (until, _)| *until > now);
-            if entries.len() >= CAPACITY {
+            if entries.len() >= self.capacity {
                 entries.clear();
             }
         }
@@ -78,7 +79,7 @@ mod tests {
 
     #[test]
     fn only_the_same_parts_in_the_same_process_recall_what_was_remembered() {
-        let remembered = Remembered::new();
+        let remembered = Remembered::new(10);
         remembered.remember(remembered.tag(&[b"ab", b"c"]), 7);
         assert_eq!(remembered.recall(&remembered.tag(&[b"ab", b"c"])), Some(7));
         assert_eq!(
@@ -86,7 +87,7 @@ mod tests {
             None,
             "the same bytes cut elsewhere"
         );
-        let other = Remembered::<i32>::new();
+        let other = Remembered::<i32>::new(10);
         assert_eq!(
             other.recall(&other.tag(&[b"ab", b"c"])),
             None,

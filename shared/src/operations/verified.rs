@@ -11,7 +11,8 @@ pub(crate) struct Verified(Remembered<()>);
 
 impl Verified {
     pub(crate) fn new() -> Self {
-        Self(Remembered::new())
+        // A tag and an instant each: a few MB at most.
+        Self(Remembered::new(100_000))
     }
 
     fn tag(&self, secret: &Secret, hash: &SecretHash) -> Tag {
