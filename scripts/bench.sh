@@ -53,7 +53,7 @@ binary=target/aws-lambda/exchange
 echo
 echo "| the exchange function as deployed ($(uname -m) here) | result | |"
 echo "|---|---|---|"
-echo "| binary, stripped, [profile.aws-lambda] | $(awk "BEGIN {printf \"%.1f\", $(stat -c %s "$binary") / 1048576}") MiB | goal at most 10 MiB |"
+echo "| binary, stripped, [profile.aws-lambda], without the local feature | $(awk "BEGIN {printf \"%.1f\", $(stat -c %s "$binary") / 1048576}") MiB | goal at most 10 MiB |"
 if [ -x .venv/bin/python ] && .venv/bin/python -c 'import moto, boto3' 2>/dev/null; then
     moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     .venv/bin/python scripts/moto_server.py 127.0.0.1 "$moto_port" > "$work/moto.log" 2>&1 &
