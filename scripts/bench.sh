@@ -10,7 +10,8 @@
 # Markdown tables and stops everything it started. The per-token rate limit is lifted for the run, which exchanges
 # one token thousands of times a second.
 #
-#   bash scripts/bench.sh            # BENCH_SECONDS=60 BENCH_CONNECTIONS=40 to change
+#   bash scripts/bench.sh            # BENCH_SECONDS=60 BENCH_CONNECTIONS=40 to change;
+#                                    # BENCH_ALL_FUNCTIONS=0 to skip every function's size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,4 +70,18 @@ if [ -x .venv/bin/python ] && .venv/bin/python -c 'import moto, boto3' 2>/dev/nu
     echo "| exec to the first invocation's answer (app built beside the poll: SDK config, KMS GetPublicKey, one GetItem, all to moto) | $(field answer) ms | range $(field answer_range) ms |"
 else
     echo "| exec to first Runtime API poll | not measured | run scripts/test.sh once (it installs moto) |"
+fi
+
+# Every function's binary at the same profile (each a fat-LTO link: this takes a while).
+# BENCH_ALL_FUNCTIONS=0 skips it.
+if [ "${BENCH_ALL_FUNCTIONS:-1}" != 0 ]; then
+    cargo build --profile aws-lambda --quiet --no-default-features -p m2m-functions --bins
+    echo
+    echo "| function binary, stripped, [profile.aws-lambda], without the local feature | size | |"
+    echo "|---|---|---|"
+    for source in functions/src/bin/*.rs; do
+        name=$(basename "$source" .rs)
+        case "$name" in m2m-local | m2m-admin) continue ;; esac  # not functions
+        echo "| $name | $(awk "BEGIN {printf \"%.1f\", $(stat -c %s "target/aws-lambda/$name") / 1048576}") MiB | goal at most 10 MiB |"
+    done
 fi

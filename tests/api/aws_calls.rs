@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    EXCHANGE_V1, Faulty, REFRESH_V1, ROLES, Signing, TestApp, spawn_patient_app_behind_proxies,
+    EXCHANGE_V1, Faulty, REFRESH_V1, Signing, TestApp, spawn_patient_app_behind_proxies,
 };
 
 /// Calls to DynamoDB and KMS since the last count, by operation.
@@ -34,10 +34,7 @@ fn of(counts: &BTreeMap<String, usize>, operation: &str) -> usize {
 /// A tenant token holding a role with one permission.
 async fn tenant_token_with_a_role(t: &TestApp) -> (String, String) {
     let vendor = t.vendor_token().await;
-    t.reports_read_permission(&vendor).await;
-    let role = json!({"id": "r-reader", "key": "reader", "permissionIds": ["p-read"]});
-    let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
-    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    t.reader_role(&vendor).await;
     t.tenant_token(&vendor, "acme", json!({"roleIds": ["r-reader"]}))
         .await
 }
@@ -113,10 +110,7 @@ async fn a_personal_tokens_exchange_and_refresh_read_in_one_batch() {
     let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
     let t = &f.api;
     let vendor = t.vendor_token().await;
-    t.reports_read_permission(&vendor).await;
-    let role = json!({"id": "r-reader", "key": "reader", "permissionIds": ["p-read"]});
-    let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
-    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    t.reader_role(&vendor).await;
     t.member(&vendor, "alice", "acme", json!(["r-reader"]))
         .await;
     let credentials = t.user_token(&vendor, "acme", "alice", json!({})).await;

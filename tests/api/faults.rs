@@ -28,10 +28,7 @@ struct Fixture {
 
 async fn fixture(t: &TestApp) -> Fixture {
     let vendor = t.vendor_token().await;
-    t.reports_read_permission(&vendor).await;
-    let role = json!({"id": "r-reader", "key": "reader", "permissionIds": ["p-read"]});
-    let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
-    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    t.reader_role(&vendor).await;
     t.member(&vendor, "alice", "acme", json!(["r-reader"]))
         .await;
     let tenant_token = t.tenant_token(&vendor, "acme", json!({})).await;

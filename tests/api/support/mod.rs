@@ -609,6 +609,14 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     }
 
+    /// Creates permission `p-read` (`reports.read`) and role `r-reader` (`reader`) holding it.
+    pub async fn reader_role(&self, vendor: &str) {
+        self.reports_read_permission(vendor).await;
+        let role = json!({"id": "r-reader", "key": "reader", "permissionIds": ["p-read"]});
+        let made = self.post(ROLES, &[("x-access-token", vendor)], &role).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    }
+
     /// Makes `user` a member of `tenant` (creating the tenant) with `role_ids` (the directory's
     /// PUT user).
     pub async fn member(&self, vendor: &str, user: &str, tenant: &str, role_ids: Value) {
