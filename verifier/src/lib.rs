@@ -106,11 +106,10 @@ struct KeyCache {
 /// The last good list of revoked JWTs: for each `sub`, the second before which its JWTs are void.
 #[derive(Default)]
 struct RevocationCache {
-    before: Arc<HashMap<String, i64>>,
+    /// `None` until a list is first fetched.
+    before: Option<HashMap<String, i64>>,
     /// The last fetch, whatever came of it.
     attempted_at: Option<Instant>,
-    /// Whether a list was ever fetched.
-    fetched: bool,
 }
 
 /// Verifies access tokens against one m2m-auth deployment.
@@ -252,7 +251,7 @@ impl Verifier {
         if self.revocations_due() {
             let flight = match self.fetching_revocations.try_lock() {
                 Ok(flight) => Some(flight),
-                Err(_) if !self.revocation_cache().fetched => {
+                Err(_) if self.revocation_cache().before.is_none() => {
                     Some(self.fetching_revocations.lock().await)
                 }
                 Err(_) => None,
@@ -265,15 +264,12 @@ impl Verifier {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 cache.attempted_at = Some(Instant::now());
                 match fetched {
-                    Ok(before) => {
-                        cache.before = Arc::new(before);
-                        cache.fetched = true;
-                    }
+                    Ok(before) => cache.before = Some(before),
                     Err(e) => tracing::warn!(error = %e, "keeping the last list of revoked JWTs"),
                 }
             }
         }
-        self.revocation_cache().before.get(sub).copied()
+        self.revocation_cache().before.as_ref()?.get(sub).copied()
     }
 
     fn revocations_due(&self) -> bool {
@@ -290,13 +286,8 @@ impl Verifier {
 
     /// The list at `uri`, its signature checked with the JWKS like a token's (issuer, `exp`).
     async fn fetch_revocations(&self, uri: &str) -> Result<HashMap<String, i64>, Error> {
-        let text = self
-            .http
-            .get(uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| Error::Keys(e.to_string()))?
+        let text = get(&self.http, uri)
+            .await?
             .text()
             .await
             .map_err(|e| Error::Keys(e.to_string()))?;
@@ -387,12 +378,18 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
 ) -> Result<T, Error> {
+    get(http, url)
+        .await?
+        .json()
+        .await
+        .map_err(|e| Error::Keys(e.to_string()))
+}
+
+/// A successful answer to `GET url`; anything else is `Error::Keys`.
+async fn get(http: &reqwest::Client, url: &str) -> Result<reqwest::Response, Error> {
     http.get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| Error::Keys(e.to_string()))?
-        .json()
-        .await
         .map_err(|e| Error::Keys(e.to_string()))
 }

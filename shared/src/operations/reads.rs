@@ -60,7 +60,7 @@ impl ReadPlans {
 
     /// Remembers what `reads` needed, for the next request of the same credentials.
     pub(super) fn keep(&self, tag: Tag, reads: Reads<'_>) {
-        self.0.remember(tag, reads.needed.into());
+        self.0.remember(tag, reads.asked.into_iter().collect());
     }
 }
 
@@ -68,8 +68,7 @@ impl ReadPlans {
 pub(super) struct Reads<'a> {
     directory: &'a dyn DirectoryStore,
     read: HashMap<RecordKey, Option<DirectoryRecord>>,
-    /// The keys asked for, in order and once each: the next plan.
-    needed: Vec<RecordKey>,
+    /// The keys asked for: the next plan.
     asked: HashSet<RecordKey>,
 }
 
@@ -88,7 +87,6 @@ impl<'a> Reads<'a> {
         Self {
             directory,
             read: keys.iter().cloned().zip(records).collect(),
-            needed: Vec::new(),
             asked: HashSet::new(),
         }
     }
@@ -100,11 +98,8 @@ impl<'a> Reads<'a> {
     ) -> Result<Vec<Option<DirectoryRecord>>> {
         let mut missing: Vec<RecordKey> = Vec::new();
         for key in keys {
-            if self.asked.insert(key.clone()) {
-                self.needed.push(key.clone());
-                if !self.read.contains_key(key) {
-                    missing.push(key.clone());
-                }
+            if self.asked.insert(key.clone()) && !self.read.contains_key(key) {
+                missing.push(key.clone());
             }
         }
         if !missing.is_empty() {

@@ -1,7 +1,7 @@
 //! Directory records under their revision (`rev`), and membership items that index each
 //! tenant's members (`gsi1`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest};
@@ -179,16 +179,14 @@ impl DirectoryStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Reads `keys` (at most 100, no repeats) with strong consistency, asking again for what
-    /// DynamoDB leaves unprocessed.
     /// The items of `keys` that exist, by key, in batches of a hundred (consistent reads).
     pub(super) async fn fetch(&self, keys: &[Item]) -> Result<HashMap<(String, String), Item>> {
-        let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !unique.iter().any(|k| key_of(k) == key_of(key)) {
-                unique.push(key.clone());
-            }
-        }
+        let mut seen = HashSet::new();
+        let unique: Vec<Item> = keys
+            .iter()
+            .filter(|key| seen.insert(key_of(key)))
+            .cloned()
+            .collect();
         let mut found = HashMap::new();
         for chunk in unique.chunks(100) {
             for item in self.batch_get(chunk.to_vec()).await? {
@@ -198,6 +196,8 @@ impl DynamoStore {
         Ok(found)
     }
 
+    /// Reads `keys` (at most 100, no repeats) with strong consistency, asking again for what
+    /// DynamoDB leaves unprocessed.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys))

@@ -14,12 +14,12 @@ struct Stored {
     until: i64,
 }
 
-fn revocation(sub: &str, stored: &Stored) -> Option<Revocation> {
-    Some(Revocation {
-        sub: ClientId::parse(sub)?,
+fn revocation(sub: ClientId, stored: &Stored) -> Revocation {
+    Revocation {
+        sub,
         before: Timestamp::from_millis(stored.before),
         until: Timestamp::from_millis(stored.until),
-    })
+    }
 }
 
 #[async_trait]
@@ -70,7 +70,11 @@ impl RevocationStore for EmbeddedStore {
             for entry in table.iter()? {
                 let (key, value) = entry?;
                 let stored: Stored = read_json("revocation", value.value())?;
-                kept.extend(revocation(key.value(), &stored).filter(|r| r.until > now));
+                let sub = ClientId::parse(key.value());
+                kept.extend(
+                    sub.map(|sub| revocation(sub, &stored))
+                        .filter(|r| r.until > now),
+                );
             }
             Ok(kept)
         })
@@ -79,9 +83,8 @@ impl RevocationStore for EmbeddedStore {
 
     async fn revocation(&self, sub: &ClientId, now: Timestamp) -> Result<Option<Revocation>> {
         let stored: Option<Stored> = self.get(REVOCATIONS, "revocation", sub.to_string()).await?;
-        let key = sub.to_string();
         Ok(stored
-            .and_then(|s| revocation(&key, &s))
+            .map(|s| revocation(*sub, &s))
             .filter(|r| r.until > now))
     }
 }

@@ -1,0 +1,213 @@
+//! The local server (`m2m-local`) and the operator commands (`m2m-admin`): the `local`
+//! feature, which no Lambda function needs.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::init_tracing;
+use crate::app::App;
+use crate::config::{self, Backend, Settings};
+use crate::http;
+
+/// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let service = http::service(app, None);
+    // With each connection's peer address, what an allow-list is checked against.
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(service);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The local server's URL without `M2M_PUBLIC_URL` (and so its issuer): its listen address,
+/// or on every interface (0.0.0.0, ::) the loopback one. Never the Host a client sends.
+fn listen_url(address: std::net::SocketAddr) -> String {
+    let mut reached = address;
+    if reached.ip().is_unspecified() {
+        reached.set_ip(match reached {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+        tracing::warn!(
+            "listening on every interface: links and the issuer name http://{reached}; \
+             set M2M_PUBLIC_URL to the URL clients use"
+        );
+    }
+    format!("http://{reached}")
+}
+
+/// `m2m-local`: every endpoint on one listener, on the embedded default unless DynamoDB and
+/// KMS are configured.
+pub async fn run_local() -> ExitCode {
+    init_tracing();
+    let env = config::process_env();
+    let (mut settings, local) = match env.settings().and_then(|s| Ok((s, env.local_settings()?))) {
+        Ok(both) => both,
+        Err(e) => return fail(format_args!("configuration error: {e}")),
+    };
+    let listener = match tokio::net::TcpListener::bind(local.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            return fail(format_args!(
+                "M2M_LISTEN: cannot listen on {}: {e}",
+                local.listen
+            ));
+        }
+    };
+    let address = listener.local_addr().unwrap_or(local.listen);
+    if settings.public_url.is_none() {
+        settings.public_url = Some(listen_url(address));
+    }
+    let app = match start(settings).await {
+        Ok(app) => app,
+        Err(e) => return fail(format_args!("{e}")),
+    };
+    if let Err(e) = app.prepare_credential_checks().await {
+        return fail(format_args!("start-up failed: {e}"));
+    }
+    let bootstrap = match local.vendor {
+        Some((client_id, secret)) => app.vendors().ensure(client_id, &secret).await.map(|_| None),
+        None => match app.vendors().any().await {
+            Ok(true) => Ok(None),
+            Ok(false) => app.vendors().create().await.map(Some),
+            Err(e) => Err(e),
+        },
+    };
+    match bootstrap {
+        Ok(Some(created)) => println!(
+            "Created the first vendor credential. The secret is shown only this once:\n  \
+             M2M_VENDOR_CLIENT_ID={}\n  M2M_VENDOR_SECRET={}",
+            created.record.client_id,
+            created.secret.expose()
+        ),
+        Ok(None) => {}
+        Err(e) => return fail(format_args!("cannot set up the vendor credential: {e}")),
+    }
+    println!("m2m-auth listening on http://{address}");
+    match serve(Arc::new(app), listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format_args!("server error: {e}")),
+    }
+}
+
+const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-key
+
+  create-vendor  Creates a vendor credential in the store the environment names (M2M_TABLE and
+                 M2M_KMS_KEY_ID for DynamoDB and KMS, else the embedded store in M2M_DATA_DIR)
+                 and prints its clientId and secret. The secret is not stored and not shown
+                 again.
+  rotate-key     Local key (M2M_DATA_DIR): makes a new signing key; the current one becomes the
+                 previous key, which stays in the JWKS so JWTs it signed verify until they
+                 expire. Restart m2m-local to sign with the new key.
+  retire-key     Local key: deletes the previous key once its JWTs have expired (after the
+                 longest token lifetime); restart m2m-local. On AWS, rotate with the template's
+                 SigningKeyArn and PreviousSigningKeyArn parameters (see the README).";
+
+/// `m2m-admin`: operator commands against the configured store and key.
+pub async fn run_admin(args: &[String]) -> ExitCode {
+    let command = match args {
+        [command] if ["create-vendor", "rotate-key", "retire-key"].contains(&command.as_str()) => {
+            command.as_str()
+        }
+        _ => {
+            eprintln!("{ADMIN_USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match config::process_env().settings() {
+        Ok(settings) => settings,
+        Err(e) => return fail(format_args!("configuration error: {e}")),
+    };
+    if command != "create-vendor" {
+        return rotate_local_key(&settings, command == "rotate-key");
+    }
+    let app = match start(settings).await {
+        Ok(app) => app,
+        Err(e) => return fail(format_args!("{e}")),
+    };
+    match app.vendors().create().await {
+        Ok(created) => {
+            println!(
+                "clientId: {}\nsecret:   {}",
+                created.record.client_id,
+                created.secret.expose()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format_args!("cannot create the vendor credential: {e}")),
+    }
+}
+
+/// `m2m-admin rotate-key` (`rotate`) and `retire-key`, on the local key.
+fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {
+    let Backend::Embedded { data_dir } = &settings.backend else {
+        return fail(format_args!(
+            "on AWS, rotate the signing key with the template's SigningKeyArn and \
+             PreviousSigningKeyArn parameters (see the README)"
+        ));
+    };
+    let keys = crate::adapters::LocalKeys::in_folder(data_dir);
+    let longest = settings
+        .access_token_ttl_seconds
+        .max(settings.vendor_token_ttl_seconds);
+    let told = if rotate {
+        keys.rotate().map(|()| {
+            format!(
+                "New signing key in {}; the previous one stays published.\n\
+                 Restart m2m-local to sign with it. Once {longest} s have passed (the longest \
+                 token lifetime), run m2m-admin retire-key and restart again.",
+                keys.current.display()
+            )
+        })
+    } else {
+        keys.retire().map(|retired| {
+            match retired {
+                true => "Previous signing key deleted; restart m2m-local to stop publishing it.",
+                false => "No rotation under way: there is no previous signing key.",
+            }
+            .to_owned()
+        })
+    };
+    match told {
+        Ok(told) => {
+            println!("{told}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format_args!("{e}")),
+    }
+}
+
+/// Builds the app, turning a failure into a message that says what could not start.
+async fn start(settings: Settings) -> crate::error::Result<App, String> {
+    App::build(settings).await.map_err(|e| match e {
+        crate::error::Error::Internal(cause) | crate::error::Error::Unavailable(cause) => {
+            format!("start-up failed: {cause:?}")
+        }
+        other => format!("start-up failed: {other}"),
+    })
+}
+
+fn fail(message: std::fmt::Arguments<'_>) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
