@@ -40,7 +40,7 @@ fn parsing(c: &mut Criterion) {
     });
     let key = RefreshKey::from_signature(b"a signature of the seed");
     let at = Timestamp::from_millis(1_800_000_000_000);
-    let refresh = RefreshToken::issue(&key, ClientId::generate(), 42, at);
+    let refresh = RefreshToken::issue(&key, ClientId::generate(), 42, at, 0);
     let text = refresh.expose().to_owned();
     c.bench_function(
         "parse and authenticate a refresh token (HMAC-SHA256)",

@@ -116,6 +116,10 @@ pub trait RefreshStore: Send + Sync {
         serial: u64,
         until: Timestamp,
     ) -> Result<bool>;
+
+    /// Removes the spent mark of refresh token number `serial` of `client_id`, for a refresh
+    /// that spent it and then made no successor; nothing when there is none.
+    async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()>;
 }
 
 /// Uses reserved for an API token: `granted` JWTs numbered `last_serial - granted + 1` up to

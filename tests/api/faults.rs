@@ -22,6 +22,8 @@ struct Fixture {
     personal_token: (String, String),
     access_token: String,
     refresh_token: String,
+    /// Another, so that the two refresh rows tried at once do not spend one between them.
+    other_refresh_token: String,
     handoff: String,
     session: String,
 }
@@ -39,6 +41,10 @@ async fn fixture(t: &TestApp) -> Fixture {
     assert_eq!(exchanged.status, StatusCode::OK, "{:?}", exchanged.body);
     let refresh_token = exchanged.body["refreshToken"].as_str().unwrap().to_owned();
     let access_token = exchanged.body["accessToken"].as_str().unwrap().to_owned();
+    let again = t
+        .exchange(EXCHANGE_V1, &tenant_token.0, &tenant_token.1)
+        .await;
+    let other_refresh_token = again.body["refreshToken"].as_str().unwrap().to_owned();
     let user = [
         ("x-access-token", vendor.as_str()),
         ("frontegg-tenant-id", "acme"),
@@ -67,6 +73,7 @@ async fn fixture(t: &TestApp) -> Fixture {
         personal_token,
         access_token,
         refresh_token,
+        other_refresh_token,
     }
 }
 
@@ -105,6 +112,7 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
     let personal = &f.personal_token.0;
     let exchange = json!({"clientId": tenant_id, "secret": tenant_secret});
     let refresh = json!({"refreshToken": f.refresh_token});
+    let other_refresh = json!({"refreshToken": f.other_refresh_token});
     let vendor = |c: Call| c.with("x-access-token", &f.vendor);
     let tenant = |c: Call| vendor(c).with("frontegg-tenant-id", "acme");
     let user = |c: Call| tenant(c).with("frontegg-user-id", "alice");
@@ -142,7 +150,7 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             None,
         ),
         call(M::POST, REFRESH_V1, REFRESH_V1, Some(refresh.clone())),
-        call(M::POST, REFRESH_V2, REFRESH_V2, Some(refresh)),
+        call(M::POST, REFRESH_V2, REFRESH_V2, Some(other_refresh)),
         vendor(call(M::GET, CONFIGURATIONS, CONFIGURATIONS, None)),
         vendor(call(
             M::PATCH,
@@ -335,6 +343,7 @@ fn the_requests_cover_every_row_of_the_endpoint_table() {
         personal_token: (String::new(), String::new()),
         access_token: String::new(),
         refresh_token: String::new(),
+        other_refresh_token: String::new(),
         handoff: String::new(),
         session: String::new(),
     };

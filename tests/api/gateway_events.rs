@@ -334,10 +334,10 @@ async fn discovery_on_lambda_names_the_api_not_the_host_header() {
 async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
     use m2m_shared::domain::TenantId;
     use m2m_shared::domain::rules::allowed_ips;
-    use m2m_shared::operations::{Owner, TokenPatch};
+    use m2m_shared::operations::{Manager, Owner, TokenPatch};
     let g = Gateway::start().await.with_directory().await;
     let (_, tenant) = g.tokens().await;
-    let owner = Owner::Tenant(TenantId::parse("acme").unwrap());
+    let vendor = Manager::vendor(Owner::Tenant(TenantId::parse("acme").unwrap()));
     let client_id = text(&tenant, "clientId");
     for (list, expected) in [
         (serde_json::json!(["198.51.100.0/24"]), 401),
@@ -350,7 +350,7 @@ async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
             ..TokenPatch::default()
         };
         let tokens = g.app.api_tokens();
-        tokens.patch(&owner, &client_id, patch, None).await.unwrap();
+        tokens.patch(&vendor, &client_id, patch).await.unwrap();
         let (status, body) = g.exchange("exchange-v1", &tenant).await;
         assert_eq!(status, expected, "{list}: {body}");
         if status == 401 {

@@ -25,6 +25,7 @@ mod portal_browser;
 mod provisioning;
 mod rate_limits;
 mod revocations;
+mod seams;
 mod secret_rotation;
 mod signing_modes;
 mod standard_clients;

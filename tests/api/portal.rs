@@ -10,13 +10,13 @@ use crate::support::*;
 const HANDOFF: &str = "/portal/v1/sessions/handoff";
 
 /// A portal session, as the page holds it.
-struct Session<'a> {
+pub(crate) struct Session<'a> {
     t: &'a TestApp,
     token: String,
 }
 
 impl Session<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         self.call_with(method, path, &[], body).await
     }
 
@@ -52,7 +52,7 @@ async fn swap(t: &TestApp, handoff: &str) -> Reply {
     t.post(HANDOFF, &[], &json!({"handoff": handoff})).await
 }
 
-async fn session<'a>(t: &'a TestApp, member: &Member<'_>) -> Session<'a> {
+pub(crate) async fn session<'a>(t: &'a TestApp, member: &Member<'_>) -> Session<'a> {
     let opened = member.open_portal().await;
     assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
     let swapped = swap(t, &handoff_of(&opened)).await;

@@ -186,6 +186,10 @@ async fn a_handoff_is_taken_once_with_what_it_was_given(s: Subject) {
         digest: token.digest(),
         tenant_id: TenantId::parse("acme").unwrap(),
         user_id: UserId::parse("alice").unwrap(),
+        lives: TokenLives {
+            tenant: Some(Life::first()),
+            membership: Some(Life::generate()),
+        },
         expires_at: Timestamp::from_millis(1_800_000_000_000),
     };
     s.store.put_handoff(&handoff).await.unwrap();
@@ -202,6 +206,7 @@ async fn a_handoff_is_taken_once_with_what_it_was_given(s: Subject) {
         ("acme", "alice")
     );
     assert_eq!(taken.expires_at, handoff.expires_at);
+    assert_eq!(taken.lives, handoff.lives);
     assert!(
         s.store
             .take_handoff(&token.digest())

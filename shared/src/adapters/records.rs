@@ -52,6 +52,9 @@ pub struct TokenRecord {
     previous_secret_until: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotated_at: Option<i64>,
+    /// The current secret's generation (absent: 0, as on records made before it was kept).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    secret_generation: u32,
     /// Where it may be used from, as `a.b.c.d/n` or IPv6 ranges; absent: anywhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
@@ -72,6 +75,10 @@ pub struct TokenRecord {
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
@@ -116,6 +123,7 @@ impl TokenRecord {
             previous_secret_check: stored.previous_secret_check.clone(),
             previous_secret_until: stored.previous_secret_until,
             rotated_at: stored.rotated_at,
+            secret_generation: stored.secret_generation,
             ..self
         }
     }
@@ -154,6 +162,7 @@ impl From<&ApiToken> for TokenRecord {
             previous_secret_check: previous.and_then(|p| p.hash.check().map(QuickCheck::as_stored)),
             previous_secret_until: previous.map(|p| p.until.millis()),
             rotated_at: token.secret.rotated_at.map(Timestamp::millis),
+            secret_generation: token.secret.generation,
             allowed_ips: token.allowed_ips.texts(),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
@@ -192,6 +201,7 @@ impl From<TokenRecord> for ApiToken {
                         until: Timestamp::from_millis(until),
                     }),
                 rotated_at: record.rotated_at.map(Timestamp::from_millis),
+                generation: record.secret_generation,
             },
             // Written only as ranges that parse; one that no longer would is dropped, and the
             // rest still restrict the token.
@@ -241,6 +251,10 @@ pub fn secret_fields(state: &SecretState) -> SecretFields {
             previous.map(|p| p.until.millis().into()),
         ),
         ("rotatedAt", state.rotated_at.map(|t| t.millis().into())),
+        (
+            "secretGeneration",
+            (state.generation != 0).then(|| state.generation.into()),
+        ),
     ]);
     fields
 }
@@ -300,6 +314,9 @@ pub struct HandoffItem {
     digest: String,
     tenant_id: TenantId,
     user_id: UserId,
+    /// Absent on hand-offs made before sessions carried lives: those open no session.
+    #[serde(default)]
+    lives: TokenLives,
     expires_at: i64,
     ttl: i64,
 }
@@ -310,6 +327,7 @@ impl From<&Handoff> for HandoffItem {
             digest: handoff.digest.0.clone(),
             tenant_id: handoff.tenant_id.clone(),
             user_id: handoff.user_id.clone(),
+            lives: handoff.lives.clone(),
             expires_at: handoff.expires_at.millis(),
             ttl: handoff.expires_at.seconds(),
         }
@@ -322,6 +340,7 @@ impl From<HandoffItem> for Handoff {
             digest: HandoffDigest(item.digest),
             tenant_id: item.tenant_id,
             user_id: item.user_id,
+            lives: item.lives,
             expires_at: Timestamp::from_millis(item.expires_at),
         }
     }

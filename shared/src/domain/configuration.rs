@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::portal::TokenKind;
+use super::time::Timestamp;
 
 /// The directory record that holds them.
 pub const TOKEN_SETTINGS_ID: &str = "apiTokens";
@@ -60,6 +61,27 @@ impl TokenSettings {
             _ => Ok(()),
         }
     }
+
+    /// Whether a token ending at `expires_at` may get a new secret at `now`: with a maximum,
+    /// only if it expires within it from now, so that no secret lives longer than a new token's
+    /// could; why not otherwise.
+    pub fn check_renewal(
+        &self,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let Some(max) = self.max_expires_in_minutes else {
+            return Ok(());
+        };
+        let latest = now.plus_seconds(i64::from(max) * 60);
+        match expires_at {
+            Some(end) if end <= latest => Ok(()),
+            _ => Err(format!(
+                "This token lives beyond maxExpiresInMinutes ({max}), the longest expiry \
+                 allowed here: delete it and create a new one instead"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +115,26 @@ mod tests {
         assert!(capped.check_expiry(Some(61)).is_err());
         assert!(capped.check_expiry(None).is_err());
         assert!(TokenSettings::default().check_expiry(None).is_ok());
+    }
+
+    #[test]
+    fn with_a_maximum_only_tokens_ending_within_it_get_a_new_secret() {
+        let capped = TokenSettings {
+            max_expires_in_minutes: Some(60),
+            ..TokenSettings::default()
+        };
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        assert!(
+            capped
+                .check_renewal(Some(now.plus_seconds(3600)), now)
+                .is_ok()
+        );
+        let beyond = capped.check_renewal(Some(now.plus_seconds(3601)), now);
+        assert!(beyond.unwrap_err().contains("maxExpiresInMinutes"));
+        assert!(
+            capped.check_renewal(None, now).is_err(),
+            "a token that never ends"
+        );
+        assert!(TokenSettings::default().check_renewal(None, now).is_ok());
     }
 }

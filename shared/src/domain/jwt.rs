@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::lives::TokenLives;
 use super::time::Timestamp;
 use super::token::Metadata;
 
@@ -73,6 +74,8 @@ pub struct PortalClaims {
     /// The user.
     pub sub: String,
     pub tenant_id: String,
+    /// The lives of the tenant and membership it was opened in: it ends with either.
+    pub lives: TokenLives,
     pub iss: String,
     pub aud: String,
     pub iat: i64,

@@ -51,11 +51,12 @@ pub struct MemberStamp {
     pub tenant: Option<Life>,
 }
 
-/// The lives an API token was created in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The lives an API token (or a portal session) was created in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TokenLives {
     pub tenant: Option<Life>,
-    /// Personal tokens only.
+    /// Personal tokens (and portal sessions) only.
     pub membership: Option<Life>,
 }
 

@@ -18,6 +18,6 @@ pub use jwt::{AccessClaims, PublicKey, TokenType, VendorClaims};
 pub use secret::{Secret, SecretFormat, SecretHash, SecretKind};
 pub use time::Timestamp;
 pub use token::{
-    ApiToken, Metadata, PreviousSecret, RefreshKey, RefreshToken, SecretState, TokenOwner,
-    VendorCredential,
+    ApiToken, LiveSecret, Metadata, PreviousSecret, RefreshKey, RefreshToken, SecretState,
+    TokenOwner, VendorCredential,
 };

@@ -9,6 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use super::ids::{GrantId, TenantId, UserId};
+use super::lives::TokenLives;
 use super::secret::random_base62;
 use super::time::Timestamp;
 use super::token::TokenOwner;
@@ -64,12 +65,14 @@ impl std::fmt::Debug for HandoffToken {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandoffDigest(pub String);
 
-/// A hand-off as stored: whose session it opens, and until when.
+/// A hand-off as stored: whose session it opens, in which lives of its tenant and membership
+/// (the session works only while they are the current ones), and until when.
 #[derive(Clone, Debug)]
 pub struct Handoff {
     pub digest: HandoffDigest,
     pub tenant_id: TenantId,
     pub user_id: UserId,
+    pub lives: TokenLives,
     pub expires_at: Timestamp,
 }
 

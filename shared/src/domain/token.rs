@@ -67,6 +67,19 @@ pub struct SecretState {
     pub previous: Option<PreviousSecret>,
     /// When the secret was last rotated.
     pub rotated_at: Option<Timestamp>,
+    /// The current secret's number: 0 for the first, one more at each rotation (the previous
+    /// secret's is one less). Refresh tokens carry the number of the secret that began their
+    /// chain, so they end with it.
+    pub generation: u32,
+}
+
+/// A secret of a token that still works, by its generation, and until when: `None` for the
+/// current one (as long as the token), the end of its grace for a rotated-out one. What it
+/// issues (JWTs, refresh tokens) ends with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveSecret {
+    pub generation: u32,
+    pub until: Option<Timestamp>,
 }
 
 /// A secret replaced by a rotation, which still exchanges until `until`.
@@ -87,7 +100,34 @@ impl SecretState {
             hash,
             previous: None,
             rotated_at: None,
+            generation: 0,
         }
+    }
+
+    /// The current secret.
+    pub fn current(&self) -> LiveSecret {
+        LiveSecret {
+            generation: self.generation,
+            until: None,
+        }
+    }
+
+    /// The previous secret, while it still works at `now`.
+    pub fn previous_secret(&self, now: Timestamp) -> Option<LiveSecret> {
+        self.previous_live(now).map(|previous| LiveSecret {
+            // A record rotated before secrets were numbered has none below 0.
+            generation: self.generation.saturating_sub(1),
+            until: Some(previous.until),
+        })
+    }
+
+    /// The secret of `generation`, if it still works at `now`.
+    pub fn live(&self, generation: u32, now: Timestamp) -> Option<LiveSecret> {
+        if generation == self.generation {
+            return Some(self.current());
+        }
+        self.previous_secret(now)
+            .filter(|previous| previous.generation == generation)
     }
 
     /// The previous secret's hash, if it still works at `now`.
@@ -105,6 +145,7 @@ impl SecretState {
                 until: now.plus_seconds(i64::from(grace_minutes) * 60),
             }),
             rotated_at: Some(now),
+            generation: self.generation.wrapping_add(1),
         }
     }
 
@@ -180,27 +221,39 @@ impl RefreshKey {
 }
 
 /// A single-use refresh token: `m2mr_` + the API token's clientId (32 hex) + its number among
-/// the API token's JWTs (16 hex) + when it was issued (unix seconds, 16 hex) + an HMAC-SHA256
-/// of all that under the [`RefreshKey`] (43 base64url characters).
+/// the API token's JWTs (16 hex) + when it was issued (unix seconds, 16 hex) + the generation
+/// of the secret its chain began with (8 hex) + an HMAC-SHA256 of all that under the
+/// [`RefreshKey`] (43 base64url characters).
 ///
 /// Nothing is stored when one is issued. The tag shows the service made it; its number, against
-/// the API token's count, that it is among the newest; a mark written when it is spent, that it
-/// was not used before.
+/// the API token's count, that it is among the newest; its generation, that its secret still
+/// works; a mark written when it is spent, that it was not used before.
 pub struct RefreshToken {
     client_id: ClientId,
     serial: u64,
     issued_at: Timestamp,
+    generation: u32,
     text: String,
 }
 
 const REFRESH_PREFIX: &str = "m2mr_";
-const REFRESH_BODY_LEN: usize = REFRESH_PREFIX.len() + 32 + 16 + 16;
-const REFRESH_LEN: usize = REFRESH_BODY_LEN + 43;
+/// Refresh tokens issued before they carried a generation: read as of generation 0.
+const UNNUMBERED_BODY_LEN: usize = REFRESH_PREFIX.len() + 32 + 16 + 16;
+const REFRESH_BODY_LEN: usize = UNNUMBERED_BODY_LEN + 8;
+const TAG_LEN: usize = 43;
+#[cfg(test)]
+const REFRESH_LEN: usize = REFRESH_BODY_LEN + TAG_LEN;
 
 impl RefreshToken {
-    pub fn issue(key: &RefreshKey, client_id: ClientId, serial: u64, issued_at: Timestamp) -> Self {
+    pub fn issue(
+        key: &RefreshKey,
+        client_id: ClientId,
+        serial: u64,
+        issued_at: Timestamp,
+        generation: u32,
+    ) -> Self {
         let body = format!(
-            "{REFRESH_PREFIX}{}{serial:016x}{:016x}",
+            "{REFRESH_PREFIX}{}{serial:016x}{:016x}{generation:08x}",
             client_id.as_uuid().simple(),
             issued_at.seconds()
         );
@@ -209,26 +262,43 @@ impl RefreshToken {
             client_id,
             serial,
             issued_at: Timestamp::from_millis(issued_at.seconds() * 1000),
+            generation,
             text,
         }
     }
 
     /// The token if `text` is one this key made; `None` for anything else.
     pub fn parse(key: &RefreshKey, text: &str) -> Option<Self> {
-        if text.len() != REFRESH_LEN || !text.is_ascii() || !text.starts_with(REFRESH_PREFIX) {
+        let body_len = text.len().checked_sub(TAG_LEN)?;
+        let numbered = body_len == REFRESH_BODY_LEN;
+        if !(numbered || body_len == UNNUMBERED_BODY_LEN)
+            || !text.is_ascii()
+            || !text.starts_with(REFRESH_PREFIX)
+        {
             return None;
         }
-        let (body, tag) = text.split_at(REFRESH_BODY_LEN);
+        let (body, tag) = text.split_at(body_len);
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         hmac::verify(&key.0, body.as_bytes(), &tag).ok()?;
         let fields = &body[REFRESH_PREFIX.len()..];
         let hex = |range: std::ops::Range<usize>| u64::from_str_radix(&fields[range], 16).ok();
+        let generation = if numbered {
+            u32::try_from(hex(64..72)?).ok()?
+        } else {
+            0
+        };
         Some(Self {
             client_id: ClientId::parse(&fields[..32])?,
             serial: hex(32..48)?,
             issued_at: Timestamp::from_millis(i64::try_from(hex(48..64)?).ok()?.checked_mul(1000)?),
+            generation,
             text: text.to_owned(),
         })
+    }
+
+    /// The generation of the secret its chain began with.
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 
     pub fn client_id(&self) -> ClientId {
@@ -268,11 +338,12 @@ mod tests {
         let key = RefreshKey::from_signature(b"one signature");
         let id = ClientId::generate();
         let at = Timestamp::from_millis(1_704_067_200_123);
-        let token = RefreshToken::issue(&key, id, 42, at);
+        let token = RefreshToken::issue(&key, id, 42, at, 7);
         assert_eq!(token.expose().len(), REFRESH_LEN);
         let parsed = RefreshToken::parse(&key, token.expose()).unwrap();
         assert_eq!(parsed.client_id(), id);
         assert_eq!(parsed.serial(), 42);
+        assert_eq!(parsed.generation(), 7);
         assert_eq!(parsed.issued_at().seconds(), at.seconds());
         let other_key = RefreshKey::from_signature(b"another signature");
         assert!(RefreshToken::parse(&other_key, token.expose()).is_none());
@@ -281,6 +352,11 @@ mod tests {
         assert!(
             RefreshToken::parse(&key, &renumbered).is_none(),
             "the tag covers the number"
+        );
+        let regenerated = format!("{}{:08x}{}", &text[..69], 8, &text[77..]);
+        assert!(
+            RefreshToken::parse(&key, &regenerated).is_none(),
+            "the tag covers the generation"
         );
         assert!(RefreshToken::parse(&key, &text[1..]).is_none());
         assert!(RefreshToken::parse(&key, "eyJhbGciOiJSUzI1NiJ9.e30.sig").is_none());
@@ -296,6 +372,42 @@ mod tests {
         assert!(!among_newest(40, 150, 10));
         assert!(among_newest(1, 1, 0));
         assert!(!among_newest(0, 0, 0), "numbers start at one");
+    }
+
+    #[test]
+    fn refresh_tokens_made_before_generations_read_as_the_first() {
+        let key = RefreshKey::from_signature(b"one signature");
+        let id = ClientId::generate();
+        let body = format!(
+            "m2mr_{}{:016x}{:016x}",
+            id.as_uuid().simple(),
+            3,
+            1_800_000_000
+        );
+        let old = format!("{body}{}", key.tag(&body));
+        let parsed = RefreshToken::parse(&key, &old).unwrap();
+        assert_eq!((parsed.serial(), parsed.generation()), (3, 0));
+    }
+
+    #[test]
+    fn a_secret_works_by_generation_while_it_is_current_or_in_its_grace() {
+        let hash = |text: &str| SecretHash::from_stored(text.to_owned(), None);
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let first = SecretState::new(hash("a"));
+        assert_eq!(first.live(0, now), Some(first.current()));
+        let second = first.rotated(hash("b"), now, 5);
+        assert_eq!(second.generation, 1);
+        assert_eq!(second.live(1, now).unwrap().until, None);
+        let grace_end = now.plus_seconds(300);
+        assert_eq!(second.live(0, now).unwrap().until, Some(grace_end));
+        assert_eq!(second.live(0, grace_end), None, "the grace is over");
+        let third = second.rotated(hash("c"), now, 0);
+        assert_eq!(third.live(1, now), None, "rotated out at once");
+        assert_eq!(
+            third.live(0, now),
+            None,
+            "a rotation during a grace ends the older"
+        );
     }
 
     proptest::proptest! {
@@ -317,7 +429,7 @@ mod tests {
         ) {
             let key = RefreshKey::from_signature(b"one signature");
             let at_time = Timestamp::from_millis(seconds * 1000);
-            let token = RefreshToken::issue(&key, ClientId::generate(), serial, at_time);
+            let token = RefreshToken::issue(&key, ClientId::generate(), serial, at_time, 1);
             let mut text = token.expose().as_bytes().to_vec();
             proptest::prop_assume!(text[at] != replacement as u8);
             text[at] = replacement as u8;

@@ -10,7 +10,7 @@ use crate::domain::ids::InvalidId;
 use crate::domain::portal::{PortalUser, TokenAction, TokenKind, permission_key};
 use crate::domain::{TenantId, UserId, VendorClaims};
 use crate::error::{Error, Result};
-use crate::operations::Owner;
+use crate::operations::{Manager, Owner};
 
 pub const TENANT_HEADER: &str = "frontegg-tenant-id";
 pub const USER_HEADER: &str = "frontegg-user-id";
@@ -57,8 +57,13 @@ pub struct TenantOwner {
 }
 
 impl TenantOwner {
-    pub fn owner(&self) -> Owner {
-        Owner::Tenant(self.tenant_id.clone())
+    /// Who acts on the tenant's tokens: the vendor, or the portal session's user.
+    pub fn manager(&self) -> Manager {
+        let owner = Owner::Tenant(self.tenant_id.clone());
+        match &self.session {
+            Some(user) => Manager::session(owner, user.clone()),
+            None => Manager::vendor(owner),
+        }
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -69,11 +74,6 @@ impl TenantOwner {
     pub fn acting_user(&self) -> Option<&UserId> {
         self.acting_user.as_ref()
     }
-
-    /// The portal session's user, when one acts: a token may grant only what they hold.
-    pub fn grantor(&self) -> Option<&PortalUser> {
-        self.session.as_ref()
-    }
 }
 
 /// A user managing their personal tokens in one tenant.
@@ -81,6 +81,8 @@ impl TenantOwner {
 pub struct UserOwner {
     tenant_id: TenantId,
     user_id: UserId,
+    /// Set when the user acts through a portal session.
+    session: Option<PortalUser>,
 }
 
 impl UserOwner {
@@ -92,10 +94,15 @@ impl UserOwner {
         &self.user_id
     }
 
-    pub fn owner(&self) -> Owner {
-        Owner::User {
+    /// Who acts on the user's personal tokens: the vendor, or the user's portal session.
+    pub fn manager(&self) -> Manager {
+        let owner = Owner::User {
             tenant_id: self.tenant_id.clone(),
             user_id: self.user_id.clone(),
+        };
+        match &self.session {
+            Some(user) => Manager::session(owner, user.clone()),
+            None => Manager::vendor(owner),
         }
     }
 }
@@ -143,6 +150,7 @@ fn user_owner_named(headers: &HeaderMap) -> Result<UserOwner> {
     Ok(UserOwner {
         tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
         user_id: required(headers, USER_HEADER, UserId::parse)?,
+        session: None,
     })
 }
 
@@ -203,8 +211,9 @@ pub(super) async fn user_owner_or_session(
     }
     let user = session_allowed(app, call, TokenKind::Personal, action).await?;
     Ok(UserOwner {
-        tenant_id: user.tenant_id,
-        user_id: user.user_id,
+        tenant_id: user.tenant_id.clone(),
+        user_id: user.user_id.clone(),
+        session: Some(user),
     })
 }
 

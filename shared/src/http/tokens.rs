@@ -11,7 +11,7 @@ use super::request::Call;
 use super::response::{done, json};
 use crate::app::App;
 use crate::domain::rules;
-use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, TenantId, TokenOwner, UserId};
+use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, TenantId, UserId};
 use crate::error::Result;
 use crate::operations::{NewToken, TokenPatch};
 
@@ -33,14 +33,10 @@ type Grants = (Vec<GrantId>, Vec<GrantId>);
 impl NewTokenBody {
     fn into_new_token(
         self,
-        tenant_id: TenantId,
-        owner: TokenOwner,
         created_by_user_id: Option<UserId>,
         (role_ids, permission_ids): Grants,
     ) -> Result<NewToken> {
         Ok(NewToken {
-            tenant_id,
-            owner,
             created_by_user_id,
             description: self.description.map(rules::description).transpose()?,
             metadata: rules::metadata(self.metadata.unwrap_or_default())?,
@@ -156,15 +152,8 @@ impl<'t> TenantTokenView<'t> {
 /// so none are granted here.
 pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     let body: NewTokenBody = call.json()?;
-    let user = caller.user_id().clone();
-    let owner = TokenOwner::User(user.clone());
-    let new = body.into_new_token(
-        caller.tenant_id().clone(),
-        owner,
-        Some(user),
-        Grants::default(),
-    )?;
-    let created = app.api_tokens().create(new, None).await?;
+    let new = body.into_new_token(Some(caller.user_id().clone()), Grants::default())?;
+    let created = app.api_tokens().create(new, &caller.manager()).await?;
     let view = PersonalTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -173,17 +162,15 @@ pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
 pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let mut body: NewTokenBody = call.json()?;
     let grants = body.grants()?;
-    let tenant_id = caller.tenant_id().clone();
-    let created_by = caller.acting_user().cloned();
-    let new = body.into_new_token(tenant_id, TokenOwner::Tenant, created_by, grants)?;
-    let created = app.api_tokens().create(new, caller.grantor()).await?;
+    let new = body.into_new_token(caller.acting_user().cloned(), grants)?;
+    let created = app.api_tokens().create(new, &caller.manager()).await?;
     let view = TenantTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
 
 /// `GET /identity/resources/users/api-tokens/v1`.
 pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<Response> {
-    let tokens = app.api_tokens().list(&caller.owner()).await?;
+    let tokens = app.api_tokens().list(&caller.manager()).await?;
     let views: Vec<_> = tokens
         .iter()
         .map(|t| PersonalTokenView::of(t, None))
@@ -193,7 +180,7 @@ pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<
 
 /// `GET /identity/resources/tenants/api-tokens/v1`.
 pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<Response> {
-    let tokens = app.api_tokens().list(&caller.owner()).await?;
+    let tokens = app.api_tokens().list(&caller.manager()).await?;
     let views: Vec<_> = tokens
         .iter()
         .map(|t| TenantTokenView::of(t, None))
@@ -203,13 +190,17 @@ pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<
 
 /// `DELETE /identity/resources/users/api-tokens/v1/{id}`.
 pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
-    app.api_tokens().delete(&caller.owner(), call.id()).await?;
+    app.api_tokens()
+        .delete(&caller.manager(), call.id())
+        .await?;
     done()
 }
 
 /// `DELETE /identity/resources/tenants/api-tokens/v1/{id}`.
 pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
-    app.api_tokens().delete(&caller.owner(), call.id()).await?;
+    app.api_tokens()
+        .delete(&caller.manager(), call.id())
+        .await?;
     done()
 }
 
@@ -231,7 +222,7 @@ pub async fn rotate_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
     let grace = grace_minutes(&call)?;
     let rotated = app
         .api_tokens()
-        .rotate(&caller.owner(), call.id(), grace)
+        .rotate(&caller.manager(), call.id(), grace)
         .await?;
     let view = PersonalTokenView::of(&rotated.record, Some(&rotated.secret));
     json(StatusCode::OK, &view)
@@ -242,7 +233,7 @@ pub async fn rotate_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
     let grace = grace_minutes(&call)?;
     let rotated = app
         .api_tokens()
-        .rotate(&caller.owner(), call.id(), grace)
+        .rotate(&caller.manager(), call.id(), grace)
         .await?;
     let view = TenantTokenView::of(&rotated.record, Some(&rotated.secret));
     json(StatusCode::OK, &view)
@@ -287,7 +278,7 @@ pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Res
     let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
     let token = app
         .api_tokens()
-        .patch(&caller.owner(), call.id(), patch, caller.grantor())
+        .patch(&caller.manager(), call.id(), patch)
         .await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))
 }

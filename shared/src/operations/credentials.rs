@@ -10,7 +10,8 @@ use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::RevocationList;
 use crate::domain::{
-    ApiToken, ClientId, GrantId, RefreshKey, RefreshToken, SecretHash, SecretKind, Timestamp,
+    ApiToken, ClientId, GrantId, LiveSecret, RefreshKey, RefreshToken, SecretHash, SecretKind,
+    Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -71,10 +72,12 @@ struct Signed {
     expires_at: Timestamp,
 }
 
-/// Neither a JWT nor a refresh token outlives its API token.
-fn until(token: &ApiToken, now: Timestamp, ttl: i64) -> Timestamp {
-    let end = now.plus_seconds(ttl);
-    token.expires_at.map_or(end, |expiry| expiry.min(end))
+/// Neither a JWT nor a refresh token outlives its API token, nor the secret it was issued with.
+fn until(token: &ApiToken, secret: LiveSecret, now: Timestamp, ttl: i64) -> Timestamp {
+    [token.expires_at, secret.until]
+        .into_iter()
+        .flatten()
+        .fold(now.plus_seconds(ttl), Timestamp::min)
 }
 
 /// Permission keys a client asks its JWT to be narrowed to (RFC 6749 section 3.3).
@@ -132,8 +135,8 @@ impl<'a> Credentials<'a> {
     /// `POST /identity/resources/auth/v{1,2}/api-token`: credentials for an access token.
     /// Unknown clientId, wrong secret and an expired token are one and the same 401.
     pub async fn exchange(&self, client_id: &str, secret: &str) -> Result<Issued> {
-        let (token, mut reads, plan) = self.authenticate(client_id, secret).await?;
-        let issued = self.issue(&token, &mut reads).await?;
+        let (token, used, mut reads, plan) = self.authenticate(client_id, secret).await?;
+        let issued = self.issue(&token, used, &mut reads).await?;
         self.read_plans.keep(plan, reads);
         Ok(issued)
     }
@@ -148,8 +151,10 @@ impl<'a> Credentials<'a> {
         scope: Option<&str>,
     ) -> Result<Granted> {
         let scope = Scope::parse(scope)?;
-        let (token, mut reads, plan) = self.authenticate(client_id, secret).await?;
-        let signed = self.sign_for(&token, scope.as_ref(), &mut reads).await?;
+        let (token, used, mut reads, plan) = self.authenticate(client_id, secret).await?;
+        let signed = self
+            .sign_for(&token, used, scope.as_ref(), &mut reads)
+            .await?;
         self.read_plans.keep(plan, reads);
         Ok(Granted {
             access_token: signed.jwt,
@@ -159,13 +164,14 @@ impl<'a> Credentials<'a> {
     }
 
     /// The token these credentials name, if they are right and it has not expired: the
-    /// secret is its current one or, after a rotation, the previous one during its grace.
-    /// With it, the directory records read ahead for its JWT, and where to keep what they were.
+    /// secret is its current one or, after a rotation, the previous one during its grace
+    /// (which one, the second value). With it, the directory records read ahead for its JWT,
+    /// and where to keep what they were.
     async fn authenticate(
         &self,
         client_id: &str,
         secret: &str,
-    ) -> Result<(ApiToken, Reads<'a>, Tag)> {
+    ) -> Result<(ApiToken, LiveSecret, Reads<'a>, Tag)> {
         let token_kinds = [SecretKind::TenantToken, SecretKind::UserToken];
         let (client_id, secret) = parse_credentials(client_id, secret, &token_kinds)?;
         let plan = self.read_plans.of_credentials(&client_id, &secret);
@@ -180,8 +186,15 @@ impl<'a> Credentials<'a> {
             }
             _ => false,
         };
-        let token = match token {
-            Some(token) if (matched || matched_previous) && self.may_use(&token, now) => token,
+        let (token, used) = match token {
+            Some(token) if matched && self.may_use(&token, now) => {
+                let current = token.secret.current();
+                (token, current)
+            }
+            Some(token) if matched_previous && self.may_use(&token, now) => {
+                let previous = token.secret.previous_secret(now);
+                (token, previous.ok_or(Error::Unauthorized)?)
+            }
             _ => return Err(Error::Unauthorized),
         };
         if matched {
@@ -195,7 +208,7 @@ impl<'a> Credentials<'a> {
             };
             self.bcrypt.upgrade(&secret, &state.hash, save).await;
         }
-        Ok((token, reads, plan))
+        Ok((token, used, reads, plan))
     }
 
     /// The token's record and, in the same round trip, the directory records `plan` names.
@@ -210,8 +223,10 @@ impl<'a> Credentials<'a> {
     }
 
     /// `POST .../api-token/token/refresh`: a refresh token, used once, for a new pair. It
-    /// works while it has not expired, its API token exists and has not expired, and it is
-    /// among the newest hundred of that token's refresh tokens.
+    /// works while it has not expired, its API token exists and has not expired, the secret its
+    /// chain began with still works, and it is among the newest hundred of that token's refresh
+    /// tokens. A forged, expired, ended or spent one is refused before anything is counted,
+    /// reserved or signed: it is spent first, and given back if no successor could be made.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
         let presented = self
             .parse_refresh(refresh_token)
@@ -221,10 +236,14 @@ impl<'a> Credentials<'a> {
         let now = self.clock.now();
         let plan = self.read_plans.of_refresh(&client_id);
         let (token, mut reads) = self.token_and_plan(&client_id, &plan).await?;
-        let token = token
+        let (token, secret) = token
             .filter(|token| self.may_use(token, now))
+            .and_then(|token| {
+                let secret = token.secret.live(presented.generation(), now)?;
+                Some((token, secret))
+            })
             .ok_or(Error::Unauthorized)?;
-        let until = self.refresh_expiry(&token, presented.issued_at());
+        let until = self.refresh_expiry(&token, secret, presented.issued_at());
         let serial = presented.serial();
         let unissued = self
             .rate_limit
@@ -232,18 +251,27 @@ impl<'a> Credentials<'a> {
         if until <= now || !token.holds_refresh(serial, unissued) {
             return Err(Error::Unauthorized);
         }
-        // Spent only by the write after its successor is made: a refresh that fails before it
-        // (a dependency down) leaves the refresh token usable.
-        let issued = self.issue(&token, &mut reads).await?;
-        self.read_plans.keep(plan, reads);
         if !self
             .refresh
             .spend_refresh(&client_id, serial, until)
             .await?
         {
-            return Err(Error::Unauthorized); // used at the same moment by another
+            return Err(Error::Unauthorized); // spent before, or at the same moment by another
         }
-        Ok(issued)
+        match self.issue(&token, secret, &mut reads).await {
+            Ok(issued) => {
+                self.read_plans.keep(plan, reads);
+                Ok(issued)
+            }
+            Err(error) => {
+                // No successor was made (a limit, a dependency down): the refresh token stays
+                // usable. Should giving it back fail too, the client exchanges its secret again.
+                if let Err(unspent) = self.refresh.unspend_refresh(&client_id, serial).await {
+                    tracing::warn!(error = %unspent, "a refresh token could not be given back");
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Whether `token` may be used at `now` from this request's address: not expired, and
@@ -252,9 +280,19 @@ impl<'a> Credentials<'a> {
         !token.is_expired(now) && token.allowed_ips.permits(self.client)
     }
 
-    /// When a refresh token of `token` issued at `issued_at` expires.
-    fn refresh_expiry(&self, token: &ApiToken, issued_at: Timestamp) -> Timestamp {
-        until(token, issued_at, self.settings.refresh_token_ttl_seconds)
+    /// When a refresh token of `token` from `secret`, issued at `issued_at`, expires.
+    fn refresh_expiry(
+        &self,
+        token: &ApiToken,
+        secret: LiveSecret,
+        issued_at: Timestamp,
+    ) -> Timestamp {
+        until(
+            token,
+            secret,
+            issued_at,
+            self.settings.refresh_token_ttl_seconds,
+        )
     }
 
     /// The key refresh tokens are made and checked with; one signature on first need.
@@ -326,11 +364,22 @@ impl<'a> Credentials<'a> {
         .await
     }
 
-    /// A JWT and the refresh token that renews it; nothing is stored.
-    async fn issue(&self, token: &ApiToken, reads: &mut Reads<'_>) -> Result<Issued> {
-        let signed = self.sign_for(token, None, reads);
+    /// A JWT and the refresh token that renews it, both from `secret`; nothing is stored.
+    async fn issue(
+        &self,
+        token: &ApiToken,
+        secret: LiveSecret,
+        reads: &mut Reads<'_>,
+    ) -> Result<Issued> {
+        let signed = self.sign_for(token, secret, None, reads);
         let (signed, key) = tokio::try_join!(signed, self.refresh_key())?;
-        let refresh_token = RefreshToken::issue(key, token.client_id, signed.serial, signed.now);
+        let refresh_token = RefreshToken::issue(
+            key,
+            token.client_id,
+            signed.serial,
+            signed.now,
+            secret.generation,
+        );
         Ok(Issued {
             access_token: signed.jwt,
             refresh_token,
@@ -348,6 +397,7 @@ impl<'a> Credentials<'a> {
     async fn sign_for(
         &self,
         token: &ApiToken,
+        secret: LiveSecret,
         scope: Option<&Scope>,
         reads: &mut Reads<'_>,
     ) -> Result<Signed> {
@@ -394,7 +444,7 @@ impl<'a> Credentials<'a> {
         if let Some(scope) = scope {
             grants.permissions = scope.narrow(&grants.permissions)?;
         }
-        let expires_at = until(token, now, self.settings.access_token_ttl_seconds);
+        let expires_at = until(token, secret, now, self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, user, now, expires_at);
         let jwt = sign(self.signer, &claims).await?;
         Ok(Signed {

@@ -20,7 +20,7 @@ pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::Directory;
 pub use portal::{Portal, Session};
-pub use tokens::{ApiTokens, NewToken, Owner, TokenPatch};
+pub use tokens::{ApiTokens, Manager, NewToken, Owner, TokenPatch};
 pub use vendors::Vendors;
 
 pub(crate) use bcrypt::Bcrypt;

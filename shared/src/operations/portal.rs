@@ -38,7 +38,7 @@ impl Portal<'_> {
         user_id: &UserId,
     ) -> Result<(HandoffToken, i64)> {
         let owners = Owners::read(self.directory, tenant_id, Some(user_id)).await?;
-        owners
+        let lives = owners
             .lives()
             .map_err(|absent| Error::NotFound(absent.message(tenant_id, Some(user_id))))?;
         let token = HandoffToken::generate();
@@ -46,6 +46,7 @@ impl Portal<'_> {
             digest: token.digest(),
             tenant_id: tenant_id.clone(),
             user_id: user_id.clone(),
+            lives,
             expires_at: self.clock.now().plus_seconds(HANDOFF_TTL_SECONDS),
         };
         self.handoffs.put_handoff(&handoff).await?;
@@ -67,6 +68,7 @@ impl Portal<'_> {
             token_type: TokenType::PortalSession,
             sub: handoff.user_id.to_string(),
             tenant_id: handoff.tenant_id.to_string(),
+            lives: handoff.lives,
             iss: issuer.to_owned(),
             aud: PORTAL_AUDIENCE.to_owned(),
             iat: now.seconds(),
@@ -80,7 +82,8 @@ impl Portal<'_> {
     }
 
     /// The session's user with their roles and permissions in its tenant now. A session whose
-    /// user has left the tenant (or whose tenant is gone) is `Unauthorized`.
+    /// tenant or membership is no longer the one it was opened in (the user left, or the tenant
+    /// or user was deleted, even if made again under the same id) is `Unauthorized`.
     pub async fn user(&self, session: &str, issuer: &str) -> Result<PortalUser> {
         let keys = self.signer.published();
         let claims: PortalClaims = jwt::verify(
@@ -97,7 +100,9 @@ impl Portal<'_> {
             all::<Role>(self.directory, EntityKind::Role),
             all::<Permission>(self.directory, EntityKind::Permission),
         )?;
-        owners.lives().map_err(|_| Error::Unauthorized)?;
+        if !owners.are_current(&claims.lives) {
+            return Err(Error::Unauthorized);
+        }
         let user = owners.user()?.ok_or(Error::Unauthorized)?;
         let role_ids = user
             .roles_in(&tenant_id)

@@ -23,11 +23,9 @@ pub struct ApiTokens<'a> {
     pub(crate) secret_format: SecretFormat,
 }
 
-/// A request to create an API token, already validated.
+/// A request to create an API token, already validated; whose it is comes from its [`Manager`].
 #[derive(Debug)]
 pub struct NewToken {
-    pub tenant_id: TenantId,
-    pub owner: TokenOwner,
     pub created_by_user_id: Option<UserId>,
     pub description: Option<String>,
     pub metadata: Metadata,
@@ -59,6 +57,25 @@ pub enum Owner {
 }
 
 impl Owner {
+    pub fn tenant_id(&self) -> &TenantId {
+        match self {
+            Self::Tenant(tenant_id) | Self::User { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Self::Tenant(_) => None,
+            Self::User { user_id, .. } => Some(user_id),
+        }
+    }
+
+    /// Whom a token made for this owner acts for.
+    fn token_owner(&self) -> TokenOwner {
+        self.user_id()
+            .map_or(TokenOwner::Tenant, |user| TokenOwner::User(user.clone()))
+    }
+
     fn owns(&self, token: &ApiToken) -> bool {
         match (self, &token.owner) {
             (Self::Tenant(tenant), TokenOwner::Tenant) => &token.tenant_id == tenant,
@@ -70,29 +87,68 @@ impl Owner {
     }
 }
 
+/// Who acts on tokens, and for whom: the vendor for an owner (a tenant, or a user in a tenant),
+/// or a portal session's user for their tenant or themselves. Every action on a token goes
+/// through [`Manager::may_manage`]: the one rule for sessions.
+#[derive(Clone, Debug)]
+pub struct Manager {
+    owner: Owner,
+    /// Set when a portal session acts: its user, as the directory has them now.
+    session: Option<PortalUser>,
+}
+
+impl Manager {
+    /// The vendor, acting for `owner`.
+    pub fn vendor(owner: Owner) -> Self {
+        Self {
+            owner,
+            session: None,
+        }
+    }
+
+    /// A portal session's user, acting for `owner`.
+    pub fn session(owner: Owner, user: PortalUser) -> Self {
+        Self {
+            owner,
+            session: Some(user),
+        }
+    }
+
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// A portal session may make, change, rotate or delete a token only if its user holds
+    /// every role and permission the token holds (before and after the action): it never
+    /// reaches, nor hands out, more than its user has (403). The vendor may do anything.
+    fn may_manage(&self, role_ids: &[GrantId], permission_ids: &[GrantId]) -> Result<()> {
+        match &self.session {
+            Some(user) if !user.may_grant(role_ids, permission_ids) => Err(Error::Forbidden(
+                "A token you manage can hold only roles and permissions that you hold".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl ApiTokens<'_> {
-    /// Creates a tenant or personal API token; the secret is returned once and stored hashed.
-    /// The tenant must exist and a personal token's user be a member of it (404); a tenant
-    /// token's role and permission ids must exist (400). The store writes the token only if
-    /// the tenant and membership are still the ones read here, so a token never outlives a
-    /// deletion that raced its creation.
-    /// Through a portal session, `grantor` is its user: a tenant token may then hold only roles
-    /// and permissions they hold (403).
-    pub async fn create(
-        &self,
-        new: NewToken,
-        grantor: Option<&PortalUser>,
-    ) -> Result<Created<ApiToken>> {
-        no_escalation(grantor, &new.role_ids, &new.permission_ids)?;
-        let owners = Owners::read(self.directory, &new.tenant_id, new.owner.user()).await?;
+    /// Creates a tenant or personal API token for `manager`'s owner; the secret is returned
+    /// once and stored hashed. The tenant must exist and a personal token's user be a member of
+    /// it (404); a tenant token's role and permission ids must exist (400). The store writes the
+    /// token only if the tenant and membership are still the ones read here, so a token never
+    /// outlives a deletion that raced its creation.
+    pub async fn create(&self, new: NewToken, manager: &Manager) -> Result<Created<ApiToken>> {
+        manager.may_manage(&new.role_ids, &new.permission_ids)?;
+        let (tenant_id, owner) = (manager.owner.tenant_id(), manager.owner.token_owner());
+        let owners = Owners::read(self.directory, tenant_id, owner.user()).await?;
         let lives = owners
             .lives()
-            .map_err(|absent| Error::NotFound(absent.message(&new.tenant_id, new.owner.user())))?;
-        let settings = owners.allow(TokenKind::from(&new.owner))?;
+            .map_err(|absent| Error::NotFound(absent.message(tenant_id, owner.user())))?;
+        let settings = owners.allow(TokenKind::from(&owner))?;
         settings
             .check_expiry(new.expires_in_minutes)
             .map_err(Error::BadRequest)?;
-        let kind = match &new.owner {
+        let kind = match &owner {
             TokenOwner::Tenant => {
                 check_ids_exist(self.directory, EntityKind::Role, &new.role_ids).await?;
                 check_ids_exist(self.directory, EntityKind::Permission, &new.permission_ids)
@@ -105,8 +161,8 @@ impl ApiTokens<'_> {
         let now = self.clock.now();
         let record = ApiToken {
             client_id: ClientId::generate(),
-            tenant_id: new.tenant_id,
-            owner: new.owner,
+            tenant_id: tenant_id.clone(),
+            owner,
             created_by_user_id: new.created_by_user_id,
             description: new.description,
             metadata: new.metadata,
@@ -128,7 +184,8 @@ impl ApiTokens<'_> {
 
     /// The caller's tokens: a tenant's tenant tokens, or a user's personal tokens in a tenant.
     /// Only tokens that still work are listed (none, once the tenant or membership is gone).
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<ApiToken>> {
+    pub async fn list(&self, manager: &Manager) -> Result<Vec<ApiToken>> {
+        let owner = &manager.owner;
         let (tenant, user) = match owner {
             Owner::User { tenant_id, user_id } => (tenant_id, Some(user_id)),
             Owner::Tenant(tenant_id) => (tenant_id, None),
@@ -147,20 +204,27 @@ impl ApiTokens<'_> {
         Ok(tokens)
     }
 
+    /// The token `client_id` if `manager` may act on it: its owner's (404 otherwise, as a
+    /// missing one), and within a session's grants (403). Every action on a token starts here.
+    async fn managed(&self, manager: &Manager, client_id: &str) -> Result<ApiToken> {
+        let token = self.owned(&manager.owner, client_id).await?;
+        manager.may_manage(&token.role_ids, &token.permission_ids)?;
+        Ok(token)
+    }
+
     async fn owned(&self, owner: &Owner, client_id: &str) -> Result<ApiToken> {
-        let missing = || Error::NotFound(format!("Token {client_id} not found"));
-        let id = ClientId::parse(client_id).ok_or_else(missing)?;
+        let id = ClientId::parse(client_id).ok_or_else(|| not_found(client_id))?;
         self.tokens
             .token(&id)
             .await?
             .filter(|t| owner.owns(t))
-            .ok_or_else(missing)
+            .ok_or_else(|| not_found(client_id))
     }
 
     /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at
     /// once, and the JWTs already issued from it are revoked.
-    pub async fn delete(&self, owner: &Owner, client_id: &str) -> Result<()> {
-        let token = self.owned(owner, client_id).await?;
+    pub async fn delete(&self, manager: &Manager, client_id: &str) -> Result<()> {
+        let token = self.managed(manager, client_id).await?;
         self.retirement.retire(&[token.client_id]).await
     }
 
@@ -168,15 +232,29 @@ impl ApiTokens<'_> {
     /// working for `grace_minutes` ([`DEFAULT_GRACE_MINUTES`] when not given; 0: it stops now;
     /// at most [`crate::domain::rules::grace_minutes`] allows). A previous secret still in its grace stops, so
     /// at most two are live. Of two rotations at once, one wins and the other answers 409; a
-    /// token deleted meanwhile stays deleted (404).
+    /// token deleted meanwhile stays deleted (404). The vendor's switches apply as to a new
+    /// token: no new secret while its kind is disabled (403), nor for a token that lives beyond
+    /// `maxExpiresInMinutes` (403).
     pub async fn rotate(
         &self,
-        owner: &Owner,
+        manager: &Manager,
         client_id: &str,
         grace_minutes: Option<u32>,
     ) -> Result<Created<ApiToken>> {
         let grace = grace_minutes.unwrap_or(DEFAULT_GRACE_MINUTES);
-        let mut token = self.owned(owner, client_id).await?;
+        let owner = &manager.owner;
+        let (token, owners) = tokio::try_join!(
+            self.managed(manager, client_id),
+            Owners::read(self.directory, owner.tenant_id(), owner.user_id()),
+        )?;
+        let mut token = token;
+        if !owners.are_current(&token.lives) {
+            return Err(not_found(client_id));
+        }
+        owners
+            .allow(TokenKind::from(&token.owner))?
+            .check_renewal(token.expires_at, self.clock.now())
+            .map_err(Error::Forbidden)?;
         let kind = match token.owner {
             TokenOwner::Tenant => SecretKind::TenantToken,
             TokenOwner::User(_) => SecretKind::UserToken,
@@ -189,7 +267,7 @@ impl ApiTokens<'_> {
             .swap_secret(&token.client_id, &token.secret.hash, &rotated)
             .await?
         {
-            self.owned(owner, client_id).await?; // 404 if it is gone
+            self.owned(&manager.owner, client_id).await?; // 404 if it is gone
             return Err(Error::Conflict(
                 "The token's secret was rotated meanwhile; list it and try again".into(),
             ));
@@ -209,12 +287,11 @@ impl ApiTokens<'_> {
     /// Changes a tenant token's description, metadata, roles, permissions or allowed addresses.
     pub async fn patch(
         &self,
-        owner: &Owner,
+        manager: &Manager,
         client_id: &str,
         patch: TokenPatch,
-        grantor: Option<&PortalUser>,
     ) -> Result<ApiToken> {
-        let mut token = self.owned(owner, client_id).await?;
+        let mut token = self.managed(manager, client_id).await?;
         if let Some(role_ids) = patch.role_ids {
             check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
             token.role_ids = role_ids;
@@ -232,22 +309,13 @@ impl ApiTokens<'_> {
         if let Some(allowed_ips) = patch.allowed_ips {
             token.allowed_ips = allowed_ips;
         }
-        no_escalation(grantor, &token.role_ids, &token.permission_ids)?;
+        manager.may_manage(&token.role_ids, &token.permission_ids)?;
         self.tokens.replace(&token).await?;
         Ok(token)
     }
 }
 
-/// A token made or changed through a portal session grants nothing its user lacks.
-fn no_escalation(
-    grantor: Option<&PortalUser>,
-    role_ids: &[GrantId],
-    permission_ids: &[GrantId],
-) -> Result<()> {
-    match grantor {
-        Some(user) if !user.may_grant(role_ids, permission_ids) => Err(Error::Forbidden(
-            "A token can hold only roles and permissions that you hold".into(),
-        )),
-        _ => Ok(()),
-    }
+/// Another owner's token, one that no longer works and a missing one are answered alike.
+fn not_found(client_id: &str) -> Error {
+    Error::NotFound(format!("Token {client_id} not found"))
 }

@@ -14,14 +14,13 @@ impl RefreshStore for DynamoStore {
         serial: u64,
         until: Timestamp,
     ) -> Result<bool> {
-        let pk = token_pk(client_id);
         let token_exists = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), "TOKEN".into())))
+            .set_key(Some(key(token_pk(client_id), "TOKEN".into())))
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(Error::internal)?;
-        let mut mark = key(pk, format!("REFRESH#{serial:016x}"));
+        let mut mark = refresh_mark(client_id, serial);
         mark.insert("ttl".into(), AttributeValue::N(until.seconds().to_string()));
         let spend = Put::builder()
             .table_name(&self.table)
@@ -50,4 +49,20 @@ impl RefreshStore for DynamoStore {
             Err(e) => Err(dynamo_error(e)),
         }
     }
+
+    async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(refresh_mark(client_id, serial)))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+}
+
+/// The key of refresh token number `serial`'s spent mark, in its API token's partition.
+fn refresh_mark(client_id: &ClientId, serial: u64) -> Item {
+    key(token_pk(client_id), format!("REFRESH#{serial:016x}"))
 }

@@ -17,7 +17,7 @@ impl RefreshStore for EmbeddedStore {
         until: Timestamp,
     ) -> Result<bool> {
         let owner = client_id.to_string();
-        let key = format!("{owner}/{serial:016x}");
+        let key = refresh_mark(client_id, serial);
         self.run(move |db| {
             let txn = db.begin_write()?;
             // Read in the writing transaction: a token deleted before this commits leaves
@@ -47,4 +47,19 @@ impl RefreshStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()> {
+        let key = refresh_mark(client_id, serial);
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            txn.open_table(REFRESH)?.remove(key.as_str())?;
+            Ok(txn.commit()?)
+        })
+        .await
+    }
+}
+
+/// The key of refresh token number `serial`'s spent mark.
+fn refresh_mark(client_id: &ClientId, serial: u64) -> String {
+    format!("{client_id}/{serial:016x}")
 }
