@@ -170,3 +170,34 @@ async fn a_refresh_spends_its_token_in_one_write_and_stores_no_successor() {
         "uses reserved ahead: {refreshes:?}"
     );
 }
+
+/// The attacker replays a spent refresh token and sends forged ones: neither is signed (no KMS
+/// call) nor counted (no reservation); a replay costs one read and one refused conditional
+/// write, a forged one nothing at all.
+#[tokio::test]
+async fn a_replayed_or_forged_refresh_token_is_never_signed_nor_counted() {
+    let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
+    let t = &f.api;
+    let credentials = tenant_token_with_a_role(t).await;
+    let spent = exchanges(t, &credentials, 1).await;
+    let body = json!({"refreshToken": spent});
+    let reply = t.post(REFRESH_V1, &[], &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    count(&f);
+    for _ in 0..5 {
+        let reply = t.post(REFRESH_V1, &[], &body).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    }
+    let replays = count(&f);
+    assert_eq!(of(&replays, "Sign"), 0, "{replays:?}");
+    assert_eq!(of(&replays, "UpdateItem"), 0, "no use counted: {replays:?}");
+    assert_eq!(of(&replays, "TransactWriteItems"), 5, "{replays:?}");
+    let forged = spent.as_str().unwrap().replace("m2mr_", "m2mr_0");
+    let forged = json!({"refreshToken": &forged[..forged.len() - 1]});
+    for _ in 0..5 {
+        let reply = t.post(REFRESH_V1, &[], &forged).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    }
+    let forgeries = count(&f);
+    assert!(forgeries.is_empty(), "{forgeries:?}");
+}
