@@ -287,8 +287,8 @@ async fn a_secrets_end_ends_what_it_issued(t: &TestApp) {
 }
 on_both_stores!(a_secrets_end_ends_what_it_issued);
 
-/// With a grace, the old secret's refresh tokens renew until the grace ends and no longer, and
-/// the JWTs it issues in its grace end with it.
+/// With a grace, the old secret's refresh tokens renew until the grace ends and no longer, the
+/// JWTs it issues in its grace end with it, and those it issued before are revoked then.
 async fn a_secret_in_its_grace_issues_nothing_that_outlives_it(t: &TestApp) {
     let vendor = t.as_vendor().await;
     let acme = vendor.tenant("acme");
@@ -296,6 +296,8 @@ async fn a_secret_in_its_grace_issues_nothing_that_outlives_it(t: &TestApp) {
     let path = rotate_path(TENANT_TOKENS, &bot.client_id);
     let before = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
     let old_chain = text(&before, "refreshToken").to_owned();
+    let issued_before = text(&before, "accessToken").to_owned();
+    t.clock.advance_seconds(1); // a revocation voids the JWTs of earlier seconds
     let graced = acme
         .call(Method::POST, &path, Some(json!({"graceMinutes": 5})))
         .await;
@@ -316,7 +318,12 @@ async fn a_secret_in_its_grace_issues_nothing_that_outlives_it(t: &TestApp) {
     let new_chain = t.exchange(EXCHANGE_V1, &bot.client_id, &new_secret).await;
     let new_chain = text(&new_chain, "refreshToken").to_owned();
 
+    let credentials = t.app.credentials(ISSUER);
+    let active = credentials.introspect(&issued_before).await.unwrap();
+    assert!(active.is_some(), "the old secret's JWTs work in its grace");
     t.clock.advance_seconds(301);
+    let active = credentials.introspect(&issued_before).await.unwrap();
+    assert!(active.is_none(), "and are revoked when it ends");
     let refused = refresh(t, &old_chain).await;
     assert_eq!(
         refused.status,

@@ -16,6 +16,9 @@ pub struct Revocation {
     pub sub: ClientId,
     /// JWTs issued in an earlier second are void.
     pub before: Timestamp,
+    /// When it takes effect: at once for a deletion (`before`), at the end of its grace for a
+    /// secret rotated out with one. A token has at most one of each kind.
+    pub from: Timestamp,
     /// When no JWT it voids can still be unexpired: it may be forgotten.
     pub until: Timestamp,
 }
@@ -26,8 +29,50 @@ impl Revocation {
         Self {
             sub,
             before: now,
+            from: now,
             until: now.plus_seconds(access_ttl_seconds + SKEW_SECONDS),
         }
+    }
+
+    /// `sub`'s JWTs issued before `now` become void at `from` (a rotated-out secret's, at the
+    /// end of its grace); `None` when none of them can still be unexpired by then.
+    pub fn later(
+        sub: ClientId,
+        now: Timestamp,
+        from: Timestamp,
+        access_ttl_seconds: i64,
+    ) -> Option<Self> {
+        let revocation = Self {
+            from,
+            ..Self::at(sub, now, access_ttl_seconds)
+        };
+        (revocation.from < revocation.until).then_some(revocation)
+    }
+
+    /// Whether it takes effect later than it voids (kept apart from a token's revocation that
+    /// already holds).
+    pub fn is_later(&self) -> bool {
+        self.from > self.before
+    }
+
+    /// Whether it holds at `now`: in effect and still needed.
+    pub fn holds(&self, now: Timestamp) -> bool {
+        self.from <= now && now < self.until
+    }
+
+    /// The revocations that hold at `now`, one per token: of a token's two (at once and later),
+    /// the one voiding more.
+    pub fn holding(revocations: impl IntoIterator<Item = Self>, now: Timestamp) -> Vec<Self> {
+        let mut by_sub: std::collections::HashMap<ClientId, Self> = Default::default();
+        for revocation in revocations.into_iter().filter(|r| r.holds(now)) {
+            match by_sub.get(&revocation.sub) {
+                Some(kept) if kept.before >= revocation.before => {}
+                _ => {
+                    by_sub.insert(revocation.sub, revocation);
+                }
+            }
+        }
+        by_sub.into_values().collect()
     }
 
     /// Whether a JWT issued at `iat` (seconds) is void. JWTs of the revocation's own second
@@ -84,5 +129,31 @@ mod tests {
         assert!(revocation.voids(1_799_999_999));
         assert!(!revocation.voids(1_800_000_000), "its own second stands");
         assert_eq!(revocation.until.seconds(), 1_800_000_000 + 3600 + 60);
+    }
+
+    #[test]
+    fn a_later_revocation_holds_from_its_moment_and_the_stronger_of_two_wins() {
+        let (sub, ttl) = (ClientId::generate(), 600);
+        let at = Timestamp::from_millis(1_800_000_000_000);
+        let grace_end = at.plus_seconds(300);
+        let later = Revocation::later(sub, at, grace_end, ttl).unwrap();
+        assert!(later.is_later());
+        assert!(
+            Revocation::holding([later.clone()], at).is_empty(),
+            "not yet"
+        );
+        let held = Revocation::holding([later.clone()], grace_end);
+        assert_eq!(held, std::slice::from_ref(&later));
+        assert!(
+            Revocation::later(sub, at, at.plus_seconds(ttl + 60), ttl).is_none(),
+            "a grace outliving every JWT issued before it needs none"
+        );
+        let earlier = Revocation::at(sub, at.plus_seconds(-100), ttl);
+        let held = Revocation::holding([later.clone(), earlier.clone()], at);
+        assert_eq!(held, std::slice::from_ref(&earlier));
+        assert_eq!(
+            Revocation::holding([earlier, later.clone()], grace_end),
+            [later]
+        );
     }
 }

@@ -33,7 +33,7 @@ use crate::domain::jwt;
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::Revocation;
-use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, UserId};
+use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, Timestamp, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
 
@@ -66,6 +66,16 @@ impl Retirement<'_> {
             .map(|id| Revocation::at(*id, now, self.access_ttl_seconds))
             .collect();
         self.revocations.revoke(&revoked).await
+    }
+
+    /// Voids, from `from` on, the JWTs issued so far from `id`: those of a secret rotated out
+    /// with a grace, void once it ends. Nothing when none can still be unexpired by then.
+    pub(crate) async fn revoke_later(&self, id: ClientId, from: Timestamp) -> Result<()> {
+        let now = self.clock.now();
+        match Revocation::later(id, now, from, self.access_ttl_seconds) {
+            Some(revocation) => self.revocations.revoke(&[revocation]).await,
+            None => Ok(()),
+        }
     }
 
     /// Voids the JWTs of `ids`, then deletes the tokens and their refresh tokens.

@@ -261,7 +261,8 @@ impl ApiTokens<'_> {
         };
         let secret = Secret::generate_for_token(kind, self.secret_format);
         let hash = self.bcrypt.hash(&secret).await?;
-        let rotated = token.secret.rotated(hash, self.clock.now(), grace);
+        let now = self.clock.now();
+        let rotated = token.secret.rotated(hash, now, grace);
         if !self
             .tokens
             .swap_secret(&token.client_id, &token.secret.hash, &rotated)
@@ -272,10 +273,16 @@ impl ApiTokens<'_> {
                 "The token's secret was rotated meanwhile; list it and try again".into(),
             ));
         }
-        if grace == 0 {
-            // The old secret is out at once: so are the JWTs issued with it (and any other
-            // issued before this second).
-            self.retirement.revoke(&[token.client_id]).await?;
+        // The JWTs issued so far come from the secrets rotated out: void when they end, at once
+        // with no grace (with any other issued before this second), else at the grace's end, or
+        // sooner if an older secret still in its grace (ended now) had been due to end sooner.
+        match rotated.previous.as_ref().map(|p| p.until) {
+            None => self.retirement.revoke(&[token.client_id]).await?,
+            Some(grace_end) => {
+                let older_end = token.secret.previous_live(now).map(|p| p.until);
+                let from = older_end.map_or(grace_end, |end| end.min(grace_end));
+                self.retirement.revoke_later(token.client_id, from).await?;
+            }
         }
         token.secret = rotated;
         Ok(Created {

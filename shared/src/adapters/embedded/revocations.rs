@@ -11,6 +11,9 @@ use crate::ports::RevocationStore;
 #[derive(Serialize, Deserialize)]
 struct Stored {
     before: i64,
+    /// Absent on revocations made before any took effect later: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<i64>,
     until: i64,
 }
 
@@ -18,8 +21,25 @@ fn revocation(sub: ClientId, stored: &Stored) -> Revocation {
     Revocation {
         sub,
         before: Timestamp::from_millis(stored.before),
+        from: Timestamp::from_millis(stored.from.unwrap_or(stored.before)),
         until: Timestamp::from_millis(stored.until),
     }
+}
+
+/// A token's revocation that holds at once is keyed by its clientId, the one that holds later
+/// beside it, so that neither replaces the other.
+const LATER: &str = "/later";
+
+fn key_of(revocation: &Revocation) -> String {
+    let sub = revocation.sub;
+    match revocation.is_later() {
+        true => format!("{sub}{LATER}"),
+        false => sub.to_string(),
+    }
+}
+
+fn sub_of(key: &str) -> Option<ClientId> {
+    ClientId::parse(key.strip_suffix(LATER).unwrap_or(key))
 }
 
 #[async_trait]
@@ -30,9 +50,10 @@ impl RevocationStore for EmbeddedStore {
             .map(|r| {
                 let stored = Stored {
                     before: r.before.millis(),
+                    from: r.is_later().then(|| r.from.millis()),
                     until: r.until.millis(),
                 };
-                Ok((r.sub.to_string(), to_json(&stored)?))
+                Ok((key_of(r), to_json(&stored)?))
             })
             .collect::<Result<_>>()?;
         let now = revocations.iter().map(|r| r.before).max();
@@ -70,21 +91,20 @@ impl RevocationStore for EmbeddedStore {
             for entry in table.iter()? {
                 let (key, value) = entry?;
                 let stored: Stored = read_json("revocation", value.value())?;
-                let sub = ClientId::parse(key.value());
-                kept.extend(
-                    sub.map(|sub| revocation(sub, &stored))
-                        .filter(|r| r.until > now),
-                );
+                kept.extend(sub_of(key.value()).map(|sub| revocation(sub, &stored)));
             }
-            Ok(kept)
+            Ok(Revocation::holding(kept, now))
         })
         .await
     }
 
     async fn revocation(&self, sub: &ClientId, now: Timestamp) -> Result<Option<Revocation>> {
-        let stored: Option<Stored> = self.get(REVOCATIONS, "revocation", sub.to_string()).await?;
-        Ok(stored
-            .map(|s| revocation(*sub, &s))
-            .filter(|r| r.until > now))
+        let (at_once, later) = tokio::try_join!(
+            self.get::<Stored>(REVOCATIONS, "revocation", sub.to_string()),
+            self.get::<Stored>(REVOCATIONS, "revocation", format!("{sub}{LATER}")),
+        )?;
+        let both = [at_once, later].into_iter().flatten();
+        let held = Revocation::holding(both.map(|s| revocation(*sub, &s)), now);
+        Ok(held.into_iter().next())
     }
 }
