@@ -4,6 +4,7 @@
 use crate::domain::directory::EntityKind;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
+use crate::domain::rules::excerpt;
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, SecretState, TenantId,
@@ -148,7 +149,7 @@ impl ApiTokens<'_> {
     }
 
     async fn owned(&self, owner: &Owner, client_id: &str) -> Result<ApiToken> {
-        let missing = || Error::NotFound(format!("Token {client_id} not found"));
+        let missing = || Error::NotFound(format!("Token {} not found", excerpt(client_id)));
         let id = ClientId::parse(client_id).ok_or_else(missing)?;
         self.tokens
             .token(&id)
