@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -202,22 +202,7 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         .credentials(&call.issuer(&app))
         .from_address(call.client())
         .grant(&client.id, &client.secret, form.scope.as_deref())
-        .await;
-    let granted = match granted {
-        Ok(granted) => granted,
-        Err(Error::Unauthorized) => {
-            let error = OAuthError::new("invalid_client", "Client authentication failed");
-            return Ok(error.into_response());
-        }
-        Err(Error::InvalidScope(why)) => {
-            return Ok(OAuthError::new("invalid_scope", why).into_response());
-        }
-        // The vendor has switched these tokens off.
-        Err(Error::Forbidden(why)) => {
-            return Ok(OAuthError::new("unauthorized_client", why).into_response());
-        }
-        Err(other) => return Err(other),
-    };
+        .await?;
     let body = TokenResponse {
         access_token: granted.access_token,
         token_type: "Bearer",
@@ -229,6 +214,35 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         .headers_mut()
         .insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// How `/oauth/token` answers an [`Error`] (its row's errors): in section 5.2's shape, as
+/// OAuth clients parse it. A refused client is `invalid_client`; being busy, over the token's
+/// rate limit or short of a dependency keeps the contract's status (429, 503) and
+/// `Retry-After`, as `temporarily_unavailable`.
+pub fn token_error(error: Error) -> Response {
+    let (code, description) = match &error {
+        Error::Unauthorized => ("invalid_client", "Client authentication failed".to_owned()),
+        Error::InvalidScope(why) => ("invalid_scope", why.clone()),
+        // The vendor has switched these tokens off.
+        Error::Forbidden(why) => ("unauthorized_client", why.clone()),
+        Error::Busy | Error::RateLimited(_) | Error::Unavailable(_) => {
+            ("temporarily_unavailable", error.to_string())
+        }
+        Error::Internal(_) => ("server_error", error.to_string()),
+        _ => ("invalid_request", error.to_string()),
+    };
+    let oauth = OAuthError::new(code, description);
+    if !matches!(code, "temporarily_unavailable" | "server_error") {
+        return oauth.into_response();
+    }
+    // The contract's answer logs the cause and names the status and the wait.
+    let contract = error.into_response();
+    let mut response = (contract.status(), Json(oauth)).into_response();
+    if let Some(wait) = contract.headers().get(RETRY_AFTER) {
+        response.headers_mut().insert(RETRY_AFTER, wait.clone());
+    }
+    response
 }
 
 /// What introspection answers (RFC 7662 section 2.2): `{"active": false}` for anything but an
