@@ -113,6 +113,36 @@ async fn a_bad_allow_list_is_refused_naming_the_entry(t: &TestApp) {
 }
 on_both_stores!(a_bad_allow_list_is_refused_naming_the_entry);
 
+/// An IPv4-mapped entry is the IPv4 address or range it names, and admits that client (the
+/// local server sees 127.0.0.1); `::/0` is every IPv6 address, so no IPv4 client.
+async fn a_mapped_ipv4_entry_admits_the_ipv4_client_it_names(t: &TestApp) {
+    let vendor = t.vendor_token().await;
+    let body = json!({"allowedIps": ["::ffff:127.0.0.1"]});
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", body).await;
+    let issued = t.exchange(EXCHANGE_V1, &client_id, &secret).await;
+    assert_eq!(issued.status, StatusCode::OK, "{:?}", issued.body);
+    for (list, shown, admitted) in [
+        ("::ffff:127.0.0.1", "127.0.0.1/32", true),
+        ("::ffff:127.0.0.0/104", "127.0.0.0/8", true),
+        ("::ffff:0:0/96", "0.0.0.0/0", true),
+        ("0.0.0.0/0", "0.0.0.0/0", true),
+        ("::/0", "::/0", false),
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8", false),
+    ] {
+        let patched = patch(t, &vendor, &client_id, json!({"allowedIps": [list]})).await;
+        assert_eq!(patched.status, StatusCode::OK, "{list}: {:?}", patched.body);
+        assert_eq!(patched.body["allowedIps"], json!([shown]), "{list}");
+        let exchanged = t.exchange(EXCHANGE_V1, &client_id, &secret).await;
+        let expected = if admitted {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(exchanged.status, expected, "{list} from 127.0.0.1");
+    }
+}
+on_both_stores!(a_mapped_ipv4_entry_admits_the_ipv4_client_it_names);
+
 /// `X-Forwarded-For` counts only when the setting says a proxy is in front, and then only its
 /// last entry (what that proxy added; the ones before are what the client claimed).
 #[tokio::test]

@@ -30,5 +30,6 @@ mod secret_rotation;
 mod signing_modes;
 mod standard_clients;
 mod store_contract;
+mod strict_bodies;
 mod template;
 mod verifier;

@@ -307,3 +307,66 @@ async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqw
         .body(response.bytes().await?.to_vec())
         .expect("a valid response"))
 }
+
+/// Over the token's rate limit: 429 with `Retry-After`, in OAuth's error shape, which OAuth
+/// clients parse.
+async fn the_rate_limit_is_told_in_oauths_shape(backing: Backing) {
+    let t = spawn_app_with(backing, |s| s.token_rate_limit_per_minute = 1).await;
+    let vendor = t.vendor_token().await;
+    let (id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    t.clock.to_next_minute();
+    let granted = t.token_request(&form, None).await;
+    assert_eq!(granted.status, StatusCode::OK, "{:?}", granted.body);
+    let refused = t.token_request(&form, None).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert_eq!(
+        refused.body,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": format!("Too many requests for this token; try again in {wait} s"),
+        })
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_told_in_oauths_shape_on_the_embedded_store() {
+    the_rate_limit_is_told_in_oauths_shape(Backing::Embedded).await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_told_in_oauths_shape_on_dynamodb() {
+    the_rate_limit_is_told_in_oauths_shape(Backing::Moto).await;
+}
+
+/// DynamoDB refusing: 503 with `Retry-After`, in OAuth's error shape.
+#[tokio::test]
+async fn a_failing_dependency_is_told_in_oauths_shape() {
+    use crate::support::fault_proxy::Fault;
+    use m2m_shared::config::DEFAULT_REQUEST_BUDGET_SECONDS;
+
+    let faulty = spawn_app_behind_fault_proxies(DEFAULT_REQUEST_BUDGET_SECONDS).await;
+    let t = &faulty.api;
+    let vendor = t.vendor_token().await;
+    let (id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    faulty.dynamodb.set(Fault::Refuse);
+    let refused = t
+        .token_request("grant_type=client_credentials", Some((&id, &secret)))
+        .await;
+    faulty.dynamodb.set(Fault::Forward);
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers["retry-after"], "2");
+    assert_eq!(
+        refused.body,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": "Service temporarily unavailable; try again shortly",
+        })
+    );
+}

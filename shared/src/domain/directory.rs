@@ -180,6 +180,7 @@ impl TryFrom<UserDraft> for User {
         for m in draft.tenants {
             let tenant_id = rules::field("tenants: tenantId", TenantId::parse(&m.tenant_id))?;
             if tenants.iter().any(|t| t.tenant_id == tenant_id) {
+                let tenant_id = rules::excerpt(tenant_id.as_str());
                 return Err(Invalid(format!("tenants: {tenant_id} is listed twice")));
             }
             let role_ids = rules::grant_ids("roleIds", &m.role_ids)?;

@@ -15,7 +15,10 @@ pub struct IpRange {
 }
 
 impl IpRange {
-    /// `a.b.c.d[/n]` or an IPv6 address `[/n]`; host bits below the prefix are cleared.
+    /// `a.b.c.d[/n]` or an IPv6 address `[/n]`; host bits below the prefix are cleared. An
+    /// IPv4-mapped range (`::ffff:a.b.c.d`, `::ffff:0:0/96` or narrower) is the IPv4 range it
+    /// names (`::ffff:10.0.0.0/104` is `10.0.0.0/8`), as clients are matched by their IPv4
+    /// address: kept as IPv6, it would match no client at all.
     pub fn parse(text: &str) -> Option<Self> {
         let (address, prefix) = match text.split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
@@ -30,12 +33,16 @@ impl IpRange {
             }
             Some(_) => return None,
         };
+        let (address, prefix) = unmapped_range(address, prefix);
         Some(Self {
             network: masked(address, prefix),
             prefix,
         })
     }
 
+    /// Whether `address` is in the range. IPv4 clients (also as a dual-stack socket sees them,
+    /// `::ffff:a.b.c.d`) are matched by IPv4 ranges only, and IPv6 clients by IPv6 ranges only:
+    /// `0.0.0.0/0` is every IPv4 address and `::/0` every IPv6 address, each none of the other.
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = unmapped(address);
         std::mem::discriminant(&address) == std::mem::discriminant(&self.network)
@@ -94,6 +101,15 @@ fn unmapped(address: IpAddr) -> IpAddr {
     }
 }
 
+/// A range within `::ffff:0:0/96` (prefix 96 or more) as the IPv4 range it names; any other
+/// range as it is.
+fn unmapped_range(address: IpAddr, prefix: u8) -> (IpAddr, u8) {
+    match unmapped(address) {
+        v4 @ IpAddr::V4(_) if address.is_ipv6() && prefix >= 96 => (v4, prefix - 96),
+        _ => (address, prefix),
+    }
+}
+
 fn masked(address: IpAddr, prefix: u8) -> IpAddr {
     match address {
         IpAddr::V4(v4) => {
@@ -149,6 +165,45 @@ mod tests {
         ] {
             assert_eq!(IpRange::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_mapped_ipv4_range_is_the_ipv4_range_it_names() {
+        for (mapped, ipv4) in [
+            ("::ffff:127.0.0.1", "127.0.0.1/32"),
+            ("::FFFF:7f00:1", "127.0.0.1/32"),
+            ("::ffff:127.0.0.1/128", "127.0.0.1/32"),
+            ("::ffff:10.1.2.3/104", "10.0.0.0/8"),
+            ("::ffff:0:0/96", "0.0.0.0/0"),
+        ] {
+            let range = IpRange::parse(mapped).unwrap();
+            assert_eq!(range.to_string(), ipv4, "{mapped}");
+            assert_eq!(Some(range), IpRange::parse(ipv4), "{mapped}");
+        }
+        let loopback = IpRange::parse("::ffff:127.0.0.1").unwrap();
+        assert!(loopback.contains(ip("127.0.0.1")) && loopback.contains(ip("::ffff:127.0.0.1")));
+        let wider = IpRange::parse("::ffff:0:0/95").unwrap();
+        assert_eq!(
+            wider.to_string(),
+            "::fffe:0:0/95",
+            "wider than the mapped block: IPv6"
+        );
+    }
+
+    #[test]
+    fn everything_of_one_family_is_none_of_the_other() {
+        let every_ipv6 = IpRange::parse("::/0").unwrap();
+        assert!(every_ipv6.contains(ip("2001:db8::1")) && every_ipv6.contains(ip("::1")));
+        assert!(!every_ipv6.contains(ip("192.0.2.1")));
+        assert!(
+            !every_ipv6.contains(ip("::ffff:192.0.2.1")),
+            "a mapped IPv4 peer"
+        );
+        let every_ipv4 = IpRange::parse("0.0.0.0/0").unwrap();
+        assert!(
+            every_ipv4.contains(ip("192.0.2.1")) && every_ipv4.contains(ip("::ffff:192.0.2.1"))
+        );
+        assert!(!every_ipv4.contains(ip("2001:db8::1")));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The limits every write obeys, whether it comes from the API or from a provisioning event.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::ids::{GrantId, InvalidId};
@@ -10,6 +12,18 @@ use super::token::{MAX_GRACE_MINUTES, Metadata};
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub String);
+
+/// The most of a caller's input an error message repeats.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// `text` as an error message may repeat it: its first [`MAX_ECHOED_CHARS`] characters, and
+/// `…` when there were more (a refused value can be as long as the body).
+pub fn excerpt(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+        None => Cow::Borrowed(text),
+    }
+}
 
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const MAX_METADATA_BYTES: usize = 2048;
@@ -65,6 +79,13 @@ pub fn expires_in_minutes(minutes: Option<&serde_json::Number>) -> Result<Option
     whole_minutes("expiresInMinutes", minutes, 1..=MAX_EXPIRES_IN_MINUTES)
 }
 
+/// The vendor's `maxExpiresInMinutes`: the same range as a token's lifetime, named as itself.
+pub fn max_expires_in_minutes(
+    minutes: Option<&serde_json::Number>,
+) -> Result<Option<u32>, Invalid> {
+    whole_minutes("maxExpiresInMinutes", minutes, 1..=MAX_EXPIRES_IN_MINUTES)
+}
+
 /// A rotation's `graceMinutes`: how long the replaced secret keeps working, 0 to
 /// [`MAX_GRACE_MINUTES`].
 pub fn grace_minutes(minutes: Option<&serde_json::Value>) -> Result<Option<u32>, Invalid> {
@@ -117,7 +138,8 @@ pub fn grant_ids<S: AsRef<str>>(field: &str, ids: &[S]) -> Result<Vec<GrantId>, 
     let mut parsed: Vec<GrantId> = Vec::with_capacity(ids.len());
     for id in ids {
         let id = id.as_ref();
-        let grant = GrantId::parse(id).map_err(|e| Invalid(format!("{field}: {id:?} {e}")))?;
+        let grant =
+            GrantId::parse(id).map_err(|e| Invalid(format!("{field}: {:?} {e}", excerpt(id))))?;
         if !parsed.contains(&grant) {
             parsed.push(grant);
         }
@@ -220,7 +242,8 @@ pub fn allowed_ips(field: &serde_json::Value) -> Result<AllowedIps, Invalid> {
         .map(|entry| {
             entry.as_str().and_then(IpRange::parse).ok_or_else(|| {
                 Invalid(format!(
-                    "allowedIps: {entry} is not an IPv4 or IPv6 address or CIDR range"
+                    "allowedIps: {} is not an IPv4 or IPv6 address or CIDR range",
+                    excerpt(&entry.to_string())
                 ))
             })
         })
@@ -268,5 +291,20 @@ mod tests {
         for refused in ["0", "-5", "1.5", "5256001", "1e300"] {
             assert!(minutes(refused).is_err(), "{refused}");
         }
+        let max = max_expires_in_minutes(Some(&serde_json::from_str("0").unwrap()));
+        assert!(max.unwrap_err().0.starts_with("maxExpiresInMinutes "));
+    }
+
+    #[test]
+    fn an_error_repeats_at_most_an_excerpt_of_the_input() {
+        assert_eq!(excerpt("10.0.0.0/33"), "10.0.0.0/33");
+        let long = "é".repeat(MAX_ECHOED_CHARS + 1);
+        assert_eq!(excerpt(&long), format!("{}…", "é".repeat(MAX_ECHOED_CHARS)));
+        let ids = vec!["x".repeat(5000)];
+        let refused = grant_ids("roleIds", &ids).unwrap_err().0;
+        assert!(refused.len() < 300, "{refused}");
+        let entries = serde_json::json!(["y".repeat(5000)]);
+        let refused = allowed_ips(&entries).unwrap_err().0;
+        assert!(refused.len() < 300, "{refused}");
     }
 }

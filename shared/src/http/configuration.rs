@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Number;
 
 use super::caller::Vendor;
-use super::request::Call;
+use super::request::{Call, StrictBody, nullable};
 use super::response::json;
 use crate::app::App;
 use crate::domain::configuration::TokenSettings;
 use crate::domain::rules;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The fields of Frontegg's configuration that apply here.
 #[derive(Serialize)]
@@ -55,36 +55,42 @@ pub async fn configurations(app: Arc<App>, _: Vendor, _: Call) -> Result<Respons
     answer(&app, settings)
 }
 
+/// What a `PATCH` may change; a field left out keeps its value.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigurationPatch {
+    api_tokens_enabled: Option<bool>,
+    personal_tokens_enabled: Option<bool>,
+    tenant_tokens_enabled: Option<bool>,
+    /// `Some(None)`: `null`, which lifts the maximum.
+    #[serde(default, deserialize_with = "nullable")]
+    max_expires_in_minutes: Option<Option<Number>>,
+}
+
+impl StrictBody for ConfigurationPatch {
+    const NULLABLE: &'static [&'static str] = &["maxExpiresInMinutes"];
+}
+
 /// `PATCH /identity/resources/configurations/v1`: the fields present change; a null
 /// `maxExpiresInMinutes` lifts the maximum.
 pub async fn patch_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let body: Map<String, Value> = call.json()?;
-    let switch = |name: &str| match body.get(name) {
-        None => Ok(None),
-        Some(Value::Bool(on)) => Ok(Some(*on)),
-        Some(_) => Err(Error::bad_request(format!("{name} must be true or false"))),
-    };
-    let (all, personal, tenant) = (
-        switch("apiTokensEnabled")?,
-        switch("personalTokensEnabled")?,
-        switch("tenantTokensEnabled")?,
-    );
-    let max = match body.get("maxExpiresInMinutes") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::Number(n)) => Some(rules::expires_in_minutes(Some(n))?),
-        Some(_) => {
-            return Err(Error::bad_request(
-                "maxExpiresInMinutes must be a number or null",
-            ));
-        }
-    };
+    let patch: ConfigurationPatch = call.strict_json()?;
+    let max = patch
+        .max_expires_in_minutes
+        .map(|max| rules::max_expires_in_minutes(max.as_ref()))
+        .transpose()?;
     let settings = app
         .directory()
         .change_token_settings(|mut settings| {
-            settings.api_tokens_enabled = all.unwrap_or(settings.api_tokens_enabled);
-            settings.personal_tokens_enabled = personal.unwrap_or(settings.personal_tokens_enabled);
-            settings.tenant_tokens_enabled = tenant.unwrap_or(settings.tenant_tokens_enabled);
+            let keep = |new: Option<bool>, old: bool| new.unwrap_or(old);
+            settings.api_tokens_enabled =
+                keep(patch.api_tokens_enabled, settings.api_tokens_enabled);
+            settings.personal_tokens_enabled = keep(
+                patch.personal_tokens_enabled,
+                settings.personal_tokens_enabled,
+            );
+            settings.tenant_tokens_enabled =
+                keep(patch.tenant_tokens_enabled, settings.tenant_tokens_enabled);
             settings.max_expires_in_minutes = max.unwrap_or(settings.max_expires_in_minutes);
             Ok(settings)
         })

@@ -68,6 +68,7 @@ fn keys_unique<'k>(keys: impl Iterator<Item = &'k GrantKey>) -> Result<()> {
     let mut seen: Vec<&GrantKey> = Vec::new();
     for key in keys {
         if seen.contains(&key) {
+            let key = rules::excerpt(key.as_str());
             return Err(Error::bad_request(format!("key {key} is given twice")));
         }
         seen.push(key);

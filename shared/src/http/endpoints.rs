@@ -11,14 +11,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::http::Method;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::caller::{Access, TenantOwner, UserOwner, Vendor};
 use super::request::Call;
 use super::{configuration, credentials, directory, discovery, oauth, portal, tokens};
 use crate::app::App;
 use crate::domain::portal::PortalUser;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One Lambda binary (and one function in `template.yaml`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,6 +88,9 @@ pub struct Endpoint {
     pub path: &'static str,
     pub function: Function,
     pub handler: Handler,
+    /// How the row answers a failure, its handler's or its caller check's: the contract's
+    /// `{"errors": [...]}`, or on `/oauth/token` OAuth's own shape.
+    pub errors: fn(Error) -> Response,
 }
 
 impl Endpoint {
@@ -104,14 +107,19 @@ impl Endpoint {
     }
 }
 
-/// `row!(METHOD "path" => Function, caller: handler)`.
+/// `row!(METHOD "path" => Function, caller: handler)`, and `, errors: answer` for a row
+/// whose failures are not answered in the contract's shape.
 macro_rules! row {
-    ($method:ident $path:expr => $function:ident, Anyone: $handler:path) => {
+    (
+        $method:ident $path:expr => $function:ident, Anyone: $handler:path
+        $(, errors: $errors:path)?
+    ) => {
         Endpoint {
             method: Method::$method,
             path: $path,
             function: Function::$function,
             handler: Handler::Anyone(|app, call| Box::pin($handler(app, call))),
+            errors: row!(@errors $($errors)?),
         }
     };
     ($method:ident $path:expr => $function:ident, $caller:ident: $handler:path) => {
@@ -120,8 +128,11 @@ macro_rules! row {
             path: $path,
             function: Function::$function,
             handler: Handler::$caller(|app, caller, call| Box::pin($handler(app, caller, call))),
+            errors: row!(@errors),
         }
     };
+    (@errors) => { <Error as IntoResponse>::into_response };
+    (@errors $errors:path) => { $errors };
 }
 
 const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
@@ -145,7 +156,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST "/auth/vendor" => VendorAuth, Anyone: credentials::vendor_auth),
     row!(POST "/identity/resources/auth/v1/api-token" => Exchange, Anyone: credentials::exchange_v1),
     row!(POST "/identity/resources/auth/v2/api-token" => Exchange, Anyone: credentials::exchange_v2),
-    row!(POST "/oauth/token" => Exchange, Anyone: oauth::token),
+    row!(POST "/oauth/token" => Exchange, Anyone: oauth::token, errors: oauth::token_error),
     row!(POST "/oauth/introspect" => Exchange, Vendor: oauth::introspect),
     row!(POST "/identity/resources/auth/v1/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v1),
     row!(POST "/identity/resources/auth/v2/api-token/token/refresh" => Refresh, Anyone: credentials::refresh_v2),

@@ -25,7 +25,7 @@ use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{MethodFilter, on};
 use axum::{Extension, Router};
 use tower::Layer;
@@ -120,7 +120,7 @@ async fn serve(
         .map(str::to_owned);
     let base = match request::public_base(&app, origin.context.as_ref()) {
         Ok(base) => base,
-        Err(e) => return e.into_response(),
+        Err(e) => return (endpoint.errors)(e),
     };
     let client = origin.client(app.trusts_forwarded_for());
     let call = Call {
@@ -134,8 +134,8 @@ async fn serve(
     // deletes what no longer works, so a request cut short leaves nothing half-done.
     let budget = app.request_budget();
     match tokio::time::timeout(budget, dispatch(app, endpoint, call)).await {
-        Ok(answered) => answered.unwrap_or_else(Error::into_response),
-        Err(_) => Error::unavailable("the request ran out of its time budget").into_response(),
+        Ok(answered) => answered.unwrap_or_else(endpoint.errors),
+        Err(_) => (endpoint.errors)(Error::unavailable("the request ran out of its time budget")),
     }
 }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::caller::Vendor;
 use super::request::Call;
 use crate::app::App;
+use crate::domain::rules::excerpt;
 use crate::error::{Error, Result};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -64,8 +65,48 @@ impl OAuthError {
     }
 }
 
-/// The request's parameters, each at most once (section 3.2).
-#[derive(Default)]
+/// What a form does with parameters it does not name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Others {
+    /// As RFC 6749 section 3.2 requires of the token endpoint.
+    Ignored,
+    /// As our own endpoints' bodies are (RFC 7662 lets introspection choose).
+    Refused,
+}
+
+/// The values of a form's parameters `names`, each given at most once (RFC 6749 section 3.2,
+/// which RFC 7662 follows). Why the body is refused otherwise.
+fn form<const N: usize>(
+    call: &Call,
+    names: [&str; N],
+    others: Others,
+) -> std::result::Result<[Option<String>; N], String> {
+    let content_type = call
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let is_form = content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(FORM));
+    if !is_form {
+        return Err(format!("The body must be {FORM}"));
+    }
+    let mut values = [const { None }; N];
+    for (name, value) in form_urlencoded::parse(&call.body) {
+        let Some(at) = names.iter().position(|known| *known == name) else {
+            if others == Others::Refused {
+                return Err(format!("Unknown parameter {}", excerpt(&name)));
+            }
+            continue;
+        };
+        if values[at].replace(value.into_owned()).is_some() {
+            return Err(format!("{} is repeated", names[at]));
+        }
+    }
+    Ok(values)
+}
+
+/// The request's parameters.
 struct TokenRequest {
     grant_type: Option<String>,
     client_id: Option<String>,
@@ -75,32 +116,15 @@ struct TokenRequest {
 
 impl TokenRequest {
     fn parse(call: &Call) -> std::result::Result<Self, OAuthError> {
-        let content_type = call
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let is_form = content_type
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case(FORM));
-        if !is_form {
-            return Err(OAuthError::invalid_request(format!(
-                "The body must be {FORM}"
-            )));
-        }
-        let mut request = Self::default();
-        for (name, value) in form_urlencoded::parse(&call.body) {
-            let slot = match name.as_ref() {
-                "grant_type" => &mut request.grant_type,
-                "client_id" => &mut request.client_id,
-                "client_secret" => &mut request.client_secret,
-                "scope" => &mut request.scope,
-                _ => continue, // section 3.2: unknown parameters are ignored
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!("{name} is repeated")));
-            }
-        }
-        Ok(request)
+        let names = ["grant_type", "client_id", "client_secret", "scope"];
+        let [grant_type, client_id, client_secret, scope] =
+            form(call, names, Others::Ignored).map_err(OAuthError::invalid_request)?;
+        Ok(Self {
+            grant_type,
+            client_id,
+            client_secret,
+            scope,
+        })
     }
 }
 
@@ -178,22 +202,7 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         .credentials(&call.issuer(&app))
         .from_address(call.client())
         .grant(&client.id, &client.secret, form.scope.as_deref())
-        .await;
-    let granted = match granted {
-        Ok(granted) => granted,
-        Err(Error::Unauthorized) => {
-            let error = OAuthError::new("invalid_client", "Client authentication failed");
-            return Ok(error.into_response());
-        }
-        Err(Error::InvalidScope(why)) => {
-            return Ok(OAuthError::new("invalid_scope", why).into_response());
-        }
-        // The vendor has switched these tokens off.
-        Err(Error::Forbidden(why)) => {
-            return Ok(OAuthError::new("unauthorized_client", why).into_response());
-        }
-        Err(other) => return Err(other),
-    };
+        .await?;
     let body = TokenResponse {
         access_token: granted.access_token,
         token_type: "Bearer",
@@ -205,6 +214,35 @@ pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
         .headers_mut()
         .insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// How `/oauth/token` answers an [`Error`] (its row's errors): in section 5.2's shape, as
+/// OAuth clients parse it. A refused client is `invalid_client`; being busy, over the token's
+/// rate limit or short of a dependency keeps the contract's status (429, 503) and
+/// `Retry-After`, as `temporarily_unavailable`.
+pub fn token_error(error: Error) -> Response {
+    let (code, description) = match &error {
+        Error::Unauthorized => ("invalid_client", "Client authentication failed".to_owned()),
+        Error::InvalidScope(why) => ("invalid_scope", why.clone()),
+        // The vendor has switched these tokens off.
+        Error::Forbidden(why) => ("unauthorized_client", why.clone()),
+        Error::Busy | Error::RateLimited(_) | Error::Unavailable(_) => {
+            ("temporarily_unavailable", error.to_string())
+        }
+        Error::Internal(_) => ("server_error", error.to_string()),
+        _ => ("invalid_request", error.to_string()),
+    };
+    let oauth = OAuthError::new(code, description);
+    if !matches!(code, "temporarily_unavailable" | "server_error") {
+        return oauth.into_response();
+    }
+    // The contract's answer logs the cause and names the status and the wait.
+    let contract = error.into_response();
+    let mut response = (contract.status(), Json(oauth)).into_response();
+    if let Some(wait) = contract.headers().get(RETRY_AFTER) {
+        response.headers_mut().insert(RETRY_AFTER, wait.clone());
+    }
+    response
 }
 
 /// What introspection answers (RFC 7662 section 2.2): `{"active": false}` for anything but an
@@ -226,13 +264,14 @@ struct ActiveToken {
     claims: crate::domain::AccessClaims,
 }
 
-/// `POST /oauth/introspect` (RFC 7662), for the vendor's APIs: `token` in the form; active
-/// only while the JWT is valid, unrevoked and its API token still usable.
+/// `POST /oauth/introspect` (RFC 7662), for the vendor's APIs: `token` in the form, once, and
+/// no other parameter but `token_type_hint` (which changes nothing: only JWTs are introspected);
+/// active only while the JWT is valid, unrevoked and its API token still usable. Errors take
+/// the contract's shape, as the vendor check before the handler answers them.
 pub async fn introspect(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let token = form_urlencoded::parse(&call.body)
-        .find(|(name, _)| name == "token")
-        .map(|(_, value)| value.into_owned())
-        .ok_or_else(|| Error::bad_request("The form must carry token"))?;
+    let names = ["token", "token_type_hint"];
+    let [token, _hint] = form(&call, names, Others::Refused).map_err(Error::bad_request)?;
+    let token = token.ok_or_else(|| Error::bad_request("The form must carry token"))?;
     let active = app
         .credentials(&call.issuer(&app))
         .introspect(&token)

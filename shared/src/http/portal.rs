@@ -16,7 +16,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::caller::UserOwner;
-use super::request::Call;
+use super::request::{Call, StrictBody};
 use super::response::json;
 use crate::app::App;
 use crate::domain::GrantId;
@@ -43,9 +43,12 @@ pub async fn open_session(app: Arc<App>, caller: UserOwner, call: Call) -> Resul
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct HandoffBody {
-    handoff: Option<String>,
+    handoff: String,
 }
+
+impl StrictBody for HandoffBody {}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,11 +59,8 @@ struct SessionView {
 
 /// `POST /portal/v1/sessions/handoff`: the page swaps its hand-off, once, for a session.
 pub async fn swap_handoff(app: Arc<App>, call: Call) -> Result<Response> {
-    let body: HandoffBody = call.json()?;
-    let handoff = body
-        .handoff
-        .ok_or_else(|| Error::bad_request("Missing field handoff"))?;
-    let session = app.portal().swap(&handoff, &call.issuer(&app)).await?;
+    let body: HandoffBody = call.strict_json()?;
+    let session = app.portal().swap(&body.handoff, &call.issuer(&app)).await?;
     let view = SessionView {
         access_token: session.access_token,
         expires_in: session.expires_in,

@@ -4,13 +4,24 @@ use axum::body::Bytes;
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 use lambda_http::request::RequestContext;
 
 use crate::app::App;
+use crate::domain::rules::excerpt;
 use crate::error::{Error, Result};
+
+/// The body of one of our own endpoints (not Frontegg's, whose clients send fields of their
+/// own): derived with `#[serde(deny_unknown_fields)]`, read by [`Call::strict_json`]. A field
+/// given twice or `null` would otherwise be read as a value the caller did not send (the last
+/// of two, or the default).
+pub trait StrictBody: DeserializeOwned {
+    /// The fields where `null` means something (lifting a limit); elsewhere it is refused.
+    const NULLABLE: &'static [&'static str] = &[];
+}
 
 /// A request, read whole (the body limit applies before), as a handler sees it.
 pub struct Call {
@@ -59,9 +70,45 @@ impl Call {
         }
     }
 
+    /// The body as `T`, strictly: a JSON object whose every field `T` knows, given once and
+    /// not `null` (unless `T` says it may be); a 400 naming the field otherwise.
+    pub fn strict_json<T: StrictBody>(&self) -> Result<T> {
+        let Entries(entries) = serde_json::from_slice(&self.body).map_err(|e| {
+            if e.is_data() {
+                Error::bad_request("Request body must be a JSON object")
+            } else {
+                not_json(&e)
+            }
+        })?;
+        let mut fields = Map::new();
+        let mut nulls = Vec::new();
+        for (name, value) in entries {
+            // A name too long for an excerpt is unknown to `T` anyway, and refused as such.
+            let name = excerpt(&name).into_owned();
+            if value.is_null() && !T::NULLABLE.contains(&name.as_str()) {
+                nulls.push(name.clone());
+            }
+            if fields.insert(name.clone(), value).is_some() {
+                return Err(Error::bad_request(format!("{name} is given twice")));
+            }
+        }
+        let body = from_json(Value::Object(fields))?;
+        match nulls.first() {
+            Some(name) => Err(Error::bad_request(format!("{name} must not be null"))),
+            None => Ok(body),
+        }
+    }
+
+    /// As [`Call::strict_json`], but an empty body is `T::default()`.
+    pub fn strict_json_or_default<T: StrictBody + Default>(&self) -> Result<T> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        self.strict_json()
+    }
+
     fn json_value(&self) -> Result<Value> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::bad_request(format!("Request body is not valid JSON: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| not_json(&e))
     }
 
     /// The path's `{id}` segment (empty on a route without one).
@@ -183,7 +230,109 @@ pub(super) fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'
         .transpose()
 }
 
+/// For a field of a [`StrictBody`] where `null` means something: left out it is `None`,
+/// `null` is `Some(None)` (serde reads both as `None` otherwise).
+pub(super) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::deserialize(deserializer).map(Some)
+}
+
+fn not_json(error: &serde_json::Error) -> Error {
+    Error::bad_request(format!("Request body is not valid JSON: {error}"))
+}
+
+/// `T` from a body's JSON; a refusal names the field (`roleIds[2]: ...`) and quotes at most
+/// an excerpt of what was sent.
 fn from_json<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::bad_request(format!("Invalid request body: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = match e.path().to_string() {
+            root if root == "." => String::new(),
+            path => format!("{path}: "),
+        };
+        let why = quoted_excerpts(&e.into_inner().to_string());
+        Error::bad_request(format!("Invalid request body: {at}{why}"))
+    })
+}
+
+/// A serde message with each quoted part (`` `field` ``, `"string"`) cut to an excerpt: serde
+/// quotes the input it refuses, which may be as long as the body.
+fn quoted_excerpts(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(256));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = if rest[open..].starts_with('"') {
+            '"'
+        } else {
+            '`'
+        };
+        out.push_str(&rest[..=open]);
+        let inner = &rest[open + 1..];
+        let close = closing(inner, quote);
+        out.push_str(&excerpt(&inner[..close]));
+        out.push_str(inner.get(close..=close).unwrap_or_default());
+        rest = inner.get(close + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where `quote` closes in `inner`: serde quotes strings as Rust's `{:?}` does, escaping the
+/// quotes inside, and field names between backticks as they are.
+fn closing(inner: &str, quote: char) -> usize {
+    let mut escaped = false;
+    for (at, c) in inner.char_indices() {
+        if c == quote && !escaped {
+            return at;
+        }
+        escaped = quote == '"' && c == '\\' && !escaped;
+    }
+    inner.len()
+}
+
+/// A body's top-level fields in the order sent, each as often as sent (a map keeps the last).
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Entries;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(Entries(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_quotes_only_an_excerpt_of_the_input() {
+        let long = "x".repeat(1000);
+        let message = format!(r#"invalid type: string "{long}\" `{long}`", expected u32"#);
+        let shortened = quoted_excerpts(&message);
+        assert!(shortened.len() < 200, "{shortened}");
+        assert!(
+            shortened.starts_with(r#"invalid type: string "xxx"#),
+            "{shortened}"
+        );
+        assert!(shortened.ends_with(r#"…", expected u32"#), "{shortened}");
+        let short = "unknown field `grace_minutes`, expected `graceMinutes`";
+        assert_eq!(quoted_excerpts(short), short);
+    }
 }

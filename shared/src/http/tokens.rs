@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::caller::{TenantOwner, UserOwner};
-use super::request::Call;
+use super::request::{Call, StrictBody};
 use super::response::{done, json};
 use crate::app::App;
 use crate::domain::rules;
@@ -205,15 +205,17 @@ pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RotationBody {
     /// Any JSON, so that a string or an object is refused naming the field.
     grace_minutes: Option<serde_json::Value>,
 }
 
+impl StrictBody for RotationBody {}
+
 /// A rotation's grace from its body, which may be empty.
 fn grace_minutes(call: &Call) -> Result<Option<u32>> {
-    let body: RotationBody = call.json_or_default()?;
+    let body: RotationBody = call.strict_json_or_default()?;
     Ok(rules::grace_minutes(body.grace_minutes.as_ref())?)
 }
 

@@ -9,6 +9,7 @@ use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::RevocationList;
+use crate::domain::rules::excerpt;
 use crate::domain::{
     ApiToken, ClientId, GrantId, LiveSecret, RefreshKey, RefreshToken, SecretHash, SecretKind,
     Timestamp,
@@ -97,6 +98,7 @@ impl Scope {
                 .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
         };
         if let Some(bad) = keys.iter().find(|k| !valid(k)) {
+            let bad = excerpt(bad);
             return Err(Error::InvalidScope(format!("{bad:?} is not a scope token")));
         }
         keys.sort();
@@ -108,7 +110,8 @@ impl Scope {
     fn narrow(&self, held: &[String]) -> Result<Vec<String>> {
         match self.0.iter().find(|k| !held.contains(k)) {
             Some(missing) => Err(Error::InvalidScope(format!(
-                "{missing} is not granted to this token"
+                "{} is not granted to this token",
+                excerpt(missing)
             ))),
             None => Ok(self.0.clone()),
         }

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, Origin, Permission, Role, Tenant, User};
 use crate::domain::lives::{DirectoryRecord, Life, Revision};
+use crate::domain::rules::excerpt;
 use crate::domain::{ApiToken, ClientId, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
@@ -65,7 +66,7 @@ pub(super) fn from_doc<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T>
 }
 
 fn not_found(what: &str, id: &str) -> Error {
-    Error::NotFound(format!("{what} {id} not found"))
+    Error::NotFound(format!("{what} {} not found", excerpt(id)))
 }
 
 fn kind_title(kind: EntityKind) -> &'static str {

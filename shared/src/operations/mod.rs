@@ -29,11 +29,11 @@ pub(crate) use reads::ReadPlans;
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
-use crate::domain::jwt;
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::Revocation;
 use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, Timestamp, UserId};
+use crate::domain::{jwt, rules};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
 
@@ -226,6 +226,6 @@ async fn check_ids_exist(
     };
     Err(Error::bad_request(format!(
         "Unknown {what}: {}",
-        unknown.join(", ")
+        rules::excerpt(&unknown.join(", "))
     )))
 }

@@ -4,6 +4,7 @@
 use crate::domain::directory::EntityKind;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
+use crate::domain::rules::excerpt;
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, SecretState, TenantId,
@@ -324,5 +325,5 @@ impl ApiTokens<'_> {
 
 /// Another owner's token, one that no longer works and a missing one are answered alike.
 fn not_found(client_id: &str) -> Error {
-    Error::NotFound(format!("Token {client_id} not found"))
+    Error::NotFound(format!("Token {} not found", excerpt(client_id)))
 }
