@@ -2,6 +2,7 @@
 //! the claims a JWT carries (resolved from the directory at the time of issue).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::TokenOwner;
@@ -19,6 +20,7 @@ use crate::ports::{
 
 use super::reads::{ReadPlans, Reads};
 use super::remembered::Tag;
+use super::revocation_list::{PublishedList, SignedList};
 use super::{Bcrypt, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
@@ -33,6 +35,7 @@ pub struct Credentials<'a> {
     pub(crate) rate_limit: &'a TokenRateLimit,
     pub(crate) refresh_keys: &'a RefreshKeys,
     pub(crate) read_plans: &'a ReadPlans,
+    pub(crate) published: &'a PublishedList,
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
@@ -315,15 +318,17 @@ impl<'a> Credentials<'a> {
     }
 
     /// The revocations as the signed document verifiers poll: a JWT (RS256, the signing key's
-    /// `kid`) whose payload is a [`RevocationList`].
-    pub async fn revocation_list(&self) -> Result<String> {
-        let now = self.clock.now();
-        let revoked = self.revocations.revocations(now).await?;
-        sign(
-            self.signer,
-            &RevocationList::new(self.issuer, now, &revoked),
-        )
-        .await
+    /// `kid`) whose payload is a [`RevocationList`]; read and signed at most once per
+    /// [`super::revocation_list`] interval.
+    pub async fn revocation_list(&self) -> Result<Arc<SignedList>> {
+        let read = async |now| {
+            let revoked = self.revocations.revocations(now).await?;
+            Ok(RevocationList::new(self.issuer, now, &revoked))
+        };
+        let sign = async |list: &RevocationList| sign(self.signer, list).await;
+        self.published
+            .serve(self.issuer, self.clock, read, sign)
+            .await
     }
 
     /// A JWT and the refresh token that renews it; nothing is stored.

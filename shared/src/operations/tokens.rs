@@ -161,7 +161,7 @@ impl ApiTokens<'_> {
     /// once, and the JWTs already issued from it are revoked.
     pub async fn delete(&self, owner: &Owner, client_id: &str) -> Result<()> {
         let token = self.owned(owner, client_id).await?;
-        self.retirement.retire(&[token.client_id]).await
+        self.retirement.retire(&[token]).await
     }
 
     /// Gives one of the caller's tokens a new secret, returned once; the current one keeps
@@ -197,7 +197,7 @@ impl ApiTokens<'_> {
         if grace == 0 {
             // The old secret is out at once: so are the JWTs issued with it (and any other
             // issued before this second).
-            self.retirement.revoke(&[token.client_id]).await?;
+            self.retirement.revoke(std::slice::from_ref(&token)).await?;
         }
         token.secret = rotated;
         Ok(Created {
