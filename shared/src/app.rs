@@ -111,6 +111,13 @@ impl App {
         self.bcrypt.prepare().await
     }
 
+    /// bcrypt checks of presented secrets this process ran so far (those shared with a
+    /// concurrent check of the same credentials, recalled, or refused not counted): what its
+    /// credential checks cost, for metrics and tests.
+    pub fn bcrypt_checks_run(&self) -> u64 {
+        self.bcrypt.checks_run()
+    }
+
     /// Vendor credentials and vendor tokens.
     pub fn vendors(&self) -> Vendors<'_> {
         Vendors {

@@ -18,6 +18,7 @@ use crate::ports::{
     Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
 };
 
+use super::bcrypt::Party;
 use super::reads::{ReadPlans, Reads};
 use super::remembered::Tag;
 use super::revocation_list::{PublishedList, SignedList};
@@ -174,12 +175,14 @@ impl<'a> Credentials<'a> {
         let plan = self.read_plans.of_credentials(&client_id, &secret);
         let (token, reads) = self.token_and_plan(&client_id, &plan).await?;
         let now = self.clock.now();
+        let party = Party::Client(client_id);
         let current = token.as_ref().map(|t| &t.secret.hash);
-        let matched = self.bcrypt.matches(&secret, current).await?;
+        let matched = self.bcrypt.matches(&secret, current, &party).await?;
         let previous = token.as_ref().and_then(|t| t.secret.previous_live(now));
         let matched_previous = match previous {
             Some(previous) if !matched => {
-                self.bcrypt.matches(&secret, Some(&previous.hash)).await?
+                let hash = Some(&previous.hash);
+                self.bcrypt.matches(&secret, hash, &party).await?
             }
             _ => false,
         };
@@ -196,7 +199,10 @@ impl<'a> Credentials<'a> {
                     .await
                     .map(|_| ())
             };
-            self.bcrypt.upgrade(&secret, &state.hash, save).await;
+            let tenant = Party::Tenant(token.tenant_id.clone());
+            self.bcrypt
+                .upgrade((&secret, &tenant), &state.hash, save)
+                .await;
         }
         Ok((token, reads, plan))
     }

@@ -12,6 +12,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
+use super::bcrypt::Party;
 use super::{Bcrypt, Created, Owners, Retirement, check_ids_exist};
 
 pub struct ApiTokens<'a> {
@@ -102,6 +103,10 @@ impl ApiTokens<'_> {
             TokenOwner::User(_) => SecretKind::UserToken,
         };
         let secret = Secret::generate_for_token(kind, self.secret_format);
+        let hash = self
+            .bcrypt
+            .hash(&secret, &Party::Tenant(new.tenant_id.clone()))
+            .await?;
         let now = self.clock.now();
         let record = ApiToken {
             client_id: ClientId::generate(),
@@ -118,7 +123,7 @@ impl ApiTokens<'_> {
                 .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
             last_used_at: None,
             issued: 0,
-            secret: SecretState::new(self.bcrypt.hash(&secret).await?),
+            secret: SecretState::new(hash),
             allowed_ips: new.allowed_ips,
             lives,
         };
@@ -182,7 +187,8 @@ impl ApiTokens<'_> {
             TokenOwner::User(_) => SecretKind::UserToken,
         };
         let secret = Secret::generate_for_token(kind, self.secret_format);
-        let hash = self.bcrypt.hash(&secret).await?;
+        let party = Party::Tenant(token.tenant_id.clone());
+        let hash = self.bcrypt.hash(&secret, &party).await?;
         let rotated = token.secret.rotated(hash, self.clock.now(), grace);
         if !self
             .tokens
