@@ -103,9 +103,10 @@ impl PublishedList {
     fn fresh(&self, issuer: &str, now: Timestamp) -> Option<Arc<SignedList>> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         let published = current.as_ref()?;
+        // A clock set back does not keep an old list fresh.
         let age = now.millis() - published.read_at.millis();
         let fresh = published.payload.iss == issuer
-            && age < LIST_REFRESH_SECONDS * 1000
+            && (0..LIST_REFRESH_SECONDS * 1000).contains(&age)
             && published.written == self.written.load(Ordering::SeqCst);
         fresh.then(|| Arc::clone(&published.signed))
     }
@@ -120,7 +121,7 @@ impl PublishedList {
         let published = current.as_ref()?;
         let kept = &published.payload;
         let same = kept.iss == read.iss && kept.revoked == read.revoked;
-        (same && now.seconds() - kept.iat < LIST_RESIGN_SECONDS)
-            .then(|| (kept.clone(), Arc::clone(&published.signed)))
+        let young = (0..LIST_RESIGN_SECONDS).contains(&(now.seconds() - kept.iat));
+        (same && young).then(|| (kept.clone(), Arc::clone(&published.signed)))
     }
 }
