@@ -11,8 +11,8 @@ use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::error::{Error, Result};
 use crate::operations::{
-    ApiTokens, Bcrypt, Credentials, Directory, Portal, ReadPlans, RefreshKeys, Retirement,
-    TokenRateLimit, Vendors,
+    ApiTokens, Bcrypt, Credentials, Directory, Portal, PublishedList, ReadPlans, RefreshKeys,
+    Retirement, TokenRateLimit, Vendors,
 };
 use crate::ports::{
     Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore, Signer, Store,
@@ -34,6 +34,7 @@ pub struct App {
     rate_limit: TokenRateLimit,
     refresh_keys: RefreshKeys,
     read_plans: ReadPlans,
+    published: PublishedList,
 }
 
 impl App {
@@ -89,6 +90,7 @@ impl App {
             rate_limit: TokenRateLimit::new(settings.token_rate_limit_per_minute),
             refresh_keys: RefreshKeys::default(),
             read_plans: ReadPlans::new(),
+            published: PublishedList::default(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -107,6 +109,13 @@ impl App {
     /// credentials need it; the others skip this cold-start cost.
     pub async fn prepare_credential_checks(&self) -> Result<()> {
         self.bcrypt.prepare().await
+    }
+
+    /// bcrypt checks of presented secrets this process ran so far (those shared with a
+    /// concurrent check of the same credentials, recalled, or refused not counted): what its
+    /// credential checks cost, for metrics and tests.
+    pub fn bcrypt_checks_run(&self) -> u64 {
+        self.bcrypt.checks_run()
     }
 
     /// Vendor credentials and vendor tokens.
@@ -135,6 +144,7 @@ impl App {
             rate_limit: &self.rate_limit,
             refresh_keys: &self.refresh_keys,
             read_plans: &self.read_plans,
+            published: &self.published,
             settings: &self.settings,
             client: None,
         }
@@ -175,6 +185,7 @@ impl App {
         Retirement {
             tokens: &*self.tokens,
             revocations: &*self.revocations,
+            published: &self.published,
             clock: &*self.clock,
             access_ttl_seconds: self.settings.access_token_ttl_seconds,
         }

@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    EXCHANGE_V1, Faulty, REFRESH_V1, Signing, TestApp, spawn_patient_app_behind_proxies,
+    EXCHANGE_V1, Faulty, REFRESH_V1, Signing, TENANT_TOKENS, TestApp,
+    spawn_patient_app_behind_proxies,
 };
 
 /// Calls to DynamoDB and KMS since the last count, by operation.
@@ -200,4 +201,47 @@ async fn a_replayed_or_forged_refresh_token_is_never_signed_nor_counted() {
     }
     let forgeries = count(&f);
     assert!(forgeries.is_empty(), "{forgeries:?}");
+}
+
+/// Anonymous reads of the revocation list cost no AWS call beyond one read per interval, and a
+/// signature only when what it says changed: 40 GETs at once, one `Query` and one `Sign`; 40
+/// more after the interval, one `Query` and no `Sign`.
+#[tokio::test]
+async fn gets_of_the_revocation_list_cost_one_read_per_interval_and_sign_once() {
+    let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
+    let t = &f.api;
+    let credentials = tenant_token_with_a_role(t).await;
+    exchanges(t, &credentials, 1).await;
+    let vendor = t.vendor_token().await;
+    let delete = t
+        .http
+        .delete(format!("{}{TENANT_TOKENS}/{}", t.base, credentials.0))
+        .header("x-access-token", &vendor)
+        .header("frontegg-tenant-id", "acme");
+    assert_eq!(t.send(delete).await.status, StatusCode::OK);
+    count(&f);
+
+    let url = format!("{}/.well-known/revocations", t.base);
+    let get = || async {
+        let reply = t.http.get(&url).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        assert!(reply.text().await.unwrap().contains('.'));
+    };
+    futures::future::join_all((0..40).map(|_| get())).await;
+    let burst = count(&f);
+    assert_eq!(
+        (of(&burst, "Query"), of(&burst, "Sign")),
+        (1, 1),
+        "{burst:?}"
+    );
+    assert_eq!(burst.values().sum::<usize>(), 2, "{burst:?}");
+
+    t.clock.advance_seconds(6);
+    futures::future::join_all((0..40).map(|_| get())).await;
+    let later = count(&f);
+    assert_eq!(
+        (of(&later, "Query"), of(&later, "Sign")),
+        (1, 0),
+        "{later:?}"
+    );
 }

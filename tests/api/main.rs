@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admission;
 mod allowed_ips;
 mod aws_calls;
 mod directory;

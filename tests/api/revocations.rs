@@ -180,6 +180,121 @@ async fn a_user_leaving_the_tenant_takes_their_tokens_jwts(t: &TestApp) {
 }
 on_both_stores!(a_user_leaving_the_tenant_takes_their_tokens_jwts);
 
+async fn listed(t: &TestApp) -> Vec<String> {
+    let (_, list) = revocation_list(t).await;
+    let revoked = list["revoked"].as_array().unwrap();
+    revoked
+        .iter()
+        .map(|r| r["sub"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The list grows with recent use, not with churn: a token deleted (or rotated out) without a
+/// JWT out, or whose last JWT has expired, adds nothing; one with a JWT that may live, one entry.
+async fn only_tokens_with_a_jwt_that_may_live_are_listed(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let long_ago = acme.token(json!({})).await;
+    access_token(t, &long_ago.client_id, &long_ago.secret).await;
+    // Past its JWT's life (600 s), the minute its last use stands for, and the verifiers' skew.
+    t.clock.advance_seconds(600 + 120);
+    let used = acme.token(json!({})).await;
+    access_token(t, &used.client_id, &used.secret).await;
+    for _ in 0..20 {
+        let unused = acme.token(json!({})).await;
+        assert_eq!(
+            acme.delete_token(&unused.client_id).await.status,
+            StatusCode::OK
+        );
+    }
+    let rotated = acme.token(json!({})).await;
+    let path = format!("{TENANT_TOKENS}/{}/rotate", rotated.client_id);
+    let headers = [
+        ("x-access-token", vendor.token.as_str()),
+        ("frontegg-tenant-id", "acme"),
+    ];
+    let rotation = t.post(&path, &headers, &json!({"graceMinutes": 0})).await;
+    assert_eq!(rotation.status, StatusCode::OK, "{:?}", rotation.body);
+    assert_eq!(
+        acme.delete_token(&long_ago.client_id).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        listed(t).await,
+        Vec::<String>::new(),
+        "unused and outlived tokens"
+    );
+
+    assert_eq!(
+        acme.delete_token(&used.client_id).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        listed(t).await,
+        vec![used.client_id],
+        "a token with a JWT out"
+    );
+}
+on_both_stores!(only_tokens_with_a_jwt_that_may_live_are_listed);
+
+/// Anonymous readers are served from memory: the list may be cached for 5 s and a client that
+/// holds it is answered `304 Not Modified`; an unchanged list keeps its signature (and tag)
+/// past the interval; a revocation by this process is published at once.
+#[tokio::test]
+async fn the_list_is_cacheable_and_answers_its_etag_with_304() {
+    let t = spawn_app(Backing::Embedded).await;
+    let url = format!("{}/.well-known/revocations", t.base);
+    let first = t.http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["cache-control"], "public, max-age=5");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let text = first.text().await.unwrap();
+    let held = t
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(held.headers()["etag"], etag.as_str());
+    assert_eq!(held.text().await.unwrap(), "", "no body");
+    let other = t
+        .http
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+
+    t.clock.advance_seconds(6);
+    let (again, _) = revocation_list(&t).await;
+    assert_eq!(again, text, "unchanged: the same signed document");
+
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let used = acme.token(json!({})).await;
+    access_token(&t, &used.client_id, &used.secret).await;
+    assert_eq!(
+        acme.delete_token(&used.client_id).await.status,
+        StatusCode::OK
+    );
+    let after = t
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "this process's revocation, at once"
+    );
+    assert_ne!(after.headers()["etag"], etag.as_str());
+}
+
 #[tokio::test]
 async fn introspection_needs_the_vendor_and_says_nothing_of_what_is_not_a_jwt() {
     let t = spawn_app(Backing::Embedded).await;

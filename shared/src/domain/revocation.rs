@@ -1,7 +1,8 @@
 //! Revoked JWTs: once a token is deleted, or its secret rotated out at once, the JWTs already
 //! issued from it are void before they expire. Each revocation names the token (`sub`) and the
 //! second before which its JWTs are void; it is kept only while such a JWT could still be
-//! unexpired, so the published list stays short.
+//! unexpired, and written only for a token that issued one recently enough for it still to be:
+//! so the published list is as long as the recent use of the tokens retired, not their churn.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,11 @@ use super::time::Timestamp;
 
 /// Verifiers allow this much clock skew on `exp`; a revocation outlives it.
 const SKEW_SECONDS: i64 = 60;
+
+/// A token's last use is recorded on its first JWT of each minute of the clock (see
+/// [`crate::ports::RateStore::reserve_uses`]): every JWT of it was issued less than this long
+/// after its recorded last use.
+const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
@@ -75,6 +81,21 @@ impl Revocation {
         by_sub.into_values().collect()
     }
 
+    /// What retiring a token last used at `last_used_at` (its record's) must void at `now`:
+    /// nothing if it never issued a JWT, or if its last JWT (issued at most a minute after its
+    /// recorded last use) can no longer be unexpired; so a token created and deleted unused
+    /// costs the published list nothing.
+    pub fn of_retired(
+        sub: ClientId,
+        last_used_at: Option<Timestamp>,
+        now: Timestamp,
+        access_ttl_seconds: i64,
+    ) -> Option<Self> {
+        let last_jwt = last_used_at?.plus_seconds(LAST_USE_RESOLUTION_SECONDS);
+        let outlived = Self::at(sub, last_jwt, access_ttl_seconds).until <= now;
+        (!outlived).then(|| Self::at(sub, now, access_ttl_seconds))
+    }
+
     /// Whether a JWT issued at `iat` (seconds) is void. JWTs of the revocation's own second
     /// stand: one issued just after it (from a rotated secret) must not be voided.
     pub fn voids(&self, iat: i64) -> bool {
@@ -100,6 +121,15 @@ pub struct RevokedSub {
 
 /// How long a published list may be used before it must be fetched again.
 pub const LIST_LIFETIME_SECONDS: i64 = 300;
+
+/// How long a process serves the list it published before it reads the revocations again
+/// (and caches may keep it): so anonymous requests cost at most one read of them per process
+/// in this time, whatever their number.
+pub const LIST_REFRESH_SECONDS: i64 = 5;
+
+/// A list whose revocations are unchanged is served as it was signed until it is this old, so
+/// that its signature is renewed long before its `exp`, not on every read.
+pub const LIST_RESIGN_SECONDS: i64 = LIST_LIFETIME_SECONDS / 2;
 
 impl RevocationList {
     pub fn new(iss: &str, now: Timestamp, revocations: &[Revocation]) -> Self {
@@ -155,5 +185,23 @@ mod tests {
             Revocation::holding([earlier, later.clone()], grace_end),
             [later]
         );
+    }
+
+    #[test]
+    fn only_a_token_whose_last_jwt_could_still_live_needs_a_revocation() {
+        let (sub, ttl) = (ClientId::generate(), 600);
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let used = |seconds_ago: i64| Some(now.plus_seconds(-seconds_ago));
+        assert_eq!(
+            Revocation::of_retired(sub, None, now, ttl),
+            None,
+            "never used"
+        );
+        let recent = Revocation::of_retired(sub, used(600), now, ttl);
+        assert_eq!(recent, Some(Revocation::at(sub, now, ttl)));
+        // Its last JWT came at most a minute after its last use, and verifiers allow a minute
+        // of skew on `exp`.
+        assert!(Revocation::of_retired(sub, used(ttl + 119), now, ttl).is_some());
+        assert_eq!(Revocation::of_retired(sub, used(ttl + 120), now, ttl), None);
     }
 }

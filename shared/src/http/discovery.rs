@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use super::request::Call;
 use super::response::json;
 use crate::app::App;
+use crate::domain::revocation::LIST_REFRESH_SECONDS;
 use crate::error::{Error, Result};
 
 /// The API's OpenAPI 3.1 description; a test holds it to the endpoint table.
@@ -28,18 +30,36 @@ pub async fn jwks(app: Arc<App>, _: Call) -> Result<Response> {
 
 /// `GET /.well-known/revocations`: the JWTs revoked before they expire, as a signed JWT
 /// (`application/jwt`) whose `revoked` lists each token (`sub`) with the second before which
-/// its JWTs are void; verify it with the JWKS.
+/// its JWTs are void; verify it with the JWKS. Cacheable for [`LIST_REFRESH_SECONDS`] (the
+/// process serves it from memory as long), with an `ETag`: `304 Not Modified` to a client that
+/// holds it already.
 pub async fn revocations(app: Arc<App>, call: Call) -> Result<Response> {
     let list = app
         .credentials(&call.issuer(&app))
         .revocation_list()
         .await?;
-    let mut response = (StatusCode::OK, list).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/jwt"),
-    );
+    let held = call.optional_header(IF_NONE_MATCH.as_str())?;
+    let mut response = if held.is_some_and(|tags| names(tags, &list.etag)) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut fresh = (StatusCode::OK, list.jwt.clone()).into_response();
+        let jwt = HeaderValue::from_static("application/jwt");
+        fresh.headers_mut().insert(CONTENT_TYPE, jwt);
+        fresh
+    };
+    let headers = response.headers_mut();
+    let max_age = format!("public, max-age={LIST_REFRESH_SECONDS}");
+    headers.insert(CACHE_CONTROL, max_age.parse().map_err(Error::internal)?);
+    headers.insert(ETAG, list.etag.parse().map_err(Error::internal)?);
     Ok(response)
+}
+
+/// Whether an `If-None-Match` value names `etag` (`*` names any; weak tags compare by value).
+fn names(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
 }
 
 /// `GET /openapi.json`.

@@ -87,7 +87,7 @@ pub async fn contract_errors(response: Response) -> Response {
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.is_success() || is_json {
+    if status.is_success() || status == StatusCode::NOT_MODIFIED || is_json {
         return response;
     }
     let message = match status {

@@ -6,23 +6,110 @@
 //! padded with decoy checks up to that cost. So after `M2M_BCRYPT_COST` changes, a wrong secret
 //! for a token still hashed at the old cost does not tell an attacker the clientId exists.
 //!
-//! The work is bounded: at most one bcrypt per core runs at a time, a short queue waits, and
-//! beyond it a request is refused at once with `Error::Busy` (429 and `Retry-After`), the same
-//! answer for everyone, instead of piling up behind a flood.
+//! The work is bounded and shared fairly. Hashing new secrets (token management) and checking
+//! presented ones (exchanges, logins) are admitted separately, each to one bcrypt per core
+//! running and a short queue, so a flood of one never refuses the other; hashing runs on at
+//! most half the cores, so it never holds every one. Within each, one party holds at most half
+//! of the admissions: a tenant, for hashing its tokens' secrets; a clientId, for checking the
+//! secrets presented with it (known before any read, and a tenant's services each have their
+//! own). Beyond them a request is refused at once with `Error::Busy` (429 and `Retry-After`)
+//! instead of piling up.
+//! Concurrent checks of the same secret against the same hash (replicas starting together with
+//! one token's credentials) share one run (see [`Verified::verify`]).
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::verified::Verified;
 use crate::domain::secret::QuickCheck;
-use crate::domain::{Secret, SecretHash, SecretKind};
+use crate::domain::{ClientId, Secret, SecretHash, SecretKind, TenantId};
 use crate::error::{Error, Result};
 
 /// bcrypt's highest cost.
 const MAX_COST: u32 = 31;
-/// Waiting bcrypt runs allowed per core, beyond the one running.
+/// Waiting bcrypt runs allowed per core, beyond the one running, for each kind of work.
 const QUEUE_PER_CORE: usize = 2;
+
+/// Whom a bcrypt run is for: no one party holds more than half of a kind's admissions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Party {
+    /// Hashing the secrets of a tenant's tokens (created, rotated, rehashed).
+    Tenant(TenantId),
+    /// Checking the secrets presented with a clientId (a token's, or the vendor's).
+    Client(ClientId),
+    /// Hashing the vendor's own secrets.
+    Vendor,
+}
+
+/// The admissions to one kind of work: runs admitted (running or waiting) and by whom.
+struct Budget {
+    capacity: usize,
+    per_party: usize,
+    admitted: Mutex<Admitted>,
+    /// Cores this kind may hold at once.
+    cores: Semaphore,
+}
+
+#[derive(Default)]
+struct Admitted {
+    total: usize,
+    by_party: HashMap<Party, usize>,
+}
+
+impl Budget {
+    fn new(capacity: usize, cores: usize) -> Self {
+        Self {
+            capacity,
+            per_party: (capacity / 2).max(1),
+            admitted: Mutex::default(),
+            cores: Semaphore::new(cores),
+        }
+    }
+
+    /// Admits one run for `party`, or refuses it when the kind or the party is at its limit.
+    fn admit(&self, party: &Party) -> Result<Admission<'_>> {
+        let mut admitted = self.admitted();
+        let held = admitted.by_party.get(party).copied().unwrap_or(0);
+        if admitted.total >= self.capacity || held >= self.per_party {
+            return Err(Error::Busy);
+        }
+        admitted.total += 1;
+        *admitted.by_party.entry(party.clone()).or_default() += 1;
+        Ok(Admission {
+            budget: self,
+            party: party.clone(),
+        })
+    }
+
+    fn admitted(&self) -> std::sync::MutexGuard<'_, Admitted> {
+        self.admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Counts one admitted run until dropped.
+struct Admission<'a> {
+    budget: &'a Budget,
+    party: Party,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        let mut admitted = self.budget.admitted();
+        admitted.total -= 1;
+        if let Entry::Occupied(mut held) = admitted.by_party.entry(self.party.clone()) {
+            *held.get_mut() -= 1;
+            if *held.get() == 0 {
+                held.remove();
+            }
+        }
+    }
+}
 
 pub(crate) struct Bcrypt {
     cost: u32,
@@ -32,34 +119,34 @@ pub(crate) struct Bcrypt {
     /// A hash of no one's secret at cost 4, made on first need or by [`Bcrypt::prepare`]; its
     /// salt and digest make the decoy at any cost.
     decoy: OnceCell<SecretHash>,
+    /// One bcrypt per core at a time, whatever its kind, first come first served.
     workers: Semaphore,
-    /// bcrypt runs admitted, running or waiting; at most `capacity`.
-    admitted: AtomicUsize,
-    capacity: usize,
+    hashing: Budget,
+    checking: Budget,
+    /// Checks run so far (shared and refused ones not counted).
+    checks: AtomicU64,
     verified: Verified,
-}
-
-/// Counts one admitted run until dropped.
-struct Admission<'a>(&'a AtomicUsize);
-
-impl Drop for Admission<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Bcrypt {
     pub(crate) fn new(cost: u32) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let capacity = cores * (1 + QUEUE_PER_CORE);
         Self {
             cost,
             dearest: AtomicU32::new(cost),
             decoy: OnceCell::new(),
             workers: Semaphore::new(cores),
-            admitted: AtomicUsize::new(0),
-            capacity: cores * (1 + QUEUE_PER_CORE),
+            hashing: Budget::new(capacity, cores.div_ceil(2)),
+            checking: Budget::new(capacity, cores),
+            checks: AtomicU64::new(0),
             verified: Verified::new(),
         }
+    }
+
+    /// bcrypt checks run so far by this process: what its credential checks cost.
+    pub(crate) fn checks_run(&self) -> u64 {
+        self.checks.load(Ordering::SeqCst)
     }
 
     /// Makes the decoy now, so the first unknown clientId is not faster.
@@ -67,20 +154,24 @@ impl Bcrypt {
         self.decoy_at(self.cost).await.map(|_| ())
     }
 
-    /// Runs `work` (one bcrypt) when a core is free, or refuses it when the queue is full.
-    async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        // Counted from here until this returns, refused or not.
-        let _admission = Admission(&self.admitted);
-        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.capacity {
-            return Err(Error::Busy);
-        }
-        let _permit = self.workers.acquire().await.map_err(Error::internal)?;
+    /// Runs `work` (one bcrypt) for `party` when `budget` admits it and a core is free, or
+    /// refuses it at once.
+    async fn bounded<T>(
+        &self,
+        budget: &Budget,
+        party: &Party,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let _admission = budget.admit(party)?;
+        let _share = budget.cores.acquire().await.map_err(Error::internal)?;
+        let _core = self.workers.acquire().await.map_err(Error::internal)?;
         work.await
     }
 
-    pub(crate) async fn hash(&self, secret: &Secret) -> Result<SecretHash> {
-        self.bounded(async { Ok(secret.hash(self.cost).await?) })
-            .await
+    /// Hashes a new secret of `party`'s.
+    pub(crate) async fn hash(&self, secret: &Secret, party: &Party) -> Result<SecretHash> {
+        let work = async { Ok(secret.hash(self.cost).await?) };
+        self.bounded(&self.hashing, party, work).await
     }
 
     /// A hash of no one's secret at `cost`, made without paying that cost: the cost is a field
@@ -105,24 +196,30 @@ impl Bcrypt {
     /// 65,536 is checked against the decoy, as a wrong secret for a real record would be, so the
     /// two look alike from outside.
     ///
-    /// A secret verified against the same stored hash within the last few minutes is not
-    /// checked again (see [`super::verified`]).
+    /// A secret verified against the same stored hash within the last few minutes, or being
+    /// verified now, is not checked again (see [`super::verified`]). `party` is whom the check
+    /// is for.
     pub(crate) async fn matches(
         &self,
         secret: &Secret,
         stored: Option<&SecretHash>,
+        party: &Party,
     ) -> Result<bool> {
         match stored {
             Some(hash) if !hash.may_match(secret) => Ok(false),
-            Some(hash) if self.verified.recalls(secret, hash) => Ok(true),
             None if QuickCheck::random() != secret.quick_check() => Ok(false),
-            _ => self.check(secret, stored).await,
+            _ => self.check(secret, stored, party).await,
         }
     }
 
     /// bcrypt's verdict on `secret` against `stored` (or the decoy), every mismatch taking as
     /// long as a check at the dearest cost seen.
-    async fn check(&self, secret: &Secret, stored: Option<&SecretHash>) -> Result<bool> {
+    async fn check(
+        &self,
+        secret: &Secret,
+        stored: Option<&SecretHash>,
+        party: &Party,
+    ) -> Result<bool> {
         let cost = stored.map_or(self.cost, |hash| hash.cost().unwrap_or(self.cost));
         let dearest = self.dearest.fetch_max(cost, Ordering::SeqCst).max(cost);
         let hash = match stored {
@@ -134,13 +231,14 @@ impl Bcrypt {
         for cost in hash.cost().unwrap_or(dearest)..dearest.min(MAX_COST) {
             padding.push(self.decoy_at(cost).await?);
         }
-        let matched = self
-            .bounded(async { Ok(secret.matches_padded(&hash, padding).await?) })
-            .await?;
-        if matched && let Some(hash) = stored {
-            self.verified.remember(secret, hash);
+        let run = self.bounded(&self.checking, party, async {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            Ok(secret.matches_padded(&hash, padding).await?)
+        });
+        match stored {
+            Some(stored) => self.verified.verify(secret, stored, run).await,
+            None => run.await.map(|_| false),
         }
-        Ok(matched && stored.is_some())
     }
 
     /// When `stored`, which `secret` matched, was made at another cost or without a quick
@@ -148,14 +246,14 @@ impl Bcrypt {
     /// A failure is logged, not returned: the verification stands, and the next one tries again.
     pub(crate) async fn upgrade(
         &self,
-        secret: &Secret,
+        (secret, party): (&Secret, &Party),
         stored: &SecretHash,
         save: impl AsyncFnOnce(&SecretHash) -> Result<()>,
     ) {
         if stored.cost() == Some(self.cost) && stored.check().is_some() {
             return;
         }
-        let upgraded = match self.hash(secret).await {
+        let upgraded = match self.hash(secret, party).await {
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::warn!(error = %e, "no rehash at the configured cost"),
         };
@@ -178,6 +276,22 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn one_party_holds_at_most_half_of_a_kinds_admissions() {
+        let budget = Budget::new(6, 2);
+        let (acme, globex) = (Party::Vendor, Party::Client(ClientId::generate()));
+        let held: Vec<_> = (0..3).map(|_| budget.admit(&acme).unwrap()).collect();
+        assert!(matches!(budget.admit(&acme), Err(Error::Busy)), "its half");
+        let others: Vec<_> = (0..3).map(|_| budget.admit(&globex).unwrap()).collect();
+        let third = Party::Client(ClientId::generate());
+        assert!(matches!(budget.admit(&third), Err(Error::Busy)), "full");
+        drop(held);
+        assert!(budget.admit(&acme).is_ok(), "released");
+        drop(others);
+        assert_eq!(budget.admitted().total, 0);
+        assert!(budget.admitted().by_party.is_empty());
+    }
+
     #[tokio::test]
     async fn the_decoy_is_checked_at_the_configured_cost_and_matches_nothing() {
         let bcrypt = Bcrypt::new(6);
@@ -190,7 +304,7 @@ mod tests {
             !bcrypt::verify(secret.expose(), &decoy).unwrap(),
             "a valid hash that matches nothing"
         );
-        assert!(!bcrypt.check(&secret, None).await.unwrap());
+        assert!(!bcrypt.check(&secret, None, &Party::Vendor).await.unwrap());
     }
 
     /// The median time of `runs` failed checks of a fresh secret against `stored`.
@@ -199,7 +313,7 @@ mod tests {
         for _ in 0..runs {
             let wrong = Secret::generate(SecretKind::TenantToken);
             let started = Instant::now();
-            assert!(!bcrypt.check(&wrong, stored).await.unwrap());
+            assert!(!bcrypt.check(&wrong, stored, &Party::Vendor).await.unwrap());
             times.push(started.elapsed());
         }
         times.sort();
@@ -236,7 +350,10 @@ mod tests {
             "cost 5 after 10",
         );
         assert!(
-            bcrypt.check(&secret, Some(&at5)).await.unwrap(),
+            bcrypt
+                .check(&secret, Some(&at5), &Party::Vendor)
+                .await
+                .unwrap(),
             "right is right"
         );
     }
@@ -251,7 +368,9 @@ mod tests {
                 *saved.lock().unwrap() = Some(new.clone());
                 Ok(())
             };
-            bcrypt.upgrade(&secret, stored, save).await;
+            bcrypt
+                .upgrade((&secret, &Party::Vendor), stored, save)
+                .await;
             saved.into_inner().unwrap()
         };
         let current = secret.hash(5).await.unwrap();

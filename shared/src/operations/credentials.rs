@@ -2,6 +2,7 @@
 //! the claims a JWT carries (resolved from the directory at the time of issue).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::TokenOwner;
@@ -19,8 +20,10 @@ use crate::ports::{
     Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
 };
 
+use super::bcrypt::Party;
 use super::reads::{ReadPlans, Reads};
 use super::remembered::Tag;
+use super::revocation_list::{PublishedList, SignedList};
 use super::{Bcrypt, Owners, TokenRateLimit, parse_credentials, sign};
 
 pub struct Credentials<'a> {
@@ -35,6 +38,7 @@ pub struct Credentials<'a> {
     pub(crate) rate_limit: &'a TokenRateLimit,
     pub(crate) refresh_keys: &'a RefreshKeys,
     pub(crate) read_plans: &'a ReadPlans,
+    pub(crate) published: &'a PublishedList,
     pub(crate) settings: &'a Settings,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
@@ -180,12 +184,14 @@ impl<'a> Credentials<'a> {
         let plan = self.read_plans.of_credentials(&client_id, &secret);
         let (token, reads) = self.token_and_plan(&client_id, &plan).await?;
         let now = self.clock.now();
+        let party = Party::Client(client_id);
         let current = token.as_ref().map(|t| &t.secret.hash);
-        let matched = self.bcrypt.matches(&secret, current).await?;
+        let matched = self.bcrypt.matches(&secret, current, &party).await?;
         let previous = token.as_ref().and_then(|t| t.secret.previous_live(now));
         let matched_previous = match previous {
             Some(previous) if !matched => {
-                self.bcrypt.matches(&secret, Some(&previous.hash)).await?
+                let hash = Some(&previous.hash);
+                self.bcrypt.matches(&secret, hash, &party).await?
             }
             _ => false,
         };
@@ -209,7 +215,10 @@ impl<'a> Credentials<'a> {
                     .await
                     .map(|_| ())
             };
-            self.bcrypt.upgrade(&secret, &state.hash, save).await;
+            let tenant = Party::Tenant(token.tenant_id.clone());
+            self.bcrypt
+                .upgrade((&secret, &tenant), &state.hash, save)
+                .await;
         }
         Ok((token, used, reads, plan))
     }
@@ -356,15 +365,17 @@ impl<'a> Credentials<'a> {
     }
 
     /// The revocations as the signed document verifiers poll: a JWT (RS256, the signing key's
-    /// `kid`) whose payload is a [`RevocationList`].
-    pub async fn revocation_list(&self) -> Result<String> {
-        let now = self.clock.now();
-        let revoked = self.revocations.revocations(now).await?;
-        sign(
-            self.signer,
-            &RevocationList::new(self.issuer, now, &revoked),
-        )
-        .await
+    /// `kid`) whose payload is a [`RevocationList`]; read and signed at most once per
+    /// [`super::revocation_list`] interval.
+    pub async fn revocation_list(&self) -> Result<Arc<SignedList>> {
+        let read = async |now| {
+            let revoked = self.revocations.revocations(now).await?;
+            Ok(RevocationList::new(self.issuer, now, &revoked))
+        };
+        let sign = async |list: &RevocationList| sign(self.signer, list).await;
+        self.published
+            .serve(self.issuer, self.clock, read, sign)
+            .await
     }
 
     /// A JWT and the refresh token that renews it, both from `secret`; nothing is stored.

@@ -16,7 +16,7 @@ use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, Origin, Permission, Role, Tenant, User};
 use crate::domain::lives::{DirectoryRecord, Life, Revision};
 use crate::domain::rules::excerpt;
-use crate::domain::{ApiToken, ClientId, GrantId, TenantId, UserId};
+use crate::domain::{ApiToken, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
@@ -365,7 +365,7 @@ impl Directory<'_> {
             return Ok(false);
         }
         let tokens = self.tokens.tokens_in_tenant(id).await?;
-        self.delete_tokens(&tokens).await?;
+        self.retirement.retire(&tokens).await?;
         for user in self.directory.members_of(id).await? {
             self.leave(&user, id).await?;
         }
@@ -457,7 +457,7 @@ impl Directory<'_> {
                 stamp.map(|s| &s.life) != t.lives.membership.as_ref()
             })
             .collect();
-        self.delete_tokens(&void).await?;
+        self.retirement.retire(&void).await?;
         Ok(Some(user))
     }
 
@@ -483,7 +483,7 @@ impl Directory<'_> {
             .into_iter()
             .filter(|t| &t.tenant_id == tenant)
             .collect();
-        self.delete_tokens(&there).await
+        self.retirement.retire(&there).await
     }
 
     /// Each of the user's tenants with its life as a membership begun now records it. Through
@@ -549,13 +549,7 @@ impl Directory<'_> {
         };
         self.index_change(id, &changed).await?;
         let tokens = self.tokens.tokens_of_user(id).await?;
-        self.delete_tokens(&tokens).await?;
+        self.retirement.retire(&tokens).await?;
         Ok(true)
-    }
-
-    /// Deletes `tokens`, voiding the JWTs already issued from them.
-    async fn delete_tokens(&self, tokens: &[ApiToken]) -> Result<()> {
-        let ids: Vec<ClientId> = tokens.iter().map(|t| t.client_id).collect();
-        self.retirement.retire(&ids).await
     }
 }

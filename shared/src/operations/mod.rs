@@ -12,6 +12,7 @@ mod portal;
 mod rate_limit;
 mod reads;
 mod remembered;
+mod revocation_list;
 mod tokens;
 mod vendors;
 mod verified;
@@ -26,13 +27,15 @@ pub use vendors::Vendors;
 pub(crate) use bcrypt::Bcrypt;
 pub(crate) use rate_limit::TokenRateLimit;
 pub(crate) use reads::ReadPlans;
+pub(crate) use revocation_list::PublishedList;
+pub use revocation_list::SignedList;
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::Revocation;
-use crate::domain::{ClientId, GrantId, Secret, SecretKind, TenantId, Timestamp, UserId};
+use crate::domain::{ApiToken, ClientId, GrantId, Secret, SecretKind, TenantId, Timestamp, UserId};
 use crate::domain::{jwt, rules};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
@@ -48,43 +51,72 @@ pub struct Created<T> {
 
 /// Ending tokens: deleting them and voiding the JWTs already issued from them. The
 /// revocations are written first, so a failure in between leaves a token that still works
-/// (its newer JWTs included), never a token gone whose JWTs still do.
+/// (its newer JWTs included), never a token gone whose JWTs still do. Only tokens whose JWTs
+/// could still be unexpired are revoked (see [`Revocation::of_retired`]), judged by the
+/// records as read: a cascade reads them after its tombstone stopped new JWTs.
 pub(crate) struct Retirement<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
     pub(crate) revocations: &'a dyn RevocationStore,
+    pub(crate) published: &'a PublishedList,
     pub(crate) clock: &'a dyn Clock,
     /// How long an access token lives, so how long a revocation must be kept.
     pub(crate) access_ttl_seconds: i64,
 }
 
 impl Retirement<'_> {
-    /// Voids the JWTs issued so far from `ids`.
-    pub(crate) async fn revoke(&self, ids: &[ClientId]) -> Result<()> {
+    /// Voids the JWTs issued so far from `tokens`. A record saying that none needs voiding is
+    /// read again (consistently) first: a cascade lists tokens through an index, which may not
+    /// show a use of the last second yet.
+    pub(crate) async fn revoke(&self, tokens: &[ApiToken]) -> Result<()> {
         let now = self.clock.now();
-        let revoked: Vec<Revocation> = ids
-            .iter()
-            .map(|id| Revocation::at(*id, now, self.access_ttl_seconds))
-            .collect();
-        self.revocations.revoke(&revoked).await
+        let mut revoked = Vec::new();
+        for token in tokens {
+            let revocation = match self.revocation_of(token, now) {
+                Some(revocation) => Some(revocation),
+                None => self
+                    .tokens
+                    .token(&token.client_id)
+                    .await?
+                    .and_then(|stored| self.revocation_of(&stored, now)),
+            };
+            revoked.extend(revocation);
+        }
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        self.revocations.revoke(&revoked).await?;
+        self.published.note_written();
+        Ok(())
     }
 
-    /// Voids, from `from` on, the JWTs issued so far from `id`: those of a secret rotated out
-    /// with a grace, void once it ends. Nothing when none can still be unexpired by then.
-    pub(crate) async fn revoke_later(&self, id: ClientId, from: Timestamp) -> Result<()> {
+    /// Voids, from `from` on, the JWTs issued so far from `token`: those of a secret rotated
+    /// out with a grace, void once it ends. Nothing when none can still be unexpired by then.
+    pub(crate) async fn revoke_later(&self, token: &ApiToken, from: Timestamp) -> Result<()> {
         let now = self.clock.now();
-        match Revocation::later(id, now, from, self.access_ttl_seconds) {
-            Some(revocation) => self.revocations.revoke(&[revocation]).await,
+        let later = Revocation::later(token.client_id, now, from, self.access_ttl_seconds);
+        match later.filter(|_| self.revocation_of(token, now).is_some()) {
+            Some(revocation) => {
+                self.revocations.revoke(&[revocation]).await?;
+                self.published.note_written();
+                Ok(())
+            }
             None => Ok(()),
         }
     }
 
-    /// Voids the JWTs of `ids`, then deletes the tokens and their refresh tokens.
-    pub(crate) async fn retire(&self, ids: &[ClientId]) -> Result<()> {
-        if ids.is_empty() {
+    fn revocation_of(&self, token: &ApiToken, now: Timestamp) -> Option<Revocation> {
+        let ttl = self.access_ttl_seconds;
+        Revocation::of_retired(token.client_id, token.last_used_at, now, ttl)
+    }
+
+    /// Voids the JWTs of `tokens`, then deletes them and their refresh tokens.
+    pub(crate) async fn retire(&self, tokens: &[ApiToken]) -> Result<()> {
+        if tokens.is_empty() {
             return Ok(());
         }
-        self.revoke(ids).await?;
-        self.tokens.delete_tokens(ids).await
+        self.revoke(tokens).await?;
+        let ids: Vec<ClientId> = tokens.iter().map(|t| t.client_id).collect();
+        self.tokens.delete_tokens(&ids).await
     }
 }
 

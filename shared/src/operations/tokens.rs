@@ -13,6 +13,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
+use super::bcrypt::Party;
 use super::{Bcrypt, Created, Owners, Retirement, check_ids_exist};
 
 pub struct ApiTokens<'a> {
@@ -159,6 +160,10 @@ impl ApiTokens<'_> {
             TokenOwner::User(_) => SecretKind::UserToken,
         };
         let secret = Secret::generate_for_token(kind, self.secret_format);
+        let hash = self
+            .bcrypt
+            .hash(&secret, &Party::Tenant(tenant_id.clone()))
+            .await?;
         let now = self.clock.now();
         let record = ApiToken {
             client_id: ClientId::generate(),
@@ -175,7 +180,7 @@ impl ApiTokens<'_> {
                 .map(|minutes| now.plus_seconds(i64::from(minutes) * 60)),
             last_used_at: None,
             issued: 0,
-            secret: SecretState::new(self.bcrypt.hash(&secret).await?),
+            secret: SecretState::new(hash),
             allowed_ips: new.allowed_ips,
             lives,
         };
@@ -226,7 +231,7 @@ impl ApiTokens<'_> {
     /// once, and the JWTs already issued from it are revoked.
     pub async fn delete(&self, manager: &Manager, client_id: &str) -> Result<()> {
         let token = self.managed(manager, client_id).await?;
-        self.retirement.retire(&[token.client_id]).await
+        self.retirement.retire(&[token]).await
     }
 
     /// Gives one of the caller's tokens a new secret, returned once; the current one keeps
@@ -261,7 +266,8 @@ impl ApiTokens<'_> {
             TokenOwner::User(_) => SecretKind::UserToken,
         };
         let secret = Secret::generate_for_token(kind, self.secret_format);
-        let hash = self.bcrypt.hash(&secret).await?;
+        let party = Party::Tenant(token.tenant_id.clone());
+        let hash = self.bcrypt.hash(&secret, &party).await?;
         let now = self.clock.now();
         let rotated = token.secret.rotated(hash, now, grace);
         if !self
@@ -278,11 +284,11 @@ impl ApiTokens<'_> {
         // with no grace (with any other issued before this second), else at the grace's end, or
         // sooner if an older secret still in its grace (ended now) had been due to end sooner.
         match rotated.previous.as_ref().map(|p| p.until) {
-            None => self.retirement.revoke(&[token.client_id]).await?,
+            None => self.retirement.revoke(std::slice::from_ref(&token)).await?,
             Some(grace_end) => {
                 let older_end = token.secret.previous_live(now).map(|p| p.until);
                 let from = older_end.map_or(grace_end, |end| end.min(grace_end));
-                self.retirement.revoke_later(token.client_id, from).await?;
+                self.retirement.revoke_later(&token, from).await?;
             }
         }
         token.secret = rotated;

@@ -7,6 +7,7 @@ use crate::domain::{ClientId, Secret, SecretKind, VendorCredential};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Signer, VendorStore};
 
+use super::bcrypt::Party;
 use super::{Bcrypt, Created, parse_credentials, sign};
 
 pub struct Vendors<'a> {
@@ -29,11 +30,16 @@ impl Vendors<'_> {
         let (client_id, secret) = parse_credentials(client_id, secret, &[SecretKind::Vendor])?;
         let vendor = self.store.vendor(&client_id).await?;
         let stored = vendor.as_ref().map(|v| &v.secret_hash);
-        let (true, Some(stored)) = (self.bcrypt.matches(&secret, stored).await?, stored) else {
+        let matched = self
+            .bcrypt
+            .matches(&secret, stored, &Party::Client(client_id))
+            .await?;
+        let (true, Some(stored)) = (matched, stored) else {
             return Err(Error::Unauthorized);
         };
         let save = async |new: &_| self.store.rehash_vendor(&client_id, stored, new).await;
-        self.bcrypt.upgrade(&secret, stored, save).await;
+        let vendor = (&secret, &Party::Vendor);
+        self.bcrypt.upgrade(vendor, stored, save).await;
         let now = self.clock.now();
         let ttl = self.settings.vendor_token_ttl_seconds;
         let claims = VendorClaims {
@@ -76,7 +82,7 @@ impl Vendors<'_> {
         }
         let record = VendorCredential {
             client_id,
-            secret_hash: self.bcrypt.hash(secret).await?,
+            secret_hash: self.bcrypt.hash(secret, &Party::Vendor).await?,
             created_at: self.clock.now(),
         };
         self.store.put_vendor(&record).await?;
