@@ -286,7 +286,7 @@ async fn a_session_grants_only_roles_and_permissions_its_user_holds(t: &TestApp)
 }
 on_both_stores!(a_session_grants_only_roles_and_permissions_its_user_holds);
 
-async fn configure(vendor: &Vendor<'_>, body: Value) -> Reply {
+pub(crate) async fn configure(vendor: &Vendor<'_>, body: Value) -> Reply {
     vendor.call(Method::PATCH, CONFIGURATIONS, Some(body)).await
 }
 

@@ -249,23 +249,11 @@ async fn the_list_is_cacheable_and_answers_its_etag_with_304() {
     assert_eq!(first.headers()["cache-control"], "public, max-age=5");
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let text = first.text().await.unwrap();
-    let held = t
-        .http
-        .get(&url)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let held = get_if_none_match(&t, &etag).await;
     assert_eq!(held.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(held.headers()["etag"], etag.as_str());
     assert_eq!(held.text().await.unwrap(), "", "no body");
-    let other = t
-        .http
-        .get(&url)
-        .header("if-none-match", "\"other\"")
-        .send()
-        .await
-        .unwrap();
+    let other = get_if_none_match(&t, "\"other\"").await;
     assert_eq!(other.status(), StatusCode::OK);
 
     t.clock.advance_seconds(6);
@@ -280,13 +268,7 @@ async fn the_list_is_cacheable_and_answers_its_etag_with_304() {
         acme.delete_token(&used.client_id).await.status,
         StatusCode::OK
     );
-    let after = t
-        .http
-        .get(&url)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let after = get_if_none_match(&t, &etag).await;
     assert_eq!(
         after.status(),
         StatusCode::OK,
@@ -320,4 +302,11 @@ async fn introspection_needs_the_vendor_and_says_nothing_of_what_is_not_a_jwt() 
         )
         .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+}
+
+/// The list, asked for unless it is still the one tagged `etag`.
+async fn get_if_none_match(t: &TestApp, etag: &str) -> reqwest::Response {
+    let url = format!("{}/.well-known/revocations", t.base);
+    let request = t.http.get(url).header("if-none-match", etag);
+    request.send().await.unwrap()
 }

@@ -9,7 +9,7 @@ use m2m_shared::ports::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::portal::{Session, portal_roles, session};
+use crate::portal::{self, Session, portal_roles, session};
 use crate::support::client::{Issued, Vendor};
 use crate::support::*;
 
@@ -399,7 +399,7 @@ mod a_spent_refresh_token_costs_its_owner_nothing {
 }
 
 async fn configure(vendor: &Vendor<'_>, body: Value) {
-    let reply = vendor.call(Method::PATCH, CONFIGURATIONS, Some(body)).await;
+    let reply = portal::configure(vendor, body).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 }
 
