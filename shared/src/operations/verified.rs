@@ -64,21 +64,43 @@ impl Verified {
             if self.remembered.recall(&tag).is_some() {
                 return Ok(true);
             }
-            Arc::clone(running.entry(tag).or_default())
+            Flight {
+                verified: self,
+                tag,
+                cell: Arc::clone(running.entry(tag).or_default()),
+            }
         };
-        let verdict = flight.get_or_try_init(|| check).await.copied();
+        let verdict = flight.cell.get_or_try_init(|| check).await.copied();
         if verdict.as_ref().is_ok_and(|matched| *matched) {
             self.remembered.remember(tag, ());
-        }
-        let mut running = self.running();
-        if running.get(&tag).is_some_and(|r| Arc::ptr_eq(r, &flight)) {
-            running.remove(&tag);
         }
         verdict
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<Tag, Arc<OnceCell<bool>>>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A request's part in a check: when the last request of a check leaves (its verdict given, or
+/// all of them dropped, as when their clients went away), the check leaves `running`, so that
+/// nothing is kept for credentials nobody waits on.
+struct Flight<'v> {
+    verified: &'v Verified,
+    tag: Tag,
+    cell: Arc<OnceCell<bool>>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut running = self.verified.running();
+        let ours = running
+            .get(&self.tag)
+            .is_some_and(|r| Arc::ptr_eq(r, &self.cell));
+        // The map's reference and this one: no other request waits on it.
+        if ours && (self.cell.initialized() || Arc::strong_count(&self.cell) <= 2) {
+            running.remove(&self.tag);
+        }
     }
 }
 
@@ -125,5 +147,20 @@ mod tests {
         }
         assert_eq!(runs.into_inner(), 1);
         assert!(verified.recalls(&secret, &hash));
+        assert!(verified.running().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_check_nobody_waits_on_any_more_is_not_kept() {
+        let verified = Verified::new();
+        let secret = Secret::generate(SecretKind::TenantToken);
+        let hash = SecretHash::from_stored("$2b$04$first".into(), None);
+        let forever = std::future::pending::<Result<bool>>();
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(10),
+            verified.verify(&secret, &hash, forever),
+        );
+        assert!(cut.await.is_err(), "the client went away");
+        assert!(verified.running().is_empty());
     }
 }
