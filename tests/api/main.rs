@@ -31,4 +31,5 @@ mod signing_modes;
 mod standard_clients;
 mod store_contract;
 mod template;
+mod vendor_credentials;
 mod verifier;

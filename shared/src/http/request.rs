@@ -41,6 +41,24 @@ impl Call {
         self.json()
     }
 
+    /// The body as `T`, strictly: a JSON object (an empty body is `T::default()`) none of whose
+    /// members is `null`, read straight into `T`, so that with `#[serde(deny_unknown_fields)]`
+    /// an unknown or repeated member is refused too. Each refusal names the field.
+    pub fn strict_json<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        let value = self.json_value()?;
+        let Some(members) = value.as_object() else {
+            return Err(Error::bad_request("Request body must be a JSON object"));
+        };
+        if let Some((name, _)) = members.iter().find(|(_, v)| v.is_null()) {
+            return Err(Error::bad_request(format!("{name} must not be null")));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::bad_request(format!("Invalid request body: {e}")))
+    }
+
     /// The body as one `T` (a JSON object) or several (an array of them, at most `max`), as
     /// Frontegg's create endpoints take arrays; `true` when it was an array.
     pub fn json_one_or_many<T: DeserializeOwned>(&self, max: usize) -> Result<(Vec<T>, bool)> {

@@ -16,7 +16,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use super::verified::Verified;
 use crate::domain::secret::QuickCheck;
-use crate::domain::{Secret, SecretHash, SecretKind};
+use crate::domain::{LiveSecret, Secret, SecretHash, SecretKind, SecretState, Timestamp};
 use crate::error::{Error, Result};
 
 /// bcrypt's highest cost.
@@ -141,6 +141,39 @@ impl Bcrypt {
             self.verified.remember(secret, hash);
         }
         Ok(matched && stored.is_some())
+    }
+
+    /// Which of `state`'s live secrets `secret` is: the current one, else the previous one
+    /// during its grace at `now`; `None` for neither, and for no state (an unknown clientId),
+    /// after the same work as a wrong secret. API tokens and vendor credentials alike.
+    pub(crate) async fn live_secret(
+        &self,
+        secret: &Secret,
+        state: Option<&SecretState>,
+        now: Timestamp,
+    ) -> Result<Option<LiveSecret>> {
+        if self.matches(secret, state.map(|s| &s.hash)).await? {
+            return Ok(state.map(SecretState::current));
+        }
+        match state.and_then(|s| Some((s, s.previous_live(now)?))) {
+            Some((state, previous)) if self.matches(secret, Some(&previous.hash)).await? => {
+                Ok(state.previous_secret(now))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// When `secret` is `state`'s current secret (as [`Bcrypt::live_secret`] found), moves its
+    /// hash to the configured cost (see [`Bcrypt::upgrade`]): `swap` stores the rehashed state
+    /// if the hash is still the one read.
+    pub(crate) async fn upgrade_state(
+        &self,
+        secret: &Secret,
+        state: &SecretState,
+        swap: impl AsyncFnOnce(&SecretState) -> Result<bool>,
+    ) {
+        let save = async |new: &SecretHash| swap(&state.rehashed(new.clone())).await.map(|_| ());
+        self.upgrade(secret, &state.hash, save).await;
     }
 
     /// When `stored`, which `secret` matched, was made at another cost or without a quick

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::init_tracing;
 use crate::app::App;
 use crate::config::{self, Backend, Settings};
+use crate::domain::token::DEFAULT_VENDOR_NAME;
 use crate::http;
 
 /// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
@@ -89,7 +90,11 @@ pub async fn run_local() -> ExitCode {
         Some((client_id, secret)) => app.vendors().ensure(client_id, &secret).await.map(|_| None),
         None => match app.vendors().any().await {
             Ok(true) => Ok(None),
-            Ok(false) => app.vendors().create().await.map(Some),
+            Ok(false) => app
+                .vendors()
+                .create(DEFAULT_VENDOR_NAME.into())
+                .await
+                .map(Some),
             Err(e) => Err(e),
         },
     };
@@ -145,7 +150,7 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
         Ok(app) => app,
         Err(e) => return fail(format_args!("{e}")),
     };
-    match app.vendors().create().await {
+    match app.vendors().create(DEFAULT_VENDOR_NAME.into()).await {
         Ok(created) => {
             println!(
                 "clientId: {}\nsecret:   {}",
