@@ -189,8 +189,9 @@ pub const DEFAULT_VENDOR_NAME: &str = "vendor";
 pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 impl VendorCredential {
-    /// Whether a login at `now` should record itself as the last use.
-    pub fn use_is_news(&self, now: Timestamp) -> bool {
+    /// Whether a login at `now` is recorded as its last use: when the last one recorded is a
+    /// minute old or more.
+    pub fn records_use_at(&self, now: Timestamp) -> bool {
         self.last_used_at
             .is_none_or(|at| at.plus_seconds(LAST_USED_RESOLUTION_SECONDS) <= now)
     }

@@ -54,9 +54,6 @@ impl Vendors<'_> {
                 .upgrade_state(&secret, &vendor.secret, swap)
                 .await;
         }
-        if vendor.use_is_news(now) {
-            self.store.touch_vendor(&client_id, now).await?;
-        }
         let ttl_end = now.plus_seconds(self.settings.vendor_token_ttl_seconds);
         let expires_at = used.until.map_or(ttl_end, |until| until.min(ttl_end));
         let claims = VendorClaims {
@@ -69,8 +66,15 @@ impl Vendors<'_> {
             exp: expires_at.seconds(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let expires_in = expires_at.seconds() - now.seconds();
-        Ok((sign(self.signer, &claims).await?, expires_in))
+        // Recorded beside the signature, at most once a minute.
+        let touch = async {
+            if vendor.records_use_at(now) {
+                self.store.touch_vendor(&client_id, now).await?;
+            }
+            Ok(())
+        };
+        let (token, ()) = tokio::try_join!(sign(self.signer, &claims), touch)?;
+        Ok((token, expires_at.seconds() - now.seconds()))
     }
 
     /// Checks a vendor token from `issuer`: ours, unexpired, and issued by a secret of a
