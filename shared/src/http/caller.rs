@@ -19,7 +19,7 @@ pub const USER_HEADER: &str = "frontegg-user-id";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     Anyone,
-    /// A vendor token.
+    /// A vendor token whose credential, and the secret that issued it, still work.
     Vendor,
     /// A vendor token plus `frontegg-tenant-id` (and optionally `frontegg-user-id`, the user
     /// acting): manages the tenant's tokens.
