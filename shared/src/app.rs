@@ -122,6 +122,7 @@ impl App {
     pub fn vendors(&self) -> Vendors<'_> {
         Vendors {
             store: &*self.vendors,
+            revocations: &*self.revocations,
             signer: &*self.signer,
             clock: &*self.clock,
             bcrypt: &self.bcrypt,

@@ -15,21 +15,32 @@ use crate::domain::{
 };
 use crate::error::Result;
 
-/// Vendor credentials for `POST /auth/vendor`.
+/// Vendor credentials: what `POST /auth/vendor` checks and every vendor-only route confirms.
 #[async_trait]
 pub trait VendorStore: Send + Sync {
+    /// One credential, read with strong consistency.
     async fn vendor(&self, client_id: &ClientId) -> Result<Option<VendorCredential>>;
+    /// Every credential (a vendor holds a few).
+    async fn vendors(&self) -> Result<Vec<VendorCredential>>;
     /// Creates or replaces the credential with this clientId.
     async fn put_vendor(&self, credential: &VendorCredential) -> Result<()>;
     /// Whether any vendor credential exists (decides first-start bootstrap).
     async fn has_vendor(&self) -> Result<bool>;
-    /// Stores `to` as the vendor's secret hash if it still holds `from`; nothing otherwise.
-    async fn rehash_vendor(
+    /// Makes `to` the credential's secrets if its current secret's hash is still `from` (a
+    /// rehash or a rotation), as [`TokenStore::swap_secret`]; `false`, and no change, when it is
+    /// gone or its secret changed meanwhile.
+    async fn swap_vendor_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()>;
+        to: &SecretState,
+    ) -> Result<bool>;
+    /// Records `at` as the credential's last use; nothing when it is gone (never re-creates it).
+    async fn touch_vendor(&self, client_id: &ClientId, at: Timestamp) -> Result<()>;
+    /// Deletes the credential if it exists and, in the same write, `survivor` still does: so
+    /// that of two revocations at once, the last credential is never the one deleted. `false`,
+    /// and no change, otherwise.
+    async fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool>;
 }
 
 /// API token records, read by primary key with strong consistency.

@@ -120,6 +120,7 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
     let user_tokens = "/identity/resources/users/api-tokens/v1";
     let tenant_tokens = "/identity/resources/tenants/api-tokens/v1";
     let roles = "/identity/resources/users/v1/alice/roles";
+    let vendor_id = f.vendor_login["clientId"].as_str().unwrap_or_default();
     let oauth = format!(
         "grant_type=client_credentials&client_id={tenant_id}&client_secret={tenant_secret}"
     );
@@ -130,6 +131,25 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             "/auth/vendor",
             Some(f.vendor_login.clone()),
         ),
+        vendor(call(M::GET, VENDOR_CREDENTIALS, VENDOR_CREDENTIALS, None)),
+        vendor(call(
+            M::POST,
+            VENDOR_CREDENTIALS,
+            VENDOR_CREDENTIALS,
+            Some(json!({"name": "ci"})),
+        )),
+        vendor(call(
+            M::POST,
+            "/vendor/v1/credentials/{id}/rotate",
+            &format!("{VENDOR_CREDENTIALS}/{vendor_id}/rotate"),
+            Some(json!({"graceMinutes": 0})),
+        )),
+        vendor(call(
+            M::DELETE,
+            "/vendor/v1/credentials/{id}",
+            &format!("{VENDOR_CREDENTIALS}/{vendor_id}"),
+            None,
+        )),
         call(M::POST, EXCHANGE_V1, EXCHANGE_V1, Some(exchange.clone())),
         call(M::POST, EXCHANGE_V2, EXCHANGE_V2, Some(exchange)),
         call(M::POST, "/oauth/token", "/oauth/token", None)

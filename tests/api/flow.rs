@@ -363,22 +363,22 @@ on_both_stores!(hashes_at_another_cost_move_to_the_configured_one_on_use);
 async fn a_vendors_hash_moves_to_the_configured_cost_on_login(t: &TestApp) {
     use m2m_shared::domain::{ClientId, Secret};
     let vendor_id = ClientId::parse(&t.vendor_client_id).unwrap();
-    let stored_hash = async || {
-        let vendor = t.store.vendor(&vendor_id).await.unwrap();
-        vendor.unwrap().secret_hash
-    };
-    let made = stored_hash().await;
+    let stored = async || t.store.vendor(&vendor_id).await.unwrap().unwrap().secret;
+    let made = stored().await;
     let old = Secret::parse(&t.vendor_secret)
         .unwrap()
         .hash(6)
         .await
         .unwrap();
-    t.store
-        .rehash_vendor(&vendor_id, &made, &old)
-        .await
-        .unwrap();
+    let at_old_cost = made.rehashed(old);
+    assert!(
+        t.store
+            .swap_vendor_secret(&vendor_id, &made.hash, &at_old_cost)
+            .await
+            .unwrap()
+    );
     t.vendor_token().await;
-    let stored = stored_hash().await;
+    let stored = stored().await.hash;
     assert_eq!(stored.cost(), Some(4));
     assert!(stored.check().is_some());
     t.vendor_token().await;

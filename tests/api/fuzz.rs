@@ -78,6 +78,7 @@ fn field() -> impl Strategy<Value = String> {
             "apiTokensEnabled",
             "maxExpiresInMinutes",
             "categoryId",
+            "graceMinutes",
         ])
         .prop_map(str::to_owned),
         "[a-zA-Z_]{1,12}",
@@ -99,7 +100,7 @@ fn fuzzed_app(runtime: &tokio::runtime::Runtime) -> (Arc<App>, String, tempfile:
         let public = |s: &mut Settings| s.public_url = Some("http://127.0.0.1:9".into());
         let built = build_app_with(Backing::Embedded, clock, public).await;
         let app = built.app;
-        let vendor = app.vendors().create().await.unwrap();
+        let vendor = app.vendors().create("tests".into()).await.unwrap();
         let (client_id, secret) = (vendor.record.client_id.to_string(), vendor.secret);
         let vendors = app.vendors();
         let (token, _) = vendors

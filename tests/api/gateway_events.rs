@@ -91,7 +91,7 @@ struct Gateway {
 impl Gateway {
     async fn start() -> Self {
         let (app, dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
-        let vendor = app.vendors().create().await.unwrap();
+        let vendor = app.vendors().create("tests".into()).await.unwrap();
         let vendor_id = vendor.record.client_id.to_string();
         let fill = [
             ("VENDOR_CLIENT_ID", vendor_id.as_str()),
@@ -357,4 +357,37 @@ async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
             assert_eq!(body, serde_json::json!({"errors": ["Unauthorized"]}));
         }
     }
+}
+
+/// The vendor's credentials through their own function: a second one created, listed, rotated
+/// and revoked; the revoked one's secret no longer logs in.
+#[tokio::test]
+async fn vendor_credentials_are_managed_through_their_function() {
+    let g = Gateway::start().await;
+    let function = Function::VendorCredentials;
+    let (status, created) = g.send(function, "create-vendor-credential", &[]).await;
+    assert_eq!(
+        (status, created["name"].as_str()),
+        (201, Some("ci deploys")),
+        "{created}"
+    );
+    let (status, listed) = g.send(function, "list-vendor-credentials", &[]).await;
+    assert_eq!(
+        (status, listed.as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{listed}"
+    );
+    let id = text(&created, "clientId");
+    let fill = [("CLIENT_ID", id.as_str())];
+    let (status, rotated) = g.send(function, "rotate-vendor-credential", &fill).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(rotated["previousSecretExpiresAt"].is_string(), "{rotated}");
+    let (status, body) = g.send(function, "revoke-vendor-credential", &fill).await;
+    assert_eq!(status, 200, "{body}");
+    let login = [
+        ("VENDOR_CLIENT_ID", id.as_str()),
+        ("VENDOR_SECRET", &text(&rotated, "secret")),
+    ];
+    let (status, _) = g.send(Function::VendorAuth, "vendor-auth", &login).await;
+    assert_eq!(status, 401, "revoked");
 }

@@ -145,7 +145,7 @@ async fn a_kms_key_rotates_with_the_previous_key_still_published() {
         previous_kms_key_id: previous.map(str::to_owned),
     };
     let before = app_on(backend(&old_key, None)).await;
-    let vendor = before.vendors().create().await.unwrap();
+    let vendor = before.vendors().create("tests".into()).await.unwrap();
     let (client_id, secret) = (vendor.record.client_id.to_string(), vendor.secret);
     let vendor_jwt = async |app: &m2m_shared::App| {
         let vendors = app.vendors();
@@ -168,12 +168,16 @@ async fn a_kms_key_rotates_with_the_previous_key_still_published() {
     assert_ne!(kid(&new_jwt), kid(&old_jwt));
     assert_eq!(kids_of(&during), [kid(&new_jwt), kid(&old_jwt)]);
     for jwt in [&old_jwt, &new_jwt] {
-        during.vendors().verify_token(jwt, ISSUER).unwrap();
+        during.vendors().verify_token(jwt, ISSUER).await.unwrap();
     }
     let after = app_on(backend(&new_key, None)).await;
     assert_eq!(kids_of(&after), [kid(&new_jwt)]);
     assert!(
-        after.vendors().verify_token(&old_jwt, ISSUER).is_err(),
+        after
+            .vendors()
+            .verify_token(&old_jwt, ISSUER)
+            .await
+            .is_err(),
         "retired"
     );
 }

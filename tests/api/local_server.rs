@@ -485,6 +485,15 @@ fn readme_block(name: &str) -> String {
 /// Runs one of the README's bash blocks, as written, against a fresh server with the vendor
 /// credential it printed exported; returns what the block printed.
 fn run_readme_block(name: &str) -> String {
+    run_readme_block_with(name, |_| Vec::new())
+}
+
+/// As [`run_readme_block`], with the variables `more` makes from the vendor's environment
+/// (`M2M_URL` and the credential), and `m2m-admin` on the `PATH`.
+fn run_readme_block_with(
+    name: &str,
+    more: impl FnOnce(&[(&str, String)]) -> Vec<(&'static str, String)>,
+) -> String {
     let script = readme_block(name);
     assert!(
         script.contains("=http://127.0.0.1:8080"),
@@ -495,11 +504,23 @@ fn run_readme_block(name: &str) -> String {
     let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
     let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
     let script = script.replace("=http://127.0.0.1:8080", &format!("={}", server.base));
+    let vendor = [
+        ("M2M_URL", server.base.clone()),
+        ("M2M_VENDOR_CLIENT_ID", client_id),
+        ("M2M_VENDOR_SECRET", secret),
+    ];
+    let binaries = std::path::Path::new(env!("CARGO_BIN_EXE_m2m-admin")).parent();
+    let path = format!(
+        "{}:{}",
+        binaries.unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
-        .env("M2M_VENDOR_CLIENT_ID", client_id)
-        .env("M2M_VENDOR_SECRET", secret)
+        .envs(more(&vendor))
+        .envs(vendor)
+        .env("PATH", path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -543,4 +564,126 @@ async fn the_readmes_frontegg_calls_print_what_it_says() {
         .await
         .unwrap();
     assert_eq!(stdout.trim(), readme_block("frontegg-output").trim());
+}
+
+/// While `m2m-local` runs (holding its store), `m2m-admin vendors` manages the vendor's
+/// credentials through it: creates a named one, lists it with its last use, rotates it without
+/// grace and revokes it with its own secret; the last credential is kept. `create-vendor`, which
+/// needs the store, says what to do instead. Every failure is told in words.
+#[tokio::test]
+async fn m2m_admin_manages_vendor_credentials_through_the_running_server() {
+    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let dir = tempfile::tempdir().unwrap();
+    let data = ("M2M_DATA_DIR", dir.path().display().to_string());
+    let server = Server::start(std::slice::from_ref(&data));
+    let first_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
+    let first_secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
+    let as_vendor = |id: &str, secret: &str| {
+        vec![
+            ("M2M_URL", server.base.clone()),
+            ("M2M_VENDOR_CLIENT_ID", id.to_owned()),
+            ("M2M_VENDOR_SECRET", secret.to_owned()),
+        ]
+    };
+    let first = as_vendor(&first_id, &first_secret);
+
+    let (ok, _, err) = run(admin, &["create-vendor"], std::slice::from_ref(&data));
+    assert!(!ok && err.contains("m2m-admin vendors create"), "{err}");
+
+    let (ok, out, err) = run(admin, &["vendors", "create", "ci deploys"], &first);
+    assert!(ok, "{out}{err}");
+    let printed: Vec<String> = out.lines().map(str::to_owned).collect();
+    let ci_id = banner_value(&printed, "M2M_VENDOR_CLIENT_ID").expect("clientId printed");
+    let ci_secret = banner_value(&printed, "M2M_VENDOR_SECRET").expect("secret printed");
+    server.vendor_token(&ci_id, &ci_secret).await;
+
+    let (ok, out, err) = run(admin, &["vendors", "list"], &first);
+    assert!(ok, "{err}");
+    let ci_line = out.lines().find(|l| l.starts_with(&ci_id)).expect(&out);
+    let fields: Vec<&str> = ci_line.split_whitespace().collect();
+    assert_ne!(fields[2], "-", "last used: {ci_line}");
+    assert!(ci_line.ends_with("ci deploys"), "{ci_line}");
+    assert_eq!(
+        out.lines().count(),
+        3,
+        "a header and two credentials:\n{out}"
+    );
+
+    let rotate = ["vendors", "rotate", ci_id.as_str(), "--grace-minutes", "0"];
+    let (ok, out, err) = run(admin, &rotate, &first);
+    assert!(ok && out.contains("stopped now"), "{out}{err}");
+    let printed: Vec<String> = out.lines().map(str::to_owned).collect();
+    let rotated = banner_value(&printed, "M2M_VENDOR_SECRET").unwrap();
+    let (ok, _, err) = run(admin, &["vendors", "list"], &as_vendor(&ci_id, &ci_secret));
+    assert!(
+        !ok && err.contains("refused M2M_VENDOR_CLIENT_ID"),
+        "the old secret: {err}"
+    );
+
+    let revoke = ["vendors", "revoke", ci_id.as_str()];
+    let (ok, out, err) = run(admin, &revoke, &as_vendor(&ci_id, &rotated));
+    assert!(ok && out.contains("Revoked"), "{out}{err}");
+    let (ok, _, _) = run(admin, &["vendors", "list"], &as_vendor(&ci_id, &rotated));
+    assert!(!ok, "revoked");
+    let (ok, _, err) = run(admin, &["vendors", "revoke", &first_id], &first);
+    assert!(!ok && err.contains("409") && err.contains("last"), "{err}");
+}
+
+/// One environment variable of a command.
+type Env = (&'static str, String);
+
+/// `m2m-admin vendors` says what went wrong: a bad clientId, a missing credential, no server,
+/// an unknown command.
+#[test]
+fn m2m_admin_vendors_explains_each_failure() {
+    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let id = ClientId::generate().to_string();
+    let secret = Secret::generate(SecretKind::Vendor).expose().to_owned();
+    let nowhere = [
+        ("M2M_URL", "http://127.0.0.1:9".to_owned()),
+        ("M2M_VENDOR_CLIENT_ID", id),
+        ("M2M_VENDOR_SECRET", secret),
+    ];
+    let cases: [(&[&str], &[Env], &str); 4] = [
+        (
+            &["vendors", "rotate", "nobody"],
+            &nowhere,
+            "\"nobody\" is not a clientId",
+        ),
+        (&["vendors", "list"], &[], "M2M_VENDOR_CLIENT_ID is not set"),
+        (
+            &["vendors", "list"],
+            &nowhere,
+            "cannot reach http://127.0.0.1:9",
+        ),
+        (&["vendors", "frobnicate"], &nowhere, "vendors create NAME"),
+    ];
+    for (args, env, told) in cases {
+        let (ok, _, err) = run(admin, args, env);
+        assert!(!ok && err.contains(told), "{args:?}: {err}");
+    }
+}
+
+/// The README's runbook for a leaked vendor secret, run as written while the server runs: a
+/// new credential made, both listed, the leaked one revoked.
+#[tokio::test]
+async fn the_readmes_vendor_leak_runbook_works_as_written() {
+    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let stdout = tokio::task::spawn_blocking(move || {
+        run_readme_block_with("vendor-leak", |vendor| {
+            let (ok, out, err) = run(admin, &["vendors", "create", "leaked"], vendor);
+            assert!(ok, "{err}");
+            let printed: Vec<String> = out.lines().map(str::to_owned).collect();
+            let leaked = banner_value(&printed, "M2M_VENDOR_CLIENT_ID").unwrap();
+            vec![("LEAKED", leaked)]
+        })
+    })
+    .await
+    .unwrap();
+    assert!(stdout.contains("after the leak"), "{stdout}");
+    assert!(
+        stdout.contains("leaked"),
+        "listed before the revocation: {stdout}"
+    );
+    assert!(stdout.contains("Revoked"), "{stdout}");
 }

@@ -33,4 +33,5 @@ mod standard_clients;
 mod store_contract;
 mod strict_bodies;
 mod template;
+mod vendor_credentials;
 mod verifier;

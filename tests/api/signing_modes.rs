@@ -135,7 +135,7 @@ async fn jwts_of_the_kms_key_still_verify_after_switching_to_a_wrapped_key() {
         previous_kms_key_id: None,
     };
     let before = app_on(backend(None)).await;
-    let vendor = before.vendors().create().await.unwrap();
+    let vendor = before.vendors().create("tests".into()).await.unwrap();
     let secret = vendor.secret.expose().to_owned();
     let client_id = vendor.record.client_id.to_string();
     let (old_jwt, _) = before
@@ -155,7 +155,11 @@ async fn jwts_of_the_kms_key_still_verify_after_switching_to_a_wrapped_key() {
     let published: Vec<&str> = after.published_keys().iter().map(|k| k.kid()).collect();
     assert_eq!(published, [after.public_key().kid(), kms_kid.as_str()]);
     assert_eq!(kid_of(&old_jwt), kms_kid);
-    let claims = after.vendors().verify_token(&old_jwt, ISSUER).unwrap();
+    let claims = after
+        .vendors()
+        .verify_token(&old_jwt, ISSUER)
+        .await
+        .unwrap();
     assert_eq!(
         claims.vendor_id, client_id,
         "a vendor token from before the switch"

@@ -679,29 +679,41 @@ contract!(
     a_secret_swap_replaces_only_the_secret_it_read
 );
 
-/// A vendor's rehash likewise: only over the hash it read, never creating a vendor.
+/// A vendor's secret swap likewise: only over the hash it read, never creating a vendor; and
+/// its last use is recorded without ever re-creating a revoked one.
 async fn a_vendor_rehash_replaces_only_the_hash_it_read(s: Subject) {
     let hash = |text: &str, check: Option<&str>| SecretHash::from_stored(text.into(), check);
     let (old, new) = (hash("$2b$04$old", None), hash("$2b$10$new", Some("beef")));
     let newer = hash("$2b$12$newer", None);
     let vendor = VendorCredential {
         client_id: ClientId::generate(),
-        secret_hash: old.clone(),
+        name: "ci".into(),
         created_at: A_DAY_ON,
+        last_used_at: None,
+        secret: SecretState::new(old.clone()),
     };
     s.store.put_vendor(&vendor).await.unwrap();
-    s.store
-        .rehash_vendor(&vendor.client_id, &old, &new)
-        .await
-        .unwrap();
-    s.store
-        .rehash_vendor(&vendor.client_id, &old, &newer)
-        .await
-        .unwrap();
+    let swap = async |from: &SecretHash, to: &SecretHash| {
+        let state = vendor.secret.rehashed(to.clone());
+        s.store
+            .swap_vendor_secret(&vendor.client_id, from, &state)
+            .await
+            .unwrap()
+    };
+    assert!(swap(&old, &new).await);
+    assert!(!swap(&old, &newer).await);
     let stored = s.store.vendor(&vendor.client_id).await.unwrap().unwrap();
-    assert_eq!(stored.secret_hash, new);
+    assert_eq!(stored.secret.hash, new);
+    assert_eq!(stored.name, "ci");
     let unknown = ClientId::generate();
-    s.store.rehash_vendor(&unknown, &old, &new).await.unwrap();
+    let state = SecretState::new(new.clone());
+    assert!(
+        !s.store
+            .swap_vendor_secret(&unknown, &old, &state)
+            .await
+            .unwrap()
+    );
+    s.store.touch_vendor(&unknown, A_DAY_ON).await.unwrap();
     assert!(
         s.store.vendor(&unknown).await.unwrap().is_none(),
         "not created"
@@ -710,4 +722,66 @@ async fn a_vendor_rehash_replaces_only_the_hash_it_read(s: Subject) {
 contract!(
     vendor_rehashes_are_conditional,
     a_vendor_rehash_replaces_only_the_hash_it_read
+);
+
+/// A vendor credential is deleted only in the same write as the check that another one
+/// survives: never the last, never one already gone; every credential is listed.
+async fn a_vendor_is_deleted_only_while_another_survives(s: Subject) {
+    let vendor = |name: &str| VendorCredential {
+        client_id: ClientId::generate(),
+        name: name.into(),
+        created_at: A_DAY_ON,
+        last_used_at: None,
+        secret: SecretState::new(SecretHash::from_stored("$2b$04$x".into(), None)),
+    };
+    let (a, b) = (vendor("a"), vendor("b"));
+    for v in [&a, &b] {
+        s.store.put_vendor(v).await.unwrap();
+    }
+    let mut names: Vec<String> = s
+        .store
+        .vendors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    let gone = ClientId::generate();
+    assert!(
+        !s.store.delete_vendor(&a.client_id, &gone).await.unwrap(),
+        "no survivor"
+    );
+    assert!(
+        !s.store.delete_vendor(&gone, &a.client_id).await.unwrap(),
+        "nothing to delete"
+    );
+    assert!(
+        s.store
+            .delete_vendor(&a.client_id, &b.client_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.store
+            .delete_vendor(&b.client_id, &a.client_id)
+            .await
+            .unwrap(),
+        "the last one"
+    );
+    assert!(s.store.vendor(&a.client_id).await.unwrap().is_none());
+    s.store.touch_vendor(&a.client_id, A_DAY_ON).await.unwrap();
+    assert!(
+        s.store.vendor(&a.client_id).await.unwrap().is_none(),
+        "not re-created"
+    );
+    s.store.touch_vendor(&b.client_id, A_DAY_ON).await.unwrap();
+    let b_now = s.store.vendor(&b.client_id).await.unwrap().unwrap();
+    assert_eq!(b_now.last_used_at, Some(A_DAY_ON));
+    assert_eq!(b_now.secret, b.secret, "a use changes nothing else");
+}
+contract!(
+    vendor_deletions_keep_one,
+    a_vendor_is_deleted_only_while_another_survives
 );

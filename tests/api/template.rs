@@ -450,3 +450,50 @@ fn a_rotation_publishes_the_previous_key_everywhere_and_signs_nothing_new_with_i
         );
     }
 }
+
+/// Every function reached with a vendor token reads that token's credential (a revoked one's
+/// tokens are refused there); the vendor's credentials function touches only the vendor's items
+/// and, for its revocations, the revocation list.
+#[test]
+fn vendor_routes_confirm_the_credential_and_its_function_reaches_only_vendor_items() {
+    use m2m_shared::http::caller::Access;
+    let functions = deployed_functions();
+    for endpoint in ENDPOINTS {
+        if matches!(endpoint.access(), Access::Anyone | Access::Session) {
+            continue;
+        }
+        let function = functions
+            .values()
+            .find(|f| f.binary == endpoint.function.binary())
+            .unwrap();
+        assert!(
+            function.actions.contains("dynamodb:GetItem"),
+            "{}: reads the vendor token's credential",
+            endpoint.function.binary()
+        );
+    }
+    let template = template();
+    let policies = &template["Resources"]["VendorCredentialsFunction"]["Properties"]["Policies"];
+    let mut partitions = BTreeSet::new();
+    for policy in policies.as_vec().unwrap() {
+        for statement in policy["Statement"].as_vec().into_iter().flatten() {
+            let actions = texts(&statement["Action"]);
+            if !actions.iter().any(|a| a.starts_with("dynamodb:")) {
+                continue;
+            }
+            let leading =
+                &statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"];
+            let leading = texts(leading);
+            if actions.contains(&"dynamodb:BatchWriteItem".to_owned()) {
+                assert_eq!(leading, ["REVOKED"], "{actions:?}");
+            } else {
+                assert_eq!(leading, ["VENDOR"], "{actions:?}");
+            }
+            partitions.extend(leading);
+        }
+    }
+    assert_eq!(
+        partitions,
+        BTreeSet::from(["REVOKED".into(), "VENDOR".into()])
+    );
+}

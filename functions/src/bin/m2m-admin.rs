@@ -1,4 +1,4 @@
-//! Operator commands against the configured store: `m2m-admin create-vendor`.
+//! Operator commands: `m2m-admin create-vendor`, the signing key, and `m2m-admin vendors`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

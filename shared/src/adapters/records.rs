@@ -9,6 +9,7 @@ use crate::domain::lives::{Life, TokenLives};
 use crate::domain::network::{AllowedIps, IpRange};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::secret::QuickCheck;
+use crate::domain::token::DEFAULT_VENDOR_NAME;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, PreviousSecret, SecretHash, SecretState, TenantId,
     Timestamp, TokenOwner, UserId, VendorCredential,
@@ -39,22 +40,8 @@ pub struct TokenRecord {
     ttl: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_used_at: Option<i64>,
-    secret_hash: String,
-    /// The secret's quick check (absent on records made before it was kept).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    secret_check: Option<String>,
-    /// After a rotation: the previous secret's hash and check, and until when it works.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_secret_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_secret_check: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_secret_until: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    rotated_at: Option<i64>,
-    /// The current secret's generation (absent: 0, as on records made before it was kept).
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
-    secret_generation: u32,
+    #[serde(flatten)]
+    secret: SecretRecord,
     /// Where it may be used from, as `a.b.c.d/n` or IPv6 ranges; absent: anywhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
@@ -71,6 +58,61 @@ pub struct TokenRecord {
     use_window: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window_uses: Option<u32>,
+}
+
+/// A credential's secrets as stored, in API-token and vendor records alike (the attributes
+/// [`secret_fields`] names).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRecord {
+    secret_hash: String,
+    /// The secret's quick check (absent on records made before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_check: Option<String>,
+    /// After a rotation: the previous secret's hash and check, and until when it works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<i64>,
+    /// The current secret's generation (absent: 0, as on records made before it was kept).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    secret_generation: u32,
+}
+
+impl From<&SecretState> for SecretRecord {
+    fn from(state: &SecretState) -> Self {
+        let previous = state.previous.as_ref();
+        Self {
+            secret_hash: state.hash.as_stored().to_owned(),
+            secret_check: state.hash.check().map(QuickCheck::as_stored),
+            previous_secret_hash: previous.map(|p| p.hash.as_stored().to_owned()),
+            previous_secret_check: previous.and_then(|p| p.hash.check().map(QuickCheck::as_stored)),
+            previous_secret_until: previous.map(|p| p.until.millis()),
+            rotated_at: state.rotated_at.map(Timestamp::millis),
+            secret_generation: state.generation,
+        }
+    }
+}
+
+impl From<SecretRecord> for SecretState {
+    fn from(record: SecretRecord) -> Self {
+        Self {
+            hash: SecretHash::from_stored(record.secret_hash, record.secret_check.as_deref()),
+            previous: record
+                .previous_secret_hash
+                .zip(record.previous_secret_until)
+                .map(|(hash, until)| PreviousSecret {
+                    hash: SecretHash::from_stored(hash, record.previous_secret_check.as_deref()),
+                    until: Timestamp::from_millis(until),
+                }),
+            rotated_at: record.rotated_at.map(Timestamp::from_millis),
+            generation: record.secret_generation,
+        }
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
@@ -117,13 +159,7 @@ impl TokenRecord {
             issued: stored.issued,
             use_window: stored.use_window,
             window_uses: stored.window_uses,
-            secret_hash: stored.secret_hash.clone(),
-            secret_check: stored.secret_check.clone(),
-            previous_secret_hash: stored.previous_secret_hash.clone(),
-            previous_secret_check: stored.previous_secret_check.clone(),
-            previous_secret_until: stored.previous_secret_until,
-            rotated_at: stored.rotated_at,
-            secret_generation: stored.secret_generation,
+            secret: stored.secret.clone(),
             ..self
         }
     }
@@ -139,7 +175,6 @@ impl TokenRecord {
 
 impl From<&ApiToken> for TokenRecord {
     fn from(token: &ApiToken) -> Self {
-        let previous = token.secret.previous.as_ref();
         Self {
             client_id: token.client_id,
             tenant_id: token.tenant_id.clone(),
@@ -156,13 +191,7 @@ impl From<&ApiToken> for TokenRecord {
             expires_at: token.expires_at.map(Timestamp::millis),
             ttl: token.expires_at.map(Timestamp::seconds),
             last_used_at: token.last_used_at.map(Timestamp::millis),
-            secret_hash: token.secret.hash.as_stored().to_owned(),
-            secret_check: token.secret.hash.check().map(QuickCheck::as_stored),
-            previous_secret_hash: previous.map(|p| p.hash.as_stored().to_owned()),
-            previous_secret_check: previous.and_then(|p| p.hash.check().map(QuickCheck::as_stored)),
-            previous_secret_until: previous.map(|p| p.until.millis()),
-            rotated_at: token.secret.rotated_at.map(Timestamp::millis),
-            secret_generation: token.secret.generation,
+            secret: SecretRecord::from(&token.secret),
             allowed_ips: token.allowed_ips.texts(),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
@@ -188,21 +217,7 @@ impl From<TokenRecord> for ApiToken {
             expires_at: record.expires_at.map(Timestamp::from_millis),
             last_used_at: record.last_used_at.map(Timestamp::from_millis),
             issued: record.issued,
-            secret: SecretState {
-                hash: SecretHash::from_stored(record.secret_hash, record.secret_check.as_deref()),
-                previous: record
-                    .previous_secret_hash
-                    .zip(record.previous_secret_until)
-                    .map(|(hash, until)| PreviousSecret {
-                        hash: SecretHash::from_stored(
-                            hash,
-                            record.previous_secret_check.as_deref(),
-                        ),
-                        until: Timestamp::from_millis(until),
-                    }),
-                rotated_at: record.rotated_at.map(Timestamp::from_millis),
-                generation: record.secret_generation,
-            },
+            secret: record.secret.into(),
             // Written only as ranges that parse; one that no longer would is dropped, and the
             // rest still restrict the token.
             allowed_ips: AllowedIps::new(
@@ -225,7 +240,7 @@ impl From<TokenRecord> for ApiToken {
 /// the hash it read.
 pub type SecretFields = Vec<(&'static str, Option<Value>)>;
 
-pub fn hash_fields(hash: &SecretHash) -> SecretFields {
+fn hash_fields(hash: &SecretHash) -> SecretFields {
     vec![
         ("secretHash", Some(hash.as_stored().into())),
         ("secretCheck", hash.check().map(|c| c.as_stored().into())),
@@ -259,23 +274,29 @@ pub fn secret_fields(state: &SecretState) -> SecretFields {
     fields
 }
 
+/// A vendor credential as stored. Records made before credentials were named, used and
+/// rotated hold only the clientId, the secret's hash and check, and when it was made.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VendorRecord {
     client_id: ClientId,
-    secret_hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    secret_check: Option<String>,
+    name: Option<String>,
     created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<i64>,
+    #[serde(flatten)]
+    secret: SecretRecord,
 }
 
 impl From<&VendorCredential> for VendorRecord {
     fn from(vendor: &VendorCredential) -> Self {
         Self {
             client_id: vendor.client_id,
-            secret_hash: vendor.secret_hash.as_stored().to_owned(),
-            secret_check: vendor.secret_hash.check().map(QuickCheck::as_stored),
+            name: Some(vendor.name.clone()),
             created_at: vendor.created_at.millis(),
+            last_used_at: vendor.last_used_at.map(Timestamp::millis),
+            secret: SecretRecord::from(&vendor.secret),
         }
     }
 }
@@ -284,11 +305,12 @@ impl From<VendorRecord> for VendorCredential {
     fn from(record: VendorRecord) -> Self {
         Self {
             client_id: record.client_id,
-            secret_hash: SecretHash::from_stored(
-                record.secret_hash,
-                record.secret_check.as_deref(),
-            ),
+            name: record
+                .name
+                .unwrap_or_else(|| DEFAULT_VENDOR_NAME.to_owned()),
             created_at: Timestamp::from_millis(record.created_at),
+            last_used_at: record.last_used_at.map(Timestamp::from_millis),
+            secret: record.secret.into(),
         }
     }
 }
@@ -343,5 +365,68 @@ impl From<HandoffItem> for Handoff {
             lives: item.lives,
             expires_at: Timestamp::from_millis(item.expires_at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vendor record as every release before named credentials wrote it, in both stores'
+    /// forms: it still loads, as a credential named "vendor" on its first secret.
+    #[test]
+    fn a_vendor_record_from_before_names_loads_as_the_default_credential() {
+        let id = "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11";
+        let json = serde_json::json!({
+            "clientId": id,
+            "secretHash": "$2b$10$abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabc",
+            "secretCheck": "beef",
+            "createdAt": 1_704_067_200_000_i64,
+        });
+        let embedded: VendorRecord = serde_json::from_value(json.clone()).unwrap();
+        let mut item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(&json).unwrap();
+        item.insert(
+            "pk".into(),
+            aws_sdk_dynamodb::types::AttributeValue::S("VENDOR".into()),
+        );
+        let dynamo: VendorRecord = serde_dynamo::from_item(item).unwrap();
+        for record in [embedded, dynamo] {
+            let vendor = VendorCredential::from(record);
+            assert_eq!(vendor.client_id.to_string(), id);
+            assert_eq!(vendor.name, "vendor");
+            assert_eq!(vendor.last_used_at, None);
+            assert_eq!(vendor.secret.generation, 0);
+            assert_eq!(vendor.secret.previous, None);
+            assert_eq!(
+                vendor
+                    .secret
+                    .hash
+                    .check()
+                    .map(QuickCheck::as_stored)
+                    .as_deref(),
+                Some("beef")
+            );
+        }
+    }
+
+    /// A rotated credential's secrets go through the shared attributes and come back the same.
+    #[test]
+    fn a_rotated_vendor_record_keeps_both_secrets() {
+        let hash = |text: &str| SecretHash::from_stored(text.into(), None);
+        let at = Timestamp::from_millis(1_800_000_000_000);
+        let vendor = VendorCredential {
+            client_id: ClientId::generate(),
+            name: "ci".into(),
+            created_at: at,
+            last_used_at: Some(at),
+            secret: SecretState::new(hash("a")).rotated(hash("b"), at, 5),
+        };
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(VendorRecord::from(&vendor)).unwrap();
+        let back =
+            VendorCredential::from(serde_dynamo::from_item::<_, VendorRecord>(item).unwrap());
+        assert_eq!(back.secret, vendor.secret);
+        assert_eq!((back.name, back.last_used_at), ("ci".into(), Some(at)));
     }
 }

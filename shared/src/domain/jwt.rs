@@ -58,7 +58,15 @@ pub struct AccessClaims {
 pub struct VendorClaims {
     #[serde(rename = "type")]
     pub token_type: TokenType,
+    /// The vendor credential's clientId (Frontegg's claim).
     pub vendor_id: String,
+    /// The same clientId, as the revocation list names it (absent from tokens made before).
+    #[serde(default)]
+    pub sub: String,
+    /// The generation of the credential's secret that issued it: the token ends with that
+    /// secret (a rotation's grace, a revocation). Absent from tokens made before: 0.
+    #[serde(default)]
+    pub secret_generation: u32,
     pub iss: String,
     pub iat: i64,
     pub exp: i64,

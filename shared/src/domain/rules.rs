@@ -210,6 +210,24 @@ pub fn name(name: String) -> Result<String, Invalid> {
     Ok(name)
 }
 
+pub const MAX_CREDENTIAL_NAME_CHARS: usize = 100;
+
+/// A vendor credential's `name`, required: 1 to 100 characters, not only spaces, no control
+/// characters. Any other JSON (a number, `null`) is refused naming the field.
+pub fn credential_name(name: Option<&serde_json::Value>) -> Result<String, Invalid> {
+    let text = name.and_then(serde_json::Value::as_str).unwrap_or_default();
+    let chars = text.chars().count();
+    if text.trim().is_empty()
+        || chars > MAX_CREDENTIAL_NAME_CHARS
+        || text.chars().any(char::is_control)
+    {
+        return Err(Invalid(format!(
+            "name must be a text of 1 to {MAX_CREDENTIAL_NAME_CHARS} characters without control characters"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
 /// An email address as the directory keeps it: at most 254 characters, with an `@`.
 pub fn email(email: String) -> Result<String, Invalid> {
     let valid = email.chars().count() <= MAX_EMAIL_CHARS
@@ -254,6 +272,27 @@ pub fn allowed_ips(field: &serde_json::Value) -> Result<AllowedIps, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_name_is_required_short_and_printable() {
+        let name = |v: serde_json::Value| credential_name(Some(&v));
+        assert_eq!(name("ci deploys".into()).unwrap(), "ci deploys");
+        assert_eq!(name("x".repeat(100).into()).unwrap().len(), 100);
+        for bad in [
+            serde_json::json!(""),
+            serde_json::json!("   "),
+            serde_json::json!("x".repeat(101)),
+            serde_json::json!("a\nb"),
+            serde_json::json!(5),
+            serde_json::Value::Null,
+        ] {
+            assert!(
+                name(bad.clone()).unwrap_err().0.starts_with("name "),
+                "{bad}"
+            );
+        }
+        assert!(credential_name(None).is_err(), "required");
+    }
 
     #[test]
     fn grant_ids_keep_the_first_of_each_id_in_order() {

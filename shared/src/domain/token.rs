@@ -168,12 +168,33 @@ impl ApiToken {
     }
 }
 
-/// A vendor's (environment's) credential for the management API.
+/// A vendor's (environment's) credential for the management API. A vendor holds several, each
+/// named, so that one can be rotated or revoked while the others keep working.
 #[derive(Clone, Debug)]
 pub struct VendorCredential {
     pub client_id: ClientId,
-    pub secret_hash: SecretHash,
+    pub name: String,
     pub created_at: Timestamp,
+    /// When it last logged in, to the minute (written at most once a minute).
+    pub last_used_at: Option<Timestamp>,
+    /// Its secrets, rotated as an API token's are; vendor tokens carry their generation.
+    pub secret: SecretState,
+}
+
+/// The name of a credential made before credentials were named (the first, at bootstrap).
+pub const DEFAULT_VENDOR_NAME: &str = "vendor";
+
+/// A use is recorded when the last one is at least this old, so a busy credential costs one
+/// write a minute, as an API token's `lastUsedAt`.
+pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
+
+impl VendorCredential {
+    /// Whether a login at `now` is recorded as its last use: when the last one recorded is a
+    /// minute old or more.
+    pub fn records_use_at(&self, now: Timestamp) -> bool {
+        self.last_used_at
+            .is_none_or(|at| at.plus_seconds(LAST_USED_RESOLUTION_SECONDS) <= now)
+    }
 }
 
 /// At most this many refresh tokens of an API token are live: the newest by number.

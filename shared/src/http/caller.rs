@@ -19,7 +19,7 @@ pub const USER_HEADER: &str = "frontegg-user-id";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     Anyone,
-    /// A vendor token.
+    /// A vendor token whose credential, and the secret that issued it, still work.
     Vendor,
     /// A vendor token plus `frontegg-tenant-id` (and optionally `frontegg-user-id`, the user
     /// acting): manages the tenant's tokens.
@@ -42,6 +42,7 @@ pub struct Vendor {
 }
 
 impl Vendor {
+    /// The clientId of the credential its token was issued from.
     pub fn vendor_id(&self) -> &str {
         &self.claims.vendor_id
     }
@@ -115,19 +116,20 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
     }))
 }
 
-/// The vendor token from `x-access-token` (what the SDKs send) or `Authorization: Bearer`.
-pub(super) fn vendor(app: &App, call: &Call) -> Result<Vendor> {
+/// The vendor token from `x-access-token` (what the SDKs send) or `Authorization: Bearer`,
+/// whose credential and secret still work (one read of the credential).
+pub(super) async fn vendor(app: &App, call: &Call) -> Result<Vendor> {
     let headers = call.headers();
     let token = match header(headers, "x-access-token")? {
         Some(token) => token,
         None => bearer(headers)?.ok_or(Error::Unauthorized)?,
     };
-    let claims = app.vendors().verify_token(token, &call.issuer(app))?;
+    let claims = app.vendors().verify_token(token, &call.issuer(app)).await?;
     Ok(Vendor { claims })
 }
 
-pub(super) fn tenant_owner(app: &App, call: &Call) -> Result<TenantOwner> {
-    vendor(app, call)?;
+pub(super) async fn tenant_owner(app: &App, call: &Call) -> Result<TenantOwner> {
+    vendor(app, call).await?;
     tenant_owner_named(call.headers())
 }
 
@@ -140,8 +142,8 @@ fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
     })
 }
 
-pub(super) fn user_owner(app: &App, call: &Call) -> Result<UserOwner> {
-    vendor(app, call)?;
+pub(super) async fn user_owner(app: &App, call: &Call) -> Result<UserOwner> {
+    vendor(app, call).await?;
     user_owner_named(call.headers())
 }
 
@@ -152,6 +154,16 @@ fn user_owner_named(headers: &HeaderMap) -> Result<UserOwner> {
         user_id: required(headers, USER_HEADER, UserId::parse)?,
         session: None,
     })
+}
+
+/// Whether the request carries a working vendor token; a store that cannot say is an error,
+/// not a "no" (the request would otherwise be tried as a portal session and refused).
+async fn is_vendor(app: &App, call: &Call) -> Result<bool> {
+    match vendor(app, call).await {
+        Ok(_) => Ok(true),
+        Err(Error::Unauthorized) => Ok(false),
+        Err(other) => Err(other),
+    }
 }
 
 /// A portal session's user, resolved now; anything else is refused.
@@ -189,7 +201,7 @@ pub(super) async fn tenant_owner_or_session(
     call: &Call,
     action: TokenAction,
 ) -> Result<TenantOwner> {
-    if vendor(app, call).is_ok() {
+    if is_vendor(app, call).await? {
         return tenant_owner_named(call.headers());
     }
     let user = session_allowed(app, call, TokenKind::Tenant, action).await?;
@@ -206,7 +218,7 @@ pub(super) async fn user_owner_or_session(
     call: &Call,
     action: TokenAction,
 ) -> Result<UserOwner> {
-    if vendor(app, call).is_ok() {
+    if is_vendor(app, call).await? {
         return user_owner_named(call.headers());
     }
     let user = session_allowed(app, call, TokenKind::Personal, action).await?;

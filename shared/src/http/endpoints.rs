@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::caller::{Access, TenantOwner, UserOwner, Vendor};
 use super::request::Call;
-use super::{configuration, credentials, directory, discovery, oauth, portal, tokens};
+use super::{configuration, credentials, directory, discovery, oauth, portal, tokens, vendors};
 use crate::app::App;
 use crate::domain::portal::PortalUser;
 use crate::error::{Error, Result};
@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Function {
     VendorAuth,
+    VendorCredentials,
     Configurations,
     Discovery,
     CreateUserToken,
@@ -49,6 +50,7 @@ impl Function {
     pub fn binary(self) -> &'static str {
         match self {
             Self::VendorAuth => "vendor-auth",
+            Self::VendorCredentials => "vendor-credentials",
             Self::Configurations => "configurations",
             Self::Discovery => "discovery",
             Self::CreateUserToken => "create-user-token",
@@ -147,6 +149,9 @@ const TENANT: &str = "/identity/resources/tenants/v1/{id}";
 /// Frontegg's own tenant paths; ours above stay as aliases.
 const FRONTEGG_TENANTS: &str = "/tenants/resources/tenants/v1";
 const FRONTEGG_TENANT: &str = "/tenants/resources/tenants/v1/{id}";
+/// The vendor's own credentials.
+const VENDOR_CREDENTIALS: &str = "/vendor/v1/credentials";
+const VENDOR_CREDENTIAL: &str = "/vendor/v1/credentials/{id}";
 const USERS: &str = "/identity/resources/users/v1";
 const USER: &str = "/identity/resources/users/v1/{id}";
 const USER_ROLES: &str = "/identity/resources/users/v1/{id}/roles";
@@ -154,6 +159,10 @@ const USER_ROLES: &str = "/identity/resources/users/v1/{id}/roles";
 #[rustfmt::skip]
 pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST "/auth/vendor" => VendorAuth, Anyone: credentials::vendor_auth),
+    row!(GET VENDOR_CREDENTIALS => VendorCredentials, Vendor: vendors::list),
+    row!(POST VENDOR_CREDENTIALS => VendorCredentials, Vendor: vendors::create),
+    row!(POST "/vendor/v1/credentials/{id}/rotate" => VendorCredentials, Vendor: vendors::rotate),
+    row!(DELETE VENDOR_CREDENTIAL => VendorCredentials, Vendor: vendors::revoke),
     row!(POST "/identity/resources/auth/v1/api-token" => Exchange, Anyone: credentials::exchange_v1),
     row!(POST "/identity/resources/auth/v2/api-token" => Exchange, Anyone: credentials::exchange_v2),
     row!(POST "/oauth/token" => Exchange, Anyone: oauth::token, errors: oauth::token_error),

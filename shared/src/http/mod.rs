@@ -17,6 +17,7 @@ mod portal;
 mod request;
 mod response;
 mod tokens;
+mod vendors;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,15 +150,15 @@ async fn dispatch(app: Arc<App>, endpoint: &Endpoint, call: Call) -> Result<Resp
     match &endpoint.handler {
         Handler::Anyone(handler) => handler(app, call).await,
         Handler::Vendor(handler) => {
-            let caller = caller::vendor(&app, &call)?;
+            let caller = caller::vendor(&app, &call).await?;
             handler(app, caller, call).await
         }
         Handler::TenantOwner(handler) => {
-            let caller = caller::tenant_owner(&app, &call)?;
+            let caller = caller::tenant_owner(&app, &call).await?;
             handler(app, caller, call).await
         }
         Handler::UserOwner(handler) => {
-            let caller = caller::user_owner(&app, &call)?;
+            let caller = caller::user_owner(&app, &call).await?;
             handler(app, caller, call).await
         }
         Handler::TenantOwnerOrSession(handler) => {

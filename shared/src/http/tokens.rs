@@ -213,8 +213,8 @@ struct RotationBody {
 
 impl StrictBody for RotationBody {}
 
-/// A rotation's grace from its body, which may be empty.
-fn grace_minutes(call: &Call) -> Result<Option<u32>> {
+/// A rotation's grace from its body, which may be empty (of tokens and vendor credentials).
+pub(super) fn grace_minutes(call: &Call) -> Result<Option<u32>> {
     let body: RotationBody = call.strict_json_or_default()?;
     Ok(rules::grace_minutes(body.grace_minutes.as_ref())?)
 }

@@ -26,7 +26,9 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use super::verified::Verified;
 use crate::domain::secret::QuickCheck;
-use crate::domain::{ClientId, Secret, SecretHash, SecretKind, TenantId};
+use crate::domain::{
+    ClientId, LiveSecret, Secret, SecretHash, SecretKind, SecretState, TenantId, Timestamp,
+};
 use crate::error::{Error, Result};
 
 /// bcrypt's highest cost.
@@ -239,6 +241,41 @@ impl Bcrypt {
             Some(stored) => self.verified.verify(secret, stored, run).await,
             None => run.await.map(|_| false),
         }
+    }
+
+    /// Which of `state`'s live secrets `secret` is: the current one, else the previous one
+    /// during its grace at `now`; `None` for neither, and for no state (an unknown clientId),
+    /// after the same work as a wrong secret. API tokens and vendor credentials alike.
+    pub(crate) async fn live_secret(
+        &self,
+        (secret, party): (&Secret, &Party),
+        state: Option<&SecretState>,
+        now: Timestamp,
+    ) -> Result<Option<LiveSecret>> {
+        if self.matches(secret, state.map(|s| &s.hash), party).await? {
+            return Ok(state.map(SecretState::current));
+        }
+        match state.and_then(|s| Some((s, s.previous_live(now)?))) {
+            Some((state, previous))
+                if self.matches(secret, Some(&previous.hash), party).await? =>
+            {
+                Ok(state.previous_secret(now))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// When `secret` is `state`'s current secret (as [`Bcrypt::live_secret`] found), moves its
+    /// hash to the configured cost (see [`Bcrypt::upgrade`]): `swap` stores the rehashed state
+    /// if the hash is still the one read.
+    pub(crate) async fn upgrade_state(
+        &self,
+        secret: (&Secret, &Party),
+        state: &SecretState,
+        swap: impl AsyncFnOnce(&SecretState) -> Result<bool>,
+    ) {
+        let save = async |new: &SecretHash| swap(&state.rehashed(new.clone())).await.map(|_| ());
+        self.upgrade(secret, &state.hash, save).await;
     }
 
     /// When `stored`, which `secret` matched, was made at another cost or without a quick

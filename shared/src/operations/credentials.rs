@@ -12,7 +12,7 @@ use crate::domain::portal::TokenKind;
 use crate::domain::revocation::RevocationList;
 use crate::domain::rules::excerpt;
 use crate::domain::{
-    ApiToken, ClientId, GrantId, LiveSecret, RefreshKey, RefreshToken, SecretHash, SecretKind,
+    ApiToken, ClientId, GrantId, LiveSecret, RefreshKey, RefreshToken, SecretKind, SecretState,
     Timestamp,
 };
 use crate::error::{Error, Result};
@@ -184,40 +184,24 @@ impl<'a> Credentials<'a> {
         let plan = self.read_plans.of_credentials(&client_id, &secret);
         let (token, reads) = self.token_and_plan(&client_id, &plan).await?;
         let now = self.clock.now();
+        let state = token.as_ref().map(|t| &t.secret);
         let party = Party::Client(client_id);
-        let current = token.as_ref().map(|t| &t.secret.hash);
-        let matched = self.bcrypt.matches(&secret, current, &party).await?;
-        let previous = token.as_ref().and_then(|t| t.secret.previous_live(now));
-        let matched_previous = match previous {
-            Some(previous) if !matched => {
-                let hash = Some(&previous.hash);
-                self.bcrypt.matches(&secret, hash, &party).await?
-            }
-            _ => false,
-        };
-        let (token, used) = match token {
-            Some(token) if matched && self.may_use(&token, now) => {
-                let current = token.secret.current();
-                (token, current)
-            }
-            Some(token) if matched_previous && self.may_use(&token, now) => {
-                let previous = token.secret.previous_secret(now);
-                (token, previous.ok_or(Error::Unauthorized)?)
-            }
+        let used = self
+            .bcrypt
+            .live_secret((&secret, &party), state, now)
+            .await?;
+        let (token, used) = match (token, used) {
+            (Some(token), Some(used)) if self.may_use(&token, now) => (token, used),
             _ => return Err(Error::Unauthorized),
         };
-        if matched {
-            let state = &token.secret;
-            let save = async |new: &SecretHash| {
-                let rehashed = state.rehashed(new.clone());
-                self.tokens
-                    .swap_secret(&client_id, &state.hash, &rehashed)
-                    .await
-                    .map(|_| ())
+        if used.until.is_none() {
+            let swap = async |to: &SecretState| {
+                let from = &token.secret.hash;
+                self.tokens.swap_secret(&client_id, from, to).await
             };
             let tenant = Party::Tenant(token.tenant_id.clone());
             self.bcrypt
-                .upgrade((&secret, &tenant), &state.hash, save)
+                .upgrade_state((&secret, &tenant), &token.secret, swap)
                 .await;
         }
         Ok((token, used, reads, plan))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::init_tracing;
 use crate::app::App;
 use crate::config::{self, Backend, Settings};
+use crate::domain::token::DEFAULT_VENDOR_NAME;
 use crate::http;
 
 /// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
@@ -89,7 +90,11 @@ pub async fn run_local() -> ExitCode {
         Some((client_id, secret)) => app.vendors().ensure(client_id, &secret).await.map(|_| None),
         None => match app.vendors().any().await {
             Ok(true) => Ok(None),
-            Ok(false) => app.vendors().create().await.map(Some),
+            Ok(false) => app
+                .vendors()
+                .create(DEFAULT_VENDOR_NAME.into())
+                .await
+                .map(Some),
             Err(e) => Err(e),
         },
     };
@@ -110,27 +115,34 @@ pub async fn run_local() -> ExitCode {
     }
 }
 
-const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-key
+mod vendors;
+
+const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-key | vendors ...
 
   create-vendor  Creates a vendor credential in the store the environment names (M2M_TABLE and
                  M2M_KMS_KEY_ID for DynamoDB and KMS, else the embedded store in M2M_DATA_DIR)
                  and prints its clientId and secret. The secret is not stored and not shown
-                 again.
+                 again. For a first credential, before any server runs; while m2m-local runs
+                 it holds the embedded store: use vendors create.
   rotate-key     Local key (M2M_DATA_DIR): makes a new signing key; the current one becomes the
                  previous key, which stays in the JWKS so JWTs it signed verify until they
                  expire. Restart m2m-local to sign with the new key.
   retire-key     Local key: deletes the previous key once its JWTs have expired (after the
                  longest token lifetime); restart m2m-local. On AWS, rotate with the template's
-                 SigningKeyArn and PreviousSigningKeyArn parameters (see the README).";
+                 SigningKeyArn and PreviousSigningKeyArn parameters (see the README).
+";
 
-/// `m2m-admin`: operator commands against the configured store and key.
+/// `m2m-admin`: operator commands against the configured store and key, or, for the vendor's
+/// credentials, against the running service.
 pub async fn run_admin(args: &[String]) -> ExitCode {
+    let usage = format!("{ADMIN_USAGE}{}", vendors::USAGE);
     let command = match args {
+        [vendors, rest @ ..] if vendors == "vendors" => return vendors::run(rest, &usage).await,
         [command] if ["create-vendor", "rotate-key", "retire-key"].contains(&command.as_str()) => {
             command.as_str()
         }
         _ => {
-            eprintln!("{ADMIN_USAGE}");
+            eprintln!("{usage}");
             return ExitCode::from(2);
         }
     };
@@ -143,9 +155,16 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
     }
     let app = match start(settings).await {
         Ok(app) => app,
+        Err(e) if e.contains("already open") => {
+            return fail(format_args!(
+                "{e}\nm2m-local is running on this data folder and holds its store: create the \
+                 credential through it with `m2m-admin vendors create NAME` (as an existing \
+                 credential, M2M_VENDOR_CLIENT_ID and M2M_VENDOR_SECRET)"
+            ));
+        }
         Err(e) => return fail(format_args!("{e}")),
     };
-    match app.vendors().create().await {
+    match app.vendors().create(DEFAULT_VENDOR_NAME.into()).await {
         Ok(created) => {
             println!(
                 "clientId: {}\nsecret:   {}",

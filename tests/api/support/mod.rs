@@ -437,7 +437,7 @@ async fn serve_built(
     } = built;
     // As `m2m-local` does at start-up.
     app.prepare_credential_checks().await.unwrap();
-    let vendor = app.vendors().create().await.unwrap();
+    let vendor = app.vendors().create("tests".into()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(m2m_shared::runtime::serve(Arc::clone(&app), listener));
     TestApp {
@@ -519,6 +519,7 @@ pub const JWKS: &str = "/.well-known/jwks.json";
 pub const DISCOVERY: &str = "/.well-known/openid-configuration";
 pub const PERMISSIONS: &str = "/identity/resources/permissions/v1";
 pub const ROLES: &str = "/identity/resources/roles/v1";
+pub const VENDOR_CREDENTIALS: &str = "/vendor/v1/credentials";
 
 impl TestApp {
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {

@@ -48,8 +48,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::records::{
-    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, hash_fields, kind_name,
-    secret_fields,
+    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
 };
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};

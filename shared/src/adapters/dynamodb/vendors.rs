@@ -1,20 +1,35 @@
-//! Vendor credentials.
+//! Vendor credentials: one partition `VENDOR`, an item per credential (`sk` its clientId).
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete};
 
 use super::*;
+
+const PARTITION: &str = "VENDOR";
+
+fn vendor_key(client_id: &ClientId) -> Item {
+    key(PARTITION.into(), client_id.to_string())
+}
 
 #[async_trait]
 impl VendorStore for DynamoStore {
     async fn vendor(&self, client_id: &ClientId) -> Result<Option<VendorCredential>> {
-        let key = key("VENDOR".into(), client_id.to_string());
-        let record: Option<VendorRecord> = self.get("vendor", key).await?;
+        let record: Option<VendorRecord> = self.get("vendor", vendor_key(client_id)).await?;
         Ok(record.map(Into::into))
+    }
+
+    async fn vendors(&self) -> Result<Vec<VendorCredential>> {
+        let query = self.partition_query(PARTITION).consistent_read(true);
+        self.all_items(query)
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<VendorRecord>("vendor", item)?.into()))
+            .collect()
     }
 
     async fn put_vendor(&self, credential: &VendorCredential) -> Result<()> {
         let item = to_item(
-            "VENDOR".into(),
+            PARTITION.into(),
             credential.client_id.to_string(),
             &VendorRecord::from(credential),
         )?;
@@ -23,11 +38,7 @@ impl VendorStore for DynamoStore {
 
     async fn has_vendor(&self) -> Result<bool> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s("VENDOR"))
+            .partition_query(PARTITION)
             .limit(1)
             .consistent_read(true)
             .send()
@@ -36,15 +47,81 @@ impl VendorStore for DynamoStore {
         Ok(out.count > 0)
     }
 
-    async fn rehash_vendor(
+    async fn swap_vendor_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()> {
-        let key = key("VENDOR".into(), client_id.to_string());
-        self.swap_secret_fields(key, from, hash_fields(to))
+        to: &SecretState,
+    ) -> Result<bool> {
+        self.swap_secret_fields(vendor_key(client_id), from, secret_fields(to))
             .await
-            .map(|_| ())
+    }
+
+    async fn touch_vendor(&self, client_id: &ClientId, at: Timestamp) -> Result<()> {
+        let touched = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(vendor_key(client_id)))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET lastUsedAt = :at")
+            .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()))
+            .send()
+            .await;
+        match touched {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()), // revoked meanwhile: stays revoked
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
+    async fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool> {
+        let exists = "attribute_exists(pk)";
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(vendor_key(client_id)))
+            .condition_expression(exists)
+            .build()
+            .map_err(Error::internal)?;
+        let survives = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(vendor_key(survivor)))
+            .condition_expression(exists)
+            .build()
+            .map_err(Error::internal)?;
+        let deleted = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(survives)
+                    .build(),
+            )
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            // A condition failed, or a concurrent revocation conflicted: the caller reads again.
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    matches!(s, TransactWriteItemsError::TransactionCanceledException(_))
+                }) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// A query of one partition of the table.
+    fn partition_query(&self, pk: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
     }
 }

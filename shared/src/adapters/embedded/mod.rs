@@ -20,8 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::records::{
-    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, hash_fields, kind_name,
-    secret_fields,
+    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
 };
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::{DirectoryRecord, Revision};
@@ -164,16 +163,29 @@ impl EmbeddedStore {
         from: &SecretHash,
         fields: SecretFields,
     ) -> Result<bool> {
-        let from = from.as_stored().to_owned();
+        let from = Value::from(from.as_stored());
+        let holds = move |record: &Record| record.get("secretHash") == Some(&from);
+        self.patch_record(table, key, holds, fields).await
+    }
+
+    /// Writes `fields` (set, or removed when `None`) into the record if it exists and `holds`
+    /// of it, in one transaction; `false`, and no change, otherwise (nothing is created).
+    pub(super) async fn patch_record(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+        holds: impl FnOnce(&Record) -> bool + Send + 'static,
+        fields: SecretFields,
+    ) -> Result<bool> {
         self.run(move |db| {
             let txn = db.begin_write()?;
             {
                 let mut records = txn.open_table(table)?;
                 let stored = records.get(key.as_str())?.map(|v| v.value().to_vec());
                 let Some(mut record) = stored
-                    .map(|bytes| read_json::<serde_json::Map<String, Value>>("credential", &bytes))
+                    .map(|bytes| read_json::<Record>("credential", &bytes))
                     .transpose()?
-                    .filter(|record| record.get("secretHash") == Some(&Value::from(from.as_str())))
+                    .filter(holds)
                 else {
                     return Ok(false); // dropped uncommitted: nothing to write
                 };
@@ -191,6 +203,9 @@ impl EmbeddedStore {
         .await
     }
 }
+
+/// A stored record as the JSON object it is.
+pub(super) type Record = serde_json::Map<String, Value>;
 
 pub(super) fn to_json(record: &impl Serialize) -> Result<Vec<u8>> {
     serde_json::to_vec(record).map_err(Error::internal)

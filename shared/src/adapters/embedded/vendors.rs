@@ -1,7 +1,7 @@
-//! Vendor credentials.
+//! Vendor credentials keyed by clientId.
 
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::*;
 
@@ -11,6 +11,19 @@ impl VendorStore for EmbeddedStore {
         let record: Option<VendorRecord> =
             self.get(VENDORS, "vendor", client_id.to_string()).await?;
         Ok(record.map(Into::into))
+    }
+
+    async fn vendors(&self) -> Result<Vec<VendorCredential>> {
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let mut all = Vec::new();
+            for entry in txn.open_table(VENDORS)?.iter()? {
+                let record: VendorRecord = read_json("vendor", entry?.1.value())?;
+                all.push(record.into());
+            }
+            Ok(all)
+        })
+        .await
     }
 
     async fn put_vendor(&self, credential: &VendorCredential) -> Result<()> {
@@ -30,16 +43,38 @@ impl VendorStore for EmbeddedStore {
             .await
     }
 
-    async fn rehash_vendor(
+    async fn swap_vendor_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
-        to: &SecretHash,
-    ) -> Result<()> {
-        let fields = hash_fields(to);
-        let key = client_id.to_string();
-        self.swap_secret_fields(VENDORS, key, from, fields)
+        to: &SecretState,
+    ) -> Result<bool> {
+        let fields = secret_fields(to);
+        self.swap_secret_fields(VENDORS, client_id.to_string(), from, fields)
+            .await
+    }
+
+    async fn touch_vendor(&self, client_id: &ClientId, at: Timestamp) -> Result<()> {
+        let fields = vec![("lastUsedAt", Some(at.millis().into()))];
+        self.patch_record(VENDORS, client_id.to_string(), |_| true, fields)
             .await
             .map(|_| ())
+    }
+
+    async fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool> {
+        let (key, survivor) = (client_id.to_string(), survivor.to_string());
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(VENDORS)?;
+                if table.get(survivor.as_str())?.is_none() || table.remove(key.as_str())?.is_none()
+                {
+                    return Ok(false); // dropped uncommitted: nothing deleted
+                }
+            }
+            txn.commit()?;
+            Ok(true)
+        })
+        .await
     }
 }
