@@ -39,9 +39,10 @@ const QUEUE_PER_CORE: usize = 2;
 /// Whom a bcrypt run is for: no one party holds more than half of a kind's admissions.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Party {
-    /// Hashing the secrets of a tenant's tokens (created, rotated, rehashed).
+    /// A tenant's tokens: hashing their secrets (created, rotated, rehashed) and checking the
+    /// secrets presented for them, so that one tenant's services never hold every slot.
     Tenant(TenantId),
-    /// Checking the secrets presented with a clientId (a token's, or the vendor's).
+    /// Checking the secrets presented with a clientId that names no token, or the vendor's.
     Client(ClientId),
     /// Hashing the vendor's own secrets.
     Vendor,

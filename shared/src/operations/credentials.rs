@@ -185,7 +185,9 @@ impl<'a> Credentials<'a> {
         let (token, reads) = self.token_and_plan(&client_id, &plan).await?;
         let now = self.clock.now();
         let state = token.as_ref().map(|t| &t.secret);
-        let party = Party::Client(client_id);
+        let party = token.as_ref().map_or(Party::Client(client_id), |token| {
+            Party::Tenant(token.tenant_id.clone())
+        });
         let used = self
             .bcrypt
             .live_secret((&secret, &party), state, now)
