@@ -342,6 +342,97 @@ async fn a_secret_in_its_grace_issues_nothing_that_outlives_it(t: &TestApp) {
 }
 on_both_stores!(a_secret_in_its_grace_issues_nothing_that_outlives_it);
 
+fn iat_of(t: &TestApp, jwt: &str) -> i64 {
+    let claims = t.app.credentials(ISSUER).verify_access_token(jwt).unwrap();
+    claims.iat
+}
+
+async fn is_active(t: &TestApp, jwt: &str) -> bool {
+    let active = t.app.credentials(ISSUER).introspect(jwt).await.unwrap();
+    active.is_some()
+}
+
+/// The attacker exchanges in a loop while the owner deletes the token or rotates its secret
+/// out: a JWT issued in the same second as the deletion or rotation is void too, while the new
+/// secret's first JWT (issued from the next second) stands.
+async fn nothing_issued_in_the_second_of_an_end_survives_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let bot = acme.token(json!({})).await;
+    let doomed = acme.token(json!({})).await;
+    t.clock.to_next_minute(); // a second's room for what follows
+    let same_second = t
+        .exchange(EXCHANGE_V1, &doomed.client_id, &doomed.secret)
+        .await;
+    let same_second = text(&same_second, "accessToken").to_owned();
+    assert_eq!(
+        acme.delete_token(&doomed.client_id).await.status,
+        StatusCode::OK
+    );
+    assert!(
+        !is_active(t, &same_second).await,
+        "issued in the deletion's second"
+    );
+
+    t.clock.to_next_minute();
+    let old = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
+    let old = text(&old, "accessToken").to_owned();
+    let path = rotate_path(TENANT_TOKENS, &bot.client_id);
+    let rotated = acme
+        .call(Method::POST, &path, Some(json!({"graceMinutes": 0})))
+        .await;
+    let rotation_second = t.clock.now().seconds();
+    let new = t
+        .exchange(EXCHANGE_V1, &bot.client_id, text(&rotated, "secret"))
+        .await;
+    let new = text(&new, "accessToken").to_owned();
+    assert_eq!(
+        iat_of(t, &old),
+        rotation_second,
+        "the test's premise: one second"
+    );
+    assert!(!is_active(t, &old).await, "issued in the rotation's second");
+    assert!(iat_of(t, &new) > rotation_second);
+    assert!(
+        is_active(t, &new).await,
+        "the new secret's first JWT stands"
+    );
+}
+on_both_stores!(nothing_issued_in_the_second_of_an_end_survives_it);
+
+/// A second rotation during a grace ends the older secret at once: the JWTs it issued before
+/// its own rotation are revoked then, not when its grace would have ended.
+async fn a_rotation_during_a_grace_revokes_the_older_secrets_jwts_at_once(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let bot = acme.token(json!({})).await;
+    let path = rotate_path(TENANT_TOKENS, &bot.client_id);
+    let oldest = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
+    let oldest = text(&oldest, "accessToken").to_owned();
+    t.clock.advance_seconds(1);
+    let graced = acme
+        .call(Method::POST, &path, Some(json!({"graceMinutes": 5})))
+        .await;
+    let second = text(&graced, "secret").to_owned();
+    let from_second = t.exchange(EXCHANGE_V1, &bot.client_id, &second).await;
+    let from_second = text(&from_second, "accessToken").to_owned();
+    t.clock.advance_seconds(1);
+    let again = acme
+        .call(Method::POST, &path, Some(json!({"graceMinutes": 5})))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert!(
+        !exchanges(t, &bot.client_id, &bot.secret).await,
+        "the oldest secret ended"
+    );
+    assert!(!is_active(t, &oldest).await, "its JWTs revoked at once");
+    assert!(
+        is_active(t, &from_second).await,
+        "the second secret is in its grace"
+    );
+}
+on_both_stores!(a_rotation_during_a_grace_revokes_the_older_secrets_jwts_at_once);
+
 /// The attacker replays a spent refresh token: it is refused before it is counted, numbered or
 /// signed, so the owner's next exchange is not limited and their live refresh token is not
 /// pushed out of the newest hundred.

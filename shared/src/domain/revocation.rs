@@ -96,10 +96,17 @@ impl Revocation {
         (!outlived).then(|| Self::at(sub, now, access_ttl_seconds))
     }
 
-    /// Whether a JWT issued at `iat` (seconds) is void. JWTs of the revocation's own second
-    /// stand: one issued just after it (from a rotated secret) must not be voided.
+    /// Whether a JWT issued at `iat` (seconds) is void: one issued up to and including the
+    /// revocation's second, so none issued in the same second as a deletion survives it. A
+    /// rotated secret's successor issues nothing in its rotation's second (see
+    /// `Credentials::issue_time`), so it is never caught.
     pub fn voids(&self, iat: i64) -> bool {
-        iat < self.before.seconds()
+        iat < self.first_standing_second()
+    }
+
+    /// The first second whose JWTs stand: what the published list calls `before`.
+    pub fn first_standing_second(&self) -> i64 {
+        self.before.seconds() + 1
     }
 }
 
@@ -141,7 +148,7 @@ impl RevocationList {
                 .iter()
                 .map(|r| RevokedSub {
                     sub: r.sub.to_string(),
-                    before: r.before.seconds(),
+                    before: r.first_standing_second(),
                 })
                 .collect(),
         }
@@ -153,11 +160,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_revocation_voids_earlier_seconds_only_and_lives_as_long_as_a_jwt() {
+    fn a_revocation_voids_its_second_and_earlier_and_lives_as_long_as_a_jwt() {
         let at = Timestamp::from_millis(1_800_000_000_500);
         let revocation = Revocation::at(ClientId::generate(), at, 3600);
         assert!(revocation.voids(1_799_999_999));
-        assert!(!revocation.voids(1_800_000_000), "its own second stands");
+        assert!(revocation.voids(1_800_000_000), "its own second is void");
+        assert!(!revocation.voids(1_800_000_001));
+        let list = RevocationList::new("https://auth.test", at, std::slice::from_ref(&revocation));
+        assert_eq!(
+            list.revoked[0].before, 1_800_000_001,
+            "iat below it is void"
+        );
         assert_eq!(revocation.until.seconds(), 1_800_000_000 + 3600 + 60);
     }
 

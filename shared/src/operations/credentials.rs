@@ -24,7 +24,7 @@ use super::bcrypt::Party;
 use super::reads::{ReadPlans, Reads};
 use super::remembered::Tag;
 use super::revocation_list::{PublishedList, SignedList};
-use super::{Bcrypt, Owners, TokenRateLimit, parse_credentials, sign};
+use super::{Bcrypt, Owners, TokenRateLimit, issue_time, parse_credentials, sign};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
@@ -403,7 +403,7 @@ impl<'a> Credentials<'a> {
     ) -> Result<Signed> {
         // Counted once the caller proved the credentials, before any work for the JWT.
         // Recorded as the token's last use, in the same write.
-        let now = self.clock.now();
+        let now = issue_time(self.clock, &token.secret, secret).await;
         let serial = self
             .rate_limit
             .admit(self.rates, &token.client_id, now)

@@ -35,7 +35,10 @@ use crate::domain::directory::{EntityKind, User};
 use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::Revocation;
-use crate::domain::{ApiToken, ClientId, GrantId, Secret, SecretKind, TenantId, Timestamp, UserId};
+use crate::domain::{
+    ApiToken, ClientId, GrantId, LiveSecret, Secret, SecretKind, SecretState, TenantId, Timestamp,
+    UserId,
+};
 use crate::domain::{jwt, rules};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
@@ -94,14 +97,35 @@ impl Retirement<'_> {
     pub(crate) async fn revoke_later(&self, token: &ApiToken, from: Timestamp) -> Result<()> {
         let now = self.clock.now();
         let later = Revocation::later(token.client_id, now, from, self.access_ttl_seconds);
-        match later.filter(|_| self.revocation_of(token, now).is_some()) {
-            Some(revocation) => {
-                self.revocations.revoke(&[revocation]).await?;
-                self.published.note_written();
-                Ok(())
-            }
-            None => Ok(()),
+        self.write_if_needed(token, later, now).await
+    }
+
+    /// Voids at once the JWTs of `token` issued up to `before` (an older secret's, ended by a
+    /// rotation during its grace: all it issued before it was rotated out).
+    pub(crate) async fn revoke_issued_before(
+        &self,
+        token: &ApiToken,
+        before: Timestamp,
+    ) -> Result<()> {
+        let revocation = Revocation::at(token.client_id, before, self.access_ttl_seconds);
+        self.write_if_needed(token, Some(revocation), self.clock.now())
+            .await
+    }
+
+    /// Writes `revocation` if `token` may have a JWT out that it voids.
+    async fn write_if_needed(
+        &self,
+        token: &ApiToken,
+        revocation: Option<Revocation>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let needed =
+            revocation.filter(|r| r.until > now && self.revocation_of(token, now).is_some());
+        if let Some(revocation) = needed {
+            self.revocations.revoke(&[revocation]).await?;
+            self.published.note_written();
         }
+        Ok(())
     }
 
     fn revocation_of(&self, token: &ApiToken, now: Timestamp) -> Option<Revocation> {
@@ -118,6 +142,24 @@ impl Retirement<'_> {
         let ids: Vec<ClientId> = tokens.iter().map(|t| t.client_id).collect();
         self.tokens.delete_tokens(&ids).await
     }
+}
+
+/// When to issue a JWT from `secret` (one of `state`'s): now, but never in the second its
+/// secret was made by a rotation. A rotation revokes the JWTs issued up to and including its
+/// second (at once, or when the grace ends), so the new secret's first JWT waits for the next
+/// second: a second at most; not when another instance's clock is further ahead.
+async fn issue_time(clock: &dyn Clock, state: &SecretState, secret: LiveSecret) -> Timestamp {
+    let now = clock.now();
+    let Some(rotated_at) = state.rotated_at.filter(|_| secret.until.is_none()) else {
+        return now;
+    };
+    let first = Timestamp::from_millis((rotated_at.seconds() + 1) * 1000);
+    let wait = first.millis() - now.millis();
+    if wait <= 0 || wait > 1000 {
+        return now;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(wait.unsigned_abs())).await;
+    clock.now().max(first)
 }
 
 /// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.

@@ -281,14 +281,21 @@ impl ApiTokens<'_> {
             ));
         }
         // The JWTs issued so far come from the secrets rotated out: void when they end, at once
-        // with no grace (with any other issued before this second), else at the grace's end, or
-        // sooner if an older secret still in its grace (ended now) had been due to end sooner.
+        // with no grace, else at the grace's end. An older secret still in its grace ends now:
+        // what it issued before its own rotation is void at once (what it issued in its grace
+        // still ends with that grace, as it was issued to).
         match rotated.previous.as_ref().map(|p| p.until) {
             None => self.retirement.revoke(std::slice::from_ref(&token)).await?,
             Some(grace_end) => {
-                let older_end = token.secret.previous_live(now).map(|p| p.until);
-                let from = older_end.map_or(grace_end, |end| end.min(grace_end));
-                self.retirement.revoke_later(&token, from).await?;
+                let older_rotated_out =
+                    token.secret.previous_live(now).and(token.secret.rotated_at);
+                if let Some(older_rotated_out) = older_rotated_out {
+                    let retirement = &self.retirement;
+                    retirement
+                        .revoke_issued_before(&token, older_rotated_out)
+                        .await?;
+                }
+                self.retirement.revoke_later(&token, grace_end).await?;
             }
         }
         token.secret = rotated;

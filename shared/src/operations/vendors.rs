@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, RevocationStore, Signer, VendorStore};
 
 use super::bcrypt::Party;
-use super::{Bcrypt, Created, parse_credentials, sign};
+use super::{Bcrypt, Created, issue_time, parse_credentials, sign};
 
 pub struct Vendors<'a> {
     pub(crate) store: &'a dyn VendorStore,
@@ -51,6 +51,7 @@ impl Vendors<'_> {
         let (Some(vendor), Some(used)) = (vendor, used) else {
             return Err(Error::Unauthorized);
         };
+        let now = issue_time(self.clock, &vendor.secret, used).await;
         if used.until.is_none() {
             let from = &vendor.secret.hash;
             let swap =
