@@ -151,3 +151,40 @@ async fn the_limit_is_shared_by_every_process_on_the_embedded_store() {
 async fn the_limit_is_shared_by_every_process_on_dynamodb() {
     the_limit_is_shared_by_every_process(Backing::Moto).await;
 }
+
+/// Eight clients of one token at once, a hundred exchanges in all at the start of a minute with
+/// a limit of sixty: every use reserved is given out, so exactly sixty get their JWT (requests
+/// that found the process's reservation empty at once each reserve one, and none is given up).
+async fn concurrent_clients_get_the_whole_limit(backing: Backing) {
+    let t = limited(backing, 60).await;
+    let vendor = t.vendor_token().await;
+    let (id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    t.clock.to_next_minute();
+    let client = async || {
+        let mut granted = 0;
+        for _ in 0..13 {
+            let reply = t.exchange(EXCHANGE_V1, &id, &secret).await;
+            match reply.status {
+                StatusCode::OK => granted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("{other}: {:?}", reply.body),
+            }
+        }
+        granted
+    };
+    let granted: usize = futures::future::join_all((0..8).map(|_| client()))
+        .await
+        .into_iter()
+        .sum();
+    assert_eq!(granted, 60, "of 104 asked, the limit and no fewer");
+}
+
+#[tokio::test]
+async fn concurrent_clients_get_the_whole_limit_on_the_embedded_store() {
+    concurrent_clients_get_the_whole_limit(Backing::Embedded).await;
+}
+
+#[tokio::test]
+async fn concurrent_clients_get_the_whole_limit_on_dynamodb() {
+    concurrent_clients_get_the_whole_limit(Backing::Moto).await;
+}

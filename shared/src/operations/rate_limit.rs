@@ -9,14 +9,15 @@
 //! A process does not write the count for every JWT: it reserves uses in steps and spends them
 //! from memory. In a minute its first step is what it spent the minute before (at least one),
 //! and each next one doubles, up to a tenth of the limit; so a token used steadily costs one
-//! write a minute. Steps a process holds but does not spend before the minute ends are lost to
+//! write a minute. Requests that find the reservation spent at the same moment each reserve a
+//! step, and every step is kept and given out in turn. Steps a process holds but does not spend before the minute ends are lost to
 //! that minute, so a token spread over many instances may get somewhat fewer than `per_minute`,
 //! never more.
 //!
 //! Each use reserved is numbered (the token's count of JWTs ever reserved), and each JWT's
 //! refresh token carries its number: the newest hundred numbers are the live refresh tokens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
 
@@ -34,11 +35,12 @@ pub(crate) struct TokenRateLimit {
     leases: Mutex<HashMap<ClientId, Lease>>,
 }
 
-/// Uses of one token this process reserved in one window: numbered `next..=last`, not spent yet.
+/// Uses of one token this process reserved in one window and not spent yet: runs of numbers,
+/// one per reservation (requests that found the lease empty at once each reserve one; none of
+/// them is given up), spent in order.
 struct Lease {
     window: i64,
-    next: u64,
-    last: u64,
+    runs: VecDeque<RangeInclusive<u64>>,
     next_step: u32,
     /// Spent in `window`: the first step of the next window.
     spent: u32,
@@ -51,7 +53,20 @@ const WASTE_KEPT: usize = 16;
 
 impl Lease {
     fn left(&self) -> u64 {
-        (self.last + 1).saturating_sub(self.next)
+        self.runs.iter().map(run_length).sum()
+    }
+
+    /// The next number not given out, if any.
+    fn take(&mut self) -> Option<u64> {
+        while let Some(run) = self.runs.front_mut() {
+            match run.next() {
+                Some(number) => return Some(number),
+                None => {
+                    self.runs.pop_front();
+                }
+            }
+        }
+        None
     }
 
     /// How many numbers in `above+1..=upto` this process reserved and never gave out.
@@ -60,9 +75,16 @@ impl Lease {
             let (start, end) = ((*run.start()).max(above + 1), (*run.end()).min(upto));
             (end + 1).saturating_sub(start)
         };
-        let held = self.next..=self.last;
-        self.wasted.iter().chain([&held]).map(overlap).sum()
+        let runs = self.wasted.iter().chain(&self.runs);
+        runs.filter(|run| !run.is_empty()).map(overlap).sum()
     }
+}
+
+fn run_length(run: &RangeInclusive<u64>) -> u64 {
+    if run.is_empty() {
+        return 0;
+    }
+    (*run.end() + 1).saturating_sub(*run.start())
 }
 
 impl TokenRateLimit {
@@ -87,9 +109,11 @@ impl TokenRateLimit {
             let mut leases = self.leases()?;
             match leases.get_mut(client_id) {
                 Some(lease) if lease.window == minute && lease.left() > 0 => {
-                    lease.next += 1;
-                    lease.spent += 1;
-                    return Ok(lease.next - 1);
+                    if let Some(number) = lease.take() {
+                        lease.spent += 1;
+                        return Ok(number);
+                    }
+                    (lease.next_step, false)
                 }
                 Some(lease) if lease.window == minute => (lease.next_step, false),
                 Some(lease) if lease.window == minute - 1 => {
@@ -125,35 +149,37 @@ impl TokenRateLimit {
         if leases.len() >= LEASES_KEPT {
             leases.retain(|_, lease| lease.window == minute);
         }
-        let (spent, wasted) = match leases.remove(client_id) {
-            Some(mut lease) => {
-                // What is left of the earlier step (the last minute's, or a concurrent
-                // request's) is given up, and remembered: a lease is one run of numbers.
-                if lease.left() > 0 {
-                    lease.wasted.push(lease.next..=lease.last);
-                }
+        let fresh = first + 1..=reserved.last_serial;
+        let next_step = (step * 2).min(self.largest_step);
+        match leases.get_mut(client_id) {
+            // A concurrent request's reservation in the same minute: both are kept.
+            Some(lease) if lease.window == minute => {
+                lease.runs.push_back(fresh);
+                lease.next_step = lease.next_step.max(next_step);
+                lease.spent += 1;
+            }
+            Some(lease) => {
+                // What is left of the last minute is lost to it, and remembered.
+                let left: Vec<_> = lease.runs.drain(..).filter(|r| !r.is_empty()).collect();
+                lease.wasted.extend(left);
                 let keep = lease.wasted.len().saturating_sub(WASTE_KEPT);
                 lease.wasted.drain(..keep);
-                let spent = if lease.window == minute {
-                    lease.spent
-                } else {
-                    0
-                };
-                (spent, lease.wasted)
+                lease.window = minute;
+                lease.runs.push_back(fresh);
+                lease.next_step = next_step;
+                lease.spent = 1;
             }
-            None => (0, Vec::new()),
-        };
-        leases.insert(
-            *client_id,
-            Lease {
-                window: minute,
-                next: first + 1,
-                last: reserved.last_serial,
-                next_step: (step * 2).min(self.largest_step),
-                spent: spent + 1,
-                wasted,
-            },
-        );
+            None => {
+                let lease = Lease {
+                    window: minute,
+                    runs: VecDeque::from([fresh]),
+                    next_step,
+                    spent: 1,
+                    wasted: Vec::new(),
+                };
+                leases.insert(*client_id, lease);
+            }
+        }
         Ok(first)
     }
 
