@@ -226,7 +226,7 @@ fn save(path: &Path, session: &Session) -> Result<(), Failure> {
         cause,
     };
     if let Some(dir) = path.parent() {
-        private_dir(dir).map_err(|e| fail(e.to_string()))?;
+        session_dir(dir).map_err(|e| fail(e.to_string()))?;
     }
     let text = serde_json::to_vec_pretty(session).map_err(|e| fail(e.to_string()))?;
     let nonce = std::time::SystemTime::now()
@@ -247,16 +247,32 @@ fn save(path: &Path, session: &Session) -> Result<(), Failure> {
     written.map_err(|e| fail(e.to_string()))
 }
 
-/// Creates `dir` (and its parents) and makes it the user's alone (0700).
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
-    #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    Ok(())
+/// Creates `dir` (and its parents) the user's alone (0700). A folder that exists keeps its
+/// mode: it may be shared (`/tmp` is 1777), and the files m2m writes in it are private anyway.
+fn session_dir(dir: &Path) -> std::io::Result<()> {
+    let private = |recursive: bool| {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(recursive);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+    };
+    match dir.parent() {
+        None => return Ok(()),
+        Some(parent) if !parent.as_os_str().is_empty() => private(true).create(parent)?,
+        Some(_) => {}
+    }
+    match private(false).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+        // Exactly 0700 whatever the umask, on the folder m2m made.
+        #[cfg(unix)]
+        Ok(()) => {
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        }
+        #[cfg(not(unix))]
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Holds the session's lock (`<session>.lock`) until dropped, so that of several `m2m token`
@@ -267,14 +283,40 @@ fn lock_session(path: &Path) -> Result<std::fs::File, Failure> {
         cause: e.to_string(),
     };
     if let Some(dir) = path.parent() {
-        private_dir(dir).map_err(fail)?;
+        session_dir(dir).map_err(fail)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let lock = options.open(path.with_extension("lock")).map_err(fail)?;
+    let lock = open_lock(&path.with_extension("lock")).map_err(fail)?;
     lock.lock().map_err(fail)?;
+    Ok(lock)
+}
+
+/// Opens the lock file without following a link or touching what one points to: a new one is
+/// created (`create_new` never follows a link), an existing one must be a regular file, is
+/// opened only to read, and must be the very file checked (a link swapped in meanwhile is
+/// refused).
+fn open_lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut new = std::fs::OpenOptions::new();
+    new.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut new, 0o600);
+    match new.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        created => return created,
+    }
+    let refuse = || std::io::Error::other("the lock file is a link or not a file; remove it");
+    let checked = std::fs::symlink_metadata(path)?;
+    if !checked.file_type().is_file() {
+        return Err(refuse());
+    }
+    let lock = std::fs::File::open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let opened = lock.metadata()?;
+        if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
+            return Err(refuse());
+        }
+    }
     Ok(lock)
 }
 

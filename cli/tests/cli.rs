@@ -56,6 +56,9 @@ async fn login_caches_a_private_session_and_token_prints_a_valid_jwt() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "only the user can read the session");
+        let folder = std::fs::metadata(session_file.parent().unwrap()).unwrap();
+        let folder = folder.permissions().mode() & 0o777;
+        assert_eq!(folder, 0o700, "a folder m2m makes is the user's alone");
     }
 
     let token = m2m(home.path(), &["token"], &[]).await;
@@ -248,8 +251,6 @@ async fn the_session_file_is_never_written_through_a_link_or_with_an_old_mode() 
     let written = std::fs::symlink_metadata(&session).unwrap();
     assert!(written.file_type().is_file(), "the link is replaced");
     assert_eq!(written.permissions().mode() & 0o777, 0o600);
-    let folder = std::fs::metadata(&dir).unwrap().permissions().mode();
-    assert_eq!(folder & 0o777, 0o700, "the folder is the user's alone");
 
     std::fs::set_permissions(&session, std::fs::Permissions::from_mode(0o644)).unwrap();
     let again = logged_in(&t, home.path()).await;
@@ -345,4 +346,55 @@ async fn tokens_delete_takes_only_a_client_id() {
         "a clientId in capitals and without hyphens is one: {}",
         stderr(&deleted)
     );
+}
+
+/// A fresh session cached at `path` by hand, so that `m2m token` prints it without a server.
+fn cached_session(path: &Path) {
+    let cached = json!({"url": "http://127.0.0.1:9", "clientId": LOGIN_AS,
+        "accessToken": "a.b.c", "refreshToken": "r.s.t", "expiresAt": i64::from(i32::MAX)});
+    std::fs::write(path, cached.to_string()).unwrap();
+}
+
+const LOGIN_AS: &str = "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11";
+
+/// A folder the session is in that m2m did not make (here shared, 1777) keeps its mode.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_session_folder_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let shared = home.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let session = shared.join("session.json");
+    cached_session(&session);
+    let env = [("M2M_SESSION_FILE", session.to_str().unwrap())];
+    let token = m2m(home.path(), &["token"], &env).await;
+    assert!(token.status.success(), "{}", stderr(&token));
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o1777);
+}
+
+/// A link planted where the lock file goes is refused, and what it points to is neither
+/// created nor opened to write.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_linked_lock_file_is_refused_and_its_target_untouched() {
+    let home = tempfile::tempdir().unwrap();
+    let session = home.path().join("session.json");
+    cached_session(&session);
+    let env = [("M2M_SESSION_FILE", session.to_str().unwrap())];
+    let absent = home.path().join("absent");
+    let present = home.path().join("present");
+    std::fs::write(&present, "untouched").unwrap();
+    for target in [&absent, &present] {
+        let lock = home.path().join("session.lock");
+        let _ = std::fs::remove_file(&lock);
+        std::os::unix::fs::symlink(target, &lock).unwrap();
+        let token = m2m(home.path(), &["token"], &env).await;
+        assert!(!token.status.success(), "{}", stdout(&token));
+        assert!(stderr(&token).contains("lock file"), "{}", stderr(&token));
+    }
+    assert!(!absent.exists(), "a dangling link's target is not created");
+    assert_eq!(std::fs::read_to_string(&present).unwrap(), "untouched");
 }
