@@ -23,6 +23,15 @@ struct Cli {
         global = true
     )]
     url: String,
+    /// Send credentials over plain http to a host other than this machine (a warning is
+    /// printed): without it, plain http is refused but for loopback addresses.
+    #[arg(
+        long,
+        env = "M2M_ALLOW_INSECURE_HTTP",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_insecure_http: bool,
     /// Where the session is cached (default: $XDG_CONFIG_HOME/m2m/session.json).
     #[arg(long, env = "M2M_SESSION_FILE", global = true)]
     session_file: Option<PathBuf>,
@@ -122,28 +131,93 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The m2m-auth server, checked before any secret goes to it: http or https, with nothing a
+/// request would carry elsewhere (a user and password, a query, a fragment), and plain http
+/// only to this machine unless the user allows it.
+struct ServerUrl(reqwest::Url);
+
+impl ServerUrl {
+    fn parse(text: &str, allow_insecure_http: bool) -> Result<Self, Failure> {
+        // The parse error never repeats the URL: it may hold a password.
+        let url = reqwest::Url::parse(text.trim())
+            .map_err(|e| Failure::Usage(format!("M2M_URL is not a URL ({e})")))?;
+        let refuse = |why: &str| Err(Failure::Usage(format!("M2M_URL {why}")));
+        if !url.username().is_empty() || url.password().is_some() {
+            return refuse(
+                "must not hold a user or password: credentials go in M2M_CLIENT_ID and M2M_SECRET",
+            );
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return refuse("must not have a query (?) or a fragment (#)");
+        }
+        let Some(host) = url.host_str().map(str::to_owned) else {
+            return refuse("has no host");
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" if allow_insecure_http => {
+                eprintln!("m2m: warning: secrets go to {host} over plain http, unencrypted");
+            }
+            "http" => {
+                return refuse(&format!(
+                    "is plain http to {host}: secrets would cross the network unencrypted; use \
+                     https, or pass --allow-insecure-http (M2M_ALLOW_INSECURE_HTTP=1)"
+                ));
+            }
+            _ => return refuse("must start with https:// (or http:// for this machine)"),
+        }
+        Ok(Self(url))
+    }
+
+    /// The server's address as it is shown and cached.
+    fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+
+    /// `path` under the server's address.
+    fn endpoint(&self, path: &str) -> reqwest::Url {
+        let mut url = self.0.clone();
+        url.set_path(&format!("{}{path}", self.0.path().trim_end_matches('/')));
+        url
+    }
+}
+
 struct Api {
-    url: String,
+    server: ServerUrl,
     http: reqwest::Client,
 }
 
 impl Api {
-    fn new(url: &str) -> Self {
-        Self {
-            url: url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
-        }
+    /// A client that follows no redirect: one would carry the secret, or `x-access-token`, to
+    /// wherever the answer points.
+    fn new(server: ServerUrl) -> Result<Self, Failure> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Failure::Usage(format!("cannot start an HTTP client: {e}")))?;
+        Ok(Self { server, http })
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
         let response = request.send().await.map_err(|e| Failure::Unreachable {
-            url: self.url.clone(),
+            url: self.server.as_str().to_owned(),
             cause: root_cause(&e),
         })?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(Failure::Server(format!(
+                "the server answered {status}, a redirect to {}: m2m follows none, so that \
+                 credentials go only to M2M_URL; set M2M_URL to the server's own address",
+                redirect_host(&response)
+            )));
+        }
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);
@@ -167,7 +241,7 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.call(self.http.post(format!("{}{path}", self.url)).json(body))
+        self.call(self.http.post(self.server.endpoint(path)).json(body))
             .await
     }
 
@@ -180,13 +254,24 @@ impl Api {
                 .ok_or_else(|| Failure::Server(format!("the answer has no {name}")))
         };
         Ok(Session {
-            url: self.url.clone(),
+            url: self.server.as_str().to_owned(),
             client_id: client_id.to_owned(),
             access_token: field("accessToken")?,
             refresh_token: field("refreshToken")?,
             expires_at: now() + issued["expiresIn"].as_i64().unwrap_or(0),
         })
     }
+}
+
+/// Where a redirect points: its host alone, never a user or password it may carry.
+fn redirect_host(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|location| location.to_str().ok())
+        .and_then(|location| response.url().join(location).ok())
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "an unnamed place".into())
 }
 
 fn root_cause(error: &dyn std::error::Error) -> String {
@@ -348,10 +433,11 @@ fn required(value: Option<String>, what: &str, flag: &str) -> Result<String, Fai
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let path = session_path(cli.session_file)?;
-    let api = Api::new(&cli.url);
+    let insecure = cli.allow_insecure_http;
+    let api = || Api::new(ServerUrl::parse(&cli.url, insecure)?);
     match cli.command {
-        Command::Login { client_id, secret } => login(&api, &path, client_id, secret).await,
-        Command::Token => token(&path).await,
+        Command::Login { client_id, secret } => login(&api()?, &path, client_id, secret).await,
+        Command::Token => token(&path, insecure).await,
         Command::Logout => logout(&path),
         Command::Tokens {
             action,
@@ -373,7 +459,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )?,
             };
             let tenant = required(tenant, "a tenant", "--tenant")?;
-            tokens(&api, vendor, &tenant, user.as_deref(), action).await
+            tokens(&api()?, vendor, &tenant, user.as_deref(), action).await
         }
     }
 }
@@ -408,11 +494,11 @@ async fn login(
 
 /// `m2m token`: prints the cached access token, refreshed first when it is about to expire.
 /// Under the session's lock: a run that waited finds the session another one refreshed.
-async fn token(path: &Path) -> Result<(), Failure> {
+async fn token(path: &Path, allow_insecure_http: bool) -> Result<(), Failure> {
     let _lock = lock_session(path)?;
     let mut session = load(path)?;
     if session.expires_at - now() < REFRESH_MARGIN_SECONDS {
-        let api = Api::new(&session.url);
+        let api = Api::new(ServerUrl::parse(&session.url, allow_insecure_http)?)?;
         let body = json!({"refreshToken": session.refresh_token});
         session = api
             .issue(
@@ -491,16 +577,16 @@ async fn tokens(
     let body = json!({"clientId": vendor.client_id, "secret": vendor.secret});
     let vendor = api.post("/auth/vendor", &body).await?;
     let vendor = vendor["token"].as_str().unwrap_or_default().to_owned();
-    let base = match user {
-        Some(_) => format!("{}/identity/resources/users/api-tokens/v1", api.url),
-        None => format!("{}/identity/resources/tenants/api-tokens/v1", api.url),
-    };
+    let base = api.server.endpoint(match user {
+        Some(_) => "/identity/resources/users/api-tokens/v1",
+        None => "/identity/resources/tenants/api-tokens/v1",
+    });
     // `base/<clientId>[/rotate]`, the clientId checked and escaped as one segment.
     let token_url = |id: &str, rotate: bool| -> Result<reqwest::Url, Failure> {
-        let mut url = reqwest::Url::parse(&base).map_err(|e| Failure::Usage(e.to_string()))?;
+        let mut url = base.clone();
         let mut segments = url
             .path_segments_mut()
-            .map_err(|()| Failure::Usage(format!("{base} cannot take a path")))?;
+            .map_err(|()| Failure::Usage("M2M_URL cannot take a path".into()))?;
         segments.push(&client_id(id)?);
         if rotate {
             segments.push("rotate");
@@ -509,7 +595,7 @@ async fn tokens(
         Ok(url)
     };
     let request = match (&action, action.body()) {
-        (TokensAction::Create { .. }, Some(body)) => api.http.post(&base).json(&body),
+        (TokensAction::Create { .. }, Some(body)) => api.http.post(base.clone()).json(&body),
         (TokensAction::Delete { client_id: id }, _) => api.http.delete(token_url(id, false)?),
         (
             TokensAction::Rotate {
@@ -521,7 +607,7 @@ async fn tokens(
             let body = grace_minutes.map_or_else(|| json!({}), |m| json!({"graceMinutes": m}));
             api.http.post(token_url(id, true)?).json(&body)
         }
-        _ => api.http.get(&base),
+        _ => api.http.get(base.clone()),
     };
     let request = request
         .header("x-access-token", &vendor)

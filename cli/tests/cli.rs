@@ -7,6 +7,9 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use serde_json::{Value, json};
 use support::*;
@@ -397,4 +400,176 @@ async fn a_linked_lock_file_is_refused_and_its_target_untouched() {
     }
     assert!(!absent.exists(), "a dangling link's target is not created");
     assert_eq!(std::fs::read_to_string(&present).unwrap(), "untouched");
+}
+
+/// A stand-in for the server on 127.0.0.1: whatever it is asked, it answers `head` (a status
+/// line and headers) and then `body`, `times` over; it keeps what it was sent.
+struct StandIn {
+    url: String,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl StandIn {
+    async fn start(head: String, body: Vec<u8>, times: usize) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::<Mutex<Vec<u8>>>::default();
+        let keep = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let request = read_request(&mut socket).await;
+                keep.lock().unwrap().extend(request);
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    continue;
+                }
+                for _ in 0..times {
+                    if socket.write_all(&body).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = socket.shutdown().await;
+            }
+        });
+        Self { url, received }
+    }
+
+    /// Answers every request with `status` (e.g. "200 OK") and `body` as JSON.
+    async fn json(status: &str, body: &Value) -> Self {
+        let body = body.to_string().into_bytes();
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            body.len()
+        );
+        Self::start(head, body, 1).await
+    }
+
+    fn received(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request: its head and a `content-length` body.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut request = Vec::new();
+    let mut buffer = [0; 4096];
+    let deadline = std::time::Duration::from_secs(5);
+    loop {
+        let read = tokio::time::timeout(deadline, socket.read(&mut buffer)).await;
+        let Ok(Ok(n @ 1..)) = read else {
+            return request;
+        };
+        request.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            if request.len() >= end + 4 + length {
+                return request;
+            }
+        }
+    }
+}
+
+/// What a login answers when all is well.
+fn issued() -> Value {
+    json!({"accessToken": "a.b.c", "refreshToken": "r.s.t", "expiresIn": 3600})
+}
+
+/// `m2m login` against `url` with the secret `secret`.
+async fn login_at(home: &Path, url: &str, secret: &str) -> Output {
+    let env = [
+        ("M2M_URL", url),
+        ("M2M_CLIENT_ID", LOGIN_AS),
+        ("M2M_SECRET", secret),
+    ];
+    m2m(home, &["login"], &env).await
+}
+
+/// A 307 would re-send the login's secret, or the vendor's, to where it points: m2m follows no
+/// redirect, and says where it pointed without the user and password in it.
+#[tokio::test]
+async fn a_redirect_is_an_error_and_the_secret_stays_put() {
+    let elsewhere = StandIn::json("200 OK", &json!({"token": "v.w.x"})).await;
+    let port = elsewhere.url.rsplit(':').next().unwrap();
+    let head = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://eve:pw-in-location@127.0.0.1:\
+         {port}/auth/vendor\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    let redirecting = StandIn::start(head, Vec::new(), 1).await;
+    let home = tempfile::tempdir().unwrap();
+    let login = login_at(home.path(), &redirecting.url, "m2mt_login-secret").await;
+    let vendor_env = [
+        ("M2M_URL", redirecting.url.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", "vendor"),
+        ("M2M_VENDOR_SECRET", "vendor-secret"),
+    ];
+    let list = ["tokens", "list", "--tenant", "acme"];
+    let vendor = m2m(home.path(), &list, &vendor_env).await;
+    for run in [&login, &vendor] {
+        assert!(!run.status.success());
+        let said = stderr(run);
+        assert!(said.contains("307") && said.contains("127.0.0.1"), "{said}");
+        assert!(!said.contains("pw-in-location"), "{said}");
+    }
+    assert_eq!(elsewhere.received(), "", "nothing reached the other server");
+    assert!(redirecting.received().contains("m2mt_login-secret"));
+}
+
+/// Plain http is for this machine only: to another host a secret would cross the network
+/// unencrypted, so m2m refuses before it connects, unless told otherwise (and then it warns).
+#[tokio::test]
+async fn plain_http_to_another_host_is_refused_unless_allowed() {
+    let home = tempfile::tempdir().unwrap();
+    let refused = login_at(home.path(), "http://example.invalid", "s").await;
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(said.contains("--allow-insecure-http"), "{said}");
+    assert!(
+        !said.contains("cannot reach"),
+        "no connection is tried: {said}"
+    );
+
+    let env = [
+        ("M2M_URL", "http://example.invalid"),
+        ("M2M_CLIENT_ID", LOGIN_AS),
+        ("M2M_SECRET", "s"),
+        ("M2M_ALLOW_INSECURE_HTTP", "1"),
+    ];
+    let allowed = m2m(home.path(), &["login"], &env).await;
+    let said = stderr(&allowed);
+    assert!(
+        said.contains("warning") && said.contains("cannot reach"),
+        "{said}"
+    );
+}
+
+/// A URL's user and password are refused, and never shown.
+#[tokio::test]
+async fn a_url_with_a_password_is_refused_and_never_shown() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://alice:pa55word@{}", closed.local_addr().unwrap());
+    drop(closed);
+    let home = tempfile::tempdir().unwrap();
+    let login = login_at(home.path(), &url, "s").await;
+    assert!(!login.status.success());
+    let said = format!("{}{}", stdout(&login), stderr(&login));
+    assert!(said.contains("user or password"), "{said}");
+    assert!(!said.contains("pa55word"), "{said}");
+}
+
+/// `M2M_URL` with a query or a fragment would send the secret to another path: refused before
+/// anything is sent.
+#[tokio::test]
+async fn a_url_with_a_query_or_fragment_is_refused() {
+    let server = StandIn::json("200 OK", &issued()).await;
+    let home = tempfile::tempdir().unwrap();
+    for tail in ["/?x", "#y", "?"] {
+        let login = login_at(home.path(), &format!("{}{tail}", server.url), "s3cr3t").await;
+        assert!(!login.status.success(), "{tail}");
+        assert!(stderr(&login).contains("query"), "{}", stderr(&login));
+    }
+    assert_eq!(server.received(), "");
 }
