@@ -126,6 +126,15 @@ struct Session {
 
 /// Refresh when less than this many seconds remain.
 const REFRESH_MARGIN_SECONDS: i64 = 60;
+/// The longest `expiresIn` taken from the server (a year); more is an error, not a session
+/// that never refreshes.
+const MAX_EXPIRES_IN_SECONDS: i64 = 366 * 24 * 60 * 60;
+/// The largest answer read from the server; its answers are a few KiB.
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// The longest access or refresh token taken from the server.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// The most characters of server text shown in a message.
+const MAX_SHOWN_CHARS: usize = 300;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -218,7 +227,8 @@ impl Api {
                 redirect_host(&response)
             )));
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = self.bounded_body(response).await?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);
         }
@@ -235,9 +245,38 @@ impl Api {
             Err(Failure::Refused(format!("{status}")))
         } else {
             Err(Failure::Server(format!(
-                "the server answered {status}: {message}"
+                "the server answered {status}: {}",
+                printable(&message)
             )))
         }
+    }
+
+    /// The answer's body, read piece by piece and refused past `MAX_BODY_BYTES`: a server
+    /// cannot make m2m hold more than that.
+    async fn bounded_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+        let too_large = || {
+            Failure::Server(format!(
+                "the server's answer is larger than {} KiB; refused",
+                MAX_BODY_BYTES / 1024
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(piece) = response.chunk().await.map_err(|e| Failure::Unreachable {
+            url: self.server.as_str().to_owned(),
+            cause: root_cause(&e),
+        })? {
+            if body.len() + piece.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&piece);
+        }
+        Ok(body)
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
@@ -247,20 +286,65 @@ impl Api {
 
     async fn issue(&self, path: &str, body: &Value, client_id: &str) -> Result<Session, Failure> {
         let issued = self.post(path, body).await?;
-        let field = |name: &str| {
-            issued[name]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| Failure::Server(format!("the answer has no {name}")))
-        };
+        let expires_at = issued["expiresIn"]
+            .as_i64()
+            .filter(|seconds| (1..=MAX_EXPIRES_IN_SECONDS).contains(seconds))
+            .and_then(|seconds| now().checked_add(seconds))
+            .ok_or_else(|| {
+                Failure::Server("the answer's expiresIn is not from 1 second to a year".into())
+            })?;
         Ok(Session {
             url: self.server.as_str().to_owned(),
             client_id: client_id.to_owned(),
-            access_token: field("accessToken")?,
-            refresh_token: field("refreshToken")?,
-            expires_at: now() + issued["expiresIn"].as_i64().unwrap_or(0),
+            access_token: token_field(&issued, "accessToken")?,
+            refresh_token: token_field(&issued, "refreshToken")?,
+            expires_at,
         })
     }
+}
+
+/// A token in the server's answer: printed as it is and sent in headers, so only visible ASCII
+/// (what JWTs and opaque tokens are made of), of a bounded length.
+fn token_field(answer: &Value, name: &str) -> Result<String, Failure> {
+    answer[name]
+        .as_str()
+        .filter(|token| {
+            (1..=MAX_TOKEN_BYTES).contains(&token.len())
+                && token.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| Failure::Server(format!("the answer has no {name}, or not a token")))
+}
+
+/// Server text as it may be shown in a terminal: no control characters (an ANSI escape would
+/// drive the terminal) nor bidirectional overrides (they reorder what is shown), and short.
+fn printable(text: &str) -> String {
+    let mut kept = text.chars().filter(|&c| !hidden(c));
+    let mut shown: String = kept.by_ref().take(MAX_SHOWN_CHARS).collect();
+    if kept.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// JSON as it may be shown in a terminal: the characters `printable` drops, which serde_json
+/// leaves as they are past U+001F, escaped as `\uXXXX` (they can only be inside strings).
+fn printable_json(json: &str) -> String {
+    json.chars()
+        .map(|c| {
+            if hidden(c) && u32::from(c) > 0x1f {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A character that changes what a terminal shows rather than showing itself.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Where a redirect points: its host alone, never a user or password it may carry.
@@ -279,7 +363,7 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     while let Some(next) = cause.source() {
         cause = next;
     }
-    cause.to_string()
+    printable(&cause.to_string())
 }
 
 fn session_path(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
@@ -497,7 +581,7 @@ async fn login(
 async fn token(path: &Path, allow_insecure_http: bool) -> Result<(), Failure> {
     let _lock = lock_session(path)?;
     let mut session = load(path)?;
-    if session.expires_at - now() < REFRESH_MARGIN_SECONDS {
+    if session.expires_at.saturating_sub(now()) < REFRESH_MARGIN_SECONDS {
         let api = Api::new(ServerUrl::parse(&session.url, allow_insecure_http)?)?;
         let body = json!({"refreshToken": session.refresh_token});
         session = api
@@ -575,8 +659,7 @@ async fn tokens(
     action: TokensAction,
 ) -> Result<(), Failure> {
     let body = json!({"clientId": vendor.client_id, "secret": vendor.secret});
-    let vendor = api.post("/auth/vendor", &body).await?;
-    let vendor = vendor["token"].as_str().unwrap_or_default().to_owned();
+    let vendor = token_field(&api.post("/auth/vendor", &body).await?, "token")?;
     let base = api.server.endpoint(match user {
         Some(_) => "/identity/resources/users/api-tokens/v1",
         None => "/identity/resources/tenants/api-tokens/v1",
@@ -617,10 +700,8 @@ async fn tokens(
         None => request,
     };
     let answer = api.call(request).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&answer).unwrap_or_default()
-    );
+    let answer = serde_json::to_string_pretty(&answer).unwrap_or_default();
+    println!("{}", printable_json(&answer));
     Ok(())
 }
 

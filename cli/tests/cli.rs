@@ -7,6 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -403,18 +404,23 @@ async fn a_linked_lock_file_is_refused_and_its_target_untouched() {
 }
 
 /// A stand-in for the server on 127.0.0.1: whatever it is asked, it answers `head` (a status
-/// line and headers) and then `body`, `times` over; it keeps what it was sent.
+/// line and headers) and then `body`, `times` over; it keeps what it was sent and counts the
+/// body bytes it got out.
 struct StandIn {
     url: String,
     received: Arc<Mutex<Vec<u8>>>,
+    sent: Arc<AtomicUsize>,
 }
 
 impl StandIn {
     async fn start(head: String, body: Vec<u8>, times: usize) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let received = Arc::<Mutex<Vec<u8>>>::default();
-        let keep = Arc::clone(&received);
+        let (received, sent) = (
+            Arc::<Mutex<Vec<u8>>>::default(),
+            Arc::<AtomicUsize>::default(),
+        );
+        let (keep, count) = (Arc::clone(&received), Arc::clone(&sent));
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let request = read_request(&mut socket).await;
@@ -426,11 +432,16 @@ impl StandIn {
                     if socket.write_all(&body).await.is_err() {
                         break;
                     }
+                    count.fetch_add(body.len(), Ordering::Relaxed);
                 }
                 let _ = socket.shutdown().await;
             }
         });
-        Self { url, received }
+        Self {
+            url,
+            received,
+            sent,
+        }
     }
 
     /// Answers every request with `status` (e.g. "200 OK") and `body` as JSON.
@@ -546,6 +557,57 @@ async fn plain_http_to_another_host_is_refused_unless_allowed() {
     );
 }
 
+/// An endless answer is refused once it passes the limit: m2m reads it piece by piece, so the
+/// server gets little of 256 MiB out before m2m hangs up.
+#[tokio::test]
+async fn a_huge_answer_is_refused_and_not_held() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+    let server = StandIn::start(head.into(), vec![b' '; 64 * 1024], 4096).await;
+    let home = tempfile::tempdir().unwrap();
+    let login = login_at(home.path(), &server.url, "s").await;
+    assert!(!login.status.success());
+    assert!(stderr(&login).contains("larger than"), "{}", stderr(&login));
+    let sent = server.sent.load(Ordering::Relaxed);
+    assert!(sent < 32 << 20, "{sent} bytes went out");
+}
+
+/// Server text reaches the terminal without escapes: error messages lose control characters,
+/// listed data has them escaped, and a token that is not one is refused.
+#[tokio::test]
+async fn server_text_is_printed_without_terminal_escapes() {
+    let rude = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}";
+    let home = tempfile::tempdir().unwrap();
+    let refusing = StandIn::json("400 Bad Request", &json!({"errors": [rude]})).await;
+    let failed = login_at(home.path(), &refusing.url, "s").await;
+    let escaped_token = json!({"accessToken": rude, "refreshToken": "r", "expiresIn": 60});
+    let issuing = StandIn::json("200 OK", &escaped_token).await;
+    let refused = login_at(home.path(), &issuing.url, "s").await;
+    let listing = StandIn::json("200 OK", &json!({"token": "v.w.x", "description": rude})).await;
+    let env = [
+        ("M2M_URL", listing.url.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", "vendor"),
+        ("M2M_VENDOR_SECRET", "vendor-secret"),
+    ];
+    let listed = m2m(home.path(), &["tokens", "list", "--tenant", "acme"], &env).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(!refused.status.success() && !failed.status.success());
+    for run in [&failed, &refused, &listed] {
+        for out in [&run.stdout, &run.stderr] {
+            let text = String::from_utf8_lossy(out);
+            assert!(
+                !text.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}']),
+                "{text:?}"
+            );
+        }
+    }
+    assert!(stderr(&failed).contains("[2J"), "the rest is shown");
+    let shown: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(
+        shown["description"], rude,
+        "listed data is escaped, not changed"
+    );
+}
+
 /// A URL's user and password are refused, and never shown.
 #[tokio::test]
 async fn a_url_with_a_password_is_refused_and_never_shown() {
@@ -558,6 +620,22 @@ async fn a_url_with_a_password_is_refused_and_never_shown() {
     let said = format!("{}{}", stdout(&login), stderr(&login));
     assert!(said.contains("user or password"), "{said}");
     assert!(!said.contains("pa55word"), "{said}");
+}
+
+/// An `expiresIn` past a year (here past what a timestamp holds) is an error, not a session
+/// that never refreshes.
+#[tokio::test]
+async fn an_expires_in_out_of_range_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    for expires_in in [json!(i64::MAX), json!(u64::MAX), json!(0), json!(-5)] {
+        let answer =
+            json!({"accessToken": "a.b.c", "refreshToken": "r.s.t", "expiresIn": expires_in});
+        let server = StandIn::json("200 OK", &answer).await;
+        let login = login_at(home.path(), &server.url, "s").await;
+        assert!(!login.status.success(), "{expires_in}");
+        assert!(stderr(&login).contains("expiresIn"), "{}", stderr(&login));
+    }
+    assert!(!home.path().join(".config/m2m/session.json").exists());
 }
 
 /// `M2M_URL` with a query or a fragment would send the secret to another path: refused before
