@@ -666,3 +666,69 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<reqwest::Response, Err
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| Error::Keys(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_max_age(value: &str) -> Option<Duration> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::CACHE_CONTROL, value.parse().ok()?);
+        max_age(&headers)
+    }
+
+    #[test]
+    fn cache_control_max_age_is_read_among_other_directives() {
+        assert_eq!(
+            with_max_age("public, max-age=120, must-revalidate"),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(with_max_age("no-store"), None);
+    }
+
+    #[test]
+    fn max_age_brings_the_key_refresh_forward_within_bounds() {
+        let verifier = Verifier::new("http://127.0.0.1:1/jwks", "iss", "aud");
+        let config = &verifier.shared.config;
+        let refresh =
+            |seconds: Option<u64>| config.next_key_refresh(seconds.map(Duration::from_secs));
+        assert_eq!(refresh(None), Verifier::KEY_REFRESH_INTERVAL);
+        assert_eq!(refresh(Some(60)), Duration::from_secs(60));
+        assert_eq!(refresh(Some(1)), Verifier::MIN_KEY_REFRESH_INTERVAL);
+        assert_eq!(refresh(Some(86_400)), Verifier::KEY_REFRESH_INTERVAL);
+    }
+
+    #[test]
+    fn discovery_binds_keys_to_the_base_origin_and_the_issuer_on_request() {
+        let base = "https://auth.example.com";
+        let discovery = |issuer: &str, jwks: &str| Discovery {
+            issuer: issuer.into(),
+            jwks_uri: jwks.into(),
+            revocations_uri: Some(format!("{base}/.well-known/revocations")),
+        };
+        let options = DiscoveryOptions::default();
+        let own = discovery(base, "https://auth.example.com/.well-known/jwks.json");
+        assert!(options.check(base, &own).is_ok());
+        for jwks in [
+            "https://auth.example.com:8443/jwks",
+            "http://auth.example.com/jwks",
+            "https://auth.example.com.evil.test/jwks",
+        ] {
+            assert!(
+                options.check(base, &discovery(base, jwks)).is_err(),
+                "{jwks}"
+            );
+        }
+        let other_issuer = discovery("https://other.test", &own.jwks_uri);
+        assert!(options.check(base, &other_issuer).is_ok());
+        assert!(
+            options
+                .clone()
+                .bind_issuer()
+                .check(base, &other_issuer)
+                .is_err()
+        );
+        let named = options.allow_issuer("https://other.test");
+        assert!(named.check(base, &other_issuer).is_ok());
+    }
+}
