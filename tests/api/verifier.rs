@@ -481,6 +481,26 @@ async fn an_older_revocation_list_does_not_bring_revoked_jwts_back() {
 }
 
 #[tokio::test]
+async fn a_verifier_warmed_up_refuses_a_revoked_jwt_on_its_first_request() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[
+        test_jwk("c-key", json!({})),
+        test_jwk("list-key", json!({})),
+    ]);
+    let issued = now() - 10;
+    server.answer("/revocations", revocation_list(now(), &[("c", issued + 1)]));
+    let verifier = server
+        .verifier()
+        .revocations_from(server.url("/revocations"));
+    verifier.warm_up().await.unwrap();
+    let token = signed("c-key", &claims_at("c", issued));
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(VerifyError::Revoked)
+    ));
+}
+
+#[tokio::test]
 async fn no_verify_waits_for_a_hanging_revocation_list() {
     let server = StandIn::start().await;
     server.serve_keys(&[test_jwk("c-key", json!({}))]);

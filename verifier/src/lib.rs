@@ -31,9 +31,10 @@
 //! deployment's signed list (discovery's `revocations_uri`) is fetched in the background every
 //! [`Verifier::REVOCATION_POLL_INTERVAL`] (adjustable), its signature checked with the JWKS.
 //! Requests never wait for it: they use the last good list (before the first, none is taken as
-//! revoked), a failed fetch keeps it, and a list older (by `iat`) than the one held is ignored,
-//! so a replayed list cannot bring revoked JWTs back. The background tasks start with the first
-//! [`Verifier::verify`] (in a tokio runtime) and end when the verifier is dropped.
+//! revoked, unless [`Verifier::warm_up`] was awaited at start-up), a failed fetch keeps it, and
+//! a list older (by `iat`) than the one held is ignored, so a replayed list cannot bring
+//! revoked JWTs back. The background tasks start with the first [`Verifier::verify`] (in a
+//! tokio runtime) and end when the verifier is dropped.
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -393,6 +394,19 @@ impl Verifier {
             Some(before) if claims.iat < before => Err(Error::Revoked),
             _ => Ok(claims),
         }
+    }
+
+    /// Fetches the JWKS and the list of revoked JWTs now and starts the background refreshes.
+    /// Optional: await it at start-up so that the first requests already have the list (without
+    /// it they find none until the first poll ends, and take nothing as revoked).
+    pub async fn warm_up(&self) -> Result<(), Error> {
+        let fetched = {
+            let _flight = self.shared.fetching.lock().await;
+            self.shared.store_keys(self.shared.fetch().await).map(drop)
+        };
+        let polled = self.shared.poll_revocations().await;
+        self.start_refreshing();
+        fetched.and(polled)
     }
 
     /// Spawns the JWKS refresh and the list poll, each holding the verifier weakly so that
