@@ -1,15 +1,19 @@
 //! The `m2m-verify` crate against a running server: discovery, typed claims, refusals, the
-//! bounded refetch on an unknown `kid`, and the axum layer.
+//! bounded refetch on an unknown `kid`, and the axum layer; and against stand-in servers
+//! (JWKS, discovery, revocation list) signing with a test key: following the JWKS, refusing
+//! keys not meant for RS256 signing, older lists, hanging polls and misleading discovery.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use m2m_verify::axum::{Rejection, authenticate};
-use m2m_verify::{Claims, TokenType, Verifier};
+use m2m_verify::{Claims, DiscoveryOptions, Error as VerifyError, TokenType, Verifier};
 use serde_json::json;
 
 async fn access_token(t: &TestApp, body: serde_json::Value) -> String {
@@ -293,4 +297,303 @@ async fn the_axum_layer_guards_a_vendor_api() {
     assert_eq!(call(Some(access_token(&t, json!({})).await)).await, 403);
     let allowed = access_token(&t, json!({"permissionIds": ["p-read"]})).await;
     assert_eq!(call(Some(allowed)).await, 200);
+}
+
+/// A stand-in server's test signing key (RSA 2048, made for these tests only), and its modulus.
+const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDZ5X3zSe6uAphn\nrHcZGq/EXA0yhavP8yx0Jsp73nQ0zCKli66oFUJt5N0pwHIOKfg+9TOcUXVkTFuN\nKIYP8EDKzU8tcBOR+lAxFkQAoIVKD1BX78OQ/OJ+SGKa1Ku0p8xnBiTDNNrpLHg7\n1rJTCj8gMIz7ksHEJ4CYEqjoSjzuGtmZ6OGqwmQ4U73KAvoySG8x0SG60NqePLLj\nTaAlf+atmy7Te3e5aylRjzGY1N+Vayefjs8vDfwa9fiF5C8BsYolqxGNcmdM8zuh\nqUy0nEpA/JDY+Eh34XCF5xPx4rWifA+zpWaVYWOkVnWuDNPS41iwAPj6HXlJjQWb\nA3a22LYhAgMBAAECggEALaoNK7veQ+RyWSPJL98qX83kzCY8XA+7zLnGbJAxrVDs\nn+H2n+4Yplw0x0e3/2TnTBZqEwP1RKhF9X69HcD9ayL8yWp4B3s8bBUc+j6pwFwW\nO9+ZDh0ZQFreI1GXjHwv95VPhgNhL0WtCulTJNj8YrwaB6z5Y6jdp8EdWdUZENL3\noLLPzRVklT0ssI8o+Kh60Ies3ZADVt+otuQ2XO0Yo03/KvrQqhFn3iJLIfjWBbQQ\nfT3VvSgAekWYabscL6jKivCaXyoidVLbx94hzOKbuDE+bi1KqXvACQw5K2aYMCZ3\niJrMo1RnVGHOJWineHGlzJZCyLvwCMcAD9sSxknLgwKBgQD1EuaEBXEbiy3jgEjC\ntMbtf/jgO/u6EYA3lhSzwFTbMs5LhBoWqpmkARCphDnN5sc1694KHo6iuEqUe5yf\nHdwaY9EU0GRoPtpJ4AyHNxaU7ZNpGVfCgkQz/Y4GA1OCkdKaFQrlXuZ2JwGlqVZm\ncSpRoBo+hyIrdGFbL/kcCZlOqwKBgQDjnGh9bXPFyhu+BG4AIp9BWh6chlsPlxch\nuILLjOOXHfcf9mNL2UHlzKpidi64NDnT3532lGJHYlnsu+H2HJJlnPsAM001drHW\n97IVDShaGZob27Pt/49SazXBzp2+5qydiLcEp2xxK48DTzn8JZTJ2LzK45YRz3wn\nGS8UjwXeYwKBgAEugiYI0K7NUP9T0wX9USg8AbszDteq1e9urdLgDoiwCgabMHUD\nhZIg3y+yD4VKo5NC++MYmp92PAXTQsIRpsoJySxMhO9rvim1BtpwDY/SRW+wS5gI\ngMOvaUvmIDT09wr/JvpMJthS/9MIqf38dbPHDdlXVXbYLM//vze/ZBnZAoGARswi\n0EjYRwB7qpo0IQSj5q8CcIt2DZ5gipOa03eqXxnqAV4hOrmEPtdvdBrwo0lTZ2zZ\n9JXpD+0urW0vdt8iRksS49gRPv0Bii0Xjma+U3A9OEcZa4EfcnJ4kSUUegnETWf2\nDZOKLpVu8YeWMLD72+D3sGAkELwqEPtLYqiuGaMCgYEAl2pkL9/IlRrPkKh4eL69\n7lPAtnvCctlEaS1zNulf8uyUNECT6OQg+kA+Qv9BjSJHWXsvdNoNN0fu3W197MLU\nqsDPPD0llGo1X5VxvDYyc17KOt9OgB9+iLghJA6NGEeBMTIMWTlPPDLWRZYwXsSv\n1O72JddD1jUaQrqal/v7ydg=\n-----END PRIVATE KEY-----";
+const TEST_KEY_N: &str = "2eV980nurgKYZ6x3GRqvxFwNMoWrz_MsdCbKe950NMwipYuuqBVCbeTdKcByDin4PvUznFF1ZExbjSiGD_BAys1PLXATkfpQMRZEAKCFSg9QV-_DkPzifkhimtSrtKfMZwYkwzTa6Sx4O9ayUwo_IDCM-5LBxCeAmBKo6Eo87hrZmejhqsJkOFO9ygL6MkhvMdEhutDanjyy402gJX_mrZsu03t3uWspUY8xmNTflWsnn47PLw38GvX4heQvAbGKJasRjXJnTPM7oalMtJxKQPyQ2PhId-FwhecT8eK1onwPs6VmlWFjpFZ1rgzT0uNYsAD4-h15SY0FmwN2tti2IQ";
+
+/// The test key as a JWK under `kid`, with `extra` members (`use`, `alg`).
+fn test_jwk(kid: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut jwk = json!({"kty": "RSA", "kid": kid, "n": TEST_KEY_N, "e": "AQAB"});
+    jwk.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    jwk
+}
+
+fn now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(since.unwrap().as_secs()).unwrap()
+}
+
+/// `claims` signed with the test key under `kid`.
+fn signed(kid: &str, claims: &serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(TEST_KEY.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// An access token's claims for `sub`, issued at `iat`.
+fn claims_at(sub: &str, iat: i64) -> serde_json::Value {
+    json!({"sub": sub, "tenantId": "acme", "type": "tenantApiToken", "iss": ISSUER,
+           "aud": "test-api", "iat": iat, "exp": iat + 600})
+}
+
+/// A revocation list issued at `iat` voiding `sub`'s JWTs from before `before`.
+fn revocation_list(iat: i64, revoked: &[(&str, i64)]) -> String {
+    let revoked: Vec<_> = revoked
+        .iter()
+        .map(|(sub, before)| json!({"sub": sub, "before": before}))
+        .collect();
+    let list = json!({"iss": ISSUER, "iat": iat, "exp": iat + 600, "revoked": revoked});
+    signed("list-key", &list)
+}
+
+/// A server answering each path with what it was last told to; a path it was told nothing
+/// about hangs.
+struct StandIn {
+    base: String,
+    answers: Arc<std::sync::Mutex<HashMap<String, String>>>,
+}
+
+impl StandIn {
+    async fn start() -> Self {
+        let answers = Arc::new(std::sync::Mutex::new(HashMap::<String, String>::new()));
+        let served = Arc::clone(&answers);
+        let server = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let answer = served.lock().unwrap().get(uri.path()).cloned();
+            async move {
+                match answer {
+                    Some(body) => body,
+                    None => std::future::pending().await,
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, server).await });
+        Self { base, answers }
+    }
+
+    fn answer(&self, path: &str, body: impl ToString) {
+        let mut answers = self.answers.lock().unwrap();
+        answers.insert(path.to_owned(), body.to_string());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn serve_keys(&self, keys: &[serde_json::Value]) {
+        self.answer("/jwks", json!({ "keys": keys }));
+    }
+
+    /// A verifier of this server's JWKS.
+    fn verifier(&self) -> Verifier {
+        Verifier::new(self.url("/jwks"), ISSUER, "test-api")
+    }
+}
+
+#[tokio::test]
+async fn a_key_dropped_from_the_jwks_stops_verifying_within_the_refresh_interval() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[test_jwk("old", json!({})), test_jwk("new", json!({}))]);
+    let verifier = server
+        .verifier()
+        .key_refresh_interval(Duration::from_secs(1));
+    let (old, new) = (
+        signed("old", &claims_at("c", now())),
+        signed("new", &claims_at("c", now())),
+    );
+    verifier.verify(&old).await.unwrap();
+    verifier.verify(&new).await.unwrap();
+
+    server.serve_keys(&[test_jwk("new", json!({}))]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        verifier.verify(&old).await.is_err(),
+        "the retired key no longer verifies"
+    );
+    verifier.verify(&new).await.unwrap();
+}
+
+#[tokio::test]
+async fn jwks_keys_for_encryption_or_another_algorithm_are_not_used() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[
+        test_jwk("enc", json!({"use": "enc"})),
+        test_jwk("rs384", json!({"alg": "RS384"})),
+        test_jwk("sig", json!({"use": "sig", "alg": "RS256"})),
+    ]);
+    let verifier = server.verifier();
+    for kid in ["enc", "rs384"] {
+        let token = signed(kid, &claims_at("c", now()));
+        assert!(verifier.verify(&token).await.is_err(), "{kid} is not used");
+    }
+    verifier
+        .verify(&signed("sig", &claims_at("c", now())))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_jwks_naming_a_kid_twice_is_refused_and_the_last_good_keys_stay() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[test_jwk("kept", json!({}))]);
+    let verifier = server
+        .verifier()
+        .key_refresh_interval(Duration::from_secs(1));
+    let kept = signed("kept", &claims_at("c", now()));
+    verifier.verify(&kept).await.unwrap();
+
+    let twin = test_jwk("twin", json!({}));
+    server.serve_keys(&[twin.clone(), twin, test_jwk("other", json!({}))]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    verifier
+        .verify(&kept)
+        .await
+        .expect("the last good keys stay");
+    for kid in ["twin", "other"] {
+        let token = signed(kid, &claims_at("c", now()));
+        assert!(verifier.verify(&token).await.is_err(), "{kid}: refused");
+    }
+}
+
+#[tokio::test]
+async fn an_older_revocation_list_does_not_bring_revoked_jwts_back() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[
+        test_jwk("c-key", json!({})),
+        test_jwk("list-key", json!({})),
+    ]);
+    let issued = now() - 10;
+    server.answer("/revocations", revocation_list(now(), &[("c", issued + 1)]));
+    let verifier = server
+        .verifier()
+        .revocations_from(server.url("/revocations"))
+        .revocation_poll_interval(Duration::from_millis(200));
+    let token = signed("c-key", &claims_at("c", issued));
+    let _ = verifier.verify(&token).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(VerifyError::Revoked)
+    ));
+
+    server.answer("/revocations", revocation_list(now() - 240, &[]));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        matches!(verifier.verify(&token).await, Err(VerifyError::Revoked)),
+        "a list signed 240 s earlier is ignored"
+    );
+}
+
+#[tokio::test]
+async fn a_verifier_warmed_up_refuses_a_revoked_jwt_on_its_first_request() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[
+        test_jwk("c-key", json!({})),
+        test_jwk("list-key", json!({})),
+    ]);
+    let issued = now() - 10;
+    server.answer("/revocations", revocation_list(now(), &[("c", issued + 1)]));
+    let verifier = server
+        .verifier()
+        .revocations_from(server.url("/revocations"));
+    verifier.warm_up().await.unwrap();
+    let token = signed("c-key", &claims_at("c", issued));
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(VerifyError::Revoked)
+    ));
+}
+
+#[tokio::test]
+async fn no_verify_waits_for_a_hanging_revocation_list() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[test_jwk("c-key", json!({}))]);
+    let verifier = server
+        .verifier()
+        .revocations_from(server.url("/revocations"))
+        .revocation_poll_interval(Duration::from_millis(100));
+    let token = signed("c-key", &claims_at("c", now()));
+    for _ in 0..3 {
+        let started = Instant::now();
+        verifier.verify(&token).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "verified in {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test]
+async fn discovery_sending_keys_or_the_issuer_to_another_host_is_refused() {
+    let server = StandIn::start().await;
+    let document = |issuer: &str, jwks: &str, list: &str| json!({"issuer": issuer, "jwks_uri": jwks, "revocations_uri": list});
+    let (own_jwks, own_list) = (server.url("/jwks"), server.url("/revocations"));
+    let cases = [
+        ("http://evil.test/jwks", own_list.as_str()),
+        (own_jwks.as_str(), "http://evil.test/revocations"),
+        (&own_jwks.replace("http://", "https://"), own_list.as_str()),
+    ];
+    for (jwks, list) in cases {
+        let answer = document(&server.base, jwks, list);
+        server.answer("/.well-known/openid-configuration", &answer);
+        assert!(
+            Verifier::discover(&server.base, "test-api").await.is_err(),
+            "{answer}"
+        );
+    }
+    let elsewhere = DiscoveryOptions::default().allow_origin("http://keys.test");
+    let answer = document(&server.base, "http://keys.test/jwks", &own_list);
+    server.answer("/.well-known/openid-configuration", answer);
+    assert!(
+        Verifier::discover_with(&server.base, "test-api", elsewhere)
+            .await
+            .is_ok()
+    );
+
+    let answer = document("https://evil.test", &own_jwks, &own_list);
+    server.answer("/.well-known/openid-configuration", answer);
+    let bound = DiscoveryOptions::default().bind_issuer();
+    assert!(
+        Verifier::discover_with(&server.base, "test-api", bound.clone())
+            .await
+            .is_err()
+    );
+    let named = bound.allow_issuer("https://evil.test");
+    assert!(
+        Verifier::discover_with(&server.base, "test-api", named)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn discovery_from_a_hanging_server_fails_within_its_timeout() {
+    let server = StandIn::start().await;
+    let options = DiscoveryOptions::default().timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    assert!(
+        Verifier::discover_with(&server.base, "test-api", options)
+            .await
+            .is_err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn tokens_valid_only_in_the_future_are_refused() {
+    let server = StandIn::start().await;
+    server.serve_keys(&[test_jwk("k", json!({}))]);
+    let verifier = server.verifier();
+    let mut not_yet = claims_at("c", now());
+    not_yet["nbf"] = json!(now() + 3600);
+    let from_the_future = claims_at("c", now() + 3600);
+    for claims in [not_yet, from_the_future] {
+        let refused = verifier.verify(&signed("k", &claims)).await;
+        assert!(refused.is_err(), "{claims}");
+    }
+    let mut current = claims_at("c", now());
+    current["nbf"] = json!(now() - 10);
+    verifier.verify(&signed("k", &current)).await.unwrap();
 }
