@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::client::{Member, Vendor};
 use crate::support::*;
+use crate::verifier::test_verifier;
 
 const HANDOFF: &str = "/portal/v1/sessions/handoff";
 
@@ -521,9 +522,7 @@ async fn a_session_stands_in_for_no_other_token() {
             .verify_access_token(&admin.token)
             .is_err()
     );
-    let verifier = m2m_verify::Verifier::discover(&t.base, "test-api")
-        .await
-        .unwrap();
+    let verifier = test_verifier(&t, "test-api").await;
     assert!(
         verifier.verify(&admin.token).await.is_err(),
         "m2m-verify refuses it"

@@ -8,7 +8,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use m2m_verify::{Error as VerifyError, Verifier};
+use m2m_verify::Error as VerifyError;
+
+use crate::verifier::test_verifier;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -70,7 +72,7 @@ async fn a_deleted_tokens_jwts_are_refused_by_the_list_and_by_introspection(t: &
     let vendor = t.vendor_token().await;
     let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
     let jwt = access_token(t, &client_id, &secret).await;
-    let verifier = Verifier::discover(&t.base, "test-api").await.unwrap();
+    let verifier = test_verifier(t, "test-api").await;
     let verifier = verifier.revocation_poll_interval(Duration::from_millis(300));
     assert!(verifier.verify(&jwt).await.is_ok());
     let answer = introspect(t, &vendor, &jwt).await.body;

@@ -16,6 +16,14 @@ use m2m_verify::axum::{Rejection, authenticate};
 use m2m_verify::{Claims, DiscoveryOptions, Error as VerifyError, TokenType, Verifier};
 use serde_json::json;
 
+/// m2m-verify for the test app, whose issuer ([`ISSUER`]) is not its URL.
+pub(crate) async fn test_verifier(t: &TestApp, audience: &str) -> m2m_verify::Verifier {
+    let options = m2m_verify::DiscoveryOptions::default().allow_issuer(ISSUER);
+    m2m_verify::Verifier::discover_with(&t.base, audience, options)
+        .await
+        .unwrap()
+}
+
 async fn access_token(t: &TestApp, body: serde_json::Value) -> String {
     let vendor = t.vendor_token().await;
     let (client_id, secret) = t.tenant_token(&vendor, "acme", body).await;
@@ -31,7 +39,7 @@ async fn grant_reports_read(t: &TestApp) {
 async fn verified_claims_are_typed_and_refusals_are_errors() {
     let t = spawn_app(Backing::Embedded).await;
     grant_reports_read(&t).await;
-    let verifier = Verifier::discover(&t.base, "test-api").await.unwrap();
+    let verifier = test_verifier(&t, "test-api").await;
     let token = access_token(&t, json!({"permissionIds": ["p-read"]})).await;
     let claims = verifier.verify(&token).await.unwrap();
     assert_eq!(
@@ -50,7 +58,7 @@ async fn verified_claims_are_typed_and_refusals_are_errors() {
     let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"x","tenantId":"evil","type":"tenantApiToken","exp":9999999999,"iss":"https://auth.test","aud":"test-api"}"#);
     parts[1] = &forged_claims;
     assert!(verifier.verify(&parts.join(".")).await.is_err(), "tampered");
-    let other_api = Verifier::discover(&t.base, "another-api").await.unwrap();
+    let other_api = test_verifier(&t, "another-api").await;
     assert!(other_api.verify(&token).await.is_err(), "wrong audience");
     t.clock.advance_seconds(-3600);
     let expired = access_token(&t, json!({})).await;
@@ -237,7 +245,7 @@ async fn a_hanging_jwks_fetch_stalls_no_known_key_and_is_not_repeated() {
 #[tokio::test]
 async fn an_hs256_token_keyed_with_the_public_key_is_refused_for_its_algorithm() {
     let t = spawn_app(Backing::Embedded).await;
-    let verifier = Verifier::discover(&t.base, "test-api").await.unwrap();
+    let verifier = test_verifier(&t, "test-api").await;
     let genuine = access_token(&t, json!({})).await;
     verifier.verify(&genuine).await.unwrap();
 
@@ -276,7 +284,7 @@ async fn reports(claims: Claims) -> Result<String, Rejection> {
 async fn the_axum_layer_guards_a_vendor_api() {
     let t = spawn_app(Backing::Embedded).await;
     grant_reports_read(&t).await;
-    let verifier = Arc::new(Verifier::discover(&t.base, "test-api").await.unwrap());
+    let verifier = Arc::new(test_verifier(&t, "test-api").await);
     let api = axum::Router::new()
         .route("/reports", get(reports))
         .route_layer(axum::middleware::from_fn_with_state(verifier, authenticate));
@@ -550,13 +558,11 @@ async fn discovery_sending_keys_or_the_issuer_to_another_host_is_refused() {
 
     let answer = document("https://evil.test", &own_jwks, &own_list);
     server.answer("/.well-known/openid-configuration", answer);
-    let bound = DiscoveryOptions::default().bind_issuer();
     assert!(
-        Verifier::discover_with(&server.base, "test-api", bound.clone())
-            .await
-            .is_err()
+        Verifier::discover(&server.base, "test-api").await.is_err(),
+        "the issuer is bound to the base URL"
     );
-    let named = bound.allow_issuer("https://evil.test");
+    let named = DiscoveryOptions::default().allow_issuer("https://evil.test");
     assert!(
         Verifier::discover_with(&server.base, "test-api", named)
             .await

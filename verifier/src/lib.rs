@@ -168,13 +168,14 @@ struct Discovery {
 
 /// How [`Verifier::discover_with`] reads and trusts a discovery document.
 ///
-/// By default the document must answer within [`Verifier::FETCH_TIMEOUT`] and its `jwks_uri`
-/// and `revocations_uri` must have the base URL's scheme, host and port.
+/// By default the document must answer within [`Verifier::FETCH_TIMEOUT`], and its `issuer`,
+/// `jwks_uri` and `revocations_uri` must have the base URL's scheme, host and port (as OpenID
+/// Connect Discovery requires of the issuer); a deployment whose `M2M_ISSUER` is not its URL is
+/// named with [`DiscoveryOptions::allow_issuer`].
 #[derive(Clone, Debug)]
 pub struct DiscoveryOptions {
     timeout: Duration,
     origins: Vec<String>,
-    bind_issuer: bool,
     issuers: Vec<String>,
 }
 
@@ -183,7 +184,6 @@ impl Default for DiscoveryOptions {
         Self {
             timeout: Verifier::FETCH_TIMEOUT,
             origins: Vec::new(),
-            bind_issuer: false,
             issuers: Vec::new(),
         }
     }
@@ -202,15 +202,8 @@ impl DiscoveryOptions {
         self
     }
 
-    /// Requires the issuer to have the base URL's scheme, host and port, as OpenID Connect
-    /// Discovery does (m2m-auth's default unless `M2M_ISSUER` is set to something else).
-    pub fn bind_issuer(mut self) -> Self {
-        self.bind_issuer = true;
-        self
-    }
-
-    /// Accepts `issuer` as the issuer too (it implies [`DiscoveryOptions::bind_issuer`]): for
-    /// deployments whose `M2M_ISSUER` is not their URL.
+    /// Accepts `issuer` as the issuer too, besides the base URL's origin: for deployments whose
+    /// `M2M_ISSUER` is not their URL.
     pub fn allow_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
         self
@@ -228,8 +221,7 @@ impl DiscoveryOptions {
             )));
         }
         let issuer = &discovery.issuer;
-        let bound = self.bind_issuer || !self.issuers.is_empty();
-        if bound && !same_origin(issuer, base) && !self.issuers.contains(issuer) {
+        if !same_origin(issuer, base) && !self.issuers.contains(issuer) {
             return Err(Error::Keys(format!(
                 "discovery names the issuer {issuer}, away from {base}"
             )));
@@ -734,13 +726,9 @@ mod tests {
             );
         }
         let other_issuer = discovery("https://other.test", &own.jwks_uri);
-        assert!(options.check(base, &other_issuer).is_ok());
         assert!(
-            options
-                .clone()
-                .bind_issuer()
-                .check(base, &other_issuer)
-                .is_err()
+            options.check(base, &other_issuer).is_err(),
+            "the issuer is bound to the base URL"
         );
         let named = options.allow_issuer("https://other.test");
         assert!(named.check(base, &other_issuer).is_ok());
