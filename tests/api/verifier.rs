@@ -459,8 +459,9 @@ async fn a_jwks_naming_a_kid_twice_is_refused_and_the_last_good_keys_stay() {
     }
 }
 
-#[tokio::test]
-async fn an_older_revocation_list_does_not_bring_revoked_jwts_back() {
+/// A stand-in publishing the keys `c-key` and `list-key` and a list revoking `c`'s JWTs issued
+/// up to ten seconds ago; and that moment.
+async fn revoking_stand_in() -> (StandIn, i64) {
     let server = StandIn::start().await;
     server.serve_keys(&[
         test_jwk("c-key", json!({})),
@@ -468,6 +469,12 @@ async fn an_older_revocation_list_does_not_bring_revoked_jwts_back() {
     ]);
     let issued = now() - 10;
     server.answer("/revocations", revocation_list(now(), &[("c", issued + 1)]));
+    (server, issued)
+}
+
+#[tokio::test]
+async fn an_older_revocation_list_does_not_bring_revoked_jwts_back() {
+    let (server, issued) = revoking_stand_in().await;
     let verifier = server
         .verifier()
         .revocations_from(server.url("/revocations"))
@@ -490,13 +497,7 @@ async fn an_older_revocation_list_does_not_bring_revoked_jwts_back() {
 
 #[tokio::test]
 async fn a_verifier_warmed_up_refuses_a_revoked_jwt_on_its_first_request() {
-    let server = StandIn::start().await;
-    server.serve_keys(&[
-        test_jwk("c-key", json!({})),
-        test_jwk("list-key", json!({})),
-    ]);
-    let issued = now() - 10;
-    server.answer("/revocations", revocation_list(now(), &[("c", issued + 1)]));
+    let (server, issued) = revoking_stand_in().await;
     let verifier = server
         .verifier()
         .revocations_from(server.url("/revocations"));

@@ -11,7 +11,7 @@ use super::request::{Call, StrictBody};
 use super::response::{done, json};
 use crate::app::App;
 use crate::domain::rules;
-use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, TenantId, UserId};
+use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, SecretState, TenantId, UserId};
 use crate::error::Result;
 use crate::operations::{NewToken, TokenPatch};
 
@@ -76,18 +76,37 @@ struct TokenFields<'t> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_used_at: Option<String>,
-    /// When the secret was last rotated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rotated_at: Option<String>,
     /// Where it may be used from; absent: anywhere.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
+    #[serde(flatten)]
+    secret: SecretView<'t>,
+}
+
+/// What a credential's view (an API token's, a vendor credential's) shows of its secrets:
+/// never a hash.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SecretView<'s> {
+    /// When the secret was last rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<String>,
     /// When the secret replaced by the last rotation stops (or stopped) working.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_expires_at: Option<String>,
-    /// Only in the answer that creates the token or rotates its secret.
+    /// Only in the answer that creates the credential or rotates its secret.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<&'t str>,
+    secret: Option<&'s str>,
+}
+
+impl<'s> SecretView<'s> {
+    pub(super) fn of(state: &SecretState, secret: Option<&'s Secret>) -> Self {
+        Self {
+            rotated_at: state.rotated_at.map(|t| t.iso8601()),
+            previous_secret_expires_at: state.previous.as_ref().map(|p| p.until.iso8601()),
+            secret: secret.map(Secret::expose),
+        }
+    }
 }
 
 impl<'t> TokenFields<'t> {
@@ -99,10 +118,8 @@ impl<'t> TokenFields<'t> {
             metadata: &token.metadata,
             created_at: token.created_at.iso8601(),
             last_used_at: token.last_used_at.map(|t| t.iso8601()),
-            rotated_at: token.secret.rotated_at.map(|t| t.iso8601()),
             allowed_ips: token.allowed_ips.texts(),
-            previous_secret_expires_at: token.secret.previous.as_ref().map(|p| p.until.iso8601()),
-            secret: secret.map(Secret::expose),
+            secret: SecretView::of(&token.secret, secret),
         }
     }
 }

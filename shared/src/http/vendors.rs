@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::caller::Vendor;
 use super::request::{Call, StrictBody};
 use super::response::{done, json};
-use super::tokens::grace_minutes;
+use super::tokens::{SecretView, grace_minutes};
 use crate::app::App;
 use crate::domain::rules;
 use crate::domain::{ClientId, Secret, VendorCredential};
@@ -25,15 +25,8 @@ struct CredentialView<'v> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_used_at: Option<String>,
-    /// When the secret was last rotated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rotated_at: Option<String>,
-    /// When the secret replaced by the last rotation stops (or stopped) working.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_secret_expires_at: Option<String>,
-    /// Only in the answer that creates the credential or rotates its secret.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<&'v str>,
+    #[serde(flatten)]
+    secret: SecretView<'v>,
 }
 
 impl<'v> CredentialView<'v> {
@@ -43,9 +36,7 @@ impl<'v> CredentialView<'v> {
             name: &vendor.name,
             created_at: vendor.created_at.iso8601(),
             last_used_at: vendor.last_used_at.map(|t| t.iso8601()),
-            rotated_at: vendor.secret.rotated_at.map(|t| t.iso8601()),
-            previous_secret_expires_at: vendor.secret.previous.as_ref().map(|p| p.until.iso8601()),
-            secret: secret.map(Secret::expose),
+            secret: SecretView::of(&vendor.secret, secret),
         }
     }
 }
