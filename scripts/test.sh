@@ -72,7 +72,8 @@ step "cargo test --workspace"
 export M2M_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export M2M_TEST_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 log="$(mktemp)"
-cargo test --workspace 2>&1 | tee "$log"
+# A failing test's panic message, not a backtrace, is what the end of the output should show.
+RUST_BACKTRACE=0 cargo test --workspace 2>&1 | tee "$log"
 
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { p += $4; f += $6; s += $8 }

@@ -1,8 +1,9 @@
 // The self-service portal in a real browser: Debian's Chromium driven by playwright-core.
-// Run by tests/api/portal_browser.rs, which opens the sessions and passes their URLs.
+// Run by tests/api/portal_browser.rs, which sets up the tenant and its users; each portal is
+// opened (as the vendor's app would, with its vendor token) just before it is visited.
 //
 // usage: node portal_e2e.mjs CONFIG_JSON
-//   {base, screenshots, urls: {admin, keyboard, mobile, personalOnly}}
+//   {base, screenshots, vendorToken, tenant, users: {admin, personalOnly}}
 // Prints one JSON object of findings; exits 1 with the failure on stderr.
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -17,6 +18,21 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
+
+// A fresh portal URL for `user`, as the vendor's application asks for one.
+async function portalUrl(user) {
+  const response = await fetch(`${config.base}/portal/v1/sessions`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json', 'x-access-token': config.vendorToken,
+      'frontegg-tenant-id': config.tenant, 'frontegg-user-id': user,
+    },
+    body: '{}',
+  });
+  const body = await response.json();
+  check(response.status === 201, `portal session for ${user}: ${response.status} ${JSON.stringify(body)}`);
+  return body.url;
+}
 
 async function open(url, viewport) {
   const context = await browser.newContext({ viewport, permissions: ['clipboard-read', 'clipboard-write'] });
@@ -65,7 +81,8 @@ async function exchange(clientId, secret) {
 try {
   // 1. The administrator at 1280 px: both views, create, see once, copy, list, search, edit,
   // rotate (see once again), delete.
-  const admin = await open(config.urls.admin, { width: 1280, height: 900 });
+  const adminUrl = await portalUrl(config.users.admin);
+  const admin = await open(adminUrl, { width: 1280, height: 900 });
   const page = admin.page;
   await page.waitForSelector('#app:not([hidden])');
   check(new URL(page.url()).hash === '', 'the hand-off leaves the address bar');
@@ -140,13 +157,13 @@ try {
   await admin.context.close();
 
   // 2. A reused hand-off opens nothing.
-  const reused = await open(config.urls.admin, { width: 1280, height: 900 });
+  const reused = await open(adminUrl, { width: 1280, height: 900 });
   await reused.page.waitForSelector('#status:not([hidden])');
   found.reusedHandoff = await reused.page.textContent('#status');
   await reused.context.close();
 
   // 3. A user who may manage only their own tokens: no tenant view, and the API refuses.
-  const own = await open(config.urls.personalOnly, { width: 1280, height: 900 });
+  const own = await open(await portalUrl(config.users.personalOnly), { width: 1280, height: 900 });
   await own.page.waitForSelector('#app:not([hidden])');
   found.personalOnlyViews = await own.page.locator('[role=tab]:visible').allTextContents();
   const refused = await own.page.request.get(`${config.base}/identity/resources/tenants/api-tokens/v1`, {
@@ -156,7 +173,7 @@ try {
   await own.context.close();
 
   // 4. Keyboard only: create a personal token and close the secret without a pointer.
-  const keys = await open(config.urls.keyboard, { width: 1280, height: 900 });
+  const keys = await open(await portalUrl(config.users.admin), { width: 1280, height: 900 });
   const kp = keys.page;
   await kp.waitForSelector('#create-personal');
   let reached = false;
@@ -199,7 +216,7 @@ try {
   await keys.context.close();
 
   // 5. 375 px wide: both views, no horizontal scrolling.
-  const narrow = await open(config.urls.mobile, { width: 375, height: 800 });
+  const narrow = await open(await portalUrl(config.users.admin), { width: 375, height: 800 });
   const np = narrow.page;
   await np.waitForSelector('#view-personal table, #view-personal .empty');
   await createToken(np, 'personal', 'phone token').then(() => closeSecret(np));
