@@ -377,13 +377,33 @@ fn session_path(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
     Ok(base.join("m2m").join("session.json"))
 }
 
+/// A session file is a few hundred bytes; more is not one of ours.
+const MAX_SESSION_BYTES: u64 = 64 * 1024;
+
+/// Reads the session: a regular file (not a link: the session is only ever written in place
+/// by [`save`]) of at most [`MAX_SESSION_BYTES`].
 fn load(path: &Path) -> Result<Session, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|_| Failure::Usage("not logged in: run `m2m login` first".into()))?;
-    serde_json::from_str(&text).map_err(|e| Failure::Session {
+    use std::io::Read;
+    let fail = |cause: String| Failure::Session {
         path: path.display().to_string(),
-        cause: e.to_string(),
-    })
+        cause,
+    };
+    let kind = std::fs::symlink_metadata(path)
+        .map_err(|_| Failure::Usage("not logged in: run `m2m login` first".into()))?;
+    if !kind.file_type().is_file() {
+        return Err(fail(
+            "not a regular file (a link?); remove it and log in again".into(),
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_SESSION_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(e.to_string()))?;
+    if text.len() as u64 > MAX_SESSION_BYTES {
+        return Err(fail(format!("larger than {MAX_SESSION_BYTES} bytes")));
+    }
+    serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
 }
 
 /// Writes the session readable by the user only, atomically, into a directory only the user

@@ -403,6 +403,32 @@ async fn a_linked_lock_file_is_refused_and_its_target_untouched() {
     assert_eq!(std::fs::read_to_string(&present).unwrap(), "untouched");
 }
 
+/// A session file that is a link, or far larger than any session, is refused without being
+/// read whole.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_linked_or_huge_session_file_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let session = home.path().join("session.json");
+    let real = home.path().join("real.json");
+    cached_session(&real);
+    std::os::unix::fs::symlink(&real, &session).unwrap();
+    let env = [("M2M_SESSION_FILE", session.to_str().unwrap())];
+    let token = m2m(home.path(), &["token"], &env).await;
+    assert!(!token.status.success(), "{}", stdout(&token));
+    assert!(
+        stderr(&token).contains("not a regular file"),
+        "{}",
+        stderr(&token)
+    );
+
+    std::fs::remove_file(&session).unwrap();
+    std::fs::write(&session, vec![b' '; 1 << 20]).unwrap();
+    let token = m2m(home.path(), &["token"], &env).await;
+    assert!(!token.status.success(), "{}", stdout(&token));
+    assert!(stderr(&token).contains("larger than"), "{}", stderr(&token));
+}
+
 /// A stand-in for the server on 127.0.0.1: whatever it is asked, it answers `head` (a status
 /// line and headers) and then `body`, `times` over; it keeps what it was sent and counts the
 /// body bytes it got out.

@@ -2,21 +2,24 @@
 //! `provisioning` function through SQS. Each message is applied on its own: a malformed one is
 //! reported as a batch item failure (and, after its retries, lands in the dead-letter queue)
 //! without holding back the rest of its batch. Writes carry the event's `version`, so a
-//! redelivered event changes nothing and an older one never overwrites newer state. Events
-//! become the same domain records as API bodies do, through the same drafts and limits.
+//! redelivered event changes nothing (but finishes a delete's cascade) and an older one never
+//! overwrites newer state. Events are the same changes as the API's bodies, through the same
+//! rules and limits, and partial as the API's `PUT`: a field left out stays as stored.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::app::App;
 use crate::domain::directory::{
-    EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleDraft, Tenant,
-    TenantDraft, User, UserDraft,
+    EntityKind, Origin, PermissionChange, RoleChange, TenantChange, UserChange,
 };
+use crate::domain::lives::MAX_VERSION;
 use crate::domain::rules;
-use crate::domain::{Metadata, TenantId, UserId};
+use crate::domain::{GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
+use crate::operations::Directory;
 
 /// The EventBridge envelope as SQS delivers it; only these fields matter here.
 #[derive(Deserialize)]
@@ -33,146 +36,139 @@ struct Versioned<T> {
     body: T,
 }
 
-/// `permission.*` and `role.*` details; a missing key defaults to the id.
+/// `permission.*` and `role.*` details: the id, and for an upsert the change.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GrantEvent {
+struct GrantEvent<C> {
     id: String,
-    key: Option<String>,
-    name: Option<String>,
-    description: Option<String>,
-    #[serde(default)]
-    permission_ids: Vec<String>,
-}
-
-impl From<GrantEvent> for PermissionDraft {
-    fn from(e: GrantEvent) -> Self {
-        Self {
-            key: e.key.unwrap_or_else(|| e.id.clone()),
-            id: e.id,
-            name: e.name,
-            description: e.description,
-        }
-    }
-}
-
-impl From<GrantEvent> for RoleDraft {
-    fn from(e: GrantEvent) -> Self {
-        Self {
-            key: e.key.unwrap_or_else(|| e.id.clone()),
-            id: e.id,
-            name: e.name,
-            permission_ids: e.permission_ids,
-        }
-    }
+    #[serde(flatten)]
+    change: C,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TenantEvent {
     tenant_id: String,
-    name: Option<String>,
-    metadata: Option<Metadata>,
-}
-
-impl From<TenantEvent> for TenantDraft {
-    fn from(e: TenantEvent) -> Self {
-        Self {
-            id: e.tenant_id,
-            name: e.name,
-            metadata: e.metadata,
-        }
-    }
+    #[serde(flatten)]
+    change: TenantChange,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserEvent {
     user_id: String,
-    email: Option<String>,
-    name: Option<String>,
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    tenants: Vec<MembershipDraft>,
+    #[serde(flatten)]
+    change: UserChange,
 }
 
-impl From<UserEvent> for UserDraft {
-    fn from(e: UserEvent) -> Self {
-        Self {
-            id: e.user_id,
-            email: e.email,
-            name: e.name,
-            metadata: e.metadata,
-            tenants: e.tenants,
-        }
-    }
-}
-
-/// The event's body as `T` and its version as the write's origin.
+/// The event's body as `T` and its version as the write's origin; a version beyond
+/// [`MAX_VERSION`] is refused.
 fn detail<T: DeserializeOwned>(detail: serde_json::Value) -> Result<(T, Origin)> {
     let versioned: Versioned<T> = serde_json::from_value(detail)
         .map_err(|e| Error::bad_request(format!("malformed detail: {e}")))?;
+    if versioned.version > MAX_VERSION {
+        return Err(Error::bad_request(format!(
+            "version must be at most {MAX_VERSION}"
+        )));
+    }
     let origin = Origin::Event {
         version: versioned.version,
     };
     Ok((versioned.body, origin))
 }
 
-/// Applies one directory event; `Ok` whether it changed state or was already superseded.
+/// A role or permission id, checked as the API checks it.
+fn grant_id(id: &str) -> Result<GrantId> {
+    Ok(rules::field("id", GrantId::parse(id))?)
+}
+
+/// Applies one directory event, as the API applies the same change: `Ok` whether it changed
+/// state, repeated what is stored (a redelivery: a delete's cascade runs again), or was
+/// superseded by a newer version. An event of the version already stored that says something
+/// else is refused, as is one the API would refuse.
 pub async fn apply(app: &App, message: &str) -> Result<()> {
     let envelope: Envelope = serde_json::from_str(message)
         .map_err(|e| Error::bad_request(format!("not an EventBridge event: {e}")))?;
     let detail_type = envelope.detail_type.as_str();
-    let body = envelope.detail;
     let directory = app.directory();
-    let applied = match detail_type {
-        "permission.upserted" => {
-            let (event, origin) = detail::<GrantEvent>(body)?;
-            let permission = Permission::try_from(PermissionDraft::from(event))?;
-            directory.put_permission(&permission, origin).await?
+    let applied = match detail_type.split_once('.') {
+        Some((entity, "upserted")) => upsert(&directory, entity, envelope.detail).await?,
+        Some((entity, "deleted")) => delete(&directory, entity, envelope.detail).await?,
+        _ => None,
+    };
+    match applied {
+        None => Err(Error::bad_request(format!(
+            "unknown detail-type {detail_type:?}"
+        ))),
+        Some(false) => {
+            tracing::info!(
+                detail_type,
+                "not newer than the stored version: nothing written"
+            );
+            Ok(())
         }
-        "role.upserted" => {
-            let (event, origin) = detail::<GrantEvent>(body)?;
+        Some(true) => Ok(()),
+    }
+}
+
+/// Applies an `{entity}.upserted` event: whether it wrote, `None` for an unknown entity.
+async fn upsert(directory: &Directory<'_>, entity: &str, body: Value) -> Result<Option<bool>> {
+    Ok(Some(match entity {
+        "permission" => {
+            let (e, origin) = detail::<GrantEvent<PermissionChange>>(body)?;
+            let id = grant_id(&e.id)?;
             directory
-                .put_role(&Role::try_from(RoleDraft::from(event))?, origin)
+                .upsert_permission(id.as_str(), &e.change, origin)
                 .await?
         }
-        "tenant.upserted" => {
-            let (event, origin) = detail::<TenantEvent>(body)?;
-            let draft = TenantDraft::from(event);
+        "role" => {
+            let (e, origin) = detail::<GrantEvent<RoleChange>>(body)?;
+            let id = grant_id(&e.id)?;
             directory
-                .put_tenant(&Tenant::try_from(draft)?, origin)
+                .upsert_role(id.as_str(), &e.change, origin)
                 .await?
         }
-        "user.upserted" => {
-            let (event, origin) = detail::<UserEvent>(body)?;
-            let draft = UserDraft::from(event);
-            directory.put_user(&User::try_from(draft)?, origin).await?
+        "tenant" => {
+            let (e, origin) = detail::<TenantEvent>(body)?;
+            let id = rules::field("tenantId", TenantId::parse(&e.tenant_id))?;
+            let written = directory.upsert_tenant(&id, &e.change, origin).await?;
+            written.is_some()
         }
-        "permission.deleted" | "role.deleted" => {
-            let (event, origin) = detail::<GrantEvent>(body)?;
-            let kind = match detail_type {
-                "role.deleted" => EntityKind::Role,
+        "user" => {
+            let (e, origin) = detail::<UserEvent>(body)?;
+            let id = rules::field("userId", UserId::parse(&e.user_id))?;
+            let written = directory.upsert_user(&id, &e.change, origin).await?;
+            written.is_some()
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Applies an `{entity}.deleted` event: whether it wrote, `None` for an unknown entity. The
+/// cascade runs either way.
+async fn delete(directory: &Directory<'_>, entity: &str, body: Value) -> Result<Option<bool>> {
+    Ok(Some(match entity {
+        "permission" | "role" => {
+            let (e, origin) = detail::<GrantEvent<serde::de::IgnoredAny>>(body)?;
+            let kind = match entity {
+                "role" => EntityKind::Role,
                 _ => EntityKind::Permission,
             };
-            directory.delete_grant(kind, &event.id, origin).await?
+            directory
+                .delete_grant(kind, grant_id(&e.id)?.as_str(), origin)
+                .await?
         }
-        "tenant.deleted" => {
+        "tenant" => {
             let (e, origin) = detail::<TenantEvent>(body)?;
             let id = rules::field("tenantId", TenantId::parse(&e.tenant_id))?;
             directory.delete_tenant(&id, origin).await?
         }
-        "user.deleted" => {
+        "user" => {
             let (e, origin) = detail::<UserEvent>(body)?;
             let id = rules::field("userId", UserId::parse(&e.user_id))?;
             directory.delete_user(&id, origin).await?
         }
-        other => return Err(Error::bad_request(format!("unknown detail-type {other:?}"))),
-    };
-    if !applied {
-        tracing::info!(detail_type, "superseded by a newer version; skipped");
-    }
-    Ok(())
+        _ => return Ok(None),
+    }))
 }
 
 /// Applies every message of a batch and reports the ones that failed, so only they are retried.

@@ -8,6 +8,7 @@ mod support;
 mod admission;
 mod allowed_ips;
 mod aws_calls;
+mod cascades;
 mod directory;
 mod faults;
 mod flow;

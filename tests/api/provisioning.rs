@@ -4,7 +4,9 @@
 use crate::support::*;
 use aws_lambda_events::event::sqs::SqsEvent;
 use m2m_shared::App;
+use m2m_shared::domain::TenantId;
 use m2m_shared::provisioning::handle_batch;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 fn fixture() -> SqsEvent {
@@ -146,10 +148,11 @@ async fn deletion_events_cascade_like_the_api() {
     let personal = t.user_token(&vendor, "acme", "carol", json!({})).await;
     let tenant = t.tenant_token(&vendor, "globex", json!({})).await;
     let events = [
-        ("user.deleted", json!({"userId": "carol", "version": 1})),
+        // Above the versions the API's writes stamped.
+        ("user.deleted", json!({"userId": "carol", "version": 10})),
         (
             "tenant.deleted",
-            json!({"tenantId": "globex", "version": 1}),
+            json!({"tenantId": "globex", "version": 10}),
         ),
     ];
     assert!(failures(&t.app, batch(&events)).await.is_empty());
@@ -238,7 +241,8 @@ async fn a_throttled_store_leaves_the_batch_for_retry_and_loses_nothing() {
         .collect();
     let mut burst = batch(&[(
         "tenant.upserted",
-        json!({"tenantId": "acme", "name": "Acme", "version": 1}),
+        // The fixture's acme is version 1: one version says one thing.
+        json!({"tenantId": "acme", "name": "Acme", "version": 2}),
     )]);
     burst
         .records
@@ -280,3 +284,219 @@ async fn a_throttled_store_leaves_the_batch_for_retry_and_loses_nothing() {
         assert_eq!(user.tenants.len(), 1);
     }
 }
+
+/// Applies one event, as the provisioning function does: `Err` (to the dead-letter queue after
+/// its retries) with the reason, or `Ok`.
+async fn event(t: &TestApp, detail_type: &str, detail: Value) -> Result<(), String> {
+    let message = json!({"detail-type": detail_type, "detail": detail}).to_string();
+    m2m_shared::provisioning::apply(&t.app, &message)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// One version says one thing: a redelivery of it changes nothing, another body under it is
+/// refused with the reason and changes nothing either; only a strictly newer version writes;
+/// versions beyond 2^53 - 1 are refused.
+async fn one_version_says_one_thing(t: &TestApp) {
+    let tenant =
+        |name: &str, version: u64| json!({"tenantId": "acme", "name": name, "version": version});
+    event(t, "tenant.upserted", tenant("Acme", 3))
+        .await
+        .unwrap();
+    event(t, "tenant.upserted", tenant("Acme", 3))
+        .await
+        .unwrap();
+    let clash = event(t, "tenant.upserted", tenant("Evil", 3))
+        .await
+        .unwrap_err();
+    assert!(clash.contains("version 3"), "{clash}");
+    let delete_clash = event(
+        t,
+        "tenant.deleted",
+        json!({"tenantId": "acme", "version": 3}),
+    )
+    .await;
+    assert!(delete_clash.is_err(), "a delete under the upsert's version");
+    let stored = t
+        .app
+        .directory()
+        .tenant(&TenantId::parse("acme").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.map(|t| t.name), Some("Acme".to_owned()));
+    event(t, "tenant.upserted", tenant("Acme Inc.", 4))
+        .await
+        .unwrap();
+
+    let beyond = event(t, "tenant.upserted", tenant("Acme", 1 << 53))
+        .await
+        .unwrap_err();
+    assert!(beyond.contains("version must be at most"), "{beyond}");
+    event(t, "tenant.upserted", tenant("Last", (1 << 53) - 1))
+        .await
+        .unwrap();
+    let vendor = t.as_vendor().await;
+    let renamed = vendor
+        .call(
+            Method::PUT,
+            "/identity/resources/tenants/v1/acme",
+            Some(json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "the API still writes it");
+}
+on_both_stores!(one_version_says_one_thing);
+
+/// An upsert event changes what it names and nothing else, as the API's `PUT` does.
+async fn an_upsert_event_is_partial_like_the_apis_put(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.role("r-reader", "reader", json!(["p-read"])).await;
+    let acme = json!({"name": "Acme", "metadata": {"plan": "pro"}});
+    let put = vendor.call(
+        Method::PUT,
+        "/identity/resources/tenants/v1/acme",
+        Some(acme),
+    );
+    assert_eq!(put.await.status, StatusCode::OK);
+    let alice = json!({"userId": "alice", "email": "alice@acme.test",
+        "tenants": [{"tenantId": "acme", "roleIds": ["r-reader"]}], "version": 10});
+    event(t, "user.upserted", alice).await.unwrap();
+
+    let renamed = json!({"userId": "alice", "name": "Alice", "version": 11});
+    event(t, "user.upserted", renamed).await.unwrap();
+    let user = t.stored_user("alice").await.unwrap();
+    assert_eq!(user.name.as_deref(), Some("Alice"));
+    assert_eq!(user.email.as_deref(), Some("alice@acme.test"));
+    assert_eq!(
+        user.tenants.len(),
+        1,
+        "memberships stay when tenants is left out"
+    );
+
+    let role = json!({"id": "r-reader", "name": "Reader", "version": 10});
+    event(t, "role.upserted", role).await.unwrap();
+    let role = t.app.directory().role("r-reader").await.unwrap();
+    assert_eq!(
+        (role.key.as_str(), role.name.as_str()),
+        ("reader", "Reader")
+    );
+    assert_eq!(role.permission_ids.len(), 1, "permissions stay");
+
+    let tenant = json!({"tenantId": "acme", "name": "Acme Inc.", "version": 10});
+    event(t, "tenant.upserted", tenant).await.unwrap();
+    let tenant = t
+        .app
+        .directory()
+        .tenant(&TenantId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tenant.metadata.get("plan"),
+        Some(&json!("pro")),
+        "metadata stays"
+    );
+    let through_api = vendor
+        .call(
+            Method::PUT,
+            "/identity/resources/tenants/v1/acme",
+            Some(json!({"name": "Acme"})),
+        )
+        .await;
+    assert_eq!(
+        through_api.body["metadata"],
+        json!({"plan": "pro"}),
+        "and through the API"
+    );
+}
+on_both_stores!(an_upsert_event_is_partial_like_the_apis_put);
+
+/// Deletes name valid ids; one for an id that never existed keeps older upserts out and
+/// blocks nothing newer: a newer event, or the API, creates it.
+async fn a_delete_of_what_never_existed_blocks_nothing(t: &TestApp) {
+    let bad = event(t, "role.deleted", json!({"id": "a b", "version": 1})).await;
+    assert!(bad.unwrap_err().contains("id must be"));
+    let bad = event(t, "permission.deleted", json!({"id": "", "version": 1})).await;
+    assert!(bad.is_err());
+    for kind in ["role", "permission"] {
+        let ghost = format!("{kind}-ghost");
+        event(
+            t,
+            &format!("{kind}.deleted"),
+            json!({"id": ghost, "version": 5}),
+        )
+        .await
+        .unwrap();
+        let older = json!({"id": ghost, "key": format!("{kind}.old"), "version": 4});
+        event(t, &format!("{kind}.upserted"), older).await.unwrap();
+        let vendor = t.as_vendor().await;
+        let path = match kind {
+            "role" => "/identity/resources/roles/v1",
+            _ => "/identity/resources/permissions/v1",
+        };
+        let listed = vendor.call(Method::GET, path, None).await;
+        assert!(
+            !listed.body.to_string().contains(&ghost),
+            "the older upsert stays out"
+        );
+        let created = vendor
+            .call(
+                Method::POST,
+                path,
+                Some(json!({"id": ghost, "key": format!("{kind}.new")})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    }
+    let ghost_user = json!({"userId": "ghost", "version": 5});
+    event(t, "user.deleted", ghost_user).await.unwrap();
+    let newer = json!({"userId": "ghost", "email": "g@acme.test", "version": 6});
+    event(t, "user.upserted", newer).await.unwrap();
+    assert!(t.stored_user("ghost").await.is_some());
+}
+on_both_stores!(a_delete_of_what_never_existed_blocks_nothing);
+
+/// Keys and names are stored composed (NFC), and refused when they hold what does not show,
+/// by the API and by events alike: no JWT carries two keys that look the same.
+async fn keys_that_look_alike_are_one_key_or_refused(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-cafe", "caf\u{e9}.read").await;
+    let twin = vendor
+        .call(
+            Method::POST,
+            "/identity/resources/permissions/v1",
+            Some(json!({"id": "p-twin", "key": "cafe\u{301}.read"})),
+        )
+        .await;
+    assert_eq!(
+        twin.status,
+        StatusCode::CONFLICT,
+        "the same key, decomposed"
+    );
+    for hidden in [
+        "reports.read\u{200b}",
+        "reports\u{202e}daer",
+        "\u{feff}reports.read",
+    ] {
+        let api = vendor
+            .call(
+                Method::POST,
+                "/identity/resources/permissions/v1",
+                Some(json!({"id": "p-hidden", "key": hidden})),
+            )
+            .await;
+        assert_eq!(
+            api.status,
+            StatusCode::BAD_REQUEST,
+            "{hidden:?}: {:?}",
+            api.body
+        );
+        let by_event = json!({"id": "p-hidden", "key": hidden, "version": 1});
+        let refused = event(t, "permission.upserted", by_event).await.unwrap_err();
+        assert!(refused.contains("invisible"), "{refused}");
+        let named = json!({"tenantId": "acme", "name": format!("Acme{hidden}"), "version": 1});
+        assert!(event(t, "tenant.upserted", named).await.is_err());
+    }
+}
+on_both_stores!(keys_that_look_alike_are_one_key_or_refused);

@@ -275,7 +275,7 @@ async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
             .await
             .unwrap()
     );
-    let stale = read.deleted(Origin::Api);
+    let stale = DirectoryRecord::deleted(Some(&read), Origin::Api);
     assert!(
         !s.store
             .swap(kind, "r1", &stale, Some(revision))
@@ -306,10 +306,15 @@ contract!(batched_reads, records_come_back_in_the_order_asked);
 /// (repeats and missing ones included), past a batch's hundred keys; and the records even when
 /// the token is gone.
 async fn a_token_comes_with_the_records_asked(s: Subject) {
-    let alice = member(&s, "alice", "acme").await;
     let acme = tenant(&s, "acme").await;
     let stored = token(&s, "acme", Some("alice")).await;
     s.store.put_new(&stored).await.unwrap();
+    let (alice, _) = s
+        .store
+        .record(EntityKind::User, "alice")
+        .await
+        .unwrap()
+        .unwrap();
     let mut keys = vec![
         (EntityKind::Tenant, "acme".to_owned()),
         (EntityKind::Role, "nobody".to_owned()),
@@ -348,8 +353,11 @@ async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject)
         .await
         .unwrap()
         .unwrap();
-    let reborn =
-        DirectoryRecord::upserted(Some(&acme.deleted(Origin::Api)), json!({}), Origin::Api);
+    let reborn = DirectoryRecord::upserted(
+        Some(&DirectoryRecord::deleted(Some(&acme), Origin::Api)),
+        json!({}),
+        Origin::Api,
+    );
     assert!(
         s.store
             .swap(EntityKind::Tenant, "acme", &reborn, Some(revision))

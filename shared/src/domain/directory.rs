@@ -206,6 +206,147 @@ impl TryFrom<UserDraft> for User {
     }
 }
 
+/// A user's `metadata` as an object, or as Frontegg sends it: a string holding a JSON object.
+pub fn user_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Metadata>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Object(Metadata),
+        Text(String),
+    }
+    match Option::<Given>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Given::Object(metadata)) => Ok(Some(metadata)),
+        Some(Given::Text(text)) if text.trim().is_empty() => Ok(Some(Metadata::new())),
+        Some(Given::Text(text)) => serde_json::from_str(&text).map(Some).map_err(|_| {
+            serde::de::Error::custom("metadata must be a JSON object, or a string holding one")
+        }),
+    }
+}
+
+// Changes: what an update says, by the API's `PUT`/`PATCH` and by an `*.upserted` event alike.
+// Each field absent stays as stored; a record made by a change takes the defaults.
+
+/// A change to a permission; a new one's key defaults to its id.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionChange {
+    pub key: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl PermissionChange {
+    pub fn apply(&self, id: &str, stored: Option<Permission>) -> Result<Permission, Invalid> {
+        let stored = stored.map(|p| (p.key.to_string(), p.name, p.description));
+        let (key, name, description) = stored.unzip3();
+        Permission::try_from(PermissionDraft {
+            id: id.to_owned(),
+            key: self.key.clone().or(key).unwrap_or_else(|| id.to_owned()),
+            name: self.name.clone().or(name),
+            description: self.description.clone().or(description),
+        })
+    }
+}
+
+/// A change to a role; a new one's key defaults to its id.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleChange {
+    pub key: Option<String>,
+    pub name: Option<String>,
+    pub permission_ids: Option<Vec<String>>,
+}
+
+impl RoleChange {
+    pub fn apply(&self, id: &str, stored: Option<Role>) -> Result<Role, Invalid> {
+        let stored = stored.map(|r| {
+            let ids = r.permission_ids.iter().map(ToString::to_string).collect();
+            (r.key.to_string(), r.name, ids)
+        });
+        let (key, name, permission_ids) = stored.unzip3();
+        Role::try_from(RoleDraft {
+            id: id.to_owned(),
+            key: self.key.clone().or(key).unwrap_or_else(|| id.to_owned()),
+            name: self.name.clone().or(name),
+            permission_ids: self
+                .permission_ids
+                .clone()
+                .or(permission_ids)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A change to a tenant.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantChange {
+    pub name: Option<String>,
+    pub metadata: Option<Metadata>,
+}
+
+impl TenantChange {
+    pub fn apply(&self, id: &str, stored: Option<Tenant>) -> Result<Tenant, Invalid> {
+        let (name, metadata) = stored.map(|t| (t.name, t.metadata)).unzip();
+        Tenant::try_from(TenantDraft {
+            id: id.to_owned(),
+            name: self.name.clone().or(name),
+            metadata: self.metadata.clone().or(metadata),
+        })
+    }
+}
+
+/// A change to a user: Frontegg's fields we keep, plus our `tenants` (memberships change only
+/// when it is present).
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserChange {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "user_metadata")]
+    pub metadata: Option<Metadata>,
+    pub tenants: Option<Vec<MembershipDraft>>,
+}
+
+impl UserChange {
+    pub fn apply(&self, id: &str, stored: Option<&User>) -> Result<User, Invalid> {
+        let mut draft = stored.map_or_else(
+            || UserDraft {
+                id: id.to_owned(),
+                email: None,
+                name: None,
+                metadata: None,
+                tenants: Vec::new(),
+            },
+            UserDraft::of,
+        );
+        draft.email = self.email.clone().or(draft.email);
+        draft.name = self.name.clone().or(draft.name);
+        draft.metadata = self.metadata.clone().or(draft.metadata);
+        if let Some(tenants) = &self.tenants {
+            draft.tenants = tenants.clone();
+        }
+        User::try_from(draft)
+    }
+}
+
+/// `Option<(A, B, C)>` into three options.
+trait Unzip3<A, B, C> {
+    fn unzip3(self) -> (Option<A>, Option<B>, Option<C>);
+}
+
+impl<A, B, C> Unzip3<A, B, C> for Option<(A, B, C)> {
+    fn unzip3(self) -> (Option<A>, Option<B>, Option<C>) {
+        match self {
+            Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+            None => (None, None, None),
+        }
+    }
+}
+
 /// Which directory record a write or a delete is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntityKind {
@@ -217,12 +358,13 @@ pub enum EntityKind {
     Configuration,
 }
 
-/// Where a directory write comes from, which decides whether a newer state may refuse it.
+/// Where a directory write comes from, which decides whether a newer state may refuse it
+/// (see [`super::lives::DirectoryRecord::verdict`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
-    /// The management API: applies as it arrives.
+    /// The management API: applies as it arrives, and stamps the next version.
     Api,
-    /// A provisioning event: ignored when the stored state carries a newer version, and a
+    /// A provisioning event: applies only when strictly newer than the stored version, and a
     /// delete leaves a tombstone so that an older upsert arriving later cannot bring it back.
     Event { version: u64 },
 }

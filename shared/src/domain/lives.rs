@@ -125,8 +125,31 @@ impl TokenLives {
     }
 }
 
+/// The highest `version` an event may carry: 2^53 - 1, the largest integer every JSON parser
+/// reads exactly. So no event can put an entity out of reach of every later one by a version
+/// no producer could pass; the API, which stamps the next version, still can.
+pub const MAX_VERSION: u64 = (1 << 53) - 1;
+
+/// What a write from an event does to the record it meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Newer than the record (or the API's): written.
+    Write,
+    /// The version the record already holds, with the same content: a redelivery. Nothing is
+    /// written, but what follows the write (a cascade) runs again, so a retry finishes it.
+    Repeat,
+    /// Older than the record: a newer state stands; acknowledged, nothing written.
+    Superseded,
+}
+
+/// Two events of one version that say different things: refused, so that neither undoes the
+/// other on a redelivery.
+#[derive(Debug)]
+pub struct VersionClash(pub u64);
+
 /// A directory record as stored: the document (`None` on a tombstone), the version of the
-/// event that last wrote it, its life while it is live and, for a user, each membership's stamp.
+/// write that last changed it, its life while it is live and, for a user, each membership's
+/// stamp.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DirectoryRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +161,10 @@ pub struct DirectoryRecord {
     /// Keyed by tenant id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub members: BTreeMap<String, MemberStamp>,
+    /// A tombstone of an id that never held anything (an event deleted it before any upsert):
+    /// it keeps its version, so an older upsert stays refused, and blocks nothing else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vacant: bool,
 }
 
 /// The stored revision of a directory record; a write names the one it read.
@@ -149,22 +176,50 @@ impl DirectoryRecord {
         self.doc.is_some()
     }
 
-    /// Whether a write from `origin` must yield to this record: an event older than the stored
-    /// version, or, on a tombstone, not newer than it (a redelivered upsert must not undo a
-    /// delete of the same version).
-    pub fn refuses(&self, origin: Origin) -> bool {
-        match (origin, self.version) {
-            (Origin::Event { version }, Some(stored)) if self.is_live() => version < stored,
-            (Origin::Event { version }, Some(stored)) => version <= stored,
-            _ => false,
-        }
+    /// Whether this tombstone is of something that existed (so its id stays retired, for a
+    /// role or permission). A live record is not a tombstone.
+    pub fn is_retired(&self) -> bool {
+        !self.is_live() && !self.vacant
+    }
+
+    /// What a write from `origin` that leaves `doc` (`None`: a delete) does to `stored`.
+    /// The API's writes always apply (and stamp the next version); an event's apply only when
+    /// strictly newer than the stored version; an equal version is a redelivery when it says
+    /// the same, else a clash.
+    pub fn verdict(
+        stored: Option<&Self>,
+        doc: Option<&Value>,
+        origin: Origin,
+    ) -> Result<Verdict, VersionClash> {
+        let (Origin::Event { version }, Some(record)) = (origin, stored) else {
+            return Ok(Verdict::Write);
+        };
+        let held = record.version.unwrap_or(0);
+        Ok(match version.cmp(&held) {
+            std::cmp::Ordering::Greater => Verdict::Write,
+            std::cmp::Ordering::Less => Verdict::Superseded,
+            std::cmp::Ordering::Equal if record.doc.as_ref() == doc => Verdict::Repeat,
+            std::cmp::Ordering::Equal => return Err(VersionClash(version)),
+        })
+    }
+
+    /// The version a write from `origin` over `stored` leaves: the event's, or for the API
+    /// the one after the stored one, so an event older than the API's write is refused.
+    fn next_version(stored: Option<&Self>, origin: Origin) -> u64 {
+        origin.version().unwrap_or_else(|| {
+            stored
+                .and_then(|r| r.version)
+                .map_or(1, |v| v.saturating_add(1))
+        })
     }
 
     /// The record after `doc` is written over `stored`: a live record keeps its life, a
-    /// tombstone's successor gets a new one, and a first creation gets [`Life::first`].
+    /// tombstone's successor gets a new one, and a first creation (or one over a vacant
+    /// tombstone) gets [`Life::first`].
     pub fn upserted(stored: Option<&Self>, doc: Value, origin: Origin) -> Self {
         let life = match stored {
             None => Life::first(),
+            Some(record) if record.vacant => Life::first(),
             Some(record) => match (&record.life, record.is_live()) {
                 (Some(life), true) => life.clone(),
                 _ => Life::generate(),
@@ -172,21 +227,23 @@ impl DirectoryRecord {
         };
         Self {
             doc: Some(doc),
-            version: origin.version().or_else(|| stored.and_then(|r| r.version)),
+            version: Some(Self::next_version(stored, origin)),
             life: Some(life),
             members: stored.map(|r| r.members.clone()).unwrap_or_default(),
+            vacant: false,
         }
     }
 
-    /// The tombstone a delete from `origin` leaves: no document, no life, no memberships, and
-    /// the version (the event's, or the one last stored), so that a late older event cannot
-    /// bring the record back, whether the API or an event deleted it.
-    pub fn deleted(&self, origin: Origin) -> Self {
+    /// The tombstone a delete from `origin` leaves over `stored`: no document, no life, no
+    /// memberships, and the version, so that a late older event cannot bring the record back,
+    /// whether the API or an event deleted it.
+    pub fn deleted(stored: Option<&Self>, origin: Origin) -> Self {
         Self {
             doc: None,
-            version: origin.version().or(self.version),
+            version: Some(Self::next_version(stored, origin)),
             life: None,
             members: BTreeMap::new(),
+            vacant: stored.is_none_or(|r| r.vacant),
         }
     }
 
@@ -250,7 +307,7 @@ mod tests {
         assert_eq!(first.life, Some(Life::first()));
         let updated = DirectoryRecord::upserted(Some(&first), json!({"n": 1}), API);
         assert_eq!(updated.life, first.life, "an update keeps the life");
-        let tombstone = updated.deleted(API);
+        let tombstone = DirectoryRecord::deleted(Some(&updated), API);
         assert_eq!(
             (tombstone.doc.as_ref(), tombstone.life.as_ref()),
             (None, None)
@@ -260,16 +317,42 @@ mod tests {
     }
 
     #[test]
-    fn a_tombstone_refuses_events_up_to_its_version_and_a_live_record_older_ones() {
-        let live = DirectoryRecord::upserted(None, json!({}), event(5));
-        assert!(live.refuses(event(4)) && !live.refuses(event(5)) && !live.refuses(API));
-        let api_deleted = live.deleted(API);
-        assert_eq!(
-            api_deleted.version,
-            Some(5),
-            "the API's tombstone keeps the version"
+    fn only_a_strictly_newer_event_writes_and_an_equal_one_must_say_the_same() {
+        let doc = json!({"name": "a"});
+        let live = DirectoryRecord::upserted(None, doc.clone(), event(5));
+        let verdict = |d: Option<&Value>, o| DirectoryRecord::verdict(Some(&live), d, o);
+        assert_eq!(verdict(Some(&doc), event(6)).unwrap(), Verdict::Write);
+        assert_eq!(verdict(Some(&doc), event(4)).unwrap(), Verdict::Superseded);
+        assert_eq!(verdict(Some(&doc), event(5)).unwrap(), Verdict::Repeat);
+        assert!(verdict(Some(&json!({"name": "b"})), event(5)).is_err());
+        assert!(
+            verdict(None, event(5)).is_err(),
+            "a delete of the same version"
         );
-        assert!(api_deleted.refuses(event(5)) && !api_deleted.refuses(event(6)));
+        assert_eq!(verdict(None, API).unwrap(), Verdict::Write);
+    }
+
+    #[test]
+    fn the_api_stamps_the_next_version_so_older_events_stay_refused() {
+        let created = DirectoryRecord::upserted(None, json!({}), API);
+        assert_eq!(created.version, Some(1));
+        let deleted = DirectoryRecord::deleted(Some(&created), API);
+        assert_eq!(deleted.version, Some(2));
+        let late = DirectoryRecord::verdict(Some(&deleted), Some(&json!({})), event(1));
+        assert_eq!(late.unwrap(), Verdict::Superseded);
+        let redelivered = DirectoryRecord::verdict(Some(&deleted), None, event(2));
+        assert_eq!(redelivered.unwrap(), Verdict::Repeat);
+    }
+
+    #[test]
+    fn a_delete_of_what_never_existed_blocks_nothing_newer() {
+        let vacant = DirectoryRecord::deleted(None, event(3));
+        assert!(vacant.vacant && !vacant.is_retired());
+        let retired = DirectoryRecord::deleted(Some(&vacant), event(4));
+        assert!(retired.vacant, "still nothing ever lived there");
+        let live = DirectoryRecord::upserted(Some(&vacant), json!({}), event(4));
+        assert_eq!(live.life, Some(Life::first()));
+        assert!(DirectoryRecord::deleted(Some(&live), API).is_retired());
     }
 
     #[test]
@@ -281,7 +364,8 @@ mod tests {
         let same = user.clone().with_members(&lives);
         assert_eq!(same.membership_in(&acme(), &tenant), Some(&stamp));
 
-        let reborn = DirectoryRecord::upserted(Some(&tenant.deleted(API)), json!({}), API);
+        let gone = DirectoryRecord::deleted(Some(&tenant), API);
+        let reborn = DirectoryRecord::upserted(Some(&gone), json!({}), API);
         assert_eq!(
             user.membership_in(&acme(), &reborn),
             None,
@@ -298,7 +382,7 @@ mod tests {
         let user = DirectoryRecord::upserted(None, json!({}), event(1)).with_members(&early);
         let tenant = DirectoryRecord::upserted(None, json!({}), event(1));
         assert!(user.membership_in(&acme(), &tenant).is_some());
-        let deleted = tenant.deleted(API);
+        let deleted = DirectoryRecord::deleted(Some(&tenant), API);
         let void = [(acme(), DirectoryRecord::tenant_life(Some(&deleted)))];
         let late = user.with_members(&void);
         let reborn = DirectoryRecord::upserted(Some(&deleted), json!({}), API);

@@ -25,6 +25,34 @@ pub fn excerpt(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Characters that show nothing or change how the text around them is shown: zero-width
+/// spaces and joiners, bidirectional marks, embeddings, overrides and isolates, invisible
+/// operators, the byte-order mark, interlinear annotation, tag characters, the combining
+/// grapheme joiner and the Hangul fillers. Two keys or names must never look alike and differ.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// `text` in Unicode's composed form (NFC), so that what looks the same is stored the same;
+/// refused, naming `field`, when it holds a character [`is_invisible`] names.
+pub fn visible(field: &str, text: String) -> Result<String, Invalid> {
+    use unicode_normalization::UnicodeNormalization;
+    if text.chars().any(is_invisible) {
+        return Err(Invalid(format!(
+            "{field} must not hold invisible or bidirectional control characters"
+        )));
+    }
+    Ok(if unicode_normalization::is_nfc(&text) {
+        text
+    } else {
+        text.nfc().collect()
+    })
+}
+
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const MAX_METADATA_BYTES: usize = 2048;
 /// Objects and arrays nested in metadata, the outermost object counting as the first.
@@ -39,6 +67,7 @@ pub const MAX_TENANTS_PER_USER: usize = 100;
 pub const MAX_ROLE_IDS_PER_USER: usize = 1000;
 
 pub fn description(description: String) -> Result<String, Invalid> {
+    let description = visible("description", description)?;
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(Invalid(format!(
             "description must be at most {MAX_DESCRIPTION_CHARS} characters"
@@ -159,6 +188,7 @@ pub struct GrantKey(String);
 
 impl GrantKey {
     pub fn parse(key: String) -> Result<Self, Invalid> {
+        let key = visible("key", key)?;
         let valid = !key.is_empty()
             && key.chars().count() <= MAX_KEY_CHARS
             && !key.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -202,6 +232,7 @@ pub fn field<T>(name: &str, parsed: Result<T, InvalidId>) -> Result<T, Invalid> 
 
 /// A display name: at most 256 characters, no control characters.
 pub fn name(name: String) -> Result<String, Invalid> {
+    let name = visible("name", name)?;
     if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(Invalid(format!(
             "name must be at most {MAX_NAME_CHARS} characters without control characters"
@@ -216,6 +247,7 @@ pub const MAX_CREDENTIAL_NAME_CHARS: usize = 100;
 /// characters. Any other JSON (a number, `null`) is refused naming the field.
 pub fn credential_name(name: Option<&serde_json::Value>) -> Result<String, Invalid> {
     let text = name.and_then(serde_json::Value::as_str).unwrap_or_default();
+    let text = visible("name", text.to_owned())?;
     let chars = text.chars().count();
     if text.trim().is_empty()
         || chars > MAX_CREDENTIAL_NAME_CHARS
@@ -225,11 +257,12 @@ pub fn credential_name(name: Option<&serde_json::Value>) -> Result<String, Inval
             "name must be a text of 1 to {MAX_CREDENTIAL_NAME_CHARS} characters without control characters"
         )));
     }
-    Ok(text.to_owned())
+    Ok(text)
 }
 
 /// An email address as the directory keeps it: at most 254 characters, with an `@`.
 pub fn email(email: String) -> Result<String, Invalid> {
+    let email = visible("email", email)?;
     let valid = email.chars().count() <= MAX_EMAIL_CHARS
         && email.contains('@')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -332,6 +365,28 @@ mod tests {
         }
         let max = max_expires_in_minutes(Some(&serde_json::from_str("0").unwrap()));
         assert!(max.unwrap_err().0.starts_with("maxExpiresInMinutes "));
+    }
+
+    #[test]
+    fn keys_and_names_are_composed_and_never_hold_what_does_not_show() {
+        let composed = GrantKey::parse("caf\u{e9}.read".into()).unwrap();
+        let decomposed = GrantKey::parse("cafe\u{301}.read".into()).unwrap();
+        assert_eq!(composed, decomposed, "one spelling of what looks the same");
+        for hidden in [
+            '\u{200B}',
+            '\u{200D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{E0041}',
+        ] {
+            let key = format!("reports.read{hidden}");
+            let refused = GrantKey::parse(key.clone()).unwrap_err();
+            assert!(refused.0.contains("invisible"), "{refused}");
+            assert!(name(key.clone()).is_err() && description(key.clone()).is_err());
+            assert!(email(format!("a{hidden}@b.test")).is_err());
+        }
+        assert_eq!(name("Zoë 🚀".into()).unwrap(), "Zoë 🚀");
     }
 
     #[test]

@@ -12,31 +12,16 @@ use super::request::Call;
 use super::response::{done, json};
 use crate::app::App;
 use crate::domain::directory::{
-    EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleDraft, Tenant,
-    TenantDraft, User, UserDraft,
+    EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleChange, RoleDraft,
+    Tenant, TenantChange, User, UserChange, UserDraft,
 };
 use crate::domain::rules::{self, GrantKey};
 use crate::domain::{GrantId, Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
-/// A user's `metadata` as an object, or as Frontegg sends it: a string holding a JSON object.
-fn user_metadata<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Option<Metadata>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Given {
-        Object(Metadata),
-        Text(String),
-    }
-    match Option::<Given>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(Given::Object(metadata)) => Ok(Some(metadata)),
-        Some(Given::Text(text)) if text.trim().is_empty() => Ok(Some(Metadata::new())),
-        Some(Given::Text(text)) => serde_json::from_str(&text).map(Some).map_err(|_| {
-            serde::de::Error::custom("metadata must be a JSON object, or a string holding one")
-        }),
-    }
+/// What the API wrote: its writes always apply (only an event may be older than the record).
+fn written<T>(record: Option<T>) -> Result<T> {
+    record.ok_or_else(|| Error::internal("an API write did not apply"))
 }
 
 fn new_id() -> String {
@@ -202,22 +187,12 @@ pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Resul
 
 /// Applies `body` to the role as read inside one conditional write.
 async fn change_role(app: &App, id: &str, body: RoleBody) -> Result<Response> {
-    let patch = |stored: Role| -> Result<Role> {
-        let permission_ids = match &body.permission_ids {
-            Some(ids) => ids.clone(),
-            None => stored
-                .permission_ids
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        };
-        Ok(Role::try_from(RoleDraft {
-            id: stored.id.to_string(),
-            key: body.key.clone().unwrap_or_else(|| stored.key.to_string()),
-            name: Some(body.name.clone().unwrap_or(stored.name)),
-            permission_ids,
-        })?)
+    let change = RoleChange {
+        key: body.key,
+        name: body.name,
+        permission_ids: body.permission_ids,
     };
+    let patch = |stored: Role| Ok(change.apply(id, Some(stored))?);
     let role = app.directory().patch_role(id, patch).await?;
     json(StatusCode::OK, &RoleView::of(&role))
 }
@@ -228,13 +203,6 @@ pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
         .delete_grant(EntityKind::Role, call.id(), Origin::Api)
         .await?;
     done()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TenantBody {
-    name: Option<String>,
-    metadata: Option<Metadata>,
 }
 
 /// A tenant as answered: ours, with Frontegg's `tenantId` (the same id) beside it.
@@ -255,15 +223,13 @@ impl<'t> TenantView<'t> {
     }
 }
 
-/// `PUT /identity/resources/tenants/v1/{id}` and Frontegg's `PUT /tenants/resources/tenants/v1/{id}`.
+/// `PUT /identity/resources/tenants/v1/{id}` and Frontegg's `PUT /tenants/resources/tenants/v1/{id}`:
+/// a partial update (fields absent stay), creating the tenant if need be.
 pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let body: TenantBody = call.json()?;
-    let tenant = Tenant::try_from(TenantDraft {
-        id: call.id().to_owned(),
-        name: body.name,
-        metadata: body.metadata,
-    })?;
-    app.directory().put_tenant(&tenant, Origin::Api).await?;
+    let change: TenantChange = call.json()?;
+    let id = rules::field("tenantId", TenantId::parse(call.id()))?;
+    let directory = app.directory();
+    let tenant = written(directory.upsert_tenant(&id, &change, Origin::Api).await?)?;
     json(StatusCode::OK, &TenantView::of(&tenant))
 }
 
@@ -279,12 +245,14 @@ struct NewTenantBody {
 /// unless one is given.
 pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: NewTenantBody = call.json()?;
-    let tenant = Tenant::try_from(TenantDraft {
-        id: body.tenant_id.unwrap_or_else(new_id),
+    let id = body.tenant_id.unwrap_or_else(new_id);
+    let id = rules::field("tenantId", TenantId::parse(&id))?;
+    let change = TenantChange {
         name: body.name,
         metadata: body.metadata,
-    })?;
-    app.directory().put_tenant(&tenant, Origin::Api).await?;
+    };
+    let directory = app.directory();
+    let tenant = written(directory.upsert_tenant(&id, &change, Origin::Api).await?)?;
     json(StatusCode::CREATED, &TenantView::of(&tenant))
 }
 
@@ -304,42 +272,13 @@ pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
     done()
 }
 
-/// Frontegg's user fields we keep, plus our `tenants`; each absent one stays as it is.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserBody {
-    email: Option<String>,
-    name: Option<String>,
-    #[serde(default, deserialize_with = "user_metadata")]
-    metadata: Option<Metadata>,
-    tenants: Option<Vec<MembershipDraft>>,
-}
-
 /// `PUT /identity/resources/users/v1/{id}`: a partial update, as Frontegg's: only the fields
 /// present change, and memberships only when `tenants` is present. A new id creates the user.
 pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let body: UserBody = call.json()?;
+    let change: UserChange = call.json()?;
     let id = rules::field("userId", UserId::parse(call.id()))?;
-    let patch = |stored: Option<User>| -> Result<User> {
-        let mut draft = stored.as_ref().map_or_else(
-            || UserDraft {
-                id: id.to_string(),
-                email: None,
-                name: None,
-                metadata: None,
-                tenants: Vec::new(),
-            },
-            UserDraft::of,
-        );
-        draft.email = body.email.clone().or(draft.email);
-        draft.name = body.name.clone().or(draft.name);
-        draft.metadata = body.metadata.clone().or(draft.metadata);
-        if let Some(tenants) = &body.tenants {
-            draft.tenants = tenants.clone();
-        }
-        Ok(User::try_from(draft)?)
-    };
-    let user = app.directory().patch_user(&id, patch).await?;
+    let directory = app.directory();
+    let user = written(directory.upsert_user(&id, &change, Origin::Api).await?)?;
     json(StatusCode::OK, &user)
 }
 
@@ -367,7 +306,7 @@ struct NewUserBody {
     id: Option<String>,
     email: Option<String>,
     name: Option<String>,
-    #[serde(default, deserialize_with = "user_metadata")]
+    #[serde(default, deserialize_with = "crate::domain::directory::user_metadata")]
     metadata: Option<Metadata>,
     #[serde(default)]
     role_ids: Vec<String>,

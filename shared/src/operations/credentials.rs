@@ -331,8 +331,10 @@ impl<'a> Credentials<'a> {
     }
 
     /// `POST /oauth/introspect` (RFC 7662): the claims of `token` if it is active: a JWT of
-    /// ours for this audience, unexpired, not revoked, and its API token still there and
-    /// usable. `None` for anything else, whatever the reason.
+    /// ours for this audience, unexpired, not revoked, and its API token still there, unexpired
+    /// and in the lives it was created in (its tenant, and for a personal token the user's
+    /// membership, still the ones it was made in: what the exchange checks). `None` for
+    /// anything else, whatever the reason.
     pub async fn introspect(&self, token: &str) -> Result<Option<AccessClaims>> {
         let Ok(claims) = self.verify_access_token(token) else {
             return Ok(None);
@@ -345,9 +347,15 @@ impl<'a> Credentials<'a> {
             self.revocations.revocation(&client_id, now),
             self.tokens.token(&client_id)
         )?;
-        let revoked = revocation.is_some_and(|r| r.voids(claims.iat));
-        let usable = api_token.is_some_and(|t| !t.is_expired(now));
-        Ok((usable && !revoked).then_some(claims))
+        if revocation.is_some_and(|r| r.voids(claims.iat)) {
+            return Ok(None);
+        }
+        let Some(api_token) = api_token.filter(|t| !t.is_expired(now)) else {
+            return Ok(None);
+        };
+        let owners = Owners::read(self.directory, &api_token.tenant_id, api_token.user_id());
+        let current = owners.await?.are_current(&api_token.lives);
+        Ok(current.then_some(claims))
     }
 
     /// The revocations as the signed document verifiers poll: a JWT (RS256, the signing key's

@@ -3,18 +3,29 @@
 //!
 //! Every write reads the record, makes its successor by the rules in [`crate::domain::lives`]
 //! and writes it back only if nobody wrote it in between, retrying otherwise; so no update is
-//! lost and nothing deleted is written back. Deleting a tenant or a user, or ending a
-//! membership, voids their tokens at once through the lives the tokens record; the cascades
-//! that follow only delete what no longer works, and are safe to run again.
+//! lost and nothing deleted is written back. The API and events write through the same
+//! changes ([`TenantChange`], [`UserChange`], ...), so an event means what the API's `PUT`
+//! means; an event writes only when strictly newer than the stored version.
+//!
+//! Deleting a tenant or a user, or ending a membership, voids their tokens at once through the
+//! lives the tokens record. The cascade that follows ([`Directory::tidy`]) retires exactly the
+//! tokens that no longer work (revokes their JWTs, deletes them), whatever wrote the change. It
+//! runs after every delete, repeated or not, and after every write of a user, even one that
+//! changed nothing: so a redelivered event or a repeated `DELETE` finishes what a failure cut
+//! short, and a cascade racing a re-creation never ends a token that works.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
-use crate::domain::directory::{EntityKind, Origin, Permission, Role, Tenant, User};
-use crate::domain::lives::{DirectoryRecord, Life, Revision};
+use crate::domain::directory::{
+    EntityKind, Origin, Permission, PermissionChange, Role, RoleChange, Tenant, TenantChange, User,
+    UserChange,
+};
+use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash};
 use crate::domain::rules::excerpt;
 use crate::domain::{ApiToken, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
@@ -33,7 +44,7 @@ pub struct Directory<'a> {
 
 /// How one read-and-conditional-write went.
 enum Attempt {
-    Written(Changed),
+    Written(Box<Changed>),
     /// The change left the record as it was (a newer version, or nothing to do).
     Left,
     /// Another write came in between.
@@ -110,29 +121,50 @@ pub(super) fn live_docs<T: DeserializeOwned>(
         .collect()
 }
 
+/// An event whose version the record holds already, saying something else: refused (to the
+/// dead-letter queue), so that neither undoes the other on a redelivery.
+fn clash(kind: EntityKind, id: &str) -> impl Fn(VersionClash) -> Error {
+    move |VersionClash(version)| {
+        Error::Conflict(format!(
+            "{} {}: version {version} was already applied with other content",
+            kind_title(kind),
+            excerpt(id)
+        ))
+    }
+}
+
 /// The successor of `stored` when `doc` is written from `origin`; `None` when the write must
-/// yield to a newer version.
+/// yield to a newer version or repeats the stored one.
 fn upsert(
+    kind: EntityKind,
+    id: &str,
     stored: Option<&DirectoryRecord>,
     doc: serde_json::Value,
     origin: Origin,
-) -> Option<DirectoryRecord> {
-    if stored.is_some_and(|r| r.refuses(origin)) {
-        return None;
-    }
-    Some(DirectoryRecord::upserted(stored, doc, origin))
+) -> Result<Option<DirectoryRecord>> {
+    let verdict = DirectoryRecord::verdict(stored, Some(&doc), origin).map_err(clash(kind, id))?;
+    Ok((verdict == Verdict::Write).then(|| DirectoryRecord::upserted(stored, doc, origin)))
 }
 
 /// The tombstone a delete from `origin` leaves; `None` when it must yield to a newer version,
-/// or when the API deletes what never existed (an event's delete leaves its version even then,
-/// so that an older upsert arriving later is refused).
-fn tombstone(stored: Option<&DirectoryRecord>, origin: Origin) -> Option<DirectoryRecord> {
-    match (stored, origin) {
-        (Some(record), _) if record.refuses(origin) => None,
-        (Some(record), _) => Some(record.deleted(origin)),
-        (None, Origin::Api) => None,
-        (None, Origin::Event { .. }) => Some(DirectoryRecord::default().deleted(origin)),
+/// repeats the stored one, or when the API deletes what is not there (an event's delete leaves
+/// its version even then, so that an older upsert arriving later is refused).
+fn tombstone(
+    kind: EntityKind,
+    id: &str,
+    stored: Option<&DirectoryRecord>,
+    origin: Origin,
+) -> Result<Option<DirectoryRecord>> {
+    if origin == Origin::Api && !stored.is_some_and(DirectoryRecord::is_live) {
+        return Ok(None);
     }
+    let verdict = DirectoryRecord::verdict(stored, None, origin).map_err(clash(kind, id))?;
+    Ok((verdict == Verdict::Write).then(|| DirectoryRecord::deleted(stored, origin)))
+}
+
+/// The document of a live record, as `T`.
+fn doc_of<T: DeserializeOwned>(stored: Option<&DirectoryRecord>) -> Result<Option<T>> {
+    stored.and_then(|r| r.doc.clone()).map(from_doc).transpose()
 }
 
 /// The live user `record` without its membership in `tenant`; `None` when it has none.
@@ -160,7 +192,7 @@ impl Directory<'_> {
     ) -> Result<Option<Changed>> {
         for attempt in 0..WRITE_ATTEMPTS {
             match self.change_once(kind, id, &change).await? {
-                Attempt::Written(changed) => return Ok(Some(changed)),
+                Attempt::Written(changed) => return Ok(Some(*changed)),
                 Attempt::Left => return Ok(None),
                 Attempt::Lost => backoff(attempt).await,
             }
@@ -192,7 +224,7 @@ impl Directory<'_> {
             return Ok(Attempt::Left);
         };
         Ok(if self.directory.swap(kind, id, &after, revision).await? {
-            Attempt::Written(Changed { before, after })
+            Attempt::Written(Box::new(Changed { before, after }))
         } else {
             Attempt::Lost
         })
@@ -243,8 +275,38 @@ impl Directory<'_> {
         from_doc(doc.ok_or_else(|| not_found("Role", id))?)
     }
 
-    /// Creates or replaces a permission; a key held by another permission is a conflict.
+    /// Creates or replaces a permission (the API's create); a key held by another permission is
+    /// a conflict.
     pub async fn put_permission(&self, permission: &Permission, origin: Origin) -> Result<bool> {
+        self.check_permission(permission).await?;
+        let id = permission.id.as_str();
+        self.put_grant(
+            EntityKind::Permission,
+            id,
+            |_: Option<Permission>| Ok(permission.clone()),
+            origin,
+        )
+        .await
+    }
+
+    /// Changes a permission by `change` (creating it if need be), as a `permission.upserted`
+    /// event does.
+    pub async fn upsert_permission(
+        &self,
+        id: &str,
+        change: &PermissionChange,
+        origin: Origin,
+    ) -> Result<bool> {
+        let make = |stored: Option<Permission>| Ok(change.apply(id, stored)?);
+        let stored = self.directory.record(EntityKind::Permission, id).await?;
+        self.check_permission(&make(doc_of(stored.as_ref().map(|(r, _)| r))?)?)
+            .await?;
+        self.put_grant(EntityKind::Permission, id, make, origin)
+            .await
+    }
+
+    /// A permission's key is free (409).
+    async fn check_permission(&self, permission: &Permission) -> Result<()> {
         let taken = self.permissions().await?;
         if taken
             .iter()
@@ -255,17 +317,29 @@ impl Directory<'_> {
                 permission.key
             )));
         }
-        let doc = to_doc(permission)?;
-        self.put_grant(EntityKind::Permission, permission.id.as_str(), doc, origin)
-            .await
+        Ok(())
     }
 
-    /// Creates or replaces a role; every permission id must exist (400) and the key be free (409).
+    /// Creates or replaces a role (the API's create); every permission id must exist (400) and
+    /// the key be free (409).
     pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<bool> {
         self.check_role(role).await?;
-        let doc = to_doc(role)?;
-        self.put_grant(EntityKind::Role, role.id.as_str(), doc, origin)
-            .await
+        self.put_grant(
+            EntityKind::Role,
+            role.id.as_str(),
+            |_: Option<Role>| Ok(role.clone()),
+            origin,
+        )
+        .await
+    }
+
+    /// Changes a role by `change` (creating it if need be), as a `role.upserted` event does.
+    pub async fn upsert_role(&self, id: &str, change: &RoleChange, origin: Origin) -> Result<bool> {
+        let make = |stored: Option<Role>| Ok(change.apply(id, stored)?);
+        let stored = self.directory.record(EntityKind::Role, id).await?;
+        self.check_role(&make(doc_of(stored.as_ref().map(|(r, _)| r))?)?)
+            .await?;
+        self.put_grant(EntityKind::Role, id, make, origin).await
     }
 
     /// Changes a role by `patch`, applied to the role as stored when the write lands (so two
@@ -276,7 +350,7 @@ impl Directory<'_> {
             .change(EntityKind::Role, id, |stored| {
                 let doc = stored.and_then(|r| r.doc.clone());
                 let role = patch(from_doc(doc.ok_or_else(|| not_found("Role", id))?)?)?;
-                Ok(upsert(stored, to_doc(&role)?, Origin::Api))
+                upsert(EntityKind::Role, id, stored, to_doc(&role)?, Origin::Api)
             })
             .await?;
         let doc = changed.and_then(|c| c.after.doc);
@@ -295,26 +369,28 @@ impl Directory<'_> {
         check_ids_exist(self.directory, EntityKind::Permission, &role.permission_ids).await
     }
 
-    /// The id of a deleted role or permission is never used again: tokens and roles may still
-    /// name it, and must not come to hold whatever would be created under it. The API answers
-    /// 409; an event for it is skipped.
-    async fn put_grant(
+    /// Writes the role or permission `make` derives from the stored one. The id of a deleted
+    /// role or permission is never used again: tokens and roles may still name it, and must not
+    /// come to hold whatever would be created under it. The API answers 409; an event for it
+    /// is skipped. (An id an event deleted before it ever existed is not retired.)
+    async fn put_grant<T: Serialize + DeserializeOwned>(
         &self,
         kind: EntityKind,
         id: &str,
-        doc: serde_json::Value,
+        make: impl Fn(Option<T>) -> Result<T>,
         origin: Origin,
     ) -> Result<bool> {
         let changed = self
             .change(kind, id, |stored| match stored {
-                Some(record) if !record.is_live() => match origin {
+                Some(record) if record.is_retired() => match origin {
                     Origin::Api => Err(Error::Conflict(format!(
-                        "{} {id} was deleted; its id cannot be used again",
-                        kind_title(kind)
+                        "{} {} was deleted; its id cannot be used again",
+                        kind_title(kind),
+                        excerpt(id)
                     ))),
                     Origin::Event { .. } => Ok(None),
                 },
-                _ => Ok(upsert(stored, doc.clone(), origin)),
+                _ => upsert(kind, id, stored, to_doc(&make(doc_of(stored)?)?)?, origin),
             })
             .await?;
         Ok(changed.is_some())
@@ -325,9 +401,11 @@ impl Directory<'_> {
     pub async fn delete_grant(&self, kind: EntityKind, id: &str, origin: Origin) -> Result<bool> {
         let changed = self
             .change(kind, id, |stored| match (stored, origin) {
-                (Some(record), Origin::Api) if record.is_live() => Ok(Some(record.deleted(origin))),
+                (Some(record), Origin::Api) if record.is_live() => {
+                    Ok(Some(DirectoryRecord::deleted(stored, origin)))
+                }
                 (_, Origin::Api) => Err(not_found(kind_title(kind), id)),
-                (_, Origin::Event { .. }) => Ok(tombstone(stored, origin)),
+                (_, Origin::Event { .. }) => tombstone(kind, id, stored, origin),
             })
             .await?;
         Ok(changed.is_some())
@@ -342,87 +420,163 @@ impl Directory<'_> {
         record.and_then(|(r, _)| r.doc).map(from_doc).transpose()
     }
 
-    pub async fn put_tenant(&self, tenant: &Tenant, origin: Origin) -> Result<bool> {
-        let doc = to_doc(tenant)?;
+    /// Changes a tenant by `change`, creating it if need be (the API's `PUT` and create, and a
+    /// `tenant.upserted` event); the tenant as written, `None` when nothing was (an event not
+    /// newer than the stored version).
+    pub async fn upsert_tenant(
+        &self,
+        id: &TenantId,
+        change: &TenantChange,
+        origin: Origin,
+    ) -> Result<Option<Tenant>> {
+        let (kind, key) = (EntityKind::Tenant, id.as_str());
         let changed = self
-            .change(EntityKind::Tenant, tenant.id.as_str(), |stored| {
-                Ok(upsert(stored, doc.clone(), origin))
+            .change(kind, key, |stored| {
+                let tenant = change.apply(key, doc_of(stored)?)?;
+                upsert(kind, key, stored, to_doc(&tenant)?, origin)
             })
             .await?;
-        Ok(changed.is_some())
+        changed.and_then(|c| c.after.doc).map(from_doc).transpose()
     }
 
-    /// Deletes the tenant: from the moment it is written, none of its tokens works. Then deletes
+    /// Deletes the tenant: from the moment it is written, none of its tokens works. Then retires
     /// its tokens (tenant tokens and members' personal tokens, with their refresh tokens) and
-    /// ends its memberships. Safe to run again after an interruption.
+    /// ends its memberships. Runs the cascade whether or not this call wrote the tombstone, so
+    /// a repeat finishes what an interruption left; `false` when nothing was written.
     pub async fn delete_tenant(&self, id: &TenantId, origin: Origin) -> Result<bool> {
         let deleted = self
             .change(EntityKind::Tenant, id.as_str(), |stored| {
-                Ok(tombstone(stored, origin))
+                tombstone(EntityKind::Tenant, id.as_str(), stored, origin)
             })
             .await?;
-        if deleted.is_none() {
-            return Ok(false);
-        }
         let tokens = self.tokens.tokens_in_tenant(id).await?;
-        self.retirement.retire(&tokens).await?;
+        self.tidy(tokens).await?;
+        let tenant = self
+            .directory
+            .record(EntityKind::Tenant, id.as_str())
+            .await?
+            .map(|(record, _)| record);
         for user in self.directory.members_of(id).await? {
-            self.leave(&user, id).await?;
+            self.leave(&user, id, tenant.as_ref()).await?;
         }
-        Ok(true)
+        Ok(deleted.is_some())
     }
 
-    /// Ends `user`'s membership in the deleted tenant `tenant` (a membership of a tenant
-    /// created since under the same id is void already, and is ended too).
-    async fn leave(&self, user: &UserId, tenant: &TenantId) -> Result<()> {
-        self.change(EntityKind::User, user.as_str(), |stored| match stored {
-            Some(record) if record.is_live() => without_member(record, tenant),
-            _ => Ok(None),
+    /// Ends `user`'s membership in `tenant` (whose record is `record`) unless it is one of the
+    /// tenant's current life: a membership of a deleted tenant, or of an earlier life of a
+    /// tenant created since under the same id.
+    async fn leave(
+        &self,
+        user: &UserId,
+        tenant: &TenantId,
+        record: Option<&DirectoryRecord>,
+    ) -> Result<()> {
+        let current = |stored: &DirectoryRecord| {
+            record.is_some_and(|t| stored.membership_in(tenant, t).is_some())
+        };
+        let stays = AtomicBool::new(false);
+        self.change(EntityKind::User, user.as_str(), |stored| {
+            let live = stored.filter(|s| s.is_live());
+            stays.store(live.is_some_and(current), Ordering::Relaxed);
+            match live {
+                Some(stored) if !current(stored) => without_member(stored, tenant),
+                _ => Ok(None),
+            }
         })
         .await?;
+        if stays.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.directory
             .index_members(user, &[], std::slice::from_ref(tenant))
             .await
     }
 
-    /// Creates or replaces a user with their roles per tenant; unknown role ids are refused
-    /// (400), and through the API so are tenants that do not exist (404). A membership the
-    /// write ends or begins anew takes its personal tokens with it.
-    pub async fn put_user(&self, user: &User, origin: Origin) -> Result<bool> {
-        let written = self
-            .write_user(&user.id, origin, |_| Ok(user.clone()))
-            .await?;
-        Ok(written.is_some())
+    /// Retires those of `tokens` that no longer work: whose tenant, or for a personal token
+    /// whose membership, is no longer the one it was created in (the check every exchange
+    /// makes). All a cascade does, so running it again, or while tokens are created anew under
+    /// the same ids, never ends a token that works. The records are read after the tokens were
+    /// listed, so a token listed is judged by what is current.
+    async fn tidy(&self, tokens: Vec<ApiToken>) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<(EntityKind, String)> = Vec::new();
+        for token in &tokens {
+            let tenant = (EntityKind::Tenant, token.tenant_id.as_str().to_owned());
+            let user = token
+                .user_id()
+                .map(|u| (EntityKind::User, u.as_str().to_owned()));
+            for key in std::iter::once(tenant).chain(user) {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        let records = self.directory.records(&keys).await?;
+        let record = |kind: EntityKind, id: &str| {
+            keys.iter()
+                .position(|(k, i)| *k == kind && i == id)
+                .and_then(|at| records[at].as_ref())
+        };
+        let void: Vec<ApiToken> = tokens
+            .into_iter()
+            .filter(|token| {
+                let tenant = record(EntityKind::Tenant, token.tenant_id.as_str());
+                let user = token
+                    .user_id()
+                    .map(|u| record(EntityKind::User, u.as_str()));
+                token.lives.check(&token.tenant_id, tenant, user).is_err()
+            })
+            .collect();
+        self.retirement.retire(&void).await
+    }
+
+    /// Changes a user (creating them if need be) by `change`, applied to the user as stored
+    /// when the write lands (the API's partial `PUT` and a `user.upserted` event): fields the
+    /// change leaves out stay. Unknown role ids are refused (400), and through the API so are
+    /// tenants that do not exist (404). A membership the write ends or begins anew takes its
+    /// personal tokens with it. The user as written, `None` when nothing was (an event not
+    /// newer than the stored version).
+    pub async fn upsert_user(
+        &self,
+        id: &UserId,
+        change: &UserChange,
+        origin: Origin,
+    ) -> Result<Option<User>> {
+        self.write_user(id, origin, |stored| {
+            Ok(change.apply(id.as_str(), doc_of::<User>(stored)?.as_ref())?)
+        })
+        .await
     }
 
     /// Changes a user (creating them if need be) by `patch`, applied to the user as stored when
-    /// the write lands, as Frontegg's `PUT` of a user does: fields the patch leaves alone stay.
+    /// the write lands.
     pub async fn patch_user(
         &self,
         id: &UserId,
         patch: impl Fn(Option<User>) -> Result<User>,
     ) -> Result<User> {
-        let written = self
-            .write_user(id, Origin::Api, |stored| {
-                let doc = stored.and_then(|r| r.doc.clone());
-                patch(doc.map(from_doc).transpose()?)
-            })
+        let user = self
+            .write_user(id, Origin::Api, |stored| patch(doc_of(stored)?))
             .await?;
-        written.ok_or_else(|| busy(EntityKind::User, id.as_str()))
+        user.ok_or_else(|| busy(EntityKind::User, id.as_str()))
     }
 
     /// Writes the user `make` derives from the stored record, by a conditional write retried on
-    /// conflict; `None` when a newer version stands. Then brings the member index up to date
-    /// and deletes the personal tokens of memberships that ended or began anew.
+    /// conflict (nothing when the event is older than the stored version, or repeats it). Then
+    /// brings the member index up to date and retires the personal tokens that no longer work,
+    /// written or not, so a repeat finishes what an interruption left.
     async fn write_user(
         &self,
         id: &UserId,
         origin: Origin,
         make: impl Fn(Option<&DirectoryRecord>) -> Result<User>,
     ) -> Result<Option<User>> {
-        let mut written = None;
+        let (kind, key) = (EntityKind::User, id.as_str());
+        let mut outcome = None;
         for attempt in 0..WRITE_ATTEMPTS {
-            let (before, revision) = self.read(EntityKind::User, id.as_str()).await?;
+            let (before, revision) = self.read(kind, key).await?;
             let user = make(before.as_ref())?;
             let role_ids: Vec<GrantId> = user
                 .tenants
@@ -433,37 +587,49 @@ impl Directory<'_> {
             // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
             let lives = self.tenant_lives(&user, origin).await?;
-            let Some(after) = upsert(before.as_ref(), to_doc(&user)?, origin) else {
-                return Ok(None);
+            let Some(after) = upsert(kind, key, before.as_ref(), to_doc(&user)?, origin)? else {
+                outcome = Some((None, before));
+                break;
             };
             let after = after.with_members(&lives);
-            if self
-                .directory
-                .swap(EntityKind::User, id.as_str(), &after, revision)
-                .await?
-            {
-                written = Some((Changed { before, after }, user));
+            if self.directory.swap(kind, key, &after, revision).await? {
+                outcome = Some((Some(Changed { before, after }), None));
                 break;
             }
             backoff(attempt).await;
         }
-        let (changed, user) = written.ok_or_else(|| busy(EntityKind::User, id.as_str()))?;
-        self.index_change(id, &changed).await?;
-        let tokens = self.tokens.tokens_of_user(id).await?;
-        let void: Vec<ApiToken> = tokens
+        let (changed, stored) = outcome.ok_or_else(|| busy(kind, key))?;
+        match &changed {
+            Some(changed) => self.index_change(id, changed).await?,
+            None => self.index_members_of(id, stored.as_ref()).await?,
+        }
+        self.tidy(self.tokens.tokens_of_user(id).await?).await?;
+        changed.and_then(|c| c.after.doc).map(from_doc).transpose()
+    }
+
+    /// Indexes the memberships of `record` (as stored; again, after an interrupted write).
+    async fn index_members_of(
+        &self,
+        user: &UserId,
+        record: Option<&DirectoryRecord>,
+    ) -> Result<()> {
+        let members: Vec<TenantId> = record
+            .filter(|r| r.is_live())
+            .map(|r| r.members.keys())
             .into_iter()
-            .filter(|t| {
-                let stamp = changed.after.members.get(t.tenant_id.as_str());
-                stamp.map(|s| &s.life) != t.lives.membership.as_ref()
-            })
+            .flatten()
+            .filter_map(|id| TenantId::parse(id).ok())
             .collect();
-        self.retirement.retire(&void).await?;
-        Ok(Some(user))
+        if members.is_empty() {
+            return Ok(());
+        }
+        self.directory.index_members(user, &members, &[]).await
     }
 
     /// Removes the user from one tenant, with their personal tokens there, as Frontegg's
     /// `DELETE` of a user with `frontegg-tenant-id` does; the user and their other memberships
-    /// stay. 404 when there is no such user or membership.
+    /// stay. 404 when there is no such user or membership, once the tokens of a membership
+    /// that ended are retired (so a repeat finishes an interrupted removal).
     pub async fn remove_member(&self, user: &UserId, tenant: &TenantId) -> Result<()> {
         let changed = self
             .change(EntityKind::User, user.as_str(), |stored| {
@@ -474,16 +640,16 @@ impl Directory<'_> {
                     Error::NotFound(format!("User {user} is not a member of tenant {tenant}"))
                 })
             })
-            .await?;
-        if let Some(changed) = changed {
-            self.index_change(user, &changed).await?;
+            .await;
+        if let Ok(Some(changed)) = &changed {
+            self.index_change(user, changed).await?;
         }
-        let tokens = self.tokens.tokens_of_user(user).await?;
-        let there: Vec<ApiToken> = tokens
-            .into_iter()
-            .filter(|t| &t.tenant_id == tenant)
-            .collect();
-        self.retirement.retire(&there).await
+        if matches!(changed, Ok(_) | Err(Error::NotFound(_))) {
+            let tokens = self.tokens.tokens_of_user(user).await?;
+            let there = tokens.into_iter().filter(|t| &t.tenant_id == tenant);
+            self.tidy(there.collect()).await?;
+        }
+        changed.map(|_| ())
     }
 
     /// Each of the user's tenants with its life as a membership begun now records it. Through
@@ -537,19 +703,18 @@ impl Directory<'_> {
     }
 
     /// Deletes the user: from the moment it is written, none of their personal tokens works.
-    /// Then deletes those tokens in every tenant. Safe to run again.
+    /// Then retires those tokens in every tenant, whether or not this call wrote the tombstone,
+    /// so a repeat finishes what an interruption left; `false` when nothing was written.
     pub async fn delete_user(&self, id: &UserId, origin: Origin) -> Result<bool> {
         let changed = self
             .change(EntityKind::User, id.as_str(), |stored| {
-                Ok(tombstone(stored, origin))
+                tombstone(EntityKind::User, id.as_str(), stored, origin)
             })
             .await?;
-        let Some(changed) = changed else {
-            return Ok(false);
-        };
-        self.index_change(id, &changed).await?;
-        let tokens = self.tokens.tokens_of_user(id).await?;
-        self.retirement.retire(&tokens).await?;
-        Ok(true)
+        if let Some(changed) = &changed {
+            self.index_change(id, changed).await?;
+        }
+        self.tidy(self.tokens.tokens_of_user(id).await?).await?;
+        Ok(changed.is_some())
     }
 }

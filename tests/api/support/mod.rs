@@ -219,6 +219,16 @@ pub async fn build_app_with(
     clock: Arc<TestClock>,
     adjust: impl FnOnce(&mut Settings),
 ) -> Built {
+    build_app_wrapping(backing, clock, adjust, |store| store).await
+}
+
+/// As [`build_app_with`], with the store the app uses made by `wrap` from the backing's.
+pub async fn build_app_wrapping(
+    backing: Backing,
+    clock: Arc<TestClock>,
+    adjust: impl FnOnce(&mut Settings),
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> Built {
     let (store, signer, backend, dir): (Arc<dyn Store>, Arc<dyn Signer>, Backend, _) = match backing
     {
         Backing::Embedded => {
@@ -237,7 +247,7 @@ pub async fn build_app_with(
             (store, signer, backend, None)
         }
     };
-    compose(store, signer, backend, dir, clock, adjust)
+    compose(wrap(store), signer, backend, dir, clock, adjust)
 }
 
 /// Who signs on AWS: KMS itself, or a key wrapped under a symmetric KMS key.
@@ -339,6 +349,19 @@ pub async fn spawn_app_with(backing: Backing, adjust: impl FnOnce(&mut Settings)
         adjust(settings);
     };
     let built = build_app_with(backing, Arc::clone(&clock), adjust).await;
+    serve_built(built, listener, clock).await
+}
+
+/// The whole API on a store that `wrap` makes from the backing's (a test's stand-in that
+/// fails on cue, for one).
+pub async fn spawn_app_wrapping(
+    backing: Backing,
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> TestApp {
+    let clock = Arc::new(TestClock::default());
+    let (listener, base) = listen().await;
+    let adjust = |settings: &mut Settings| settings.public_url = Some(base);
+    let built = build_app_wrapping(backing, Arc::clone(&clock), adjust, wrap).await;
     serve_built(built, listener, clock).await
 }
 
