@@ -388,14 +388,14 @@ fn load(path: &Path) -> Result<Session, Failure> {
         path: path.display().to_string(),
         cause,
     };
-    let kind = std::fs::symlink_metadata(path)
-        .map_err(|_| Failure::Usage("not logged in: run `m2m login` first".into()))?;
-    if !kind.file_type().is_file() {
-        return Err(fail(
-            "not a regular file (a link?); remove it and log in again".into(),
-        ));
-    }
-    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let file = match open_regular(std::fs::OpenOptions::new().read(true), path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::Usage(
+                "not logged in: run `m2m login` first".into(),
+            ));
+        }
+        opened => opened.map_err(|e| fail(e.to_string()))?,
+    };
     let mut text = String::new();
     file.take(MAX_SESSION_BYTES + 1)
         .read_to_string(&mut text)
@@ -404,6 +404,23 @@ fn load(path: &Path) -> Result<Session, Failure> {
         return Err(fail(format!("larger than {MAX_SESSION_BYTES} bytes")));
     }
     serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
+}
+
+/// Opens `path` with `options` only if it is a regular file itself: a link is not followed
+/// (`O_NOFOLLOW`), and a FIFO or device is not waited on (`O_NONBLOCK`) but refused.
+fn open_regular(options: &mut std::fs::OpenOptions, path: &Path) -> std::io::Result<std::fs::File> {
+    let refuse = || std::io::Error::other("not a regular file (a link?); remove it");
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = match options.open(path) {
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse()),
+        opened => opened?,
+    };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(refuse());
+    }
+    Ok(file)
 }
 
 /// Writes the session readable by the user only, atomically, into a directory only the user
@@ -480,9 +497,8 @@ fn lock_session(path: &Path) -> Result<std::fs::File, Failure> {
 }
 
 /// Opens the lock file without following a link or touching what one points to: a new one is
-/// created (`create_new` never follows a link), an existing one must be a regular file, is
-/// opened only to read, and must be the very file checked (a link swapped in meanwhile is
-/// refused).
+/// created (`create_new` never follows a link), an existing one is opened only if it is a
+/// regular file itself ([`open_regular`]), and only to read.
 fn open_lock(path: &Path) -> std::io::Result<std::fs::File> {
     let mut new = std::fs::OpenOptions::new();
     new.write(true).create_new(true);
@@ -492,21 +508,8 @@ fn open_lock(path: &Path) -> std::io::Result<std::fs::File> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         created => return created,
     }
-    let refuse = || std::io::Error::other("the lock file is a link or not a file; remove it");
-    let checked = std::fs::symlink_metadata(path)?;
-    if !checked.file_type().is_file() {
-        return Err(refuse());
-    }
-    let lock = std::fs::File::open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let opened = lock.metadata()?;
-        if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
-            return Err(refuse());
-        }
-    }
-    Ok(lock)
+    open_regular(std::fs::OpenOptions::new().read(true), path)
+        .map_err(|e| std::io::Error::other(format!("the lock file: {e}")))
 }
 
 /// A clientId as the server gives them (a UUID, in any case, with or without hyphens), in its

@@ -401,6 +401,17 @@ async fn a_linked_lock_file_is_refused_and_its_target_untouched() {
     }
     assert!(!absent.exists(), "a dangling link's target is not created");
     assert_eq!(std::fs::read_to_string(&present).unwrap(), "untouched");
+
+    // A FIFO planted as the lock is refused, not waited on.
+    let lock = home.path().join("session.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&lock).status();
+    assert!(made.unwrap().success());
+    let run = m2m(home.path(), &["token"], &env);
+    let token = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("m2m waited on a FIFO");
+    assert!(stderr(&token).contains("not a regular file"), "{}", stderr(&token));
 }
 
 /// A session file that is a link, or far larger than any session, is refused without being
