@@ -411,7 +411,11 @@ async fn a_linked_lock_file_is_refused_and_its_target_untouched() {
     let token = tokio::time::timeout(std::time::Duration::from_secs(10), run)
         .await
         .expect("m2m waited on a FIFO");
-    assert!(stderr(&token).contains("not a regular file"), "{}", stderr(&token));
+    assert!(
+        stderr(&token).contains("not a regular file"),
+        "{}",
+        stderr(&token)
+    );
 }
 
 /// A session file that is a link, or far larger than any session, is refused without being

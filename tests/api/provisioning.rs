@@ -478,6 +478,8 @@ async fn keys_that_look_alike_are_one_key_or_refused(t: &TestApp) {
         "reports.read\u{200b}",
         "reports\u{202e}daer",
         "\u{feff}reports.read",
+        "reports.read\u{fe0f}",
+        "reports.read\u{2800}",
     ] {
         let api = vendor
             .call(
@@ -498,5 +500,16 @@ async fn keys_that_look_alike_are_one_key_or_refused(t: &TestApp) {
         let named = json!({"tenantId": "acme", "name": format!("Acme{hidden}"), "version": 1});
         assert!(event(t, "tenant.upserted", named).await.is_err());
     }
+    // A description reaches terminals: no escape sequence, NUL or bell in it.
+    let put = vendor.call(
+        Method::PUT,
+        "/identity/resources/tenants/v1/acme",
+        Some(json!({})),
+    );
+    assert_eq!(put.await.status, StatusCode::OK);
+    let escapes = json!({"description": "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{0}"});
+    let acme = vendor.tenant("acme");
+    let token = acme.call(Method::POST, TENANT_TOKENS, Some(escapes)).await;
+    assert_eq!(token.status, StatusCode::BAD_REQUEST, "{:?}", token.body);
 }
 on_both_stores!(keys_that_look_alike_are_one_key_or_refused);

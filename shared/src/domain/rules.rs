@@ -27,24 +27,50 @@ pub fn excerpt(text: &str) -> Cow<'_, str> {
 
 /// Characters that show nothing or change how the text around them is shown: zero-width
 /// spaces and joiners, bidirectional marks, embeddings, overrides and isolates, invisible
-/// operators, the byte-order mark, interlinear annotation, tag characters, the combining
-/// grapheme joiner and the Hangul fillers. Two keys or names must never look alike and differ.
+/// operators, the byte-order mark, interlinear annotation, specials, tag characters and the
+/// supplementary variation selectors, the combining grapheme joiner, the Hangul fillers, the
+/// blank braille pattern and the musical null notehead. Two keys or names must never look
+/// alike and differ.
 fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
-        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D159}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// How a text is read: keys and addresses take no variation selector at all; prose (names,
+/// descriptions) may ask for an emoji's text or emoji presentation (U+FE0E, U+FE0F) right after
+/// a character outside ASCII, and may hold line feeds and tabs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    Key,
+    Prose,
+}
+
+/// Whether `c`, after `previous`, shows nothing or controls the terminal or the text around it.
+fn hides(c: char, previous: Option<char>, reading: Reading) -> bool {
+    let prose = reading == Reading::Prose;
+    let presentation =
+        matches!(c, '\u{FE0E}' | '\u{FE0F}') && prose && previous.is_some_and(|p| !p.is_ascii());
+    let selector = matches!(c, '\u{FE00}'..='\u{FE0F}') && !presentation;
+    let control = c.is_control() && !(prose && matches!(c, '\n' | '\t'));
+    is_invisible(c) || selector || control
 }
 
 /// `text` in Unicode's composed form (NFC), so that what looks the same is stored the same;
-/// refused, naming `field`, when it holds a character [`is_invisible`] names.
-pub fn visible(field: &str, text: String) -> Result<String, Invalid> {
+/// refused, naming `field`, when it holds a character that [`hides`].
+pub fn visible(field: &str, text: String, reading: Reading) -> Result<String, Invalid> {
     use unicode_normalization::UnicodeNormalization;
-    if text.chars().any(is_invisible) {
-        return Err(Invalid(format!(
-            "{field} must not hold invisible or bidirectional control characters"
-        )));
+    let mut previous = None;
+    for c in text.chars() {
+        if hides(c, previous, reading) {
+            return Err(Invalid(format!(
+                "{field} must not hold invisible, control or bidirectional control characters"
+            )));
+        }
+        previous = Some(c);
     }
     Ok(if unicode_normalization::is_nfc(&text) {
         text
@@ -67,7 +93,7 @@ pub const MAX_TENANTS_PER_USER: usize = 100;
 pub const MAX_ROLE_IDS_PER_USER: usize = 1000;
 
 pub fn description(description: String) -> Result<String, Invalid> {
-    let description = visible("description", description)?;
+    let description = visible("description", description, Reading::Prose)?;
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(Invalid(format!(
             "description must be at most {MAX_DESCRIPTION_CHARS} characters"
@@ -188,7 +214,7 @@ pub struct GrantKey(String);
 
 impl GrantKey {
     pub fn parse(key: String) -> Result<Self, Invalid> {
-        let key = visible("key", key)?;
+        let key = visible("key", key, Reading::Key)?;
         let valid = !key.is_empty()
             && key.chars().count() <= MAX_KEY_CHARS
             && !key.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -232,7 +258,7 @@ pub fn field<T>(name: &str, parsed: Result<T, InvalidId>) -> Result<T, Invalid> 
 
 /// A display name: at most 256 characters, no control characters.
 pub fn name(name: String) -> Result<String, Invalid> {
-    let name = visible("name", name)?;
+    let name = visible("name", name, Reading::Prose)?;
     if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(Invalid(format!(
             "name must be at most {MAX_NAME_CHARS} characters without control characters"
@@ -247,7 +273,7 @@ pub const MAX_CREDENTIAL_NAME_CHARS: usize = 100;
 /// characters. Any other JSON (a number, `null`) is refused naming the field.
 pub fn credential_name(name: Option<&serde_json::Value>) -> Result<String, Invalid> {
     let text = name.and_then(serde_json::Value::as_str).unwrap_or_default();
-    let text = visible("name", text.to_owned())?;
+    let text = visible("name", text.to_owned(), Reading::Prose)?;
     let chars = text.chars().count();
     if text.trim().is_empty()
         || chars > MAX_CREDENTIAL_NAME_CHARS
@@ -262,7 +288,7 @@ pub fn credential_name(name: Option<&serde_json::Value>) -> Result<String, Inval
 
 /// An email address as the directory keeps it: at most 254 characters, with an `@`.
 pub fn email(email: String) -> Result<String, Invalid> {
-    let email = visible("email", email)?;
+    let email = visible("email", email, Reading::Key)?;
     let valid = email.chars().count() <= MAX_EMAIL_CHARS
         && email.contains('@')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -387,6 +413,15 @@ mod tests {
             assert!(email(format!("a{hidden}@b.test")).is_err());
         }
         assert_eq!(name("Zoë 🚀".into()).unwrap(), "Zoë 🚀");
+        assert!(
+            name("I \u{2764}\u{FE0F} ops".into()).is_ok(),
+            "an emoji's presentation"
+        );
+        assert!(
+            GrantKey::parse("\u{2764}\u{FE0F}".into()).is_err(),
+            "not in a key"
+        );
+        assert!(description("line one\nline two\tend".into()).is_ok());
     }
 
     #[test]
