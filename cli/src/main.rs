@@ -45,9 +45,19 @@ enum Command {
     Login {
         #[arg(long, env = "M2M_CLIENT_ID")]
         client_id: Option<String>,
-        /// Prefer the environment or the prompt: flags show up in process listings.
-        #[arg(long, env = "M2M_SECRET", hide_env_values = true)]
+        /// Prefer the environment, standard input or the prompt: flags show up in process
+        /// listings.
+        #[arg(
+            long,
+            env = "M2M_SECRET",
+            hide_env_values = true,
+            conflicts_with = "secret_stdin"
+        )]
         secret: Option<String>,
+        /// Read the secret from standard input (its first line), as from a secret manager:
+        /// `vault read -field=secret ... | m2m login --secret-stdin`.
+        #[arg(long)]
+        secret_stdin: bool,
     },
     /// Print a valid JWT, refreshing the cached one when it is about to expire.
     Token,
@@ -59,10 +69,19 @@ enum Command {
         action: TokensAction,
         #[arg(long, env = "M2M_VENDOR_CLIENT_ID", global = true)]
         vendor_client_id: Option<String>,
-        #[arg(long, env = "M2M_VENDOR_SECRET", hide_env_values = true, global = true)]
+        #[arg(
+            long,
+            env = "M2M_VENDOR_SECRET",
+            hide_env_values = true,
+            global = true,
+            conflicts_with = "vendor_secret_stdin"
+        )]
         vendor_secret: Option<String>,
-        /// The tenant whose tokens these are.
+        /// Read the vendor secret from standard input (its first line).
         #[arg(long, global = true)]
+        vendor_secret_stdin: bool,
+        /// The tenant whose tokens these are (required: every token belongs to one).
+        #[arg(long, env = "M2M_TENANT", global = true)]
         tenant: Option<String>,
         /// For personal tokens: the user they belong to.
         #[arg(long, global = true)]
@@ -87,7 +106,7 @@ enum TokensAction {
     },
     /// List tokens (never their secrets).
     List,
-    /// Delete a token by clientId.
+    /// Delete one of the tenant's tokens (with --user, one of the user's) by its clientId.
     Delete { client_id: String },
     /// Give a token a new secret (printed only this once); the current one keeps working for
     /// the grace (default 60 minutes, at most 10080; 0 ends it now).
@@ -543,16 +562,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let insecure = cli.allow_insecure_http;
     let api = || Api::new(ServerUrl::parse(&cli.url, insecure)?);
     match cli.command {
-        Command::Login { client_id, secret } => login(&api()?, &path, client_id, secret).await,
+        Command::Login {
+            client_id,
+            secret,
+            secret_stdin,
+        } => {
+            let secret = if secret_stdin {
+                Some(from_stdin()?)
+            } else {
+                secret
+            };
+            login(&api()?, &path, client_id, secret).await
+        }
         Command::Token => token(&path, insecure).await,
         Command::Logout => logout(&path),
         Command::Tokens {
             action,
             vendor_client_id,
             vendor_secret,
+            vendor_secret_stdin,
             tenant,
             user,
         } => {
+            let vendor_secret = match vendor_secret_stdin {
+                true => Some(from_stdin()?),
+                false => vendor_secret,
+            };
             let vendor = Vendor {
                 client_id: required(
                     vendor_client_id,
@@ -562,10 +597,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 secret: required(
                     vendor_secret,
                     "a vendor secret",
-                    "--vendor-secret or set M2M_VENDOR_SECRET",
+                    "--vendor-secret, --vendor-secret-stdin or M2M_VENDOR_SECRET",
                 )?,
             };
-            let tenant = required(tenant, "a tenant", "--tenant")?;
+            let tenant = required(tenant, "a tenant", "--tenant or set M2M_TENANT")?;
             tokens(&api()?, vendor, &tenant, user.as_deref(), action).await
         }
     }
@@ -723,9 +758,34 @@ async fn tokens(
         None => request,
     };
     let answer = api.call(request).await?;
+    if let TokensAction::Delete { client_id: id } = &action {
+        println!("deleted {}", client_id(id)?);
+        return Ok(());
+    }
     let answer = serde_json::to_string_pretty(&answer).unwrap_or_default();
     println!("{}", printable_json(&answer));
     Ok(())
+}
+
+/// The most of standard input read for a secret.
+const MAX_STDIN_SECRET_BYTES: u64 = 4096;
+
+/// A secret piped on standard input: its first line, trimmed; refused when empty.
+fn from_stdin() -> Result<String, Failure> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_STDIN_SECRET_BYTES)
+        .read_line(&mut line)
+        .map_err(|e| Failure::Usage(format!("cannot read the secret from standard input: {e}")))?;
+    let secret = line.trim();
+    if secret.is_empty() {
+        return Err(Failure::Usage(
+            "standard input holds no secret (its first line is empty)".into(),
+        ));
+    }
+    Ok(secret.to_owned())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -217,8 +217,84 @@ async fn a_vendor_creates_lists_rotates_and_deletes_tokens() {
     )
     .await;
     assert!(deleted.status.success(), "{}", stderr(&deleted));
-    let listed = m2m(home.path(), &["tokens", "list", "--tenant", "acme"], &env).await;
-    assert_eq!(stdout(&listed), "[]");
+    assert_eq!(stdout(&deleted), format!("deleted {client_id}"));
+}
+
+/// Every token belongs to a tenant: `--tenant` or `M2M_TENANT` names it, and without either
+/// the command says so.
+#[tokio::test]
+async fn the_tenant_comes_from_the_flag_or_the_environment() {
+    let t = spawn_app(Backing::Embedded).await;
+    t.tenant(&t.vendor_token().await, "acme").await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
+        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
+    ];
+    let by_env = [env.as_slice(), &[("M2M_TENANT", "acme")]].concat();
+    let listed = m2m(home.path(), &["tokens", "list"], &by_env).await;
+    assert_eq!(stdout(&listed), "[]", "{}", stderr(&listed));
+    let nowhere = m2m(home.path(), &["tokens", "list"], &env).await;
+    assert!(!nowhere.status.success());
+    let said = stderr(&nowhere);
+    assert!(said.contains("--tenant or set M2M_TENANT"), "{said}");
+}
+
+/// Runs `m2m` with only `env`, and `input` on its standard input.
+async fn m2m_piped(home: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_m2m"));
+    command.args(args).env_clear().env("HOME", home);
+    command.envs(env.iter().copied());
+    command.stdin(Stdio::piped());
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let input = input.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A secret piped on standard input logs in (and a vendor secret manages tokens), so no flag
+/// or variable holds it; an empty input is refused.
+#[tokio::test]
+async fn secrets_can_be_piped_on_standard_input() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.vendor_token().await;
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
+    let home = tempfile::tempdir().unwrap();
+    let login_env = [("M2M_URL", t.base.as_str()), ("M2M_CLIENT_ID", &client_id)];
+    let login_args = ["login", "--secret-stdin"];
+    let line = format!("{secret}\n");
+    let login = m2m_piped(home.path(), &login_args, &login_env, &line).await;
+    assert!(login.status.success(), "{}", stderr(&login));
+    let empty = m2m_piped(home.path(), &login_args, &login_env, "").await;
+    assert!(
+        stderr(&empty).contains("holds no secret"),
+        "{}",
+        stderr(&empty)
+    );
+
+    let vendor_env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
+    ];
+    let args = [
+        "tokens",
+        "list",
+        "--tenant",
+        "acme",
+        "--vendor-secret-stdin",
+    ];
+    let listed = m2m_piped(home.path(), &args, &vendor_env, &t.vendor_secret).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
 }
 
 /// `m2m login` with `HOME` in `home`; the session file's path.
@@ -300,7 +376,7 @@ async fn concurrent_token_runs_refresh_once_and_share_the_result() {
 /// `m2m tokens delete` takes a clientId and nothing else: a path in its place is refused before
 /// any request, so it cannot reach another resource.
 #[tokio::test]
-async fn tokens_delete_takes_only_a_client_id() {
+async fn tokens_delete_refuses_anything_but_a_client_id() {
     let t = spawn_app(Backing::Embedded).await;
     let vendor = t.vendor_token().await;
     t.tenant(&vendor, "acme").await;

@@ -240,7 +240,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         let vendor = match (self.get("M2M_VENDOR_CLIENT_ID"), self.get("M2M_VENDOR_SECRET")) {
             (None, None) => None,
             (Some(id), Some(secret)) => Some((
-                ClientId::parse(id.trim()).ok_or_else(|| ConfigError {
+                ClientId::parse(id.trim()).map_err(|_| ConfigError {
                     name: "M2M_VENDOR_CLIENT_ID",
                     problem: "expected a UUID".into(),
                 })?,

@@ -65,6 +65,14 @@ impl Error {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
     }
+
+    /// 404 for the `what` named `id` (an excerpt of it: a path may be long).
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::NotFound(format!(
+            "{what} {} not found",
+            crate::domain::rules::excerpt(id)
+        ))
+    }
 }
 
 impl From<crate::domain::rules::Invalid> for Error {

@@ -350,7 +350,8 @@ async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
             ..TokenPatch::default()
         };
         let tokens = g.app.api_tokens();
-        tokens.patch(&vendor, &client_id, patch).await.unwrap();
+        let id = m2m_shared::domain::ClientId::parse(&client_id).unwrap();
+        tokens.patch(&vendor, &id, patch).await.unwrap();
         let (status, body) = g.exchange("exchange-v1", &tenant).await;
         assert_eq!(status, expected, "{list}: {body}");
         if status == 401 {

@@ -15,8 +15,8 @@ impl ClientId {
         Self(Uuid::new_v4())
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::try_parse(text).ok().map(Self)
+    pub fn parse(text: &str) -> Result<Self, InvalidClientId> {
+        Uuid::try_parse(text).map(Self).map_err(|_| InvalidClientId)
     }
 
     pub fn as_uuid(&self) -> &Uuid {
@@ -35,6 +35,11 @@ impl fmt::Debug for ClientId {
         write!(f, "ClientId({self})")
     }
 }
+
+/// Why a clientId was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("must be a UUID")]
+pub struct InvalidClientId;
 
 /// Why a name-like identifier was refused.
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +122,8 @@ mod tests {
     #[test]
     fn client_ids_are_uuids() {
         let id = ClientId::generate();
-        assert_eq!(ClientId::parse(&id.to_string()), Some(id));
-        assert_eq!(ClientId::parse("not-a-uuid"), None);
+        assert_eq!(ClientId::parse(&id.to_string()), Ok(id));
+        assert_eq!(ClientId::parse("not-a-uuid"), Err(InvalidClientId));
     }
 
     #[test]

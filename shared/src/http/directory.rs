@@ -227,7 +227,7 @@ impl<'t> TenantView<'t> {
 /// a partial update (fields absent stay), creating the tenant if need be.
 pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let change: TenantChange = call.json()?;
-    let id = rules::field("tenantId", TenantId::parse(call.id()))?;
+    let id = call.tenant_id()?;
     let directory = app.directory();
     let tenant = written(directory.upsert_tenant(&id, &change, Origin::Api).await?)?;
     json(StatusCode::OK, &TenantView::of(&tenant))
@@ -259,7 +259,7 @@ pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
 /// Frontegg's `GET /tenants/resources/tenants/v1/{id}`: as Frontegg, an array holding the
 /// tenant, empty when there is none.
 pub async fn get_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let id = rules::field("tenantId", TenantId::parse(call.id()))?;
+    let id = call.tenant_id()?;
     let tenant = app.directory().tenant(&id).await?;
     let found: Vec<TenantView<'_>> = tenant.iter().map(TenantView::of).collect();
     json(StatusCode::OK, &found)
@@ -267,7 +267,7 @@ pub async fn get_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
 
 /// `DELETE /identity/resources/tenants/v1/{id}`: its tokens and memberships go with it.
 pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let id = rules::field("tenantId", TenantId::parse(call.id()))?;
+    let id = call.tenant_id()?;
     app.directory().delete_tenant(&id, Origin::Api).await?;
     done()
 }
@@ -276,7 +276,7 @@ pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
 /// present change, and memberships only when `tenants` is present. A new id creates the user.
 pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let change: UserChange = call.json()?;
-    let id = rules::field("userId", UserId::parse(call.id()))?;
+    let id = call.user_id()?;
     let directory = app.directory();
     let user = written(directory.upsert_user(&id, &change, Origin::Api).await?)?;
     json(StatusCode::OK, &user)
@@ -286,7 +286,7 @@ pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> 
 /// that tenant only (and their personal tokens there), as Frontegg's does; without it, deletes
 /// the user and every personal token of theirs.
 pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let id = rules::field("userId", UserId::parse(call.id()))?;
+    let id = call.user_id()?;
     match call.optional_header("frontegg-tenant-id")? {
         Some(tenant) => {
             let tenant = rules::field("frontegg-tenant-id", TenantId::parse(tenant))?;
@@ -354,7 +354,7 @@ async fn change_roles(
     change: fn(&mut Vec<String>, &[String]),
 ) -> Result<Response> {
     let body: RoleIdsBody = call.json()?;
-    let id = rules::field("userId", UserId::parse(call.id()))?;
+    let id = call.user_id()?;
     let tenant = caller.tenant_id();
     let patch = |stored: Option<User>| -> Result<User> {
         let user = stored.ok_or_else(|| Error::NotFound(format!("User {id} not found")))?;

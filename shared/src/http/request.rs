@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use lambda_http::request::RequestContext;
 
 use crate::app::App;
-use crate::domain::rules::excerpt;
+use crate::domain::rules::{self, excerpt};
+use crate::domain::{ClientId, TenantId, UserId};
 use crate::error::{Error, Result};
 
 /// The body of one of our own endpoints (not Frontegg's, whose clients send fields of their
@@ -111,9 +112,26 @@ impl Call {
         serde_json::from_slice(&self.body).map_err(|e| not_json(&e))
     }
 
-    /// The path's `{id}` segment (empty on a route without one).
+    /// The path's `{id}` segment (empty on a route without one), for the ids that are looked
+    /// up as they are written (roles and permissions: a malformed one is as missing as any).
     pub fn id(&self) -> &str {
         self.id.as_deref().unwrap_or_default()
+    }
+
+    /// The path's `{id}` as a tenant id; 400 naming `tenantId` when it is not one.
+    pub fn tenant_id(&self) -> Result<TenantId> {
+        Ok(rules::field("tenantId", TenantId::parse(self.id()))?)
+    }
+
+    /// The path's `{id}` as a user id; 400 naming `userId` when it is not one.
+    pub fn user_id(&self) -> Result<UserId> {
+        Ok(rules::field("userId", UserId::parse(self.id()))?)
+    }
+
+    /// The path's `{id}` as a clientId; a malformed one is answered as a missing `what` (404),
+    /// as no such credential exists.
+    pub fn client_id(&self, what: &str) -> Result<ClientId> {
+        ClientId::parse(self.id()).map_err(|_| Error::not_found(what, self.id()))
     }
 
     pub fn headers(&self) -> &HeaderMap {

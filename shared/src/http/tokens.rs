@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::domain::rules;
 use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, SecretState, TenantId, UserId};
 use crate::error::Result;
-use crate::operations::{NewToken, TokenPatch};
+use crate::operations::{NewToken, TOKEN, TokenPatch};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,7 +208,7 @@ pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<
 /// `DELETE /identity/resources/users/api-tokens/v1/{id}`.
 pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     app.api_tokens()
-        .delete(&caller.manager(), call.id())
+        .delete(&caller.manager(), &call.client_id(TOKEN)?)
         .await?;
     done()
 }
@@ -216,7 +216,7 @@ pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
 /// `DELETE /identity/resources/tenants/api-tokens/v1/{id}`.
 pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     app.api_tokens()
-        .delete(&caller.manager(), call.id())
+        .delete(&caller.manager(), &call.client_id(TOKEN)?)
         .await?;
     done()
 }
@@ -241,7 +241,7 @@ pub async fn rotate_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
     let grace = grace_minutes(&call)?;
     let rotated = app
         .api_tokens()
-        .rotate(&caller.manager(), call.id(), grace)
+        .rotate(&caller.manager(), &call.client_id(TOKEN)?, grace)
         .await?;
     let view = PersonalTokenView::of(&rotated.record, Some(&rotated.secret));
     json(StatusCode::OK, &view)
@@ -252,7 +252,7 @@ pub async fn rotate_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
     let grace = grace_minutes(&call)?;
     let rotated = app
         .api_tokens()
-        .rotate(&caller.manager(), call.id(), grace)
+        .rotate(&caller.manager(), &call.client_id(TOKEN)?, grace)
         .await?;
     let view = TenantTokenView::of(&rotated.record, Some(&rotated.secret));
     json(StatusCode::OK, &view)
@@ -297,7 +297,7 @@ pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Res
     let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
     let token = app
         .api_tokens()
-        .patch(&caller.manager(), call.id(), patch)
+        .patch(&caller.manager(), &call.client_id(TOKEN)?, patch)
         .await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))
 }

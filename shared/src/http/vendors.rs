@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::domain::rules;
 use crate::domain::{ClientId, Secret, VendorCredential};
 use crate::error::Result;
+use crate::operations::CREDENTIAL;
 
 /// What a credential's views show; never a hash.
 #[derive(Serialize)]
@@ -69,13 +70,16 @@ pub async fn create(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
 /// `POST /vendor/v1/credentials/{id}/rotate` `{"graceMinutes"?}`: a new secret, shown once.
 pub async fn rotate(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let grace = grace_minutes(&call)?;
-    let rotated = app.vendors().rotate(call.id(), grace).await?;
+    let rotated = app
+        .vendors()
+        .rotate(&call.client_id(CREDENTIAL)?, grace)
+        .await?;
     let view = CredentialView::of(&rotated.record, Some(&rotated.secret));
     json(StatusCode::OK, &view)
 }
 
 /// `DELETE /vendor/v1/credentials/{id}`: revokes the credential and its vendor tokens.
 pub async fn revoke(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.vendors().revoke(call.id()).await?;
+    app.vendors().revoke(&call.client_id(CREDENTIAL)?).await?;
     done()
 }

@@ -339,7 +339,7 @@ impl<'a> Credentials<'a> {
         let Ok(claims) = self.verify_access_token(token) else {
             return Ok(None);
         };
-        let Some(client_id) = ClientId::parse(&claims.sub) else {
+        let Ok(client_id) = ClientId::parse(&claims.sub) else {
             return Ok(None);
         };
         let now = self.clock.now();

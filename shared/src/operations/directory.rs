@@ -76,10 +76,6 @@ pub(super) fn from_doc<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T>
     serde_json::from_value(doc).map_err(|e| Error::internal(format!("stored document: {e}")))
 }
 
-fn not_found(what: &str, id: &str) -> Error {
-    Error::NotFound(format!("{what} {} not found", excerpt(id)))
-}
-
 fn kind_title(kind: EntityKind) -> &'static str {
     match kind {
         EntityKind::Permission => "Permission",
@@ -272,7 +268,7 @@ impl Directory<'_> {
     pub async fn role(&self, id: &str) -> Result<Role> {
         let record = self.directory.record(EntityKind::Role, id).await?;
         let doc = record.and_then(|(r, _)| r.doc);
-        from_doc(doc.ok_or_else(|| not_found("Role", id))?)
+        from_doc(doc.ok_or_else(|| Error::not_found("Role", id))?)
     }
 
     /// Creates or replaces a permission (the API's create); a key held by another permission is
@@ -349,12 +345,12 @@ impl Directory<'_> {
         let changed = self
             .change(EntityKind::Role, id, |stored| {
                 let doc = stored.and_then(|r| r.doc.clone());
-                let role = patch(from_doc(doc.ok_or_else(|| not_found("Role", id))?)?)?;
+                let role = patch(from_doc(doc.ok_or_else(|| Error::not_found("Role", id))?)?)?;
                 upsert(EntityKind::Role, id, stored, to_doc(&role)?, Origin::Api)
             })
             .await?;
         let doc = changed.and_then(|c| c.after.doc);
-        from_doc(doc.ok_or_else(|| not_found("Role", id))?)
+        from_doc(doc.ok_or_else(|| Error::not_found("Role", id))?)
     }
 
     /// A role's key is free (409) and its permissions exist (400).
@@ -404,7 +400,7 @@ impl Directory<'_> {
                 (Some(record), Origin::Api) if record.is_live() => {
                     Ok(Some(DirectoryRecord::deleted(stored, origin)))
                 }
-                (_, Origin::Api) => Err(not_found(kind_title(kind), id)),
+                (_, Origin::Api) => Err(Error::not_found(kind_title(kind), id)),
                 (_, Origin::Event { .. }) => tombstone(kind, id, stored, origin),
             })
             .await?;
@@ -635,7 +631,7 @@ impl Directory<'_> {
             .change(EntityKind::User, user.as_str(), |stored| {
                 let record = stored
                     .filter(|r| r.is_live())
-                    .ok_or_else(|| not_found("User", user.as_str()))?;
+                    .ok_or_else(|| Error::not_found("User", user.as_str()))?;
                 without_member(record, tenant)?.map(Some).ok_or_else(|| {
                     Error::NotFound(format!("User {user} is not a member of tenant {tenant}"))
                 })
@@ -669,7 +665,7 @@ impl Directory<'_> {
         for (membership, record) in user.tenants.iter().zip(&records) {
             let live = record.as_ref().is_some_and(DirectoryRecord::is_live);
             if origin == Origin::Api && !live {
-                return Err(not_found("Tenant", membership.tenant_id.as_str()));
+                return Err(Error::not_found("Tenant", membership.tenant_id.as_str()));
             }
             let life = DirectoryRecord::tenant_life(record.as_ref());
             lives.push((membership.tenant_id.clone(), life));

@@ -21,8 +21,8 @@ pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::Directory;
 pub use portal::{Portal, Session};
-pub use tokens::{ApiTokens, Manager, NewToken, Owner, TokenPatch};
-pub use vendors::Vendors;
+pub use tokens::{ApiTokens, Manager, NewToken, Owner, TOKEN, TokenPatch};
+pub use vendors::{CREDENTIAL, Vendors};
 
 pub(crate) use bcrypt::Bcrypt;
 pub(crate) use rate_limit::TokenRateLimit;
@@ -175,7 +175,7 @@ fn parse_credentials(
     secret: &str,
     kinds: &[SecretKind],
 ) -> Result<(ClientId, Secret)> {
-    let client_id = ClientId::parse(client_id).ok_or(Error::Unauthorized)?;
+    let client_id = ClientId::parse(client_id).map_err(|_| Error::Unauthorized)?;
     let secret = Secret::parse(secret)
         .ok()
         .filter(|s| kinds.iter().any(|kind| s.may_be(*kind)))

@@ -4,7 +4,6 @@
 use crate::domain::directory::EntityKind;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
-use crate::domain::rules::excerpt;
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, SecretState, TenantId,
@@ -212,16 +211,15 @@ impl ApiTokens<'_> {
 
     /// The token `client_id` if `manager` may act on it: its owner's (404 otherwise, as a
     /// missing one), and within a session's grants (403). Every action on a token starts here.
-    async fn managed(&self, manager: &Manager, client_id: &str) -> Result<ApiToken> {
+    async fn managed(&self, manager: &Manager, client_id: &ClientId) -> Result<ApiToken> {
         let token = self.owned(&manager.owner, client_id).await?;
         manager.may_manage(&token.role_ids, &token.permission_ids)?;
         Ok(token)
     }
 
-    async fn owned(&self, owner: &Owner, client_id: &str) -> Result<ApiToken> {
-        let id = ClientId::parse(client_id).ok_or_else(|| not_found(client_id))?;
+    async fn owned(&self, owner: &Owner, client_id: &ClientId) -> Result<ApiToken> {
         self.tokens
-            .token(&id)
+            .token(client_id)
             .await?
             .filter(|t| owner.owns(t))
             .ok_or_else(|| not_found(client_id))
@@ -229,7 +227,7 @@ impl ApiTokens<'_> {
 
     /// Deletes one of the caller's tokens and its refresh tokens; exchange and refresh stop at
     /// once, and the JWTs already issued from it are revoked.
-    pub async fn delete(&self, manager: &Manager, client_id: &str) -> Result<()> {
+    pub async fn delete(&self, manager: &Manager, client_id: &ClientId) -> Result<()> {
         let token = self.managed(manager, client_id).await?;
         self.retirement.retire(&[token]).await
     }
@@ -244,7 +242,7 @@ impl ApiTokens<'_> {
     pub async fn rotate(
         &self,
         manager: &Manager,
-        client_id: &str,
+        client_id: &ClientId,
         grace_minutes: Option<u32>,
     ) -> Result<Created<ApiToken>> {
         let grace = grace_minutes.unwrap_or(DEFAULT_GRACE_MINUTES);
@@ -309,7 +307,7 @@ impl ApiTokens<'_> {
     pub async fn patch(
         &self,
         manager: &Manager,
-        client_id: &str,
+        client_id: &ClientId,
         patch: TokenPatch,
     ) -> Result<ApiToken> {
         let mut token = self.managed(manager, client_id).await?;
@@ -337,6 +335,9 @@ impl ApiTokens<'_> {
 }
 
 /// Another owner's token, one that no longer works and a missing one are answered alike.
-fn not_found(client_id: &str) -> Error {
-    Error::NotFound(format!("Token {} not found", excerpt(client_id)))
+fn not_found(client_id: &ClientId) -> Error {
+    Error::not_found(TOKEN, &client_id.to_string())
 }
+
+/// What a clientId names here, in a 404.
+pub const TOKEN: &str = "Token";

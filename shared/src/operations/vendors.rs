@@ -90,7 +90,7 @@ impl Vendors<'_> {
         let keys = self.signer.published();
         let now = self.clock.now();
         let claims: VendorClaims = jwt::verify(token, &keys, issuer, None, now)?;
-        let client_id = ClientId::parse(&claims.vendor_id).ok_or(Error::Unauthorized)?;
+        let client_id = ClientId::parse(&claims.vendor_id).map_err(|_| Error::Unauthorized)?;
         let vendor = self.store.vendor(&client_id).await?;
         let generation = claims.secret_generation;
         match vendor {
@@ -164,7 +164,7 @@ impl Vendors<'_> {
     /// a credential revoked meanwhile stays revoked (404).
     pub async fn rotate(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         grace_minutes: Option<u32>,
     ) -> Result<Created<VendorCredential>> {
         let grace = grace_minutes.unwrap_or(DEFAULT_GRACE_MINUTES);
@@ -197,14 +197,13 @@ impl Vendors<'_> {
     /// issued (refused by every vendor-only route, and named on the revocation list). The last
     /// credential is kept (409), even against a concurrent revocation of another: a vendor
     /// without one could not manage anything, its own credentials included.
-    pub async fn revoke(&self, client_id: &str) -> Result<()> {
-        let id = ClientId::parse(client_id).ok_or_else(|| not_found(client_id))?;
+    pub async fn revoke(&self, id: &ClientId) -> Result<()> {
         for _ in 0..REVOKE_ATTEMPTS {
             let all = self.list().await?;
             let target = all
                 .iter()
-                .find(|v| v.client_id == id)
-                .ok_or_else(|| not_found(client_id))?;
+                .find(|v| &v.client_id == id)
+                .ok_or_else(|| not_found(id))?;
             let survivor = all
                 .iter()
                 .find(|v| v.client_id != target.client_id)
@@ -235,15 +234,17 @@ impl Vendors<'_> {
     }
 
     /// The credential `client_id`, or 404.
-    async fn existing(&self, client_id: &str) -> Result<VendorCredential> {
-        let id = ClientId::parse(client_id).ok_or_else(|| not_found(client_id))?;
+    async fn existing(&self, client_id: &ClientId) -> Result<VendorCredential> {
         self.store
-            .vendor(&id)
+            .vendor(client_id)
             .await?
             .ok_or_else(|| not_found(client_id))
     }
 }
 
-fn not_found(client_id: &str) -> Error {
-    Error::NotFound(format!("Vendor credential {client_id} not found"))
+fn not_found(client_id: &ClientId) -> Error {
+    Error::not_found(CREDENTIAL, &client_id.to_string())
 }
+
+/// What a vendor credential's clientId names, in a 404.
+pub const CREDENTIAL: &str = "Vendor credential";

@@ -39,7 +39,7 @@ fn key_of(revocation: &Revocation) -> String {
 }
 
 fn sub_of(key: &str) -> Option<ClientId> {
-    ClientId::parse(key.strip_suffix(LATER).unwrap_or(key))
+    ClientId::parse(key.strip_suffix(LATER).unwrap_or(key)).ok()
 }
 
 #[async_trait]

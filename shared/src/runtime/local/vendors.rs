@@ -65,7 +65,7 @@ pub(super) async fn run(args: &[String], usage: &str) -> ExitCode {
 async fn act(action: Action) -> Result<String, String> {
     use reqwest::Method;
     let path = |id: &str, rest: &str| -> Result<String, String> {
-        let id = ClientId::parse(id).ok_or_else(|| format!("{id:?} is not a clientId"))?;
+        let id = ClientId::parse(id).map_err(|_| format!("{id:?} is not a clientId"))?;
         Ok(format!("{CREDENTIALS}/{id}{rest}"))
     };
     // Checked before logging in, so a typo costs no login.
