@@ -1,5 +1,11 @@
 //! Who is calling: the checks an endpoint row names, each yielding a typed caller. The types
 //! have private fields, so a handler that takes one can only be reached through its check.
+//!
+//! A kind of caller is defined here once: an [`Access`] variant, a marker in [`checks`] whose
+//! [`Check`] implementation runs the check, and the caller type the handler receives. Adding a
+//! kind touches this file and the rows that use it.
+
+use std::future::Future;
 
 use axum::http::HeaderMap;
 
@@ -33,6 +39,99 @@ pub enum Access {
     UserOwnerOrSession,
     /// A portal session only.
     Session,
+}
+
+/// A kind of caller: the check that makes one from a request, once, before its handler runs.
+pub trait Check: Send + Sync + 'static {
+    /// What a handler behind this check receives.
+    type Caller: Send + 'static;
+    /// What the endpoint table, the template's tests and OpenAPI call this kind.
+    const ACCESS: Access;
+    /// The caller, or the refusal (401, 403, 400 for a malformed header). `action` is what
+    /// the request does to a token, for the checks that admit portal sessions.
+    fn check(
+        app: &App,
+        call: &Call,
+        action: TokenAction,
+    ) -> impl Future<Output = Result<Self::Caller>> + Send;
+}
+
+/// The checks, one marker per kind of caller.
+pub mod checks {
+    use super::*;
+
+    /// Anyone: no check.
+    pub struct Anyone;
+    /// The holder of a working vendor token.
+    pub struct Vendor;
+    /// The vendor, managing one tenant's tokens (`frontegg-tenant-id`).
+    pub struct TenantOwner;
+    /// The vendor, managing one user's personal tokens in a tenant.
+    pub struct UserOwner;
+    /// As [`TenantOwner`], or a portal session whose user holds the action's permission.
+    pub struct TenantOwnerOrSession;
+    /// As [`UserOwner`], or a portal session whose user holds the action's permission.
+    pub struct UserOwnerOrSession;
+    /// A portal session only.
+    pub struct Session;
+
+    impl Check for Anyone {
+        type Caller = ();
+        const ACCESS: Access = Access::Anyone;
+        async fn check(_: &App, _: &Call, _: TokenAction) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Check for Vendor {
+        type Caller = super::Vendor;
+        const ACCESS: Access = Access::Vendor;
+        async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::Vendor> {
+            vendor(app, call).await
+        }
+    }
+
+    impl Check for TenantOwner {
+        type Caller = super::TenantOwner;
+        const ACCESS: Access = Access::TenantOwner;
+        async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::TenantOwner> {
+            vendor(app, call).await?;
+            tenant_owner_named(call.headers())
+        }
+    }
+
+    impl Check for UserOwner {
+        type Caller = super::UserOwner;
+        const ACCESS: Access = Access::UserOwner;
+        async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::UserOwner> {
+            vendor(app, call).await?;
+            user_owner_named(call.headers())
+        }
+    }
+
+    impl Check for TenantOwnerOrSession {
+        type Caller = super::TenantOwner;
+        const ACCESS: Access = Access::TenantOwnerOrSession;
+        async fn check(app: &App, call: &Call, action: TokenAction) -> Result<super::TenantOwner> {
+            tenant_owner_or_session(app, call, action).await
+        }
+    }
+
+    impl Check for UserOwnerOrSession {
+        type Caller = super::UserOwner;
+        const ACCESS: Access = Access::UserOwnerOrSession;
+        async fn check(app: &App, call: &Call, action: TokenAction) -> Result<super::UserOwner> {
+            user_owner_or_session(app, call, action).await
+        }
+    }
+
+    impl Check for Session {
+        type Caller = PortalUser;
+        const ACCESS: Access = Access::Session;
+        async fn check(app: &App, call: &Call, _: TokenAction) -> Result<PortalUser> {
+            session(app, call).await
+        }
+    }
 }
 
 /// The holder of a valid vendor token.
@@ -118,7 +217,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
 
 /// The vendor token from `x-access-token` (what the SDKs send) or `Authorization: Bearer`,
 /// whose credential and secret still work (one read of the credential).
-pub(super) async fn vendor(app: &App, call: &Call) -> Result<Vendor> {
+async fn vendor(app: &App, call: &Call) -> Result<Vendor> {
     let headers = call.headers();
     let token = match header(headers, "x-access-token")? {
         Some(token) => token,
@@ -128,11 +227,6 @@ pub(super) async fn vendor(app: &App, call: &Call) -> Result<Vendor> {
     Ok(Vendor { claims })
 }
 
-pub(super) async fn tenant_owner(app: &App, call: &Call) -> Result<TenantOwner> {
-    vendor(app, call).await?;
-    tenant_owner_named(call.headers())
-}
-
 /// The tenant owner the `frontegg-*` headers name, for a caller already known to be the vendor.
 fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
     Ok(TenantOwner {
@@ -140,11 +234,6 @@ fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
         acting_user: parsed(headers, USER_HEADER, UserId::parse)?,
         session: None,
     })
-}
-
-pub(super) async fn user_owner(app: &App, call: &Call) -> Result<UserOwner> {
-    vendor(app, call).await?;
-    user_owner_named(call.headers())
 }
 
 /// The user owner the `frontegg-*` headers name, for a caller already known to be the vendor.
@@ -167,7 +256,7 @@ async fn is_vendor(app: &App, call: &Call) -> Result<bool> {
 }
 
 /// A portal session's user, resolved now; anything else is refused.
-pub(super) async fn session(app: &App, call: &Call) -> Result<PortalUser> {
+async fn session(app: &App, call: &Call) -> Result<PortalUser> {
     let token = bearer(call.headers())?.ok_or(Error::Unauthorized)?;
     app.portal().user(token, &call.issuer(app)).await
 }
@@ -196,7 +285,7 @@ async fn session_allowed(
 
 /// A tenant's owner, or a portal session acting for its tenant: the session decides the
 /// tenant and the acting user, whatever the `frontegg-*` headers say.
-pub(super) async fn tenant_owner_or_session(
+async fn tenant_owner_or_session(
     app: &App,
     call: &Call,
     action: TokenAction,
@@ -213,11 +302,7 @@ pub(super) async fn tenant_owner_or_session(
 }
 
 /// A user's owner (the vendor), or the user themselves through a portal session.
-pub(super) async fn user_owner_or_session(
-    app: &App,
-    call: &Call,
-    action: TokenAction,
-) -> Result<UserOwner> {
+async fn user_owner_or_session(app: &App, call: &Call, action: TokenAction) -> Result<UserOwner> {
     if is_vendor(app, call).await? {
         return user_owner_named(call.headers());
     }

@@ -2,9 +2,9 @@
 //! who may call it and the handler. The Lambda binaries and the local server are built from this
 //! table, and the tests hold `template.yaml`, `openapi.json` and the event files to it.
 //!
-//! Who may call is the handler's own kind: a [`Handler::Vendor`] handler takes a
-//! [`Vendor`](super::caller::Vendor), which only the vendor-token check can make, so no handler
-//! can be reached without its row's check.
+//! Who may call is the row's [`Check`]: its handler takes the caller that check makes (a
+//! [`Vendor`](super::caller::Vendor) only the vendor-token check can make), so no handler can
+//! be reached without its row's check.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 
-use super::caller::{Access, TenantOwner, UserOwner, Vendor};
+use super::caller::{Access, Check, checks};
 use super::request::Call;
 use super::{configuration, credentials, directory, discovery, oauth, portal, tokens, vendors};
 use crate::app::App;
-use crate::domain::portal::PortalUser;
+use crate::domain::portal::TokenAction;
 use crate::error::{Error, Result};
 
 /// One Lambda binary (and one function in `template.yaml`).
@@ -71,16 +71,28 @@ impl Function {
 /// What a handler's future yields.
 pub type Reply = Pin<Box<dyn Future<Output = Result<Response>> + Send>>;
 
-/// A handler, by who may call it: the caller check of its kind runs before it, once.
-pub enum Handler {
-    Anyone(fn(Arc<App>, Call) -> Reply),
-    Vendor(fn(Arc<App>, Vendor, Call) -> Reply),
-    TenantOwner(fn(Arc<App>, TenantOwner, Call) -> Reply),
-    UserOwner(fn(Arc<App>, UserOwner, Call) -> Reply),
-    /// Token management, also open to portal sessions (gated by the row's method).
-    TenantOwnerOrSession(fn(Arc<App>, TenantOwner, Call) -> Reply),
-    UserOwnerOrSession(fn(Arc<App>, UserOwner, Call) -> Reply),
-    Session(fn(Arc<App>, PortalUser, Call) -> Reply),
+/// A row's handler behind its caller check.
+pub trait Serve: Sync {
+    /// Who may call it.
+    fn access(&self) -> Access;
+    /// Runs the check, then the handler with the caller it made.
+    fn serve(&'static self, app: Arc<App>, call: Call, action: TokenAction) -> Reply;
+}
+
+/// A handler that takes the caller the check `C` makes.
+pub struct Guarded<C: Check>(pub fn(Arc<App>, C::Caller, Call) -> Reply);
+
+impl<C: Check> Serve for Guarded<C> {
+    fn access(&self) -> Access {
+        C::ACCESS
+    }
+
+    fn serve(&'static self, app: Arc<App>, call: Call, action: TokenAction) -> Reply {
+        Box::pin(async move {
+            let caller = C::check(&app, &call, action).await?;
+            (self.0)(app, caller, call).await
+        })
+    }
 }
 
 /// One row of the table.
@@ -89,7 +101,7 @@ pub struct Endpoint {
     /// As `template.yaml` and `openapi.json` spell it; `{id}` takes one path segment.
     pub path: &'static str,
     pub function: Function,
-    pub handler: Handler,
+    pub handler: &'static dyn Serve,
     /// How the row answers a failure, its handler's or its caller check's: the contract's
     /// `{"errors": [...]}`, or on `/oauth/token` OAuth's own shape.
     pub errors: fn(Error) -> Response,
@@ -97,15 +109,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn access(&self) -> Access {
-        match self.handler {
-            Handler::Anyone(_) => Access::Anyone,
-            Handler::Vendor(_) => Access::Vendor,
-            Handler::TenantOwner(_) => Access::TenantOwner,
-            Handler::UserOwner(_) => Access::UserOwner,
-            Handler::TenantOwnerOrSession(_) => Access::TenantOwnerOrSession,
-            Handler::UserOwnerOrSession(_) => Access::UserOwnerOrSession,
-            Handler::Session(_) => Access::Session,
-        }
+        self.handler.access()
     }
 }
 
@@ -120,7 +124,7 @@ macro_rules! row {
             method: Method::$method,
             path: $path,
             function: Function::$function,
-            handler: Handler::Anyone(|app, call| Box::pin($handler(app, call))),
+            handler: &Guarded::<checks::Anyone>(|app, (), call| Box::pin($handler(app, call))),
             errors: row!(@errors $($errors)?),
         }
     };
@@ -129,7 +133,9 @@ macro_rules! row {
             method: Method::$method,
             path: $path,
             function: Function::$function,
-            handler: Handler::$caller(|app, caller, call| Box::pin($handler(app, caller, call))),
+            handler: &Guarded::<checks::$caller>(|app, caller, call| {
+                Box::pin($handler(app, caller, call))
+            }),
             errors: row!(@errors),
         }
     };

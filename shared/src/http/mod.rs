@@ -32,7 +32,7 @@ use axum::{Extension, Router};
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
-pub use endpoints::{ENDPOINTS, Endpoint, Function, Handler};
+pub use endpoints::{ENDPOINTS, Endpoint, Function};
 
 use crate::app::App;
 use crate::domain::portal::TokenAction;
@@ -140,40 +140,14 @@ async fn serve(
     }
 }
 
-async fn dispatch(app: Arc<App>, endpoint: &Endpoint, call: Call) -> Result<Response> {
+async fn dispatch(app: Arc<App>, endpoint: &'static Endpoint, call: Call) -> Result<Response> {
     // What a portal session does on a token-management row.
     let action = match endpoint.method {
         Method::GET => TokenAction::Read,
         Method::DELETE => TokenAction::Delete,
         _ => TokenAction::Write,
     };
-    match &endpoint.handler {
-        Handler::Anyone(handler) => handler(app, call).await,
-        Handler::Vendor(handler) => {
-            let caller = caller::vendor(&app, &call).await?;
-            handler(app, caller, call).await
-        }
-        Handler::TenantOwner(handler) => {
-            let caller = caller::tenant_owner(&app, &call).await?;
-            handler(app, caller, call).await
-        }
-        Handler::UserOwner(handler) => {
-            let caller = caller::user_owner(&app, &call).await?;
-            handler(app, caller, call).await
-        }
-        Handler::TenantOwnerOrSession(handler) => {
-            let caller = caller::tenant_owner_or_session(&app, &call, action).await?;
-            handler(app, caller, call).await
-        }
-        Handler::UserOwnerOrSession(handler) => {
-            let caller = caller::user_owner_or_session(&app, &call, action).await?;
-            handler(app, caller, call).await
-        }
-        Handler::Session(handler) => {
-            let user = caller::session(&app, &call).await?;
-            handler(app, user, call).await
-        }
-    }
+    endpoint.handler.serve(app, call, action).await
 }
 
 #[cfg(test)]
