@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{GrantId, TenantId, UserId};
+pub use super::lives::Origin;
 use super::rules::{self, GrantKey, Invalid};
 use super::token::Metadata;
 
@@ -356,26 +357,6 @@ pub enum EntityKind {
     User,
     /// The vendor's API-token settings (one record).
     Configuration,
-}
-
-/// Where a directory write comes from, which decides whether a newer state may refuse it
-/// (see [`super::lives::DirectoryRecord::verdict`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    /// The management API: applies as it arrives, and stamps the next version.
-    Api,
-    /// A provisioning event: applies only when strictly newer than the stored version, and a
-    /// delete leaves a tombstone so that an older upsert arriving later cannot bring it back.
-    Event { version: u64 },
-}
-
-impl Origin {
-    pub fn version(self) -> Option<u64> {
-        match self {
-            Self::Api => None,
-            Self::Event { version } => Some(version),
-        }
-    }
 }
 
 /// What a role-and-permission lookup yields for a JWT: keys, not ids.

@@ -16,9 +16,28 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::directory::Origin;
 use super::ids::{TenantId, UserId};
 use super::secret::random_base62;
+
+/// Where a directory write comes from, which decides whether a newer state may refuse it
+/// (see [`DirectoryRecord::verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The management API: applies as it arrives, and stamps the next version.
+    Api,
+    /// A provisioning event: applies only when strictly newer than the stored version, and a
+    /// delete leaves a tombstone so that an older upsert arriving later cannot bring it back.
+    Event { version: u64 },
+}
+
+impl Origin {
+    pub fn version(self) -> Option<u64> {
+        match self {
+            Self::Api => None,
+            Self::Event { version } => Some(version),
+        }
+    }
+}
 
 /// One coming-into-being of a tenant, a user or a membership.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

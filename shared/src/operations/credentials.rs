@@ -20,11 +20,9 @@ use crate::ports::{
     Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
 };
 
-use super::bcrypt::Party;
-use super::reads::{ReadPlans, Reads};
-use super::remembered::Tag;
-use super::revocation_list::{PublishedList, SignedList};
 use super::{Bcrypt, Owners, TokenRateLimit, issue_time, parse_credentials, sign};
+use crate::machinery::remembered::Tag;
+use crate::machinery::{Party, PublishedList, ReadPlans, Reads, SignedList};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
@@ -360,7 +358,7 @@ impl<'a> Credentials<'a> {
 
     /// The revocations as the signed document verifiers poll: a JWT (RS256, the signing key's
     /// `kid`) whose payload is a [`RevocationList`]; read and signed at most once per
-    /// [`super::revocation_list`] interval.
+    /// [`crate::machinery::revocation_list`] interval.
     pub async fn revocation_list(&self) -> Result<Arc<SignedList>> {
         let read = async |now| {
             let revoked = self.revocations.revocations(now).await?;
@@ -400,7 +398,7 @@ impl<'a> Credentials<'a> {
     /// in. Reads what the token holds and nothing else: its owners (with, for a tenant token,
     /// its roles), then the roles a personal token's user holds, then the permissions of the
     /// roles held; so the cost follows the token, not the directory. Each step reads only what
-    /// `reads` did not read ahead (see [`super::reads`]). The use is counted first, and
+    /// `reads` did not read ahead (see [`crate::machinery::reads`]). The use is counted first, and
     /// numbered (see [`TokenRateLimit`]).
     async fn sign_for(
         &self,

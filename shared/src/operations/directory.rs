@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
 use super::{Retirement, check_ids_exist};
+use crate::machinery::from_doc;
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -72,10 +73,6 @@ fn to_doc(value: &impl Serialize) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(Error::internal)
 }
 
-pub(super) fn from_doc<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T> {
-    serde_json::from_value(doc).map_err(|e| Error::internal(format!("stored document: {e}")))
-}
-
 fn kind_title(kind: EntityKind) -> &'static str {
     match kind {
         EntityKind::Permission => "Permission",
@@ -95,24 +92,6 @@ pub(super) async fn all<T: DeserializeOwned>(
         .entities(kind)
         .await?
         .into_iter()
-        .map(from_doc)
-        .collect()
-}
-
-/// The store keys of the `kind` records `ids`.
-pub(super) fn keys_of(kind: EntityKind, ids: &[GrantId]) -> Vec<(EntityKind, String)> {
-    ids.iter()
-        .map(|id| (kind, id.as_str().to_owned()))
-        .collect()
-}
-
-/// The documents of the live records among `records`, as `T`, in their order.
-pub(super) fn live_docs<T: DeserializeOwned>(
-    records: impl IntoIterator<Item = Option<DirectoryRecord>>,
-) -> Result<Vec<T>> {
-    records
-        .into_iter()
-        .filter_map(|record| record.and_then(|r| r.doc))
         .map(from_doc)
         .collect()
 }

@@ -5,17 +5,11 @@
 //!
 //! [`App`]: crate::App
 
-mod bcrypt;
 mod credentials;
 mod directory;
 mod portal;
-mod rate_limit;
-mod reads;
-mod remembered;
-mod revocation_list;
 mod tokens;
 mod vendors;
-mod verified;
 
 pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
@@ -24,11 +18,8 @@ pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, Manager, NewToken, Owner, TOKEN, TokenPatch};
 pub use vendors::{CREDENTIAL, Vendors};
 
-pub(crate) use bcrypt::Bcrypt;
-pub(crate) use rate_limit::TokenRateLimit;
-pub(crate) use reads::ReadPlans;
-pub(crate) use revocation_list::PublishedList;
-pub use revocation_list::SignedList;
+pub use crate::machinery::SignedList;
+pub(crate) use crate::machinery::{Bcrypt, PublishedList, ReadPlans, TokenRateLimit};
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, User};
@@ -43,7 +34,7 @@ use crate::domain::{jwt, rules};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
 
-use reads::Reads;
+use crate::machinery::{Reads, from_doc, keys_of, live_docs};
 
 /// A freshly created credential: the only time its secret exists outside the caller.
 #[derive(Debug)]
@@ -220,7 +211,7 @@ impl Owners {
             (EntityKind::Tenant, tenant_id.as_str().to_owned()),
         ];
         keys.extend(user.map(|u| (EntityKind::User, u.as_str().to_owned())));
-        keys.extend(directory::keys_of(kind, ids));
+        keys.extend(keys_of(kind, ids));
         let mut records = reads.records(&keys).await?.into_iter();
         let settings = records.next().flatten();
         let tenant = records.next().flatten();
@@ -230,13 +221,13 @@ impl Owners {
             user: user.map(|_| records.next().flatten()),
             settings,
         };
-        Ok((owners, directory::live_docs(records)?))
+        Ok((owners, live_docs(records)?))
     }
 
     /// The vendor's API-token settings (the defaults until the vendor changes them).
     fn settings(&self) -> Result<TokenSettings> {
         let doc = self.settings.as_ref().and_then(|r| r.doc.clone());
-        doc.map_or_else(|| Ok(TokenSettings::default()), directory::from_doc)
+        doc.map_or_else(|| Ok(TokenSettings::default()), from_doc)
     }
 
     /// 403 unless the settings let tokens of `kind` be created and exchanged.
@@ -266,7 +257,7 @@ impl Owners {
     /// The user's document, if the user exists.
     fn user(&self) -> Result<Option<User>> {
         let doc = self.user.clone().flatten().and_then(|r| r.doc);
-        doc.map(directory::from_doc).transpose()
+        doc.map(from_doc).transpose()
     }
 }
 

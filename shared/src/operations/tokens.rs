@@ -12,8 +12,8 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
-use super::bcrypt::Party;
 use super::{Bcrypt, Created, Owners, Retirement, check_ids_exist};
+use crate::machinery::Party;
 
 pub struct ApiTokens<'a> {
     pub(crate) tokens: &'a dyn TokenStore,

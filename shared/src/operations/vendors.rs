@@ -14,8 +14,8 @@ use crate::domain::{ClientId, Secret, SecretKind, SecretState, VendorCredential}
 use crate::error::{Error, Result};
 use crate::ports::{Clock, RevocationStore, Signer, VendorStore};
 
-use super::bcrypt::Party;
 use super::{Bcrypt, Created, issue_time, parse_credentials, sign};
+use crate::machinery::Party;
 
 pub struct Vendors<'a> {
     pub(crate) store: &'a dyn VendorStore,

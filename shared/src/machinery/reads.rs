@@ -18,12 +18,11 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::directory::{keys_of, live_docs};
 use super::remembered::{Remembered, Tag};
 use crate::domain::directory::EntityKind;
 use crate::domain::lives::DirectoryRecord;
 use crate::domain::{ClientId, GrantId, Secret};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ports::DirectoryStore;
 
 /// Where a directory record is stored.
@@ -42,30 +41,30 @@ impl ReadPlans {
     }
 
     /// What an exchange of `client_id` and `secret` finds its plan under.
-    pub(super) fn of_credentials(&self, client_id: &ClientId, secret: &Secret) -> Tag {
+    pub(crate) fn of_credentials(&self, client_id: &ClientId, secret: &Secret) -> Tag {
         let client = client_id.to_string();
         let parts = [b"exchange", client.as_bytes(), secret.expose().as_bytes()];
         self.0.tag(&parts)
     }
 
     /// What a refresh of a token of `client_id` finds its plan under.
-    pub(super) fn of_refresh(&self, client_id: &ClientId) -> Tag {
+    pub(crate) fn of_refresh(&self, client_id: &ClientId) -> Tag {
         self.0.tag(&[b"refresh", client_id.to_string().as_bytes()])
     }
 
     /// The keys to read with the token's record: none if nothing is remembered.
-    pub(super) fn plan(&self, tag: &Tag) -> Plan {
+    pub(crate) fn plan(&self, tag: &Tag) -> Plan {
         self.0.recall(tag).unwrap_or_else(|| Arc::new([]))
     }
 
     /// Remembers what `reads` needed, for the next request of the same credentials.
-    pub(super) fn keep(&self, tag: Tag, reads: Reads<'_>) {
+    pub(crate) fn keep(&self, tag: Tag, reads: Reads<'_>) {
         self.0.remember(tag, reads.asked.into_iter().collect());
     }
 }
 
 /// The directory records of one request: those read ahead, then any more it asks for.
-pub(super) struct Reads<'a> {
+pub(crate) struct Reads<'a> {
     directory: &'a dyn DirectoryStore,
     read: HashMap<RecordKey, Option<DirectoryRecord>>,
     /// The keys asked for: the next plan.
@@ -74,12 +73,12 @@ pub(super) struct Reads<'a> {
 
 impl<'a> Reads<'a> {
     /// Nothing read yet.
-    pub(super) fn new(directory: &'a dyn DirectoryStore) -> Self {
+    pub(crate) fn new(directory: &'a dyn DirectoryStore) -> Self {
         Self::ahead(directory, &[], Vec::new())
     }
 
     /// The `records` read ahead, of `keys` in order.
-    pub(super) fn ahead(
+    pub(crate) fn ahead(
         directory: &'a dyn DirectoryStore,
         keys: &[RecordKey],
         records: Vec<Option<DirectoryRecord>>,
@@ -92,7 +91,7 @@ impl<'a> Reads<'a> {
     }
 
     /// The records of `keys`, in their order: those read ahead, and the rest in one round trip.
-    pub(super) async fn records(
+    pub(crate) async fn records(
         &mut self,
         keys: &[RecordKey],
     ) -> Result<Vec<Option<DirectoryRecord>>> {
@@ -114,11 +113,34 @@ impl<'a> Reads<'a> {
 
     /// The live records of `kind` among `ids`, in their order; the deleted and the missing are
     /// left out.
-    pub(super) async fn live<T: DeserializeOwned>(
+    pub(crate) async fn live<T: DeserializeOwned>(
         &mut self,
         kind: EntityKind,
         ids: &[GrantId],
     ) -> Result<Vec<T>> {
         live_docs(self.records(&keys_of(kind, ids)).await?)
     }
+}
+
+/// A stored document as `T`; a document that does not read is an internal error.
+pub(crate) fn from_doc<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T> {
+    serde_json::from_value(doc).map_err(|e| Error::internal(format!("stored document: {e}")))
+}
+
+/// The store keys of the `kind` records `ids`.
+pub(crate) fn keys_of(kind: EntityKind, ids: &[GrantId]) -> Vec<(EntityKind, String)> {
+    ids.iter()
+        .map(|id| (kind, id.as_str().to_owned()))
+        .collect()
+}
+
+/// The documents of the live records among `records`, as `T`, in their order.
+pub(crate) fn live_docs<T: DeserializeOwned>(
+    records: impl IntoIterator<Item = Option<DirectoryRecord>>,
+) -> Result<Vec<T>> {
+    records
+        .into_iter()
+        .filter_map(|record| record.and_then(|r| r.doc))
+        .map(from_doc)
+        .collect()
 }
