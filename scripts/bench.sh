@@ -7,13 +7,30 @@
 # connections of well-formed wrong secrets for BENCH_SECONDS, default 20, while a legitimate
 # client exchanges and reads the JWKS); the server's RSS; then the exchange Lambda binary as
 # deployed (its size, and exec to first Runtime API poll against a stand-in, with moto). Prints
-# Markdown tables and stops everything it started. The per-token rate limit is lifted for the run, which exchanges
+# Markdown tables (also written to docs/src/bench-results.md) and stops everything it started. The per-token rate limit is lifted for the run, which exchanges
 # one token thousands of times a second.
 #
 #   bash scripts/bench.sh            # BENCH_SECONDS=60 BENCH_CONNECTIONS=40 to change;
 #                                    # BENCH_ALL_FUNCTIONS=0 to skip every function's size
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What it prints is also written to docs/src/bench-results.md, which the book's performance page
+# includes: the docs quote no figure by hand. A run that fails leaves the file as it was.
+if [ -z "${BENCH_WRITING_RESULTS:-}" ]; then
+    results=docs/src/bench-results.md
+    set +e
+    {
+        echo "<!-- Written by \`bash scripts/bench.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores,"
+        echo "bcrypt cost ${M2M_BCRYPT_COST:-10}); a new run replaces it: do not edit by hand. -->"
+        echo
+        BENCH_WRITING_RESULTS=1 bash "$0" "$@"
+    } | tee "$results.partial"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" = 0 ]; then mv "$results.partial" "$results"; else rm -f "$results.partial"; fi
+    exit "$status"
+fi
 
 seconds="${BENCH_SECONDS:-20}"
 connections="${BENCH_CONNECTIONS:-40}"

@@ -5,7 +5,10 @@
 #      playwright-core into tests/clients/node, pinned; curl, jq and chromium from Debian;
 #   2. starts moto on 127.0.0.1 on a free port (stopped again on exit, however the run ends);
 #   3. cargo fmt --check, cargo clippy -D warnings, cfn-lint template.yaml, cargo test --workspace
-#      (unit, property and end-to-end tests), then schemathesis against the local server.
+#      (unit, property and end-to-end tests), then schemathesis against the local server;
+#   4. the docs: mdBook (pinned, into .tools) builds the book, and scripts/docs_check.py runs every
+#      shell block of README.md, the book, SECURITY.md and CONTRIBUTING.md against a fresh local
+#      server and checks the paths and tests they name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,7 @@ FRONTEGG_VERSION="3.0.4"
 FASTAPI_VERSION="0.165.0"
 AUTHLIB_VERSION="1.9.10"
 SCHEMATHESIS_VERSION="4.32.5"
+MDBOOK_VERSION="0.5.4"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
 
@@ -36,6 +40,12 @@ fi
 
 step "Node clients: Frontegg's SDK, openid-client, jose, playwright-core (tests/clients/node)"
 npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
+
+step "mdBook $MDBOOK_VERSION in .tools (the book's build)"
+if [ "$(.tools/bin/mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]; then
+    cargo install mdbook --version "$MDBOOK_VERSION" --locked --quiet \
+        --no-default-features --features search --root .tools
+fi
 
 step "moto on 127.0.0.1"
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -82,3 +92,7 @@ rm -f "$log"
 
 step "schemathesis against /openapi.json on m2m-local (${M2M_SCHEMATHESIS_EXAMPLES:-60} cases per operation)"
 M2M_VENV="$VENV" scripts/schemathesis.sh target/debug/m2m-local
+
+step "the book (mdbook build docs) and the docs check (every shell block, against m2m-local)"
+.tools/bin/mdbook build docs
+M2M_VENV="$VENV" python3 scripts/docs_check.py

@@ -466,17 +466,21 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
     }
 }
 
-/// The README's walk-through, run exactly as written against a fresh server.
-/// The README's text between `<!-- {name}:start -->` and `<!-- {name}:end -->`, without the
-/// code fence.
+/// The docs' text between `<!-- {name}:start -->` and `<!-- {name}:end -->` (in the README or
+/// a page of the book), without the code fence.
 fn readme_block(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let block = readme
+    let docs = [
+        "README.md",
+        "docs/src/frontegg.md",
+        "docs/src/operations.md",
+    ]
+    .map(|doc| std::fs::read_to_string(format!("{}/../{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+    .join("\n");
+    let block = docs
         .split(&format!("<!-- {name}:start -->"))
         .nth(1)
         .and_then(|rest| rest.split(&format!("<!-- {name}:end -->")).next())
-        .unwrap_or_else(|| panic!("the README marks its {name} block"));
+        .unwrap_or_else(|| panic!("the docs mark their {name} block"));
     let block = block.trim();
     let body = block.split_once('\n').map_or("", |(_fence, body)| body);
     body.trim_end_matches("```").to_owned()
@@ -496,14 +500,14 @@ fn run_readme_block_with(
 ) -> String {
     let script = readme_block(name);
     assert!(
-        script.contains("=http://127.0.0.1:8080"),
+        script.contains("http://127.0.0.1:8080"),
         "{name} names the local server"
     );
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&[("M2M_DATA_DIR", dir.path().display().to_string())]);
     let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
     let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
-    let script = script.replace("=http://127.0.0.1:8080", &format!("={}", server.base));
+    let script = script.replace("http://127.0.0.1:8080", &server.base);
     let vendor = [
         ("M2M_URL", server.base.clone()),
         ("M2M_VENDOR_CLIENT_ID", client_id),
