@@ -3,7 +3,7 @@
 //! provisioning. (Secrets and refresh tokens: the properties beside their parsers in the shared
 //! crate.) No coverage-guided fuzzer runs on this machine's stable toolchain (cargo-fuzz needs
 //! nightly's `-Z sanitizer`), so these are proptest properties: generated inputs built from the
-//! API's own vocabulary, and mutations of the corpus the suite already keeps (`tests/events`).
+//! API's own vocabulary, and mutations of an API Gateway event built for every row of the endpoint table.
 //! What must hold: never a 5xx or a panic, every refusal in the contract's `{"errors": [...]}`.
 
 use std::sync::Arc;
@@ -208,25 +208,6 @@ fn no_request_body_makes_a_server_error() {
     outcome.unwrap();
 }
 
-/// The corpus: every API Gateway event the suite keeps, one per route.
-fn gateway_events() -> Vec<(String, Value)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/events");
-    let mut events: Vec<(String, Value)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            // Placeholders filled with something of the right kind.
-            let text = text.replace("{{", "").replace("}}", "");
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_str(&text).unwrap_or(Value::Null))
-        })
-        .collect();
-    events.sort_by(|a, b| a.0.cmp(&b.0));
-    events
-}
-
 /// `event` with the value at `path` (object keys, in order) replaced, or removed if `None`.
 fn mutated(mut event: Value, path: &[String], replacement: Option<Value>) -> Value {
     let mut at = &mut event;
@@ -250,7 +231,7 @@ fn mutated(mut event: Value, path: &[String], replacement: Option<Value>) -> Val
 fn no_api_gateway_event_makes_a_server_error() {
     let runtime = runtime();
     let (app, vendor, _dir) = fuzzed_app(&runtime);
-    let corpus = gateway_events();
+    let corpus = crate::support::gateway::one_per_row();
     let keys = vec![
         "body",
         "headers",

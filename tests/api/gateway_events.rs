@@ -1,27 +1,20 @@
 //! API Gateway HTTP API (payload v2) events, as API Gateway and `sam local invoke` deliver them,
-//! reach the same handlers through each function's Lambda entry point.
+//! reach the same handlers through each function's Lambda entry point. The events are built
+//! from the endpoint table (`support::gateway`); `tests/events/` keeps a few as examples.
 
 use std::sync::Arc;
 
+use crate::support::gateway::{self, row};
 use crate::support::{Backing, ISSUER, TestClock, build_app};
 use m2m_shared::App;
 use m2m_shared::http::{ENDPOINTS, Function, service};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// Reads `tests/events/<name>.json`, fills its `{{PLACEHOLDERS}}` and sends it to `function`.
-async fn invoke(
-    app: &Arc<App>,
-    function: Function,
-    name: &str,
-    fill: &[(&str, &str)],
-) -> (u16, Value) {
-    let path = format!("{}/../tests/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let mut event = std::fs::read_to_string(&path).unwrap();
-    for (placeholder, value) in fill {
-        event = event.replace(&format!("{{{{{placeholder}}}}}"), value);
-    }
-    let request = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
+/// Sends `event` to `function`'s own service, as its Lambda binary serves it.
+async fn deliver(app: &Arc<App>, function: Function, event: &Value) -> (u16, Value) {
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
     let response = service(Arc::clone(app), Some(function))
         .oneshot(request)
         .await
@@ -30,7 +23,29 @@ async fn invoke(
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// `method` `path` with `headers` and `body`, through the function whose route it is.
+async fn invoke(
+    app: &Arc<App>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let (function, event) = gateway::event(method, path, headers, body);
+    deliver(app, function, &event).await
+}
+
+/// A kept example file, its `{{PLACEHOLDERS}}` filled.
+fn example(name: &str, fill: &[(&str, &str)]) -> Value {
+    let path = format!("{}/../tests/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let mut event = std::fs::read_to_string(&path).unwrap();
+    for (placeholder, value) in fill {
+        event = event.replace(&format!("{{{{{placeholder}}}}}"), value);
+    }
+    serde_json::from_str(&event).unwrap()
 }
 
 fn text(value: &Value, field: &str) -> String {
@@ -40,22 +55,28 @@ fn text(value: &Value, field: &str) -> String {
         .to_owned()
 }
 
-/// Whether `path` is one of `pattern`'s paths (`{id}` takes any one segment).
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    let (pattern, path): (Vec<_>, Vec<_>) =
-        (pattern.split('/').collect(), path.split('/').collect());
-    pattern.len() == path.len()
-        && pattern
-            .iter()
-            .zip(&path)
-            .all(|(p, s)| p == s || (*p == "{id}" && !s.is_empty()))
-}
-
+/// Every row, as an anonymous event built from the table, reaches its function's handler (a
+/// guarded row refuses it 401; no function answers 404 for its own route), and every kept
+/// example names a route of the table.
 #[tokio::test]
-async fn every_route_has_an_event_file_that_matches_it() {
+async fn every_route_answers_its_event_through_its_function() {
+    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+    for (name, event) in gateway::one_per_row() {
+        let mut event = event;
+        event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-access-token");
+        let method = text(&event["requestContext"]["http"], "method");
+        let path = text(&event["requestContext"]["http"], "path");
+        let endpoint = row(&method, &path);
+        let (status, body) = deliver(&app, endpoint.function, &event).await;
+        assert!(status != 404 && status != 405, "{name}: {status} {body}");
+        if endpoint.access() != m2m_shared::http::caller::Access::Anyone {
+            assert_eq!(status, 401, "{name}: {body}");
+        }
+    }
     let dir = format!("{}/../tests/events", env!("CARGO_MANIFEST_DIR"));
-    let mut covered = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -65,20 +86,9 @@ async fn every_route_has_an_event_file_that_matches_it() {
         assert_eq!(event["version"], "2.0");
         let method = text(&event["requestContext"]["http"], "method");
         let path = text(&event["requestContext"]["http"], "path");
-        let endpoint = ENDPOINTS
-            .iter()
-            .find(|e| e.method.as_str() == method && path_matches(e.path, &path))
-            .unwrap_or_else(|| panic!("no endpoint serves {method} {path}"));
-        covered.push((method, endpoint.path.to_owned()));
+        row(&method, &path);
     }
-    for endpoint in ENDPOINTS {
-        assert!(
-            covered.contains(&(endpoint.method.to_string(), endpoint.path.to_owned())),
-            "no event file for {} {}",
-            endpoint.method,
-            endpoint.path
-        );
-    }
+    assert!(ENDPOINTS.len() > 40);
 }
 
 /// An app behind API Gateway events, with a vendor token from the vendor-auth function.
@@ -97,7 +107,8 @@ impl Gateway {
             ("VENDOR_CLIENT_ID", vendor_id.as_str()),
             ("VENDOR_SECRET", vendor.secret.expose()),
         ];
-        let (status, body) = invoke(&app, Function::VendorAuth, "vendor-auth", &fill).await;
+        let login = example("vendor-auth", &fill);
+        let (status, body) = deliver(&app, Function::VendorAuth, &login).await;
         assert_eq!(status, 200, "{body}");
         Self {
             vendor_token: text(&body, "token"),
@@ -106,57 +117,113 @@ impl Gateway {
         }
     }
 
-    /// Sends the event file `name`, filled with the vendor token and `fill`, to `function`.
-    async fn send(&self, function: Function, name: &str, fill: &[(&str, &str)]) -> (u16, Value) {
-        let mut all = vec![("VENDOR_TOKEN", self.vendor_token.as_str())];
-        all.extend_from_slice(fill);
-        invoke(&self.app, function, name, &all).await
+    /// `method` `path` as the vendor, with `headers` besides its token, and `body`.
+    async fn vendor(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (u16, Value) {
+        let mut all = vec![
+            ("x-access-token", self.vendor_token.as_str()),
+            ("content-type", "application/json"),
+        ];
+        all.extend_from_slice(headers);
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        invoke(&self.app, method, path, &all, &body).await
     }
 
-    /// The permission, the role `reader` holding it, the tenant and alice, from the event files.
+    /// As the vendor for the tenant acme.
+    async fn acme(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        self.vendor(method, path, &[ACME], body).await
+    }
+
+    /// As the vendor for alice in acme (her personal tokens).
+    async fn alice(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        self.vendor(method, path, &[ACME, ALICE], body).await
+    }
+
+    /// The permission, the role `reader` holding it, the tenant and alice.
     async fn with_directory(self) -> Self {
-        for (function, event) in [
-            (Function::Permissions, "create-permission"),
-            (Function::Roles, "create-role"),
-            (Function::Tenants, "put-tenant"),
-            (Function::Users, "put-user"),
-            (Function::Roles, "patch-role"),
+        for (method, path, body) in [
+            (
+                "POST",
+                PERMISSIONS,
+                json!({"id": "deploy-write", "key": "deploy.write", "name": "Deploy"}),
+            ),
+            (
+                "POST",
+                ROLES,
+                json!({"id": "reader", "key": "reader", "name": "Reader", "permissionIds": ["deploy-write"]}),
+            ),
+            (
+                "PUT",
+                "/identity/resources/tenants/v1/acme",
+                json!({"name": "Acme Inc.", "metadata": {"plan": "pro"}}),
+            ),
+            (
+                "PUT",
+                "/identity/resources/users/v1/alice",
+                json!({"email": "alice@acme.test", "tenants": [{"tenantId": "acme", "roleIds": ["reader"]}]}),
+            ),
+            (
+                "PATCH",
+                "/identity/resources/roles/v1/reader",
+                json!({"name": "Read only"}),
+            ),
         ] {
-            let (status, body) = self.send(function, event, &[]).await;
-            assert!(status == 200 || status == 201, "{event}: {status} {body}");
+            let (status, answer) = self.vendor(method, path, &[], body).await;
+            assert!(
+                status == 200 || status == 201,
+                "{method} {path}: {status} {answer}"
+            );
         }
         self
     }
 
-    /// alice's personal token and a tenant token, as their event files create them.
+    /// alice's personal token and a tenant token.
     async fn tokens(&self) -> (Value, Value) {
-        let (status, user) = self
-            .send(Function::CreateUserToken, "create-user-token", &[])
-            .await;
+        let personal = json!({"description": "laptop CLI", "metadata": {"host": "alice-mbp"}, "expiresInMinutes": 1440});
+        let (status, user) = self.alice("POST", USER_TOKENS, personal).await;
         assert_eq!(status, 201, "{user}");
+        let bot = json!({"description": "reporting", "roleIds": ["reader"]});
         let (status, tenant) = self
-            .send(Function::CreateTenantToken, "create-tenant-token-v2", &[])
+            .acme("POST", "/identity/resources/tenants/api-tokens/v2/", bot)
             .await;
         assert_eq!(status, 201, "{tenant}");
         (user, tenant)
     }
 
-    async fn exchange(&self, event: &str, token: &Value) -> (u16, Value) {
-        let (id, secret) = (text(token, "clientId"), text(token, "secret"));
-        let fill = [("CLIENT_ID", id.as_str()), ("SECRET", secret.as_str())];
-        self.send(Function::Exchange, event, &fill).await
+    /// The exchange (`v1` or `v2`) of `token`'s clientId and secret.
+    async fn exchange(&self, version: &str, token: &Value) -> (u16, Value) {
+        let body = json!({"clientId": text(token, "clientId"), "secret": text(token, "secret")});
+        let path = format!("/identity/resources/auth/{version}/api-token");
+        let headers = [("content-type", "application/json")];
+        invoke(&self.app, "POST", &path, &headers, &body.to_string()).await
     }
 }
+
+const ACME: (&str, &str) = ("frontegg-tenant-id", "acme");
+const ALICE: (&str, &str) = ("frontegg-user-id", "alice");
+const PERMISSIONS: &str = "/identity/resources/permissions/v1";
+const ROLES: &str = "/identity/resources/roles/v1";
+const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
+const TENANT_TOKENS: &str = "/identity/resources/tenants/api-tokens/v1";
+const VENDOR_CREDENTIALS: &str = "/vendor/v1/credentials";
 
 #[tokio::test]
 async fn vendor_auth_configurations_and_the_jwks_answer_through_their_functions() {
     let g = Gateway::start().await;
-    let (status, body) = g
-        .send(Function::Configurations, "configurations", &[])
-        .await;
+    let configurations = "/identity/resources/configurations/v1";
+    let (status, body) = g.vendor("GET", configurations, &[], Value::Null).await;
     assert_eq!(status, 200, "{body}");
     assert!(text(&body, "publicKey").starts_with("-----BEGIN PUBLIC KEY-----"));
-    let (status, body) = g.send(Function::Discovery, "jwks", &[]).await;
+    let (status, body) = deliver(&g.app, Function::Discovery, &example("jwks", &[])).await;
     assert_eq!(
         (status, body["keys"][0]["alg"].as_str()),
         (200, Some("RS256"))
@@ -166,22 +233,19 @@ async fn vendor_auth_configurations_and_the_jwks_answer_through_their_functions(
 #[tokio::test]
 async fn the_directorys_events_write_list_and_delete_through_their_functions() {
     let g = Gateway::start().await.with_directory().await;
-    for (function, event) in [
-        (Function::Permissions, "list-permissions"),
-        (Function::Roles, "list-roles"),
-    ] {
-        let (status, body) = g.send(function, event, &[]).await;
+    for path in [PERMISSIONS, ROLES] {
+        let (status, body) = g.vendor("GET", path, &[], Value::Null).await;
         let listed = (status, body.as_array().map(Vec::len));
-        assert_eq!(listed, (200, Some(1)), "{event}: {body}");
+        assert_eq!(listed, (200, Some(1)), "{path}: {body}");
     }
-    for (function, event) in [
-        (Function::Users, "delete-user"),
-        (Function::Tenants, "delete-tenant"),
-        (Function::Roles, "delete-role"),
-        (Function::Permissions, "delete-permission"),
+    for path in [
+        "/identity/resources/users/v1/alice",
+        "/identity/resources/tenants/v1/acme",
+        "/identity/resources/roles/v1/reader",
+        "/identity/resources/permissions/v1/deploy-write",
     ] {
-        let (status, body) = g.send(function, event, &[]).await;
-        assert_eq!(status, 200, "{event}: {body}");
+        let (status, body) = g.vendor("DELETE", path, &[], Value::Null).await;
+        assert_eq!(status, 200, "{path}: {body}");
     }
 }
 
@@ -190,25 +254,22 @@ async fn tokens_created_by_events_exchange_and_refresh_on_v1_and_v2() {
     let g = Gateway::start().await.with_directory().await;
     let (user, tenant) = g.tokens().await;
     assert_eq!(tenant["roleIds"][0], "reader");
-    let (status, v1) = g.exchange("exchange-v1", &tenant).await;
+    let (status, v1) = g.exchange("v1", &tenant).await;
     assert_eq!(status, 200, "{v1}");
     let credentials = g.app.credentials(ISSUER);
     let claims = credentials.verify_access_token(&text(&v1, "accessToken"));
     assert_eq!(claims.unwrap().roles, ["reader"]);
-    let (status, v2) = g.exchange("exchange-v2", &user).await;
+    let (status, v2) = g.exchange("v2", &user).await;
     assert_eq!(status, 200, "{v2}");
     let claims = credentials.verify_access_token(&text(&v2, "access_token"));
     assert_eq!(claims.unwrap().user_id.as_deref(), Some("alice"));
 
-    for (event, issued, field) in [
-        ("refresh-v1", &v1, "refreshToken"),
-        ("refresh-v2", &v2, "refresh_token"),
-    ] {
-        let refresh = text(issued, field);
-        let (status, renewed) = g
-            .send(Function::Refresh, event, &[("REFRESH_TOKEN", &refresh)])
-            .await;
-        assert_eq!(status, 200, "{event}: {renewed}");
+    for (version, issued, field) in [("v1", &v1, "refreshToken"), ("v2", &v2, "refresh_token")] {
+        let body = json!({"refreshToken": text(issued, field)}).to_string();
+        let path = format!("/identity/resources/auth/{version}/api-token/token/refresh");
+        let headers = [("content-type", "application/json")];
+        let (status, renewed) = invoke(&g.app, "POST", &path, &headers, &body).await;
+        assert_eq!(status, 200, "{version}: {renewed}");
     }
 }
 
@@ -216,57 +277,48 @@ async fn tokens_created_by_events_exchange_and_refresh_on_v1_and_v2() {
 async fn tokens_are_listed_patched_rotated_and_deleted_through_their_functions() {
     let g = Gateway::start().await.with_directory().await;
     let (user, tenant) = g.tokens().await;
-    let (status, _) = g
-        .send(Function::CreateTenantToken, "create-tenant-token-v1", &[])
-        .await;
+    let bot = json!({"description": "deploy bot", "permissionIds": ["deploy-write"]});
+    let (status, _) = g.acme("POST", TENANT_TOKENS, bot).await;
     assert_eq!(status, 201);
-    let (status, listed) = g
-        .send(Function::TenantTokens, "list-tenant-tokens", &[])
-        .await;
+    let (status, listed) = g.acme("GET", TENANT_TOKENS, Value::Null).await;
     assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(2)));
-    let (status, listed) = g.send(Function::UserTokens, "list-user-tokens", &[]).await;
+    let (status, listed) = g.alice("GET", USER_TOKENS, Value::Null).await;
     assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(1)));
 
-    let tenant_id = text(&tenant, "clientId");
-    let fill = [("CLIENT_ID", tenant_id.as_str())];
-    let (status, patched) = g
-        .send(Function::TenantTokens, "patch-tenant-token", &fill)
-        .await;
+    let tenant_token = format!("{TENANT_TOKENS}/{}", text(&tenant, "clientId"));
+    let renamed = json!({"description": "renamed bot"});
+    let (status, patched) = g.acme("PATCH", &tenant_token, renamed).await;
     assert_eq!(
         (status, patched["description"].as_str()),
         (200, Some("renamed bot"))
     );
-    let (status, rotated) = g
-        .send(Function::TenantTokens, "rotate-tenant-token", &fill)
-        .await;
+    let grace = json!({"graceMinutes": 30});
+    let rotate = format!("{tenant_token}/rotate");
+    let (status, rotated) = g.acme("POST", &rotate, grace.clone()).await;
     assert_eq!(status, 200, "{rotated}");
-    let (status, _) = g.exchange("exchange-v1", &rotated).await;
+    let (status, _) = g.exchange("v1", &rotated).await;
     assert_eq!(status, 200, "the new secret");
-    let (status, _) = g.exchange("exchange-v1", &tenant).await;
+    let (status, _) = g.exchange("v1", &tenant).await;
     assert_eq!(status, 200, "the old secret, during its 30 minutes");
-    let (status, _) = g
-        .send(Function::TenantTokens, "delete-tenant-token", &fill)
-        .await;
+    let (status, _) = g.acme("DELETE", &tenant_token, Value::Null).await;
     assert_eq!(status, 200);
-    let user_id = text(&user, "clientId");
-    let fill = [("CLIENT_ID", user_id.as_str())];
+    let user_token = format!("{USER_TOKENS}/{}", text(&user, "clientId"));
     let (status, rotated) = g
-        .send(Function::UserTokens, "rotate-user-token", &fill)
+        .alice("POST", &format!("{user_token}/rotate"), grace)
         .await;
     assert_eq!(status, 200, "{rotated}");
     assert!(rotated["previousSecretExpiresAt"].is_string(), "{rotated}");
-    let (status, _) = g
-        .send(Function::UserTokens, "delete-user-token", &fill)
-        .await;
+    let (status, _) = g.alice("DELETE", &user_token, Value::Null).await;
     assert_eq!(status, 200);
-    let (status, gone) = g.exchange("exchange-v1", &tenant).await;
+    let (status, gone) = g.exchange("v1", &tenant).await;
     assert_eq!(status, 401, "{gone}");
 }
 
 #[tokio::test]
 async fn a_function_serves_only_its_own_routes() {
     let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
-    let (status, body) = invoke(&app, Function::Discovery, "exchange-v1", &[]).await;
+    let exchange = example("exchange-v1", &[]);
+    let (status, body) = deliver(&app, Function::Discovery, &exchange).await;
     assert_eq!(status, 404, "{body}");
     assert!(body["errors"][0].is_string());
 }
@@ -277,10 +329,16 @@ async fn the_oauth_token_endpoint_answers_through_the_exchange_function() {
     let g = Gateway::start().await.with_directory().await;
     let (_, tenant) = g.tokens().await;
     let pair = format!("{}:{}", text(&tenant, "clientId"), text(&tenant, "secret"));
-    let basic = base64::engine::general_purpose::STANDARD.encode(pair);
-    let (status, body) = g
-        .send(Function::Exchange, "oauth-token", &[("BASIC", &basic)])
-        .await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    );
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    let form = "grant_type=client_credentials";
+    let (status, body) = invoke(&g.app, "POST", "/oauth/token", &headers, form).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     let claims = g
@@ -352,7 +410,7 @@ async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
         let tokens = g.app.api_tokens();
         let id = m2m_shared::domain::ClientId::parse(&client_id).unwrap();
         tokens.patch(&vendor, &id, patch).await.unwrap();
-        let (status, body) = g.exchange("exchange-v1", &tenant).await;
+        let (status, body) = g.exchange("v1", &tenant).await;
         assert_eq!(status, expected, "{list}: {body}");
         if status == 401 {
             assert_eq!(body, serde_json::json!({"errors": ["Unauthorized"]}));
@@ -365,30 +423,33 @@ async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
 #[tokio::test]
 async fn vendor_credentials_are_managed_through_their_function() {
     let g = Gateway::start().await;
-    let function = Function::VendorCredentials;
-    let (status, created) = g.send(function, "create-vendor-credential", &[]).await;
+    let named = json!({"name": "ci deploys"});
+    let (status, created) = g.vendor("POST", VENDOR_CREDENTIALS, &[], named).await;
     assert_eq!(
         (status, created["name"].as_str()),
         (201, Some("ci deploys")),
         "{created}"
     );
-    let (status, listed) = g.send(function, "list-vendor-credentials", &[]).await;
+    let (status, listed) = g.vendor("GET", VENDOR_CREDENTIALS, &[], Value::Null).await;
     assert_eq!(
         (status, listed.as_array().map(Vec::len)),
         (200, Some(2)),
         "{listed}"
     );
     let id = text(&created, "clientId");
-    let fill = [("CLIENT_ID", id.as_str())];
-    let (status, rotated) = g.send(function, "rotate-vendor-credential", &fill).await;
+    let credential = format!("{VENDOR_CREDENTIALS}/{id}");
+    let grace = json!({"graceMinutes": 30});
+    let rotate = format!("{credential}/rotate");
+    let (status, rotated) = g.vendor("POST", &rotate, &[], grace).await;
     assert_eq!(status, 200, "{rotated}");
     assert!(rotated["previousSecretExpiresAt"].is_string(), "{rotated}");
-    let (status, body) = g.send(function, "revoke-vendor-credential", &fill).await;
+    let (status, body) = g.vendor("DELETE", &credential, &[], Value::Null).await;
     assert_eq!(status, 200, "{body}");
     let login = [
         ("VENDOR_CLIENT_ID", id.as_str()),
         ("VENDOR_SECRET", &text(&rotated, "secret")),
     ];
-    let (status, _) = g.send(Function::VendorAuth, "vendor-auth", &login).await;
+    let event = example("vendor-auth", &login);
+    let (status, _) = deliver(&g.app, Function::VendorAuth, &event).await;
     assert_eq!(status, 401, "revoked");
 }

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod fault_proxy;
+pub mod gateway;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
