@@ -1,9 +1,7 @@
 //! The `m2m` command as a customer's CI job runs it, against the whole API in-process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../tests/api/support/mod.rs"]
-#[allow(dead_code, unused_macros, unused_imports)] // the CLI uses part of the shared harness
-mod support;
+use m2m_tests as support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,6 +1,6 @@
 //! API Gateway HTTP API (payload v2) events, as API Gateway and `sam local invoke` deliver them,
 //! reach the same handlers through each function's Lambda entry point. The events are built
-//! from the endpoint table (`support::gateway`); `tests/events/` keeps a few as examples.
+//! from the endpoint table (`m2m_tests::gateway`); `tests/events/` keeps a few as examples.
 
 use std::sync::Arc;
 

@@ -89,7 +89,7 @@ async fn the_local_key_rotates_without_breaking_a_jwt_or_refresh_token_already_o
     assert_eq!(published(&server, vendor).await.0, [old_kid.as_str()]);
     drop(server);
 
-    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let admin = crate::support::binary("m2m-admin");
     let (ok, told, _) = run(admin, &["rotate-key"], &envs);
     assert!(ok && told.contains("retire-key"), "{told}");
     let server = Server::start(&envs);

@@ -38,7 +38,7 @@ impl Server {
         // An ephemeral port unless `envs` names one.
         let mut all = vec![("M2M_LISTEN", "127.0.0.1:0".to_owned())];
         all.extend_from_slice(envs);
-        let mut child = command(env!("CARGO_BIN_EXE_m2m-local"), &all)
+        let mut child = command(crate::support::binary("m2m-local"), &all)
             .spawn()
             .unwrap();
         let stderr = lines(child.stderr.take().unwrap());
@@ -299,7 +299,7 @@ fn a_missing_or_malformed_setting_stops_start_up_naming_it() {
         let mut envs: Vec<(&str, String)> =
             vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
         envs.push(data.clone());
-        let (ok, _, stderr) = run(env!("CARGO_BIN_EXE_m2m-local"), &[], &envs);
+        let (ok, _, stderr) = run(crate::support::binary("m2m-local"), &[], &envs);
         assert!(!ok, "{vars:?} must stop start-up");
         assert!(
             stderr.contains(name),
@@ -318,7 +318,11 @@ async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
     let env = aws_env(&table, &key_id);
 
     // The documented way to make a vendor credential in a deployed table.
-    let (ok, out, err) = run(env!("CARGO_BIN_EXE_m2m-admin"), &["create-vendor"], &env);
+    let (ok, out, err) = run(
+        crate::support::binary("m2m-admin"),
+        &["create-vendor"],
+        &env,
+    );
     assert!(ok, "{err}");
     let field = |name: &str| {
         out.lines()
@@ -513,7 +517,7 @@ fn run_readme_block_with(
         ("M2M_VENDOR_CLIENT_ID", client_id),
         ("M2M_VENDOR_SECRET", secret),
     ];
-    let binaries = std::path::Path::new(env!("CARGO_BIN_EXE_m2m-admin")).parent();
+    let binaries = std::path::Path::new(crate::support::binary("m2m-admin")).parent();
     let path = format!(
         "{}:{}",
         binaries.unwrap().display(),
@@ -576,7 +580,7 @@ async fn the_readmes_frontegg_calls_print_what_it_says() {
 /// needs the store, says what to do instead. Every failure is told in words.
 #[tokio::test]
 async fn m2m_admin_manages_vendor_credentials_through_the_running_server() {
-    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let admin = crate::support::binary("m2m-admin");
     let dir = tempfile::tempdir().unwrap();
     let data = ("M2M_DATA_DIR", dir.path().display().to_string());
     let server = Server::start(std::slice::from_ref(&data));
@@ -640,7 +644,7 @@ type Env = (&'static str, String);
 /// an unknown command.
 #[test]
 fn m2m_admin_vendors_explains_each_failure() {
-    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let admin = crate::support::binary("m2m-admin");
     let id = ClientId::generate().to_string();
     let secret = Secret::generate(SecretKind::Vendor).expose().to_owned();
     let nowhere = [
@@ -672,7 +676,7 @@ fn m2m_admin_vendors_explains_each_failure() {
 /// new credential made, both listed, the leaked one revoked.
 #[tokio::test]
 async fn the_readmes_vendor_leak_runbook_works_as_written() {
-    let admin = env!("CARGO_BIN_EXE_m2m-admin");
+    let admin = crate::support::binary("m2m-admin");
     let stdout = tokio::task::spawn_blocking(move || {
         run_readme_block_with("vendor-leak", |vendor| {
             let (ok, out, err) = run(admin, &["vendors", "create", "leaked"], vendor);

@@ -79,7 +79,7 @@ async fn invoke_exchange(backend: &Backend, event: String) -> (Value, String) {
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, api).await });
     let output = tempfile::NamedTempFile::new().unwrap();
-    let mut function = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+    let mut function = tokio::process::Command::new(crate::support::binary("exchange"))
         .env_clear()
         .envs([
             ("AWS_LAMBDA_RUNTIME_API", address.to_string()),

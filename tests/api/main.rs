@@ -3,7 +3,7 @@
 //! binaries, the template, and real clients (Frontegg's SDKs, PyJWT, m2m-verify).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use m2m_tests as support;
 
 mod admission;
 mod allowed_ips;

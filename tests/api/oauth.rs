@@ -18,25 +18,23 @@ struct Answer {
     body: Value,
 }
 
-impl TestApp {
-    /// Posts `form` (already encoded) to the token endpoint, with HTTP Basic if `basic` is set.
-    async fn token_request(&self, form: &str, basic: Option<(&str, &str)>) -> Answer {
-        let mut request = self
-            .http
-            .post(format!("{}{TOKEN}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.to_owned());
-        if let Some((id, secret)) = basic {
-            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            request = request.header("authorization", format!("Basic {pair}"));
-        }
-        let response = request.send().await.unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        Answer {
-            status,
-            headers,
-            body: response.json().await.unwrap(),
-        }
+/// Posts `form` (already encoded) to the token endpoint, with HTTP Basic if `basic` is set.
+async fn token_request(t: &TestApp, form: &str, basic: Option<(&str, &str)>) -> Answer {
+    let mut request = t
+        .http
+        .post(format!("{}{TOKEN}", t.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_owned());
+    if let Some((id, secret)) = basic {
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        request = request.header("authorization", format!("Basic {pair}"));
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    Answer {
+        status,
+        headers,
+        body: response.json().await.unwrap(),
     }
 }
 
@@ -57,13 +55,13 @@ async fn reports_token(t: &TestApp) -> Issued {
 
 async fn both_client_authentications_get_the_exchanges_jwt_and_no_refresh_token(t: &TestApp) {
     let bot = reports_token(t).await;
-    let basic = t
-        .token_request(
-            "grant_type=client_credentials",
-            Some((&bot.client_id, &bot.secret)),
-        )
-        .await;
-    let post = t.token_request(&post_form(&bot, ""), None).await;
+    let basic = token_request(
+        t,
+        "grant_type=client_credentials",
+        Some((&bot.client_id, &bot.secret)),
+    )
+    .await;
+    let post = token_request(t, &post_form(&bot, ""), None).await;
     let exchanged = t.claims_of(&bot).await;
     for answer in [basic, post] {
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
@@ -101,9 +99,8 @@ async fn a_refused_client_gets_invalid_client_with_a_basic_challenge_either_way(
     for token in [&wrong, &unknown] {
         let basic = Some((token.client_id.as_str(), token.secret.as_str()));
         for answer in [
-            t.token_request("grant_type=client_credentials", basic)
-                .await,
-            t.token_request(&post_form(token, ""), None).await,
+            token_request(&t, "grant_type=client_credentials", basic).await,
+            token_request(&t, &post_form(token, ""), None).await,
         ] {
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
             assert!(
@@ -120,7 +117,7 @@ async fn a_refused_client_gets_invalid_client_with_a_basic_challenge_either_way(
         "nothing tells the causes apart"
     );
     assert_eq!(bodies[0]["error"], "invalid_client");
-    let none = t.token_request("grant_type=client_credentials", None).await;
+    let none = token_request(&t, "grant_type=client_credentials", None).await;
     assert_eq!(
         (none.status, &none.body["error"]),
         (StatusCode::UNAUTHORIZED, &json!("invalid_client"))
@@ -133,18 +130,18 @@ async fn malformed_requests_get_the_rfcs_error_codes() {
     let bot = t.as_vendor().await.tenant("acme").token(json!({})).await;
     let basic = Some((bot.client_id.as_str(), bot.secret.as_str()));
     let cases = [
-        (t.token_request("", basic).await, "invalid_request"),
+        (token_request(&t, "", basic).await, "invalid_request"),
         (
-            t.token_request("grant_type=password&username=a&password=b", basic)
-                .await,
+            token_request(&t, "grant_type=password&username=a&password=b", basic).await,
             "unsupported_grant_type",
         ),
         (
-            t.token_request(&post_form(&bot, ""), basic).await,
+            token_request(&t, &post_form(&bot, ""), basic).await,
             "invalid_request",
         ),
         (
-            t.token_request(
+            token_request(
+                &t,
                 "grant_type=client_credentials&grant_type=client_credentials",
                 basic,
             )
@@ -152,8 +149,7 @@ async fn malformed_requests_get_the_rfcs_error_codes() {
             "invalid_request",
         ),
         (
-            t.token_request("grant_type=client_credentials&scope=not.held", basic)
-                .await,
+            token_request(&t, "grant_type=client_credentials&scope=not.held", basic).await,
             "invalid_scope",
         ),
     ];
@@ -177,9 +173,7 @@ async fn malformed_requests_get_the_rfcs_error_codes() {
 
 async fn a_scope_narrows_the_jwts_permissions(t: &TestApp) {
     let bot = reports_token(t).await;
-    let answer = t
-        .token_request(&post_form(&bot, "&scope=reports.read"), None)
-        .await;
+    let answer = token_request(t, &post_form(&bot, "&scope=reports.read"), None).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["scope"], "reports.read");
     let jwt = answer.body["access_token"].as_str().unwrap();
@@ -316,9 +310,9 @@ async fn the_rate_limit_is_told_in_oauths_shape(backing: Backing) {
     let (id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
     let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
     t.clock.to_next_minute();
-    let granted = t.token_request(&form, None).await;
+    let granted = token_request(&t, &form, None).await;
     assert_eq!(granted.status, StatusCode::OK, "{:?}", granted.body);
-    let refused = t.token_request(&form, None).await;
+    let refused = token_request(&t, &form, None).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     let wait: u64 = refused.headers["retry-after"]
         .to_str()
@@ -356,9 +350,7 @@ async fn a_failing_dependency_is_told_in_oauths_shape() {
     let vendor = t.vendor_token().await;
     let (id, secret) = t.tenant_token(&vendor, "acme", json!({})).await;
     faulty.dynamodb.set(Fault::Refuse);
-    let refused = t
-        .token_request("grant_type=client_credentials", Some((&id, &secret)))
-        .await;
+    let refused = token_request(t, "grant_type=client_credentials", Some((&id, &secret))).await;
     faulty.dynamodb.set(Fault::Forward);
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.headers["retry-after"], "2");

@@ -116,7 +116,10 @@ fn every_function_has_its_own_binary() {
     coded.insert("provisioning".to_owned());
     assert_eq!(deployed, coded);
     for binary in coded {
-        let path = format!("{}/src/bin/{binary}.rs", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../functions/src/bin/{binary}.rs",
+            env!("CARGO_MANIFEST_DIR")
+        );
         assert!(std::path::Path::new(&path).exists(), "{path}");
     }
 }

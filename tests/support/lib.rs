@@ -1,6 +1,8 @@
 //! The test harness: `spawn_app` starts the whole API in-process on 127.0.0.1 over a real
 //! listener, on the embedded store or on DynamoDB + KMS in moto, and hands back a typed client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod client;
 pub mod fault_proxy;
 pub mod gateway;
@@ -740,10 +742,11 @@ pub fn verify_with(token: &str, key: &jsonwebtoken::DecodingKey) -> Value {
 }
 
 /// Runs the behaviour `$name(&TestApp)` as two tests, on a fresh app on each store.
+#[macro_export]
 macro_rules! on_both_stores {
     ($name:ident) => {
         mod $name {
-            use crate::support::{Backing, spawn_app};
+            use $crate::{Backing, spawn_app};
 
             #[tokio::test]
             async fn on_the_embedded_store() {
@@ -757,4 +760,42 @@ macro_rules! on_both_stores {
         }
     };
 }
-pub(crate) use on_both_stores;
+
+/// The path of one of the workspace's binaries (`m2m-local`, `m2m-admin`, a function's), built
+/// from the code under test: `cargo build` of the functions' binaries runs once per test
+/// process, into this test binary's own target folder and profile, so no test runs a stale one.
+pub fn binary(name: &str) -> &'static str {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let profile_dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test binary>
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+        let target_dir = profile_dir.parent().unwrap();
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "m2m-functions",
+                "--bins",
+                "--profile",
+            ])
+            .arg(&profile)
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo build of the functions' binaries failed"
+        );
+        profile_dir
+    });
+    let path = profile_dir.join(name).to_string_lossy().into_owned();
+    Box::leak(path.into_boxed_str())
+}
