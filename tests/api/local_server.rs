@@ -605,7 +605,15 @@ async fn m2m_admin_manages_vendor_credentials_through_the_running_server() {
     let ci_secret = banner_value(&printed, "M2M_VENDOR_SECRET").expect("secret printed");
     server.vendor_token(&ci_id, &ci_secret).await;
 
-    let (ok, out, err) = run(admin, &["vendors", "list"], &first);
+    // The secret may come from a file (or /dev/stdin) instead of the environment.
+    let secret_file = dir.path().join("vendor-secret");
+    std::fs::write(&secret_file, format!("{first_secret}\n")).unwrap();
+    let from_file = vec![
+        ("M2M_URL", server.base.clone()),
+        ("M2M_VENDOR_CLIENT_ID", first_id.clone()),
+        ("M2M_VENDOR_SECRET_FILE", secret_file.display().to_string()),
+    ];
+    let (ok, out, err) = run(admin, &["vendors", "list"], &from_file);
     assert!(ok, "{err}");
     let ci_line = out.lines().find(|l| l.starts_with(&ci_id)).expect(&out);
     let fields: Vec<&str> = ci_line.split_whitespace().collect();

@@ -93,7 +93,11 @@ pub async fn list_permissions(app: Arc<App>, _: Vendor, _: Call) -> Result<Respo
 /// `DELETE /identity/resources/permissions/v1/{id}`.
 pub async fn delete_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     app.directory()
-        .delete_grant(EntityKind::Permission, call.id(), Origin::Api)
+        .delete_grant(
+            EntityKind::Permission,
+            call.grant_id("Permission")?.as_str(),
+            Origin::Api,
+        )
         .await?;
     done()
 }
@@ -160,7 +164,7 @@ pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    change_role(&app, call.id(), call.json()?).await
+    change_role(&app, call.grant_id("Role")?.as_str(), call.json()?).await
 }
 
 #[derive(Deserialize)]
@@ -182,7 +186,7 @@ pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Resul
         name: None,
         permission_ids: Some(ids),
     };
-    change_role(&app, call.id(), change).await
+    change_role(&app, call.grant_id("Role")?.as_str(), change).await
 }
 
 /// Applies `body` to the role as read inside one conditional write.
@@ -200,7 +204,11 @@ async fn change_role(app: &App, id: &str, body: RoleBody) -> Result<Response> {
 /// `DELETE /identity/resources/roles/v1/{id}`.
 pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     app.directory()
-        .delete_grant(EntityKind::Role, call.id(), Origin::Api)
+        .delete_grant(
+            EntityKind::Role,
+            call.grant_id("Role")?.as_str(),
+            Origin::Api,
+        )
         .await?;
     done()
 }

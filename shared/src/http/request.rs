@@ -12,7 +12,7 @@ use lambda_http::request::RequestContext;
 
 use crate::app::App;
 use crate::domain::rules::{self, excerpt};
-use crate::domain::{ClientId, TenantId, UserId};
+use crate::domain::{ClientId, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 
 /// The body of one of our own endpoints (not Frontegg's, whose clients send fields of their
@@ -112,10 +112,15 @@ impl Call {
         serde_json::from_slice(&self.body).map_err(|e| not_json(&e))
     }
 
-    /// The path's `{id}` segment (empty on a route without one), for the ids that are looked
-    /// up as they are written (roles and permissions: a malformed one is as missing as any).
-    pub fn id(&self) -> &str {
+    /// The path's `{id}` segment (empty on a route without one); handlers take it typed.
+    fn id(&self) -> &str {
         self.id.as_deref().unwrap_or_default()
+    }
+
+    /// The path's `{id}` as a role or permission id; a malformed one is answered as a missing
+    /// `what` (404), as no such role or permission exists.
+    pub fn grant_id(&self, what: &str) -> Result<GrantId> {
+        GrantId::parse(self.id()).map_err(|_| Error::not_found(what, self.id()))
     }
 
     /// The path's `{id}` as a tenant id; 400 naming `tenantId` when it is not one.

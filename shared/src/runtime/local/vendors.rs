@@ -21,7 +21,8 @@ pub(super) const USAGE: &str =
                               last credential cannot be revoked.
                  The vendors commands call the server at M2M_URL (default
                  http://127.0.0.1:8080) as the vendor credential M2M_VENDOR_CLIENT_ID and
-                 M2M_VENDOR_SECRET.";
+                 M2M_VENDOR_SECRET, or M2M_VENDOR_SECRET_FILE naming a file whose first
+                 line is the secret (/dev/stdin to pipe it in).";
 
 /// What `m2m-admin vendors ...` asks for.
 enum Action {
@@ -113,7 +114,11 @@ impl Api {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| format!("{name} is not set: the vendors commands act as a vendor credential (M2M_VENDOR_CLIENT_ID and M2M_VENDOR_SECRET)"))
         };
-        let (client_id, secret) = (var("M2M_VENDOR_CLIENT_ID")?, var("M2M_VENDOR_SECRET")?);
+        let client_id = var("M2M_VENDOR_CLIENT_ID")?;
+        let secret = match std::env::var_os("M2M_VENDOR_SECRET_FILE") {
+            Some(path) if std::env::var_os("M2M_VENDOR_SECRET").is_none() => secret_from(&path)?,
+            _ => var("M2M_VENDOR_SECRET")?,
+        };
         let base = std::env::var("M2M_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
         let mut api = Self {
             base: base.trim_end_matches('/').to_owned(),
@@ -214,4 +219,27 @@ fn shown_once(credential: &Value, done: &str) -> String {
         field("clientId"),
         field("secret")
     )
+}
+
+/// The most of a secret file read.
+const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
+/// The first line of the file at `path` (`/dev/stdin` for a pipe), trimmed: a vendor secret kept
+/// out of the environment and the command line.
+fn secret_from(path: &std::ffi::OsStr) -> Result<String, String> {
+    use std::io::{BufRead, Read};
+    let shown = std::path::Path::new(path).display().to_string();
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("M2M_VENDOR_SECRET_FILE {shown}: {e}"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(MAX_SECRET_FILE_BYTES))
+        .read_line(&mut line)
+        .map_err(|e| format!("M2M_VENDOR_SECRET_FILE {shown}: {e}"))?;
+    let secret = line.trim();
+    if secret.is_empty() {
+        return Err(format!(
+            "M2M_VENDOR_SECRET_FILE {shown} holds no secret on its first line"
+        ));
+    }
+    Ok(secret.to_owned())
 }
