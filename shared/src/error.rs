@@ -93,6 +93,13 @@ impl From<crate::domain::secret::HashFailed> for Error {
     }
 }
 
+/// A stored document of another kind than its record's: the store is not as written.
+impl From<crate::domain::document::WrongKind> for Error {
+    fn from(wrong: crate::domain::document::WrongKind) -> Self {
+        Self::internal(wrong)
+    }
+}
+
 impl From<crate::domain::jwt::NotRsa> for Error {
     fn from(not_rsa: crate::domain::jwt::NotRsa) -> Self {
         Self::internal(not_rsa)

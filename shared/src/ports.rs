@@ -3,10 +3,9 @@
 
 use async_trait::async_trait;
 
-use serde_json::Value;
-
 use crate::domain::directory::EntityKind;
-use crate::domain::lives::{DirectoryRecord, Revision};
+use crate::domain::document::{Document, Record};
+use crate::domain::lives::Revision;
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::revocation::Revocation;
 use crate::domain::{
@@ -58,7 +57,7 @@ pub trait TokenStore: Send + Sync {
         &self,
         client_id: &ClientId,
         keys: &[(EntityKind, String)],
-    ) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)>;
+    ) -> Result<(Option<ApiToken>, Vec<Option<Record>>)>;
     /// Replaces an existing token's record; `Error::NotFound` if it is gone.
     async fn replace(&self, token: &ApiToken) -> Result<()>;
     /// Makes `to` the token's secrets if its current secret's hash is still `from` (a rehash
@@ -81,27 +80,25 @@ pub trait TokenStore: Send + Sync {
 
 /// Directory records (permissions, roles, tenants, users), each changed only by a conditional
 /// write of what was read (see [`crate::domain::lives`]), and an index of each tenant's members.
+/// Records cross it typed ([`Record`]); a stored document that does not read as the kind of its
+/// record is an internal error, as any unreadable record.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
     /// One record and its revision, read with strong consistency.
-    async fn record(
-        &self,
-        kind: EntityKind,
-        id: &str,
-    ) -> Result<Option<(DirectoryRecord, Revision)>>;
+    async fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(Record, Revision)>>;
     /// Several records in one round trip, in the order asked; strongly consistent.
-    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<DirectoryRecord>>>;
+    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>>;
     /// Writes `record` if the stored revision is still `read` (`None`: there was no record).
     /// `false`, and no change, when another write came in between.
     async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
-        record: &DirectoryRecord,
+        record: &Record,
         read: Option<Revision>,
     ) -> Result<bool>;
     /// Every live document of a kind (permissions and roles: the directory is small).
-    async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>>;
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Document>>;
     /// Notes that `user` joined and left tenants. An index for the cascades, not the truth:
     /// an entry it misses leaves a membership that its stamp already makes void.
     async fn index_members(

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use m2m_shared::domain::directory::EntityKind;
-use m2m_shared::domain::lives::{DirectoryRecord, Revision};
+use m2m_shared::domain::document::{Document, Record};
+use m2m_shared::domain::lives::Revision;
 use m2m_shared::domain::portal::{Handoff, HandoffDigest};
 use m2m_shared::domain::revocation::Revocation;
 use m2m_shared::domain::{
@@ -87,7 +88,7 @@ failing!(VendorStore {
 failing!(TokenStore {
     fn put_new(&self, token: &ApiToken) -> Result<()>;
     fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
-    fn token_with(&self, client_id: &ClientId, keys: &[(EntityKind, String)]) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)>;
+    fn token_with(&self, client_id: &ClientId, keys: &[(EntityKind, String)]) -> Result<(Option<ApiToken>, Vec<Option<Record>>)>;
     fn replace(&self, token: &ApiToken) -> Result<()>;
     fn swap_secret(&self, client_id: &ClientId, from: &SecretHash, to: &SecretState) -> Result<bool>;
     fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
@@ -95,10 +96,10 @@ failing!(TokenStore {
     fn delete_tokens(&self, client_ids: &[ClientId]) -> Result<()>;
 });
 failing!(DirectoryStore {
-    fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(DirectoryRecord, Revision)>>;
-    fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<DirectoryRecord>>>;
-    fn swap(&self, kind: EntityKind, id: &str, record: &DirectoryRecord, read: Option<Revision>) -> Result<bool>;
-    fn entities(&self, kind: EntityKind) -> Result<Vec<Value>>;
+    fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(Record, Revision)>>;
+    fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>>;
+    fn swap(&self, kind: EntityKind, id: &str, record: &Record, read: Option<Revision>) -> Result<bool>;
+    fn entities(&self, kind: EntityKind) -> Result<Vec<Document>>;
     fn index_members(&self, user: &UserId, joined: &[TenantId], left: &[TenantId]) -> Result<()>;
     fn members_of(&self, tenant: &TenantId) -> Result<Vec<UserId>>;
 });

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use m2m_shared::adapters::{DynamoStore, EmbeddedStore};
 use m2m_shared::domain::directory::{EntityKind, Origin};
+use m2m_shared::domain::document::{Document, Record};
 use m2m_shared::domain::lives::{DirectoryRecord, Life, TokenLives};
 use m2m_shared::domain::portal::{Handoff, HandoffToken};
 use m2m_shared::domain::{
@@ -69,10 +70,26 @@ fn id<T>(parse: fn(&str) -> Result<T, m2m_shared::domain::ids::InvalidId>, text:
     parse(text).unwrap()
 }
 
+/// A document of `kind`, from its JSON.
+fn doc(kind: EntityKind, value: serde_json::Value) -> Document {
+    Document::read(kind, value).unwrap()
+}
+
+fn tenant_doc(tenant: &str) -> Document {
+    doc(
+        EntityKind::Tenant,
+        json!({"id": tenant, "name": "", "metadata": {}}),
+    )
+}
+
+fn role_doc(id: &str, name: &str) -> Document {
+    let role = json!({"id": id, "key": "reader", "name": name, "permissionIds": []});
+    doc(EntityKind::Role, role)
+}
+
 /// A live tenant record as a first creation writes it.
-async fn tenant(s: &Subject, tenant: &str) -> DirectoryRecord {
-    let doc = json!({"id": tenant, "name": "", "metadata": {}});
-    let record = DirectoryRecord::upserted(None, doc, Origin::Api);
+async fn tenant(s: &Subject, tenant: &str) -> Record {
+    let record = DirectoryRecord::upserted(None, tenant_doc(tenant), Origin::Api);
     let kind = EntityKind::Tenant;
     if let Some((stored, _)) = s.store.record(kind, tenant).await.unwrap() {
         return stored;
@@ -82,7 +99,7 @@ async fn tenant(s: &Subject, tenant: &str) -> DirectoryRecord {
 }
 
 /// Makes `user` a member of `tenant` (creating both as needed) and returns the user's record.
-async fn member(s: &Subject, user: &str, tenant_id: &str) -> DirectoryRecord {
+async fn member(s: &Subject, user: &str, tenant_id: &str) -> Record {
     let tenant_record = tenant(s, tenant_id).await;
     let stored = s.store.record(EntityKind::User, user).await.unwrap();
     let (before, revision) = stored.map_or((None, None), |(r, rev)| (Some(r), Some(rev)));
@@ -93,7 +110,7 @@ async fn member(s: &Subject, user: &str, tenant_id: &str) -> DirectoryRecord {
         .map(|t| (id(TenantId::parse, t), Some(Life::first())))
         .collect();
     tenants.push((id(TenantId::parse, tenant_id), tenant_record.life.clone()));
-    let doc = json!({"id": user, "tenants": []});
+    let doc = doc(EntityKind::User, json!({"id": user, "tenants": []}));
     let after = DirectoryRecord::upserted(before.as_ref(), doc, Origin::Api).with_members(&tenants);
     assert!(
         s.store
@@ -260,7 +277,7 @@ contract!(
 
 async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
     let kind = EntityKind::Role;
-    let record = DirectoryRecord::upserted(None, json!({"n": 1}), Origin::Api);
+    let record = DirectoryRecord::upserted(None, role_doc("r1", "one"), Origin::Api);
     assert!(s.store.swap(kind, "r1", &record, None).await.unwrap());
     assert!(
         !s.store.swap(kind, "r1", &record, None).await.unwrap(),
@@ -268,7 +285,7 @@ async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
     );
     let (read, revision) = s.store.record(kind, "r1").await.unwrap().unwrap();
     assert_eq!(read, record);
-    let next = DirectoryRecord::upserted(Some(&read), json!({"n": 2}), Origin::Api);
+    let next = DirectoryRecord::upserted(Some(&read), role_doc("r1", "two"), Origin::Api);
     assert!(
         s.store
             .swap(kind, "r1", &next, Some(revision))
@@ -284,7 +301,7 @@ async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
         "a write based on an older read loses, so nothing is undone"
     );
     let docs = s.store.entities(kind).await.unwrap();
-    assert_eq!(docs, [json!({"n": 2})]);
+    assert_eq!(docs, [role_doc("r1", "two")]);
 }
 contract!(revisions, a_record_is_written_only_over_the_revision_read);
 
@@ -355,7 +372,7 @@ async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject)
         .unwrap();
     let reborn = DirectoryRecord::upserted(
         Some(&DirectoryRecord::deleted(Some(&acme), Origin::Api)),
-        json!({}),
+        tenant_doc("acme"),
         Origin::Api,
     );
     assert!(

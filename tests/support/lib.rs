@@ -597,7 +597,7 @@ impl TestApp {
     pub async fn stored_user(&self, id: &str) -> Option<m2m_shared::domain::directory::User> {
         let kind = m2m_shared::domain::directory::EntityKind::User;
         let record = self.store.record(kind, id).await.unwrap()?.0;
-        record.doc.map(|doc| serde_json::from_value(doc).unwrap())
+        record.doc.map(|doc| doc.try_into().unwrap())
     }
 
     /// Creates (or updates) the tenant `tenant`.

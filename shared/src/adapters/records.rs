@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::directory::EntityKind;
-use crate::domain::lives::{Life, TokenLives};
+use crate::domain::document::Record;
+use crate::domain::lives::{DirectoryRecord, Life, TokenLives};
 use crate::domain::network::{AllowedIps, IpRange};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::secret::QuickCheck;
@@ -317,6 +318,19 @@ impl From<VendorRecord> for VendorCredential {
 
 pub fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {
     Error::internal(format!("stored {what} record is unreadable: {cause}"))
+}
+
+/// A stored directory record of `kind`, its document read as that kind: one that does not
+/// read is unreadable, as a corrupt record.
+pub fn typed_record(kind: EntityKind, record: DirectoryRecord<Value>) -> Result<Record, Error> {
+    record
+        .typed(kind)
+        .map_err(|e| corrupt("directory", format!("{kind:?} document: {e}")))
+}
+
+/// A directory record as it is stored, its document as JSON.
+pub fn stored_record(record: &Record) -> Result<DirectoryRecord<Value>, Error> {
+    record.untyped().map_err(Error::internal)
 }
 
 pub fn kind_name(kind: EntityKind) -> &'static str {

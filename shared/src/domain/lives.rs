@@ -103,10 +103,10 @@ impl Absent {
 impl TokenLives {
     /// The lives a token created now gets in the tenant `tenant_id` (its record `tenant`) and,
     /// for a personal token, as the member whose record is `user` (`Some(None)`: no such user).
-    pub fn of(
+    pub fn of<D>(
         tenant_id: &TenantId,
-        tenant: Option<&DirectoryRecord>,
-        user: Option<Option<&DirectoryRecord>>,
+        tenant: Option<&DirectoryRecord<D>>,
+        user: Option<Option<&DirectoryRecord<D>>>,
     ) -> Result<Self, Absent> {
         let tenant = tenant.filter(|t| t.is_live()).ok_or(Absent::Tenant)?;
         let membership = match user {
@@ -124,11 +124,11 @@ impl TokenLives {
 
     /// `Ok` while a token created in these lives still works, given the records as they are
     /// now; else what is gone.
-    pub fn check(
+    pub fn check<D>(
         &self,
         tenant_id: &TenantId,
-        tenant: Option<&DirectoryRecord>,
-        user: Option<Option<&DirectoryRecord>>,
+        tenant: Option<&DirectoryRecord<D>>,
+        user: Option<Option<&DirectoryRecord<D>>>,
     ) -> Result<(), Absent> {
         let tenant = tenant
             .filter(|t| t.is_live() && t.life == self.tenant)
@@ -168,11 +168,12 @@ pub struct VersionClash(pub u64);
 
 /// A directory record as stored: the document (`None` on a tombstone), the version of the
 /// write that last changed it, its life while it is live and, for a user, each membership's
-/// stamp.
+/// stamp. The document is as stored (JSON) by default; the store port carries it typed
+/// (see [`super::document`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DirectoryRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub doc: Option<Value>,
+pub struct DirectoryRecord<D = Value> {
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub doc: Option<D>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,11 +187,26 @@ pub struct DirectoryRecord {
     pub vacant: bool,
 }
 
+fn none<D>() -> Option<D> {
+    None
+}
+
 /// The stored revision of a directory record; a write names the one it read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Revision(pub u64);
 
-impl DirectoryRecord {
+impl<D> DirectoryRecord<D> {
+    /// The same record with `f` of its document.
+    pub fn map_doc<E, X>(self, f: impl FnOnce(D) -> Result<E, X>) -> Result<DirectoryRecord<E>, X> {
+        Ok(DirectoryRecord {
+            doc: self.doc.map(f).transpose()?,
+            version: self.version,
+            life: self.life,
+            members: self.members,
+            vacant: self.vacant,
+        })
+    }
+
     pub fn is_live(&self) -> bool {
         self.doc.is_some()
     }
@@ -207,9 +223,12 @@ impl DirectoryRecord {
     /// the same, else a clash.
     pub fn verdict(
         stored: Option<&Self>,
-        doc: Option<&Value>,
+        doc: Option<&D>,
         origin: Origin,
-    ) -> Result<Verdict, VersionClash> {
+    ) -> Result<Verdict, VersionClash>
+    where
+        D: PartialEq,
+    {
         let (Origin::Event { version }, Some(record)) = (origin, stored) else {
             return Ok(Verdict::Write);
         };
@@ -235,7 +254,7 @@ impl DirectoryRecord {
     /// The record after `doc` is written over `stored`: a live record keeps its life, a
     /// tombstone's successor gets a new one, and a first creation (or one over a vacant
     /// tombstone) gets [`Life::first`].
-    pub fn upserted(stored: Option<&Self>, doc: Value, origin: Origin) -> Self {
+    pub fn upserted(stored: Option<&Self>, doc: D, origin: Origin) -> Self {
         let life = match stored {
             None => Life::first(),
             Some(record) if record.vacant => Life::first(),
@@ -397,7 +416,7 @@ mod tests {
 
     #[test]
     fn a_membership_recorded_before_its_tenant_exists_belongs_to_its_first_life() {
-        let early = [(acme(), DirectoryRecord::tenant_life(None))];
+        let early = [(acme(), DirectoryRecord::<Value>::tenant_life(None))];
         let user = DirectoryRecord::upserted(None, json!({}), event(1)).with_members(&early);
         let tenant = DirectoryRecord::upserted(None, json!({}), event(1));
         assert!(user.membership_in(&acme(), &tenant).is_some());

@@ -2,6 +2,7 @@
 
 pub mod configuration;
 pub mod directory;
+pub mod document;
 pub mod ids;
 pub mod jwt;
 pub mod lives;

@@ -14,6 +14,6 @@ pub(crate) mod verified;
 
 pub(crate) use bcrypt::{Bcrypt, Party};
 pub(crate) use rate_limit::TokenRateLimit;
-pub(crate) use reads::{ReadPlans, Reads, from_doc, keys_of, live_docs};
+pub(crate) use reads::{ReadPlans, Reads, keys_of, live_docs};
 pub(crate) use revocation_list::PublishedList;
 pub use revocation_list::SignedList;

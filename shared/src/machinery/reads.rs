@@ -16,13 +16,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
 use super::remembered::{Remembered, Tag};
 use crate::domain::directory::EntityKind;
-use crate::domain::lives::DirectoryRecord;
+use crate::domain::document::{Document, Record, WrongKind};
 use crate::domain::{ClientId, GrantId, Secret};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ports::DirectoryStore;
 
 /// Where a directory record is stored.
@@ -66,7 +64,7 @@ impl ReadPlans {
 /// The directory records of one request: those read ahead, then any more it asks for.
 pub(crate) struct Reads<'a> {
     directory: &'a dyn DirectoryStore,
-    read: HashMap<RecordKey, Option<DirectoryRecord>>,
+    read: HashMap<RecordKey, Option<Record>>,
     /// The keys asked for: the next plan.
     asked: HashSet<RecordKey>,
 }
@@ -81,7 +79,7 @@ impl<'a> Reads<'a> {
     pub(crate) fn ahead(
         directory: &'a dyn DirectoryStore,
         keys: &[RecordKey],
-        records: Vec<Option<DirectoryRecord>>,
+        records: Vec<Option<Record>>,
     ) -> Self {
         Self {
             directory,
@@ -91,10 +89,7 @@ impl<'a> Reads<'a> {
     }
 
     /// The records of `keys`, in their order: those read ahead, and the rest in one round trip.
-    pub(crate) async fn records(
-        &mut self,
-        keys: &[RecordKey],
-    ) -> Result<Vec<Option<DirectoryRecord>>> {
+    pub(crate) async fn records(&mut self, keys: &[RecordKey]) -> Result<Vec<Option<Record>>> {
         let mut missing: Vec<RecordKey> = Vec::new();
         for key in keys {
             if self.asked.insert(key.clone()) && !self.read.contains_key(key) {
@@ -113,18 +108,13 @@ impl<'a> Reads<'a> {
 
     /// The live records of `kind` among `ids`, in their order; the deleted and the missing are
     /// left out.
-    pub(crate) async fn live<T: DeserializeOwned>(
+    pub(crate) async fn live<T: TryFrom<Document, Error = WrongKind>>(
         &mut self,
         kind: EntityKind,
         ids: &[GrantId],
     ) -> Result<Vec<T>> {
         live_docs(self.records(&keys_of(kind, ids)).await?)
     }
-}
-
-/// A stored document as `T`; a document that does not read is an internal error.
-pub(crate) fn from_doc<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T> {
-    serde_json::from_value(doc).map_err(|e| Error::internal(format!("stored document: {e}")))
 }
 
 /// The store keys of the `kind` records `ids`.
@@ -135,12 +125,13 @@ pub(crate) fn keys_of(kind: EntityKind, ids: &[GrantId]) -> Vec<(EntityKind, Str
 }
 
 /// The documents of the live records among `records`, as `T`, in their order.
-pub(crate) fn live_docs<T: DeserializeOwned>(
-    records: impl IntoIterator<Item = Option<DirectoryRecord>>,
+/// A document of another kind than `T` is an internal error.
+pub(crate) fn live_docs<T: TryFrom<Document, Error = WrongKind>>(
+    records: impl IntoIterator<Item = Option<Record>>,
 ) -> Result<Vec<T>> {
     records
         .into_iter()
         .filter_map(|record| record.and_then(|r| r.doc))
-        .map(from_doc)
+        .map(|doc| Ok(T::try_from(doc)?))
         .collect()
 }

@@ -17,14 +17,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{
     EntityKind, Origin, Permission, PermissionChange, Role, RoleChange, Tenant, TenantChange, User,
     UserChange,
 };
+use crate::domain::document::{Document, Record, WrongKind};
 use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash};
 use crate::domain::rules::excerpt;
 use crate::domain::{ApiToken, GrantId, TenantId, UserId};
@@ -32,7 +30,6 @@ use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
 use super::{Retirement, check_ids_exist};
-use crate::machinery::from_doc;
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -65,12 +62,8 @@ fn busy(kind: EntityKind, id: &str) -> Error {
 
 /// A record as read and as written by one change.
 struct Changed {
-    before: Option<DirectoryRecord>,
-    after: DirectoryRecord,
-}
-
-fn to_doc(value: &impl Serialize) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(Error::internal)
+    before: Option<Record>,
+    after: Record,
 }
 
 fn kind_title(kind: EntityKind) -> &'static str {
@@ -83,8 +76,8 @@ fn kind_title(kind: EntityKind) -> &'static str {
     }
 }
 
-/// Every live document of a kind, read as `T`.
-pub(super) async fn all<T: DeserializeOwned>(
+/// Every live document of a kind, as `T`.
+pub(super) async fn all<T: TryFrom<Document, Error = WrongKind>>(
     directory: &dyn DirectoryStore,
     kind: EntityKind,
 ) -> Result<Vec<T>> {
@@ -92,7 +85,7 @@ pub(super) async fn all<T: DeserializeOwned>(
         .entities(kind)
         .await?
         .into_iter()
-        .map(from_doc)
+        .map(|doc| Ok(T::try_from(doc)?))
         .collect()
 }
 
@@ -113,10 +106,10 @@ fn clash(kind: EntityKind, id: &str) -> impl Fn(VersionClash) -> Error {
 fn upsert(
     kind: EntityKind,
     id: &str,
-    stored: Option<&DirectoryRecord>,
-    doc: serde_json::Value,
+    stored: Option<&Record>,
+    doc: Document,
     origin: Origin,
-) -> Result<Option<DirectoryRecord>> {
+) -> Result<Option<Record>> {
     let verdict = DirectoryRecord::verdict(stored, Some(&doc), origin).map_err(clash(kind, id))?;
     Ok((verdict == Verdict::Write).then(|| DirectoryRecord::upserted(stored, doc, origin)))
 }
@@ -127,9 +120,9 @@ fn upsert(
 fn tombstone(
     kind: EntityKind,
     id: &str,
-    stored: Option<&DirectoryRecord>,
+    stored: Option<&Record>,
     origin: Origin,
-) -> Result<Option<DirectoryRecord>> {
+) -> Result<Option<Record>> {
     if origin == Origin::Api && !stored.is_some_and(DirectoryRecord::is_live) {
         return Ok(None);
     }
@@ -138,20 +131,25 @@ fn tombstone(
 }
 
 /// The document of a live record, as `T`.
-fn doc_of<T: DeserializeOwned>(stored: Option<&DirectoryRecord>) -> Result<Option<T>> {
-    stored.and_then(|r| r.doc.clone()).map(from_doc).transpose()
+fn doc_of<T: TryFrom<Document, Error = WrongKind>>(stored: Option<&Record>) -> Result<Option<T>> {
+    Ok(stored
+        .and_then(|r| r.doc.clone())
+        .map(T::try_from)
+        .transpose()?)
 }
 
 /// The live user `record` without its membership in `tenant`; `None` when it has none.
-fn without_member(record: &DirectoryRecord, tenant: &TenantId) -> Result<Option<DirectoryRecord>> {
-    let mut doc: User = from_doc(record.doc.clone().unwrap_or_default())?;
+fn without_member(record: &Record, tenant: &TenantId) -> Result<Option<Record>> {
+    let Some(mut doc) = doc_of::<User>(Some(record))? else {
+        return Err(Error::internal("a live user record without a document"));
+    };
     let listed = doc.tenants.iter().any(|m| &m.tenant_id == tenant);
     if !listed && !record.members.contains_key(tenant.as_str()) {
         return Ok(None);
     }
     doc.tenants.retain(|m| &m.tenant_id != tenant);
     let mut after = record.clone();
-    after.doc = Some(to_doc(&doc)?);
+    after.doc = Some(doc.into());
     after.members.remove(tenant.as_str());
     Ok(Some(after))
 }
@@ -163,7 +161,7 @@ impl Directory<'_> {
         &self,
         kind: EntityKind,
         id: &str,
-        change: impl Fn(Option<&DirectoryRecord>) -> Result<Option<DirectoryRecord>>,
+        change: impl Fn(Option<&Record>) -> Result<Option<Record>>,
     ) -> Result<Option<Changed>> {
         for attempt in 0..WRITE_ATTEMPTS {
             match self.change_once(kind, id, &change).await? {
@@ -176,11 +174,7 @@ impl Directory<'_> {
     }
 
     /// The record, if any, and the revision a conditional write of it must name.
-    async fn read(
-        &self,
-        kind: EntityKind,
-        id: &str,
-    ) -> Result<(Option<DirectoryRecord>, Option<Revision>)> {
+    async fn read(&self, kind: EntityKind, id: &str) -> Result<(Option<Record>, Option<Revision>)> {
         Ok(match self.directory.record(kind, id).await? {
             Some((record, revision)) => (Some(record), Some(revision)),
             None => (None, None),
@@ -192,7 +186,7 @@ impl Directory<'_> {
         &self,
         kind: EntityKind,
         id: &str,
-        change: impl Fn(Option<&DirectoryRecord>) -> Result<Option<DirectoryRecord>>,
+        change: impl Fn(Option<&Record>) -> Result<Option<Record>>,
     ) -> Result<Attempt> {
         let (before, revision) = self.read(kind, id).await?;
         let Some(after) = change(before.as_ref())? else {
@@ -211,9 +205,7 @@ impl Directory<'_> {
             .directory
             .record(EntityKind::Configuration, TOKEN_SETTINGS_ID)
             .await?;
-        record
-            .and_then(|(record, _)| record.doc)
-            .map_or_else(|| Ok(TokenSettings::default()), from_doc)
+        Ok(doc_of(record.as_ref().map(|(r, _)| r))?.unwrap_or_default())
     }
 
     /// Applies `change` to the settings as read inside one conditional write.
@@ -224,14 +216,13 @@ impl Directory<'_> {
         let (kind, id) = (EntityKind::Configuration, TOKEN_SETTINGS_ID);
         let changed = self
             .change(kind, id, |stored| {
-                let doc = stored.and_then(|r| r.doc.clone());
-                let current = doc.map_or_else(|| Ok(TokenSettings::default()), from_doc)?;
-                let doc = to_doc(&change(current)?)?;
+                let current = doc_of(stored)?.unwrap_or_default();
+                let doc = Document::from(change(current)?);
                 Ok(Some(DirectoryRecord::upserted(stored, doc, Origin::Api)))
             })
             .await?;
         match changed.and_then(|c| c.after.doc) {
-            Some(doc) => from_doc(doc),
+            Some(doc) => Ok(doc.try_into()?),
             None => self.token_settings().await,
         }
     }
@@ -247,7 +238,9 @@ impl Directory<'_> {
     pub async fn role(&self, id: &str) -> Result<Role> {
         let record = self.directory.record(EntityKind::Role, id).await?;
         let doc = record.and_then(|(r, _)| r.doc);
-        from_doc(doc.ok_or_else(|| Error::not_found("Role", id))?)
+        Ok(doc
+            .ok_or_else(|| Error::not_found("Role", id))?
+            .try_into()?)
     }
 
     /// Creates or replaces a permission (the API's create); a key held by another permission is
@@ -323,13 +316,20 @@ impl Directory<'_> {
         self.check_role(&patch(self.role(id).await?)?).await?;
         let changed = self
             .change(EntityKind::Role, id, |stored| {
-                let doc = stored.and_then(|r| r.doc.clone());
-                let role = patch(from_doc(doc.ok_or_else(|| Error::not_found("Role", id))?)?)?;
-                upsert(EntityKind::Role, id, stored, to_doc(&role)?, Origin::Api)
+                let role = doc_of(stored)?.ok_or_else(|| Error::not_found("Role", id))?;
+                upsert(
+                    EntityKind::Role,
+                    id,
+                    stored,
+                    patch(role)?.into(),
+                    Origin::Api,
+                )
             })
             .await?;
         let doc = changed.and_then(|c| c.after.doc);
-        from_doc(doc.ok_or_else(|| Error::not_found("Role", id))?)
+        Ok(doc
+            .ok_or_else(|| Error::not_found("Role", id))?
+            .try_into()?)
     }
 
     /// A role's key is free (409) and its permissions exist (400).
@@ -348,7 +348,7 @@ impl Directory<'_> {
     /// role or permission is never used again: tokens and roles may still name it, and must not
     /// come to hold whatever would be created under it. The API answers 409; an event for it
     /// is skipped. (An id an event deleted before it ever existed is not retired.)
-    async fn put_grant<T: Serialize + DeserializeOwned>(
+    async fn put_grant<T: Into<Document> + TryFrom<Document, Error = WrongKind>>(
         &self,
         kind: EntityKind,
         id: &str,
@@ -365,7 +365,7 @@ impl Directory<'_> {
                     ))),
                     Origin::Event { .. } => Ok(None),
                 },
-                _ => upsert(kind, id, stored, to_doc(&make(doc_of(stored)?)?)?, origin),
+                _ => upsert(kind, id, stored, make(doc_of(stored)?)?.into(), origin),
             })
             .await?;
         Ok(changed.is_some())
@@ -392,7 +392,7 @@ impl Directory<'_> {
             .directory
             .record(EntityKind::Tenant, id.as_str())
             .await?;
-        record.and_then(|(r, _)| r.doc).map(from_doc).transpose()
+        doc_of(record.as_ref().map(|(r, _)| r))
     }
 
     /// Changes a tenant by `change`, creating it if need be (the API's `PUT` and create, and a
@@ -408,10 +408,10 @@ impl Directory<'_> {
         let changed = self
             .change(kind, key, |stored| {
                 let tenant = change.apply(key, doc_of(stored)?)?;
-                upsert(kind, key, stored, to_doc(&tenant)?, origin)
+                upsert(kind, key, stored, tenant.into(), origin)
             })
             .await?;
-        changed.and_then(|c| c.after.doc).map(from_doc).transpose()
+        doc_of(changed.as_ref().map(|c| &c.after))
     }
 
     /// Deletes the tenant: from the moment it is written, none of its tokens works. Then retires
@@ -440,15 +440,9 @@ impl Directory<'_> {
     /// Ends `user`'s membership in `tenant` (whose record is `record`) unless it is one of the
     /// tenant's current life: a membership of a deleted tenant, or of an earlier life of a
     /// tenant created since under the same id.
-    async fn leave(
-        &self,
-        user: &UserId,
-        tenant: &TenantId,
-        record: Option<&DirectoryRecord>,
-    ) -> Result<()> {
-        let current = |stored: &DirectoryRecord| {
-            record.is_some_and(|t| stored.membership_in(tenant, t).is_some())
-        };
+    async fn leave(&self, user: &UserId, tenant: &TenantId, record: Option<&Record>) -> Result<()> {
+        let current =
+            |stored: &Record| record.is_some_and(|t| stored.membership_in(tenant, t).is_some());
         let stays = AtomicBool::new(false);
         self.change(EntityKind::User, user.as_str(), |stored| {
             let live = stored.filter(|s| s.is_live());
@@ -546,7 +540,7 @@ impl Directory<'_> {
         &self,
         id: &UserId,
         origin: Origin,
-        make: impl Fn(Option<&DirectoryRecord>) -> Result<User>,
+        make: impl Fn(Option<&Record>) -> Result<User>,
     ) -> Result<Option<User>> {
         let (kind, key) = (EntityKind::User, id.as_str());
         let mut outcome = None;
@@ -562,7 +556,7 @@ impl Directory<'_> {
             // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
             let lives = self.tenant_lives(&user, origin).await?;
-            let Some(after) = upsert(kind, key, before.as_ref(), to_doc(&user)?, origin)? else {
+            let Some(after) = upsert(kind, key, before.as_ref(), user.into(), origin)? else {
                 outcome = Some((None, before));
                 break;
             };
@@ -579,15 +573,11 @@ impl Directory<'_> {
             None => self.index_members_of(id, stored.as_ref()).await?,
         }
         self.tidy(self.tokens.tokens_of_user(id).await?).await?;
-        changed.and_then(|c| c.after.doc).map(from_doc).transpose()
+        doc_of(changed.as_ref().map(|c| &c.after))
     }
 
     /// Indexes the memberships of `record` (as stored; again, after an interrupted write).
-    async fn index_members_of(
-        &self,
-        user: &UserId,
-        record: Option<&DirectoryRecord>,
-    ) -> Result<()> {
+    async fn index_members_of(&self, user: &UserId, record: Option<&Record>) -> Result<()> {
         let members: Vec<TenantId> = record
             .filter(|r| r.is_live())
             .map(|r| r.members.keys())
@@ -654,7 +644,7 @@ impl Directory<'_> {
 
     /// Brings the index of members up to date with a change of a user's record.
     async fn index_change(&self, user: &UserId, changed: &Changed) -> Result<()> {
-        let tenants = |record: Option<&DirectoryRecord>| -> Vec<TenantId> {
+        let tenants = |record: Option<&Record>| -> Vec<TenantId> {
             record
                 .map(|r| r.members.keys())
                 .into_iter()

@@ -22,8 +22,9 @@ pub use crate::machinery::SignedList;
 pub(crate) use crate::machinery::{Bcrypt, PublishedList, ReadPlans, TokenRateLimit};
 
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
-use crate::domain::directory::{EntityKind, User};
-use crate::domain::lives::{Absent, DirectoryRecord, TokenLives};
+use crate::domain::directory::{EntityKind, Role, User};
+use crate::domain::document::{Document, Record, WrongKind};
+use crate::domain::lives::{Absent, TokenLives};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::Revocation;
 use crate::domain::{
@@ -34,7 +35,7 @@ use crate::domain::{jwt, rules};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, RevocationStore, Signer, TokenStore};
 
-use crate::machinery::{Reads, from_doc, keys_of, live_docs};
+use crate::machinery::{Reads, keys_of, live_docs};
 
 /// A freshly created credential: the only time its secret exists outside the caller.
 #[derive(Debug)]
@@ -178,10 +179,10 @@ fn parse_credentials(
 /// checked against; and the vendor's token settings, read in the same round trip.
 struct Owners {
     tenant_id: TenantId,
-    tenant: Option<DirectoryRecord>,
+    tenant: Option<Record>,
     /// `None` for a tenant token; `Some(None)` when the user does not exist.
-    user: Option<Option<DirectoryRecord>>,
-    settings: Option<DirectoryRecord>,
+    user: Option<Option<Record>>,
+    settings: Option<Record>,
 }
 
 impl Owners {
@@ -193,14 +194,14 @@ impl Owners {
     ) -> Result<Self> {
         let nothing_more: (EntityKind, &[GrantId]) = (EntityKind::Role, &[]);
         let reads = &mut Reads::new(directory);
-        let (owners, _): (Self, Vec<serde_json::Value>) =
+        let (owners, _): (Self, Vec<Role>) =
             Self::read_with(reads, tenant_id, user, nothing_more).await?;
         Ok(owners)
     }
 
     /// The records and, in the same round trip, the live documents of the `kind` records
     /// `ids`, in their order (the deleted and the missing left out).
-    async fn read_with<T: serde::de::DeserializeOwned>(
+    async fn read_with<T: TryFrom<Document, Error = WrongKind>>(
         reads: &mut Reads<'_>,
         tenant_id: &TenantId,
         user: Option<&UserId>,
@@ -227,7 +228,10 @@ impl Owners {
     /// The vendor's API-token settings (the defaults until the vendor changes them).
     fn settings(&self) -> Result<TokenSettings> {
         let doc = self.settings.as_ref().and_then(|r| r.doc.clone());
-        doc.map_or_else(|| Ok(TokenSettings::default()), from_doc)
+        Ok(doc
+            .map(TokenSettings::try_from)
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// 403 unless the settings let tokens of `kind` be created and exchanged.
@@ -250,14 +254,14 @@ impl Owners {
         lives.check(&self.tenant_id, tenant, user).is_ok()
     }
 
-    fn user_record(&self) -> Option<Option<&DirectoryRecord>> {
+    fn user_record(&self) -> Option<Option<&Record>> {
         self.user.as_ref().map(Option::as_ref)
     }
 
     /// The user's document, if the user exists.
     fn user(&self) -> Result<Option<User>> {
         let doc = self.user.clone().flatten().and_then(|r| r.doc);
-        doc.map(from_doc).transpose()
+        Ok(doc.map(User::try_from).transpose()?)
     }
 }
 
@@ -270,16 +274,20 @@ async fn check_ids_exist(
     if ids.is_empty() {
         return Ok(());
     }
-    let known: Vec<String> = directory
+    let known: Vec<GrantId> = directory
         .entities(kind)
         .await?
         .into_iter()
-        .filter_map(|doc| doc["id"].as_str().map(str::to_owned))
+        .filter_map(|doc| match doc {
+            Document::Permission(permission) => Some(permission.id),
+            Document::Role(role) => Some(role.id),
+            _ => None,
+        })
         .collect();
     let unknown: Vec<&str> = ids
         .iter()
+        .filter(|id| !known.contains(id))
         .map(GrantId::as_str)
-        .filter(|id| !known.iter().any(|k| k == id))
         .collect();
     if unknown.is_empty() {
         return Ok(());

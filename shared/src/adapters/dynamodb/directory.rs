@@ -23,24 +23,29 @@ fn membership_key(user: &UserId, tenant: &TenantId) -> Item {
     key(format!("USER#{user}"), format!("MEMBER#{tenant}"))
 }
 
-/// The record in an item and its revision (0 for an item written before revisions).
-fn record_from(mut item: Item) -> Result<(DirectoryRecord, Revision)> {
+/// The `kind` record in an item and its revision (0 for an item written before revisions).
+fn record_from(kind: EntityKind, mut item: Item) -> Result<(Record, Revision)> {
     let rev = item
         .remove("rev")
         .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
         .unwrap_or(0);
-    Ok((from_item("directory", item)?, Revision(rev)))
+    let record: DirectoryRecord = from_item("directory", item)?;
+    Ok((typed_record(kind, record)?, Revision(rev)))
 }
 
-/// The records at `keys` among the items `found`, in the order of `keys`.
+/// The records of `kinds` at `keys` among the items `found`, in the order of `keys`.
 pub(super) fn records_at(
     found: &HashMap<(String, String), Item>,
+    kinds: impl IntoIterator<Item = EntityKind>,
     keys: &[Item],
-) -> Result<Vec<Option<DirectoryRecord>>> {
-    keys.iter()
-        .map(|key| {
+) -> Result<Vec<Option<Record>>> {
+    kinds
+        .into_iter()
+        .zip(keys)
+        .map(|(kind, key)| {
             let item = found.get(&key_of(key)).cloned();
-            Ok(item.map(record_from).transpose()?.map(|(record, _)| record))
+            let record = item.map(|item| record_from(kind, item)).transpose()?;
+            Ok(record.map(|(record, _)| record))
         })
         .collect()
 }
@@ -57,11 +62,7 @@ pub(super) fn key_of(item: &Item) -> (String, String) {
 
 #[async_trait]
 impl DirectoryStore for DynamoStore {
-    async fn record(
-        &self,
-        kind: EntityKind,
-        id: &str,
-    ) -> Result<Option<(DirectoryRecord, Revision)>> {
+    async fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(Record, Revision)>> {
         let out = self
             .client
             .get_item()
@@ -71,26 +72,28 @@ impl DirectoryStore for DynamoStore {
             .send()
             .await
             .map_err(dynamo_error)?;
-        out.item.map(record_from).transpose()
+        out.item.map(|item| record_from(kind, item)).transpose()
     }
 
-    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<DirectoryRecord>>> {
-        let keys: Vec<Item> = keys
+    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>> {
+        let kinds = keys.iter().map(|(kind, _)| *kind);
+        let items: Vec<Item> = keys
             .iter()
             .map(|(kind, id)| entity_key(*kind, id))
             .collect();
-        let found = self.fetch(&keys).await?;
-        records_at(&found, &keys)
+        let found = self.fetch(&items).await?;
+        records_at(&found, kinds, &items)
     }
 
     async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
-        record: &DirectoryRecord,
+        record: &Record,
         read: Option<Revision>,
     ) -> Result<bool> {
-        let mut item: Item = serde_dynamo::to_item(record).map_err(Error::internal)?;
+        let record = stored_record(record)?;
+        let mut item: Item = serde_dynamo::to_item(&record).map_err(Error::internal)?;
         item.extend(entity_key(kind, id));
         let next = read.map_or(1, |Revision(n)| n + 1);
         item.insert("rev".into(), AttributeValue::N(next.to_string()));
@@ -115,7 +118,7 @@ impl DirectoryStore for DynamoStore {
         }
     }
 
-    async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>> {
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Document>> {
         let query = self
             .client
             .query()
@@ -125,7 +128,7 @@ impl DirectoryStore for DynamoStore {
             .consistent_read(true);
         let mut docs = Vec::new();
         for item in self.all_items(query).await? {
-            docs.extend(record_from(item)?.0.doc);
+            docs.extend(record_from(kind, item)?.0.doc);
         }
         Ok(docs)
     }

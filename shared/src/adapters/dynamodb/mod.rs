@@ -49,8 +49,10 @@ use serde_json::Value;
 
 use super::records::{
     HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
+    stored_record, typed_record,
 };
 use crate::domain::directory::EntityKind;
+use crate::domain::document::{Document, Record};
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{

@@ -129,10 +129,11 @@ impl TokenStore for DynamoStore {
         &self,
         client_id: &ClientId,
         keys: &[(EntityKind, String)],
-    ) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)> {
+    ) -> Result<(Option<ApiToken>, Vec<Option<Record>>)> {
         if keys.is_empty() {
             return Ok((self.token(client_id).await?, Vec::new()));
         }
+        let kinds = keys.iter().map(|(kind, _)| *kind);
         let token_key = key(token_pk(client_id), "TOKEN".into());
         let keys: Vec<Item> = std::iter::once(token_key)
             .chain(keys.iter().map(|(kind, id)| entity_key(*kind, id)))
@@ -142,7 +143,10 @@ impl TokenStore for DynamoStore {
             .remove(&key_of(&keys[0]))
             .map(|item| from_item("token", item))
             .transpose()?;
-        Ok((token.map(Into::into), records_at(&found, &keys[1..])?))
+        Ok((
+            token.map(Into::into),
+            records_at(&found, kinds, &keys[1..])?,
+        ))
     }
 
     async fn replace(&self, token: &ApiToken) -> Result<()> {

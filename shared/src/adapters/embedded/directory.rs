@@ -30,44 +30,55 @@ pub(super) fn read_record(
         .transpose()
 }
 
+/// The stored `records` of `keys`, in their order, their documents read by their kinds.
+pub(super) fn typed_records(
+    keys: &[(EntityKind, String)],
+    records: Vec<Option<DirectoryRecord>>,
+) -> Result<Vec<Option<TypedRecord>>> {
+    keys.iter()
+        .zip(records)
+        .map(|((kind, _), record)| record.map(|r| typed_record(*kind, r)).transpose())
+        .collect()
+}
+
 #[async_trait]
 impl DirectoryStore for EmbeddedStore {
-    async fn record(
-        &self,
-        kind: EntityKind,
-        id: &str,
-    ) -> Result<Option<(DirectoryRecord, Revision)>> {
+    async fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(TypedRecord, Revision)>> {
         let key = entity_key(kind, id);
         let stored = self.read_now(move |db| {
             let txn = db.begin_read()?;
             read_record(&txn.open_table(DIRECTORY)?, &key)
         })?;
-        Ok(stored.map(|s| (s.record, Revision(s.rev))))
+        stored
+            .map(|s| Ok((typed_record(kind, s.record)?, Revision(s.rev))))
+            .transpose()
     }
 
-    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<DirectoryRecord>>> {
-        let keys: Vec<String> = keys
+    async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<TypedRecord>>> {
+        let names: Vec<String> = keys
             .iter()
             .map(|(kind, id)| entity_key(*kind, id))
             .collect();
-        self.read_now(move |db| {
+        let records: Vec<Option<DirectoryRecord>> = self.read_now(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(DIRECTORY)?;
-            keys.iter()
+            names
+                .iter()
                 .map(|key| Ok(read_record(&table, key)?.map(|s| s.record)))
                 .collect()
-        })
+        })?;
+        typed_records(keys, records)
     }
 
     async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
-        record: &DirectoryRecord,
+        record: &TypedRecord,
         read: Option<Revision>,
     ) -> Result<bool> {
         let key = entity_key(kind, id);
-        let record = record.clone();
+        let record = stored_record(record)?;
         self.run(move |db| {
             let txn = db.begin_write()?;
             {
@@ -88,17 +99,21 @@ impl DirectoryStore for EmbeddedStore {
         .await
     }
 
-    async fn entities(&self, kind: EntityKind) -> Result<Vec<Value>> {
-        self.run(move |db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(DIRECTORY)?;
-            let mut docs = Vec::new();
-            for key in keys_under(&table, kind_name(kind))? {
-                docs.extend(read_record(&table, &key)?.and_then(|s| s.record.doc));
-            }
-            Ok(docs)
-        })
-        .await
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Document>> {
+        let docs: Vec<Value> = self
+            .run(move |db| {
+                let txn = db.begin_read()?;
+                let table = txn.open_table(DIRECTORY)?;
+                let mut docs = Vec::new();
+                for key in keys_under(&table, kind_name(kind))? {
+                    docs.extend(read_record(&table, &key)?.and_then(|s| s.record.doc));
+                }
+                Ok(docs)
+            })
+            .await?;
+        docs.into_iter()
+            .map(|doc| Document::read(kind, doc).map_err(|e| corrupt("directory", e)))
+            .collect()
     }
 
     async fn index_members(

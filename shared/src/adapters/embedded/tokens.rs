@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::directory::{entity_key, read_record};
+use super::directory::{entity_key, read_record, typed_records};
 use super::*;
 use crate::domain::lives::Absent;
 
@@ -123,7 +123,7 @@ impl TokenStore for EmbeddedStore {
         &self,
         client_id: &ClientId,
         keys: &[(EntityKind, String)],
-    ) -> Result<(Option<ApiToken>, Vec<Option<DirectoryRecord>>)> {
+    ) -> Result<(Option<ApiToken>, Vec<Option<TypedRecord>>)> {
         let key = client_id.to_string();
         let (token, records) = self.read_now(|db| {
             let txn = db.begin_read()?;
@@ -139,7 +139,7 @@ impl TokenStore for EmbeddedStore {
             Ok((token, records))
         })?;
         let records = records.into_iter().map(|s| s.map(|s| s.record)).collect();
-        Ok((token.map(Into::into), records))
+        Ok((token.map(Into::into), typed_records(keys, records)?))
     }
 
     async fn replace(&self, token: &ApiToken) -> Result<()> {
