@@ -25,6 +25,15 @@ async fn m2m(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+/// The environment `m2m tokens` runs in as `t`'s vendor credential, against `t`.
+fn as_vendor(t: &TestApp) -> [(&str, &str); 3] {
+    [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
+        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
+    ]
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
@@ -161,11 +170,7 @@ async fn a_vendor_creates_lists_rotates_and_deletes_tokens() {
     let t = spawn_app(Backing::Embedded).await;
     t.tenant(&t.vendor_token().await, "acme").await;
     let home = tempfile::tempdir().unwrap();
-    let env = [
-        ("M2M_URL", t.base.as_str()),
-        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
-        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
-    ];
+    let env = as_vendor(&t);
     let created = m2m(
         home.path(),
         &[
@@ -225,11 +230,7 @@ async fn the_tenant_comes_from_the_flag_or_the_environment() {
     let t = spawn_app(Backing::Embedded).await;
     t.tenant(&t.vendor_token().await, "acme").await;
     let home = tempfile::tempdir().unwrap();
-    let env = [
-        ("M2M_URL", t.base.as_str()),
-        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
-        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
-    ];
+    let env = as_vendor(&t);
     let by_env = [env.as_slice(), &[("M2M_TENANT", "acme")]].concat();
     let listed = m2m(home.path(), &["tokens", "list"], &by_env).await;
     assert_eq!(stdout(&listed), "[]", "{}", stderr(&listed));
@@ -382,11 +383,7 @@ async fn tokens_delete_refuses_anything_but_a_client_id() {
     let made = t.post(ROLES, &[("x-access-token", &vendor)], &role).await;
     assert_eq!(made.status, reqwest::StatusCode::CREATED, "{:?}", made.body);
     let home = tempfile::tempdir().unwrap();
-    let env = [
-        ("M2M_URL", t.base.as_str()),
-        ("M2M_VENDOR_CLIENT_ID", t.vendor_client_id.as_str()),
-        ("M2M_VENDOR_SECRET", t.vendor_secret.as_str()),
-    ];
+    let env = as_vendor(&t);
     for bad in [
         "../../../roles/v1/r2",
         "r2",

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use crate::support::gateway::{self, row};
-use crate::support::{Backing, ISSUER, TestClock, build_app};
+use crate::support::{
+    Backing, CONFIGURATIONS, EXCHANGE_V1, EXCHANGE_V2, ISSUER, PERMISSIONS, REFRESH_V1, REFRESH_V2,
+    ROLES, TENANT_TOKENS, TENANT_TOKENS_V2, TestClock, USER_TOKENS, VENDOR_CREDENTIALS, build_app,
+};
 use m2m_shared::App;
 use m2m_shared::http::{ENDPOINTS, Function, service};
 use serde_json::{Value, json};
@@ -193,34 +196,27 @@ impl Gateway {
         assert_eq!(status, 201, "{user}");
         let bot = json!({"description": "reporting", "roleIds": ["reader"]});
         let (status, tenant) = self
-            .acme("POST", "/identity/resources/tenants/api-tokens/v2/", bot)
+            .acme("POST", &format!("{TENANT_TOKENS_V2}/"), bot)
             .await;
         assert_eq!(status, 201, "{tenant}");
         (user, tenant)
     }
 
-    /// The exchange (`v1` or `v2`) of `token`'s clientId and secret.
-    async fn exchange(&self, version: &str, token: &Value) -> (u16, Value) {
+    /// The exchange at `path` (v1 or v2) of `token`'s clientId and secret.
+    async fn exchange(&self, path: &str, token: &Value) -> (u16, Value) {
         let body = json!({"clientId": text(token, "clientId"), "secret": text(token, "secret")});
-        let path = format!("/identity/resources/auth/{version}/api-token");
         let headers = [("content-type", "application/json")];
-        invoke(&self.app, "POST", &path, &headers, &body.to_string()).await
+        invoke(&self.app, "POST", path, &headers, &body.to_string()).await
     }
 }
 
 const ACME: (&str, &str) = ("frontegg-tenant-id", "acme");
 const ALICE: (&str, &str) = ("frontegg-user-id", "alice");
-const PERMISSIONS: &str = "/identity/resources/permissions/v1";
-const ROLES: &str = "/identity/resources/roles/v1";
-const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
-const TENANT_TOKENS: &str = "/identity/resources/tenants/api-tokens/v1";
-const VENDOR_CREDENTIALS: &str = "/vendor/v1/credentials";
 
 #[tokio::test]
 async fn vendor_auth_configurations_and_the_jwks_answer_through_their_functions() {
     let g = Gateway::start().await;
-    let configurations = "/identity/resources/configurations/v1";
-    let (status, body) = g.vendor("GET", configurations, &[], Value::Null).await;
+    let (status, body) = g.vendor("GET", CONFIGURATIONS, &[], Value::Null).await;
     assert_eq!(status, 200, "{body}");
     assert!(text(&body, "publicKey").starts_with("-----BEGIN PUBLIC KEY-----"));
     let (status, body) = deliver(&g.app, Function::Discovery, &example("jwks", &[])).await;
@@ -254,22 +250,24 @@ async fn tokens_created_by_events_exchange_and_refresh_on_v1_and_v2() {
     let g = Gateway::start().await.with_directory().await;
     let (user, tenant) = g.tokens().await;
     assert_eq!(tenant["roleIds"][0], "reader");
-    let (status, v1) = g.exchange("v1", &tenant).await;
+    let (status, v1) = g.exchange(EXCHANGE_V1, &tenant).await;
     assert_eq!(status, 200, "{v1}");
     let credentials = g.app.credentials(ISSUER);
     let claims = credentials.verify_access_token(&text(&v1, "accessToken"));
     assert_eq!(claims.unwrap().roles, ["reader"]);
-    let (status, v2) = g.exchange("v2", &user).await;
+    let (status, v2) = g.exchange(EXCHANGE_V2, &user).await;
     assert_eq!(status, 200, "{v2}");
     let claims = credentials.verify_access_token(&text(&v2, "access_token"));
     assert_eq!(claims.unwrap().user_id.as_deref(), Some("alice"));
 
-    for (version, issued, field) in [("v1", &v1, "refreshToken"), ("v2", &v2, "refresh_token")] {
+    for (path, issued, field) in [
+        (REFRESH_V1, &v1, "refreshToken"),
+        (REFRESH_V2, &v2, "refresh_token"),
+    ] {
         let body = json!({"refreshToken": text(issued, field)}).to_string();
-        let path = format!("/identity/resources/auth/{version}/api-token/token/refresh");
         let headers = [("content-type", "application/json")];
-        let (status, renewed) = invoke(&g.app, "POST", &path, &headers, &body).await;
-        assert_eq!(status, 200, "{version}: {renewed}");
+        let (status, renewed) = invoke(&g.app, "POST", path, &headers, &body).await;
+        assert_eq!(status, 200, "{path}: {renewed}");
     }
 }
 
@@ -296,9 +294,9 @@ async fn tokens_are_listed_patched_rotated_and_deleted_through_their_functions()
     let rotate = format!("{tenant_token}/rotate");
     let (status, rotated) = g.acme("POST", &rotate, grace.clone()).await;
     assert_eq!(status, 200, "{rotated}");
-    let (status, _) = g.exchange("v1", &rotated).await;
+    let (status, _) = g.exchange(EXCHANGE_V1, &rotated).await;
     assert_eq!(status, 200, "the new secret");
-    let (status, _) = g.exchange("v1", &tenant).await;
+    let (status, _) = g.exchange(EXCHANGE_V1, &tenant).await;
     assert_eq!(status, 200, "the old secret, during its 30 minutes");
     let (status, _) = g.acme("DELETE", &tenant_token, Value::Null).await;
     assert_eq!(status, 200);
@@ -310,7 +308,7 @@ async fn tokens_are_listed_patched_rotated_and_deleted_through_their_functions()
     assert!(rotated["previousSecretExpiresAt"].is_string(), "{rotated}");
     let (status, _) = g.alice("DELETE", &user_token, Value::Null).await;
     assert_eq!(status, 200);
-    let (status, gone) = g.exchange("v1", &tenant).await;
+    let (status, gone) = g.exchange(EXCHANGE_V1, &tenant).await;
     assert_eq!(status, 401, "{gone}");
 }
 
@@ -410,7 +408,7 @@ async fn an_allow_list_is_checked_against_api_gateways_source_ip() {
         let tokens = g.app.api_tokens();
         let id = m2m_shared::domain::ClientId::parse(&client_id).unwrap();
         tokens.patch(&vendor, &id, patch).await.unwrap();
-        let (status, body) = g.exchange("v1", &tenant).await;
+        let (status, body) = g.exchange(EXCHANGE_V1, &tenant).await;
         assert_eq!(status, expected, "{list}: {body}");
         if status == 401 {
             assert_eq!(body, serde_json::json!({"errors": ["Unauthorized"]}));

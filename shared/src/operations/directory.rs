@@ -131,6 +131,17 @@ fn tombstone(
 }
 
 /// The document of a live record, as `T`.
+/// The tenants a user's record holds a membership in (none for a tombstone, which keeps no
+/// memberships).
+fn member_tenants(record: Option<&Record>) -> Vec<TenantId> {
+    record
+        .map(|r| r.members.keys())
+        .into_iter()
+        .flatten()
+        .filter_map(|id| TenantId::parse(id).ok())
+        .collect()
+}
+
 fn doc_of<T: TryFrom<Document, Error = WrongKind>>(stored: Option<&Record>) -> Result<Option<T>> {
     Ok(stored
         .and_then(|r| r.doc.clone())
@@ -199,13 +210,20 @@ impl Directory<'_> {
         })
     }
 
+    /// The document of the live `kind` record `id`, as `T`.
+    async fn stored<T: TryFrom<Document, Error = WrongKind>>(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<T>> {
+        let (record, _) = self.read(kind, id).await?;
+        doc_of(record.as_ref())
+    }
+
     /// The vendor's API-token settings (the defaults until changed).
     pub async fn token_settings(&self) -> Result<TokenSettings> {
-        let record = self
-            .directory
-            .record(EntityKind::Configuration, TOKEN_SETTINGS_ID)
-            .await?;
-        Ok(doc_of(record.as_ref().map(|(r, _)| r))?.unwrap_or_default())
+        let settings = self.stored(EntityKind::Configuration, TOKEN_SETTINGS_ID);
+        Ok(settings.await?.unwrap_or_default())
     }
 
     /// Applies `change` to the settings as read inside one conditional write.
@@ -236,11 +254,8 @@ impl Directory<'_> {
     }
 
     pub async fn role(&self, id: &str) -> Result<Role> {
-        let record = self.directory.record(EntityKind::Role, id).await?;
-        let doc = record.and_then(|(r, _)| r.doc);
-        Ok(doc
-            .ok_or_else(|| Error::not_found("Role", id))?
-            .try_into()?)
+        let role = self.stored(EntityKind::Role, id).await?;
+        role.ok_or_else(|| Error::not_found("Role", id))
     }
 
     /// Creates or replaces a permission (the API's create); a key held by another permission is
@@ -266,9 +281,8 @@ impl Directory<'_> {
         origin: Origin,
     ) -> Result<bool> {
         let make = |stored: Option<Permission>| Ok(change.apply(id, stored)?);
-        let stored = self.directory.record(EntityKind::Permission, id).await?;
-        self.check_permission(&make(doc_of(stored.as_ref().map(|(r, _)| r))?)?)
-            .await?;
+        let stored = self.stored(EntityKind::Permission, id).await?;
+        self.check_permission(&make(stored)?).await?;
         self.put_grant(EntityKind::Permission, id, make, origin)
             .await
     }
@@ -304,9 +318,8 @@ impl Directory<'_> {
     /// Changes a role by `change` (creating it if need be), as a `role.upserted` event does.
     pub async fn upsert_role(&self, id: &str, change: &RoleChange, origin: Origin) -> Result<bool> {
         let make = |stored: Option<Role>| Ok(change.apply(id, stored)?);
-        let stored = self.directory.record(EntityKind::Role, id).await?;
-        self.check_role(&make(doc_of(stored.as_ref().map(|(r, _)| r))?)?)
-            .await?;
+        let stored = self.stored(EntityKind::Role, id).await?;
+        self.check_role(&make(stored)?).await?;
         self.put_grant(EntityKind::Role, id, make, origin).await
     }
 
@@ -388,11 +401,7 @@ impl Directory<'_> {
 
     /// The tenant, if it exists.
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
-        let record = self
-            .directory
-            .record(EntityKind::Tenant, id.as_str())
-            .await?;
-        doc_of(record.as_ref().map(|(r, _)| r))
+        self.stored(EntityKind::Tenant, id.as_str()).await
     }
 
     /// Changes a tenant by `change`, creating it if need be (the API's `PUT` and create, and a
@@ -426,11 +435,7 @@ impl Directory<'_> {
             .await?;
         let tokens = self.tokens.tokens_in_tenant(id).await?;
         self.tidy(tokens).await?;
-        let tenant = self
-            .directory
-            .record(EntityKind::Tenant, id.as_str())
-            .await?
-            .map(|(record, _)| record);
+        let (tenant, _) = self.read(EntityKind::Tenant, id.as_str()).await?;
         for user in self.directory.members_of(id).await? {
             self.leave(&user, id, tenant.as_ref()).await?;
         }
@@ -578,13 +583,7 @@ impl Directory<'_> {
 
     /// Indexes the memberships of `record` (as stored; again, after an interrupted write).
     async fn index_members_of(&self, user: &UserId, record: Option<&Record>) -> Result<()> {
-        let members: Vec<TenantId> = record
-            .filter(|r| r.is_live())
-            .map(|r| r.members.keys())
-            .into_iter()
-            .flatten()
-            .filter_map(|id| TenantId::parse(id).ok())
-            .collect();
+        let members = member_tenants(record);
         if members.is_empty() {
             return Ok(());
         }
@@ -644,16 +643,8 @@ impl Directory<'_> {
 
     /// Brings the index of members up to date with a change of a user's record.
     async fn index_change(&self, user: &UserId, changed: &Changed) -> Result<()> {
-        let tenants = |record: Option<&Record>| -> Vec<TenantId> {
-            record
-                .map(|r| r.members.keys())
-                .into_iter()
-                .flatten()
-                .filter_map(|id| TenantId::parse(id).ok())
-                .collect()
-        };
-        let before = tenants(changed.before.as_ref());
-        let after = tenants(Some(&changed.after));
+        let before = member_tenants(changed.before.as_ref());
+        let after = member_tenants(Some(&changed.after));
         let joined: Vec<_> = after
             .iter()
             .filter(|t| !before.contains(t))
