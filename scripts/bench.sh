@@ -37,7 +37,8 @@ connections="${BENCH_CONNECTIONS:-40}"
 
 if ! command -v wrk >/dev/null; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk
+    # To stderr: what this script prints to stdout is the results file.
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk; } >&2
 fi
 
 cargo build --release --quiet --bin m2m-local --example floors
