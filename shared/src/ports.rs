@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::directory::EntityKind;
-use crate::domain::document::{Document, Record};
+use crate::domain::document::Record;
 use crate::domain::lives::Revision;
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::revocation::Revocation;
@@ -97,8 +97,9 @@ pub trait DirectoryStore: Send + Sync {
         record: &Record,
         read: Option<Revision>,
     ) -> Result<bool>;
-    /// Every live document of a kind (permissions and roles: the directory is small).
-    async fn entities(&self, kind: EntityKind) -> Result<Vec<Document>>;
+    /// Every live record of a kind. Tenants and users are listed from an index that may lag
+    /// a write by a moment on DynamoDB; roles and permissions are read consistently.
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;
     /// Notes that `user` joined and left tenants. An index for the cascades, not the truth:
     /// an entry it misses leaves a membership that its stamp already makes void.
     async fn index_members(

@@ -81,13 +81,13 @@ async fn a_deleted_permission_or_role_is_in_no_later_jwt(t: &TestApp) {
     let deleted = vendor
         .call(Method::DELETE, &format!("{PERMISSIONS}/p-write"), None)
         .await;
-    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     assert_eq!(t.claims_of(&direct).await["permissions"], json!([]));
 
     let role = format!("{ROLES}/r-reader");
     assert_eq!(
         vendor.call(Method::DELETE, &role, None).await.status,
-        StatusCode::OK
+        StatusCode::NO_CONTENT
     );
     assert_eq!(grants(&t.claims_of(&bot).await), (json!([]), json!([])));
     let again = vendor.call(Method::DELETE, &role, None).await;
@@ -193,7 +193,7 @@ async fn a_cascade_over_a_thousand_tokens_completes_even_after_an_interruption()
 
     let path = "/identity/resources/users/v1/alice";
     let reply = vendor.call(Method::DELETE, path, None).await;
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(t.store.tokens_of_user(&alice).await.unwrap().len(), 0);
     assert_eq!(
         t.exchange(EXCHANGE_V1, &template.client_id.to_string(), &secret)

@@ -173,6 +173,12 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
         call(M::POST, REFRESH_V2, REFRESH_V2, Some(other_refresh)),
         vendor(call(M::GET, CONFIGURATIONS, CONFIGURATIONS, None)),
         vendor(call(
+            M::POST,
+            CONFIGURATIONS,
+            CONFIGURATIONS,
+            Some(json!({"apiTokensEnabled": true})),
+        )),
+        vendor(call(
             M::PATCH,
             CONFIGURATIONS,
             CONFIGURATIONS,
@@ -243,6 +249,12 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             Some(json!({"id": "p-new", "key": "new.read"})),
         )),
         vendor(call(M::GET, PERMISSIONS, PERMISSIONS, None)),
+        vendor(call(
+            M::PATCH,
+            "/identity/resources/permissions/v1/{id}",
+            "/identity/resources/permissions/v1/p-read",
+            Some(json!({"name": "Read"})),
+        )),
         vendor(call(
             M::DELETE,
             "/identity/resources/permissions/v1/{id}",
@@ -324,6 +336,38 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             "/identity/resources/users/v1/alice",
             None,
         )),
+        vendor(call(M::GET, USERS, USERS, None)),
+        vendor(call(
+            M::GET,
+            "/identity/resources/users/v1/{id}",
+            "/identity/resources/users/v1/alice",
+            None,
+        )),
+        vendor(call(
+            M::GET,
+            "/identity/resources/vendor-only/users/v1/{id}",
+            "/identity/resources/vendor-only/users/v1/alice",
+            None,
+        )),
+        tenant(call(
+            M::POST,
+            "/identity/resources/users/v2",
+            "/identity/resources/users/v2",
+            Some(json!({"id": "dave", "email": "dave@example.test"})),
+        )),
+        vendor(call(M::GET, FRONTEGG_TENANTS, FRONTEGG_TENANTS, None)),
+        vendor(call(
+            M::POST,
+            "/tenants/resources/tenants/v1/{id}/metadata",
+            "/tenants/resources/tenants/v1/acme/metadata",
+            Some(json!({"metadata": {"tier": "gold"}})),
+        )),
+        vendor(call(
+            M::DELETE,
+            "/tenants/resources/tenants/v1/{id}/metadata/{key}",
+            "/tenants/resources/tenants/v1/acme/metadata/tier",
+            None,
+        )),
         tenant(call(
             M::POST,
             "/identity/resources/users/v1",
@@ -352,6 +396,7 @@ const FROM_MEMORY: &[&str] = &[
     "/.well-known/oauth-authorization-server",
     "/openapi.json",
     "/portal",
+    "/identity/resources/configurations/v1/public",
 ];
 
 #[test]
@@ -415,6 +460,9 @@ async fn send(t: &TestApp, c: &Call) -> Answer {
         took: started.elapsed(),
     }
 }
+
+const USERS: &str = "/identity/resources/users/v1";
+const FRONTEGG_TENANTS: &str = "/tenants/resources/tenants/v1";
 
 /// Every store-backed request at once under `fault`: each a 503 with `Retry-After` and the
 /// contract's body, within the budget; the in-memory rows answer 200 at once.

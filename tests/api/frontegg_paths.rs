@@ -72,7 +72,7 @@ async fn deleting_a_user_with_a_tenant_header_removes_them_from_that_tenant_only
     let in_globex = globex.user("alice").personal_token(json!({})).await;
 
     let removed = acme.call(Method::DELETE, ALICE, None).await;
-    assert_eq!(removed.status, StatusCode::OK, "{:?}", removed.body);
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{:?}", removed.body);
     assert!(!exchanges(t, &in_acme).await, "her token in acme ends");
     assert!(
         exchanges(t, &in_globex).await,
@@ -90,7 +90,7 @@ async fn deleting_a_user_with_a_tenant_header_removes_them_from_that_tenant_only
     );
 
     let everywhere = vendor.call(Method::DELETE, ALICE, None).await;
-    assert_eq!(everywhere.status, StatusCode::OK);
+    assert_eq!(everywhere.status, StatusCode::NO_CONTENT);
     assert!(
         !exchanges(t, &in_globex).await,
         "without the header: everywhere"
@@ -223,9 +223,8 @@ async fn frontegg_tenant_paths_create_read_update_and_delete(t: &TestApp) {
     let path = format!("{TENANTS}/globex");
     let read = vendor.call(Method::GET, &path, None).await;
     assert_eq!(
-        read.body[0]["metadata"],
-        json!({"tier": "gold"}),
-        "{:?}",
+        read.body[0]["metadata"], r#"{"tier":"gold"}"#,
+        "a string of JSON, as Frontegg answers: {:?}",
         read.body
     );
     let renamed = vendor
@@ -235,7 +234,7 @@ async fn frontegg_tenant_paths_create_read_update_and_delete(t: &TestApp) {
     let bot = vendor.tenant("globex").token(json!({})).await;
     assert_eq!(
         vendor.call(Method::DELETE, &path, None).await.status,
-        StatusCode::OK
+        StatusCode::NO_CONTENT
     );
     assert_eq!(vendor.call(Method::GET, &path, None).await.body, json!([]));
     let exchange = t.exchange(EXCHANGE_V1, &bot.client_id, &bot.secret).await;
@@ -263,10 +262,8 @@ async fn users_are_created_in_a_tenant_and_their_roles_assigned_there(t: &TestAp
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    assert_eq!(
-        created.body["tenants"],
-        json!([{"tenantId": "acme", "roleIds": []}])
-    );
+    assert_eq!(created.body["tenantIds"], json!(["acme"]));
+    assert_eq!(created.body["roles"], json!([]));
     let taken = acme
         .call(Method::POST, "/identity/resources/users/v1", Some(body))
         .await;

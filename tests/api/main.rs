@@ -34,5 +34,6 @@ mod standard_clients;
 mod store_contract;
 mod strict_bodies;
 mod template;
+mod typed_clients;
 mod vendor_credentials;
 mod verifier;

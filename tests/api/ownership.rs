@@ -190,7 +190,7 @@ async fn deleting_a_user_deletes_their_tokens_in_every_tenant_and_their_refresh_
     let deleted = vendor
         .call(Method::DELETE, "/identity/resources/users/v1/alice", None)
         .await;
-    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(refused(t, &in_acme).await && refused(t, &in_globex).await);
     let refreshed = t
         .post(REFRESH_V1, &[], &json!({"refreshToken": refresh}))

@@ -18,6 +18,9 @@ pub struct Permission {
     pub key: GrantKey,
     pub name: String,
     pub description: String,
+    /// Frontegg's permission category: kept and answered, it groups nothing here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<GrantId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,6 +30,18 @@ pub struct Role {
     pub key: GrantKey,
     pub name: String,
     pub permission_ids: Vec<GrantId>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Frontegg's role level: kept and answered, it orders nothing here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub level: i64,
+    /// Given to a user created in a tenant without `roleIds`, as Frontegg's default roles.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_default: bool,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +50,11 @@ pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub metadata: Metadata,
+    /// Who created it, as Frontegg's create names them; kept and answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_email: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +92,7 @@ pub struct PermissionDraft {
     pub key: String,
     pub name: Option<String>,
     pub description: Option<String>,
+    pub category_id: Option<String>,
 }
 
 impl TryFrom<PermissionDraft> for Permission {
@@ -83,6 +104,10 @@ impl TryFrom<PermissionDraft> for Permission {
             key: GrantKey::parse(draft.key)?,
             name: rules::name(draft.name.unwrap_or_default())?,
             description: rules::description(draft.description.unwrap_or_default())?,
+            category_id: draft
+                .category_id
+                .map(|id| rules::field("categoryId", GrantId::parse(&id)))
+                .transpose()?,
         })
     }
 }
@@ -93,6 +118,9 @@ pub struct RoleDraft {
     pub key: String,
     pub name: Option<String>,
     pub permission_ids: Vec<String>,
+    pub description: Option<String>,
+    pub level: Option<i64>,
+    pub is_default: Option<bool>,
 }
 
 impl TryFrom<RoleDraft> for Role {
@@ -104,6 +132,9 @@ impl TryFrom<RoleDraft> for Role {
             key: GrantKey::parse(draft.key)?,
             name: rules::name(draft.name.unwrap_or_default())?,
             permission_ids: rules::grant_ids("permissionIds", &draft.permission_ids)?,
+            description: rules::description(draft.description.unwrap_or_default())?,
+            level: draft.level.unwrap_or_default(),
+            is_default: draft.is_default.unwrap_or_default(),
         })
     }
 }
@@ -113,6 +144,8 @@ pub struct TenantDraft {
     pub id: String,
     pub name: Option<String>,
     pub metadata: Option<Metadata>,
+    pub creator_name: Option<String>,
+    pub creator_email: Option<String>,
 }
 
 impl TryFrom<TenantDraft> for Tenant {
@@ -123,6 +156,8 @@ impl TryFrom<TenantDraft> for Tenant {
             id: rules::field("tenantId", TenantId::parse(&draft.id))?,
             name: rules::name(draft.name.unwrap_or_default())?,
             metadata: rules::metadata(draft.metadata.unwrap_or_default())?,
+            creator_name: draft.creator_name.map(rules::name).transpose()?,
+            creator_email: draft.creator_email.map(rules::email).transpose()?,
         })
     }
 }
@@ -237,10 +272,13 @@ pub struct PermissionChange {
     pub key: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
+    pub category_id: Option<String>,
 }
 
 impl PermissionChange {
     pub fn apply(&self, id: &str, stored: Option<Permission>) -> Result<Permission, Invalid> {
+        let category = stored.as_ref().and_then(|p| p.category_id.as_ref());
+        let category = category.map(ToString::to_string);
         let stored = stored.map(|p| (p.key.to_string(), p.name, p.description));
         let (key, name, description) = stored.unzip3();
         Permission::try_from(PermissionDraft {
@@ -248,6 +286,7 @@ impl PermissionChange {
             key: self.key.clone().or(key).unwrap_or_else(|| id.to_owned()),
             name: self.name.clone().or(name),
             description: self.description.clone().or(description),
+            category_id: self.category_id.clone().or(category),
         })
     }
 }
@@ -259,10 +298,17 @@ pub struct RoleChange {
     pub key: Option<String>,
     pub name: Option<String>,
     pub permission_ids: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub level: Option<i64>,
+    pub is_default: Option<bool>,
 }
 
 impl RoleChange {
     pub fn apply(&self, id: &str, stored: Option<Role>) -> Result<Role, Invalid> {
+        let extra = stored
+            .as_ref()
+            .map(|r| (r.description.clone(), r.level, r.is_default));
+        let (description, level, is_default) = extra.unzip3();
         let stored = stored.map(|r| {
             let ids = r.permission_ids.iter().map(ToString::to_string).collect();
             (r.key.to_string(), r.name, ids)
@@ -277,6 +323,9 @@ impl RoleChange {
                 .clone()
                 .or(permission_ids)
                 .unwrap_or_default(),
+            description: self.description.clone().or(description),
+            level: self.level.or(level),
+            is_default: self.is_default.or(is_default),
         })
     }
 }
@@ -287,15 +336,23 @@ impl RoleChange {
 pub struct TenantChange {
     pub name: Option<String>,
     pub metadata: Option<Metadata>,
+    pub creator_name: Option<String>,
+    pub creator_email: Option<String>,
 }
 
 impl TenantChange {
     pub fn apply(&self, id: &str, stored: Option<Tenant>) -> Result<Tenant, Invalid> {
+        let creator = stored
+            .as_ref()
+            .map(|t| (t.creator_name.clone(), t.creator_email.clone()));
+        let (creator_name, creator_email) = creator.unzip();
         let (name, metadata) = stored.map(|t| (t.name, t.metadata)).unzip();
         Tenant::try_from(TenantDraft {
             id: id.to_owned(),
             name: self.name.clone().or(name),
             metadata: self.metadata.clone().or(metadata),
+            creator_name: self.creator_name.clone().or(creator_name.flatten()),
+            creator_email: self.creator_email.clone().or(creator_email.flatten()),
         })
     }
 }

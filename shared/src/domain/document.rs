@@ -3,12 +3,15 @@
 //! A document is stored as the JSON of its type, with nothing that names the type: the store
 //! key says the kind, and a document is read by it ([`Document::read`]).
 
+use std::ops::Deref;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::configuration::TokenSettings;
 use super::directory::{EntityKind, Permission, Role, Tenant, User};
 use super::lives::DirectoryRecord;
+use super::time::Timestamp;
 
 /// A directory record as the store port carries it.
 pub type Record = DirectoryRecord<Document>;
@@ -72,6 +75,38 @@ impl Record {
     /// The record with its document as the JSON it is stored as.
     pub fn untyped(&self) -> Result<DirectoryRecord<Value>, serde_json::Error> {
         self.clone().map_doc(|doc| doc.to_value())
+    }
+}
+
+/// A live document as answered: with when its record came into being and was last written
+/// (the Unix epoch for a record written before these were kept, until its next write).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamped<T> {
+    pub doc: T,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+impl<T: TryFrom<Document, Error = WrongKind>> Stamped<T> {
+    /// The document of `record` with its stamps; `None` for a tombstone.
+    pub fn of(record: &Record) -> Result<Option<Self>, WrongKind> {
+        let Some(doc) = record.doc.clone() else {
+            return Ok(None);
+        };
+        let updated = record.updated.unwrap_or(Timestamp::from_millis(0));
+        Ok(Some(Self {
+            doc: T::try_from(doc)?,
+            created: record.created.unwrap_or(updated),
+            updated,
+        }))
+    }
+}
+
+impl<T> Deref for Stamped<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.doc
     }
 }
 

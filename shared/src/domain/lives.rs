@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::ids::{TenantId, UserId};
 use super::secret::random_base62;
+use super::time::Timestamp;
 
 /// Where a directory write comes from, which decides whether a newer state may refuse it
 /// (see [`DirectoryRecord::verdict`]).
@@ -185,6 +186,13 @@ pub struct DirectoryRecord<D = Value> {
     /// it keeps its version, so an older upsert stays refused, and blocks nothing else.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vacant: bool,
+    /// When the live record came into being (in its current life) and when it was last
+    /// written; see [`DirectoryRecord::stamped`]. Absent on records written before these were
+    /// kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Timestamp>,
 }
 
 fn none<D>() -> Option<D> {
@@ -204,7 +212,21 @@ impl<D> DirectoryRecord<D> {
             life: self.life,
             members: self.members,
             vacant: self.vacant,
+            created: self.created,
+            updated: self.updated,
         })
+    }
+
+    /// This record as written at `at` over `before`: written then, and created then unless
+    /// `before` is the same life of it (a tombstone keeps no creation time).
+    pub fn stamped(mut self, before: Option<&Self>, at: Timestamp) -> Self {
+        self.updated = Some(at);
+        self.created = match before {
+            _ if !self.is_live() => None,
+            Some(b) if b.is_live() && b.life == self.life => b.created,
+            _ => Some(at),
+        };
+        self
     }
 
     pub fn is_live(&self) -> bool {
@@ -269,6 +291,8 @@ impl<D> DirectoryRecord<D> {
             life: Some(life),
             members: stored.map(|r| r.members.clone()).unwrap_or_default(),
             vacant: false,
+            created: stored.and_then(|r| r.created),
+            updated: stored.and_then(|r| r.updated),
         }
     }
 
@@ -282,6 +306,8 @@ impl<D> DirectoryRecord<D> {
             life: None,
             members: BTreeMap::new(),
             vacant: stored.is_none_or(|r| r.vacant),
+            created: None,
+            updated: stored.and_then(|r| r.updated),
         }
     }
 
@@ -425,5 +451,34 @@ mod tests {
         let late = user.with_members(&void);
         let reborn = DirectoryRecord::upserted(Some(&deleted), json!({}), API);
         assert!(late.membership_in(&acme(), &reborn).is_none());
+    }
+
+    #[test]
+    fn a_record_is_created_once_per_life_and_updated_by_every_write() {
+        let at = Timestamp::from_millis;
+        let write = |before: Option<&DirectoryRecord>, doc: Option<Value>, ms: i64| match doc {
+            Some(doc) => DirectoryRecord::upserted(before, doc, API).stamped(before, at(ms)),
+            None => DirectoryRecord::deleted(before, API).stamped(before, at(ms)),
+        };
+        let first = write(None, Some(json!({})), 10);
+        assert_eq!((first.created, first.updated), (Some(at(10)), Some(at(10))));
+        let changed = write(Some(&first), Some(json!({"n": 1})), 20);
+        assert_eq!(
+            (changed.created, changed.updated),
+            (Some(at(10)), Some(at(20)))
+        );
+        let gone = write(Some(&changed), None, 30);
+        assert_eq!((gone.created, gone.updated), (None, Some(at(30))));
+        let again = write(Some(&gone), Some(json!({})), 40);
+        assert_eq!((again.created, again.updated), (Some(at(40)), Some(at(40))));
+        let older = DirectoryRecord {
+            created: None,
+            ..first.clone()
+        };
+        let kept = write(Some(&older), Some(json!({"n": 2})), 50);
+        assert_eq!(
+            kept.created, None,
+            "a record from before stamps learns no false creation"
+        );
     }
 }

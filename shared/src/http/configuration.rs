@@ -49,6 +49,28 @@ fn answer(app: &App, settings: TokenSettings) -> Result<Response> {
     json(StatusCode::OK, &configuration)
 }
 
+/// What anyone may read of the configuration: the keys JWTs verify with.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicConfiguration {
+    public_key: String,
+    public_keys: Vec<String>,
+    jwt_algorithm: &'static str,
+    default_token_expiration: i64,
+}
+
+/// `GET /identity/resources/configurations/v1/public`: anonymous, the verification keys only
+/// (the vendor's switches are the vendor's).
+pub async fn public_configuration(app: Arc<App>, _: Call) -> Result<Response> {
+    let configuration = PublicConfiguration {
+        public_key: app.public_key().pem(),
+        public_keys: app.published_keys().iter().map(|key| key.pem()).collect(),
+        jwt_algorithm: "RS256",
+        default_token_expiration: app.access_token_ttl_seconds(),
+    };
+    json(StatusCode::OK, &configuration)
+}
+
 /// `GET /identity/resources/configurations/v1`.
 pub async fn configurations(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
     let settings = app.directory().token_settings().await?;
@@ -71,8 +93,8 @@ impl StrictBody for ConfigurationPatch {
     const NULLABLE: &'static [&'static str] = &["maxExpiresInMinutes"];
 }
 
-/// `PATCH /identity/resources/configurations/v1`: the fields present change; a null
-/// `maxExpiresInMinutes` lifts the maximum.
+/// `PATCH /identity/resources/configurations/v1`, and `POST` (Frontegg's update): the fields
+/// present change; a null `maxExpiresInMinutes` lifts the maximum.
 pub async fn patch_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let patch: ConfigurationPatch = call.strict_json()?;
     let max = patch

@@ -9,14 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use super::caller::{TenantOwner, Vendor};
 use super::request::Call;
-use super::response::{done, json};
+use super::response::{done, json, no_content};
+use super::views::{
+    Catalog, CreatedUserView, Page, PermissionView, RoleView, TenantView, UserView,
+};
 use crate::app::App;
 use crate::domain::directory::{
-    EntityKind, MembershipDraft, Origin, Permission, PermissionDraft, Role, RoleChange, RoleDraft,
-    Tenant, TenantChange, User, UserChange, UserDraft,
+    EntityKind, MembershipDraft, Origin, Permission, PermissionChange, PermissionDraft, Role,
+    RoleChange, RoleDraft, TenantChange, User, UserChange, UserDraft,
 };
+use crate::domain::document::Stamped;
 use crate::domain::rules::{self, GrantKey};
-use crate::domain::{GrantId, Metadata, TenantId, UserId};
+use crate::domain::{Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
 /// What the API wrote: its writes always apply (only an event may be older than the record).
@@ -35,6 +39,7 @@ struct PermissionBody {
     key: String,
     name: Option<String>,
     description: Option<String>,
+    category_id: Option<String>,
 }
 
 /// At most this many permissions or roles in one create.
@@ -73,21 +78,36 @@ pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<R
                 key: body.key,
                 name: body.name,
                 description: body.description,
+                category_id: body.category_id,
             })
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     keys_unique(permissions.iter().map(|p| &p.key))?;
+    let mut written = Vec::with_capacity(permissions.len());
     for permission in &permissions {
-        app.directory()
-            .put_permission(permission, Origin::Api)
-            .await?;
+        let directory = app.directory();
+        written.push(self::written(
+            directory.put_permission(permission, Origin::Api).await?,
+        )?);
     }
-    created(&permissions, array)
+    let views: Vec<PermissionView<'_>> = written.iter().map(PermissionView::of).collect();
+    created(&views, array)
 }
 
 /// `GET /identity/resources/permissions/v1`.
 pub async fn list_permissions(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
-    json(StatusCode::OK, &app.directory().permissions().await?)
+    let permissions = app.directory().permissions().await?;
+    let views: Vec<PermissionView<'_>> = permissions.iter().map(PermissionView::of).collect();
+    json(StatusCode::OK, &views)
+}
+
+/// `PATCH /identity/resources/permissions/v1/{id}`: absent fields stay as they are.
+pub async fn patch_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let change: PermissionChange = call.json()?;
+    let id = call.grant_id("Permission")?;
+    let patch = |stored: Permission| Ok(change.apply(id.as_str(), Some(stored))?);
+    let permission = app.directory().patch_permission(id.as_str(), patch).await?;
+    json(StatusCode::OK, &PermissionView::of(&permission))
 }
 
 /// `DELETE /identity/resources/permissions/v1/{id}`.
@@ -99,7 +119,7 @@ pub async fn delete_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<R
             Origin::Api,
         )
         .await?;
-    done()
+    no_content()
 }
 
 #[derive(Deserialize)]
@@ -109,28 +129,20 @@ struct RoleBody {
     key: Option<String>,
     name: Option<String>,
     permission_ids: Option<Vec<String>>,
-}
-
-/// A role as answered: ours, with Frontegg's `permissions` (the same ids) beside it.
-#[derive(Serialize)]
-struct RoleView<'r> {
-    #[serde(flatten)]
-    role: &'r Role,
-    permissions: &'r [GrantId],
-}
-
-impl<'r> RoleView<'r> {
-    fn of(role: &'r Role) -> Self {
-        Self {
-            role,
-            permissions: &role.permission_ids,
-        }
-    }
+    description: Option<String>,
+    level: Option<i64>,
+    is_default: Option<bool>,
 }
 
 /// `POST /identity/resources/roles/v1`: one role, or Frontegg's array of them. Every item is
-/// checked before any is stored.
+/// checked before any is stored. Every role is the vendor's, for all tenants: a role made for
+/// one tenant (`frontegg-tenant-id`) is refused rather than made global.
 pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    if call.tenant_header()?.is_some() {
+        return Err(Error::bad_request(
+            "Roles for one tenant are not supported: create the role without frontegg-tenant-id",
+        ));
+    }
     let (bodies, array) = call.json_one_or_many::<RoleBody>(MAX_CREATED)?;
     let roles = bodies
         .into_iter()
@@ -142,14 +154,20 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
                     .ok_or_else(|| Error::bad_request("Missing field key"))?,
                 name: body.name,
                 permission_ids: body.permission_ids.unwrap_or_default(),
+                description: body.description,
+                level: body.level,
+                is_default: body.is_default,
             })?)
         })
         .collect::<Result<Vec<_>>>()?;
     keys_unique(roles.iter().map(|r| &r.key))?;
+    let mut written = Vec::with_capacity(roles.len());
     for role in &roles {
-        app.directory().put_role(role, Origin::Api).await?;
+        written.push(self::written(
+            app.directory().put_role(role, Origin::Api).await?,
+        )?);
     }
-    let views: Vec<RoleView<'_>> = roles.iter().map(RoleView::of).collect();
+    let views: Vec<RoleView<'_>> = written.iter().map(RoleView::of).collect();
     created(&views, array)
 }
 
@@ -180,22 +198,15 @@ pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Resul
     let ids = body
         .permission_ids
         .ok_or_else(|| Error::bad_request("Missing field permissionIds"))?;
-    let change = RoleBody {
-        id: None,
-        key: None,
-        name: None,
+    let change = RoleChange {
         permission_ids: Some(ids),
+        ..RoleChange::default()
     };
     change_role(&app, call.grant_id("Role")?.as_str(), change).await
 }
 
-/// Applies `body` to the role as read inside one conditional write.
-async fn change_role(app: &App, id: &str, body: RoleBody) -> Result<Response> {
-    let change = RoleChange {
-        key: body.key,
-        name: body.name,
-        permission_ids: body.permission_ids,
-    };
+/// Applies `change` to the role as read inside one conditional write.
+async fn change_role(app: &App, id: &str, change: RoleChange) -> Result<Response> {
     let patch = |stored: Role| Ok(change.apply(id, Some(stored))?);
     let role = app.directory().patch_role(id, patch).await?;
     json(StatusCode::OK, &RoleView::of(&role))
@@ -210,35 +221,35 @@ pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
             Origin::Api,
         )
         .await?;
-    done()
+    no_content()
 }
 
-/// A tenant as answered: ours, with Frontegg's `tenantId` (the same id) beside it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TenantView<'t> {
-    #[serde(flatten)]
-    tenant: &'t Tenant,
-    tenant_id: &'t TenantId,
-}
-
-impl<'t> TenantView<'t> {
-    fn of(tenant: &'t Tenant) -> Self {
-        Self {
-            tenant,
-            tenant_id: &tenant.id,
-        }
-    }
-}
-
-/// `PUT /identity/resources/tenants/v1/{id}` and Frontegg's `PUT /tenants/resources/tenants/v1/{id}`:
-/// a partial update (fields absent stay), creating the tenant if need be.
-pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+/// Writes the change a `PUT` of a tenant says (fields absent stay), creating the tenant if
+/// need be.
+async fn change_tenant(
+    app: &App,
+    call: &Call,
+) -> Result<Stamped<crate::domain::directory::Tenant>> {
     let change: TenantChange = call.json()?;
     let id = call.tenant_id()?;
-    let directory = app.directory();
-    let tenant = written(directory.upsert_tenant(&id, &change, Origin::Api).await?)?;
-    json(StatusCode::OK, &TenantView::of(&tenant))
+    written(
+        app.directory()
+            .upsert_tenant(&id, &change, Origin::Api)
+            .await?,
+    )
+}
+
+/// `PUT /identity/resources/tenants/v1/{id}`: our own alias, answering the metadata as an
+/// object.
+pub async fn put_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let tenant = change_tenant(&app, &call).await?;
+    json(StatusCode::OK, &TenantView::ours(&tenant))
+}
+
+/// Frontegg's `PUT /tenants/resources/tenants/v1/{id}`.
+pub async fn put_frontegg_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let tenant = change_tenant(&app, &call).await?;
+    json(StatusCode::OK, &TenantView::frontegg(&tenant))
 }
 
 #[derive(Deserialize)]
@@ -247,10 +258,12 @@ struct NewTenantBody {
     tenant_id: Option<String>,
     name: Option<String>,
     metadata: Option<Metadata>,
+    creator_name: Option<String>,
+    creator_email: Option<String>,
 }
 
-/// Frontegg's `POST /tenants/resources/tenants/v1` `{tenantId, name, metadata}`: a generated id
-/// unless one is given.
+/// Frontegg's `POST /tenants/resources/tenants/v1` `{tenantId, name, metadata, creatorName,
+/// creatorEmail}`: a generated id unless one is given.
 pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: NewTenantBody = call.json()?;
     let id = body.tenant_id.unwrap_or_else(new_id);
@@ -258,10 +271,19 @@ pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
     let change = TenantChange {
         name: body.name,
         metadata: body.metadata,
+        creator_name: body.creator_name,
+        creator_email: body.creator_email,
     };
     let directory = app.directory();
     let tenant = written(directory.upsert_tenant(&id, &change, Origin::Api).await?)?;
-    json(StatusCode::CREATED, &TenantView::of(&tenant))
+    json(StatusCode::CREATED, &TenantView::frontegg(&tenant))
+}
+
+/// Frontegg's `GET /tenants/resources/tenants/v1`: every tenant, by id.
+pub async fn list_tenants(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
+    let tenants = app.directory().tenants().await?;
+    let views: Vec<TenantView<'_>> = tenants.iter().map(TenantView::frontegg).collect();
+    json(StatusCode::OK, &views)
 }
 
 /// Frontegg's `GET /tenants/resources/tenants/v1/{id}`: as Frontegg, an array holding the
@@ -269,15 +291,71 @@ pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
 pub async fn get_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = call.tenant_id()?;
     let tenant = app.directory().tenant(&id).await?;
-    let found: Vec<TenantView<'_>> = tenant.iter().map(TenantView::of).collect();
+    let found: Vec<TenantView<'_>> = tenant.iter().map(TenantView::frontegg).collect();
     json(StatusCode::OK, &found)
 }
 
-/// `DELETE /identity/resources/tenants/v1/{id}`: its tokens and memberships go with it.
-pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+#[derive(Deserialize)]
+struct MetadataBody {
+    metadata: Metadata,
+}
+
+/// Frontegg's `POST /tenants/resources/tenants/v1/{id}/metadata` `{"metadata": {...}}`: the
+/// keys given are set, the others stay; 404 when there is no such tenant.
+pub async fn set_tenant_metadata(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let body: MetadataBody = call.json()?;
+    change_metadata(&app, &call, |metadata| {
+        metadata.extend(body.metadata.clone());
+    })
+    .await
+}
+
+/// Frontegg's `DELETE /tenants/resources/tenants/v1/{id}/metadata/{key}`: the key is removed
+/// (nothing changes when it is absent); 404 when there is no such tenant.
+pub async fn delete_tenant_metadata(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    change_metadata(&app, &call, |metadata| {
+        metadata.remove(call.key());
+    })
+    .await
+}
+
+/// Changes the tenant's metadata as stored when the write lands, within the usual bounds.
+async fn change_metadata(
+    app: &App,
+    call: &Call,
+    change: impl Fn(&mut Metadata),
+) -> Result<Response> {
+    let id = call.tenant_id()?;
+    let patch = |stored: crate::domain::directory::Tenant| {
+        let mut metadata = stored.metadata.clone();
+        change(&mut metadata);
+        let change = TenantChange {
+            metadata: Some(metadata),
+            ..TenantChange::default()
+        };
+        Ok(change.apply(id.as_str(), Some(stored))?)
+    };
+    let tenant = app.directory().patch_tenant(&id, patch).await?;
+    json(StatusCode::OK, &TenantView::frontegg(&tenant))
+}
+
+/// `DELETE /identity/resources/tenants/v1/{id}` (our alias; answers `{}`) and Frontegg's
+/// `DELETE /tenants/resources/tenants/v1/{id}` (answers 204): its tokens and memberships go
+/// with it.
+async fn remove_tenant(app: &App, call: &Call) -> Result<()> {
     let id = call.tenant_id()?;
     app.directory().delete_tenant(&id, Origin::Api).await?;
+    Ok(())
+}
+
+pub async fn delete_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    remove_tenant(&app, &call).await?;
     done()
+}
+
+pub async fn delete_frontegg_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    remove_tenant(&app, &call).await?;
+    no_content()
 }
 
 /// `PUT /identity/resources/users/v1/{id}`: a partial update, as Frontegg's: only the fields
@@ -287,7 +365,7 @@ pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> 
     let id = call.user_id()?;
     let directory = app.directory();
     let user = written(directory.upsert_user(&id, &change, Origin::Api).await?)?;
-    json(StatusCode::OK, &user)
+    json(StatusCode::OK, &user.doc)
 }
 
 /// `DELETE /identity/resources/users/v1/{id}`: with `frontegg-tenant-id`, removes the user from
@@ -295,16 +373,15 @@ pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> 
 /// the user and every personal token of theirs.
 pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = call.user_id()?;
-    match call.optional_header("frontegg-tenant-id")? {
+    match call.tenant_header()? {
         Some(tenant) => {
-            let tenant = rules::field("frontegg-tenant-id", TenantId::parse(tenant))?;
             app.directory().remove_member(&id, &tenant).await?;
         }
         None => {
             app.directory().delete_user(&id, Origin::Api).await?;
         }
     }
-    done()
+    no_content()
 }
 
 /// Frontegg's body for a user created in a tenant.
@@ -316,14 +393,21 @@ struct NewUserBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::domain::directory::user_metadata")]
     metadata: Option<Metadata>,
-    #[serde(default)]
-    role_ids: Vec<String>,
+    role_ids: Option<Vec<String>>,
 }
 
-/// Frontegg's `POST /identity/resources/users/v1` with `frontegg-tenant-id`: a user created in
-/// that tenant with `roleIds`, under a generated id unless one is given; 409 if the id is taken.
+/// Frontegg's `POST /identity/resources/users/v1` and `v2` with `frontegg-tenant-id`: a user
+/// created in that tenant with `roleIds` (without them, the default roles), under a generated
+/// id unless one is given; 409 if the id is taken. Answers the user with the roles and
+/// permissions they hold there.
 pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let body: NewUserBody = call.json()?;
+    let directory = app.directory();
+    let (roles, permissions) = tokio::try_join!(directory.roles(), directory.permissions())?;
+    let role_ids = body.role_ids.clone().unwrap_or_else(|| {
+        let defaults = roles.iter().filter(|r| r.is_default);
+        defaults.map(|r| r.id.to_string()).collect()
+    });
     let id = rules::field(
         "userId",
         UserId::parse(&body.id.clone().unwrap_or_else(new_id)),
@@ -335,7 +419,7 @@ pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Resu
         metadata: body.metadata.clone(),
         tenants: vec![MembershipDraft {
             tenant_id: caller.tenant_id().to_string(),
-            role_ids: body.role_ids.clone(),
+            role_ids: role_ids.clone(),
         }],
     };
     let patch = |stored: Option<User>| -> Result<User> {
@@ -344,8 +428,67 @@ pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Resu
         }
         Ok(User::try_from(draft())?)
     };
-    let user = app.directory().patch_user(&id, patch).await?;
-    json(StatusCode::CREATED, &user)
+    let user = directory.patch_user(&id, patch).await?;
+    let catalog = Catalog {
+        roles: &roles,
+        permissions: &permissions,
+    };
+    let view = CreatedUserView::of(&user, caller.tenant_id(), &catalog);
+    json(StatusCode::CREATED, &view)
+}
+
+/// Frontegg's `GET /identity/resources/users/v1/{id}`: the user, with their roles in each
+/// tenant; with `frontegg-tenant-id`, only while they are a member of it (404 otherwise).
+pub async fn get_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let tenant = call.tenant_header()?;
+    answer_user(&app, &call, tenant.as_ref()).await
+}
+
+/// Frontegg's `GET /identity/resources/vendor-only/users/v1/{id}`: the user, whatever tenant.
+pub async fn get_user_as_vendor(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    answer_user(&app, &call, None).await
+}
+
+async fn answer_user(app: &App, call: &Call, tenant: Option<&TenantId>) -> Result<Response> {
+    let id = call.user_id()?;
+    let directory = app.directory();
+    let (user, roles) = tokio::try_join!(directory.user(&id), directory.roles())?;
+    let user = user
+        .filter(|u| tenant.is_none_or(|t| u.roles_in(t).is_some()))
+        .ok_or_else(|| Error::not_found("User", id.as_str()))?;
+    let catalog = Catalog {
+        roles: &roles,
+        permissions: &[],
+    };
+    json(StatusCode::OK, &UserView::of(&user, &catalog))
+}
+
+/// Largest page of Frontegg's `_limit`.
+const MAX_PAGE: u64 = 200;
+
+/// Frontegg's `GET /identity/resources/users/v1?_limit&_offset`: a page of users by id (with
+/// `frontegg-tenant-id`, of that tenant's members), `_offset` counting pages of `_limit`
+/// (default 50, at most 200), as `{items, _metadata: {totalItems, totalPages}}`.
+pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let limit = call.query_number("_limit", 50, 1..=MAX_PAGE)?;
+    let offset = call.query_number("_offset", 0, 0..=u64::from(u32::MAX))?;
+    let tenant = call.tenant_header()?;
+    let directory = app.directory();
+    let (mut users, roles) = tokio::try_join!(directory.users(), directory.roles())?;
+    if let Some(tenant) = &tenant {
+        users.retain(|u| u.roles_in(tenant).is_some());
+    }
+    let catalog = Catalog {
+        roles: &roles,
+        permissions: &[],
+    };
+    let page = Page::of(
+        &users,
+        usize::try_from(limit).unwrap_or(1),
+        usize::try_from(offset).unwrap_or(usize::MAX),
+        |user| UserView::of(user, &catalog),
+    );
+    json(StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -378,7 +521,7 @@ async fn change_roles(
         Ok(User::try_from(draft)?)
     };
     let user = app.directory().patch_user(&id, patch).await?;
-    json(StatusCode::OK, &user)
+    json(StatusCode::OK, &user.doc)
 }
 
 /// Frontegg's `POST /identity/resources/users/v1/{id}/roles` `{"roleIds"}` with

@@ -161,6 +161,7 @@ const VENDOR_CREDENTIAL: &str = "/vendor/v1/credentials/{id}";
 const USERS: &str = "/identity/resources/users/v1";
 const USER: &str = "/identity/resources/users/v1/{id}";
 const USER_ROLES: &str = "/identity/resources/users/v1/{id}/roles";
+const TENANT_METADATA: &str = "/tenants/resources/tenants/v1/{id}/metadata";
 
 #[rustfmt::skip]
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -178,6 +179,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
     row!(GET "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::configurations),
     row!(PATCH "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::patch_configurations),
+    row!(POST "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::patch_configurations),
+    row!(GET "/identity/resources/configurations/v1/public" => Configurations, Anyone: configuration::public_configuration),
     row!(GET "/.well-known/jwks.json" => Discovery, Anyone: discovery::jwks),
     row!(GET "/.well-known/openid-configuration" => Discovery, Anyone: discovery::openid_configuration),
     row!(GET "/.well-known/oauth-authorization-server" => Discovery, Anyone: discovery::oauth_authorization_server),
@@ -202,6 +205,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
     row!(POST PERMISSIONS => Permissions, Vendor: directory::create_permission),
     row!(GET PERMISSIONS => Permissions, Vendor: directory::list_permissions),
+    row!(PATCH PERMISSION => Permissions, Vendor: directory::patch_permission),
     row!(DELETE PERMISSION => Permissions, Vendor: directory::delete_permission),
     row!(POST ROLES => Roles, Vendor: directory::create_role),
     row!(GET ROLES => Roles, Vendor: directory::list_roles),
@@ -211,12 +215,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(PUT TENANT => Tenants, Vendor: directory::put_tenant),
     row!(DELETE TENANT => Tenants, Vendor: directory::delete_tenant),
     row!(POST FRONTEGG_TENANTS => Tenants, Vendor: directory::create_tenant),
+    row!(GET FRONTEGG_TENANTS => Tenants, Vendor: directory::list_tenants),
     row!(GET FRONTEGG_TENANT => Tenants, Vendor: directory::get_tenant),
-    row!(PUT FRONTEGG_TENANT => Tenants, Vendor: directory::put_tenant),
-    row!(DELETE FRONTEGG_TENANT => Tenants, Vendor: directory::delete_tenant),
+    row!(PUT FRONTEGG_TENANT => Tenants, Vendor: directory::put_frontegg_tenant),
+    row!(DELETE FRONTEGG_TENANT => Tenants, Vendor: directory::delete_frontegg_tenant),
+    row!(POST TENANT_METADATA => Tenants, Vendor: directory::set_tenant_metadata),
+    row!(DELETE "/tenants/resources/tenants/v1/{id}/metadata/{key}" => Tenants, Vendor: directory::delete_tenant_metadata),
+    row!(GET USERS => Users, Vendor: directory::list_users),
+    row!(GET USER => Users, Vendor: directory::get_user),
+    row!(GET "/identity/resources/vendor-only/users/v1/{id}" => Users, Vendor: directory::get_user_as_vendor),
     row!(PUT USER => Users, Vendor: directory::put_user),
     row!(DELETE USER => Users, Vendor: directory::delete_user),
     row!(POST USERS => Users, TenantOwner: directory::create_user),
+    row!(POST "/identity/resources/users/v2" => Users, TenantOwner: directory::create_user),
     row!(POST USER_ROLES => Users, TenantOwner: directory::assign_roles),
     row!(DELETE USER_ROLES => Users, TenantOwner: directory::unassign_roles),
 ];

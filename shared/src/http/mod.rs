@@ -18,6 +18,7 @@ mod request;
 mod response;
 mod tokens;
 mod vendors;
+mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,13 +113,21 @@ async fn serve(
     origin: request::Origin,
     body: Bytes,
 ) -> Response {
-    // The request's segment where the row's path has `{id}` (routing matched them already).
-    let id = endpoint
-        .path
-        .split('/')
-        .position(|segment| segment == "{id}")
-        .and_then(|at| uri.path().split('/').nth(at))
-        .map(str::to_owned);
+    // The request's segments where the row's path has `{id}` and `{key}` (routing matched
+    // them already).
+    let segment = |name: &str| {
+        endpoint
+            .path
+            .split('/')
+            .position(|segment| segment == name)
+            .and_then(|at| uri.path().split('/').nth(at))
+    };
+    let id = segment("{id}").map(str::to_owned);
+    let key = segment("{key}").map(|key| {
+        percent_encoding::percent_decode_str(key)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
     let base = match request::public_base(&app, origin.context.as_ref()) {
         Ok(base) => base,
         Err(e) => return (endpoint.errors)(e),
@@ -129,6 +138,8 @@ async fn serve(
         base,
         client,
         id,
+        key,
+        query: uri.query().map(str::to_owned),
         body,
     };
     // A request's deciding write is one atomic store call and what follows it (a cascade) only

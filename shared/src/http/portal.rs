@@ -132,9 +132,9 @@ pub async fn current_session(app: Arc<App>, user: PortalUser, _: Call) -> Result
             .into_iter()
             .filter(|role| user.role_ids.contains(&role.id))
             .map(|role| GrantableRole {
-                id: role.id,
-                key: role.key.to_string(),
-                name: role.name,
+                id: role.doc.id,
+                key: role.doc.key.to_string(),
+                name: role.doc.name,
             })
             .collect(),
         max_expires_in_minutes: settings.max_expires_in_minutes,

@@ -32,6 +32,10 @@ pub struct Call {
     /// The address the request came from, if known (see [`Origin::client`]).
     pub(super) client: Option<IpAddr>,
     pub(super) id: Option<String>,
+    /// The path's `{key}` segment, percent-decoded (a tenant's metadata key).
+    pub(super) key: Option<String>,
+    /// The query string, if any.
+    pub(super) query: Option<String>,
     pub(super) body: Bytes,
 }
 
@@ -139,6 +143,40 @@ impl Call {
         ClientId::parse(self.id()).map_err(|_| Error::not_found(what, self.id()))
     }
 
+    /// The path's `{key}` segment (empty on a route without one).
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or_default()
+    }
+
+    /// A query parameter as a number; `default` when absent, 400 naming it when it is not a
+    /// whole number in `range`.
+    pub fn query_number(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64> {
+        let query = self.query.as_deref().unwrap_or_default();
+        let mut given = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
+        let Some((_, text)) = given.next() else {
+            return Ok(default);
+        };
+        if given.next().is_some() {
+            return Err(Error::bad_request(format!("{name} is given twice")));
+        }
+        text.parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                Error::bad_request(format!(
+                    "{name} must be a whole number from {} to {}, not {}",
+                    range.start(),
+                    range.end(),
+                    excerpt(&text)
+                ))
+            })
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -146,6 +184,13 @@ impl Call {
     /// A header's text, if the request has it (400 when it is not text).
     pub fn optional_header(&self, name: &str) -> Result<Option<&str>> {
         header(&self.headers, name)
+    }
+
+    /// `frontegg-tenant-id`, where it is optional; 400 naming it when it is not a tenant id.
+    pub fn tenant_header(&self) -> Result<Option<TenantId>> {
+        let tenant = self.optional_header("frontegg-tenant-id")?;
+        let parsed = tenant.map(|t| rules::field("frontegg-tenant-id", TenantId::parse(t)));
+        Ok(parsed.transpose()?)
     }
 
     /// The address the request came from, if known.

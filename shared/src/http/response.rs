@@ -22,6 +22,11 @@ pub fn done() -> Result<Response> {
     json(StatusCode::OK, &Done {})
 }
 
+/// `204 No Content`: what Frontegg's directory deletions answer.
+pub fn no_content() -> Result<Response> {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 fn status(error: &Error) -> StatusCode {
     match error {
         Error::BadRequest(_) | Error::InvalidScope(_) => StatusCode::BAD_REQUEST,

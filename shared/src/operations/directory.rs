@@ -22,7 +22,7 @@ use crate::domain::directory::{
     EntityKind, Origin, Permission, PermissionChange, Role, RoleChange, Tenant, TenantChange, User,
     UserChange,
 };
-use crate::domain::document::{Document, Record, WrongKind};
+use crate::domain::document::{Document, Record, Stamped, WrongKind};
 use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash};
 use crate::domain::rules::excerpt;
 use crate::domain::{ApiToken, GrantId, TenantId, UserId};
@@ -76,17 +76,25 @@ fn kind_title(kind: EntityKind) -> &'static str {
     }
 }
 
+/// Every live record of a kind, as `T` with its stamps.
+pub(super) async fn stamped_all<T: TryFrom<Document, Error = WrongKind>>(
+    directory: &dyn DirectoryStore,
+    kind: EntityKind,
+) -> Result<Vec<Stamped<T>>> {
+    let mut all = Vec::new();
+    for record in directory.entities(kind).await? {
+        all.extend(Stamped::of(&record)?);
+    }
+    Ok(all)
+}
+
 /// Every live document of a kind, as `T`.
 pub(super) async fn all<T: TryFrom<Document, Error = WrongKind>>(
     directory: &dyn DirectoryStore,
     kind: EntityKind,
 ) -> Result<Vec<T>> {
-    directory
-        .entities(kind)
-        .await?
-        .into_iter()
-        .map(|doc| Ok(T::try_from(doc)?))
-        .collect()
+    let all = stamped_all(directory, kind).await?;
+    Ok(all.into_iter().map(|s| s.doc).collect())
 }
 
 /// An event whose version the record holds already, saying something else: refused (to the
@@ -140,6 +148,13 @@ fn member_tenants(record: Option<&Record>) -> Vec<TenantId> {
         .flatten()
         .filter_map(|id| TenantId::parse(id).ok())
         .collect()
+}
+
+/// The document of a live record with its stamps, as `T`.
+fn stamped_of<T: TryFrom<Document, Error = WrongKind>>(
+    record: Option<&Record>,
+) -> Result<Option<Stamped<T>>> {
+    Ok(record.map(Stamped::of).transpose()?.flatten())
 }
 
 fn doc_of<T: TryFrom<Document, Error = WrongKind>>(stored: Option<&Record>) -> Result<Option<T>> {
@@ -203,11 +218,27 @@ impl Directory<'_> {
         let Some(after) = change(before.as_ref())? else {
             return Ok(Attempt::Left);
         };
-        Ok(if self.directory.swap(kind, id, &after, revision).await? {
-            Attempt::Written(Box::new(Changed { before, after }))
-        } else {
-            Attempt::Lost
-        })
+        Ok(
+            match self.put(kind, id, before.as_ref(), after, revision).await? {
+                Some(after) => Attempt::Written(Box::new(Changed { before, after })),
+                None => Attempt::Lost,
+            },
+        )
+    }
+
+    /// Writes `after` over `before` (read at `revision`), stamped with the time of the write:
+    /// the record as written, or `None` when another write came in between.
+    async fn put(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        before: Option<&Record>,
+        after: Record,
+        revision: Option<Revision>,
+    ) -> Result<Option<Record>> {
+        let after = after.stamped(before, self.retirement.clock.now());
+        let written = self.directory.swap(kind, id, &after, revision).await?;
+        Ok(written.then_some(after))
     }
 
     /// The document of the live `kind` record `id`, as `T`.
@@ -245,12 +276,41 @@ impl Directory<'_> {
         }
     }
 
-    pub async fn permissions(&self) -> Result<Vec<Permission>> {
-        all(self.directory, EntityKind::Permission).await
+    pub async fn permissions(&self) -> Result<Vec<Stamped<Permission>>> {
+        stamped_all(self.directory, EntityKind::Permission).await
     }
 
-    pub async fn roles(&self) -> Result<Vec<Role>> {
-        all(self.directory, EntityKind::Role).await
+    pub async fn roles(&self) -> Result<Vec<Stamped<Role>>> {
+        stamped_all(self.directory, EntityKind::Role).await
+    }
+
+    /// The user, if they exist.
+    pub async fn user(&self, id: &UserId) -> Result<Option<Stamped<User>>> {
+        self.stamped(EntityKind::User, id.as_str()).await
+    }
+
+    /// Every tenant, by id.
+    pub async fn tenants(&self) -> Result<Vec<Stamped<Tenant>>> {
+        let mut tenants = stamped_all::<Tenant>(self.directory, EntityKind::Tenant).await?;
+        tenants.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Ok(tenants)
+    }
+
+    /// Every user, by id.
+    pub async fn users(&self) -> Result<Vec<Stamped<User>>> {
+        let mut users = stamped_all::<User>(self.directory, EntityKind::User).await?;
+        users.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Ok(users)
+    }
+
+    /// The live `kind` record `id` with its stamps.
+    pub async fn stamped<T: TryFrom<Document, Error = WrongKind>>(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<Stamped<T>>> {
+        let (record, _) = self.read(kind, id).await?;
+        stamped_of(record.as_ref())
     }
 
     pub async fn role(&self, id: &str) -> Result<Role> {
@@ -260,7 +320,11 @@ impl Directory<'_> {
 
     /// Creates or replaces a permission (the API's create); a key held by another permission is
     /// a conflict.
-    pub async fn put_permission(&self, permission: &Permission, origin: Origin) -> Result<bool> {
+    pub async fn put_permission(
+        &self,
+        permission: &Permission,
+        origin: Origin,
+    ) -> Result<Option<Stamped<Permission>>> {
         self.check_permission(permission).await?;
         let id = permission.id.as_str();
         self.put_grant(
@@ -283,8 +347,8 @@ impl Directory<'_> {
         let make = |stored: Option<Permission>| Ok(change.apply(id, stored)?);
         let stored = self.stored(EntityKind::Permission, id).await?;
         self.check_permission(&make(stored)?).await?;
-        self.put_grant(EntityKind::Permission, id, make, origin)
-            .await
+        let written = self.put_grant(EntityKind::Permission, id, make, origin);
+        Ok(written.await?.is_some())
     }
 
     /// A permission's key is free (409).
@@ -304,7 +368,7 @@ impl Directory<'_> {
 
     /// Creates or replaces a role (the API's create); every permission id must exist (400) and
     /// the key be free (409).
-    pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<bool> {
+    pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<Option<Stamped<Role>>> {
         self.check_role(role).await?;
         self.put_grant(
             EntityKind::Role,
@@ -320,29 +384,59 @@ impl Directory<'_> {
         let make = |stored: Option<Role>| Ok(change.apply(id, stored)?);
         let stored = self.stored(EntityKind::Role, id).await?;
         self.check_role(&make(stored)?).await?;
-        self.put_grant(EntityKind::Role, id, make, origin).await
+        let written = self.put_grant(EntityKind::Role, id, make, origin).await?;
+        Ok(written.is_some())
     }
 
     /// Changes a role by `patch`, applied to the role as stored when the write lands (so two
     /// patches of different fields both hold).
-    pub async fn patch_role(&self, id: &str, patch: impl Fn(Role) -> Result<Role>) -> Result<Role> {
+    pub async fn patch_role(
+        &self,
+        id: &str,
+        patch: impl Fn(Role) -> Result<Role>,
+    ) -> Result<Stamped<Role>> {
         self.check_role(&patch(self.role(id).await?)?).await?;
+        self.patch(EntityKind::Role, id, patch).await
+    }
+
+    /// Changes a permission by `patch`, as [`Self::patch_role`] does a role.
+    pub async fn patch_permission(
+        &self,
+        id: &str,
+        patch: impl Fn(Permission) -> Result<Permission>,
+    ) -> Result<Stamped<Permission>> {
+        let stored = self.stored(EntityKind::Permission, id).await?;
+        let stored = stored.ok_or_else(|| Error::not_found("Permission", id))?;
+        self.check_permission(&patch(stored)?).await?;
+        self.patch(EntityKind::Permission, id, patch).await
+    }
+
+    /// Changes a tenant by `patch`, applied to the tenant as stored when the write lands; 404
+    /// when there is none.
+    pub async fn patch_tenant(
+        &self,
+        id: &TenantId,
+        patch: impl Fn(Tenant) -> Result<Tenant>,
+    ) -> Result<Stamped<Tenant>> {
+        self.patch(EntityKind::Tenant, id.as_str(), patch).await
+    }
+
+    /// Writes `patch` of the live `kind` record `id` as it is stored when the write lands;
+    /// 404 when there is none.
+    async fn patch<T: Into<Document> + TryFrom<Document, Error = WrongKind>>(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        patch: impl Fn(T) -> Result<T>,
+    ) -> Result<Stamped<T>> {
+        let missing = || Error::not_found(kind_title(kind), id);
         let changed = self
-            .change(EntityKind::Role, id, |stored| {
-                let role = doc_of(stored)?.ok_or_else(|| Error::not_found("Role", id))?;
-                upsert(
-                    EntityKind::Role,
-                    id,
-                    stored,
-                    patch(role)?.into(),
-                    Origin::Api,
-                )
+            .change(kind, id, |stored| {
+                let doc = doc_of(stored)?.ok_or_else(missing)?;
+                upsert(kind, id, stored, patch(doc)?.into(), Origin::Api)
             })
             .await?;
-        let doc = changed.and_then(|c| c.after.doc);
-        Ok(doc
-            .ok_or_else(|| Error::not_found("Role", id))?
-            .try_into()?)
+        stamped_of(changed.as_ref().map(|c| &c.after))?.ok_or_else(missing)
     }
 
     /// A role's key is free (409) and its permissions exist (400).
@@ -367,7 +461,7 @@ impl Directory<'_> {
         id: &str,
         make: impl Fn(Option<T>) -> Result<T>,
         origin: Origin,
-    ) -> Result<bool> {
+    ) -> Result<Option<Stamped<T>>> {
         let changed = self
             .change(kind, id, |stored| match stored {
                 Some(record) if record.is_retired() => match origin {
@@ -381,7 +475,7 @@ impl Directory<'_> {
                 _ => upsert(kind, id, stored, make(doc_of(stored)?)?.into(), origin),
             })
             .await?;
-        Ok(changed.is_some())
+        stamped_of(changed.as_ref().map(|c| &c.after))
     }
 
     /// Deletes a permission or role; it vanishes from every JWT issued afterwards, and its id
@@ -400,8 +494,8 @@ impl Directory<'_> {
     }
 
     /// The tenant, if it exists.
-    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
-        self.stored(EntityKind::Tenant, id.as_str()).await
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Stamped<Tenant>>> {
+        self.stamped(EntityKind::Tenant, id.as_str()).await
     }
 
     /// Changes a tenant by `change`, creating it if need be (the API's `PUT` and create, and a
@@ -412,7 +506,7 @@ impl Directory<'_> {
         id: &TenantId,
         change: &TenantChange,
         origin: Origin,
-    ) -> Result<Option<Tenant>> {
+    ) -> Result<Option<Stamped<Tenant>>> {
         let (kind, key) = (EntityKind::Tenant, id.as_str());
         let changed = self
             .change(kind, key, |stored| {
@@ -420,7 +514,7 @@ impl Directory<'_> {
                 upsert(kind, key, stored, tenant.into(), origin)
             })
             .await?;
-        doc_of(changed.as_ref().map(|c| &c.after))
+        stamped_of(changed.as_ref().map(|c| &c.after))
     }
 
     /// Deletes the tenant: from the moment it is written, none of its tokens works. Then retires
@@ -517,7 +611,7 @@ impl Directory<'_> {
         id: &UserId,
         change: &UserChange,
         origin: Origin,
-    ) -> Result<Option<User>> {
+    ) -> Result<Option<Stamped<User>>> {
         self.write_user(id, origin, |stored| {
             Ok(change.apply(id.as_str(), doc_of::<User>(stored)?.as_ref())?)
         })
@@ -530,7 +624,7 @@ impl Directory<'_> {
         &self,
         id: &UserId,
         patch: impl Fn(Option<User>) -> Result<User>,
-    ) -> Result<User> {
+    ) -> Result<Stamped<User>> {
         let user = self
             .write_user(id, Origin::Api, |stored| patch(doc_of(stored)?))
             .await?;
@@ -546,7 +640,7 @@ impl Directory<'_> {
         id: &UserId,
         origin: Origin,
         make: impl Fn(Option<&Record>) -> Result<User>,
-    ) -> Result<Option<User>> {
+    ) -> Result<Option<Stamped<User>>> {
         let (kind, key) = (EntityKind::User, id.as_str());
         let mut outcome = None;
         for attempt in 0..WRITE_ATTEMPTS {
@@ -566,7 +660,10 @@ impl Directory<'_> {
                 break;
             };
             let after = after.with_members(&lives);
-            if self.directory.swap(kind, key, &after, revision).await? {
+            if let Some(after) = self
+                .put(kind, key, before.as_ref(), after, revision)
+                .await?
+            {
                 outcome = Some((Some(Changed { before, after }), None));
                 break;
             }
@@ -578,7 +675,7 @@ impl Directory<'_> {
             None => self.index_members_of(id, stored.as_ref()).await?,
         }
         self.tidy(self.tokens.tokens_of_user(id).await?).await?;
-        doc_of(changed.as_ref().map(|c| &c.after))
+        stamped_of(changed.as_ref().map(|c| &c.after))
     }
 
     /// Indexes the memberships of `record` (as stored; again, after an interrupted write).

@@ -278,7 +278,7 @@ async fn check_ids_exist(
         .entities(kind)
         .await?
         .into_iter()
-        .filter_map(|doc| match doc {
+        .filter_map(|record| match record.doc? {
             Document::Permission(permission) => Some(permission.id),
             Document::Role(role) => Some(role.id),
             _ => None,

@@ -19,6 +19,12 @@ pub(super) fn entity_key(kind: EntityKind, id: &str) -> Item {
     }
 }
 
+/// Tenants and users each live in a partition of their own, so they are listed through `gsi2`,
+/// where every live one is indexed under this key (a tombstone is not).
+fn listing_key(kind: EntityKind) -> Option<String> {
+    matches!(kind, EntityKind::Tenant | EntityKind::User).then(|| format!("{}S", kind_name(kind)))
+}
+
 fn membership_key(user: &UserId, tenant: &TenantId) -> Item {
     key(format!("USER#{user}"), format!("MEMBER#{tenant}"))
 }
@@ -95,6 +101,10 @@ impl DirectoryStore for DynamoStore {
         let record = stored_record(record)?;
         let mut item: Item = serde_dynamo::to_item(&record).map_err(Error::internal)?;
         item.extend(entity_key(kind, id));
+        if let Some(listing) = listing_key(kind).filter(|_| record.doc.is_some()) {
+            item.insert("gsi2pk".into(), s(listing));
+            item.insert("gsi2sk".into(), s(id));
+        }
         let next = read.map_or(1, |Revision(n)| n + 1);
         item.insert("rev".into(), AttributeValue::N(next.to_string()));
         let put = self
@@ -118,19 +128,25 @@ impl DirectoryStore for DynamoStore {
         }
     }
 
-    async fn entities(&self, kind: EntityKind) -> Result<Vec<Document>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(kind_name(kind)))
-            .consistent_read(true);
-        let mut docs = Vec::new();
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>> {
+        let query = match listing_key(kind) {
+            Some(listing) => self.index_query("gsi2", "gsi2pk", listing),
+            None => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(kind_name(kind)))
+                .consistent_read(true),
+        };
+        let mut records = Vec::new();
         for item in self.all_items(query).await? {
-            docs.extend(record_from(kind, item)?.0.doc);
+            let (record, _) = record_from(kind, item)?;
+            if record.is_live() {
+                records.push(record);
+            }
         }
-        Ok(docs)
+        Ok(records)
     }
 
     async fn index_members(

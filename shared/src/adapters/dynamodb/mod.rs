@@ -52,7 +52,7 @@ use super::records::{
     stored_record, typed_record,
 };
 use crate::domain::directory::EntityKind;
-use crate::domain::document::{Document, Record};
+use crate::domain::document::Record;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{

@@ -99,20 +99,22 @@ impl DirectoryStore for EmbeddedStore {
         .await
     }
 
-    async fn entities(&self, kind: EntityKind) -> Result<Vec<Document>> {
-        let docs: Vec<Value> = self
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<TypedRecord>> {
+        let records: Vec<DirectoryRecord> = self
             .run(move |db| {
                 let txn = db.begin_read()?;
                 let table = txn.open_table(DIRECTORY)?;
-                let mut docs = Vec::new();
+                let mut records = Vec::new();
                 for key in keys_under(&table, kind_name(kind))? {
-                    docs.extend(read_record(&table, &key)?.and_then(|s| s.record.doc));
+                    let stored = read_record(&table, &key)?.map(|s| s.record);
+                    records.extend(stored.filter(DirectoryRecord::is_live));
                 }
-                Ok(docs)
+                Ok(records)
             })
             .await?;
-        docs.into_iter()
-            .map(|doc| Document::read(kind, doc).map_err(|e| corrupt("directory", e)))
+        records
+            .into_iter()
+            .map(|record| typed_record(kind, record))
             .collect()
     }
 

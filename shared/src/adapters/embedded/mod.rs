@@ -24,7 +24,7 @@ use super::records::{
     stored_record, typed_record,
 };
 use crate::domain::directory::EntityKind;
-use crate::domain::document::{Document, Record as TypedRecord};
+use crate::domain::document::Record as TypedRecord;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
 use crate::domain::{

@@ -1,0 +1,274 @@
+//! Directory records as answered: every field of Frontegg's answers, so that its typed clients
+//! parse them. Fields we have no meaning for are constant (`deletedAt: null`,
+//! `isReseller: false`, `fePermission: false`, `tenantId: null` on a role), as the book's
+//! Frontegg page lists them.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::directory::{Permission, Role, Tenant, User};
+use crate::domain::document::Stamped;
+use crate::domain::rules::GrantKey;
+use crate::domain::{GrantId, Metadata, TenantId, UserId};
+
+/// Frontegg answers metadata as a string holding a JSON object.
+fn metadata_text(metadata: &Metadata) -> String {
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionView<'p> {
+    id: &'p GrantId,
+    key: &'p GrantKey,
+    name: &'p str,
+    description: &'p str,
+    /// Empty when none was given.
+    category_id: &'p str,
+    fe_permission: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'p> PermissionView<'p> {
+    pub fn of(permission: &'p Stamped<Permission>) -> Self {
+        Self {
+            id: &permission.id,
+            key: &permission.key,
+            name: &permission.name,
+            description: &permission.description,
+            category_id: permission.category_id.as_ref().map_or("", GrantId::as_str),
+            fe_permission: false,
+            created_at: permission.created.iso8601(),
+            updated_at: permission.updated.iso8601(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleView<'r> {
+    id: &'r GrantId,
+    key: &'r GrantKey,
+    name: &'r str,
+    description: &'r str,
+    level: i64,
+    is_default: bool,
+    /// Ours; Frontegg's `permissions` holds the same ids.
+    permission_ids: &'r [GrantId],
+    permissions: &'r [GrantId],
+    /// Every role is the vendor's, for all tenants.
+    tenant_id: Option<&'r TenantId>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'r> RoleView<'r> {
+    pub fn of(role: &'r Stamped<Role>) -> Self {
+        Self {
+            id: &role.id,
+            key: &role.key,
+            name: &role.name,
+            description: &role.description,
+            level: role.level,
+            is_default: role.is_default,
+            permission_ids: &role.permission_ids,
+            permissions: &role.permission_ids,
+            tenant_id: None,
+            created_at: role.created.iso8601(),
+            updated_at: role.updated.iso8601(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView<'t> {
+    id: &'t TenantId,
+    tenant_id: &'t TenantId,
+    name: &'t str,
+    /// A string holding the object on Frontegg's paths, the object itself on ours.
+    metadata: Value,
+    creator_name: Option<&'t str>,
+    creator_email: Option<&'t str>,
+    created_at: String,
+    updated_at: String,
+    deleted_at: Option<String>,
+    is_reseller: bool,
+}
+
+impl<'t> TenantView<'t> {
+    /// As Frontegg's tenants API answers it.
+    pub fn frontegg(tenant: &'t Stamped<Tenant>) -> Self {
+        Self::with_metadata(tenant, Value::String(metadata_text(&tenant.metadata)))
+    }
+
+    /// As our own `/identity/resources/tenants/v1/{id}` answers it: the metadata an object.
+    pub fn ours(tenant: &'t Stamped<Tenant>) -> Self {
+        Self::with_metadata(tenant, Value::Object(tenant.metadata.clone()))
+    }
+
+    fn with_metadata(tenant: &'t Stamped<Tenant>, metadata: Value) -> Self {
+        Self {
+            id: &tenant.id,
+            tenant_id: &tenant.id,
+            name: &tenant.name,
+            metadata,
+            creator_name: tenant.creator_name.as_deref(),
+            creator_email: tenant.creator_email.as_deref(),
+            created_at: tenant.created.iso8601(),
+            updated_at: tenant.updated.iso8601(),
+            deleted_at: None,
+            is_reseller: false,
+        }
+    }
+}
+
+/// The roles and permissions a user's memberships name, looked up in the directory.
+pub struct Catalog<'g> {
+    pub roles: &'g [Stamped<Role>],
+    pub permissions: &'g [Stamped<Permission>],
+}
+
+impl<'g> Catalog<'g> {
+    /// The roles of `ids` that exist, in the order given.
+    fn roles(&self, ids: &[GrantId]) -> Vec<RoleView<'g>> {
+        ids.iter()
+            .filter_map(|id| self.roles.iter().find(|r| &r.id == id))
+            .map(RoleView::of)
+            .collect()
+    }
+
+    /// The permissions the roles of `ids` grant, each once.
+    fn permissions(&self, ids: &[GrantId]) -> Vec<PermissionView<'g>> {
+        let roles = ids
+            .iter()
+            .filter_map(|id| self.roles.iter().find(|r| &r.id == id));
+        let mut granted: Vec<&GrantId> = Vec::new();
+        for id in roles.flat_map(|r| r.permission_ids.iter()) {
+            if !granted.contains(&id) {
+                granted.push(id);
+            }
+        }
+        granted
+            .into_iter()
+            .filter_map(|id| self.permissions.iter().find(|p| &p.id == id))
+            .map(PermissionView::of)
+            .collect()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MembershipView<'m> {
+    tenant_id: &'m TenantId,
+    roles: Vec<RoleView<'m>>,
+}
+
+/// The fields of a user every answer of Frontegg's users API holds.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserFields<'u> {
+    id: &'u UserId,
+    /// Empty when the directory has none.
+    email: &'u str,
+    name: &'u str,
+    metadata: String,
+    /// The first tenant the user is a member of (Frontegg's "active" tenant).
+    tenant_id: Option<&'u TenantId>,
+    tenant_ids: Vec<&'u TenantId>,
+    verified: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'u> UserFields<'u> {
+    fn of(user: &'u Stamped<User>) -> Self {
+        Self {
+            id: &user.id,
+            email: user.email.as_deref().unwrap_or_default(),
+            name: user.name.as_deref().unwrap_or_default(),
+            metadata: metadata_text(&user.metadata),
+            tenant_id: user.tenants.first().map(|m| &m.tenant_id),
+            tenant_ids: user.tenants.iter().map(|m| &m.tenant_id).collect(),
+            verified: true,
+            created_at: user.created.iso8601(),
+            updated_at: user.updated.iso8601(),
+        }
+    }
+}
+
+/// A user as Frontegg's user reads answer: each membership with its roles.
+#[derive(Serialize)]
+pub struct UserView<'u> {
+    #[serde(flatten)]
+    fields: UserFields<'u>,
+    tenants: Vec<MembershipView<'u>>,
+}
+
+impl<'u> UserView<'u> {
+    pub fn of(user: &'u Stamped<User>, catalog: &Catalog<'u>) -> Self {
+        Self {
+            fields: UserFields::of(user),
+            tenants: user
+                .tenants
+                .iter()
+                .map(|m| MembershipView {
+                    tenant_id: &m.tenant_id,
+                    roles: catalog.roles(&m.role_ids),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A user as Frontegg's create answers: the roles and permissions they hold in the tenant
+/// they were created in.
+#[derive(Serialize)]
+pub struct CreatedUserView<'u> {
+    #[serde(flatten)]
+    fields: UserFields<'u>,
+    roles: Vec<RoleView<'u>>,
+    permissions: Vec<PermissionView<'u>>,
+}
+
+impl<'u> CreatedUserView<'u> {
+    pub fn of(user: &'u Stamped<User>, tenant: &TenantId, catalog: &Catalog<'u>) -> Self {
+        let role_ids = user.roles_in(tenant).unwrap_or_default();
+        Self {
+            fields: UserFields::of(user),
+            roles: catalog.roles(role_ids),
+            permissions: catalog.permissions(role_ids),
+        }
+    }
+}
+
+/// A page of Frontegg's paginated lists: `_offset` counts pages of `_limit` items.
+#[derive(Serialize)]
+pub struct Page<T> {
+    items: Vec<T>,
+    #[serde(rename = "_metadata")]
+    metadata: PageMetadata,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMetadata {
+    total_items: usize,
+    total_pages: usize,
+}
+
+impl<T> Page<T> {
+    /// Page `offset` of `limit` items (`limit` at least 1) of `all`, which holds `total`.
+    pub fn of<'a, A>(all: &'a [A], limit: usize, offset: usize, view: impl Fn(&'a A) -> T) -> Self {
+        let start = offset.saturating_mul(limit).min(all.len());
+        let end = start.saturating_add(limit).min(all.len());
+        Self {
+            items: all[start..end].iter().map(view).collect(),
+            metadata: PageMetadata {
+                total_items: all.len(),
+                total_pages: all.len().div_ceil(limit.max(1)),
+            },
+        }
+    }
+}
