@@ -116,6 +116,8 @@ async fn a_personal_token_needs_its_user_to_be_a_member_of_the_tenant() {
     );
 }
 
+/// Unknown ids are answered 404, naming them: the request is well-formed, what it names is not
+/// there.
 #[tokio::test]
 async fn unknown_role_and_permission_ids_are_refused_by_name() {
     let t = spawn_app(Backing::Embedded).await;
@@ -127,16 +129,16 @@ async fn unknown_role_and_permission_ids_are_refused_by_name() {
         json!({"permissionIds": ["p1", "nope"]}),
     ] {
         let reply = acme.create_token(body.clone()).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{body}");
         assert!(reply.error().contains("nope"), "{:?}", reply.body);
     }
     let role = json!({"key": "r", "permissionIds": ["nope"]});
     let reply = vendor.call(Method::POST, ROLES, Some(role)).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
     let user = json!({"tenants": [{"tenantId": "acme", "roleIds": ["nope"]}]});
     let path = "/identity/resources/users/v1/carol";
     let reply = vendor.call(Method::PUT, path, Some(user)).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 const ALICE: &str = "/identity/resources/users/v1/alice";
+const USERS: &str = "/identity/resources/users/v1";
+const TENANTS: &str = "/tenants/resources/tenants/v1";
 
 async fn exchanges(t: &TestApp, token: &crate::support::client::Issued) -> bool {
     let reply = t
@@ -188,12 +190,7 @@ async fn roles_and_permissions_are_created_from_frontegg_arrays() {
     );
     let twice = json!([{"key": "same"}, {"key": "same"}]);
     let refused = vendor.call(Method::POST, PERMISSIONS, Some(twice)).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::BAD_REQUEST,
-        "{:?}",
-        refused.body
-    );
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
     let listed = vendor.call(Method::GET, PERMISSIONS, None).await;
     assert_eq!(
         listed.body.as_array().unwrap().len(),
@@ -205,7 +202,6 @@ async fn roles_and_permissions_are_created_from_frontegg_arrays() {
 /// Frontegg's tenant paths: create with `tenantId`, read (an array, as Frontegg answers),
 /// update and delete; our `/identity/resources/tenants/v1/{id}` stays an alias.
 async fn frontegg_tenant_paths_create_read_update_and_delete(t: &TestApp) {
-    const TENANTS: &str = "/tenants/resources/tenants/v1";
     let vendor = t.as_vendor().await;
     let body = json!({"tenantId": "globex", "name": "Globex", "metadata": {"tier": "gold"}});
     let created = vendor.call(Method::POST, TENANTS, Some(body)).await;
@@ -355,7 +351,7 @@ async fn a_roles_permissions_are_set_on_frontegg_path(t: &TestApp) {
         (json!({}), StatusCode::BAD_REQUEST),
         (
             json!({"permissionIds": ["p-nowhere"]}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
         ),
     ] {
         let refused = vendor.call(Method::PUT, &path, Some(body)).await;
@@ -368,3 +364,170 @@ async fn a_roles_permissions_are_set_on_frontegg_path(t: &TestApp) {
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
 }
 on_both_stores!(a_roles_permissions_are_set_on_frontegg_path);
+
+/// Every role is shared by all tenants: a change or delete naming a tenant (Frontegg's
+/// tenant-specific roles) is refused, and the shared role stays as it was.
+async fn role_writes_naming_a_tenant_are_refused(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.role("r-viewer", "viewer", json!(["p-read"])).await;
+    let acme = vendor.tenant("acme");
+    acme.create().await;
+    let role = format!("{ROLES}/r-viewer");
+    for (method, path, body) in [
+        (Method::POST, ROLES.to_owned(), Some(json!({"key": "mine"}))),
+        (
+            Method::PATCH,
+            role.clone(),
+            Some(json!({"name": "Changed"})),
+        ),
+        (
+            Method::PUT,
+            format!("{role}/permissions"),
+            Some(json!({"permissionIds": []})),
+        ),
+        (Method::DELETE, role.clone(), None),
+    ] {
+        let refused = acme.call(method.clone(), &path, body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{method} {path}");
+    }
+    let roles = vendor.call(Method::GET, ROLES, None).await.body;
+    assert_eq!(roles.as_array().unwrap().len(), 1, "{roles}");
+    assert_eq!(roles[0]["name"], "", "{roles}");
+    assert_eq!(roles[0]["permissionIds"], json!(["p-read"]));
+}
+on_both_stores!(role_writes_naming_a_tenant_are_refused);
+
+/// A user read or listed within a tenant shows that membership alone.
+async fn a_read_within_a_tenant_shows_nothing_of_the_users_other_tenants(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.role("r-admin", "admin", json!([])).await;
+    vendor.role("r-basic", "basic", json!([])).await;
+    for tenant in ["ta", "tb"] {
+        vendor.tenant(tenant).create().await;
+    }
+    let tenants = json!([{"tenantId": "ta", "roleIds": ["r-admin"]},
+                         {"tenantId": "tb", "roleIds": ["r-basic"]}]);
+    let made = vendor
+        .call(
+            Method::PUT,
+            ALICE,
+            Some(json!({"email": "a@x.test", "tenants": tenants})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{:?}", made.body);
+    let tb = vendor.tenant("tb");
+    let read = tb.call(Method::GET, ALICE, None).await.body;
+    let listed = tb.call(Method::GET, USERS, None).await.body;
+    for user in [&read, &listed["items"][0]] {
+        assert_eq!(user["tenantId"], "tb", "{user}");
+        assert_eq!(user["tenantIds"], json!(["tb"]), "{user}");
+        assert_eq!(user["tenants"].as_array().unwrap().len(), 1, "{user}");
+        assert_eq!(user["tenants"][0]["roles"][0]["key"], "basic", "{user}");
+    }
+    let everywhere = vendor.call(Method::GET, ALICE, None).await.body;
+    assert_eq!(everywhere["tenantIds"], json!(["ta", "tb"]));
+}
+on_both_stores!(a_read_within_a_tenant_shows_nothing_of_the_users_other_tenants);
+
+/// Ids are read from paths percent-decoded, as clients encode them; a tenant is created once;
+/// metadata keys its DELETE path could not name are refused.
+async fn paths_decode_ids_and_creates_do_not_overwrite(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let created = vendor
+        .call(
+            Method::POST,
+            TENANTS,
+            Some(json!({"tenantId": "a@b", "name": "A"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let again = json!({"tenantId": "a@b", "name": "Mallory", "creatorEmail": "m@x.test"});
+    let taken = vendor.call(Method::POST, TENANTS, Some(again)).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{:?}", taken.body);
+    let read = vendor
+        .call(Method::GET, &format!("{TENANTS}/a%40b"), None)
+        .await;
+    assert_eq!(read.body[0]["name"], "A", "{:?}", read.body);
+
+    let tenant = vendor.tenant("a@b");
+    let user = json!({"id": "auth0|123", "email": "z@a.test"});
+    let made = tenant.call(Method::POST, USERS, Some(user)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let encoded = format!("{USERS}/auth0%7C123");
+    assert_eq!(
+        vendor.call(Method::GET, &encoded, None).await.status,
+        StatusCode::OK
+    );
+    let deleted = vendor.call(Method::DELETE, &encoded, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    assert_eq!(t.stored_user("auth0|123").await, None);
+
+    let metadata = format!("{TENANTS}/a%40b/metadata");
+    for key in ["", ".", ".."] {
+        let body = json!({"metadata": {key: 1}});
+        let refused = vendor.call(Method::POST, &metadata, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{key:?}");
+    }
+}
+on_both_stores!(paths_decode_ids_and_creates_do_not_overwrite);
+
+/// Frontegg's configuration update ignores the settings that are not ours; a role's level is a
+/// whole number every JSON parser reads exactly; a refusal quotes a long id only in part.
+#[tokio::test]
+async fn frontegg_bodies_are_read_as_frontegg_sends_them() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let body =
+        json!({"apiTokensEnabled": false, "allowSignups": true, "defaultTokenExpiration": 86400});
+    let updated = vendor.call(Method::POST, CONFIGURATIONS, Some(body)).await;
+    assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
+    assert_eq!(updated.body["apiTokensEnabled"], false);
+    let strict = json!({"allowSignups": true});
+    let refused = vendor
+        .call(Method::PATCH, CONFIGURATIONS, Some(strict))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "our PATCH stays strict"
+    );
+
+    let whole = json!({"key": "k1", "level": 54.0});
+    let made = vendor.call(Method::POST, ROLES, Some(whole)).await;
+    assert_eq!(
+        (made.status, &made.body["level"]),
+        (StatusCode::CREATED, &json!(54))
+    );
+    for level in [
+        json!(9_007_199_254_740_992_i64),
+        json!(1.5),
+        json!(i64::MIN),
+    ] {
+        let body = json!({"key": "k2", "level": level});
+        let refused = vendor.call(Method::POST, ROLES, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{level}");
+    }
+
+    let long = "b".repeat(128);
+    let other = vendor.tenant("other");
+    other.create().await;
+    let user = json!({"id": long, "email": "b@x.test"});
+    assert_eq!(
+        other.call(Method::POST, USERS, Some(user)).await.status,
+        StatusCode::CREATED
+    );
+    let acme = vendor.tenant("acme");
+    acme.create().await;
+    let path = format!("{USERS}/{long}/roles");
+    let missing = acme
+        .call(Method::POST, &path, Some(json!({"roleIds": []})))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.error().contains("not a member"),
+        "{}",
+        missing.error()
+    );
+    assert!(missing.error().len() < 120, "{}", missing.error());
+}

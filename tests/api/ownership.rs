@@ -108,7 +108,7 @@ async fn patching_a_tenant_token_changes_its_listing_and_its_next_jwt(t: &TestAp
     let unknown_role = acme
         .patch_token(&bot.client_id, json!({"roleIds": ["nope"]}))
         .await;
-    assert_eq!(unknown_role.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown_role.status, StatusCode::NOT_FOUND);
 }
 on_both_stores!(patching_a_tenant_token_changes_its_listing_and_its_next_jwt);
 

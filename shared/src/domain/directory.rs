@@ -119,7 +119,7 @@ pub struct RoleDraft {
     pub name: Option<String>,
     pub permission_ids: Vec<String>,
     pub description: Option<String>,
-    pub level: Option<i64>,
+    pub level: Option<serde_json::Number>,
     pub is_default: Option<bool>,
 }
 
@@ -133,7 +133,7 @@ impl TryFrom<RoleDraft> for Role {
             name: rules::name(draft.name.unwrap_or_default())?,
             permission_ids: rules::grant_ids("permissionIds", &draft.permission_ids)?,
             description: rules::description(draft.description.unwrap_or_default())?,
-            level: draft.level.unwrap_or_default(),
+            level: rules::level(draft.level.as_ref())?,
             is_default: draft.is_default.unwrap_or_default(),
         })
     }
@@ -299,7 +299,7 @@ pub struct RoleChange {
     pub name: Option<String>,
     pub permission_ids: Option<Vec<String>>,
     pub description: Option<String>,
-    pub level: Option<i64>,
+    pub level: Option<serde_json::Number>,
     pub is_default: Option<bool>,
 }
 
@@ -324,7 +324,7 @@ impl RoleChange {
                 .or(permission_ids)
                 .unwrap_or_default(),
             description: self.description.clone().or(description),
-            level: self.level.or(level),
+            level: self.level.clone().or(level.map(serde_json::Number::from)),
             is_default: self.is_default.or(is_default),
         })
     }

@@ -15,8 +15,19 @@ impl ClientId {
         Self(Uuid::new_v4())
     }
 
+    /// The hyphenated form only, as it is issued (`Uuid` alone also reads braced, URN and
+    /// unhyphenated spellings of the same id).
     pub fn parse(text: &str) -> Result<Self, InvalidClientId> {
-        Uuid::try_parse(text).map(Self).map_err(|_| InvalidClientId)
+        let hyphenated = text.len() == 36;
+        let id = Uuid::try_parse(text).ok().filter(|_| hyphenated);
+        id.map(Self).ok_or(InvalidClientId)
+    }
+
+    /// The 32 hex digits of the unhyphenated form, as a refresh token carries it.
+    pub fn from_simple(text: &str) -> Result<Self, InvalidClientId> {
+        let simple = text.len() == 32;
+        let id = Uuid::try_parse(text).ok().filter(|_| simple);
+        id.map(Self).ok_or(InvalidClientId)
     }
 
     pub fn as_uuid(&self) -> &Uuid {
@@ -38,7 +49,7 @@ impl fmt::Debug for ClientId {
 
 /// Why a clientId was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("must be a UUID")]
+#[error("must be a hyphenated UUID")]
 pub struct InvalidClientId;
 
 /// Why a name-like identifier was refused.
@@ -124,6 +135,14 @@ mod tests {
         let id = ClientId::generate();
         assert_eq!(ClientId::parse(&id.to_string()), Ok(id));
         assert_eq!(ClientId::parse("not-a-uuid"), Err(InvalidClientId));
+        let simple = id.as_uuid().simple().to_string();
+        assert_eq!(
+            ClientId::parse(&simple),
+            Err(InvalidClientId),
+            "hyphenated only"
+        );
+        assert_eq!(ClientId::from_simple(&simple), Ok(id));
+        assert_eq!(ClientId::from_simple(&id.to_string()), Err(InvalidClientId));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ids::{TenantId, UserId};
+use super::rules::excerpt;
 use super::secret::random_base62;
 use super::time::Timestamp;
 
@@ -93,12 +94,16 @@ impl Absent {
     /// What a 404 says: the tenant `tenant` or the membership of `user` in it is missing.
     pub fn message(self, tenant: &TenantId, user: Option<&UserId>) -> String {
         match (self, user) {
-            (Self::Membership, Some(user)) => {
-                format!("User {user} is not a member of tenant {tenant}")
-            }
-            _ => format!("Tenant {tenant} not found"),
+            (Self::Membership, Some(user)) => not_a_member(user, tenant),
+            _ => format!("Tenant {} not found", excerpt(tenant.as_str())),
         }
     }
+}
+
+/// What a 404 says of a user who is not a member of a tenant (each id cut to an excerpt).
+pub fn not_a_member(user: &UserId, tenant: &TenantId) -> String {
+    let (user, tenant) = (excerpt(user.as_str()), excerpt(tenant.as_str()));
+    format!("User {user} is not a member of tenant {tenant}")
 }
 
 impl TokenLives {

@@ -202,6 +202,31 @@ pub fn grant_ids<S: AsRef<str>>(field: &str, ids: &[S]) -> Result<Vec<GrantId>, 
     Ok(parsed)
 }
 
+/// The largest role `level` either way: 2^53 - 1, the largest integer every JSON parser (and
+/// JavaScript) reads exactly.
+pub const MAX_LEVEL: i64 = (1 << 53) - 1;
+
+/// A role's `level`: a whole number (`54.0` too, as JavaScript may send it) within
+/// ±[`MAX_LEVEL`]; 0 when absent.
+pub fn level(level: Option<&serde_json::Number>) -> Result<i64, Invalid> {
+    let Some(number) = level else {
+        return Ok(0);
+    };
+    // Within ±2^53 every f64 with no fraction converts exactly.
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = number.as_i64().or_else(|| {
+        let f = number.as_f64()?;
+        (f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_991.0).then_some(f as i64)
+    });
+    whole
+        .filter(|n| (-MAX_LEVEL..=MAX_LEVEL).contains(n))
+        .ok_or_else(|| {
+            Invalid(format!(
+                "level must be a whole number from -{MAX_LEVEL} to {MAX_LEVEL}"
+            ))
+        })
+}
+
 pub const MAX_NAME_CHARS: usize = 256;
 /// RFC 5321's limit on a forward path.
 pub const MAX_EMAIL_CHARS: usize = 254;

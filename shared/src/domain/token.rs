@@ -309,7 +309,7 @@ impl RefreshToken {
             0
         };
         Some(Self {
-            client_id: ClientId::parse(&fields[..32]).ok()?,
+            client_id: ClientId::from_simple(&fields[..32]).ok()?,
             serial: hex(32..48)?,
             issued_at: Timestamp::from_millis(i64::try_from(hex(48..64)?).ok()?.checked_mul(1000)?),
             generation,

@@ -93,10 +93,28 @@ impl StrictBody for ConfigurationPatch {
     const NULLABLE: &'static [&'static str] = &["maxExpiresInMinutes"];
 }
 
-/// `PATCH /identity/resources/configurations/v1`, and `POST` (Frontegg's update): the fields
-/// present change; a null `maxExpiresInMinutes` lifts the maximum.
+/// The fields a change of the configuration reads.
+const FIELDS: &[&str] = &[
+    "apiTokensEnabled",
+    "personalTokensEnabled",
+    "tenantTokensEnabled",
+    "maxExpiresInMinutes",
+];
+
+/// `PATCH /identity/resources/configurations/v1` (ours, strict: an unknown field, a repeated
+/// one or a `null` other than `maxExpiresInMinutes` is a 400): the fields present change; a
+/// null `maxExpiresInMinutes` lifts the maximum.
 pub async fn patch_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let patch: ConfigurationPatch = call.strict_json()?;
+    change(&app, call.strict_json()?).await
+}
+
+/// Frontegg's `POST /identity/resources/configurations/v1`: as `PATCH`, but the fields that
+/// are not ours (Frontegg's other settings) are ignored, and a `null` leaves a switch as it is.
+pub async fn post_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    change(&app, call.json_fields(FIELDS)?).await
+}
+
+async fn change(app: &App, patch: ConfigurationPatch) -> Result<Response> {
     let max = patch
         .max_expires_in_minutes
         .map(|max| rules::max_expires_in_minutes(max.as_ref()))
@@ -117,5 +135,5 @@ pub async fn patch_configurations(app: Arc<App>, _: Vendor, call: Call) -> Resul
             Ok(settings)
         })
         .await?;
-    answer(&app, settings)
+    answer(app, settings)
 }

@@ -19,6 +19,7 @@ use crate::domain::directory::{
     RoleChange, RoleDraft, TenantChange, User, UserChange, UserDraft,
 };
 use crate::domain::document::Stamped;
+use crate::domain::lives::not_a_member;
 use crate::domain::rules::{self, GrantKey};
 use crate::domain::{Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
@@ -53,13 +54,14 @@ fn created<T: Serialize>(records: &[T], array: bool) -> Result<Response> {
     }
 }
 
-/// Refuses a key given twice in one create, before anything is written.
+/// Refuses a key given twice in one create (409, as a key already taken), before anything is
+/// written.
 fn keys_unique<'k>(keys: impl Iterator<Item = &'k GrantKey>) -> Result<()> {
     let mut seen: Vec<&GrantKey> = Vec::new();
     for key in keys {
         if seen.contains(&key) {
             let key = rules::excerpt(key.as_str());
-            return Err(Error::bad_request(format!("key {key} is given twice")));
+            return Err(Error::Conflict(format!("key {key} is given twice")));
         }
         seen.push(key);
     }
@@ -130,19 +132,25 @@ struct RoleBody {
     name: Option<String>,
     permission_ids: Option<Vec<String>>,
     description: Option<String>,
-    level: Option<i64>,
+    level: Option<serde_json::Number>,
     is_default: Option<bool>,
 }
 
-/// `POST /identity/resources/roles/v1`: one role, or Frontegg's array of them. Every item is
-/// checked before any is stored. Every role is the vendor's, for all tenants: a role made for
-/// one tenant (`frontegg-tenant-id`) is refused rather than made global.
-pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    if call.tenant_header()?.is_some() {
-        return Err(Error::bad_request(
-            "Roles for one tenant are not supported: create the role without frontegg-tenant-id",
-        ));
+/// Every role is the vendor's, for all tenants: a write that names a tenant (Frontegg's
+/// tenant-specific roles) is refused rather than applied to the role every tenant shares.
+fn for_all_tenants(call: &Call) -> Result<()> {
+    match call.tenant_header()? {
+        Some(_) => Err(Error::bad_request(
+            "Roles for one tenant are not supported: send the request without frontegg-tenant-id",
+        )),
+        None => Ok(()),
     }
+}
+
+/// `POST /identity/resources/roles/v1`: one role, or Frontegg's array of them. Every item is
+/// checked before any is stored.
+pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    for_all_tenants(&call)?;
     let (bodies, array) = call.json_one_or_many::<RoleBody>(MAX_CREATED)?;
     let roles = bodies
         .into_iter()
@@ -182,6 +190,7 @@ pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    for_all_tenants(&call)?;
     change_role(&app, call.grant_id("Role")?.as_str(), call.json()?).await
 }
 
@@ -194,6 +203,7 @@ struct PermissionIdsBody {
 /// Frontegg's `PUT /identity/resources/roles/v1/{id}/permissions`: `permissionIds` become the
 /// role's permissions.
 pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    for_all_tenants(&call)?;
     let body: PermissionIdsBody = call.json()?;
     let ids = body
         .permission_ids
@@ -214,6 +224,7 @@ async fn change_role(app: &App, id: &str, change: RoleChange) -> Result<Response
 
 /// `DELETE /identity/resources/roles/v1/{id}`.
 pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    for_all_tenants(&call)?;
     app.directory()
         .delete_grant(
             EntityKind::Role,
@@ -263,7 +274,7 @@ struct NewTenantBody {
 }
 
 /// Frontegg's `POST /tenants/resources/tenants/v1` `{tenantId, name, metadata, creatorName,
-/// creatorEmail}`: a generated id unless one is given.
+/// creatorEmail}`: a generated id unless one is given; 409 if the id is taken.
 pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: NewTenantBody = call.json()?;
     let id = body.tenant_id.unwrap_or_else(new_id);
@@ -274,8 +285,7 @@ pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
         creator_name: body.creator_name,
         creator_email: body.creator_email,
     };
-    let directory = app.directory();
-    let tenant = written(directory.upsert_tenant(&id, &change, Origin::Api).await?)?;
+    let tenant = app.directory().create_tenant(&id, &change).await?;
     json(StatusCode::CREATED, &TenantView::frontegg(&tenant))
 }
 
@@ -301,9 +311,19 @@ struct MetadataBody {
 }
 
 /// Frontegg's `POST /tenants/resources/tenants/v1/{id}/metadata` `{"metadata": {...}}`: the
-/// keys given are set, the others stay; 404 when there is no such tenant.
+/// keys given are set, the others stay; 404 when there is no such tenant. A key that no
+/// `DELETE …/metadata/{key}` could name (empty, `.` or `..`) is refused.
 pub async fn set_tenant_metadata(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: MetadataBody = call.json()?;
+    if let Some(key) = body
+        .metadata
+        .keys()
+        .find(|k| matches!(k.as_str(), "" | "." | ".."))
+    {
+        return Err(Error::bad_request(format!(
+            "metadata: the key {key:?} could not be deleted by its path; use another"
+        )));
+    }
     change_metadata(&app, &call, |metadata| {
         metadata.extend(body.metadata.clone());
     })
@@ -460,7 +480,7 @@ async fn answer_user(app: &App, call: &Call, tenant: Option<&TenantId>) -> Resul
         roles: &roles,
         permissions: &[],
     };
-    json(StatusCode::OK, &UserView::of(&user, &catalog))
+    json(StatusCode::OK, &UserView::of(&user, tenant, &catalog))
 }
 
 /// Largest page of Frontegg's `_limit`.
@@ -486,7 +506,7 @@ pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
         &users,
         usize::try_from(limit).unwrap_or(1),
         usize::try_from(offset).unwrap_or(usize::MAX),
-        |user| UserView::of(user, &catalog),
+        |user| UserView::of(user, tenant.as_ref(), &catalog),
     );
     json(StatusCode::OK, &page)
 }
@@ -508,15 +528,13 @@ async fn change_roles(
     let id = call.user_id()?;
     let tenant = caller.tenant_id();
     let patch = |stored: Option<User>| -> Result<User> {
-        let user = stored.ok_or_else(|| Error::NotFound(format!("User {id} not found")))?;
+        let user = stored.ok_or_else(|| Error::not_found("User", id.as_str()))?;
         let mut draft = UserDraft::of(&user);
         let membership = draft
             .tenants
             .iter_mut()
             .find(|m| m.tenant_id == tenant.as_str())
-            .ok_or_else(|| {
-                Error::NotFound(format!("User {id} is not a member of tenant {tenant}"))
-            })?;
+            .ok_or_else(|| Error::NotFound(not_a_member(&id, tenant)))?;
         change(&mut membership.role_ids, &body.role_ids);
         Ok(User::try_from(draft)?)
     };

@@ -179,7 +179,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
     row!(GET "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::configurations),
     row!(PATCH "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::patch_configurations),
-    row!(POST "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::patch_configurations),
+    row!(POST "/identity/resources/configurations/v1" => Configurations, Vendor: configuration::post_configurations),
     row!(GET "/identity/resources/configurations/v1/public" => Configurations, Anyone: configuration::public_configuration),
     row!(GET "/.well-known/jwks.json" => Discovery, Anyone: discovery::jwks),
     row!(GET "/.well-known/openid-configuration" => Discovery, Anyone: discovery::openid_configuration),

@@ -122,12 +122,14 @@ async fn serve(
             .position(|segment| segment == name)
             .and_then(|at| uri.path().split('/').nth(at))
     };
-    let id = segment("{id}").map(str::to_owned);
-    let key = segment("{key}").map(|key| {
-        percent_encoding::percent_decode_str(key)
+    // As clients send them: percent-encoded (`:` and `@` may be in an id).
+    let decoded = |text: &str| {
+        percent_encoding::percent_decode_str(text)
             .decode_utf8_lossy()
             .into_owned()
-    });
+    };
+    let id = segment("{id}").map(decoded);
+    let key = segment("{key}").map(decoded);
     let base = match request::public_base(&app, origin.context.as_ref()) {
         Ok(base) => base,
         Err(e) => return (endpoint.errors)(e),

@@ -112,6 +112,16 @@ impl Call {
         self.strict_json()
     }
 
+    /// The body as `T`, reading only its `fields`: the others are Frontegg's settings that do
+    /// not apply here, which its clients send along. It must be a JSON object.
+    pub fn json_fields<T: DeserializeOwned>(&self, fields: &[&str]) -> Result<T> {
+        let Value::Object(mut body) = self.json_value()? else {
+            return Err(Error::bad_request("Request body must be a JSON object"));
+        };
+        body.retain(|name, _| fields.contains(&name.as_str()));
+        from_json(Value::Object(body))
+    }
+
     fn json_value(&self) -> Result<Value> {
         serde_json::from_slice(&self.body).map_err(|e| not_json(&e))
     }
@@ -169,7 +179,7 @@ impl Call {
             .filter(|n| range.contains(n))
             .ok_or_else(|| {
                 Error::bad_request(format!(
-                    "{name} must be a whole number from {} to {}, not {}",
+                    "{name} must be a whole number from {} to {}, not {:?}",
                     range.start(),
                     range.end(),
                     excerpt(&text)

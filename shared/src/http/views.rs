@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::directory::{Permission, Role, Tenant, User};
+use crate::domain::directory::{Membership, Permission, Role, Tenant, User};
 use crate::domain::document::Stamped;
 use crate::domain::rules::GrantKey;
 use crate::domain::{GrantId, Metadata, TenantId, UserId};
@@ -182,15 +182,22 @@ struct UserFields<'u> {
     updated_at: String,
 }
 
+/// The memberships an answer shows: every one, or only the one in `tenant` when the read is
+/// scoped to it (it shows nothing of the user's other tenants).
+fn shown<'u>(user: &'u User, tenant: Option<&TenantId>) -> Vec<&'u Membership> {
+    let in_scope = |m: &&Membership| tenant.is_none_or(|t| &m.tenant_id == t);
+    user.tenants.iter().filter(in_scope).collect()
+}
+
 impl<'u> UserFields<'u> {
-    fn of(user: &'u Stamped<User>) -> Self {
+    fn of(user: &'u Stamped<User>, shown: &[&'u Membership]) -> Self {
         Self {
             id: &user.id,
             email: user.email.as_deref().unwrap_or_default(),
             name: user.name.as_deref().unwrap_or_default(),
             metadata: metadata_text(&user.metadata),
-            tenant_id: user.tenants.first().map(|m| &m.tenant_id),
-            tenant_ids: user.tenants.iter().map(|m| &m.tenant_id).collect(),
+            tenant_id: shown.first().map(|m| &m.tenant_id),
+            tenant_ids: shown.iter().map(|m| &m.tenant_id).collect(),
             verified: true,
             created_at: user.created.iso8601(),
             updated_at: user.updated.iso8601(),
@@ -198,7 +205,8 @@ impl<'u> UserFields<'u> {
     }
 }
 
-/// A user as Frontegg's user reads answer: each membership with its roles.
+/// A user as Frontegg's user reads answer: each membership with its roles; read within a
+/// tenant, that membership only.
 #[derive(Serialize)]
 pub struct UserView<'u> {
     #[serde(flatten)]
@@ -207,11 +215,11 @@ pub struct UserView<'u> {
 }
 
 impl<'u> UserView<'u> {
-    pub fn of(user: &'u Stamped<User>, catalog: &Catalog<'u>) -> Self {
+    pub fn of(user: &'u Stamped<User>, tenant: Option<&TenantId>, catalog: &Catalog<'u>) -> Self {
+        let shown = shown(user, tenant);
         Self {
-            fields: UserFields::of(user),
-            tenants: user
-                .tenants
+            fields: UserFields::of(user, &shown),
+            tenants: shown
                 .iter()
                 .map(|m| MembershipView {
                     tenant_id: &m.tenant_id,
@@ -236,7 +244,7 @@ impl<'u> CreatedUserView<'u> {
     pub fn of(user: &'u Stamped<User>, tenant: &TenantId, catalog: &Catalog<'u>) -> Self {
         let role_ids = user.roles_in(tenant).unwrap_or_default();
         Self {
-            fields: UserFields::of(user),
+            fields: UserFields::of(user, &shown(user, Some(tenant))),
             roles: catalog.roles(role_ids),
             permissions: catalog.permissions(role_ids),
         }

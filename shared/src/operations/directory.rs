@@ -23,7 +23,7 @@ use crate::domain::directory::{
     UserChange,
 };
 use crate::domain::document::{Document, Record, Stamped, WrongKind};
-use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash};
+use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash, not_a_member};
 use crate::domain::rules::excerpt;
 use crate::domain::{ApiToken, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
@@ -517,6 +517,31 @@ impl Directory<'_> {
         stamped_of(changed.as_ref().map(|c| &c.after))
     }
 
+    /// Creates the tenant by `change` (Frontegg's create); 409 while one lives under the id.
+    pub async fn create_tenant(
+        &self,
+        id: &TenantId,
+        change: &TenantChange,
+    ) -> Result<Stamped<Tenant>> {
+        let (kind, key) = (EntityKind::Tenant, id.as_str());
+        let changed = self
+            .change(kind, key, |stored| {
+                if stored.is_some_and(DirectoryRecord::is_live) {
+                    return Err(Error::Conflict(format!("Tenant {} exists", excerpt(key))));
+                }
+                upsert(
+                    kind,
+                    key,
+                    stored,
+                    change.apply(key, None)?.into(),
+                    Origin::Api,
+                )
+            })
+            .await?;
+        let tenant = stamped_of(changed.as_ref().map(|c| &c.after))?;
+        tenant.ok_or_else(|| busy(kind, key))
+    }
+
     /// Deletes the tenant: from the moment it is written, none of its tokens works. Then retires
     /// its tokens (tenant tokens and members' personal tokens, with their refresh tokens) and
     /// ends its memberships. Runs the cascade whether or not this call wrote the tombstone, so
@@ -697,9 +722,9 @@ impl Directory<'_> {
                 let record = stored
                     .filter(|r| r.is_live())
                     .ok_or_else(|| Error::not_found("User", user.as_str()))?;
-                without_member(record, tenant)?.map(Some).ok_or_else(|| {
-                    Error::NotFound(format!("User {user} is not a member of tenant {tenant}"))
-                })
+                without_member(record, tenant)?
+                    .map(Some)
+                    .ok_or_else(|| Error::NotFound(not_a_member(user, tenant)))
             })
             .await;
         if let Ok(Some(changed)) = &changed {

@@ -297,7 +297,8 @@ async fn check_ids_exist(
     } else {
         "permissionIds"
     };
-    Err(Error::bad_request(format!(
+    // 404: the request is well-formed; what it names does not exist.
+    Err(Error::NotFound(format!(
         "Unknown {what}: {}",
         rules::excerpt(&unknown.join(", "))
     )))
