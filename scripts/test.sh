@@ -20,6 +20,7 @@ FRONTEGG_VERSION="3.0.4"
 FASTAPI_VERSION="0.165.0"
 AUTHLIB_VERSION="1.9.10"
 SCHEMATHESIS_VERSION="4.32.5"
+OPENAPI_PYTHON_CLIENT_VERSION="0.29.1"
 MDBOOK_VERSION="0.5.4"
 VENV="${M2M_VENV:-.venv}"
 PY=python3
@@ -36,6 +37,16 @@ if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "$want" ]; th
         "frontegg[fastapi]==$FRONTEGG_VERSION" "fastapi==$FASTAPI_VERSION" \
         "authlib==$AUTHLIB_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
     echo "$want" > "$VENV/.installed"
+fi
+
+# Apart, so that its dependencies and the tools' above never have to agree; the suite finds it
+# beside M2M_TEST_PYTHON.
+step "openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION in $VENV/codegen (a client generated from /openapi.json)"
+if [ "$(cat "$VENV/codegen/.installed" 2>/dev/null)" != "$OPENAPI_PYTHON_CLIENT_VERSION" ]; then
+    $PY -m venv "$VENV/codegen"
+    "$VENV/codegen/bin/pip" install --quiet --disable-pip-version-check \
+        "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION"
+    echo "$OPENAPI_PYTHON_CLIENT_VERSION" > "$VENV/codegen/.installed"
 fi
 
 step "Node clients: Frontegg's SDK, openid-client, jose, playwright-core (tests/clients/node)"
