@@ -494,10 +494,13 @@ pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
     let offset = call.query_number("_offset", 0, 0..=u64::from(u32::MAX))?;
     let tenant = call.tenant_header()?;
     let directory = app.directory();
-    let (mut users, roles) = tokio::try_join!(directory.users(), directory.roles())?;
-    if let Some(tenant) = &tenant {
-        users.retain(|u| u.roles_in(tenant).is_some());
-    }
+    let users = async {
+        match &tenant {
+            Some(tenant) => directory.members(tenant).await,
+            None => directory.users().await,
+        }
+    };
+    let (users, roles) = tokio::try_join!(users, directory.roles())?;
     let catalog = Catalog {
         roles: &roles,
         permissions: &[],

@@ -303,6 +303,23 @@ impl Directory<'_> {
         Ok(users)
     }
 
+    /// The members of a tenant, by id: found through the member index (so the cost follows the
+    /// tenant's members, not the directory), each read and kept only while a member.
+    pub async fn members(&self, tenant: &TenantId) -> Result<Vec<Stamped<User>>> {
+        let ids = self.directory.members_of(tenant).await?;
+        let keys: Vec<(EntityKind, String)> = ids
+            .iter()
+            .map(|id| (EntityKind::User, id.to_string()))
+            .collect();
+        let mut members = Vec::with_capacity(keys.len());
+        for record in self.directory.records(&keys).await?.iter().flatten() {
+            members.extend(Stamped::<User>::of(record)?.filter(|u| u.roles_in(tenant).is_some()));
+        }
+        members.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        members.dedup_by(|a, b| a.id == b.id);
+        Ok(members)
+    }
+
     /// The live `kind` record `id` with its stamps.
     pub async fn stamped<T: TryFrom<Document, Error = WrongKind>>(
         &self,
