@@ -270,6 +270,16 @@ async fn users_are_created_in_a_tenant_and_their_roles_assigned_there(t: &TestAp
     let reader = json!({"roleIds": ["r-reader"]});
     let assigned = acme.call(Method::POST, roles, Some(reader.clone())).await;
     assert_eq!(assigned.status, StatusCode::OK, "{:?}", assigned.body);
+    assert_eq!(
+        assigned.body["tenantId"], "acme",
+        "Frontegg's membership answer"
+    );
+    assert_eq!(
+        assigned.body["roles"][0]["key"], "reader",
+        "{:?}",
+        assigned.body
+    );
+    assert_eq!(assigned.body["isDisabled"], false);
     assert_eq!(t.claims_of(&laptop).await["roles"], json!(["reader"]));
     let unassigned = acme.call(Method::DELETE, roles, Some(reader.clone())).await;
     assert_eq!(unassigned.status, StatusCode::OK, "{:?}", unassigned.body);

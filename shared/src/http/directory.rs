@@ -11,7 +11,7 @@ use super::caller::{TenantOwner, Vendor};
 use super::request::Call;
 use super::response::{done, json, no_content};
 use super::views::{
-    Catalog, CreatedUserView, Page, PermissionView, RoleView, TenantView, UserView,
+    Catalog, Grants, MembershipView, Page, PermissionView, RoleView, TenantView, UserView,
 };
 use crate::app::App;
 use crate::domain::directory::{
@@ -422,12 +422,12 @@ struct NewUserBody {
 /// permissions they hold there.
 pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let body: NewUserBody = call.json()?;
-    let directory = app.directory();
-    let (roles, permissions) = tokio::try_join!(directory.roles(), directory.permissions())?;
-    let role_ids = body.role_ids.clone().unwrap_or_else(|| {
-        let defaults = roles.iter().filter(|r| r.is_default);
-        defaults.map(|r| r.id.to_string()).collect()
-    });
+    let grants = grants(&app).await?;
+    let catalog = Catalog::of(&grants);
+    let role_ids = body
+        .role_ids
+        .clone()
+        .unwrap_or_else(|| catalog.default_roles());
     let id = rules::field(
         "userId",
         UserId::parse(&body.id.clone().unwrap_or_else(new_id)),
@@ -448,13 +448,15 @@ pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Resu
         }
         Ok(User::try_from(draft())?)
     };
-    let user = directory.patch_user(&id, patch).await?;
-    let catalog = Catalog {
-        roles: &roles,
-        permissions: &permissions,
-    };
-    let view = CreatedUserView::of(&user, caller.tenant_id(), &catalog);
+    let user = app.directory().patch_user(&id, patch).await?;
+    let view = UserView::of(&user, Some(caller.tenant_id()), &catalog);
     json(StatusCode::CREATED, &view)
+}
+
+/// Every role and permission, to answer with a user's grants.
+async fn grants(app: &App) -> Result<Grants> {
+    let directory = app.directory();
+    tokio::try_join!(directory.roles(), directory.permissions())
 }
 
 /// Frontegg's `GET /identity/resources/users/v1/{id}`: the user, with their roles in each
@@ -472,14 +474,11 @@ pub async fn get_user_as_vendor(app: Arc<App>, _: Vendor, call: Call) -> Result<
 async fn answer_user(app: &App, call: &Call, tenant: Option<&TenantId>) -> Result<Response> {
     let id = call.user_id()?;
     let directory = app.directory();
-    let (user, roles) = tokio::try_join!(directory.user(&id), directory.roles())?;
+    let (user, grants) = tokio::try_join!(directory.user(&id), grants(app))?;
     let user = user
         .filter(|u| tenant.is_none_or(|t| u.roles_in(t).is_some()))
         .ok_or_else(|| Error::not_found("User", id.as_str()))?;
-    let catalog = Catalog {
-        roles: &roles,
-        permissions: &[],
-    };
+    let catalog = Catalog::of(&grants);
     json(StatusCode::OK, &UserView::of(&user, tenant, &catalog))
 }
 
@@ -500,11 +499,8 @@ pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
             None => directory.users().await,
         }
     };
-    let (users, roles) = tokio::try_join!(users, directory.roles())?;
-    let catalog = Catalog {
-        roles: &roles,
-        permissions: &[],
-    };
+    let (users, grants) = tokio::try_join!(users, grants(&app))?;
+    let catalog = Catalog::of(&grants);
     let page = Page::of(
         &users,
         usize::try_from(limit).unwrap_or(1),
@@ -520,7 +516,8 @@ struct RoleIdsBody {
     role_ids: Vec<String>,
 }
 
-/// Changes the roles the user holds in the caller's tenant; 404 when the user is not a member.
+/// Changes the roles the user holds in the caller's tenant, answering that membership as
+/// Frontegg does (`{tenantId, roles, ...}`); 404 when the user is not a member.
 async fn change_roles(
     app: &App,
     caller: &TenantOwner,
@@ -542,7 +539,13 @@ async fn change_roles(
         Ok(User::try_from(draft)?)
     };
     let user = app.directory().patch_user(&id, patch).await?;
-    json(StatusCode::OK, &user.doc)
+    let grants = grants(app).await?;
+    let membership = user.tenants.iter().find(|m| &m.tenant_id == tenant);
+    let membership = membership.ok_or_else(|| Error::NotFound(not_a_member(&id, tenant)))?;
+    json(
+        StatusCode::OK,
+        &MembershipView::of(membership, &Catalog::of(&grants)),
+    )
 }
 
 /// Frontegg's `POST /identity/resources/users/v1/{id}/roles` `{"roleIds"}` with

@@ -124,13 +124,26 @@ impl<'t> TenantView<'t> {
     }
 }
 
+/// Every role and permission of the directory, as [`Catalog`] looks users' grants up in.
+pub type Grants = (Vec<Stamped<Role>>, Vec<Stamped<Permission>>);
+
 /// The roles and permissions a user's memberships name, looked up in the directory.
 pub struct Catalog<'g> {
-    pub roles: &'g [Stamped<Role>],
-    pub permissions: &'g [Stamped<Permission>],
+    roles: &'g [Stamped<Role>],
+    permissions: &'g [Stamped<Permission>],
 }
 
 impl<'g> Catalog<'g> {
+    pub fn of((roles, permissions): &'g Grants) -> Self {
+        Self { roles, permissions }
+    }
+
+    /// The roles marked default (given to a user created without `roleIds`).
+    pub fn default_roles(&self) -> Vec<String> {
+        let defaults = self.roles.iter().filter(|r| r.is_default);
+        defaults.map(|r| r.id.to_string()).collect()
+    }
+
     /// The roles of `ids` that exist, in the order given.
     fn roles(&self, ids: &[GrantId]) -> Vec<RoleView<'g>> {
         ids.iter()
@@ -158,28 +171,26 @@ impl<'g> Catalog<'g> {
     }
 }
 
+/// A membership as Frontegg answers it (in a user's `tenants`, and for a role assignment).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MembershipView<'m> {
+pub struct MembershipView<'m> {
     tenant_id: &'m TenantId,
     roles: Vec<RoleView<'m>>,
+    /// Memberships do not expire or get disabled here.
+    temporary_expiration_date: Option<String>,
+    is_disabled: bool,
 }
 
-/// The fields of a user every answer of Frontegg's users API holds.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserFields<'u> {
-    id: &'u UserId,
-    /// Empty when the directory has none.
-    email: &'u str,
-    name: &'u str,
-    metadata: String,
-    /// The first tenant the user is a member of (Frontegg's "active" tenant).
-    tenant_id: Option<&'u TenantId>,
-    tenant_ids: Vec<&'u TenantId>,
-    verified: bool,
-    created_at: String,
-    updated_at: String,
+impl<'m> MembershipView<'m> {
+    pub fn of(membership: &'m Membership, catalog: &Catalog<'m>) -> Self {
+        Self {
+            tenant_id: &membership.tenant_id,
+            roles: catalog.roles(&membership.role_ids),
+            temporary_expiration_date: None,
+            is_disabled: false,
+        }
+    }
 }
 
 /// The memberships an answer shows: every one, or only the one in `tenant` when the read is
@@ -189,64 +200,50 @@ fn shown<'u>(user: &'u User, tenant: Option<&TenantId>) -> Vec<&'u Membership> {
     user.tenants.iter().filter(in_scope).collect()
 }
 
-impl<'u> UserFields<'u> {
-    fn of(user: &'u Stamped<User>, shown: &[&'u Membership]) -> Self {
-        Self {
-            id: &user.id,
-            email: user.email.as_deref().unwrap_or_default(),
-            name: user.name.as_deref().unwrap_or_default(),
-            metadata: metadata_text(&user.metadata),
-            tenant_id: shown.first().map(|m| &m.tenant_id),
-            tenant_ids: shown.iter().map(|m| &m.tenant_id).collect(),
-            verified: true,
-            created_at: user.created.iso8601(),
-            updated_at: user.updated.iso8601(),
-        }
-    }
-}
-
-/// A user as Frontegg's user reads answer: each membership with its roles; read within a
-/// tenant, that membership only.
+/// A user as Frontegg's users API answers: the roles and permissions they hold in their
+/// first tenant shown (Frontegg's active tenant), and each membership with its roles; read
+/// within a tenant (or as created in one), that membership only.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserView<'u> {
-    #[serde(flatten)]
-    fields: UserFields<'u>,
+    id: &'u UserId,
+    /// Frontegg's name for the id in its JWTs: the same id.
+    sub: &'u UserId,
+    /// Empty when the directory has none.
+    email: &'u str,
+    name: &'u str,
+    metadata: String,
+    tenant_id: Option<&'u TenantId>,
+    tenant_ids: Vec<&'u TenantId>,
+    roles: Vec<RoleView<'u>>,
+    permissions: Vec<PermissionView<'u>>,
     tenants: Vec<MembershipView<'u>>,
+    verified: bool,
+    created_at: String,
+    updated_at: String,
 }
 
 impl<'u> UserView<'u> {
     pub fn of(user: &'u Stamped<User>, tenant: Option<&TenantId>, catalog: &Catalog<'u>) -> Self {
         let shown = shown(user, tenant);
+        let active = shown.first().map_or(&[][..], |m| m.role_ids.as_slice());
         Self {
-            fields: UserFields::of(user, &shown),
+            id: &user.id,
+            sub: &user.id,
+            email: user.email.as_deref().unwrap_or_default(),
+            name: user.name.as_deref().unwrap_or_default(),
+            metadata: metadata_text(&user.metadata),
+            tenant_id: shown.first().map(|m| &m.tenant_id),
+            tenant_ids: shown.iter().map(|m| &m.tenant_id).collect(),
+            roles: catalog.roles(active),
+            permissions: catalog.permissions(active),
             tenants: shown
                 .iter()
-                .map(|m| MembershipView {
-                    tenant_id: &m.tenant_id,
-                    roles: catalog.roles(&m.role_ids),
-                })
+                .map(|m| MembershipView::of(m, catalog))
                 .collect(),
-        }
-    }
-}
-
-/// A user as Frontegg's create answers: the roles and permissions they hold in the tenant
-/// they were created in.
-#[derive(Serialize)]
-pub struct CreatedUserView<'u> {
-    #[serde(flatten)]
-    fields: UserFields<'u>,
-    roles: Vec<RoleView<'u>>,
-    permissions: Vec<PermissionView<'u>>,
-}
-
-impl<'u> CreatedUserView<'u> {
-    pub fn of(user: &'u Stamped<User>, tenant: &TenantId, catalog: &Catalog<'u>) -> Self {
-        let role_ids = user.roles_in(tenant).unwrap_or_default();
-        Self {
-            fields: UserFields::of(user, &shown(user, Some(tenant))),
-            roles: catalog.roles(role_ids),
-            permissions: catalog.permissions(role_ids),
+            verified: true,
+            created_at: user.created.iso8601(),
+            updated_at: user.updated.iso8601(),
         }
     }
 }
