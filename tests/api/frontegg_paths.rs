@@ -541,3 +541,50 @@ async fn frontegg_bodies_are_read_as_frontegg_sends_them() {
     );
     assert!(missing.error().len() < 120, "{}", missing.error());
 }
+
+/// A create never replaces: an id in use (or given twice in one array) is a 409 and the stored
+/// role keeps what every JWT carrying it is made of; refusals quote a long key in part and a
+/// control character as its escape.
+async fn a_create_never_replaces_a_role_or_permission(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.role("r-def", "viewer", json!(["p-read"])).await;
+    for (path, body) in [
+        (ROLES, json!({"id": "r-def", "key": "zzz"})),
+        (PERMISSIONS, json!({"id": "p-read", "key": "zzz"})),
+        (
+            ROLES,
+            json!([{"id": "d", "key": "k1"}, {"id": "d", "key": "k2"}]),
+        ),
+    ] {
+        let refused = vendor.call(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::CONFLICT,
+            "{body}: {:?}",
+            refused.body
+        );
+    }
+    let roles = vendor.call(Method::GET, ROLES, None).await.body;
+    assert_eq!(roles.as_array().unwrap().len(), 1, "{roles}");
+    assert_eq!(roles[0]["key"], "viewer");
+    assert_eq!(roles[0]["permissionIds"], json!(["p-read"]));
+
+    let long = json!({"key": "K".repeat(256)});
+    vendor
+        .call(Method::POST, PERMISSIONS, Some(long.clone()))
+        .await;
+    let taken = vendor.call(Method::POST, PERMISSIONS, Some(long)).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(taken.error().len() < 120, "{}", taken.error());
+    let path = format!("{PERMISSIONS}/a%1b%5b2J%07");
+    let missing = vendor.call(Method::PATCH, &path, Some(json!({}))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        !missing.error().chars().any(char::is_control),
+        "{:?}",
+        missing.error()
+    );
+    assert!(missing.error().contains("\\u{1b}"), "{:?}", missing.error());
+}
+on_both_stores!(a_create_never_replaces_a_role_or_permission);

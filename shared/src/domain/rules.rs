@@ -17,12 +17,31 @@ pub struct Invalid(pub String);
 pub const MAX_ECHOED_CHARS: usize = 64;
 
 /// `text` as an error message may repeat it: its first [`MAX_ECHOED_CHARS`] characters, and
-/// `…` when there were more (a refused value can be as long as the body).
+/// `…` when there were more (a refused value can be as long as the body), with every control
+/// or invisible character written as its escape (`\u{1b}`), so that no message moves a
+/// terminal's cursor or hides what it quotes.
 pub fn excerpt(text: &str) -> Cow<'_, str> {
-    match text.char_indices().nth(MAX_ECHOED_CHARS) {
-        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
-        None => Cow::Borrowed(text),
+    let (cut, more) = match text.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((end, _)) => (&text[..end], true),
+        None => (text, false),
+    };
+    let shown =
+        |c: char| !(c.is_control() || is_invisible(c) || matches!(c, '\u{FE00}'..='\u{FE0F}'));
+    if !more && cut.chars().all(shown) {
+        return Cow::Borrowed(text);
     }
+    let mut out = String::with_capacity(cut.len() + 3);
+    for c in cut.chars() {
+        if shown(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    if more {
+        out.push('…');
+    }
+    Cow::Owned(out)
 }
 
 /// Characters that show nothing or change how the text around them is shown: zero-width
@@ -454,6 +473,11 @@ mod tests {
         assert_eq!(excerpt("10.0.0.0/33"), "10.0.0.0/33");
         let long = "é".repeat(MAX_ECHOED_CHARS + 1);
         assert_eq!(excerpt(&long), format!("{}…", "é".repeat(MAX_ECHOED_CHARS)));
+        assert_eq!(
+            excerpt("a\u{1b}[2J\u{202e}b"),
+            "a\\u{1b}[2J\\u{202e}b",
+            "escaped, not sent"
+        );
         let ids = vec!["x".repeat(5000)];
         let refused = grant_ids("roleIds", &ids).unwrap_err().0;
         assert!(refused.len() < 300, "{refused}");

@@ -21,7 +21,7 @@ use crate::domain::directory::{
 use crate::domain::document::Stamped;
 use crate::domain::lives::not_a_member;
 use crate::domain::rules::{self, GrantKey};
-use crate::domain::{Metadata, TenantId, UserId};
+use crate::domain::{GrantId, Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
 
 /// What the API wrote: its writes always apply (only an event may be older than the record).
@@ -54,16 +54,22 @@ fn created<T: Serialize>(records: &[T], array: bool) -> Result<Response> {
     }
 }
 
-/// Refuses a key given twice in one create (409, as a key already taken), before anything is
-/// written.
-fn keys_unique<'k>(keys: impl Iterator<Item = &'k GrantKey>) -> Result<()> {
-    let mut seen: Vec<&GrantKey> = Vec::new();
-    for key in keys {
-        if seen.contains(&key) {
-            let key = rules::excerpt(key.as_str());
-            return Err(Error::Conflict(format!("key {key} is given twice")));
+/// Refuses an id or a key given twice in one create (409, as one already taken), before
+/// anything is written.
+fn each_once<'g>(grants: impl Iterator<Item = (&'g GrantId, &'g GrantKey)>) -> Result<()> {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for (id, key) in grants {
+        let twice = |what: &str, value: &str| {
+            let value = rules::excerpt(value);
+            Err(Error::Conflict(format!("{what} {value} is given twice")))
+        };
+        if seen.iter().any(|(i, _)| *i == id.as_str()) {
+            return twice("id", id.as_str());
         }
-        seen.push(key);
+        if seen.iter().any(|(_, k)| *k == key.as_str()) {
+            return twice("key", key.as_str());
+        }
+        seen.push((id.as_str(), key.as_str()));
     }
     Ok(())
 }
@@ -84,7 +90,7 @@ pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<R
             })
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    keys_unique(permissions.iter().map(|p| &p.key))?;
+    each_once(permissions.iter().map(|p| (&p.id, &p.key)))?;
     let mut written = Vec::with_capacity(permissions.len());
     for permission in &permissions {
         let directory = app.directory();
@@ -168,7 +174,7 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
             })?)
         })
         .collect::<Result<Vec<_>>>()?;
-    keys_unique(roles.iter().map(|r| &r.key))?;
+    each_once(roles.iter().map(|r| (&r.id, &r.key)))?;
     let mut written = Vec::with_capacity(roles.len());
     for role in &roles {
         written.push(self::written(

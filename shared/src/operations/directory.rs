@@ -150,6 +150,19 @@ fn member_tenants(record: Option<&Record>) -> Vec<TenantId> {
         .collect()
 }
 
+/// `new`, when nothing lives under its id (the API's create); 409 otherwise, so that a repeated
+/// or mistaken create never replaces what every JWT carrying the id is made of.
+fn created<T: Clone>(stored: Option<T>, new: &T, kind: EntityKind, id: &str) -> Result<T> {
+    match stored {
+        Some(_) => Err(Error::Conflict(format!(
+            "{} {} exists",
+            kind_title(kind),
+            excerpt(id)
+        ))),
+        None => Ok(new.clone()),
+    }
+}
+
 /// The document of a live record with its stamps, as `T`.
 fn stamped_of<T: TryFrom<Document, Error = WrongKind>>(
     record: Option<&Record>,
@@ -335,8 +348,8 @@ impl Directory<'_> {
         role.ok_or_else(|| Error::not_found("Role", id))
     }
 
-    /// Creates or replaces a permission (the API's create); a key held by another permission is
-    /// a conflict.
+    /// Creates a permission (the API's create); an id in use, or a key held by another
+    /// permission, is a conflict.
     pub async fn put_permission(
         &self,
         permission: &Permission,
@@ -347,7 +360,7 @@ impl Directory<'_> {
         self.put_grant(
             EntityKind::Permission,
             id,
-            |_: Option<Permission>| Ok(permission.clone()),
+            |stored: Option<Permission>| created(stored, permission, EntityKind::Permission, id),
             origin,
         )
         .await
@@ -377,20 +390,20 @@ impl Directory<'_> {
         {
             return Err(Error::Conflict(format!(
                 "A permission with key {} exists",
-                permission.key
+                excerpt(permission.key.as_str())
             )));
         }
         Ok(())
     }
 
-    /// Creates or replaces a role (the API's create); every permission id must exist (400) and
+    /// Creates a role (the API's create); every permission id must exist (404), and the id and
     /// the key be free (409).
     pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<Option<Stamped<Role>>> {
         self.check_role(role).await?;
         self.put_grant(
             EntityKind::Role,
             role.id.as_str(),
-            |_: Option<Role>| Ok(role.clone()),
+            |stored: Option<Role>| created(stored, role, EntityKind::Role, role.id.as_str()),
             origin,
         )
         .await
@@ -462,7 +475,7 @@ impl Directory<'_> {
         if taken.iter().any(|r| r.key == role.key && r.id != role.id) {
             return Err(Error::Conflict(format!(
                 "A role with key {} exists",
-                role.key
+                excerpt(role.key.as_str())
             )));
         }
         check_ids_exist(self.directory, EntityKind::Permission, &role.permission_ids).await
