@@ -556,3 +556,43 @@ async fn concurrent_switches_are_both_kept(t: &TestApp) {
     }
 }
 on_both_stores!(concurrent_switches_are_both_kept);
+
+/// A hand-off is of the lives it was opened in: once the user has left and rejoined, or the
+/// tenant was deleted and made again, it opens no session (401), though it has not expired.
+async fn a_handoff_of_ended_lives_opens_nothing(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let acme = vendor.tenant("acme");
+    let alice = acme.user("alice");
+    alice.join(json!(["token-admin"])).await;
+
+    let before_leaving = handoff_of(&alice.open_portal().await);
+    let user = "/identity/resources/users/v1/alice";
+    vendor.call(Method::DELETE, user, None).await;
+    alice.join(json!(["token-admin"])).await;
+    let refused = swap(t, &before_leaving).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{:?}",
+        refused.body
+    );
+
+    let before_deletion = handoff_of(&alice.open_portal().await);
+    vendor
+        .call(Method::DELETE, "/identity/resources/tenants/v1/acme", None)
+        .await;
+    acme.create().await;
+    alice.join(json!(["token-admin"])).await;
+    let refused = swap(t, &before_deletion).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{:?}",
+        refused.body
+    );
+
+    let current = swap(t, &handoff_of(&alice.open_portal().await)).await;
+    assert_eq!(current.status, StatusCode::OK, "{:?}", current.body);
+}
+on_both_stores!(a_handoff_of_ended_lives_opens_nothing);

@@ -64,6 +64,12 @@ impl Portal<'_> {
             .await?
             .filter(|handoff| handoff.expires_at > now)
             .ok_or(Error::Unauthorized)?;
+        // A hand-off is of the lives it was made in: the session it would open could do
+        // nothing once they ended, and must not be made at all.
+        let owners = Owners::read(self.directory, &handoff.tenant_id, Some(&handoff.user_id));
+        if !owners.await?.are_current(&handoff.lives) {
+            return Err(Error::Unauthorized);
+        }
         let claims = PortalClaims {
             token_type: TokenType::PortalSession,
             sub: handoff.user_id.to_string(),
