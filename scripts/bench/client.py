@@ -6,6 +6,7 @@ Against the running release m2m-local, in one run:
     credentials (each clientId and secret exchanged once: the bcrypt path) and of repeated ones
     (the same credentials again and again), and the token listing;
   - exchange time with 10 and with 10,000 roles in the directory;
+  - directory reads and pages at 1,000 users and at 10,000 users in 1,000 tenants;
   - the flood: 40 connections of well-formed wrong secrets (the known clientId with secrets
     that are not its own, and unknown clientIds) while a legitimate client exchanges and reads
     the JWKS;
@@ -241,6 +242,59 @@ def roles_rows(bench):
     return rows
 
 
+def directory_rows(bench):
+    """Reads and pages of the directory at 1,000 users in 100 tenants, then at 10,000 users in
+    1,000 tenants (ten members each): a page's time should follow the page, not the directory."""
+    c = Client(bench.port)
+    users_path = "/identity/resources/users/v1"
+
+    def tenant(client, n):
+        body = {"tenantId": f"org-{n:05}", "name": f"Org {n}"}
+        status, payload, _ = client.call("POST", "/tenants/resources/tenants/v1", body, bench.vendor)
+        assert status == 201, (status, payload)
+
+    def user(client, n):
+        headers = dict(bench.vendor, **{"frontegg-tenant-id": f"org-{n // 10:05}"})
+        body = {"id": f"user-{n:06}", "email": f"user-{n}@example.test", "name": f"User {n}"}
+        status, payload, _ = client.call("POST", users_path, body, headers)
+        assert status == 201, (status, payload)
+
+    def timed(path, headers, expect_items):
+        for _ in range(20):  # settle
+            c.call("GET", path, None, headers)
+        timings = []
+        for _ in range(200):
+            status, payload, took = c.call("GET", path, None, headers)
+            assert status == 200, (status, payload)
+            timings.append(took)
+        body = json.loads(payload)
+        items = body.get("items", [body]) if isinstance(body, dict) else body
+        assert len(items) == expect_items, (path, len(items))
+        return f"p50 {statistics.median(timings):.2f} ms", f"p99 {percentile(timings, 99):.2f} ms"
+
+    rows = []
+    made_tenants = made_users = 0
+    for tenants, users in ((100, 1_000), (1_000, 10_000)):
+        bench.parallel(tenants - made_tenants, 4, lambda client, n: tenant(client, n + made_tenants))
+        bench.parallel(users - made_users, 4, lambda client, n: user(client, n + made_users))
+        made_tenants, made_users = tenants, users
+        last = users // 50 - 1
+        at = f"{users:,} users, {tenants:,} tenants"
+        for name, path, headers, expect in (
+            ("first page of 50 users", f"{users_path}?_limit=50&_offset=0", bench.vendor, 50),
+            ("last page of 50 users", f"{users_path}?_limit=50&_offset={last}", bench.vendor, 50),
+            ("a tenant's members (a page of 10)", f"{users_path}?_limit=50",
+             dict(bench.vendor, **{"frontegg-tenant-id": "org-00042"}), 10),
+            ("first page of 50 tenants (v2)", "/tenants/resources/tenants/v2?_limit=50",
+             bench.vendor, 50),
+            ("one user by id", f"/identity/resources/vendor-only/users/v1/user-{users - 1:06}",
+             bench.vendor, 1),
+        ):
+            p50, p99 = timed(path, headers, expect)
+            rows.append((f"{name}, {at}", p50, p99))
+    return rows
+
+
 def exchange_loop(port, credentials, until, pause, record):
     c = Client(port)
     while time.perf_counter() < until:
@@ -366,6 +420,8 @@ def main():
     memory = []
     table("throughput", throughput_rows(bench, floors, memory))
     table("claims follow the token, not the directory", roles_rows(bench))
+    table("directory pages follow the page, not the directory (embedded store)",
+          directory_rows(bench))
     rows, flood_p50 = flood_rows(bench, seconds, connections)
     rows[2] = (rows[2][0], rows[2][1], f"{flood_p50 / floors['bcrypt_ms']:.2f} x bcrypt (goal at most 4)")
     table(f"{connections} connections of wrong secrets for {seconds} s", rows)

@@ -100,6 +100,11 @@ pub trait DirectoryStore: Send + Sync {
     /// Every live record of a kind. Tenants and users are listed from an index that may lag
     /// a write by a moment on DynamoDB; roles and permissions are read consistently.
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;
+    /// The ids of live tenants or users in id order, `skip` passed over and at most `limit`,
+    /// with how many live ones there are. Reads keys and a count, never records, so the cost
+    /// follows `skip + limit`, not the directory (the index may lag a write by a moment on
+    /// DynamoDB).
+    async fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed>;
     /// Notes that `user` joined and left tenants. An index for the cascades, not the truth:
     /// an entry it misses leaves a membership that its stamp already makes void.
     async fn index_members(
@@ -110,6 +115,13 @@ pub trait DirectoryStore: Send + Sync {
     ) -> Result<()>;
     /// The users the index lists as members of `tenant`.
     async fn members_of(&self, tenant: &TenantId) -> Result<Vec<UserId>>;
+}
+
+/// A window of [`DirectoryStore::listed`]: ids in order, and how many live records there are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub ids: Vec<String>,
+    pub total: u64,
 }
 
 /// Refresh tokens spent. A refresh token carries all else (see [`crate::domain::RefreshToken`]),

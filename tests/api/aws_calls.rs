@@ -245,3 +245,48 @@ async fn gets_of_the_revocation_list_cost_one_read_per_interval_and_sign_once() 
         "{later:?}"
     );
 }
+
+/// A page of the users list costs the same calls and reads the same bytes whatever the
+/// directory's size: the keys up to the page from the listing index, the count, and the page's
+/// own records in one batch.
+#[tokio::test]
+async fn a_page_of_users_costs_the_same_at_ten_users_as_at_two_hundred() {
+    let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
+    let t = &f.api;
+    let vendor = t.vendor_token().await;
+    let page = || async {
+        let path = "/identity/resources/users/v1?_limit=5&_offset=1";
+        let reply = t.get(path, &[("x-access-token", &vendor)]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body
+    };
+    let add_users = |from: usize, to: usize| {
+        let vendor = vendor.clone();
+        async move {
+            for n in from..to {
+                t.member(&vendor, &format!("user-{n:04}"), "acme", json!([]))
+                    .await;
+            }
+        }
+    };
+    add_users(0, 10).await;
+    count(&f);
+    f.dynamodb.take_answered();
+    let small = page().await;
+    let (small_cost, small_bytes) = (count(&f), f.dynamodb.take_answered());
+    add_users(10, 200).await;
+    count(&f);
+    f.dynamodb.take_answered();
+    let large = page().await;
+    let (large_cost, large_bytes) = (count(&f), f.dynamodb.take_answered());
+
+    assert_eq!(small["_metadata"]["totalItems"], 10);
+    assert_eq!(large["_metadata"]["totalItems"], 200);
+    assert_eq!(large["items"][0]["id"], "user-0005");
+    assert_eq!(small["items"], large["items"], "the same second page");
+    assert_eq!(small_cost, large_cost, "calls at 10 and at 200 users");
+    assert!(
+        large_bytes < small_bytes + small_bytes / 5,
+        "DynamoDB answered {small_bytes} bytes at 10 users, {large_bytes} at 200"
+    );
+}

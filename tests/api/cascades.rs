@@ -18,8 +18,8 @@ use m2m_shared::domain::{
 };
 use m2m_shared::error::{Error, Result};
 use m2m_shared::ports::{
-    DirectoryStore, HandoffStore, RateStore, RefreshStore, Reserved, RevocationStore, Store,
-    TokenStore, UseWindow, VendorStore,
+    DirectoryStore, HandoffStore, Listed, RateStore, RefreshStore, Reserved, RevocationStore,
+    Store, TokenStore, UseWindow, VendorStore,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -100,6 +100,7 @@ failing!(DirectoryStore {
     fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>>;
     fn swap(&self, kind: EntityKind, id: &str, record: &Record, read: Option<Revision>) -> Result<bool>;
     fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;
+    fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed>;
     fn index_members(&self, user: &UserId, joined: &[TenantId], left: &[TenantId]) -> Result<()>;
     fn members_of(&self, tenant: &TenantId) -> Result<Vec<UserId>>;
 });

@@ -357,6 +357,12 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
         )),
         vendor(call(M::GET, FRONTEGG_TENANTS, FRONTEGG_TENANTS, None)),
         vendor(call(
+            M::GET,
+            "/tenants/resources/tenants/v2",
+            "/tenants/resources/tenants/v2?_limit=10",
+            None,
+        )),
+        vendor(call(
             M::POST,
             "/tenants/resources/tenants/v1/{id}/metadata",
             "/tenants/resources/tenants/v1/acme/metadata",

@@ -242,6 +242,58 @@ async fn frontegg_tenant_paths_create_read_update_and_delete(t: &TestApp) {
 }
 on_both_stores!(frontegg_tenant_paths_create_read_update_and_delete);
 
+/// Frontegg's paginated tenant list: pages of `_limit` by id, `_offset` counting pages, with
+/// the totals; a deleted tenant leaves the pages and the totals at once.
+async fn tenants_are_listed_page_by_page(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    for n in [3, 1, 5, 2, 4] {
+        let body = json!({"tenantId": format!("org-{n}"), "name": format!("Org {n}")});
+        let created = vendor.call(Method::POST, TENANTS, Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let page = |offset: u32| {
+        let path = format!("/tenants/resources/tenants/v2?_limit=2&_offset={offset}");
+        let vendor = &vendor;
+        async move { vendor.call(Method::GET, &path, None).await.body }
+    };
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tenantId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = page(0).await;
+    assert_eq!(ids(&first), ["org-1", "org-2"]);
+    assert_eq!(
+        first["_metadata"],
+        json!({"totalItems": 5, "totalPages": 3})
+    );
+    assert_eq!(first["items"][0]["name"], "Org 1");
+    assert_eq!(ids(&page(2).await), ["org-5"]);
+    let path = format!("{TENANTS}/org-2");
+    assert_eq!(
+        vendor.call(Method::DELETE, &path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let after = page(0).await;
+    assert_eq!(ids(&after), ["org-1", "org-3"]);
+    assert_eq!(
+        after["_metadata"],
+        json!({"totalItems": 4, "totalPages": 2})
+    );
+    let too_big = vendor
+        .call(
+            Method::GET,
+            "/tenants/resources/tenants/v2?_limit=201",
+            None,
+        )
+        .await;
+    assert_eq!(too_big.status, StatusCode::BAD_REQUEST);
+}
+on_both_stores!(tenants_are_listed_page_by_page);
+
 /// Frontegg's user creation in a tenant, and its role assignment and unassignment there.
 async fn users_are_created_in_a_tenant_and_their_roles_assigned_there(t: &TestApp) {
     let vendor = t.as_vendor().await;

@@ -12,7 +12,7 @@ use m2m_shared::domain::{
     ApiToken, ClientId, GrantId, Metadata, SecretHash, SecretState, TenantId, Timestamp,
     TokenOwner, UserId, VendorCredential,
 };
-use m2m_shared::ports::{Reserved, Store, UseWindow};
+use m2m_shared::ports::{DirectoryStore, Listed, Reserved, Store, UseWindow};
 use m2m_shared::{Error, Result};
 use serde_json::json;
 
@@ -811,3 +811,108 @@ contract!(
     vendor_deletions_keep_one,
     a_vendor_is_deleted_only_while_another_survives
 );
+
+/// Writes the tenant `id` live (a new or rewritten document) or as a tombstone, over whatever
+/// is stored, reading again when another write came in between.
+async fn write_tenant(store: &dyn Store, id: &str, live: bool) {
+    loop {
+        let stored = store.record(EntityKind::Tenant, id).await.unwrap();
+        let (before, revision) = stored.map_or((None, None), |(r, rev)| (Some(r), Some(rev)));
+        let after = if live {
+            DirectoryRecord::upserted(before.as_ref(), tenant_doc(id), Origin::Api)
+        } else {
+            DirectoryRecord::deleted(before.as_ref(), Origin::Api)
+        };
+        if store
+            .swap(EntityKind::Tenant, id, &after, revision)
+            .await
+            .unwrap()
+        {
+            return;
+        }
+    }
+}
+
+fn listed(ids: &[&str], total: u64) -> Listed {
+    Listed {
+        ids: ids.iter().map(ToString::to_string).collect(),
+        total,
+    }
+}
+
+/// Live tenants are listed by id a page at a time and counted: a rewrite counts once, a
+/// tombstone is neither listed nor counted, a tenant created again is counted again.
+async fn live_tenants_are_listed_by_page_and_counted(s: Subject) {
+    for id in ["t3", "t1", "t5", "t2", "t4"] {
+        write_tenant(&*s.store, id, true).await;
+    }
+    write_tenant(&*s.store, "t2", true).await;
+    write_tenant(&*s.store, "t4", false).await;
+    write_tenant(&*s.store, "t4", false).await;
+    let page = |skip, limit| s.store.listed(EntityKind::Tenant, skip, limit);
+    assert_eq!(page(0, 2).await.unwrap(), listed(&["t1", "t2"], 4));
+    assert_eq!(page(2, 2).await.unwrap(), listed(&["t3", "t5"], 4));
+    assert_eq!(page(4, 2).await.unwrap(), listed(&[], 4));
+    write_tenant(&*s.store, "t4", true).await;
+    assert_eq!(page(3, 5).await.unwrap(), listed(&["t4", "t5"], 5));
+    let users = s.store.listed(EntityKind::User, 0, 10).await.unwrap();
+    assert_eq!(users, listed(&[], 0));
+}
+contract!(listings, live_tenants_are_listed_by_page_and_counted);
+
+/// Creates and deletes of the same tenants racing each other, many times over: every write
+/// that lands moves the count with it, so the count is always what is listed.
+async fn the_count_follows_racing_creates_and_deletes(s: Subject) {
+    let ids = ["race-a", "race-b", "race-c"];
+    for round in 0..12 {
+        let writers = (0..6).map(|n| {
+            let store = Arc::clone(&s.store);
+            let id = ids[(round + n) % ids.len()];
+            tokio::spawn(async move { write_tenant(&*store, id, (round + n) % 2 == 0).await })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.unwrap();
+        }
+        let all = s.store.listed(EntityKind::Tenant, 0, 100).await.unwrap();
+        let mut live = Vec::new();
+        for id in ids {
+            let stored = s.store.record(EntityKind::Tenant, id).await.unwrap();
+            if stored.is_some_and(|(r, _)| r.is_live()) {
+                live.push(id.to_owned());
+            }
+        }
+        assert_eq!(all.ids, live, "round {round}");
+        assert_eq!(all.total, live.len() as u64, "round {round}");
+    }
+}
+contract!(
+    listing_counts_under_races,
+    the_count_follows_racing_creates_and_deletes
+);
+
+/// A database file written before the listings existed gets them when it is opened: every
+/// live tenant and user is listed and counted, no tombstone is.
+#[tokio::test]
+async fn an_older_embedded_database_gets_its_listings_on_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.redb");
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        for id in ["old-1", "old-2", "gone"] {
+            write_tenant(&store, id, true).await;
+        }
+        write_tenant(&store, "gone", false).await;
+    }
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for name in ["listed_tenants", "listed_users"] {
+            let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(name);
+            assert!(txn.delete_table(table).unwrap(), "{name} existed");
+        }
+        txn.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&path).unwrap();
+    let all = store.listed(EntityKind::Tenant, 0, 10).await.unwrap();
+    assert_eq!(all, listed(&["old-1", "old-2"], 2));
+}

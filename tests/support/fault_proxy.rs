@@ -10,6 +10,7 @@
 //! binds the same port again when the fault clears.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,9 +25,15 @@ pub enum Fault {
     Throttle,
 }
 
-/// The AWS calls forwarded, in order, by their `X-Amz-Target` operation name; an SDK retry
-/// of a call is not counted again.
-type CallLog = Arc<Mutex<Vec<String>>>;
+/// The AWS calls forwarded, in order, by their `X-Amz-Target` operation name (an SDK retry
+/// of a call is not counted again), and the bytes answered to them.
+#[derive(Default)]
+struct Log {
+    calls: Mutex<Vec<String>>,
+    answered: AtomicUsize,
+}
+
+type CallLog = Arc<Log>;
 
 pub struct FaultProxy {
     pub url: String,
@@ -70,7 +77,12 @@ impl FaultProxy {
 
     /// The operations forwarded since the last call (`GetItem`, `Sign`, …), and forgets them.
     pub fn take_calls(&self) -> Vec<String> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
+        std::mem::take(&mut *self.calls.calls.lock().unwrap())
+    }
+
+    /// The bytes upstream answered since the last call (what reads cost), and forgets them.
+    pub fn take_answered(&self) -> usize {
+        self.calls.answered.swap(0, Ordering::SeqCst)
     }
 
     pub fn set(&self, fault: Fault) {
@@ -170,6 +182,7 @@ async fn forward(client: TcpStream, server: TcpStream, calls: &CallLog) {
                     .filter(|_| !retry)
                     .map(|t| t.trim().rsplit('.').next().unwrap_or_default().to_owned());
                 calls
+                    .calls
                     .lock()
                     .unwrap()
                     .extend(target.map(|t| operation_name(&t)));
@@ -180,10 +193,22 @@ async fn forward(client: TcpStream, server: TcpStream, calls: &CallLog) {
             }
         }
     };
-    let down = tokio::io::copy(&mut server_reads, &mut client_writes);
+    let down = async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = match server_reads.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            calls.answered.fetch_add(n, Ordering::SeqCst);
+            if client_writes.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
     tokio::select! {
         () = up => {}
-        _ = down => {}
+        () = down => {}
     }
 }
 

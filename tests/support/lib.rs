@@ -163,16 +163,12 @@ pub async fn moto_resources() -> (String, String) {
             .build()
             .unwrap()
     };
-    let index = |name: &str| {
+    let index = |name: &str, projection: ProjectionType| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
             .key_schema(key(&format!("{name}pk"), KeyType::Hash))
             .key_schema(key(&format!("{name}sk"), KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(Projection::builder().projection_type(projection).build())
             .build()
             .unwrap()
     };
@@ -182,9 +178,11 @@ pub async fn moto_resources() -> (String, String) {
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(index("gsi1"))
-        .global_secondary_indexes(index("gsi2"));
-    for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+        .global_secondary_indexes(index("gsi1", ProjectionType::All))
+        .global_secondary_indexes(index("gsi2", ProjectionType::All))
+        .global_secondary_indexes(index("gsi3", ProjectionType::KeysOnly));
+    let names = ["gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"];
+    for name in ["pk", "sk"].into_iter().chain(names) {
         create = create.attribute_definitions(attribute(name));
     }
     create.send().await.expect("create table in moto");

@@ -204,9 +204,13 @@ fn none<D>() -> Option<D> {
     None
 }
 
-/// The stored revision of a directory record; a write names the one it read.
+/// The stored revision of a directory record, and whether the record was live in it; a write
+/// names the one it read (so a store keeping a count of live records knows what a write changes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Revision(pub u64);
+pub struct Revision {
+    pub number: u64,
+    pub live: bool,
+}
 
 impl<D> DirectoryRecord<D> {
     /// The same record with `f` of its document.
@@ -236,6 +240,11 @@ impl<D> DirectoryRecord<D> {
 
     pub fn is_live(&self) -> bool {
         self.doc.is_some()
+    }
+
+    /// The life of a live record; `None` for a tombstone.
+    pub fn current_life(&self) -> Option<&Life> {
+        self.life.as_ref().filter(|_| self.is_live())
     }
 
     /// Whether this tombstone is of something that existed (so its id stays retired, for a
@@ -349,7 +358,7 @@ impl<D> DirectoryRecord<D> {
     /// that tenant's record).
     pub fn membership_in(&self, tenant_id: &TenantId, tenant: &Self) -> Option<&MemberStamp> {
         let stamp = self.members.get(tenant_id.as_str())?;
-        let current = tenant.life.as_ref().filter(|_| tenant.is_live())?;
+        let current = tenant.current_life()?;
         (self.is_live() && stamp.tenant.as_ref() == Some(current)).then_some(stamp)
     }
 }

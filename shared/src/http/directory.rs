@@ -23,6 +23,7 @@ use crate::domain::lives::not_a_member;
 use crate::domain::rules::{self, GrantKey};
 use crate::domain::{GrantId, Metadata, TenantId, UserId};
 use crate::error::{Error, Result};
+use crate::operations::Window;
 
 /// What the API wrote: its writes always apply (only an event may be older than the record).
 fn written<T>(record: Option<T>) -> Result<T> {
@@ -491,28 +492,46 @@ async fn answer_user(app: &App, call: &Call, tenant: Option<&TenantId>) -> Resul
 /// Largest page of Frontegg's `_limit`.
 const MAX_PAGE: u64 = 200;
 
-/// Frontegg's `GET /identity/resources/users/v1?_limit&_offset`: a page of users by id (with
-/// `frontegg-tenant-id`, of that tenant's members), `_offset` counting pages of `_limit`
-/// (default 50, at most 200), as `{items, _metadata: {totalItems, totalPages}}`.
-pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+/// The page a Frontegg list asks for: `_offset` counts pages of `_limit` (default 50, at most
+/// 200).
+fn window(call: &Call) -> Result<Window> {
     let limit = call.query_number("_limit", 50, 1..=MAX_PAGE)?;
-    let offset = call.query_number("_offset", 0, 0..=u64::from(u32::MAX))?;
+    let page = call.query_number("_offset", 0, 0..=u64::from(u32::MAX))?;
+    Ok(Window {
+        page,
+        limit: usize::try_from(limit).unwrap_or(1),
+    })
+}
+
+/// Frontegg's `GET /tenants/resources/tenants/v2?_limit&_offset`: a page of tenants by id, as
+/// `{items, _metadata: {totalItems, totalPages}}`.
+pub async fn list_tenant_page(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let window = window(&call)?;
+    let tenants = app.directory().page(EntityKind::Tenant, window).await?;
+    json(
+        StatusCode::OK,
+        &Page::of(&tenants, window, TenantView::frontegg),
+    )
+}
+
+/// Frontegg's `GET /identity/resources/users/v1?_limit&_offset`: a page of users by id (with
+/// `frontegg-tenant-id`, of that tenant's members), as `{items, _metadata: {totalItems,
+/// totalPages}}`.
+pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let window = window(&call)?;
     let tenant = call.tenant_header()?;
     let directory = app.directory();
     let users = async {
         match &tenant {
-            Some(tenant) => directory.members(tenant).await,
-            None => directory.users().await,
+            Some(tenant) => directory.members(tenant, window).await,
+            None => directory.page(EntityKind::User, window).await,
         }
     };
     let (users, grants) = tokio::try_join!(users, grants(&app))?;
     let catalog = Catalog::of(&grants);
-    let page = Page::of(
-        &users,
-        usize::try_from(limit).unwrap_or(1),
-        usize::try_from(offset).unwrap_or(usize::MAX),
-        |user| UserView::of(user, tenant.as_ref(), &catalog),
-    );
+    let page = Page::of(&users, window, |user| {
+        UserView::of(user, tenant.as_ref(), &catalog)
+    });
     json(StatusCode::OK, &page)
 }
 

@@ -216,6 +216,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(DELETE TENANT => Tenants, Vendor: directory::delete_tenant),
     row!(POST FRONTEGG_TENANTS => Tenants, Vendor: directory::create_tenant),
     row!(GET FRONTEGG_TENANTS => Tenants, Vendor: directory::list_tenants),
+    row!(GET "/tenants/resources/tenants/v2" => Tenants, Vendor: directory::list_tenant_page),
     row!(GET FRONTEGG_TENANT => Tenants, Vendor: directory::get_tenant),
     row!(PUT FRONTEGG_TENANT => Tenants, Vendor: directory::put_frontegg_tenant),
     row!(DELETE FRONTEGG_TENANT => Tenants, Vendor: directory::delete_frontegg_tenant),

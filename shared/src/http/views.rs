@@ -10,6 +10,7 @@ use crate::domain::directory::{Membership, Permission, Role, Tenant, User};
 use crate::domain::document::Stamped;
 use crate::domain::rules::GrantKey;
 use crate::domain::{GrantId, Metadata, TenantId, UserId};
+use crate::operations::{Listing, Window};
 
 /// Frontegg answers metadata as a string holding a JSON object.
 fn metadata_text(metadata: &Metadata) -> String {
@@ -264,15 +265,18 @@ struct PageMetadata {
 }
 
 impl<T> Page<T> {
-    /// Page `offset` of `limit` items (`limit` at least 1) of `all`, which holds `total`.
-    pub fn of<'a, A>(all: &'a [A], limit: usize, offset: usize, view: impl Fn(&'a A) -> T) -> Self {
-        let start = offset.saturating_mul(limit).min(all.len());
-        let end = start.saturating_add(limit).min(all.len());
+    /// The page `listing` holds, as `view` shows each record.
+    pub fn of<'a, A>(
+        listing: &'a Listing<A>,
+        window: Window,
+        view: impl Fn(&'a Stamped<A>) -> T,
+    ) -> Self {
+        let total = usize::try_from(listing.total).unwrap_or(usize::MAX);
         Self {
-            items: all[start..end].iter().map(view).collect(),
+            items: listing.items.iter().map(view).collect(),
             metadata: PageMetadata {
-                total_items: all.len(),
-                total_pages: all.len().div_ceil(limit.max(1)),
+                total_items: total,
+                total_pages: total.div_ceil(window.limit.max(1)),
             },
         }
     }

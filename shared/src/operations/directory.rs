@@ -60,6 +60,32 @@ fn busy(kind: EntityKind, id: &str) -> Error {
     ))
 }
 
+/// Which part of a listing to read: page `page` (from 0) of `limit` records.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub page: u64,
+    pub limit: usize,
+}
+
+impl Window {
+    /// The whole listing.
+    pub const ALL: Self = Self {
+        page: 0,
+        limit: usize::MAX,
+    };
+
+    /// How many records come before the page.
+    fn skip(self) -> u64 {
+        self.page.saturating_mul(self.limit as u64)
+    }
+}
+
+/// A page of a listing, and how many records the whole listing holds.
+pub struct Listing<T> {
+    pub items: Vec<Stamped<T>>,
+    pub total: u64,
+}
+
 /// A record as read and as written by one change.
 struct Changed {
     before: Option<Record>,
@@ -304,33 +330,63 @@ impl Directory<'_> {
 
     /// Every tenant, by id.
     pub async fn tenants(&self) -> Result<Vec<Stamped<Tenant>>> {
-        let mut tenants = stamped_all::<Tenant>(self.directory, EntityKind::Tenant).await?;
-        tenants.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        Ok(tenants)
+        let all = self.page(EntityKind::Tenant, Window::ALL).await?;
+        Ok(all.items)
     }
 
-    /// Every user, by id.
-    pub async fn users(&self) -> Result<Vec<Stamped<User>>> {
-        let mut users = stamped_all::<User>(self.directory, EntityKind::User).await?;
-        users.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        Ok(users)
+    /// A page of the tenants (`Tenant`) or users (`User`) by id: read from the listing's keys
+    /// and the page's own records, so the cost follows the page, not the directory.
+    pub async fn page<T: TryFrom<Document, Error = WrongKind>>(
+        &self,
+        kind: EntityKind,
+        window: Window,
+    ) -> Result<Listing<T>> {
+        let listed = self
+            .directory
+            .listed(kind, window.skip(), window.limit)
+            .await?;
+        let items = self.live(kind, &listed.ids, |_| true).await?;
+        Ok(Listing {
+            items,
+            total: listed.total,
+        })
     }
 
-    /// The members of a tenant, by id: found through the member index (so the cost follows the
-    /// tenant's members, not the directory), each read and kept only while a member.
-    pub async fn members(&self, tenant: &TenantId) -> Result<Vec<Stamped<User>>> {
-        let ids = self.directory.members_of(tenant).await?;
-        let keys: Vec<(EntityKind, String)> = ids
+    /// A page of a tenant's members by id: found through the member index (so the cost follows
+    /// the tenant's members, not the directory), each page's users read and kept only while a
+    /// member.
+    pub async fn members(&self, tenant: &TenantId, window: Window) -> Result<Listing<User>> {
+        let mut ids: Vec<String> = self
+            .directory
+            .members_of(tenant)
+            .await?
             .iter()
-            .map(|id| (EntityKind::User, id.to_string()))
+            .map(ToString::to_string)
             .collect();
-        let mut members = Vec::with_capacity(keys.len());
+        ids.sort();
+        ids.dedup();
+        let skip = usize::try_from(window.skip()).unwrap_or(usize::MAX);
+        let page: Vec<String> = ids.iter().skip(skip).take(window.limit).cloned().collect();
+        let member = |user: &Stamped<User>| user.roles_in(tenant).is_some();
+        Ok(Listing {
+            items: self.live(EntityKind::User, &page, member).await?,
+            total: ids.len() as u64,
+        })
+    }
+
+    /// The live records of `ids`, in their order, that `keep` keeps.
+    async fn live<T: TryFrom<Document, Error = WrongKind>>(
+        &self,
+        kind: EntityKind,
+        ids: &[String],
+        keep: impl Fn(&Stamped<T>) -> bool,
+    ) -> Result<Vec<Stamped<T>>> {
+        let keys: Vec<(EntityKind, String)> = ids.iter().map(|id| (kind, id.clone())).collect();
+        let mut live = Vec::with_capacity(keys.len());
         for record in self.directory.records(&keys).await?.iter().flatten() {
-            members.extend(Stamped::<User>::of(record)?.filter(|u| u.roles_in(tenant).is_some()));
+            live.extend(Stamped::<T>::of(record)?.filter(&keep));
         }
-        members.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        members.dedup_by(|a, b| a.id == b.id);
-        Ok(members)
+        Ok(live)
     }
 
     /// The live `kind` record `id` with its stamps.

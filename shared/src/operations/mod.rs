@@ -13,7 +13,7 @@ mod vendors;
 
 pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
-pub use directory::Directory;
+pub use directory::{Directory, Listing, Window};
 pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, Manager, NewToken, Owner, TOKEN, TokenPatch};
 pub use vendors::{CREDENTIAL, Vendors};

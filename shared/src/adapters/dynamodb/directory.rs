@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, PutRequest, Update};
 
 use super::*;
 
@@ -19,10 +19,62 @@ pub(super) fn entity_key(kind: EntityKind, id: &str) -> Item {
     }
 }
 
-/// Tenants and users each live in a partition of their own, so they are listed through `gsi2`,
-/// where every live one is indexed under this key (a tombstone is not).
+/// Tenants and users each live in a partition of their own, so they are listed through `gsi3`
+/// (keys only), where every live one is indexed under this key (a tombstone is not), and
+/// counted in [`COUNT_SHARDS`] items under `COUNT#<key>`.
 fn listing_key(kind: EntityKind) -> Option<String> {
     matches!(kind, EntityKind::Tenant | EntityKind::User).then(|| format!("{}S", kind_name(kind)))
+}
+
+/// How many items share the count of live tenants (or users): a write changes one, chosen by
+/// its id, so concurrent creates seldom meet on one item; a listing sums them all.
+const COUNT_SHARDS: u32 = 16;
+
+fn count_key(listing: &str, shard: u32) -> Item {
+    key(format!("COUNT#{listing}"), shard.to_string())
+}
+
+/// The count item a write of the record `id` changes (FNV-1a of the id: stable everywhere).
+fn count_shard(listing: &str, id: &str) -> Item {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    count_key(listing, hash % COUNT_SHARDS)
+}
+
+/// The condition that the stored revision is still `read`, with its values.
+fn unchanged_since(read: Option<Revision>) -> (&'static str, Option<(String, AttributeValue)>) {
+    match read {
+        None => ("attribute_not_exists(pk)", None),
+        Some(Revision { number: 0, .. }) => {
+            ("attribute_exists(pk) AND attribute_not_exists(rev)", None)
+        }
+        Some(Revision { number, .. }) => (
+            "rev = :rev",
+            Some((":rev".to_owned(), AttributeValue::N(number.to_string()))),
+        ),
+    }
+}
+
+/// Whether a transaction was cancelled because its first item's condition failed or another
+/// transaction held one of its items: both mean that another write came in between.
+fn lost_to_another_write<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    if failed_conditions(e).contains(&0) {
+        return true;
+    }
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        e.as_service_error()
+    else {
+        return false;
+    };
+    let conflict = |code: Option<&str>| code == Some("TransactionConflict");
+    cancelled
+        .cancellation_reasons()
+        .iter()
+        .any(|reason| conflict(reason.code()))
+        || cancelled
+            .message()
+            .is_some_and(|m| m.contains("TransactionConflict"))
 }
 
 fn membership_key(user: &UserId, tenant: &TenantId) -> Item {
@@ -36,7 +88,11 @@ fn record_from(kind: EntityKind, mut item: Item) -> Result<(Record, Revision)> {
         .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
         .unwrap_or(0);
     let record: DirectoryRecord = from_item("directory", item)?;
-    Ok((typed_record(kind, record)?, Revision(rev)))
+    let revision = Revision {
+        number: rev,
+        live: record.is_live(),
+    };
+    Ok((typed_record(kind, record)?, revision))
 }
 
 /// The records of `kinds` at `keys` among the items `found`, in the order of `keys`.
@@ -101,44 +157,78 @@ impl DirectoryStore for DynamoStore {
         let record = stored_record(record)?;
         let mut item: Item = serde_dynamo::to_item(&record).map_err(Error::internal)?;
         item.extend(entity_key(kind, id));
-        if let Some(listing) = listing_key(kind).filter(|_| record.doc.is_some()) {
-            item.insert("gsi2pk".into(), s(listing));
-            item.insert("gsi2sk".into(), s(id));
+        let listing = listing_key(kind);
+        if let Some(listing) = listing.clone().filter(|_| record.is_live()) {
+            item.insert("gsi3pk".into(), s(listing));
+            item.insert("gsi3sk".into(), s(id));
         }
-        let next = read.map_or(1, |Revision(n)| n + 1);
+        let next = read.map_or(1, |r| r.number + 1);
         item.insert("rev".into(), AttributeValue::N(next.to_string()));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(Revision(0)) => {
-                put.condition_expression("attribute_exists(pk) AND attribute_not_exists(rev)")
-            }
-            Some(Revision(n)) => put
-                .condition_expression("rev = :rev")
-                .expression_attribute_values(":rev", AttributeValue::N(n.to_string())),
+        let (condition, value) = unchanged_since(read);
+        let was_live = read.is_some_and(|r| r.live);
+        let counted = listing.filter(|_| was_live != record.is_live());
+        let Some(listing) = counted else {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition);
+            let put = match value {
+                Some((name, value)) => put.expression_attribute_values(name, value),
+                None => put,
+            };
+            return match put.send().await {
+                Ok(_) => Ok(true),
+                Err(e) if is_condition_failure(&e) => Ok(false),
+                Err(e) => Err(dynamo_error(e)),
+            };
         };
-        match put.send().await {
+        // The record becomes live or stops being: its count changes in the same transaction.
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(value.map(|v| HashMap::from([v])))
+            .build()
+            .map_err(Error::internal)?;
+        let delta = if record.is_live() { "1" } else { "-1" };
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(count_shard(&listing, id)))
+            .update_expression("ADD n :delta")
+            .expression_attribute_values(":delta", AttributeValue::N(delta.into()))
+            .build()
+            .map_err(Error::internal)?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match written {
             Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) if lost_to_another_write(&e) => Ok(false),
             Err(e) => Err(dynamo_error(e)),
         }
     }
 
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>> {
-        let query = match listing_key(kind) {
-            Some(listing) => self.index_query("gsi2", "gsi2pk", listing),
-            None => self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(kind_name(kind)))
-                .consistent_read(true),
-        };
+        if listing_key(kind).is_some() {
+            let listed = self.listed(kind, 0, usize::MAX).await?;
+            let keys: Vec<(EntityKind, String)> =
+                listed.ids.into_iter().map(|id| (kind, id)).collect();
+            let records = self.records(&keys).await?.into_iter().flatten();
+            return Ok(records.filter(|r| r.is_live()).collect());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(kind_name(kind)))
+            .consistent_read(true);
         let mut records = Vec::new();
         for item in self.all_items(query).await? {
             let (record, _) = record_from(kind, item)?;
@@ -147,6 +237,43 @@ impl DirectoryStore for DynamoStore {
             }
         }
         Ok(records)
+    }
+
+    async fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed> {
+        let Some(listing) = listing_key(kind) else {
+            return Err(Error::internal("only tenants and users are listed"));
+        };
+        let wanted = usize::try_from(skip)
+            .unwrap_or(usize::MAX)
+            .saturating_add(limit);
+        let query = self
+            .index_query("gsi3", "gsi3pk", listing.clone())
+            .limit(i32::try_from(wanted).unwrap_or(i32::MAX));
+        let keys = query.into_paginator().items().send();
+        let mut ids = Vec::new();
+        let mut seen = 0usize;
+        let mut keys = std::pin::pin!(keys);
+        while seen < wanted {
+            let Some(item) = keys.next().await else {
+                break;
+            };
+            let item = item.map_err(dynamo_error)?;
+            seen += 1;
+            if seen as u64 > skip {
+                ids.extend(item.get("gsi3sk").and_then(|v| v.as_s().ok()).cloned());
+            }
+        }
+        let shards: Vec<Item> = (0..COUNT_SHARDS).map(|n| count_key(&listing, n)).collect();
+        let counted: i64 = self
+            .fetch(&shards)
+            .await?
+            .values()
+            .filter_map(|item| item.get("n")?.as_n().ok()?.parse::<i64>().ok())
+            .sum();
+        Ok(Listed {
+            ids,
+            total: u64::try_from(counted).unwrap_or(0),
+        })
     }
 
     async fn index_members(

@@ -12,6 +12,7 @@
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
 //! | hand-off      | `HANDOFF#<sha256>` | `HANDOFF`          |
 //! | revoked JWTs  | `REVOKED`          | `<clientId>`       |
+//! | live count    | `COUNT#TENANTS` or `COUNT#USERS` | `<shard 0..15>` |
 //!
 //! The token item also counts its uses (`useWindow`, `windowUses`, `issued`, `lastUsedAt`),
 //! written only by reservations (see [`crate::ports::RateStore`]).
@@ -22,7 +23,8 @@
 //!
 //! Index `gsi1` (`gsi1pk`, `gsi1sk`) finds a tenant's tokens (`TENANT#<id>`, `TOKEN#<clientId>`)
 //! and members (`TENANT#<id>`, `MEMBER#<userId>`); index `gsi2` (`gsi2pk`, `gsi2sk`) finds a
-//! user's personal tokens in every tenant (`USER#<id>`, `TOKEN#<clientId>`).
+//! user's personal tokens in every tenant (`USER#<id>`, `TOKEN#<clientId>`); index `gsi3`
+//! (keys only) lists every live tenant and user (`TENANTS` or `USERS`, `<id>`), page by page.
 //!
 //! Reads on the credential path are strongly consistent, so a deleted token stops at once.
 
@@ -59,7 +61,7 @@ use crate::domain::{
     ApiToken, ClientId, SecretHash, SecretState, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
-use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
+use crate::ports::{DirectoryStore, HandoffStore, Listed, RefreshStore, TokenStore, VendorStore};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 

@@ -1,7 +1,10 @@
 //! Directory records under their revision, and the index of each tenant's members.
 
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -17,6 +20,48 @@ pub(super) struct Stored {
     pub record: DirectoryRecord,
     #[serde(default)]
     pub rev: u64,
+}
+
+impl Stored {
+    fn revision(&self) -> Revision {
+        Revision {
+            number: self.rev,
+            live: self.record.is_live(),
+        }
+    }
+}
+
+/// The table listing the live records of `kind`, if its records are listed.
+fn listing(kind: EntityKind) -> Option<TableDefinition<'static, &'static str, &'static [u8]>> {
+    match kind {
+        EntityKind::Tenant => Some(LISTED_TENANTS),
+        EntityKind::User => Some(LISTED_USERS),
+        _ => None,
+    }
+}
+
+/// Whether the database has its listing tables (a file from before them has not).
+pub(super) fn has_listings(txn: &WriteTransaction) -> Result<bool, redb::Error> {
+    let name = LISTED_TENANTS.name();
+    Ok(txn.list_tables()?.any(|table| table.name() == name))
+}
+
+/// Lists every live tenant and user of a database written before the listing tables, once.
+pub(super) fn fill_listings(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let directory = txn.open_table(DIRECTORY)?;
+    for kind in [EntityKind::Tenant, EntityKind::User] {
+        let Some(definition) = listing(kind) else {
+            continue;
+        };
+        let mut listed = txn.open_table(definition)?;
+        let prefix = format!("{}/", kind_name(kind));
+        for key in keys_under(&directory, kind_name(kind))? {
+            if read_record(&directory, &key)?.is_some_and(|s| s.record.is_live()) {
+                listed.insert(&key[prefix.len()..], [].as_slice())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The record under `key`, read inside a transaction.
@@ -50,7 +95,10 @@ impl DirectoryStore for EmbeddedStore {
             read_record(&txn.open_table(DIRECTORY)?, &key)
         })?;
         stored
-            .map(|s| Ok((typed_record(kind, s.record)?, Revision(s.rev))))
+            .map(|s| {
+                let revision = s.revision();
+                Ok((typed_record(kind, s.record)?, revision))
+            })
             .transpose()
     }
 
@@ -78,16 +126,25 @@ impl DirectoryStore for EmbeddedStore {
         read: Option<Revision>,
     ) -> Result<bool> {
         let key = entity_key(kind, id);
+        let id = id.to_owned();
         let record = stored_record(record)?;
         self.run(move |db| {
             let txn = db.begin_write()?;
             {
                 let mut table = txn.open_table(DIRECTORY)?;
-                let current = read_record(&table, &key)?.map(|s| Revision(s.rev));
+                let current = read_record(&table, &key)?.map(|s| s.revision());
                 if current != read {
                     return Ok(false);
                 }
-                let rev = read.map_or(1, |Revision(n)| n + 1);
+                if let Some(definition) = listing(kind) {
+                    let mut listed = txn.open_table(definition)?;
+                    if record.is_live() {
+                        listed.insert(id.as_str(), [].as_slice())?;
+                    } else {
+                        listed.remove(id.as_str())?;
+                    }
+                }
+                let rev = read.map_or(1, |r| r.number + 1);
                 table.insert(
                     key.as_str(),
                     write_json(&Stored { record, rev })?.as_slice(),
@@ -116,6 +173,26 @@ impl DirectoryStore for EmbeddedStore {
             .into_iter()
             .map(|record| typed_record(kind, record))
             .collect()
+    }
+
+    async fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed> {
+        let Some(definition) = listing(kind) else {
+            return Err(Error::internal("only tenants and users are listed"));
+        };
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(definition)?;
+            let mut ids = Vec::new();
+            let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+            for entry in table.iter()?.skip(skip).take(limit) {
+                ids.push(entry?.0.value().to_owned());
+            }
+            Ok(Listed {
+                ids,
+                total: table.len()?,
+            })
+        })
+        .await
     }
 
     async fn index_members(

@@ -31,7 +31,7 @@ use crate::domain::{
     ApiToken, ClientId, SecretHash, SecretState, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
-use crate::ports::{DirectoryStore, HandoffStore, RefreshStore, TokenStore, VendorStore};
+use crate::ports::{DirectoryStore, HandoffStore, Listed, RefreshStore, TokenStore, VendorStore};
 pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("vendors");
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Spent refresh tokens keyed `<clientId>/<number>`, so one token's are one key range.
@@ -48,7 +48,12 @@ pub(super) const TENANT_MEMBERS: TableDefinition<&str, &[u8]> =
 pub(super) const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
 /// Revoked JWTs keyed by clientId.
 pub(super) const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 9] = [
+/// The ids of live tenants and of live users (empty values), kept by every directory write:
+/// listings page through them, and their lengths count the live records.
+pub(super) const LISTED_TENANTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("listed_tenants");
+pub(super) const LISTED_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("listed_users");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 11] = [
     HANDOFFS,
     REVOCATIONS,
     VENDORS,
@@ -58,6 +63,8 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 9] = [
     TENANT_TOKENS,
     USER_TOKENS,
     TENANT_MEMBERS,
+    LISTED_TENANTS,
+    LISTED_USERS,
 ];
 
 /// The page cache's bound.
@@ -80,8 +87,12 @@ impl EmbeddedStore {
                 Error::internal(format!("cannot open database {}: {e}", path.display()))
             })?;
         let txn = db.begin_write().map_err(db_error)?;
+        let listed = directory::has_listings(&txn).map_err(db_error)?;
         for table in ALL_TABLES {
             txn.open_table(table).map_err(db_error)?;
+        }
+        if !listed {
+            directory::fill_listings(&txn).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
