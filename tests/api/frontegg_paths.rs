@@ -2,6 +2,7 @@
 //! user changes only the fields it names, and a `DELETE` of a user with `frontegg-tenant-id`
 //! removes them from that tenant only.
 
+use crate::support::client::Vendor;
 use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -427,38 +428,196 @@ async fn a_roles_permissions_are_set_on_frontegg_path(t: &TestApp) {
 }
 on_both_stores!(a_roles_permissions_are_set_on_frontegg_path);
 
-/// Every role is shared by all tenants: a change or delete naming a tenant (Frontegg's
-/// tenant-specific roles) is refused, and the shared role stays as it was.
-async fn role_writes_naming_a_tenant_are_refused(t: &TestApp) {
-    let vendor = t.as_vendor().await;
+/// The keys of a role listing.
+fn keys(roles: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// The vendor's role `r-viewer` (`viewer`) and tenants `acme` and `globex`, each with a role of
+/// its own keyed `auditor` (`r-acme`, `r-globex`): another tenant may use a tenant role's key.
+async fn tenant_roles(vendor: &Vendor<'_>) {
     vendor.permission("p-read", "reports.read").await;
     vendor.role("r-viewer", "viewer", json!(["p-read"])).await;
-    let acme = vendor.tenant("acme");
-    acme.create().await;
-    let role = format!("{ROLES}/r-viewer");
-    for (method, path, body) in [
-        (Method::POST, ROLES.to_owned(), Some(json!({"key": "mine"}))),
-        (
-            Method::PATCH,
-            role.clone(),
-            Some(json!({"name": "Changed"})),
-        ),
-        (
-            Method::PUT,
-            format!("{role}/permissions"),
-            Some(json!({"permissionIds": []})),
-        ),
-        (Method::DELETE, role.clone(), None),
-    ] {
-        let refused = acme.call(method.clone(), &path, body).await;
-        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{method} {path}");
+    for tenant in ["acme", "globex"] {
+        let tenant = vendor.tenant(tenant);
+        tenant.create().await;
+        let id = format!("r-{}", tenant.id());
+        let role = json!({"id": id, "key": "auditor", "permissionIds": ["p-read"]});
+        let made = tenant.call(Method::POST, ROLES, Some(role)).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        assert_eq!(made.body["tenantId"], tenant.id());
     }
-    let roles = vendor.call(Method::GET, ROLES, None).await.body;
-    assert_eq!(roles.as_array().unwrap().len(), 1, "{roles}");
-    assert_eq!(roles[0]["name"], "", "{roles}");
-    assert_eq!(roles[0]["permissionIds"], json!(["p-read"]));
 }
-on_both_stores!(role_writes_naming_a_tenant_are_refused);
+
+/// The roles listed with `tenant`'s header, or without one.
+async fn listed_roles(vendor: &Vendor<'_>, tenant: Option<&str>) -> serde_json::Value {
+    match tenant {
+        Some(id) => vendor.tenant(id).call(Method::GET, ROLES, None).await.body,
+        None => vendor.call(Method::GET, ROLES, None).await.body,
+    }
+}
+
+/// Frontegg's tenant-specific roles: a role created with `frontegg-tenant-id` belongs to that
+/// tenant, listed there beside the vendor's; its key is unique where it may be held.
+async fn a_tenants_role_is_created_and_listed_for_that_tenant(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    tenant_roles(&vendor).await;
+    let acme = vendor.tenant("acme");
+    for (body, why) in [
+        (json!({"key": "viewer"}), "the vendor's roles hold the key"),
+        (json!({"key": "auditor"}), "the tenant's own role holds it"),
+    ] {
+        let clash = acme.call(Method::POST, ROLES, Some(body)).await;
+        assert_eq!(
+            clash.status,
+            StatusCode::CONFLICT,
+            "{why}: {:?}",
+            clash.body
+        );
+    }
+    let refused = vendor
+        .tenant("nowhere")
+        .call(Method::POST, ROLES, Some(json!({"key": "ghost"})))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    assert_eq!(keys(&listed_roles(&vendor, None).await), ["viewer"]);
+    let acme_roles = listed_roles(&vendor, Some("acme")).await;
+    assert_eq!(keys(&acme_roles), ["auditor", "viewer"]);
+    assert!(acme_roles.to_string().contains("r-acme"), "{acme_roles}");
+    assert!(!acme_roles.to_string().contains("r-globex"), "{acme_roles}");
+}
+on_both_stores!(a_tenants_role_is_created_and_listed_for_that_tenant);
+
+/// A tenant's role is held in that tenant only: tokens, memberships and assignments elsewhere
+/// are refused as for an unknown role; in its tenant, JWTs carry it.
+async fn a_tenants_role_is_held_in_that_tenant_only(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    tenant_roles(&vendor).await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    let refused = globex.create_token(json!({"roleIds": ["r-acme"]})).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    let join = json!({"tenants": [{"tenantId": "globex", "roleIds": ["r-acme"]}]});
+    let refused = vendor.call(Method::PUT, ALICE, Some(join)).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    globex.user("alice").join(json!([])).await;
+    let path = format!("{ALICE}/roles");
+    let assign = json!({"roleIds": ["r-acme"]});
+    let refused = globex.call(Method::POST, &path, Some(assign)).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    let bot = globex.token(json!({})).await;
+    let patch = globex
+        .patch_token(&bot.client_id, json!({"roleIds": ["r-acme"]}))
+        .await;
+    assert_eq!(patch.status, StatusCode::NOT_FOUND, "{:?}", patch.body);
+
+    let bot = acme.token(json!({"roleIds": ["r-acme", "r-viewer"]})).await;
+    let claims = t.claims_of(&bot).await;
+    assert_eq!(claims["roles"], json!(["auditor", "viewer"]));
+}
+on_both_stores!(a_tenants_role_is_held_in_that_tenant_only);
+
+/// A tenant's role is changed through its tenant (or by the vendor), never through another;
+/// it ends with its tenant, and a tenant created again under the id inherits nothing of it.
+async fn a_tenants_role_is_changed_there_and_ends_with_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    tenant_roles(&vendor).await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    let path = format!("{ROLES}/r-acme");
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"name": "Stolen"}))),
+        (Method::DELETE, None),
+    ] {
+        let refused = globex.call(method.clone(), &path, body).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{method}");
+    }
+    let vendors = format!("{ROLES}/r-viewer");
+    let refused = acme
+        .call(Method::PATCH, &vendors, Some(json!({"name": "Mine"})))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "the vendor's role");
+    let renamed = acme
+        .call(Method::PATCH, &path, Some(json!({"name": "Auditor"})))
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert_eq!(renamed.body["tenantId"], "acme");
+
+    let deleted = vendor
+        .call(Method::DELETE, &format!("{TENANTS}/acme"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    acme.create().await;
+    assert_eq!(keys(&listed_roles(&vendor, Some("acme")).await), ["viewer"]);
+    let refused = acme.create_token(json!({"roleIds": ["r-acme"]})).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    let again = json!({"id": "r-acme-2", "key": "auditor"});
+    let again = acme.call(Method::POST, ROLES, Some(again)).await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "its key is free: {:?}",
+        again.body
+    );
+}
+on_both_stores!(a_tenants_role_is_changed_there_and_ends_with_it);
+
+/// A tenant's default role is given to users created in that tenant only.
+async fn a_tenants_default_role_is_given_in_that_tenant_only(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    acme.create().await;
+    globex.create().await;
+    let role = json!({"id": "r-new", "key": "newcomer", "isDefault": true});
+    let made = acme.call(Method::POST, ROLES, Some(role)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    for (tenant, roles) in [(&acme, json!(["newcomer"])), (&globex, json!([]))] {
+        let user = json!({"email": format!("someone@{}.test", tenant.id())});
+        let created = tenant.call(Method::POST, USERS, Some(user)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let keys: Vec<&serde_json::Value> = created.body["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["key"])
+            .collect();
+        assert_eq!(json!(keys), roles, "in {}", tenant.id());
+    }
+}
+on_both_stores!(a_tenants_default_role_is_given_in_that_tenant_only);
+
+/// A tenant's role created while its tenant is deleted, many times over: whichever lands
+/// first, a tenant created again under the id never lists nor grants the role.
+async fn a_tenants_role_racing_its_tenants_deletion_never_outlives_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    for round in 0..10 {
+        acme.create().await;
+        let id = format!("r-race-{round}");
+        let role = json!({"id": id, "key": format!("racer-{round}")});
+        let tenant = format!("{TENANTS}/acme");
+        let (made, _) = tokio::join!(
+            acme.call(Method::POST, ROLES, Some(role)),
+            vendor.call(Method::DELETE, &tenant, None),
+        );
+        assert!(
+            [StatusCode::CREATED, StatusCode::NOT_FOUND].contains(&made.status),
+            "round {round}: {:?}",
+            made.body
+        );
+        acme.create().await;
+        let listed = acme.call(Method::GET, ROLES, None).await.body;
+        assert!(!listed.to_string().contains(&id), "round {round}: {listed}");
+        let refused = acme.create_token(json!({"roleIds": [id]})).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "round {round}");
+    }
+}
+on_both_stores!(a_tenants_role_racing_its_tenants_deletion_never_outlives_it);
 
 /// A user read or listed within a tenant shows that membership alone.
 async fn a_read_within_a_tenant_shows_nothing_of_the_users_other_tenants(t: &TestApp) {
@@ -640,3 +799,16 @@ async fn a_create_never_replaces_a_role_or_permission(t: &TestApp) {
     assert!(missing.error().contains("\\u{1b}"), "{:?}", missing.error());
 }
 on_both_stores!(a_create_never_replaces_a_role_or_permission);
+
+/// A user's `PUT` listing a tenant twice conflicts with itself: 409, and nothing is written.
+#[tokio::test]
+async fn a_tenant_listed_twice_in_a_users_put_is_a_conflict() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    vendor.tenant("acme").create().await;
+    let twice = json!({"tenants": [{"tenantId": "acme"}, {"tenantId": "acme", "roleIds": []}]});
+    let refused = vendor.call(Method::PUT, ALICE, Some(twice)).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert_eq!(refused.body["errors"][0], "tenants: acme is listed twice");
+    assert!(t.stored_user("alice").await.is_none());
+}

@@ -115,6 +115,10 @@ impl<'a> Vendor<'a> {
 }
 
 impl<'a> Tenant<'a> {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn user(&self, id: &str) -> Member<'a> {
         Member {
             tenant: self.clone(),

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{GrantId, TenantId, UserId};
+use super::lives::Life;
 pub use super::lives::Origin;
 use super::rules::{self, GrantKey, Invalid};
 use super::token::Metadata;
@@ -38,6 +39,33 @@ pub struct Role {
     /// Given to a user created in a tenant without `roleIds`, as Frontegg's default roles.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_default: bool,
+    /// The tenant the role belongs to (Frontegg's tenant-specific roles); `None`: a role of the
+    /// vendor's, for every tenant. Set at creation, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<TenantId>,
+    /// The life of that tenant the role was created in: the role ends with it, so a tenant
+    /// created again under the same id inherits none of the old one's roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_life: Option<Life>,
+}
+
+impl Role {
+    /// Whether the role may be held in `tenant`, whose live record has `life` (`None`: the
+    /// tenant does not live): a role of every tenant's, or one of this tenant's current life.
+    pub fn applies_in(&self, tenant: &TenantId, life: Option<&Life>) -> bool {
+        match &self.tenant_id {
+            None => true,
+            Some(own) => own == tenant && life.is_some() && self.tenant_life.as_ref() == life,
+        }
+    }
+
+    /// Whether the role is listed among a tenant's roles, or, for `None`, among the vendor's.
+    pub fn listed_for(&self, tenant: Option<(&TenantId, Option<&Life>)>) -> bool {
+        match tenant {
+            None => self.tenant_id.is_none(),
+            Some((id, life)) => self.applies_in(id, life),
+        }
+    }
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -135,6 +163,8 @@ impl TryFrom<RoleDraft> for Role {
             description: rules::description(draft.description.unwrap_or_default())?,
             level: rules::level(draft.level.as_ref())?,
             is_default: draft.is_default.unwrap_or_default(),
+            tenant_id: None,
+            tenant_life: None,
         })
     }
 }
@@ -309,12 +339,15 @@ impl RoleChange {
             .as_ref()
             .map(|r| (r.description.clone(), r.level, r.is_default));
         let (description, level, is_default) = extra.unzip3();
+        let owner = stored
+            .as_ref()
+            .map(|r| (r.tenant_id.clone(), r.tenant_life.clone()));
         let stored = stored.map(|r| {
             let ids = r.permission_ids.iter().map(ToString::to_string).collect();
             (r.key.to_string(), r.name, ids)
         });
         let (key, name, permission_ids) = stored.unzip3();
-        Role::try_from(RoleDraft {
+        let role = Role::try_from(RoleDraft {
             id: id.to_owned(),
             key: self.key.clone().or(key).unwrap_or_else(|| id.to_owned()),
             name: self.name.clone().or(name),
@@ -326,6 +359,12 @@ impl RoleChange {
             description: self.description.clone().or(description),
             level: self.level.clone().or(level.map(serde_json::Number::from)),
             is_default: self.is_default.or(is_default),
+        })?;
+        let (tenant_id, tenant_life) = owner.unwrap_or_default();
+        Ok(Role {
+            tenant_id,
+            tenant_life,
+            ..role
         })
     }
 }

@@ -75,6 +75,22 @@ fn each_once<'g>(grants: impl Iterator<Item = (&'g GrantId, &'g GrantKey)>) -> R
     Ok(())
 }
 
+/// A change listing a tenant twice in `tenants` conflicts with itself (409), as an id given
+/// twice in one create does.
+fn each_tenant_once(change: &UserChange) -> Result<()> {
+    let tenants = change.tenants.iter().flatten();
+    let mut seen: Vec<&str> = Vec::new();
+    for membership in tenants {
+        let id = membership.tenant_id.as_str();
+        if seen.contains(&id) {
+            let id = rules::excerpt(id);
+            return Err(Error::Conflict(format!("tenants: {id} is listed twice")));
+        }
+        seen.push(id);
+    }
+    Ok(())
+}
+
 /// `POST /identity/resources/permissions/v1`: one permission, or Frontegg's array of them.
 /// Every item is checked before any is stored.
 pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
@@ -143,21 +159,11 @@ struct RoleBody {
     is_default: Option<bool>,
 }
 
-/// Every role is the vendor's, for all tenants: a write that names a tenant (Frontegg's
-/// tenant-specific roles) is refused rather than applied to the role every tenant shares.
-fn for_all_tenants(call: &Call) -> Result<()> {
-    match call.tenant_header()? {
-        Some(_) => Err(Error::bad_request(
-            "Roles for one tenant are not supported: send the request without frontegg-tenant-id",
-        )),
-        None => Ok(()),
-    }
-}
-
-/// `POST /identity/resources/roles/v1`: one role, or Frontegg's array of them. Every item is
-/// checked before any is stored.
+/// `POST /identity/resources/roles/v1`: one role, or Frontegg's array of them; with
+/// `frontegg-tenant-id`, roles of that tenant only (Frontegg's tenant-specific roles; 404 when
+/// it does not exist). Every item is checked before any is stored.
 pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    for_all_tenants(&call)?;
+    let tenant = call.tenant_header()?;
     let (bodies, array) = call.json_one_or_many::<RoleBody>(MAX_CREATED)?;
     let roles = bodies
         .into_iter()
@@ -176,19 +182,26 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
         })
         .collect::<Result<Vec<_>>>()?;
     each_once(roles.iter().map(|r| (&r.id, &r.key)))?;
+    let directory = app.directory();
     let mut written = Vec::with_capacity(roles.len());
-    for role in &roles {
+    for role in roles {
+        let role = match &tenant {
+            Some(tenant) => directory.owned_by(role, tenant).await?,
+            None => role,
+        };
         written.push(self::written(
-            app.directory().put_role(role, Origin::Api).await?,
+            directory.put_role(&role, Origin::Api).await?,
         )?);
     }
     let views: Vec<RoleView<'_>> = written.iter().map(RoleView::of).collect();
     created(&views, array)
 }
 
-/// `GET /identity/resources/roles/v1`.
-pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
-    let roles = app.directory().roles().await?;
+/// `GET /identity/resources/roles/v1`: the vendor's roles; with `frontegg-tenant-id`, also
+/// that tenant's own.
+pub async fn list_roles(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let tenant = call.tenant_header()?;
+    let roles = app.directory().roles_for(tenant.as_ref()).await?;
     json(
         StatusCode::OK,
         &roles.iter().map(RoleView::of).collect::<Vec<_>>(),
@@ -197,8 +210,7 @@ pub async fn list_roles(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 
 /// `PATCH /identity/resources/roles/v1/{id}`: absent fields stay as they are.
 pub async fn patch_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    for_all_tenants(&call)?;
-    change_role(&app, call.grant_id("Role")?.as_str(), call.json()?).await
+    change_role(&app, &call, call.json()?).await
 }
 
 #[derive(Deserialize)]
@@ -210,7 +222,6 @@ struct PermissionIdsBody {
 /// Frontegg's `PUT /identity/resources/roles/v1/{id}/permissions`: `permissionIds` become the
 /// role's permissions.
 pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    for_all_tenants(&call)?;
     let body: PermissionIdsBody = call.json()?;
     let ids = body
         .permission_ids
@@ -219,25 +230,34 @@ pub async fn set_role_permissions(app: Arc<App>, _: Vendor, call: Call) -> Resul
         permission_ids: Some(ids),
         ..RoleChange::default()
     };
-    change_role(&app, call.grant_id("Role")?.as_str(), change).await
+    change_role(&app, &call, change).await
+}
+
+/// The role the path names, as the request may change it: with `frontegg-tenant-id`, only a
+/// role of that tenant (404 otherwise).
+async fn role_in_reach(app: &App, call: &Call) -> Result<GrantId> {
+    let id = call.grant_id("Role")?;
+    let tenant = call.tenant_header()?;
+    app.directory()
+        .role_of(id.as_str(), tenant.as_ref())
+        .await?;
+    Ok(id)
 }
 
 /// Applies `change` to the role as read inside one conditional write.
-async fn change_role(app: &App, id: &str, change: RoleChange) -> Result<Response> {
-    let patch = |stored: Role| Ok(change.apply(id, Some(stored))?);
-    let role = app.directory().patch_role(id, patch).await?;
+async fn change_role(app: &App, call: &Call, change: RoleChange) -> Result<Response> {
+    let id = role_in_reach(app, call).await?;
+    let patch = |stored: Role| Ok(change.apply(id.as_str(), Some(stored))?);
+    let role = app.directory().patch_role(id.as_str(), patch).await?;
     json(StatusCode::OK, &RoleView::of(&role))
 }
 
-/// `DELETE /identity/resources/roles/v1/{id}`.
+/// `DELETE /identity/resources/roles/v1/{id}`; with `frontegg-tenant-id`, only a role of that
+/// tenant.
 pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    for_all_tenants(&call)?;
+    let id = role_in_reach(&app, &call).await?;
     app.directory()
-        .delete_grant(
-            EntityKind::Role,
-            call.grant_id("Role")?.as_str(),
-            Origin::Api,
-        )
+        .delete_grant(EntityKind::Role, id.as_str(), Origin::Api)
         .await?;
     no_content()
 }
@@ -389,6 +409,7 @@ pub async fn delete_frontegg_tenant(app: Arc<App>, _: Vendor, call: Call) -> Res
 /// present change, and memberships only when `tenants` is present. A new id creates the user.
 pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let change: UserChange = call.json()?;
+    each_tenant_once(&change)?;
     let id = call.user_id()?;
     let directory = app.directory();
     let user = written(directory.upsert_user(&id, &change, Origin::Api).await?)?;
@@ -429,12 +450,17 @@ struct NewUserBody {
 /// permissions they hold there.
 pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let body: NewUserBody = call.json()?;
-    let grants = grants(&app).await?;
-    let catalog = Catalog::of(&grants);
-    let role_ids = body
-        .role_ids
-        .clone()
-        .unwrap_or_else(|| catalog.default_roles());
+    let directory = app.directory();
+    let role_ids = match body.role_ids.clone() {
+        Some(ids) => ids,
+        None => directory
+            .roles_for(Some(caller.tenant_id()))
+            .await?
+            .iter()
+            .filter(|role| role.is_default)
+            .map(|role| role.id.to_string())
+            .collect(),
+    };
     let id = rules::field(
         "userId",
         UserId::parse(&body.id.clone().unwrap_or_else(new_id)),
@@ -455,8 +481,9 @@ pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Resu
         }
         Ok(User::try_from(draft())?)
     };
-    let user = app.directory().patch_user(&id, patch).await?;
-    let view = UserView::of(&user, Some(caller.tenant_id()), &catalog);
+    let user = directory.patch_user(&id, patch).await?;
+    let grants = grants(&app).await?;
+    let view = UserView::of(&user, Some(caller.tenant_id()), &Catalog::of(&grants));
     json(StatusCode::CREATED, &view)
 }
 

@@ -58,7 +58,7 @@ pub struct RoleView<'r> {
     /// Ours; Frontegg's `permissions` holds the same ids.
     permission_ids: &'r [GrantId],
     permissions: &'r [GrantId],
-    /// Every role is the vendor's, for all tenants.
+    /// The tenant of a tenant-specific role; `null` for the vendor's roles, for every tenant.
     tenant_id: Option<&'r TenantId>,
     created_at: String,
     updated_at: String,
@@ -75,7 +75,7 @@ impl<'r> RoleView<'r> {
             is_default: role.is_default,
             permission_ids: &role.permission_ids,
             permissions: &role.permission_ids,
-            tenant_id: None,
+            tenant_id: role.tenant_id.as_ref(),
             created_at: role.created.iso8601(),
             updated_at: role.updated.iso8601(),
         }
@@ -137,12 +137,6 @@ pub struct Catalog<'g> {
 impl<'g> Catalog<'g> {
     pub fn of((roles, permissions): &'g Grants) -> Self {
         Self { roles, permissions }
-    }
-
-    /// The roles marked default (given to a user created without `roleIds`).
-    pub fn default_roles(&self) -> Vec<String> {
-        let defaults = self.roles.iter().filter(|r| r.is_default);
-        defaults.map(|r| r.id.to_string()).collect()
     }
 
     /// The roles of `ids` that exist, in the order given.

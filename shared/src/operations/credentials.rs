@@ -431,7 +431,7 @@ impl<'a> Credentials<'a> {
             return Err(Error::Unauthorized);
         }
         owners.allow(TokenKind::from(&token.owner))?;
-        let (roles, user) = match &token.owner {
+        let (mut roles, user) = match &token.owner {
             TokenOwner::Tenant => (token_roles, None),
             TokenOwner::User(_) => {
                 let user = owners.user()?.ok_or(Error::Unauthorized)?;
@@ -439,6 +439,9 @@ impl<'a> Credentials<'a> {
                 (reads.live(EntityKind::Role, held).await?, Some(user))
             }
         };
+        // Only the vendor's roles and the tenant's own, of its current life, count here.
+        let life = owners.tenant_life();
+        roles.retain(|role: &Role| role.applies_in(&token.tenant_id, life));
         let permission_ids: Vec<GrantId> = roles
             .iter()
             .flat_map(|role| &role.permission_ids)

@@ -25,11 +25,11 @@ use crate::domain::directory::{
 use crate::domain::document::{Document, Record, Stamped, WrongKind};
 use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash, not_a_member};
 use crate::domain::rules::excerpt;
-use crate::domain::{ApiToken, GrantId, TenantId, UserId};
+use crate::domain::{ApiToken, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
-use super::{Retirement, check_ids_exist};
+use super::{Retirement, check_permission_ids, check_role_ids};
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -525,16 +525,69 @@ impl Directory<'_> {
         stamped_of(changed.as_ref().map(|c| &c.after))?.ok_or_else(missing)
     }
 
-    /// A role's key is free (409) and its permissions exist (400).
+    /// A role's key is free where the role may be held (409): among the vendor's roles, and
+    /// the tenant's own for a tenant's role (two tenants' roles may share a key); and its
+    /// permissions exist (404).
     async fn check_role(&self, role: &Role) -> Result<()> {
         let taken = self.roles().await?;
-        if taken.iter().any(|r| r.key == role.key && r.id != role.id) {
+        let meet = |r: &Role| match (&r.tenant_id, &role.tenant_id) {
+            (Some(a), Some(b)) => a == b && r.tenant_life == role.tenant_life,
+            _ => true,
+        };
+        if taken
+            .iter()
+            .any(|r| r.key == role.key && r.id != role.id && meet(r))
+        {
             return Err(Error::Conflict(format!(
                 "A role with key {} exists",
                 excerpt(role.key.as_str())
             )));
         }
-        check_ids_exist(self.directory, EntityKind::Permission, &role.permission_ids).await
+        check_permission_ids(self.directory, &role.permission_ids).await
+    }
+
+    /// The roles listed for `tenant` (the vendor's and the tenant's own, of its current life),
+    /// or, for `None`, the vendor's.
+    pub async fn roles_for(&self, tenant: Option<&TenantId>) -> Result<Vec<Stamped<Role>>> {
+        let roles = self.roles().await?;
+        let Some(tenant) = tenant else {
+            return Ok(roles.into_iter().filter(|r| r.listed_for(None)).collect());
+        };
+        let (record, _) = self.read(EntityKind::Tenant, tenant.as_str()).await?;
+        let life = record.as_ref().and_then(DirectoryRecord::current_life);
+        Ok(roles
+            .into_iter()
+            .filter(|r| r.listed_for(Some((tenant, life))))
+            .collect())
+    }
+
+    /// The role `id` as a write naming `tenant` may change it: with a tenant, only that tenant's
+    /// own role (404 for any other, the vendor's included); without, any role.
+    pub async fn role_of(&self, id: &str, tenant: Option<&TenantId>) -> Result<Role> {
+        let role = self.role(id).await?;
+        let Some(tenant) = tenant else {
+            return Ok(role);
+        };
+        let (record, _) = self.read(EntityKind::Tenant, tenant.as_str()).await?;
+        let life = record.as_ref().and_then(DirectoryRecord::current_life);
+        if role.tenant_id.is_some() && role.applies_in(tenant, life) {
+            Ok(role)
+        } else {
+            Err(Error::not_found("Role", id))
+        }
+    }
+
+    /// `role`, made the role of `tenant` in the tenant's current life; 404 while the tenant
+    /// does not live.
+    pub async fn owned_by(&self, role: Role, tenant: &TenantId) -> Result<Role> {
+        let (record, _) = self.read(EntityKind::Tenant, tenant.as_str()).await?;
+        let life = record.as_ref().and_then(DirectoryRecord::current_life);
+        let life = life.ok_or_else(|| Error::not_found("Tenant", tenant.as_str()))?;
+        Ok(Role {
+            tenant_id: Some(tenant.clone()),
+            tenant_life: Some(life.clone()),
+            ..role
+        })
     }
 
     /// Writes the role or permission `make` derives from the stored one. The id of a deleted
@@ -643,6 +696,19 @@ impl Directory<'_> {
         let (tenant, _) = self.read(EntityKind::Tenant, id.as_str()).await?;
         for user in self.directory.members_of(id).await? {
             self.leave(&user, id, tenant.as_ref()).await?;
+        }
+        // The tenant's roles end with the life they were made in (no JWT carries them from
+        // the tombstone on); deleting them frees their keys. One made while this ran is void.
+        let life = tenant.as_ref().and_then(DirectoryRecord::current_life);
+        for role in self.roles().await? {
+            if role.tenant_id.as_ref() == Some(id) && !role.applies_in(id, life) {
+                self.delete_grant(EntityKind::Role, role.id.as_str(), Origin::Api)
+                    .await
+                    .or_else(|e| match e {
+                        Error::NotFound(_) => Ok(false),
+                        e => Err(e),
+                    })?;
+            }
         }
         Ok(deleted.is_some())
     }
@@ -757,15 +823,13 @@ impl Directory<'_> {
         for attempt in 0..WRITE_ATTEMPTS {
             let (before, revision) = self.read(kind, key).await?;
             let user = make(before.as_ref())?;
-            let role_ids: Vec<GrantId> = user
-                .tenants
-                .iter()
-                .flat_map(|m| m.role_ids.clone())
-                .collect();
-            check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
             // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
             let lives = self.tenant_lives(&user, origin).await?;
+            for (membership, (tenant, life)) in user.tenants.iter().zip(&lives) {
+                let (ids, life) = (&membership.role_ids, life.as_ref());
+                check_role_ids(self.directory, tenant, life, ids).await?;
+            }
             let Some(after) = upsert(kind, key, before.as_ref(), user.into(), origin)? else {
                 outcome = Some((None, before));
                 break;

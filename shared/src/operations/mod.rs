@@ -24,7 +24,7 @@ pub(crate) use crate::machinery::{Bcrypt, PublishedList, ReadPlans, TokenRateLim
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, Role, User};
 use crate::domain::document::{Document, Record, WrongKind};
-use crate::domain::lives::{Absent, TokenLives};
+use crate::domain::lives::{Absent, DirectoryRecord, Life, TokenLives};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::Revocation;
 use crate::domain::{
@@ -243,6 +243,11 @@ impl Owners {
         Ok(settings)
     }
 
+    /// The life of the tenant, while it lives.
+    fn tenant_life(&self) -> Option<&Life> {
+        self.tenant.as_ref().and_then(DirectoryRecord::current_life)
+    }
+
     /// The lives a token created now would get.
     fn lives(&self) -> std::result::Result<TokenLives, Absent> {
         TokenLives::of(&self.tenant_id, self.tenant.as_ref(), self.user_record())
@@ -265,11 +270,33 @@ impl Owners {
     }
 }
 
-/// Refuses ids that name no permission (or role): `400` with the unknown ones.
-async fn check_ids_exist(
+/// Refuses ids that name no permission: 404 with the unknown ones.
+async fn check_permission_ids(directory: &dyn DirectoryStore, ids: &[GrantId]) -> Result<()> {
+    check_known(directory, EntityKind::Permission, ids, |_| true).await
+}
+
+/// Refuses ids that name no role that may be held in `tenant`, whose live record has `life`
+/// (the vendor's roles, and the tenant's own): 404 with the unknown ones, another tenant's
+/// roles among them.
+async fn check_role_ids(
+    directory: &dyn DirectoryStore,
+    tenant: &TenantId,
+    life: Option<&Life>,
+    ids: &[GrantId],
+) -> Result<()> {
+    check_known(directory, EntityKind::Role, ids, |doc| match doc {
+        Document::Role(role) => role.applies_in(tenant, life),
+        _ => false,
+    })
+    .await
+}
+
+/// Refuses ids that name no live `kind` record that `keep` keeps.
+async fn check_known(
     directory: &dyn DirectoryStore,
     kind: EntityKind,
     ids: &[GrantId],
+    keep: impl Fn(&Document) -> bool,
 ) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
@@ -278,7 +305,9 @@ async fn check_ids_exist(
         .entities(kind)
         .await?
         .into_iter()
-        .filter_map(|record| match record.doc? {
+        .filter_map(|record| record.doc)
+        .filter(|doc| keep(doc))
+        .filter_map(|doc| match doc {
             Document::Permission(permission) => Some(permission.id),
             Document::Role(role) => Some(role.id),
             _ => None,

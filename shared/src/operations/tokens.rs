@@ -2,6 +2,7 @@
 //! delete.
 
 use crate::domain::directory::EntityKind;
+use crate::domain::lives::DirectoryRecord;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
@@ -12,7 +13,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
-use super::{Bcrypt, Created, Owners, Retirement, check_ids_exist};
+use super::{Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids};
 use crate::machinery::Party;
 
 pub struct ApiTokens<'a> {
@@ -151,9 +152,9 @@ impl ApiTokens<'_> {
             .map_err(Error::BadRequest)?;
         let kind = match &owner {
             TokenOwner::Tenant => {
-                check_ids_exist(self.directory, EntityKind::Role, &new.role_ids).await?;
-                check_ids_exist(self.directory, EntityKind::Permission, &new.permission_ids)
-                    .await?;
+                let life = owners.tenant_life();
+                check_role_ids(self.directory, tenant_id, life, &new.role_ids).await?;
+                check_permission_ids(self.directory, &new.permission_ids).await?;
                 SecretKind::TenantToken
             }
             TokenOwner::User(_) => SecretKind::UserToken,
@@ -312,11 +313,16 @@ impl ApiTokens<'_> {
     ) -> Result<ApiToken> {
         let mut token = self.managed(manager, client_id).await?;
         if let Some(role_ids) = patch.role_ids {
-            check_ids_exist(self.directory, EntityKind::Role, &role_ids).await?;
+            let tenant = self
+                .directory
+                .record(EntityKind::Tenant, token.tenant_id.as_str());
+            let tenant = tenant.await?.map(|(record, _)| record);
+            let life = tenant.as_ref().and_then(DirectoryRecord::current_life);
+            check_role_ids(self.directory, &token.tenant_id, life, &role_ids).await?;
             token.role_ids = role_ids;
         }
         if let Some(permission_ids) = patch.permission_ids {
-            check_ids_exist(self.directory, EntityKind::Permission, &permission_ids).await?;
+            check_permission_ids(self.directory, &permission_ids).await?;
             token.permission_ids = permission_ids;
         }
         if let Some(description) = patch.description {
