@@ -592,7 +592,8 @@ async fn a_tenants_default_role_is_given_in_that_tenant_only(t: &TestApp) {
 on_both_stores!(a_tenants_default_role_is_given_in_that_tenant_only);
 
 /// A tenant's role created while its tenant is deleted, many times over: whichever lands
-/// first, a tenant created again under the id never lists nor grants the role.
+/// first, nothing is left of the role, and a tenant created again under the id never lists
+/// nor grants it.
 async fn a_tenants_role_racing_its_tenants_deletion_never_outlives_it(t: &TestApp) {
     let vendor = t.as_vendor().await;
     let acme = vendor.tenant("acme");
@@ -615,6 +616,20 @@ async fn a_tenants_role_racing_its_tenants_deletion_never_outlives_it(t: &TestAp
         assert!(!listed.to_string().contains(&id), "round {round}: {listed}");
         let refused = acme.create_token(json!({"roleIds": [id]})).await;
         assert_eq!(refused.status, StatusCode::NOT_FOUND, "round {round}");
+        // Nothing is left of it: not even for the vendor, and its key is free again.
+        let path = format!("{ROLES}/{id}");
+        let gone = vendor
+            .call(Method::PATCH, &path, Some(json!({"name": "x"})))
+            .await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "round {round}");
+        let key = json!({"key": format!("racer-{round}")});
+        let free = vendor.call(Method::POST, ROLES, Some(key)).await;
+        assert_eq!(
+            free.status,
+            StatusCode::CREATED,
+            "round {round}: {:?}",
+            free.body
+        );
     }
 }
 on_both_stores!(a_tenants_role_racing_its_tenants_deletion_never_outlives_it);
@@ -812,3 +827,109 @@ async fn a_tenant_listed_twice_in_a_users_put_is_a_conflict() {
     assert_eq!(refused.body["errors"][0], "tenants: acme is listed twice");
     assert!(t.stored_user("alice").await.is_none());
 }
+
+/// A membership begun while its tenant is deleted, many times over: whichever lands first,
+/// the tenant created again under the id has no such member. The user is not shown in it,
+/// cannot be given roles there, gets no personal token there, and a later write of the user
+/// does not bring the membership back.
+async fn a_membership_racing_its_tenants_deletion_never_outlives_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.tenant("base").create().await;
+    for round in 0..12 {
+        let id = format!("t-race-{round}");
+        let tenant = vendor.tenant(&id);
+        tenant.create().await;
+        let user = format!("{USERS}/u-{round}");
+        let join = json!({"tenants": [{"tenantId": "base"}, {"tenantId": id}]});
+        let deleted = format!("{TENANTS}/{id}");
+        let (joined, _) = tokio::join!(
+            vendor.call(Method::PUT, &user, Some(join)),
+            vendor.call(Method::DELETE, &deleted, None),
+        );
+        assert!(
+            [StatusCode::OK, StatusCode::NOT_FOUND].contains(&joined.status),
+            "round {round}: {:?}",
+            joined.body
+        );
+        tenant.create().await;
+        nothing_of_the_membership_is_left(&vendor, &id, &format!("u-{round}")).await;
+    }
+}
+
+/// `user` is no member of `tenant_id`: not shown there, not given roles there, given no
+/// personal token there, and a later write of the user does not bring the membership back.
+async fn nothing_of_the_membership_is_left(vendor: &Vendor<'_>, tenant_id: &str, user: &str) {
+    let tenant = vendor.tenant(tenant_id);
+    let path = format!("{USERS}/{user}");
+    let read = vendor.call(Method::GET, &path, None).await;
+    if read.status == StatusCode::OK {
+        assert!(!read.body.to_string().contains(tenant_id), "{}", read.body);
+    }
+    let members = tenant.call(Method::GET, USERS, None).await.body;
+    assert_eq!(members["items"], json!([]), "{tenant_id}");
+    let roles = format!("{path}/roles");
+    let assign = tenant
+        .call(Method::POST, &roles, Some(json!({"roleIds": []})))
+        .await;
+    assert_eq!(assign.status, StatusCode::NOT_FOUND, "{:?}", assign.body);
+    let rename = vendor
+        .call(Method::PUT, &path, Some(json!({"name": "Later"})))
+        .await;
+    assert_eq!(rename.status, StatusCode::OK, "{user}");
+    assert!(
+        !rename.body.to_string().contains(tenant_id),
+        "{}",
+        rename.body
+    );
+    let token = tenant.user(user).create_personal_token(json!({})).await;
+    assert_eq!(token.status, StatusCode::NOT_FOUND, "{:?}", token.body);
+}
+on_both_stores!(a_membership_racing_its_tenants_deletion_never_outlives_it);
+
+/// Creates of one key racing each other, many times over: one is created, the others answer
+/// 409, for permissions, for the vendor's roles, and between the vendor's role and a tenant's.
+async fn racing_creates_of_one_key_make_one_role_or_permission(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.create().await;
+    for round in 0..8 {
+        let key = format!("racer.{round}");
+        let body = |n: usize| json!({"id": format!("r{round}-{n}"), "key": key});
+        let (a, b, c, d) = tokio::join!(
+            vendor.call(Method::POST, ROLES, Some(body(0))),
+            vendor.call(Method::POST, ROLES, Some(body(1))),
+            acme.call(Method::POST, ROLES, Some(body(2))),
+            acme.call(Method::POST, ROLES, Some(body(3))),
+        );
+        let statuses = [a.status, b.status, c.status, d.status];
+        let created = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
+        assert_eq!(created, 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| [StatusCode::CREATED, StatusCode::CONFLICT].contains(s)),
+            "round {round}: {statuses:?}"
+        );
+        let listed = acme.call(Method::GET, ROLES, None).await.body;
+        let holders = keys(&listed).iter().filter(|k| **k == key).count();
+        assert_eq!(holders, 1, "round {round}: {listed}");
+
+        let permission = |n: usize| json!({"id": format!("p{round}-{n}"), "key": key});
+        let path = "/identity/resources/permissions/v1";
+        let (a, b, c) = tokio::join!(
+            vendor.call(Method::POST, path, Some(permission(0))),
+            vendor.call(Method::POST, path, Some(permission(1))),
+            vendor.call(Method::POST, path, Some(permission(2))),
+        );
+        let statuses = [a.status, b.status, c.status];
+        let created = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
+        assert_eq!(created, 1, "round {round}: {statuses:?}");
+    }
+}
+on_both_stores!(racing_creates_of_one_key_make_one_role_or_permission);

@@ -354,6 +354,24 @@ impl<D> DirectoryRecord<D> {
         self
     }
 
+    /// The tenants of the user's void memberships: those whose stamp names a life of the
+    /// tenant other than the one its record (`tenant_record`) gives it now, because its deletion,
+    /// or its creation again, came after the membership began. Such a membership is one the
+    /// tenant's cascade did not reach (it raced the deletion, or the member index lagged).
+    pub fn void_members<'r>(
+        &self,
+        tenant_record: impl Fn(&str) -> Option<&'r Self>,
+    ) -> Vec<TenantId>
+    where
+        D: 'r,
+    {
+        self.members
+            .iter()
+            .filter(|(tenant, stamp)| stamp.tenant != Self::tenant_life(tenant_record(tenant)))
+            .filter_map(|(tenant, _)| TenantId::parse(tenant).ok())
+            .collect()
+    }
+
     /// The membership in `tenant`, when it is one of the tenant's current life (`tenant` being
     /// that tenant's record).
     pub fn membership_in(&self, tenant_id: &TenantId, tenant: &Self) -> Option<&MemberStamp> {

@@ -29,7 +29,7 @@ use crate::domain::{ApiToken, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
-use super::{Retirement, check_permission_ids, check_role_ids};
+use super::{Retirement, check_permission_ids, check_role_ids, tenant_life};
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -84,6 +84,43 @@ impl Window {
 pub struct Listing<T> {
     pub items: Vec<Stamped<T>>,
     pub total: u64,
+}
+
+/// 409 when another of `all` (the live roles, or permissions) holds the key of `after` where
+/// it may be held: a permission's among all permissions; a role's among the vendor's roles and
+/// its tenant's own (two tenants' roles may share a key).
+fn key_free(after: &Record, all: &[Record]) -> Result<()> {
+    let others = all.iter().filter_map(|r| r.doc.as_ref());
+    let taken = match &after.doc {
+        Some(Document::Permission(new)) => others
+            .filter_map(|doc| match doc {
+                Document::Permission(p) => Some(p),
+                _ => None,
+            })
+            .any(|p| p.key == new.key && p.id != new.id)
+            .then_some(("permission", &new.key)),
+        Some(Document::Role(new)) => {
+            let meet = |r: &Role| match (&r.tenant_id, &new.tenant_id) {
+                (Some(a), Some(b)) => a == b && r.tenant_life == new.tenant_life,
+                _ => true,
+            };
+            others
+                .filter_map(|doc| match doc {
+                    Document::Role(r) => Some(r),
+                    _ => None,
+                })
+                .any(|r| r.key == new.key && r.id != new.id && meet(r))
+                .then_some(("role", &new.key))
+        }
+        _ => None,
+    };
+    match taken {
+        Some((what, key)) => Err(Error::Conflict(format!(
+            "A {what} with key {} exists",
+            excerpt(key.as_str())
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A record as read and as written by one change.
@@ -246,37 +283,53 @@ impl Directory<'_> {
         })
     }
 
-    /// One read and one conditional write.
+    /// One read and one conditional write. A role or permission is written only while its
+    /// kind's catalog is as read, so the check that its key is free holds when it lands.
     async fn change_once(
         &self,
         kind: EntityKind,
         id: &str,
         change: impl Fn(Option<&Record>) -> Result<Option<Record>>,
     ) -> Result<Attempt> {
+        let catalog = match kind {
+            EntityKind::Role | EntityKind::Permission => {
+                let revision = self.directory.catalog(kind).await?;
+                Some((revision, self.directory.entities(kind).await?))
+            }
+            _ => None,
+        };
         let (before, revision) = self.read(kind, id).await?;
         let Some(after) = change(before.as_ref())? else {
             return Ok(Attempt::Left);
         };
+        if let Some((_, all)) = &catalog {
+            key_free(&after, all)?;
+        }
+        let at = (revision, catalog.map(|(revision, _)| revision));
         Ok(
-            match self.put(kind, id, before.as_ref(), after, revision).await? {
+            match self.put(kind, id, before.as_ref(), after, at).await? {
                 Some(after) => Attempt::Written(Box::new(Changed { before, after })),
                 None => Attempt::Lost,
             },
         )
     }
 
-    /// Writes `after` over `before` (read at `revision`), stamped with the time of the write:
-    /// the record as written, or `None` when another write came in between.
+    /// Writes `after` over `before` (read at `revision`, and for a role or permission, at its
+    /// catalog's `revision`), stamped with the time of the write: the record as written, or
+    /// `None` when another write came in between.
     async fn put(
         &self,
         kind: EntityKind,
         id: &str,
         before: Option<&Record>,
         after: Record,
-        revision: Option<Revision>,
+        (revision, catalog): (Option<Revision>, Option<u64>),
     ) -> Result<Option<Record>> {
         let after = after.stamped(before, self.retirement.clock.now());
-        let written = self.directory.swap(kind, id, &after, revision).await?;
+        let written = self
+            .directory
+            .swap_in_catalog(kind, id, &after, revision, catalog)
+            .await?;
         Ok(written.then_some(after))
     }
 
@@ -323,9 +376,45 @@ impl Directory<'_> {
         stamped_all(self.directory, EntityKind::Role).await
     }
 
-    /// The user, if they exist.
+    /// The user, if they exist (without void memberships).
     pub async fn user(&self, id: &UserId) -> Result<Option<Stamped<User>>> {
-        self.stamped(EntityKind::User, id.as_str()).await
+        let (record, _) = self.read(EntityKind::User, id.as_str()).await?;
+        let record = self.pruned(record.into_iter().collect()).await?;
+        stamped_of(record.first())
+    }
+
+    /// User `records` without their void memberships (see [`DirectoryRecord::void_members`]),
+    /// their tenants read in one batch.
+    async fn pruned(&self, records: Vec<Record>) -> Result<Vec<Record>> {
+        let mut tenants: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.members.keys())
+            .cloned()
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        if tenants.is_empty() {
+            return Ok(records);
+        }
+        let keys: Vec<(EntityKind, String)> = tenants
+            .iter()
+            .map(|t| (EntityKind::Tenant, t.clone()))
+            .collect();
+        let found = self.directory.records(&keys).await?;
+        let tenant = |id: &str| {
+            let at = tenants.binary_search_by(|t| t.as_str().cmp(id)).ok()?;
+            found[at].as_ref()
+        };
+        let mut pruned = Vec::with_capacity(records.len());
+        for mut record in records {
+            for void in record.void_members(tenant) {
+                if let Some(without) = without_member(&record, &void)? {
+                    record = without;
+                }
+            }
+            pruned.push(record);
+        }
+        Ok(pruned)
     }
 
     /// Every tenant, by id.
@@ -374,7 +463,8 @@ impl Directory<'_> {
         })
     }
 
-    /// The live records of `ids`, in their order, that `keep` keeps.
+    /// The live records of `ids`, in their order, that `keep` keeps (users without their void
+    /// memberships).
     async fn live<T: TryFrom<Document, Error = WrongKind>>(
         &self,
         kind: EntityKind,
@@ -382,8 +472,18 @@ impl Directory<'_> {
         keep: impl Fn(&Stamped<T>) -> bool,
     ) -> Result<Vec<Stamped<T>>> {
         let keys: Vec<(EntityKind, String)> = ids.iter().map(|id| (kind, id.clone())).collect();
-        let mut live = Vec::with_capacity(keys.len());
-        for record in self.directory.records(&keys).await?.iter().flatten() {
+        let mut records: Vec<Record> = self
+            .directory
+            .records(&keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        if kind == EntityKind::User {
+            records = self.pruned(records).await?;
+        }
+        let mut live = Vec::with_capacity(records.len());
+        for record in &records {
             live.extend(Stamped::<T>::of(record)?.filter(&keep));
         }
         Ok(live)
@@ -411,7 +511,6 @@ impl Directory<'_> {
         permission: &Permission,
         origin: Origin,
     ) -> Result<Option<Stamped<Permission>>> {
-        self.check_permission(permission).await?;
         let id = permission.id.as_str();
         self.put_grant(
             EntityKind::Permission,
@@ -431,38 +530,33 @@ impl Directory<'_> {
         origin: Origin,
     ) -> Result<bool> {
         let make = |stored: Option<Permission>| Ok(change.apply(id, stored)?);
-        let stored = self.stored(EntityKind::Permission, id).await?;
-        self.check_permission(&make(stored)?).await?;
         let written = self.put_grant(EntityKind::Permission, id, make, origin);
         Ok(written.await?.is_some())
-    }
-
-    /// A permission's key is free (409).
-    async fn check_permission(&self, permission: &Permission) -> Result<()> {
-        let taken = self.permissions().await?;
-        if taken
-            .iter()
-            .any(|p| p.key == permission.key && p.id != permission.id)
-        {
-            return Err(Error::Conflict(format!(
-                "A permission with key {} exists",
-                excerpt(permission.key.as_str())
-            )));
-        }
-        Ok(())
     }
 
     /// Creates a role (the API's create); every permission id must exist (404), and the id and
     /// the key be free (409).
     pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<Option<Stamped<Role>>> {
         self.check_role(role).await?;
-        self.put_grant(
-            EntityKind::Role,
-            role.id.as_str(),
-            |stored: Option<Role>| created(stored, role, EntityKind::Role, role.id.as_str()),
-            origin,
-        )
-        .await
+        let id = role.id.as_str();
+        let written = self
+            .put_grant(
+                EntityKind::Role,
+                id,
+                |stored: Option<Role>| created(stored, role, EntityKind::Role, id),
+                origin,
+            )
+            .await?;
+        // A tenant's role whose tenant was deleted while it was written: the deletion's cascade
+        // may have looked before it landed, so it is deleted here (one of the two sees it).
+        if let Some(tenant) = &role.tenant_id {
+            let life = tenant_life(self.directory, tenant).await?;
+            if life != role.tenant_life {
+                self.delete_grant(EntityKind::Role, id, Origin::Api).await?;
+                return Err(Error::not_found("Tenant", tenant.as_str()));
+            }
+        }
+        Ok(written)
     }
 
     /// Changes a role by `change` (creating it if need be), as a `role.upserted` event does.
@@ -491,9 +585,6 @@ impl Directory<'_> {
         id: &str,
         patch: impl Fn(Permission) -> Result<Permission>,
     ) -> Result<Stamped<Permission>> {
-        let stored = self.stored(EntityKind::Permission, id).await?;
-        let stored = stored.ok_or_else(|| Error::not_found("Permission", id))?;
-        self.check_permission(&patch(stored)?).await?;
         self.patch(EntityKind::Permission, id, patch).await
     }
 
@@ -525,24 +616,8 @@ impl Directory<'_> {
         stamped_of(changed.as_ref().map(|c| &c.after))?.ok_or_else(missing)
     }
 
-    /// A role's key is free where the role may be held (409): among the vendor's roles, and
-    /// the tenant's own for a tenant's role (two tenants' roles may share a key); and its
-    /// permissions exist (404).
+    /// A role's permissions exist (404). (Its key is checked as it is written.)
     async fn check_role(&self, role: &Role) -> Result<()> {
-        let taken = self.roles().await?;
-        let meet = |r: &Role| match (&r.tenant_id, &role.tenant_id) {
-            (Some(a), Some(b)) => a == b && r.tenant_life == role.tenant_life,
-            _ => true,
-        };
-        if taken
-            .iter()
-            .any(|r| r.key == role.key && r.id != role.id && meet(r))
-        {
-            return Err(Error::Conflict(format!(
-                "A role with key {} exists",
-                excerpt(role.key.as_str())
-            )));
-        }
         check_permission_ids(self.directory, &role.permission_ids).await
     }
 
@@ -553,11 +628,10 @@ impl Directory<'_> {
         let Some(tenant) = tenant else {
             return Ok(roles.into_iter().filter(|r| r.listed_for(None)).collect());
         };
-        let (record, _) = self.read(EntityKind::Tenant, tenant.as_str()).await?;
-        let life = record.as_ref().and_then(DirectoryRecord::current_life);
+        let life = tenant_life(self.directory, tenant).await?;
         Ok(roles
             .into_iter()
-            .filter(|r| r.listed_for(Some((tenant, life))))
+            .filter(|r| r.listed_for(Some((tenant, life.as_ref()))))
             .collect())
     }
 
@@ -568,9 +642,8 @@ impl Directory<'_> {
         let Some(tenant) = tenant else {
             return Ok(role);
         };
-        let (record, _) = self.read(EntityKind::Tenant, tenant.as_str()).await?;
-        let life = record.as_ref().and_then(DirectoryRecord::current_life);
-        if role.tenant_id.is_some() && role.applies_in(tenant, life) {
+        let life = tenant_life(self.directory, tenant).await?;
+        if role.tenant_id.is_some() && role.applies_in(tenant, life.as_ref()) {
             Ok(role)
         } else {
             Err(Error::not_found("Role", id))
@@ -580,12 +653,11 @@ impl Directory<'_> {
     /// `role`, made the role of `tenant` in the tenant's current life; 404 while the tenant
     /// does not live.
     pub async fn owned_by(&self, role: Role, tenant: &TenantId) -> Result<Role> {
-        let (record, _) = self.read(EntityKind::Tenant, tenant.as_str()).await?;
-        let life = record.as_ref().and_then(DirectoryRecord::current_life);
+        let life = tenant_life(self.directory, tenant).await?;
         let life = life.ok_or_else(|| Error::not_found("Tenant", tenant.as_str()))?;
         Ok(Role {
             tenant_id: Some(tenant.clone()),
-            tenant_life: Some(life.clone()),
+            tenant_life: Some(life),
             ..role
         })
     }
@@ -822,7 +894,10 @@ impl Directory<'_> {
         let mut outcome = None;
         for attempt in 0..WRITE_ATTEMPTS {
             let (before, revision) = self.read(kind, key).await?;
-            let user = make(before.as_ref())?;
+            // A void membership is not carried into the user the write makes: only a change
+            // naming its tenant again begins a membership there anew.
+            let current = self.pruned(before.clone().into_iter().collect()).await?;
+            let user = make(current.first())?;
             // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
             let lives = self.tenant_lives(&user, origin).await?;
@@ -836,7 +911,7 @@ impl Directory<'_> {
             };
             let after = after.with_members(&lives);
             if let Some(after) = self
-                .put(kind, key, before.as_ref(), after, revision)
+                .put(kind, key, before.as_ref(), after, (revision, None))
                 .await?
             {
                 outcome = Some((Some(Changed { before, after }), None));

@@ -270,6 +270,14 @@ impl Owners {
     }
 }
 
+/// The life of the tenant while it lives; `None` when it does not.
+async fn tenant_life(directory: &dyn DirectoryStore, tenant: &TenantId) -> Result<Option<Life>> {
+    let record = directory
+        .record(EntityKind::Tenant, tenant.as_str())
+        .await?;
+    Ok(record.and_then(|(record, _)| record.current_life().cloned()))
+}
+
 /// Refuses ids that name no permission: 404 with the unknown ones.
 async fn check_permission_ids(directory: &dyn DirectoryStore, ids: &[GrantId]) -> Result<()> {
     check_known(directory, EntityKind::Permission, ids, |_| true).await

@@ -1,8 +1,6 @@
 //! API tokens as their owners manage them: create (the secret shown once), list, change,
 //! delete.
 
-use crate::domain::directory::EntityKind;
-use crate::domain::lives::DirectoryRecord;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
@@ -13,7 +11,9 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
-use super::{Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids};
+use super::{
+    Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids, tenant_life,
+};
 use crate::machinery::Party;
 
 pub struct ApiTokens<'a> {
@@ -313,12 +313,8 @@ impl ApiTokens<'_> {
     ) -> Result<ApiToken> {
         let mut token = self.managed(manager, client_id).await?;
         if let Some(role_ids) = patch.role_ids {
-            let tenant = self
-                .directory
-                .record(EntityKind::Tenant, token.tenant_id.as_str());
-            let tenant = tenant.await?.map(|(record, _)| record);
-            let life = tenant.as_ref().and_then(DirectoryRecord::current_life);
-            check_role_ids(self.directory, &token.tenant_id, life, &role_ids).await?;
+            let life = tenant_life(self.directory, &token.tenant_id).await?;
+            check_role_ids(self.directory, &token.tenant_id, life.as_ref(), &role_ids).await?;
             token.role_ids = role_ids;
         }
         if let Some(permission_ids) = patch.permission_ids {

@@ -42,6 +42,47 @@ fn count_shard(listing: &str, id: &str) -> Item {
     count_key(listing, hash % COUNT_SHARDS)
 }
 
+/// Whether writes of `kind` move a catalog (roles and permissions).
+fn is_catalogued(kind: EntityKind) -> bool {
+    matches!(kind, EntityKind::Role | EntityKind::Permission)
+}
+
+/// The item holding the revision `n` of `kind`'s catalog.
+fn catalog_key(kind: EntityKind) -> Item {
+    key("CATALOG".into(), kind_name(kind).into())
+}
+
+impl DynamoStore {
+    /// The count of live tenants (or users) by one up or down, in the shard `id` falls in.
+    fn count_change(&self, listing: &str, id: &str, up: bool) -> Result<Update> {
+        let delta = if up { "1" } else { "-1" };
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(count_shard(listing, id)))
+            .update_expression("ADD n :delta")
+            .expression_attribute_values(":delta", AttributeValue::N(delta.into()))
+            .build()
+            .map_err(Error::internal)
+    }
+
+    /// `kind`'s catalog moved on by one; only from revision `read`, when given.
+    fn catalog_move(&self, kind: EntityKind, read: Option<u64>) -> Result<Update> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(catalog_key(kind)))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        let update = match read {
+            None => update,
+            Some(n) => update
+                .condition_expression("attribute_not_exists(n) AND :read = :zero OR n = :read")
+                .expression_attribute_values(":read", AttributeValue::N(n.to_string()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+        };
+        update.build().map_err(Error::internal)
+    }
+}
+
 /// The condition that the stored revision is still `read`, with its values.
 fn unchanged_since(read: Option<Revision>) -> (&'static str, Option<(String, AttributeValue)>) {
     match read {
@@ -56,10 +97,11 @@ fn unchanged_since(read: Option<Revision>) -> (&'static str, Option<(String, Att
     }
 }
 
-/// Whether a transaction was cancelled because its first item's condition failed or another
-/// transaction held one of its items: both mean that another write came in between.
+/// Whether a transaction was cancelled because a condition failed (the record's revision, or
+/// its catalog's) or another transaction held one of its items: each means that another write
+/// came in between.
 fn lost_to_another_write<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
-    if failed_conditions(e).contains(&0) {
+    if !failed_conditions(e).is_empty() {
         return true;
     }
     let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
@@ -147,12 +189,13 @@ impl DirectoryStore for DynamoStore {
         records_at(&found, kinds, &items)
     }
 
-    async fn swap(
+    async fn swap_in_catalog(
         &self,
         kind: EntityKind,
         id: &str,
         record: &Record,
         read: Option<Revision>,
+        catalog: Option<u64>,
     ) -> Result<bool> {
         let record = stored_record(record)?;
         let mut item: Item = serde_dynamo::to_item(&record).map_err(Error::internal)?;
@@ -167,7 +210,14 @@ impl DirectoryStore for DynamoStore {
         let (condition, value) = unchanged_since(read);
         let was_live = read.is_some_and(|r| r.live);
         let counted = listing.filter(|_| was_live != record.is_live());
-        let Some(listing) = counted else {
+        // What moves with the record, in the same transaction: the count of live tenants (or
+        // users) when the record becomes live or stops being; a role's or permission's catalog.
+        let with = match counted {
+            Some(listing) => Some(self.count_change(&listing, id, record.is_live())?),
+            None if is_catalogued(kind) => Some(self.catalog_move(kind, catalog)?),
+            None => None,
+        };
+        let Some(with) = with else {
             let put = self
                 .client
                 .put_item()
@@ -184,7 +234,6 @@ impl DirectoryStore for DynamoStore {
                 Err(e) => Err(dynamo_error(e)),
             };
         };
-        // The record becomes live or stops being: its count changes in the same transaction.
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -192,19 +241,11 @@ impl DirectoryStore for DynamoStore {
             .set_expression_attribute_values(value.map(|v| HashMap::from([v])))
             .build()
             .map_err(Error::internal)?;
-        let delta = if record.is_live() { "1" } else { "-1" };
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(count_shard(&listing, id)))
-            .update_expression("ADD n :delta")
-            .expression_attribute_values(":delta", AttributeValue::N(delta.into()))
-            .build()
-            .map_err(Error::internal)?;
         let written = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
+            .transact_items(TransactWriteItem::builder().update(with).build())
             .send()
             .await;
         match written {
@@ -212,6 +253,22 @@ impl DirectoryStore for DynamoStore {
             Err(e) if lost_to_another_write(&e) => Ok(false),
             Err(e) => Err(dynamo_error(e)),
         }
+    }
+
+    async fn catalog(&self, kind: EntityKind) -> Result<u64> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(catalog_key(kind)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(out
+            .item
+            .and_then(|item| item.get("n")?.as_n().ok()?.parse().ok())
+            .unwrap_or(0))
     }
 
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>> {

@@ -40,6 +40,21 @@ fn listing(kind: EntityKind) -> Option<TableDefinition<'static, &'static str, &'
     }
 }
 
+/// Whether writes of `kind` move a catalog (roles and permissions).
+fn is_catalogued(kind: EntityKind) -> bool {
+    matches!(kind, EntityKind::Role | EntityKind::Permission)
+}
+
+/// The revision of `kind`'s catalog (0 before any write).
+fn catalog_revision(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    kind: EntityKind,
+) -> Result<u64, redb::Error> {
+    table
+        .get(kind_name(kind))?
+        .map_or(Ok(0), |bytes| read_json("catalog", bytes.value()))
+}
+
 /// Whether the database has its listing tables (a file from before them has not).
 pub(super) fn has_listings(txn: &WriteTransaction) -> Result<bool, redb::Error> {
     let name = LISTED_TENANTS.name();
@@ -118,12 +133,13 @@ impl DirectoryStore for EmbeddedStore {
         typed_records(keys, records)
     }
 
-    async fn swap(
+    async fn swap_in_catalog(
         &self,
         kind: EntityKind,
         id: &str,
         record: &TypedRecord,
         read: Option<Revision>,
+        catalog: Option<u64>,
     ) -> Result<bool> {
         let key = entity_key(kind, id);
         let id = id.to_owned();
@@ -135,6 +151,15 @@ impl DirectoryStore for EmbeddedStore {
                 let current = read_record(&table, &key)?.map(|s| s.revision());
                 if current != read {
                     return Ok(false);
+                }
+                if is_catalogued(kind) {
+                    let mut catalogs = txn.open_table(CATALOGS)?;
+                    let at = catalog_revision(&catalogs, kind)?;
+                    if catalog.is_some_and(|read| read != at) {
+                        return Ok(false);
+                    }
+                    let next = write_json(&(at + 1))?;
+                    catalogs.insert(kind_name(kind), next.as_slice())?;
                 }
                 if let Some(definition) = listing(kind) {
                     let mut listed = txn.open_table(definition)?;
@@ -173,6 +198,13 @@ impl DirectoryStore for EmbeddedStore {
             .into_iter()
             .map(|record| typed_record(kind, record))
             .collect()
+    }
+
+    async fn catalog(&self, kind: EntityKind) -> Result<u64> {
+        self.read_now(move |db| {
+            let txn = db.begin_read()?;
+            catalog_revision(&txn.open_table(CATALOGS)?, kind)
+        })
     }
 
     async fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed> {

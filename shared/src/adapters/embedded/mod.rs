@@ -53,7 +53,10 @@ pub(super) const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 pub(super) const LISTED_TENANTS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("listed_tenants");
 pub(super) const LISTED_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("listed_users");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 11] = [
+/// The revision of the catalogs of roles and of permissions (by kind name), moved by every
+/// write of one of them.
+pub(super) const CATALOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("catalogs");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 12] = [
     HANDOFFS,
     REVOCATIONS,
     VENDORS,
@@ -65,6 +68,7 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 11] = [
     TENANT_MEMBERS,
     LISTED_TENANTS,
     LISTED_USERS,
+    CATALOGS,
 ];
 
 /// The page cache's bound.
