@@ -867,6 +867,10 @@ async fn nothing_of_the_membership_is_left(vendor: &Vendor<'_>, tenant_id: &str,
     }
     let members = tenant.call(Method::GET, USERS, None).await.body;
     assert_eq!(members["items"], json!([]), "{tenant_id}");
+    assert_eq!(
+        members["_metadata"]["totalItems"], 0,
+        "{tenant_id}: {members}"
+    );
     let roles = format!("{path}/roles");
     let assign = tenant
         .call(Method::POST, &roles, Some(json!({"roleIds": []})))
