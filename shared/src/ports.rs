@@ -89,30 +89,16 @@ pub trait DirectoryStore: Send + Sync {
     /// Several records in one round trip, in the order asked; strongly consistent.
     async fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>>;
     /// Writes `record` if the stored revision is still `read` (`None`: there was no record).
-    /// `false`, and no change, when another write came in between.
+    /// `false`, and no change, when another write came in between. A role's or permission's
+    /// key is claimed in the same atomic write (and the claim `read` names let go): 409, and no
+    /// change, when another holds it where the claim does not fit (see [`crate::domain::directory::KeyClaim`]).
     async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
         record: &Record,
         read: Option<Revision>,
-    ) -> Result<bool> {
-        self.swap_in_catalog(kind, id, record, read, None).await
-    }
-    /// [`Self::swap`], and for a role or permission, only while the catalog of its kind is
-    /// still at revision `catalog` (when given). Every write of a role or permission moves its
-    /// kind's catalog, in the same atomic write: so a check made over every role (their keys
-    /// unique, say) still holds when a write made at the revision it read lands.
-    async fn swap_in_catalog(
-        &self,
-        kind: EntityKind,
-        id: &str,
-        record: &Record,
-        read: Option<Revision>,
-        catalog: Option<u64>,
     ) -> Result<bool>;
-    /// The revision of the catalog of roles or of permissions (0 before any write).
-    async fn catalog(&self, kind: EntityKind) -> Result<u64>;
     /// Every live record of a kind. Tenants and users are listed from an index that may lag
     /// a write by a moment on DynamoDB; roles and permissions are read consistently.
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;

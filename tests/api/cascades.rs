@@ -98,8 +98,7 @@ failing!(TokenStore {
 failing!(DirectoryStore {
     fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(Record, Revision)>>;
     fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>>;
-    fn swap_in_catalog(&self, kind: EntityKind, id: &str, record: &Record, read: Option<Revision>, catalog: Option<u64>) -> Result<bool>;
-    fn catalog(&self, kind: EntityKind) -> Result<u64>;
+    fn swap(&self, kind: EntityKind, id: &str, record: &Record, read: Option<Revision>) -> Result<bool>;
     fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;
     fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed>;
     fn index_members(&self, user: &UserId, joined: &[TenantId], left: &[TenantId]) -> Result<()>;

@@ -288,7 +288,7 @@ async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
     let next = DirectoryRecord::upserted(Some(&read), role_doc("r1", "two"), Origin::Api);
     assert!(
         s.store
-            .swap(kind, "r1", &next, Some(revision))
+            .swap(kind, "r1", &next, Some(revision.clone()))
             .await
             .unwrap()
     );
@@ -890,23 +890,31 @@ contract!(
     the_count_follows_racing_creates_and_deletes
 );
 
-/// A database file written before the listings existed gets them when it is opened: every
-/// live tenant and user is listed and counted, no tombstone is.
+/// A database file written before the listings and the key claims existed gets them when it
+/// is opened: every live tenant and user is listed and counted, no tombstone is; every live
+/// role's key is held.
 #[tokio::test]
-async fn an_older_embedded_database_gets_its_listings_on_opening() {
+async fn an_older_embedded_database_gets_its_listings_and_key_claims_on_opening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.redb");
+    let role = DirectoryRecord::upserted(None, role_doc("r1", "Reader"), Origin::Api);
     {
         let store = EmbeddedStore::open(&path).unwrap();
         for id in ["old-1", "old-2", "gone"] {
             write_tenant(&store, id, true).await;
         }
         write_tenant(&store, "gone", false).await;
+        assert!(
+            store
+                .swap(EntityKind::Role, "r1", &role, None)
+                .await
+                .unwrap()
+        );
     }
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        for name in ["listed_tenants", "listed_users"] {
+        for name in ["listed_tenants", "listed_users", "key_claims"] {
             let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(name);
             assert!(txn.delete_table(table).unwrap(), "{name} existed");
         }
@@ -915,4 +923,70 @@ async fn an_older_embedded_database_gets_its_listings_on_opening() {
     let store = EmbeddedStore::open(&path).unwrap();
     let all = store.listed(EntityKind::Tenant, 0, 10).await.unwrap();
     assert_eq!(all, listed(&["old-1", "old-2"], 2));
+    let same_key = DirectoryRecord::upserted(None, role_doc("r2", "Also"), Origin::Api);
+    let refused = store.swap(EntityKind::Role, "r2", &same_key, None).await;
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
 }
+
+/// A role of `tenant` (or the vendor's) with `key`.
+fn scoped_role(id: &str, key: &str, tenant: Option<&str>) -> Record {
+    let role = json!({"id": id, "key": key, "name": "", "permissionIds": [], "tenantId": tenant});
+    DirectoryRecord::upserted(None, doc(EntityKind::Role, role), Origin::Api)
+}
+
+/// A role's key is held where it may not be shared, in the same write as the role: the
+/// vendor's alone, a tenant's beside other tenants'; a rename or a delete lets it go.
+async fn a_roles_key_is_held_where_it_may_not_be_shared(s: Subject) {
+    let kind = EntityKind::Role;
+    let swap = |id: &'static str, record: Record, read| {
+        let store = Arc::clone(&s.store);
+        async move { store.swap(kind, id, &record, read).await }
+    };
+    let conflict = |r: Result<bool>| matches!(r, Err(Error::Conflict(_)));
+    assert!(
+        swap("v1", scoped_role("v1", "admin", None), None)
+            .await
+            .unwrap()
+    );
+    assert!(conflict(
+        swap("v2", scoped_role("v2", "admin", None), None).await
+    ));
+    assert!(conflict(
+        swap("a1", scoped_role("a1", "admin", Some("acme")), None).await
+    ));
+    assert!(
+        swap("a1", scoped_role("a1", "audit", Some("acme")), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        swap("g1", scoped_role("g1", "audit", Some("globex")), None)
+            .await
+            .unwrap()
+    );
+    assert!(conflict(
+        swap("a2", scoped_role("a2", "audit", Some("acme")), None).await
+    ));
+    assert!(conflict(
+        swap("v3", scoped_role("v3", "audit", None), None).await
+    ));
+    // Renamed, the vendor's role lets its key go; deleted, the tenant's role lets its go.
+    let (read, revision) = s.store.record(kind, "v1").await.unwrap().unwrap();
+    let owner = json!({"id": "v1", "key": "owner", "name": "", "permissionIds": []});
+    let renamed = DirectoryRecord::upserted(Some(&read), doc(kind, owner), Origin::Api);
+    assert!(swap("v1", renamed, Some(revision)).await.unwrap());
+    assert!(
+        swap("a3", scoped_role("a3", "admin", Some("acme")), None)
+            .await
+            .unwrap()
+    );
+    let (read, revision) = s.store.record(kind, "a1").await.unwrap().unwrap();
+    let deleted = DirectoryRecord::deleted(Some(&read), Origin::Api);
+    assert!(swap("a1", deleted, Some(revision)).await.unwrap());
+    assert!(
+        swap("a4", scoped_role("a4", "audit", Some("acme")), None)
+            .await
+            .unwrap()
+    );
+}
+contract!(key_claims, a_roles_key_is_held_where_it_may_not_be_shared);

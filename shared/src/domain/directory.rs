@@ -444,6 +444,43 @@ impl<A, B, C> Unzip3<A, B, C> for Option<(A, B, C)> {
     }
 }
 
+/// Where a role's or permission's key must be unique, as its write claims it (in the same
+/// atomic write): a permission's and a vendor's role's among all of their kind; a tenant's
+/// role's among the vendor's roles and that tenant's own (two tenants' roles may share a key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyClaim {
+    pub kind: EntityKind,
+    pub key: GrantKey,
+    /// `None`: the vendor's, for every tenant; else the tenant's own.
+    pub tenant: Option<TenantId>,
+}
+
+impl KeyClaim {
+    /// Whether this claim may be taken beside the claims `held` of the same key (`None`: the
+    /// vendor's): the vendor's only alone, a tenant's beside other tenants' only.
+    pub fn fits_beside(&self, held: &[Option<TenantId>]) -> bool {
+        match &self.tenant {
+            None => held.is_empty(),
+            Some(tenant) => !held
+                .iter()
+                .any(|h| h.is_none() || h.as_ref() == Some(tenant)),
+        }
+    }
+
+    /// The 409 a taken key answers.
+    pub fn taken(&self) -> String {
+        let what = if self.kind == EntityKind::Role {
+            "role"
+        } else {
+            "permission"
+        };
+        format!(
+            "A {what} with key {} exists",
+            rules::excerpt(self.key.as_str())
+        )
+    }
+}
+
 /// Which directory record a write or a delete is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntityKind {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::configuration::TokenSettings;
-use super::directory::{EntityKind, Permission, Role, Tenant, User};
+use super::directory::{EntityKind, KeyClaim, Permission, Role, Tenant, User};
 use super::lives::DirectoryRecord;
 use super::time::Timestamp;
 
@@ -25,6 +25,26 @@ pub enum Document {
     User(User),
     /// The vendor's API-token settings ([`EntityKind::Configuration`]).
     Settings(TokenSettings),
+}
+
+impl Record {
+    /// The key a live role or permission holds, and where; `None` for other records and for
+    /// tombstones.
+    pub fn key_claim(&self) -> Option<KeyClaim> {
+        match self.doc.as_ref()? {
+            Document::Permission(p) => Some(KeyClaim {
+                kind: EntityKind::Permission,
+                key: p.key.clone(),
+                tenant: None,
+            }),
+            Document::Role(r) => Some(KeyClaim {
+                kind: EntityKind::Role,
+                key: r.key.clone(),
+                tenant: r.tenant_id.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A document of another kind than the one asked for.

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::directory::KeyClaim;
 use super::ids::{TenantId, UserId};
 use super::rules::excerpt;
 use super::secret::random_base62;
@@ -204,12 +205,14 @@ fn none<D>() -> Option<D> {
     None
 }
 
-/// The stored revision of a directory record, and whether the record was live in it; a write
-/// names the one it read (so a store keeping a count of live records knows what a write changes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The stored revision of a directory record, whether the record was live in it, and the key
+/// it claimed (a role's or permission's); a write names the one it read, so that a store knows
+/// what the write changes: its count of live records, the key claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revision {
     pub number: u64,
     pub live: bool,
+    pub claim: Option<KeyClaim>,
 }
 
 impl<D> DirectoryRecord<D> {

@@ -86,43 +86,6 @@ pub struct Listing<T> {
     pub total: u64,
 }
 
-/// 409 when another of `all` (the live roles, or permissions) holds the key of `after` where
-/// it may be held: a permission's among all permissions; a role's among the vendor's roles and
-/// its tenant's own (two tenants' roles may share a key).
-fn key_free(after: &Record, all: &[Record]) -> Result<()> {
-    let others = all.iter().filter_map(|r| r.doc.as_ref());
-    let taken = match &after.doc {
-        Some(Document::Permission(new)) => others
-            .filter_map(|doc| match doc {
-                Document::Permission(p) => Some(p),
-                _ => None,
-            })
-            .any(|p| p.key == new.key && p.id != new.id)
-            .then_some(("permission", &new.key)),
-        Some(Document::Role(new)) => {
-            let meet = |r: &Role| match (&r.tenant_id, &new.tenant_id) {
-                (Some(a), Some(b)) => a == b && r.tenant_life == new.tenant_life,
-                _ => true,
-            };
-            others
-                .filter_map(|doc| match doc {
-                    Document::Role(r) => Some(r),
-                    _ => None,
-                })
-                .any(|r| r.key == new.key && r.id != new.id && meet(r))
-                .then_some(("role", &new.key))
-        }
-        _ => None,
-    };
-    match taken {
-        Some((what, key)) => Err(Error::Conflict(format!(
-            "A {what} with key {} exists",
-            excerpt(key.as_str())
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// A record as read and as written by one change.
 struct Changed {
     before: Option<Record>,
@@ -283,53 +246,39 @@ impl Directory<'_> {
         })
     }
 
-    /// One read and one conditional write. A role or permission is written only while its
-    /// kind's catalog is as read, so the check that its key is free holds when it lands.
+    /// One read and one conditional write.
     async fn change_once(
         &self,
         kind: EntityKind,
         id: &str,
         change: impl Fn(Option<&Record>) -> Result<Option<Record>>,
     ) -> Result<Attempt> {
-        let catalog = match kind {
-            EntityKind::Role | EntityKind::Permission => {
-                let revision = self.directory.catalog(kind).await?;
-                Some((revision, self.directory.entities(kind).await?))
-            }
-            _ => None,
-        };
         let (before, revision) = self.read(kind, id).await?;
         let Some(after) = change(before.as_ref())? else {
             return Ok(Attempt::Left);
         };
-        if let Some((_, all)) = &catalog {
-            key_free(&after, all)?;
-        }
-        let at = (revision, catalog.map(|(revision, _)| revision));
         Ok(
-            match self.put(kind, id, before.as_ref(), after, at).await? {
+            match self.put(kind, id, before.as_ref(), after, revision).await? {
                 Some(after) => Attempt::Written(Box::new(Changed { before, after })),
                 None => Attempt::Lost,
             },
         )
     }
 
-    /// Writes `after` over `before` (read at `revision`, and for a role or permission, at its
-    /// catalog's `revision`), stamped with the time of the write: the record as written, or
-    /// `None` when another write came in between.
+    /// Writes `after` over `before` (read at `revision`), stamped with the time of the write:
+    /// the record as written, or `None` when another write came in between. A role's or
+    /// permission's key is claimed in the same write (409 when it is held where it may not be
+    /// shared).
     async fn put(
         &self,
         kind: EntityKind,
         id: &str,
         before: Option<&Record>,
         after: Record,
-        (revision, catalog): (Option<Revision>, Option<u64>),
+        revision: Option<Revision>,
     ) -> Result<Option<Record>> {
         let after = after.stamped(before, self.retirement.clock.now());
-        let written = self
-            .directory
-            .swap_in_catalog(kind, id, &after, revision, catalog)
-            .await?;
+        let written = self.directory.swap(kind, id, &after, revision).await?;
         Ok(written.then_some(after))
     }
 
@@ -915,7 +864,7 @@ impl Directory<'_> {
             };
             let after = after.with_members(&lives);
             if let Some(after) = self
-                .put(kind, key, before.as_ref(), after, (revision, None))
+                .put(kind, key, before.as_ref(), after, revision)
                 .await?
             {
                 outcome = Some((Some(Changed { before, after }), None));

@@ -42,14 +42,18 @@ fn count_shard(listing: &str, id: &str) -> Item {
     count_key(listing, hash % COUNT_SHARDS)
 }
 
-/// Whether writes of `kind` move a catalog (roles and permissions).
-fn is_catalogued(kind: EntityKind) -> bool {
-    matches!(kind, EntityKind::Role | EntityKind::Permission)
+/// The item holding where a role's or permission's key is held: `holders`, a string set of
+/// scopes (`*` for the vendor's, else tenant ids; `*` is no tenant id).
+fn claim_key(claim: &KeyClaim) -> Item {
+    key(
+        format!("KEY#{}", kind_name(claim.kind)),
+        claim.key.as_str().to_owned(),
+    )
 }
 
-/// The item holding the revision `n` of `kind`'s catalog.
-fn catalog_key(kind: EntityKind) -> Item {
-    key("CATALOG".into(), kind_name(kind).into())
+fn scope(claim: &KeyClaim) -> AttributeValue {
+    let scope = claim.tenant.as_ref().map_or("*", TenantId::as_str);
+    AttributeValue::Ss(vec![scope.to_owned()])
 }
 
 impl DynamoStore {
@@ -65,26 +69,67 @@ impl DynamoStore {
             .map_err(Error::internal)
     }
 
-    /// `kind`'s catalog moved on by one; only from revision `read`, when given.
-    fn catalog_move(&self, kind: EntityKind, read: Option<u64>) -> Result<Update> {
+    /// What changes with a record, in the same transaction: the count of live tenants (or
+    /// users) when the record becomes live or stops being; the key a role or permission holds,
+    /// when it changes. With the position the claim of a key takes in the transaction.
+    fn alongside(
+        &self,
+        id: &str,
+        listing: Option<String>,
+        (read, live, claim): (Option<&Revision>, bool, Option<&KeyClaim>),
+    ) -> Result<(Vec<Update>, Option<usize>)> {
+        let mut with = Vec::new();
+        let was_live = read.is_some_and(|r| r.live);
+        if let Some(listing) = listing.filter(|_| was_live != live) {
+            with.push(self.count_change(&listing, id, live)?);
+        }
+        let old = read.and_then(|r| r.claim.as_ref());
+        let mut taking = None;
+        if old != claim {
+            with.extend(old.map(|old| self.let_go(old)).transpose()?);
+            if let Some(new) = claim {
+                taking = Some(with.len() + 1);
+                with.push(self.claim(new)?);
+            }
+        }
+        Ok((with, taking))
+    }
+
+    /// `claim` let go of (nothing when it is not held).
+    fn let_go(&self, claim: &KeyClaim) -> Result<Update> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(claim)))
+            .update_expression("DELETE holders :scope")
+            .expression_attribute_values(":scope", scope(claim))
+            .build()
+            .map_err(Error::internal)
+    }
+
+    /// `claim` taken, on the condition that it fits beside the claims held (see
+    /// [`KeyClaim::fits_beside`]).
+    fn claim(&self, claim: &KeyClaim) -> Result<Update> {
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(catalog_key(kind)))
-            .update_expression("ADD n :one")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()));
-        let update = match read {
-            None => update,
-            Some(n) => update
-                .condition_expression("attribute_not_exists(n) AND :read = :zero OR n = :read")
-                .expression_attribute_values(":read", AttributeValue::N(n.to_string()))
-                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+            .set_key(Some(claim_key(claim)))
+            .update_expression("ADD holders :scope")
+            .expression_attribute_values(":scope", scope(claim));
+        let update = match &claim.tenant {
+            None => update.condition_expression("attribute_not_exists(holders)"),
+            Some(tenant) => update
+                .condition_expression(
+                    "attribute_not_exists(holders) OR \
+                     (NOT contains(holders, :vendor) AND NOT contains(holders, :tenant))",
+                )
+                .expression_attribute_values(":vendor", s("*"))
+                .expression_attribute_values(":tenant", s(tenant.as_str())),
         };
         update.build().map_err(Error::internal)
     }
 }
 
 /// The condition that the stored revision is still `read`, with its values.
-fn unchanged_since(read: Option<Revision>) -> (&'static str, Option<(String, AttributeValue)>) {
+fn unchanged_since(read: Option<&Revision>) -> (&'static str, Option<(String, AttributeValue)>) {
     match read {
         None => ("attribute_not_exists(pk)", None),
         Some(Revision { number: 0, .. }) => {
@@ -97,9 +142,8 @@ fn unchanged_since(read: Option<Revision>) -> (&'static str, Option<(String, Att
     }
 }
 
-/// Whether a transaction was cancelled because a condition failed (the record's revision, or
-/// its catalog's) or another transaction held one of its items: each means that another write
-/// came in between.
+/// Whether a transaction was cancelled because a condition failed or another transaction held
+/// one of its items: each means that another write came in between.
 fn lost_to_another_write<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
     if !failed_conditions(e).is_empty() {
         return true;
@@ -130,11 +174,13 @@ fn record_from(kind: EntityKind, mut item: Item) -> Result<(Record, Revision)> {
         .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
         .unwrap_or(0);
     let record: DirectoryRecord = from_item("directory", item)?;
+    let record = typed_record(kind, record)?;
     let revision = Revision {
         number: rev,
         live: record.is_live(),
+        claim: record.key_claim(),
     };
-    Ok((typed_record(kind, record)?, revision))
+    Ok((record, revision))
 }
 
 /// The records of `kinds` at `keys` among the items `found`, in the order of `keys`.
@@ -189,14 +235,14 @@ impl DirectoryStore for DynamoStore {
         records_at(&found, kinds, &items)
     }
 
-    async fn swap_in_catalog(
+    async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
         record: &Record,
         read: Option<Revision>,
-        catalog: Option<u64>,
     ) -> Result<bool> {
+        let claim = record.key_claim();
         let record = stored_record(record)?;
         let mut item: Item = serde_dynamo::to_item(&record).map_err(Error::internal)?;
         item.extend(entity_key(kind, id));
@@ -205,19 +251,12 @@ impl DirectoryStore for DynamoStore {
             item.insert("gsi3pk".into(), s(listing));
             item.insert("gsi3sk".into(), s(id));
         }
-        let next = read.map_or(1, |r| r.number + 1);
+        let next = read.as_ref().map_or(1, |r| r.number + 1);
         item.insert("rev".into(), AttributeValue::N(next.to_string()));
-        let (condition, value) = unchanged_since(read);
-        let was_live = read.is_some_and(|r| r.live);
-        let counted = listing.filter(|_| was_live != record.is_live());
-        // What moves with the record, in the same transaction: the count of live tenants (or
-        // users) when the record becomes live or stops being; a role's or permission's catalog.
-        let with = match counted {
-            Some(listing) => Some(self.count_change(&listing, id, record.is_live())?),
-            None if is_catalogued(kind) => Some(self.catalog_move(kind, catalog)?),
-            None => None,
-        };
-        let Some(with) = with else {
+        let (condition, value) = unchanged_since(read.as_ref());
+        let changes = (read.as_ref(), record.is_live(), claim.as_ref());
+        let (with, taking) = self.alongside(id, listing, changes)?;
+        if with.is_empty() {
             let put = self
                 .client
                 .put_item()
@@ -233,7 +272,7 @@ impl DirectoryStore for DynamoStore {
                 Err(e) if is_condition_failure(&e) => Ok(false),
                 Err(e) => Err(dynamo_error(e)),
             };
-        };
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -241,34 +280,26 @@ impl DirectoryStore for DynamoStore {
             .set_expression_attribute_values(value.map(|v| HashMap::from([v])))
             .build()
             .map_err(Error::internal)?;
+        let items = std::iter::once(TransactWriteItem::builder().put(put).build()).chain(
+            with.into_iter()
+                .map(|u| TransactWriteItem::builder().update(u).build()),
+        );
         let written = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(with).build())
+            .set_transact_items(Some(items.collect()))
             .send()
             .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(e) if lost_to_another_write(&e) => Ok(false),
-            Err(e) => Err(dynamo_error(e)),
+        let Err(e) = written else {
+            return Ok(true);
+        };
+        let failed = failed_conditions(&e);
+        match (failed.first(), &claim) {
+            (Some(0), _) => Ok(false),
+            (Some(at), Some(new)) if Some(*at) == taking => Err(Error::Conflict(new.taken())),
+            _ if lost_to_another_write(&e) => Ok(false),
+            _ => Err(dynamo_error(e)),
         }
-    }
-
-    async fn catalog(&self, kind: EntityKind) -> Result<u64> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(catalog_key(kind)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        Ok(out
-            .item
-            .and_then(|item| item.get("n")?.as_n().ok()?.parse().ok())
-            .unwrap_or(0))
     }
 
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>> {

@@ -53,7 +53,7 @@ use super::records::{
     HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
     stored_record, typed_record,
 };
-use crate::domain::directory::EntityKind;
+use crate::domain::directory::{EntityKind, KeyClaim};
 use crate::domain::document::Record;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};

@@ -23,11 +23,9 @@ pub(super) struct Stored {
 }
 
 impl Stored {
-    fn revision(&self) -> Revision {
-        Revision {
-            number: self.rev,
-            live: self.record.is_live(),
-        }
+    /// The revision of the record, and whether it is live: what a write checks it read.
+    fn read_at(&self) -> (u64, bool) {
+        (self.rev, self.record.is_live())
     }
 }
 
@@ -40,25 +38,79 @@ fn listing(kind: EntityKind) -> Option<TableDefinition<'static, &'static str, &'
     }
 }
 
-/// Whether writes of `kind` move a catalog (roles and permissions).
-fn is_catalogued(kind: EntityKind) -> bool {
-    matches!(kind, EntityKind::Role | EntityKind::Permission)
+/// The scopes holding a key (`None`: the vendor's), as the claims table keeps them.
+type Holders = Vec<Option<TenantId>>;
+
+/// Where the key `key` of the claims table is held.
+fn holders(
+    claims: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Holders, redb::Error> {
+    claims
+        .get(key)?
+        .map_or(Ok(Vec::new()), |bytes| read_json("claim", bytes.value()))
 }
 
-/// The revision of `kind`'s catalog (0 before any write).
-fn catalog_revision(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    kind: EntityKind,
-) -> Result<u64, redb::Error> {
-    table
-        .get(kind_name(kind))?
-        .map_or(Ok(0), |bytes| read_json("catalog", bytes.value()))
+fn claim_key(claim: &KeyClaim) -> String {
+    format!("{}/{}", kind_name(claim.kind), claim.key.as_str())
 }
 
-/// Whether the database has its listing tables (a file from before them has not).
-pub(super) fn has_listings(txn: &WriteTransaction) -> Result<bool, redb::Error> {
-    let name = LISTED_TENANTS.name();
+/// Lets go of `old` and takes `new` (when they differ), inside the write transaction: the
+/// 409 message when `new` does not fit beside the claims held.
+fn reclaim(
+    txn: &WriteTransaction,
+    old: Option<&KeyClaim>,
+    new: Option<&KeyClaim>,
+) -> Result<Result<(), String>, redb::Error> {
+    if old == new {
+        return Ok(Ok(()));
+    }
+    let mut claims = txn.open_table(CLAIMS)?;
+    if let Some(old) = old {
+        let key = claim_key(old);
+        let mut held = holders(&claims, &key)?;
+        held.retain(|scope| scope != &old.tenant);
+        match held.is_empty() {
+            true => claims.remove(key.as_str())?,
+            false => claims.insert(key.as_str(), write_json(&held)?.as_slice())?,
+        };
+    }
+    if let Some(new) = new {
+        let key = claim_key(new);
+        let mut held = holders(&claims, &key)?;
+        if !new.fits_beside(&held) {
+            return Ok(Err(new.taken()));
+        }
+        held.push(new.tenant.clone());
+        claims.insert(key.as_str(), write_json(&held)?.as_slice())?;
+    }
+    Ok(Ok(()))
+}
+
+/// Whether the database has `table` (a file from before it has not).
+pub(super) fn has_table(
+    txn: &WriteTransaction,
+    table: TableDefinition<'static, &'static str, &'static [u8]>,
+) -> Result<bool, redb::Error> {
+    let name = table.name();
     Ok(txn.list_tables()?.any(|table| table.name() == name))
+}
+
+/// Claims the keys of every live role and permission of a database written before key claims,
+/// once (of two that shared a key before, the first keeps it).
+pub(super) fn fill_claims(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let directory = txn.open_table(DIRECTORY)?;
+    for kind in [EntityKind::Permission, EntityKind::Role] {
+        for key in keys_under(&directory, kind_name(kind))? {
+            let Some(stored) = read_record(&directory, &key)?.filter(|s| s.record.is_live()) else {
+                continue;
+            };
+            let record = typed_record(kind, stored.record)
+                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+            let _first_keeps_it = reclaim(txn, None, record.key_claim().as_ref())?;
+        }
+    }
+    Ok(())
 }
 
 /// Lists every live tenant and user of a database written before the listing tables, once.
@@ -111,8 +163,13 @@ impl DirectoryStore for EmbeddedStore {
         })?;
         stored
             .map(|s| {
-                let revision = s.revision();
-                Ok((typed_record(kind, s.record)?, revision))
+                let record = typed_record(kind, s.record)?;
+                let revision = Revision {
+                    number: s.rev,
+                    live: record.is_live(),
+                    claim: record.key_claim(),
+                };
+                Ok((record, revision))
             })
             .transpose()
     }
@@ -133,52 +190,49 @@ impl DirectoryStore for EmbeddedStore {
         typed_records(keys, records)
     }
 
-    async fn swap_in_catalog(
+    async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
         record: &TypedRecord,
         read: Option<Revision>,
-        catalog: Option<u64>,
     ) -> Result<bool> {
         let key = entity_key(kind, id);
         let id = id.to_owned();
+        let claim = record.key_claim();
         let record = stored_record(record)?;
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            {
-                let mut table = txn.open_table(DIRECTORY)?;
-                let current = read_record(&table, &key)?.map(|s| s.revision());
-                if current != read {
-                    return Ok(false);
-                }
-                if is_catalogued(kind) {
-                    let mut catalogs = txn.open_table(CATALOGS)?;
-                    let at = catalog_revision(&catalogs, kind)?;
-                    if catalog.is_some_and(|read| read != at) {
-                        return Ok(false);
+        let outcome = self
+            .run(move |db| {
+                let txn = db.begin_write()?;
+                {
+                    let mut table = txn.open_table(DIRECTORY)?;
+                    let current = read_record(&table, &key)?.map(|s| s.read_at());
+                    if current != read.as_ref().map(|r| (r.number, r.live)) {
+                        return Ok(Ok(false));
                     }
-                    let next = write_json(&(at + 1))?;
-                    catalogs.insert(kind_name(kind), next.as_slice())?;
-                }
-                if let Some(definition) = listing(kind) {
-                    let mut listed = txn.open_table(definition)?;
-                    if record.is_live() {
-                        listed.insert(id.as_str(), [].as_slice())?;
-                    } else {
-                        listed.remove(id.as_str())?;
+                    let old = read.as_ref().and_then(|r| r.claim.as_ref());
+                    if let Err(taken) = reclaim(&txn, old, claim.as_ref())? {
+                        return Ok(Err(taken)); // dropped uncommitted: nothing is written
                     }
+                    if let Some(definition) = listing(kind) {
+                        let mut listed = txn.open_table(definition)?;
+                        if record.is_live() {
+                            listed.insert(id.as_str(), [].as_slice())?;
+                        } else {
+                            listed.remove(id.as_str())?;
+                        }
+                    }
+                    let rev = read.map_or(1, |r| r.number + 1);
+                    table.insert(
+                        key.as_str(),
+                        write_json(&Stored { record, rev })?.as_slice(),
+                    )?;
                 }
-                let rev = read.map_or(1, |r| r.number + 1);
-                table.insert(
-                    key.as_str(),
-                    write_json(&Stored { record, rev })?.as_slice(),
-                )?;
-            }
-            txn.commit()?;
-            Ok(true)
-        })
-        .await
+                txn.commit()?;
+                Ok(Ok(true))
+            })
+            .await?;
+        outcome.map_err(Error::Conflict)
     }
 
     async fn entities(&self, kind: EntityKind) -> Result<Vec<TypedRecord>> {
@@ -198,13 +252,6 @@ impl DirectoryStore for EmbeddedStore {
             .into_iter()
             .map(|record| typed_record(kind, record))
             .collect()
-    }
-
-    async fn catalog(&self, kind: EntityKind) -> Result<u64> {
-        self.read_now(move |db| {
-            let txn = db.begin_read()?;
-            catalog_revision(&txn.open_table(CATALOGS)?, kind)
-        })
     }
 
     async fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed> {

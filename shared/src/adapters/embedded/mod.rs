@@ -23,7 +23,7 @@ use super::records::{
     HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
     stored_record, typed_record,
 };
-use crate::domain::directory::EntityKind;
+use crate::domain::directory::{EntityKind, KeyClaim};
 use crate::domain::document::Record as TypedRecord;
 use crate::domain::lives::{DirectoryRecord, Revision};
 use crate::domain::portal::{Handoff, HandoffDigest};
@@ -53,9 +53,9 @@ pub(super) const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 pub(super) const LISTED_TENANTS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("listed_tenants");
 pub(super) const LISTED_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("listed_users");
-/// The revision of the catalogs of roles and of permissions (by kind name), moved by every
-/// write of one of them.
-pub(super) const CATALOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("catalogs");
+/// The keys of roles and permissions (`<kind>/<key>`) and where they are held: a JSON array of
+/// scopes, `null` for the vendor's, else a tenant id. See [`KeyClaim`].
+pub(super) const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_claims");
 pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 12] = [
     HANDOFFS,
     REVOCATIONS,
@@ -68,7 +68,7 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 12] = [
     TENANT_MEMBERS,
     LISTED_TENANTS,
     LISTED_USERS,
-    CATALOGS,
+    CLAIMS,
 ];
 
 /// The page cache's bound.
@@ -91,12 +91,16 @@ impl EmbeddedStore {
                 Error::internal(format!("cannot open database {}: {e}", path.display()))
             })?;
         let txn = db.begin_write().map_err(db_error)?;
-        let listed = directory::has_listings(&txn).map_err(db_error)?;
+        let listed = directory::has_table(&txn, LISTED_TENANTS).map_err(db_error)?;
+        let claimed = directory::has_table(&txn, CLAIMS).map_err(db_error)?;
         for table in ALL_TABLES {
             txn.open_table(table).map_err(db_error)?;
         }
         if !listed {
             directory::fill_listings(&txn).map_err(db_error)?;
+        }
+        if !claimed {
+            directory::fill_claims(&txn).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
