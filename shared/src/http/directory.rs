@@ -482,15 +482,19 @@ pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Resu
         Ok(User::try_from(draft())?)
     };
     let user = directory.patch_user(&id, patch).await?;
-    let grants = grants(&app).await?;
+    let grants = grants(&app, [&user.doc]).await?;
     let view = UserView::of(&user, Some(caller.tenant_id()), &Catalog::of(&grants));
     json(StatusCode::CREATED, &view)
 }
 
-/// Every role and permission, to answer with a user's grants.
-async fn grants(app: &App) -> Result<Grants> {
-    let directory = app.directory();
-    tokio::try_join!(directory.roles(), directory.permissions())
+/// The roles `users` hold and their permissions, to answer with the users' grants.
+async fn grants<'u>(app: &App, users: impl IntoIterator<Item = &'u User>) -> Result<Grants> {
+    let held: Vec<&GrantId> = users
+        .into_iter()
+        .flat_map(|u| &u.tenants)
+        .flat_map(|m| &m.role_ids)
+        .collect();
+    app.directory().held_grants(&held).await
 }
 
 /// Frontegg's `GET /identity/resources/users/v1/{id}`: the user, with their roles in each
@@ -508,10 +512,11 @@ pub async fn get_user_as_vendor(app: Arc<App>, _: Vendor, call: Call) -> Result<
 async fn answer_user(app: &App, call: &Call, tenant: Option<&TenantId>) -> Result<Response> {
     let id = call.user_id()?;
     let directory = app.directory();
-    let (user, grants) = tokio::try_join!(directory.user(&id), grants(app))?;
+    let user = directory.user(&id).await?;
     let user = user
         .filter(|u| tenant.is_none_or(|t| u.roles_in(t).is_some()))
         .ok_or_else(|| Error::not_found("User", id.as_str()))?;
+    let grants = grants(app, [&user.doc]).await?;
     let catalog = Catalog::of(&grants);
     json(StatusCode::OK, &UserView::of(&user, tenant, &catalog))
 }
@@ -554,7 +559,8 @@ pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response
             None => directory.page(EntityKind::User, window).await,
         }
     };
-    let (users, grants) = tokio::try_join!(users, grants(&app))?;
+    let users = users.await?;
+    let grants = grants(&app, users.items.iter().map(|u| &u.doc)).await?;
     let catalog = Catalog::of(&grants);
     let page = Page::of(&users, window, |user| {
         UserView::of(user, tenant.as_ref(), &catalog)
@@ -591,7 +597,7 @@ async fn change_roles(
         Ok(User::try_from(draft)?)
     };
     let user = app.directory().patch_user(&id, patch).await?;
-    let grants = grants(app).await?;
+    let grants = grants(app, [&user.doc]).await?;
     let membership = user.tenants.iter().find(|m| &m.tenant_id == tenant);
     let membership = membership.ok_or_else(|| Error::NotFound(not_a_member(&id, tenant)))?;
     json(

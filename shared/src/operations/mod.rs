@@ -309,10 +309,12 @@ async fn check_known(
     if ids.is_empty() {
         return Ok(());
     }
+    // Read by id (one batch): the cost follows the ids named, not the directory.
     let known: Vec<GrantId> = directory
-        .entities(kind)
+        .records(&keys_of(kind, ids))
         .await?
         .into_iter()
+        .flatten()
         .filter_map(|record| record.doc)
         .filter(|doc| keep(doc))
         .filter_map(|doc| match doc {
