@@ -937,3 +937,66 @@ async fn racing_creates_of_one_key_make_one_role_or_permission(t: &TestApp) {
     }
 }
 on_both_stores!(racing_creates_of_one_key_make_one_role_or_permission);
+
+/// A role or permission deleted while held blocks nothing: the user who held the role is
+/// still changed (name, roles assigned and unassigned), the role that held the permission is
+/// still renamed, and a token holding it is still patched; the deleted one grants nothing.
+async fn a_deleted_grant_blocks_no_later_change_of_its_holders(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-gone", "gone.read").await;
+    vendor.role("r-gone", "gone", json!(["p-gone"])).await;
+    vendor.role("r-kept", "kept", json!([])).await;
+    let acme = vendor.tenant("acme");
+    acme.user("alice").join(json!(["r-gone"])).await;
+    let bot = acme
+        .token(json!({"roleIds": ["r-gone"], "permissionIds": ["p-gone"]}))
+        .await;
+    for path in [
+        "/identity/resources/permissions/v1/p-gone",
+        &format!("{ROLES}/r-gone"),
+    ] {
+        let deleted = vendor.call(Method::DELETE, path, None).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{path}");
+    }
+    let renamed = vendor
+        .call(Method::PUT, ALICE, Some(json!({"name": "Alice"})))
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    let roles = format!("{ALICE}/roles");
+    for method in [Method::POST, Method::DELETE] {
+        let reply = acme
+            .call(method.clone(), &roles, Some(json!({"roleIds": ["r-kept"]})))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{method}: {:?}", reply.body);
+    }
+    vendor.permission("p-held", "held.read").await;
+    vendor.role("r-perm", "perm", json!(["p-held"])).await;
+    let path = "/identity/resources/permissions/v1/p-held";
+    assert_eq!(
+        vendor.call(Method::DELETE, path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let patched = vendor
+        .call(
+            Method::PATCH,
+            &format!("{ROLES}/r-perm"),
+            Some(json!({"key": "perm2"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let patch = json!({"description": "still mine", "roleIds": ["r-gone", "r-kept"]});
+    let reply = acme.patch_token(&bot.client_id, patch).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let claims = t.claims_of(&bot).await;
+    assert_eq!(claims["roles"], json!(["kept"]));
+    assert_eq!(claims["permissions"], json!([]));
+    let refused = acme
+        .patch_token(&bot.client_id, json!({"roleIds": ["r-nowhere"]}))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::NOT_FOUND,
+        "a new unknown id is still refused"
+    );
+}
+on_both_stores!(a_deleted_grant_blocks_no_later_change_of_its_holders);

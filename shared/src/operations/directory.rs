@@ -29,7 +29,7 @@ use crate::domain::{ApiToken, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
-use super::{Retirement, check_permission_ids, check_role_ids, tenant_life};
+use super::{Retirement, check_permission_ids, check_role_ids, named_anew, tenant_life};
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -510,7 +510,7 @@ impl Directory<'_> {
     /// Creates a role (the API's create); every permission id must exist (404), and the id and
     /// the key be free (409).
     pub async fn put_role(&self, role: &Role, origin: Origin) -> Result<Option<Stamped<Role>>> {
-        self.check_role(role).await?;
+        self.check_role(role, None).await?;
         let id = role.id.as_str();
         let written = self
             .put_grant(
@@ -535,8 +535,9 @@ impl Directory<'_> {
     /// Changes a role by `change` (creating it if need be), as a `role.upserted` event does.
     pub async fn upsert_role(&self, id: &str, change: &RoleChange, origin: Origin) -> Result<bool> {
         let make = |stored: Option<Role>| Ok(change.apply(id, stored)?);
-        let stored = self.stored(EntityKind::Role, id).await?;
-        self.check_role(&make(stored)?).await?;
+        let stored: Option<Role> = self.stored(EntityKind::Role, id).await?;
+        self.check_role(&make(stored.clone())?, stored.as_ref())
+            .await?;
         let written = self.put_grant(EntityKind::Role, id, make, origin).await?;
         Ok(written.is_some())
     }
@@ -548,7 +549,9 @@ impl Directory<'_> {
         id: &str,
         patch: impl Fn(Role) -> Result<Role>,
     ) -> Result<Stamped<Role>> {
-        self.check_role(&patch(self.role(id).await?)?).await?;
+        let stored = self.role(id).await?;
+        self.check_role(&patch(stored.clone())?, Some(&stored))
+            .await?;
         self.patch(EntityKind::Role, id, patch).await
     }
 
@@ -589,9 +592,12 @@ impl Directory<'_> {
         stamped_of(changed.as_ref().map(|c| &c.after))?.ok_or_else(missing)
     }
 
-    /// A role's permissions exist (404). (Its key is checked as it is written.)
-    async fn check_role(&self, role: &Role) -> Result<()> {
-        check_permission_ids(self.directory, &role.permission_ids).await
+    /// The permissions a role names anew (beside those of the role as `stored`) exist (404).
+    /// One deleted since it was named stays, granting nothing, so that a later change of the
+    /// role is not refused for it. (Its key is checked as it is written.)
+    async fn check_role(&self, role: &Role, stored: Option<&Role>) -> Result<()> {
+        let held = stored.map_or(&[][..], |r| r.permission_ids.as_slice());
+        check_permission_ids(self.directory, &named_anew(&role.permission_ids, held)).await
     }
 
     /// The roles listed for `tenant` (the vendor's and the tenant's own, of its current life),
@@ -874,9 +880,17 @@ impl Directory<'_> {
             // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
             let lives = self.tenant_lives(&user, origin).await?;
+            // Only the roles a membership names anew are checked: one deleted since it was
+            // given stays, granting nothing, so that a later change of the user is not
+            // refused for it.
+            let held = doc_of::<User>(current.first())?;
             for (membership, (tenant, life)) in user.tenants.iter().zip(&lives) {
-                let (ids, life) = (&membership.role_ids, life.as_ref());
-                check_role_ids(self.directory, tenant, life, ids).await?;
+                let had = held
+                    .as_ref()
+                    .and_then(|u| u.roles_in(tenant))
+                    .unwrap_or(&[]);
+                let ids = named_anew(&membership.role_ids, had);
+                check_role_ids(self.directory, tenant, life.as_ref(), &ids).await?;
             }
             let Some(after) = upsert(kind, key, before.as_ref(), user.into(), origin)? else {
                 outcome = Some((None, before));

@@ -278,6 +278,16 @@ async fn tenant_life(directory: &dyn DirectoryStore, tenant: &TenantId) -> Resul
     Ok(record.and_then(|(record, _)| record.current_life().cloned()))
 }
 
+/// The ids of `ids` not among `held`: what a change names anew, and so what it checks. An id
+/// held before and deleted since stays where it is, granting nothing (deleted ids are never
+/// used again), so that it does not block later changes.
+fn named_anew(ids: &[GrantId], held: &[GrantId]) -> Vec<GrantId> {
+    ids.iter()
+        .filter(|id| !held.contains(id))
+        .cloned()
+        .collect()
+}
+
 /// Refuses ids that name no permission: 404 with the unknown ones.
 async fn check_permission_ids(directory: &dyn DirectoryStore, ids: &[GrantId]) -> Result<()> {
     check_known(directory, EntityKind::Permission, ids, |_| true).await

@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
 use super::{
-    Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids, tenant_life,
+    Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids, named_anew,
+    tenant_life,
 };
 use crate::machinery::Party;
 
@@ -314,11 +315,13 @@ impl ApiTokens<'_> {
         let mut token = self.managed(manager, client_id).await?;
         if let Some(role_ids) = patch.role_ids {
             let life = tenant_life(self.directory, &token.tenant_id).await?;
-            check_role_ids(self.directory, &token.tenant_id, life.as_ref(), &role_ids).await?;
+            let anew = named_anew(&role_ids, &token.role_ids);
+            check_role_ids(self.directory, &token.tenant_id, life.as_ref(), &anew).await?;
             token.role_ids = role_ids;
         }
         if let Some(permission_ids) = patch.permission_ids {
-            check_permission_ids(self.directory, &permission_ids).await?;
+            let anew = named_anew(&permission_ids, &token.permission_ids);
+            check_permission_ids(self.directory, &anew).await?;
             token.permission_ids = permission_ids;
         }
         if let Some(description) = patch.description {
