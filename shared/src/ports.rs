@@ -99,8 +99,8 @@ pub trait DirectoryStore: Send + Sync {
         record: &Record,
         read: Option<Revision>,
     ) -> Result<bool>;
-    /// Every live record of a kind. Tenants and users are listed from an index that may lag
-    /// a write by a moment on DynamoDB; roles and permissions are read consistently.
+    /// Every live role, permission or configuration record of a kind, read consistently
+    /// (tenants and users are read a page at a time, through [`Self::listed`]).
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;
     /// The ids of live tenants or users in id order, `skip` passed over and at most `limit`,
     /// with how many live ones there are. Reads keys and a count, never records, so the cost

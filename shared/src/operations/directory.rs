@@ -14,6 +14,7 @@
 //! changed nothing: so a redelivered event or a repeated `DELETE` finishes what a failure cut
 //! short, and a cascade racing a re-creation never ends a token that works.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ pub struct Listing<T> {
     pub items: Vec<Stamped<T>>,
     pub total: u64,
 }
+
+/// Tenant records by id, as read for one read or write of users (`None`: none under the id).
+type TenantRecords = HashMap<String, Option<Record>>;
 
 /// A record as read and as written by one change.
 struct Changed {
@@ -348,32 +352,21 @@ impl Directory<'_> {
     /// The user, if they exist (without void memberships).
     pub async fn user(&self, id: &UserId) -> Result<Option<Stamped<User>>> {
         let (record, _) = self.read(EntityKind::User, id.as_str()).await?;
-        let record = self.pruned(record.into_iter().collect()).await?;
+        let tenants = &mut TenantRecords::new();
+        let record = self.pruned(record.into_iter().collect(), tenants).await?;
         stamped_of(record.first())
     }
 
     /// User `records` without their void memberships (see [`DirectoryRecord::void_members`]),
-    /// their tenants read in one batch.
-    async fn pruned(&self, records: Vec<Record>) -> Result<Vec<Record>> {
-        let mut tenants: Vec<String> = records
-            .iter()
-            .flat_map(|r| r.members.keys())
-            .cloned()
-            .collect();
-        tenants.sort();
-        tenants.dedup();
-        if tenants.is_empty() {
-            return Ok(records);
-        }
-        let keys: Vec<(EntityKind, String)> = tenants
-            .iter()
-            .map(|t| (EntityKind::Tenant, t.clone()))
-            .collect();
-        let found = self.directory.records(&keys).await?;
-        let tenant = |id: &str| {
-            let at = tenants.binary_search_by(|t| t.as_str().cmp(id)).ok()?;
-            found[at].as_ref()
-        };
+    /// their tenants read in one batch (those not in `tenants` already, which keeps them).
+    async fn pruned(
+        &self,
+        records: Vec<Record>,
+        tenants: &mut TenantRecords,
+    ) -> Result<Vec<Record>> {
+        let ids = records.iter().flat_map(|r| r.members.keys().cloned());
+        self.read_tenants(ids, tenants).await?;
+        let tenant = |id: &str| tenants.get(id).and_then(Option::as_ref);
         let mut pruned = Vec::with_capacity(records.len());
         for mut record in records {
             for void in record.void_members(tenant) {
@@ -384,6 +377,30 @@ impl Directory<'_> {
             pruned.push(record);
         }
         Ok(pruned)
+    }
+
+    /// Reads the tenant records of `ids` that `read` does not hold yet, in one batch, into it.
+    async fn read_tenants(
+        &self,
+        ids: impl IntoIterator<Item = String>,
+        read: &mut TenantRecords,
+    ) -> Result<()> {
+        let mut missing: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !read.contains_key(id))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(EntityKind, String)> = missing
+            .iter()
+            .map(|id| (EntityKind::Tenant, id.clone()))
+            .collect();
+        let found = self.directory.records(&keys).await?;
+        read.extend(missing.into_iter().zip(found));
+        Ok(())
     }
 
     /// Every tenant, by id.
@@ -453,7 +470,7 @@ impl Directory<'_> {
             .flatten()
             .collect();
         if kind == EntityKind::User {
-            records = self.pruned(records).await?;
+            records = self.pruned(records, &mut TenantRecords::new()).await?;
         }
         let mut live = Vec::with_capacity(records.len());
         for record in &records {
@@ -875,11 +892,14 @@ impl Directory<'_> {
             let (before, revision) = self.read(kind, key).await?;
             // A void membership is not carried into the user the write makes: only a change
             // naming its tenant again begins a membership there anew.
-            let current = self.pruned(before.clone().into_iter().collect()).await?;
+            // The tenants are read once an attempt, for both.
+            let tenants = &mut TenantRecords::new();
+            let current = self.pruned(before.clone().into_iter().collect(), tenants);
+            let current = current.await?;
             let user = make(current.first())?;
             // Read on every attempt: a tenant deleted meanwhile is then refused (API) or
             // recorded as deleted (events), never joined with the life it had.
-            let lives = self.tenant_lives(&user, origin).await?;
+            let lives = self.tenant_lives(&user, origin, tenants).await?;
             // Only the roles a membership names anew are checked: one deleted since it was
             // given stays, granting nothing, so that a later change of the user is not
             // refused for it.
@@ -956,20 +976,20 @@ impl Directory<'_> {
         &self,
         user: &User,
         origin: Origin,
+        tenants: &mut TenantRecords,
     ) -> Result<Vec<(TenantId, Option<Life>)>> {
-        let keys: Vec<_> = user
-            .tenants
-            .iter()
-            .map(|m| (EntityKind::Tenant, m.tenant_id.as_str().to_owned()))
-            .collect();
-        let records = self.directory.records(&keys).await?;
-        let mut lives = Vec::with_capacity(records.len());
-        for (membership, record) in user.tenants.iter().zip(&records) {
-            let live = record.as_ref().is_some_and(DirectoryRecord::is_live);
+        let ids = user.tenants.iter().map(|m| m.tenant_id.to_string());
+        self.read_tenants(ids, tenants).await?;
+        let mut lives = Vec::with_capacity(user.tenants.len());
+        for membership in &user.tenants {
+            let record = tenants
+                .get(membership.tenant_id.as_str())
+                .and_then(Option::as_ref);
+            let live = record.is_some_and(DirectoryRecord::is_live);
             if origin == Origin::Api && !live {
                 return Err(Error::not_found("Tenant", membership.tenant_id.as_str()));
             }
-            let life = DirectoryRecord::tenant_life(record.as_ref());
+            let life = DirectoryRecord::tenant_life(record);
             lives.push((membership.tenant_id.clone(), life));
         }
         Ok(lives)

@@ -304,11 +304,9 @@ impl DirectoryStore for DynamoStore {
 
     async fn entities(&self, kind: EntityKind) -> Result<Vec<Record>> {
         if listing_key(kind).is_some() {
-            let listed = self.listed(kind, 0, usize::MAX).await?;
-            let keys: Vec<(EntityKind, String)> =
-                listed.ids.into_iter().map(|id| (kind, id)).collect();
-            let records = self.records(&keys).await?.into_iter().flatten();
-            return Ok(records.filter(|r| r.is_live()).collect());
+            return Err(Error::internal(
+                "tenants and users are read through their listing",
+            ));
         }
         let query = self
             .client
@@ -337,10 +335,9 @@ impl DirectoryStore for DynamoStore {
         let query = self
             .index_query("gsi3", "gsi3pk", listing.clone())
             .limit(i32::try_from(wanted).unwrap_or(i32::MAX));
-        let keys = query.into_paginator().items().send();
+        let mut keys = query.into_paginator().items().send();
         let mut ids = Vec::new();
         let mut seen = 0usize;
-        let mut keys = std::pin::pin!(keys);
         while seen < wanted {
             let Some(item) = keys.next().await else {
                 break;

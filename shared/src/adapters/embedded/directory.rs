@@ -101,12 +101,9 @@ pub(super) fn has_table(
 pub(super) fn fill_claims(txn: &WriteTransaction) -> Result<(), redb::Error> {
     let directory = txn.open_table(DIRECTORY)?;
     for kind in [EntityKind::Permission, EntityKind::Role] {
-        for key in keys_under(&directory, kind_name(kind))? {
-            let Some(stored) = read_record(&directory, &key)?.filter(|s| s.record.is_live()) else {
-                continue;
-            };
-            let record = typed_record(kind, stored.record)
-                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+        for (_, stored) in live_records(&directory, kind)? {
+            let record =
+                typed_record(kind, stored).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
             let _first_keeps_it = reclaim(txn, None, record.key_claim().as_ref())?;
         }
     }
@@ -121,14 +118,26 @@ pub(super) fn fill_listings(txn: &WriteTransaction) -> Result<(), redb::Error> {
             continue;
         };
         let mut listed = txn.open_table(definition)?;
-        let prefix = format!("{}/", kind_name(kind));
-        for key in keys_under(&directory, kind_name(kind))? {
-            if read_record(&directory, &key)?.is_some_and(|s| s.record.is_live()) {
-                listed.insert(&key[prefix.len()..], [].as_slice())?;
-            }
+        for (id, _) in live_records(&directory, kind)? {
+            listed.insert(id.as_str(), [].as_slice())?;
         }
     }
     Ok(())
+}
+
+/// The live records of `kind` in the directory table, with their ids, by id.
+fn live_records(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    kind: EntityKind,
+) -> Result<Vec<(String, DirectoryRecord)>, redb::Error> {
+    let prefix = format!("{}/", kind_name(kind));
+    let mut live = Vec::new();
+    for key in keys_under(table, kind_name(kind))? {
+        if let Some(stored) = read_record(table, &key)?.filter(|s| s.record.is_live()) {
+            live.push((key[prefix.len()..].to_owned(), stored.record));
+        }
+    }
+    Ok(live)
 }
 
 /// The record under `key`, read inside a transaction.
@@ -239,13 +248,8 @@ impl DirectoryStore for EmbeddedStore {
         let records: Vec<DirectoryRecord> = self
             .run(move |db| {
                 let txn = db.begin_read()?;
-                let table = txn.open_table(DIRECTORY)?;
-                let mut records = Vec::new();
-                for key in keys_under(&table, kind_name(kind))? {
-                    let stored = read_record(&table, &key)?.map(|s| s.record);
-                    records.extend(stored.filter(DirectoryRecord::is_live));
-                }
-                Ok(records)
+                let live = live_records(&txn.open_table(DIRECTORY)?, kind)?;
+                Ok(live.into_iter().map(|(_, record)| record).collect())
             })
             .await?;
         records
