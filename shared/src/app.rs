@@ -9,14 +9,15 @@ use crate::adapters::{DynamoStore, SystemClock};
 use crate::adapters::{EmbeddedStore, LocalKeys};
 use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
+use crate::domain::audit::Attribution;
 use crate::error::{Error, Result};
 use crate::operations::{
-    ApiTokens, Bcrypt, Credentials, Directory, Portal, PublishedList, ReadPlans, RefreshKeys,
-    Retirement, TokenRateLimit, Vendors,
+    ApiTokens, Auditor, Audits, Bcrypt, Credentials, Directory, Portal, PublishedList, ReadPlans,
+    RefreshKeys, Retirement, TokenRateLimit, Vendors,
 };
 use crate::ports::{
-    Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore, Signer, Store,
-    TokenStore, VendorStore,
+    AuditStore, Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore,
+    Signer, Store, TokenStore, VendorStore,
 };
 
 pub struct App {
@@ -28,6 +29,7 @@ pub struct App {
     handoffs: Arc<dyn HandoffStore>,
     revocations: Arc<dyn RevocationStore>,
     directory: Arc<dyn DirectoryStore>,
+    audits: Arc<dyn AuditStore>,
     signer: Arc<dyn Signer>,
     clock: Arc<dyn Clock>,
     bcrypt: Bcrypt,
@@ -98,6 +100,7 @@ impl App {
             rates: Arc::clone(&store) as Arc<dyn RateStore>,
             handoffs: Arc::clone(&store) as Arc<dyn HandoffStore>,
             revocations: Arc::clone(&store) as Arc<dyn RevocationStore>,
+            audits: Arc::clone(&store) as Arc<dyn AuditStore>,
             directory: store as Arc<dyn DirectoryStore>,
             signer,
             clock,
@@ -127,6 +130,26 @@ impl App {
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
             settings: &self.settings,
+            audits: &*self.audits,
+            audit: self.auditor(),
+        }
+    }
+
+    /// Changes are recorded as done by the service itself until an operation group's `by`
+    /// names who acts.
+    fn auditor(&self) -> Auditor<'_> {
+        Auditor {
+            by: Attribution::SYSTEM,
+            clock: &*self.clock,
+            retention_days: self.settings.audit_retention_days,
+        }
+    }
+
+    /// The audit trail: reading it, and the vendor's own events.
+    pub fn audits(&self) -> Audits<'_> {
+        Audits {
+            store: &*self.audits,
+            audit: self.auditor(),
         }
     }
 
@@ -160,6 +183,7 @@ impl App {
             clock: &*self.clock,
             bcrypt: &self.bcrypt,
             secret_format: self.settings.secret_format,
+            audit: self.auditor(),
         }
     }
 
@@ -170,6 +194,7 @@ impl App {
             directory: &*self.directory,
             signer: &*self.signer,
             clock: &*self.clock,
+            audit: self.auditor(),
         }
     }
 
@@ -179,6 +204,7 @@ impl App {
             directory: &*self.directory,
             tokens: &*self.tokens,
             retirement: self.retirement(),
+            audit: self.auditor(),
         }
     }
 

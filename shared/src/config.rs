@@ -49,6 +49,8 @@ pub struct Settings {
     /// JWTs (exchanges and refreshes) one API token may be issued per minute
     /// (`M2M_TOKEN_RATE_LIMIT_PER_MINUTE`, default 600).
     pub token_rate_limit_per_minute: u32,
+    /// How many days audit events are kept (`M2M_AUDIT_RETENTION_DAYS`, default 365).
+    pub audit_retention_days: u32,
     /// Whether the client's address is the last `X-Forwarded-For` entry instead of the peer's
     /// (`M2M_TRUST_X_FORWARDED_FOR`, default false): only for a local server that only one
     /// proxy reaches. On Lambda, API Gateway's `sourceIp` is used whatever this says.
@@ -175,6 +177,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 600,
                 "a whole number from 1 to 1000000",
                 |n| (1..=1_000_000).contains(n),
+            )?,
+            audit_retention_days: self.parse(
+                "M2M_AUDIT_RETENTION_DAYS",
+                365,
+                "a whole number of days from 1 to 3650",
+                |n| (1..=3650).contains(n),
             )?,
             portal_frame_ancestors: self.frame_ancestors()?,
             public_url: match self.get("M2M_PUBLIC_URL") {

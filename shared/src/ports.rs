@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::domain::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::domain::directory::EntityKind;
 use crate::domain::document::Record;
 use crate::domain::lives::Revision;
@@ -21,25 +22,33 @@ pub trait VendorStore: Send + Sync {
     async fn vendor(&self, client_id: &ClientId) -> Result<Option<VendorCredential>>;
     /// Every credential (a vendor holds a few).
     async fn vendors(&self) -> Result<Vec<VendorCredential>>;
-    /// Creates or replaces the credential with this clientId.
-    async fn put_vendor(&self, credential: &VendorCredential) -> Result<()>;
+    /// Creates or replaces the credential with this clientId, and records `event` in the same
+    /// write.
+    async fn put_vendor(&self, credential: &VendorCredential, event: &AuditEvent) -> Result<()>;
     /// Whether any vendor credential exists (decides first-start bootstrap).
     async fn has_vendor(&self) -> Result<bool>;
     /// Makes `to` the credential's secrets if its current secret's hash is still `from` (a
     /// rehash or a rotation), as [`TokenStore::swap_secret`]; `false`, and no change, when it is
-    /// gone or its secret changed meanwhile.
+    /// gone or its secret changed meanwhile. `event` (a rotation's; a rehash has none) is
+    /// recorded in the same write.
     async fn swap_vendor_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
         to: &SecretState,
+        event: Option<&AuditEvent>,
     ) -> Result<bool>;
     /// Records `at` as the credential's last use; nothing when it is gone (never re-creates it).
     async fn touch_vendor(&self, client_id: &ClientId, at: Timestamp) -> Result<()>;
     /// Deletes the credential if it exists and, in the same write, `survivor` still does: so
     /// that of two revocations at once, the last credential is never the one deleted. `false`,
-    /// and no change, otherwise.
-    async fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool>;
+    /// and no change (no event), otherwise. `event` is recorded in the same write.
+    async fn delete_vendor(
+        &self,
+        client_id: &ClientId,
+        survivor: &ClientId,
+        event: &AuditEvent,
+    ) -> Result<bool>;
 }
 
 /// API token records, read by primary key with strong consistency.
@@ -48,8 +57,9 @@ pub trait TokenStore: Send + Sync {
     /// Stores a new token, in one write with the check that its tenant (and, for a personal
     /// token, its membership) still have the lives the token records: `Error::NotFound` if
     /// not, so that a token is never created into a tenant whose deletion has answered.
-    /// `Error::Conflict` if the clientId is taken (never overwrites).
-    async fn put_new(&self, token: &ApiToken) -> Result<()>;
+    /// `Error::Conflict` if the clientId is taken (never overwrites). `event` is recorded in
+    /// the same write.
+    async fn put_new(&self, token: &ApiToken, event: &AuditEvent) -> Result<()>;
     async fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
     /// The token and, in the same round trip, the directory records `keys`, in their order
     /// (as [`DirectoryStore::records`]); all strongly consistent. What an exchange reads.
@@ -58,16 +68,19 @@ pub trait TokenStore: Send + Sync {
         client_id: &ClientId,
         keys: &[(EntityKind, String)],
     ) -> Result<(Option<ApiToken>, Vec<Option<Record>>)>;
-    /// Replaces an existing token's record; `Error::NotFound` if it is gone.
-    async fn replace(&self, token: &ApiToken) -> Result<()>;
+    /// Replaces an existing token's record, recording `event` in the same write;
+    /// `Error::NotFound` (and no event) if it is gone.
+    async fn replace(&self, token: &ApiToken, event: &AuditEvent) -> Result<()>;
     /// Makes `to` the token's secrets if its current secret's hash is still `from` (a rehash
     /// or a rotation); `false`, and no change, when the token is gone or its secret changed
     /// meanwhile. Nothing else of the record changes, and nothing else changes its secrets.
+    /// `event` (a rotation's; a rehash has none) is recorded in the same write.
     async fn swap_secret(
         &self,
         client_id: &ClientId,
         from: &SecretHash,
         to: &SecretState,
+        event: Option<&AuditEvent>,
     ) -> Result<bool>;
     /// Every token of the tenant (tenant tokens and its members' personal tokens), all pages.
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
@@ -76,6 +89,9 @@ pub trait TokenStore: Send + Sync {
     /// Deletes tokens and their refresh tokens, retrying until none is left; deleting a token
     /// that is already gone is not an error.
     async fn delete_tokens(&self, client_ids: &[ClientId]) -> Result<()>;
+    /// Deletes one token, recording `event` in the same write, then its refresh tokens:
+    /// `false`, and no event, when it was already gone.
+    async fn delete_token(&self, client_id: &ClientId, event: &AuditEvent) -> Result<bool>;
 }
 
 /// Directory records (permissions, roles, tenants, users), each changed only by a conditional
@@ -92,12 +108,14 @@ pub trait DirectoryStore: Send + Sync {
     /// `false`, and no change, when another write came in between. A role's or permission's
     /// key is claimed in the same atomic write (and the claim `read` names let go): 409, and no
     /// change, when another holds it where the claim does not fit (see [`crate::domain::directory::KeyClaim`]).
+    /// `event`, if any, is recorded in the same write.
     async fn swap(
         &self,
         kind: EntityKind,
         id: &str,
         record: &Record,
         read: Option<Revision>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool>;
     /// Every live role, permission or configuration record of a kind, read consistently
     /// (tenants and users are read a page at a time, through [`Self::listed`]).
@@ -183,9 +201,24 @@ pub struct UseWindow {
 /// Single-use portal hand-offs.
 #[async_trait]
 pub trait HandoffStore: Send + Sync {
-    async fn put_handoff(&self, handoff: &Handoff) -> Result<()>;
-    /// Removes and returns the hand-off, atomically: of two concurrent swaps, one wins.
-    async fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>>;
+    /// Stores the hand-off and records `event` in the same write.
+    async fn put_handoff(&self, handoff: &Handoff, event: &AuditEvent) -> Result<()>;
+    async fn handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>>;
+    /// Removes the hand-off if it is still there, recording `event` in the same write: of two
+    /// concurrent swaps, one wins (`true`) and one event is recorded.
+    async fn take_handoff(&self, digest: &HandoffDigest, event: &AuditEvent) -> Result<bool>;
+}
+
+/// Audit events (see [`crate::domain::audit`]). A change's event is written by the change's own
+/// write, through the other ports; this port writes an event that is itself the change, and
+/// reads them, each event under each of its scopes with a count per scope and day.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Records an event alone (a vendor's own, a refusal).
+    async fn record_event(&self, event: &AuditEvent) -> Result<()>;
+    /// A page of the events of `query`'s scope still kept at `now`, and how many there are:
+    /// the cost follows the page, not the log.
+    async fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage>;
 }
 
 /// Revoked JWTs (see [`crate::domain::revocation`]).
@@ -208,6 +241,7 @@ pub trait Store:
     + DirectoryStore
     + HandoffStore
     + RevocationStore
+    + AuditStore
 {
 }
 impl<T> Store for T where
@@ -218,6 +252,7 @@ impl<T> Store for T where
         + DirectoryStore
         + HandoffStore
         + RevocationStore
+        + AuditStore
 {
 }
 

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::domain::audit::{Actor, Attribution};
 use crate::domain::directory::{
     EntityKind, Origin, PermissionChange, RoleChange, TenantChange, UserChange,
 };
@@ -24,6 +25,9 @@ use crate::operations::Directory;
 /// The EventBridge envelope as SQS delivers it; only these fields matter here.
 #[derive(Deserialize)]
 struct Envelope {
+    /// Who published it, as the audit trail names the actor.
+    #[serde(default)]
+    source: String,
     #[serde(rename = "detail-type")]
     detail_type: String,
     detail: serde_json::Value,
@@ -81,6 +85,21 @@ fn grant_id(id: &str) -> Result<GrantId> {
     Ok(rules::field("id", GrantId::parse(id))?)
 }
 
+/// The actor of an event from `source`: its first 128 visible characters (`events` if none).
+fn provisioner(source: &str) -> Attribution {
+    let id: String = source
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    let id = if id.is_empty() {
+        "events".to_owned()
+    } else {
+        id
+    };
+    Attribution::new(Actor::Provisioning { id }, None, None)
+}
+
 /// Applies one directory event, as the API applies the same change: `Ok` whether it changed
 /// state, repeated what is stored (a redelivery: a delete's cascade runs again), or was
 /// superseded by a newer version. An event of the version already stored that says something
@@ -89,7 +108,7 @@ pub async fn apply(app: &App, message: &str) -> Result<()> {
     let envelope: Envelope = serde_json::from_str(message)
         .map_err(|e| Error::bad_request(format!("not an EventBridge event: {e}")))?;
     let detail_type = envelope.detail_type.as_str();
-    let directory = app.directory();
+    let directory = app.directory().by(provisioner(&envelope.source));
     let applied = match detail_type.split_once('.') {
         Some((entity, "upserted")) => upsert(&directory, entity, envelope.detail).await?,
         Some((entity, "deleted")) => delete(&directory, entity, envelope.detail).await?,

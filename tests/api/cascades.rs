@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use m2m_shared::domain::audit::{AuditEvent, AuditPage, AuditQuery};
 use m2m_shared::domain::directory::EntityKind;
 use m2m_shared::domain::document::Record;
 use m2m_shared::domain::lives::Revision;
@@ -18,8 +19,8 @@ use m2m_shared::domain::{
 };
 use m2m_shared::error::{Error, Result};
 use m2m_shared::ports::{
-    DirectoryStore, HandoffStore, Listed, RateStore, RefreshStore, Reserved, RevocationStore,
-    Store, TokenStore, UseWindow, VendorStore,
+    AuditStore, DirectoryStore, HandoffStore, Listed, RateStore, RefreshStore, Reserved,
+    RevocationStore, Store, TokenStore, UseWindow, VendorStore,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -79,26 +80,27 @@ macro_rules! failing {
 failing!(VendorStore {
     fn vendor(&self, client_id: &ClientId) -> Result<Option<VendorCredential>>;
     fn vendors(&self) -> Result<Vec<VendorCredential>>;
-    fn put_vendor(&self, credential: &VendorCredential) -> Result<()>;
+    fn put_vendor(&self, credential: &VendorCredential, event: &AuditEvent) -> Result<()>;
     fn has_vendor(&self) -> Result<bool>;
-    fn swap_vendor_secret(&self, client_id: &ClientId, from: &SecretHash, to: &SecretState) -> Result<bool>;
+    fn swap_vendor_secret(&self, client_id: &ClientId, from: &SecretHash, to: &SecretState, event: Option<&AuditEvent>) -> Result<bool>;
     fn touch_vendor(&self, client_id: &ClientId, at: Timestamp) -> Result<()>;
-    fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool>;
+    fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId, event: &AuditEvent) -> Result<bool>;
 });
 failing!(TokenStore {
-    fn put_new(&self, token: &ApiToken) -> Result<()>;
+    fn put_new(&self, token: &ApiToken, event: &AuditEvent) -> Result<()>;
     fn token(&self, client_id: &ClientId) -> Result<Option<ApiToken>>;
     fn token_with(&self, client_id: &ClientId, keys: &[(EntityKind, String)]) -> Result<(Option<ApiToken>, Vec<Option<Record>>)>;
-    fn replace(&self, token: &ApiToken) -> Result<()>;
-    fn swap_secret(&self, client_id: &ClientId, from: &SecretHash, to: &SecretState) -> Result<bool>;
+    fn replace(&self, token: &ApiToken, event: &AuditEvent) -> Result<()>;
+    fn swap_secret(&self, client_id: &ClientId, from: &SecretHash, to: &SecretState, event: Option<&AuditEvent>) -> Result<bool>;
     fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>>;
     fn tokens_of_user(&self, user: &UserId) -> Result<Vec<ApiToken>>;
     fn delete_tokens(&self, client_ids: &[ClientId]) -> Result<()>;
+    fn delete_token(&self, client_id: &ClientId, event: &AuditEvent) -> Result<bool>;
 });
 failing!(DirectoryStore {
     fn record(&self, kind: EntityKind, id: &str) -> Result<Option<(Record, Revision)>>;
     fn records(&self, keys: &[(EntityKind, String)]) -> Result<Vec<Option<Record>>>;
-    fn swap(&self, kind: EntityKind, id: &str, record: &Record, read: Option<Revision>) -> Result<bool>;
+    fn swap(&self, kind: EntityKind, id: &str, record: &Record, read: Option<Revision>, event: Option<&AuditEvent>) -> Result<bool>;
     fn entities(&self, kind: EntityKind) -> Result<Vec<Record>>;
     fn listed(&self, kind: EntityKind, skip: u64, limit: usize) -> Result<Listed>;
     fn index_members(&self, user: &UserId, joined: &[TenantId], left: &[TenantId]) -> Result<()>;
@@ -112,8 +114,13 @@ failing!(RateStore {
     fn reserve_uses(&self, client_id: &ClientId, window: UseWindow, want: u32, limit: u32, at: Timestamp) -> Result<Option<Reserved>>;
 });
 failing!(HandoffStore {
-    fn put_handoff(&self, handoff: &Handoff) -> Result<()>;
-    fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>>;
+    fn put_handoff(&self, handoff: &Handoff, event: &AuditEvent) -> Result<()>;
+    fn handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>>;
+    fn take_handoff(&self, digest: &HandoffDigest, event: &AuditEvent) -> Result<bool>;
+});
+failing!(AuditStore {
+    fn record_event(&self, event: &AuditEvent) -> Result<()>;
+    fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage>;
 });
 failing!(RevocationStore {
     fn revoke(&self, revocations: &[Revocation]) -> Result<()>;

@@ -171,6 +171,13 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
         ),
         call(M::POST, REFRESH_V1, REFRESH_V1, Some(refresh.clone())),
         call(M::POST, REFRESH_V2, REFRESH_V2, Some(other_refresh)),
+        vendor(call(M::GET, "/audits", "/audits", None)),
+        vendor(call(
+            M::POST,
+            "/audits",
+            "/audits",
+            Some(json!({"tenantId": "acme", "severity": "Info"})),
+        )),
         vendor(call(M::GET, CONFIGURATIONS, CONFIGURATIONS, None)),
         vendor(call(
             M::POST,

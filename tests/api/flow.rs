@@ -329,7 +329,7 @@ async fn hashes_at_another_cost_move_to_the_configured_one_on_use(t: &TestApp) {
     let rehashed = made.rehashed(old);
     assert!(
         t.store
-            .swap_secret(&id, &made.hash, &rehashed)
+            .swap_secret(&id, &made.hash, &rehashed, None)
             .await
             .unwrap()
     );
@@ -373,7 +373,7 @@ async fn a_vendors_hash_moves_to_the_configured_cost_on_login(t: &TestApp) {
     let at_old_cost = made.rehashed(old);
     assert!(
         t.store
-            .swap_vendor_secret(&vendor_id, &made.hash, &at_old_cost)
+            .swap_vendor_secret(&vendor_id, &made.hash, &at_old_cost, None)
             .await
             .unwrap()
     );

@@ -16,7 +16,7 @@ use m2m_shared::ports::{DirectoryStore, Listed, Reserved, Store, UseWindow};
 use m2m_shared::{Error, Result};
 use serde_json::json;
 
-use crate::support::{aws_config, moto_resources};
+use crate::support::{audit_event as ev, aws_config, moto_resources};
 use redb::ReadableTable;
 
 /// A store under test, with a way to plant an unreadable token record in it.
@@ -94,7 +94,12 @@ async fn tenant(s: &Subject, tenant: &str) -> Record {
     if let Some((stored, _)) = s.store.record(kind, tenant).await.unwrap() {
         return stored;
     }
-    assert!(s.store.swap(kind, tenant, &record, None).await.unwrap());
+    assert!(
+        s.store
+            .swap(kind, tenant, &record, None, None)
+            .await
+            .unwrap()
+    );
     record
 }
 
@@ -114,7 +119,7 @@ async fn member(s: &Subject, user: &str, tenant_id: &str) -> Record {
     let after = DirectoryRecord::upserted(before.as_ref(), doc, Origin::Api).with_members(&tenants);
     assert!(
         s.store
-            .swap(EntityKind::User, user, &after, revision)
+            .swap(EntityKind::User, user, &after, revision, None)
             .await
             .unwrap()
     );
@@ -160,10 +165,10 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
 
 async fn a_taken_client_id_is_refused(s: Subject) {
     let first = token(&s, "acme", None).await;
-    s.store.put_new(&first).await.unwrap();
+    s.store.put_new(&first, &ev()).await.unwrap();
     let mut second = token(&s, "other", None).await;
     second.client_id = first.client_id;
-    let refused = s.store.put_new(&second).await.unwrap_err();
+    let refused = s.store.put_new(&second, &ev()).await.unwrap_err();
     assert!(matches!(refused, Error::Conflict(_)), "{refused:?}");
     let kept = s.store.token(&first.client_id).await.unwrap().unwrap();
     assert_eq!(kept.tenant_id.as_str(), "acme", "never overwritten");
@@ -174,7 +179,7 @@ const A_DAY_ON: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
 async fn a_refresh_token_is_spent_once(s: Subject) {
     let api = token(&s, "acme", None).await;
-    s.store.put_new(&api).await.unwrap();
+    s.store.put_new(&api, &ev()).await.unwrap();
     // Two uses at once, round after round: exactly one spends it; after, neither can.
     for serial in 1..=20 {
         let spend = || {
@@ -191,7 +196,7 @@ async fn a_refresh_token_is_spent_once(s: Subject) {
         assert!(!spend().await, "#{serial}: spent");
     }
     let other = token(&s, "acme", None).await;
-    s.store.put_new(&other).await.unwrap();
+    s.store.put_new(&other, &ev()).await.unwrap();
     let spent = s.store.spend_refresh(&other.client_id, 1, A_DAY_ON);
     assert!(spent.await.unwrap(), "numbers are counted per API token");
 }
@@ -209,28 +214,20 @@ async fn a_handoff_is_taken_once_with_what_it_was_given(s: Subject) {
         },
         expires_at: Timestamp::from_millis(1_800_000_000_000),
     };
-    s.store.put_handoff(&handoff).await.unwrap();
+    s.store.put_handoff(&handoff, &ev()).await.unwrap();
     let other = HandoffToken::generate().digest();
-    assert!(s.store.take_handoff(&other).await.unwrap().is_none());
-    let taken = s
-        .store
-        .take_handoff(&token.digest())
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(s.store.handoff(&other).await.unwrap().is_none());
+    assert!(!s.store.take_handoff(&other, &ev()).await.unwrap());
+    let read = s.store.handoff(&token.digest()).await.unwrap().unwrap();
     assert_eq!(
-        (taken.tenant_id.as_str(), taken.user_id.as_str()),
+        (read.tenant_id.as_str(), read.user_id.as_str()),
         ("acme", "alice")
     );
-    assert_eq!(taken.expires_at, handoff.expires_at);
-    assert_eq!(taken.lives, handoff.lives);
-    assert!(
-        s.store
-            .take_handoff(&token.digest())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(read.expires_at, handoff.expires_at);
+    assert_eq!(read.lives, handoff.lives);
+    assert!(s.store.take_handoff(&token.digest(), &ev()).await.unwrap());
+    assert!(!s.store.take_handoff(&token.digest(), &ev()).await.unwrap());
+    assert!(s.store.handoff(&token.digest()).await.unwrap().is_none());
 }
 contract!(
     single_use_handoffs,
@@ -242,7 +239,7 @@ async fn deleting_tokens_takes_their_refresh_tokens_and_index_entries(s: Subject
     let personal = token(&s, "acme", Some("alice")).await;
     let elsewhere = token(&s, "other", Some("alice")).await;
     for t in [&tenant_token, &personal, &elsewhere] {
-        s.store.put_new(t).await.unwrap();
+        s.store.put_new(t, &ev()).await.unwrap();
     }
     let spend = |serial| s.store.spend_refresh(&personal.client_id, serial, A_DAY_ON);
     assert!(spend(1).await.unwrap());
@@ -278,9 +275,9 @@ contract!(
 async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
     let kind = EntityKind::Role;
     let record = DirectoryRecord::upserted(None, role_doc("r1", "one"), Origin::Api);
-    assert!(s.store.swap(kind, "r1", &record, None).await.unwrap());
+    assert!(s.store.swap(kind, "r1", &record, None, None).await.unwrap());
     assert!(
-        !s.store.swap(kind, "r1", &record, None).await.unwrap(),
+        !s.store.swap(kind, "r1", &record, None, None).await.unwrap(),
         "it exists now: a second creation loses"
     );
     let (read, revision) = s.store.record(kind, "r1").await.unwrap().unwrap();
@@ -288,14 +285,14 @@ async fn a_record_is_written_only_over_the_revision_read(s: Subject) {
     let next = DirectoryRecord::upserted(Some(&read), role_doc("r1", "two"), Origin::Api);
     assert!(
         s.store
-            .swap(kind, "r1", &next, Some(revision.clone()))
+            .swap(kind, "r1", &next, Some(revision.clone()), None)
             .await
             .unwrap()
     );
     let stale = DirectoryRecord::deleted(Some(&read), Origin::Api);
     assert!(
         !s.store
-            .swap(kind, "r1", &stale, Some(revision))
+            .swap(kind, "r1", &stale, Some(revision), None)
             .await
             .unwrap(),
         "a write based on an older read loses, so nothing is undone"
@@ -326,7 +323,7 @@ contract!(batched_reads, records_come_back_in_the_order_asked);
 async fn a_token_comes_with_the_records_asked(s: Subject) {
     let acme = tenant(&s, "acme").await;
     let stored = token(&s, "acme", Some("alice")).await;
-    s.store.put_new(&stored).await.unwrap();
+    s.store.put_new(&stored, &ev()).await.unwrap();
     let (alice, _) = s
         .store
         .record(EntityKind::User, "alice")
@@ -378,7 +375,7 @@ async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject)
     );
     assert!(
         s.store
-            .swap(EntityKind::Tenant, "acme", &reborn, Some(revision))
+            .swap(EntityKind::Tenant, "acme", &reborn, Some(revision), None)
             .await
             .unwrap()
     );
@@ -386,7 +383,7 @@ async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject)
         (&bot, "Tenant acme not found"),
         (&laptop, "Tenant acme not found"),
     ] {
-        let refused = s.store.put_new(token).await.unwrap_err();
+        let refused = s.store.put_new(token, &ev()).await.unwrap_err();
         assert!(
             matches!(&refused, Error::NotFound(m) if m == message),
             "{refused:?}"
@@ -395,14 +392,14 @@ async fn a_token_is_stored_only_while_its_tenant_and_membership_live(s: Subject)
     }
     let mut stale_member = token(&s, "acme", Some("alice")).await;
     stale_member.lives.membership = Some(Life::generate());
-    let refused = s.store.put_new(&stale_member).await.unwrap_err();
+    let refused = s.store.put_new(&stale_member, &ev()).await.unwrap_err();
     let expected = "User alice is not a member of tenant acme";
     assert!(
         matches!(&refused, Error::NotFound(m) if m == expected),
         "{refused:?}"
     );
     s.store
-        .put_new(&token(&s, "acme", Some("alice")).await)
+        .put_new(&token(&s, "acme", Some("alice")).await, &ev())
         .await
         .unwrap();
 }
@@ -438,7 +435,7 @@ contract!(
 
 async fn an_unreadable_token_record_is_reported_not_skipped(s: Subject) {
     let planted = token(&s, "acme", None).await;
-    s.store.put_new(&planted).await.unwrap();
+    s.store.put_new(&planted, &ev()).await.unwrap();
     let (store, _dir) = corrupt_token(s, &planted).await;
     for error in [
         store
@@ -524,7 +521,7 @@ async fn uses_are_reserved_up_to_the_limit_and_never_past_it(s: Subject) {
     for client_id in [token_a, token_b] {
         let mut api = token(&s, "acme", None).await;
         api.client_id = client_id;
-        s.store.put_new(&api).await.unwrap();
+        s.store.put_new(&api, &ev()).await.unwrap();
     }
     let reserve = |client_id: ClientId, minute: i64, want: u32, new_window: bool| {
         let store = Arc::clone(&s.store);
@@ -584,7 +581,7 @@ contract!(
 /// new minute: they never add up past the limit, and each number is given once.
 async fn concurrent_reservations_never_pass_the_limit_or_share_a_number(s: Subject) {
     let api = token(&s, "acme", None).await;
-    s.store.put_new(&api).await.unwrap();
+    s.store.put_new(&api, &ev()).await.unwrap();
     let reserve = |new_window: bool| {
         let store = Arc::clone(&s.store);
         let window = UseWindow {
@@ -615,7 +612,7 @@ contract!(
 /// issued (the refresh tokens' numbers) and its last use.
 async fn replacing_a_token_keeps_its_use_counts(s: Subject) {
     let api = token(&s, "acme", None).await;
-    s.store.put_new(&api).await.unwrap();
+    s.store.put_new(&api, &ev()).await.unwrap();
     let window = UseWindow {
         minute: 7,
         new_window: true,
@@ -627,14 +624,14 @@ async fn replacing_a_token_keeps_its_use_counts(s: Subject) {
     let mut patched = api.clone();
     patched.description = None;
     patched.expires_at = Some(A_DAY_ON);
-    s.store.replace(&patched).await.unwrap();
+    s.store.replace(&patched, &ev()).await.unwrap();
     let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
     assert_eq!(stored.description, None, "an absent field is removed");
     assert_eq!(stored.expires_at, Some(A_DAY_ON));
     assert_eq!(stored.issued, 5, "only reservations count");
     assert_eq!(stored.last_used_at, Some(A_DAY_ON));
     let gone = token(&s, "acme", None).await;
-    let refused = s.store.replace(&gone).await.unwrap_err();
+    let refused = s.store.replace(&gone, &ev()).await.unwrap_err();
     assert!(matches!(refused, Error::NotFound(_)), "{refused:?}");
 }
 contract!(
@@ -653,11 +650,11 @@ async fn a_secret_swap_replaces_only_the_secret_it_read(s: Subject) {
         secret: SecretState::new(old.clone()),
         ..api
     };
-    s.store.put_new(&api).await.unwrap();
+    s.store.put_new(&api, &ev()).await.unwrap();
     let rotated = api.secret.rotated(new.clone(), A_DAY_ON, 30);
     assert!(
         s.store
-            .swap_secret(&api.client_id, &old, &rotated)
+            .swap_secret(&api.client_id, &old, &rotated, None)
             .await
             .unwrap()
     );
@@ -670,7 +667,7 @@ async fn a_secret_swap_replaces_only_the_secret_it_read(s: Subject) {
     let mut patched = stored.clone();
     patched.description = Some("patched".into());
     patched.secret = SecretState::new(old.clone());
-    s.store.replace(&patched).await.unwrap();
+    s.store.replace(&patched, &ev()).await.unwrap();
     let stored = s.store.token(&api.client_id).await.unwrap().unwrap();
     assert_eq!(
         stored.secret, rotated,
@@ -679,7 +676,7 @@ async fn a_secret_swap_replaces_only_the_secret_it_read(s: Subject) {
     let newer = SecretState::new(hash("$2b$12$newer", None));
     assert!(
         !s.store
-            .swap_secret(&api.client_id, &old, &newer)
+            .swap_secret(&api.client_id, &old, &newer, None)
             .await
             .unwrap()
     );
@@ -691,7 +688,7 @@ async fn a_secret_swap_replaces_only_the_secret_it_read(s: Subject) {
     s.store.delete_tokens(&[api.client_id]).await.unwrap();
     assert!(
         !s.store
-            .swap_secret(&api.client_id, &new, &newer)
+            .swap_secret(&api.client_id, &new, &newer, None)
             .await
             .unwrap()
     );
@@ -718,11 +715,11 @@ async fn a_vendor_rehash_replaces_only_the_hash_it_read(s: Subject) {
         last_used_at: None,
         secret: SecretState::new(old.clone()),
     };
-    s.store.put_vendor(&vendor).await.unwrap();
+    s.store.put_vendor(&vendor, &ev()).await.unwrap();
     let swap = async |from: &SecretHash, to: &SecretHash| {
         let state = vendor.secret.rehashed(to.clone());
         s.store
-            .swap_vendor_secret(&vendor.client_id, from, &state)
+            .swap_vendor_secret(&vendor.client_id, from, &state, None)
             .await
             .unwrap()
     };
@@ -735,7 +732,7 @@ async fn a_vendor_rehash_replaces_only_the_hash_it_read(s: Subject) {
     let state = SecretState::new(new.clone());
     assert!(
         !s.store
-            .swap_vendor_secret(&unknown, &old, &state)
+            .swap_vendor_secret(&unknown, &old, &state, None)
             .await
             .unwrap()
     );
@@ -762,7 +759,7 @@ async fn a_vendor_is_deleted_only_while_another_survives(s: Subject) {
     };
     let (a, b) = (vendor("a"), vendor("b"));
     for v in [&a, &b] {
-        s.store.put_vendor(v).await.unwrap();
+        s.store.put_vendor(v, &ev()).await.unwrap();
     }
     let mut names: Vec<String> = s
         .store
@@ -775,27 +772,16 @@ async fn a_vendor_is_deleted_only_while_another_survives(s: Subject) {
     names.sort();
     assert_eq!(names, ["a", "b"]);
     let gone = ClientId::generate();
-    assert!(
-        !s.store.delete_vendor(&a.client_id, &gone).await.unwrap(),
-        "no survivor"
-    );
-    assert!(
-        !s.store.delete_vendor(&gone, &a.client_id).await.unwrap(),
-        "nothing to delete"
-    );
-    assert!(
+    let delete = async |target: &ClientId, survivor: &ClientId| {
         s.store
-            .delete_vendor(&a.client_id, &b.client_id)
+            .delete_vendor(target, survivor, &ev())
             .await
             .unwrap()
-    );
-    assert!(
-        !s.store
-            .delete_vendor(&b.client_id, &a.client_id)
-            .await
-            .unwrap(),
-        "the last one"
-    );
+    };
+    assert!(!delete(&a.client_id, &gone).await, "no survivor");
+    assert!(!delete(&gone, &a.client_id).await, "nothing to delete");
+    assert!(delete(&a.client_id, &b.client_id).await);
+    assert!(!delete(&b.client_id, &a.client_id).await, "the last one");
     assert!(s.store.vendor(&a.client_id).await.unwrap().is_none());
     s.store.touch_vendor(&a.client_id, A_DAY_ON).await.unwrap();
     assert!(
@@ -824,7 +810,7 @@ async fn write_tenant(store: &dyn Store, id: &str, live: bool) {
             DirectoryRecord::deleted(before.as_ref(), Origin::Api)
         };
         if store
-            .swap(EntityKind::Tenant, id, &after, revision)
+            .swap(EntityKind::Tenant, id, &after, revision, None)
             .await
             .unwrap()
         {
@@ -906,7 +892,7 @@ async fn an_older_embedded_database_gets_its_listings_and_key_claims_on_opening(
         write_tenant(&store, "gone", false).await;
         assert!(
             store
-                .swap(EntityKind::Role, "r1", &role, None)
+                .swap(EntityKind::Role, "r1", &role, None, None)
                 .await
                 .unwrap()
         );
@@ -924,7 +910,9 @@ async fn an_older_embedded_database_gets_its_listings_and_key_claims_on_opening(
     let all = store.listed(EntityKind::Tenant, 0, 10).await.unwrap();
     assert_eq!(all, listed(&["old-1", "old-2"], 2));
     let same_key = DirectoryRecord::upserted(None, role_doc("r2", "Also"), Origin::Api);
-    let refused = store.swap(EntityKind::Role, "r2", &same_key, None).await;
+    let refused = store
+        .swap(EntityKind::Role, "r2", &same_key, None, None)
+        .await;
     assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
 }
 
@@ -940,7 +928,7 @@ async fn a_roles_key_is_held_where_it_may_not_be_shared(s: Subject) {
     let kind = EntityKind::Role;
     let swap = |id: &'static str, record: Record, read| {
         let store = Arc::clone(&s.store);
-        async move { store.swap(kind, id, &record, read).await }
+        async move { store.swap(kind, id, &record, read, None).await }
     };
     let conflict = |r: Result<bool>| matches!(r, Err(Error::Conflict(_)));
     assert!(

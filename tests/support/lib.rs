@@ -90,6 +90,7 @@ pub fn test_settings(backend: Backend) -> Settings {
         // Moto serves one request at a time; under the suite's load a request may wait.
         request_budget_seconds: 120,
         token_rate_limit_per_minute: 600,
+        audit_retention_days: 365,
         trust_forwarded_for: false,
         public_url: None,
         portal_frame_ancestors: "'none'".into(),
@@ -97,6 +98,21 @@ pub fn test_settings(backend: Backend) -> Settings {
 }
 
 /// The moto endpoint the test script started; these tests cannot run without it.
+/// An audit event of no request, now, for store calls made directly.
+pub fn audit_event() -> m2m_shared::domain::audit::AuditEvent {
+    use m2m_shared::domain::audit::{Action, Attribution, AuditEvent, Severity, Target};
+    let action = Action {
+        name: "test.changed",
+        severity: Severity::Info,
+        target: Target::new("test", "t"),
+        tenant_id: None,
+    };
+    let now = m2m_shared::domain::Timestamp::from_millis(
+        i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap(),
+    );
+    AuditEvent::of(action, &Attribution::SYSTEM, now, 365)
+}
+
 pub fn moto_endpoint() -> String {
     std::env::var("M2M_TEST_AWS_ENDPOINT").expect(
         "M2M_TEST_AWS_ENDPOINT is not set: run the suite with scripts/test.sh, which starts moto",

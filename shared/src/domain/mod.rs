@@ -1,5 +1,6 @@
 //! Pure rules: identifiers, secrets, token records, claims. No AWS and no HTTP types.
 
+pub mod audit;
 pub mod configuration;
 pub mod directory;
 pub mod document;

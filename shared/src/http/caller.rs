@@ -12,6 +12,7 @@ use axum::http::HeaderMap;
 use super::request::{Call, header};
 
 use crate::app::App;
+use crate::domain::audit::Actor;
 use crate::domain::ids::InvalidId;
 use crate::domain::portal::{PortalUser, TokenAction, TokenKind, permission_key};
 use crate::domain::{TenantId, UserId, VendorClaims};
@@ -54,6 +55,8 @@ pub trait Check: Send + Sync + 'static {
         call: &Call,
         action: TokenAction,
     ) -> impl Future<Output = Result<Self::Caller>> + Send;
+    /// Who acts, as the audit trail records it.
+    fn actor(caller: &Self::Caller) -> Actor;
 }
 
 /// The checks, one marker per kind of caller.
@@ -81,6 +84,9 @@ pub mod checks {
         async fn check(_: &App, _: &Call, _: TokenAction) -> Result<()> {
             Ok(())
         }
+        fn actor((): &()) -> Actor {
+            Actor::Anonymous
+        }
     }
 
     impl Check for Vendor {
@@ -89,14 +95,20 @@ pub mod checks {
         async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::Vendor> {
             vendor(app, call).await
         }
+        fn actor(caller: &super::Vendor) -> Actor {
+            caller.actor()
+        }
     }
 
     impl Check for TenantOwner {
         type Caller = super::TenantOwner;
         const ACCESS: Access = Access::TenantOwner;
         async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::TenantOwner> {
-            vendor(app, call).await?;
-            tenant_owner_named(call.headers())
+            let vendor = vendor(app, call).await?;
+            tenant_owner_named(call.headers(), vendor.actor())
+        }
+        fn actor(caller: &super::TenantOwner) -> Actor {
+            caller.actor.clone()
         }
     }
 
@@ -104,8 +116,11 @@ pub mod checks {
         type Caller = super::UserOwner;
         const ACCESS: Access = Access::UserOwner;
         async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::UserOwner> {
-            vendor(app, call).await?;
-            user_owner_named(call.headers())
+            let vendor = vendor(app, call).await?;
+            user_owner_named(call.headers(), vendor.actor())
+        }
+        fn actor(caller: &super::UserOwner) -> Actor {
+            caller.actor.clone()
         }
     }
 
@@ -115,6 +130,9 @@ pub mod checks {
         async fn check(app: &App, call: &Call, action: TokenAction) -> Result<super::TenantOwner> {
             tenant_owner_or_session(app, call, action).await
         }
+        fn actor(caller: &super::TenantOwner) -> Actor {
+            caller.actor.clone()
+        }
     }
 
     impl Check for UserOwnerOrSession {
@@ -123,6 +141,9 @@ pub mod checks {
         async fn check(app: &App, call: &Call, action: TokenAction) -> Result<super::UserOwner> {
             user_owner_or_session(app, call, action).await
         }
+        fn actor(caller: &super::UserOwner) -> Actor {
+            caller.actor.clone()
+        }
     }
 
     impl Check for Session {
@@ -130,6 +151,9 @@ pub mod checks {
         const ACCESS: Access = Access::Session;
         async fn check(app: &App, call: &Call, _: TokenAction) -> Result<PortalUser> {
             session(app, call).await
+        }
+        fn actor(caller: &PortalUser) -> Actor {
+            session_actor(caller)
         }
     }
 }
@@ -145,11 +169,25 @@ impl Vendor {
     pub fn vendor_id(&self) -> &str {
         &self.claims.vendor_id
     }
+
+    fn actor(&self) -> Actor {
+        Actor::Vendor {
+            id: self.claims.vendor_id.clone(),
+        }
+    }
+}
+
+fn session_actor(user: &PortalUser) -> Actor {
+    Actor::User {
+        id: user.user_id.clone(),
+        tenant_id: user.tenant_id.clone(),
+    }
 }
 
 /// A tenant's token manager.
 #[derive(Debug)]
 pub struct TenantOwner {
+    actor: Actor,
     tenant_id: TenantId,
     acting_user: Option<UserId>,
     /// Set when a portal session acts: the user, who grants only what they hold.
@@ -179,6 +217,7 @@ impl TenantOwner {
 /// A user managing their personal tokens in one tenant.
 #[derive(Debug)]
 pub struct UserOwner {
+    actor: Actor,
     tenant_id: TenantId,
     user_id: UserId,
     /// Set when the user acts through a portal session.
@@ -228,8 +267,9 @@ async fn vendor(app: &App, call: &Call) -> Result<Vendor> {
 }
 
 /// The tenant owner the `frontegg-*` headers name, for a caller already known to be the vendor.
-fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
+fn tenant_owner_named(headers: &HeaderMap, actor: Actor) -> Result<TenantOwner> {
     Ok(TenantOwner {
+        actor,
         tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
         acting_user: parsed(headers, USER_HEADER, UserId::parse)?,
         session: None,
@@ -237,20 +277,21 @@ fn tenant_owner_named(headers: &HeaderMap) -> Result<TenantOwner> {
 }
 
 /// The user owner the `frontegg-*` headers name, for a caller already known to be the vendor.
-fn user_owner_named(headers: &HeaderMap) -> Result<UserOwner> {
+fn user_owner_named(headers: &HeaderMap, actor: Actor) -> Result<UserOwner> {
     Ok(UserOwner {
+        actor,
         tenant_id: required(headers, TENANT_HEADER, TenantId::parse)?,
         user_id: required(headers, USER_HEADER, UserId::parse)?,
         session: None,
     })
 }
 
-/// Whether the request carries a working vendor token; a store that cannot say is an error,
-/// not a "no" (the request would otherwise be tried as a portal session and refused).
-async fn is_vendor(app: &App, call: &Call) -> Result<bool> {
+/// The vendor, if the request carries a working vendor token; a store that cannot say is an
+/// error, not a "no" (the request would otherwise be tried as a portal session and refused).
+async fn vendor_if_any(app: &App, call: &Call) -> Result<Option<Vendor>> {
     match vendor(app, call).await {
-        Ok(_) => Ok(true),
-        Err(Error::Unauthorized) => Ok(false),
+        Ok(vendor) => Ok(Some(vendor)),
+        Err(Error::Unauthorized) => Ok(None),
         Err(other) => Err(other),
     }
 }
@@ -290,11 +331,12 @@ async fn tenant_owner_or_session(
     call: &Call,
     action: TokenAction,
 ) -> Result<TenantOwner> {
-    if is_vendor(app, call).await? {
-        return tenant_owner_named(call.headers());
+    if let Some(vendor) = vendor_if_any(app, call).await? {
+        return tenant_owner_named(call.headers(), vendor.actor());
     }
     let user = session_allowed(app, call, TokenKind::Tenant, action).await?;
     Ok(TenantOwner {
+        actor: session_actor(&user),
         tenant_id: user.tenant_id.clone(),
         acting_user: Some(user.user_id.clone()),
         session: Some(user),
@@ -303,11 +345,12 @@ async fn tenant_owner_or_session(
 
 /// A user's owner (the vendor), or the user themselves through a portal session.
 async fn user_owner_or_session(app: &App, call: &Call, action: TokenAction) -> Result<UserOwner> {
-    if is_vendor(app, call).await? {
-        return user_owner_named(call.headers());
+    if let Some(vendor) = vendor_if_any(app, call).await? {
+        return user_owner_named(call.headers(), vendor.actor());
     }
     let user = session_allowed(app, call, TokenKind::Personal, action).await?;
     Ok(UserOwner {
+        actor: session_actor(&user),
         tenant_id: user.tenant_id.clone(),
         user_id: user.user_id.clone(),
         session: Some(user),

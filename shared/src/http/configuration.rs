@@ -105,22 +105,23 @@ const FIELDS: &[&str] = &[
 /// one or a `null` other than `maxExpiresInMinutes` is a 400): the fields present change; a
 /// null `maxExpiresInMinutes` lifts the maximum.
 pub async fn patch_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    change(&app, call.strict_json()?).await
+    change(&app, &call, call.strict_json()?).await
 }
 
 /// Frontegg's `POST /identity/resources/configurations/v1`: as `PATCH`, but the fields that
 /// are not ours (Frontegg's other settings) are ignored, and a `null` leaves a switch as it is.
 pub async fn post_configurations(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    change(&app, call.json_fields(FIELDS)?).await
+    change(&app, &call, call.json_fields(FIELDS)?).await
 }
 
-async fn change(app: &App, patch: ConfigurationPatch) -> Result<Response> {
+async fn change(app: &App, call: &Call, patch: ConfigurationPatch) -> Result<Response> {
     let max = patch
         .max_expires_in_minutes
         .map(|max| rules::max_expires_in_minutes(max.as_ref()))
         .transpose()?;
     let settings = app
         .directory()
+        .by(call.attribution())
         .change_token_settings(|mut settings| {
             let keep = |new: Option<bool>, old: bool| new.unwrap_or(old);
             settings.api_tokens_enabled =

@@ -31,6 +31,7 @@ pub async fn vendor_auth(app: Arc<App>, call: Call) -> Result<Response> {
     let body: Credentials = call.json()?;
     let (token, expires_in) = app
         .vendors()
+        .by(call.attribution())
         .authenticate(&body.client_id, &body.secret, &call.issuer(&app))
         .await?;
     json(StatusCode::OK, &VendorToken { token, expires_in })

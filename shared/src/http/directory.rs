@@ -110,7 +110,7 @@ pub async fn create_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<R
     each_once(permissions.iter().map(|p| (&p.id, &p.key)))?;
     let mut written = Vec::with_capacity(permissions.len());
     for permission in &permissions {
-        let directory = app.directory();
+        let directory = app.directory().by(call.attribution());
         written.push(self::written(
             directory.put_permission(permission, Origin::Api).await?,
         )?);
@@ -131,13 +131,18 @@ pub async fn patch_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Re
     let change: PermissionChange = call.json()?;
     let id = call.grant_id("Permission")?;
     let patch = |stored: Permission| Ok(change.apply(id.as_str(), Some(stored))?);
-    let permission = app.directory().patch_permission(id.as_str(), patch).await?;
+    let permission = app
+        .directory()
+        .by(call.attribution())
+        .patch_permission(id.as_str(), patch)
+        .await?;
     json(StatusCode::OK, &PermissionView::of(&permission))
 }
 
 /// `DELETE /identity/resources/permissions/v1/{id}`.
 pub async fn delete_permission(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     app.directory()
+        .by(call.attribution())
         .delete_grant(
             EntityKind::Permission,
             call.grant_id("Permission")?.as_str(),
@@ -182,7 +187,7 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
         })
         .collect::<Result<Vec<_>>>()?;
     each_once(roles.iter().map(|r| (&r.id, &r.key)))?;
-    let directory = app.directory();
+    let directory = app.directory().by(call.attribution());
     let mut written = Vec::with_capacity(roles.len());
     for role in roles {
         let role = match &tenant {
@@ -201,7 +206,11 @@ pub async fn create_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
 /// that tenant's own.
 pub async fn list_roles(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let tenant = call.tenant_header()?;
-    let roles = app.directory().roles_for(tenant.as_ref()).await?;
+    let roles = app
+        .directory()
+        .by(call.attribution())
+        .roles_for(tenant.as_ref())
+        .await?;
     json(
         StatusCode::OK,
         &roles.iter().map(RoleView::of).collect::<Vec<_>>(),
@@ -239,6 +248,7 @@ async fn role_in_reach(app: &App, call: &Call) -> Result<GrantId> {
     let id = call.grant_id("Role")?;
     let tenant = call.tenant_header()?;
     app.directory()
+        .by(call.attribution())
         .role_of(id.as_str(), tenant.as_ref())
         .await?;
     Ok(id)
@@ -248,7 +258,11 @@ async fn role_in_reach(app: &App, call: &Call) -> Result<GrantId> {
 async fn change_role(app: &App, call: &Call, change: RoleChange) -> Result<Response> {
     let id = role_in_reach(app, call).await?;
     let patch = |stored: Role| Ok(change.apply(id.as_str(), Some(stored))?);
-    let role = app.directory().patch_role(id.as_str(), patch).await?;
+    let role = app
+        .directory()
+        .by(call.attribution())
+        .patch_role(id.as_str(), patch)
+        .await?;
     json(StatusCode::OK, &RoleView::of(&role))
 }
 
@@ -257,6 +271,7 @@ async fn change_role(app: &App, call: &Call, change: RoleChange) -> Result<Respo
 pub async fn delete_role(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = role_in_reach(&app, &call).await?;
     app.directory()
+        .by(call.attribution())
         .delete_grant(EntityKind::Role, id.as_str(), Origin::Api)
         .await?;
     no_content()
@@ -272,6 +287,7 @@ async fn change_tenant(
     let id = call.tenant_id()?;
     written(
         app.directory()
+            .by(call.attribution())
             .upsert_tenant(&id, &change, Origin::Api)
             .await?,
     )
@@ -312,7 +328,11 @@ pub async fn create_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Respo
         creator_name: body.creator_name,
         creator_email: body.creator_email,
     };
-    let tenant = app.directory().create_tenant(&id, &change).await?;
+    let tenant = app
+        .directory()
+        .by(call.attribution())
+        .create_tenant(&id, &change)
+        .await?;
     json(StatusCode::CREATED, &TenantView::frontegg(&tenant))
 }
 
@@ -327,7 +347,7 @@ pub async fn list_tenants(app: Arc<App>, _: Vendor, _: Call) -> Result<Response>
 /// tenant, empty when there is none.
 pub async fn get_tenant(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let id = call.tenant_id()?;
-    let tenant = app.directory().tenant(&id).await?;
+    let tenant = app.directory().by(call.attribution()).tenant(&id).await?;
     let found: Vec<TenantView<'_>> = tenant.iter().map(TenantView::frontegg).collect();
     json(StatusCode::OK, &found)
 }
@@ -382,7 +402,11 @@ async fn change_metadata(
         };
         Ok(change.apply(id.as_str(), Some(stored))?)
     };
-    let tenant = app.directory().patch_tenant(&id, patch).await?;
+    let tenant = app
+        .directory()
+        .by(call.attribution())
+        .patch_tenant(&id, patch)
+        .await?;
     json(StatusCode::OK, &TenantView::frontegg(&tenant))
 }
 
@@ -391,7 +415,10 @@ async fn change_metadata(
 /// with it.
 async fn remove_tenant(app: &App, call: &Call) -> Result<()> {
     let id = call.tenant_id()?;
-    app.directory().delete_tenant(&id, Origin::Api).await?;
+    app.directory()
+        .by(call.attribution())
+        .delete_tenant(&id, Origin::Api)
+        .await?;
     Ok(())
 }
 
@@ -411,7 +438,7 @@ pub async fn put_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> 
     let change: UserChange = call.json()?;
     each_tenant_once(&change)?;
     let id = call.user_id()?;
-    let directory = app.directory();
+    let directory = app.directory().by(call.attribution());
     let user = written(directory.upsert_user(&id, &change, Origin::Api).await?)?;
     json(StatusCode::OK, &user.doc)
 }
@@ -423,10 +450,16 @@ pub async fn delete_user(app: Arc<App>, _: Vendor, call: Call) -> Result<Respons
     let id = call.user_id()?;
     match call.tenant_header()? {
         Some(tenant) => {
-            app.directory().remove_member(&id, &tenant).await?;
+            app.directory()
+                .by(call.attribution())
+                .remove_member(&id, &tenant)
+                .await?;
         }
         None => {
-            app.directory().delete_user(&id, Origin::Api).await?;
+            app.directory()
+                .by(call.attribution())
+                .delete_user(&id, Origin::Api)
+                .await?;
         }
     }
     no_content()
@@ -450,7 +483,7 @@ struct NewUserBody {
 /// permissions they hold there.
 pub async fn create_user(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let body: NewUserBody = call.json()?;
-    let directory = app.directory();
+    let directory = app.directory().by(call.attribution());
     let role_ids = match body.role_ids.clone() {
         Some(ids) => ids,
         None => directory
@@ -511,7 +544,7 @@ pub async fn get_user_as_vendor(app: Arc<App>, _: Vendor, call: Call) -> Result<
 
 async fn answer_user(app: &App, call: &Call, tenant: Option<&TenantId>) -> Result<Response> {
     let id = call.user_id()?;
-    let directory = app.directory();
+    let directory = app.directory().by(call.attribution());
     let user = directory.user(&id).await?;
     let user = user
         .filter(|u| tenant.is_none_or(|t| u.roles_in(t).is_some()))
@@ -539,7 +572,11 @@ fn window(call: &Call) -> Result<Window> {
 /// `{items, _metadata: {totalItems, totalPages}}`.
 pub async fn list_tenant_page(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let window = window(&call)?;
-    let tenants = app.directory().page(EntityKind::Tenant, window).await?;
+    let tenants = app
+        .directory()
+        .by(call.attribution())
+        .page(EntityKind::Tenant, window)
+        .await?;
     json(
         StatusCode::OK,
         &Page::of(&tenants, window, TenantView::frontegg),
@@ -552,7 +589,7 @@ pub async fn list_tenant_page(app: Arc<App>, _: Vendor, call: Call) -> Result<Re
 pub async fn list_users(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let window = window(&call)?;
     let tenant = call.tenant_header()?;
-    let directory = app.directory();
+    let directory = app.directory().by(call.attribution());
     let users = async {
         match &tenant {
             Some(tenant) => directory.members(tenant, window).await,
@@ -596,7 +633,11 @@ async fn change_roles(
         change(&mut membership.role_ids, &body.role_ids);
         Ok(User::try_from(draft)?)
     };
-    let user = app.directory().patch_user(&id, patch).await?;
+    let user = app
+        .directory()
+        .by(call.attribution())
+        .patch_user(&id, patch)
+        .await?;
     let grants = grants(app, [&user.doc]).await?;
     let membership = user.tenants.iter().find(|m| &m.tenant_id == tenant);
     let membership = membership.ok_or_else(|| Error::NotFound(not_a_member(&id, tenant)))?;

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::caller::{Access, Check, checks};
 use super::request::Call;
-use super::{configuration, credentials, directory, discovery, oauth, portal, tokens, vendors};
+use super::{
+    audits, configuration, credentials, directory, discovery, oauth, portal, tokens, vendors,
+};
 use crate::app::App;
 use crate::domain::portal::TokenAction;
 use crate::error::{Error, Result};
@@ -38,6 +40,7 @@ pub enum Function {
     Tenants,
     Users,
     Portal,
+    Audits,
 }
 
 impl Function {
@@ -64,6 +67,7 @@ impl Function {
             Self::Tenants => "tenants",
             Self::Users => "users",
             Self::Portal => "portal",
+            Self::Audits => "audits",
         }
     }
 }
@@ -87,9 +91,10 @@ impl<C: Check> Serve for Guarded<C> {
         C::ACCESS
     }
 
-    fn serve(&'static self, app: Arc<App>, call: Call, action: TokenAction) -> Reply {
+    fn serve(&'static self, app: Arc<App>, mut call: Call, action: TokenAction) -> Reply {
         Box::pin(async move {
             let caller = C::check(&app, &call, action).await?;
+            call.actor = C::actor(&caller);
             (self.0)(app, caller, call).await
         })
     }
@@ -202,6 +207,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(POST "/portal/v1/sessions/handoff" => Portal, Anyone: portal::swap_handoff),
     row!(GET "/portal/v1/session" => Portal, Session: portal::current_session),
     row!(GET "/portal" => Portal, Anyone: portal::page),
+
+    row!(GET "/audits" => Audits, Vendor: audits::list),
+    row!(POST "/audits" => Audits, Vendor: audits::send),
 
     row!(POST PERMISSIONS => Permissions, Vendor: directory::create_permission),
     row!(GET PERMISSIONS => Permissions, Vendor: directory::list_permissions),

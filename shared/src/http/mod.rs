@@ -6,6 +6,7 @@
 //! trace -> the row's route -> the row's caller check -> its handler (one module per resource)
 //! -> one operation -> a typed response, or an [`Error`](crate::Error) as `{"errors":[...]}`.
 
+mod audits;
 pub mod caller;
 mod configuration;
 mod credentials;
@@ -20,6 +21,7 @@ mod tokens;
 mod vendors;
 mod views;
 
+use crate::domain::audit::Actor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -143,6 +145,7 @@ async fn serve(
         key,
         query: uri.query().map(str::to_owned),
         body,
+        actor: Actor::Anonymous,
     };
     // A request's deciding write is one atomic store call and what follows it (a cascade) only
     // deletes what no longer works, so a request cut short leaves nothing half-done.

@@ -36,6 +36,7 @@ struct Opened {
 pub async fn open_session(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     let (handoff, expires_in) = app
         .portal()
+        .by(call.attribution())
         .open(caller.tenant_id(), caller.user_id())
         .await?;
     let url = format!("{}/portal#handoff={}", call.base_url(), handoff.expose());
@@ -60,7 +61,11 @@ struct SessionView {
 /// `POST /portal/v1/sessions/handoff`: the page swaps its hand-off, once, for a session.
 pub async fn swap_handoff(app: Arc<App>, call: Call) -> Result<Response> {
     let body: HandoffBody = call.strict_json()?;
-    let session = app.portal().swap(&body.handoff, &call.issuer(&app)).await?;
+    let session = app
+        .portal()
+        .by(call.attribution())
+        .swap(&body.handoff, &call.issuer(&app))
+        .await?;
     let view = SessionView {
         access_token: session.access_token,
         expires_in: session.expires_in,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use lambda_http::request::RequestContext;
 
 use crate::app::App;
+use crate::domain::audit::{Actor, Attribution};
 use crate::domain::rules::{self, excerpt};
 use crate::domain::{ClientId, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
@@ -37,6 +38,8 @@ pub struct Call {
     /// The query string, if any.
     pub(super) query: Option<String>,
     pub(super) body: Bytes,
+    /// Who acts, once the row's caller check has said (anonymous before).
+    pub(super) actor: Actor,
 }
 
 impl Call {
@@ -187,6 +190,14 @@ impl Call {
             })
     }
 
+    /// Every query parameter, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        let query = self.query.as_deref().unwrap_or_default();
+        form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -206,6 +217,12 @@ impl Call {
     /// The address the request came from, if known.
     pub fn client(&self) -> Option<IpAddr> {
         self.client
+    }
+
+    /// Who acts and from where, as the audit trail records it.
+    pub fn attribution(&self) -> Attribution {
+        let agent = self.headers.get("user-agent").and_then(|v| v.to_str().ok());
+        Attribution::new(self.actor.clone(), self.client, agent)
     }
 
     /// The service's public base URL (see [`public_base`]).

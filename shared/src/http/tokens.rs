@@ -170,7 +170,11 @@ impl<'t> TenantTokenView<'t> {
 pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     let body: NewTokenBody = call.json()?;
     let new = body.into_new_token(Some(caller.user_id().clone()), Grants::default())?;
-    let created = app.api_tokens().create(new, &caller.manager()).await?;
+    let created = app
+        .api_tokens()
+        .by(call.attribution())
+        .create(new, &caller.manager())
+        .await?;
     let view = PersonalTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -180,7 +184,11 @@ pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
     let mut body: NewTokenBody = call.json()?;
     let grants = body.grants()?;
     let new = body.into_new_token(caller.acting_user().cloned(), grants)?;
-    let created = app.api_tokens().create(new, &caller.manager()).await?;
+    let created = app
+        .api_tokens()
+        .by(call.attribution())
+        .create(new, &caller.manager())
+        .await?;
     let view = TenantTokenView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -208,6 +216,7 @@ pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<
 /// `DELETE /identity/resources/users/api-tokens/v1/{id}`.
 pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     app.api_tokens()
+        .by(call.attribution())
         .delete(&caller.manager(), &call.client_id(TOKEN)?)
         .await?;
     done()
@@ -216,6 +225,7 @@ pub async fn delete_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
 /// `DELETE /identity/resources/tenants/api-tokens/v1/{id}`.
 pub async fn delete_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     app.api_tokens()
+        .by(call.attribution())
         .delete(&caller.manager(), &call.client_id(TOKEN)?)
         .await?;
     done()
@@ -241,6 +251,7 @@ pub async fn rotate_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
     let grace = grace_minutes(&call)?;
     let rotated = app
         .api_tokens()
+        .by(call.attribution())
         .rotate(&caller.manager(), &call.client_id(TOKEN)?, grace)
         .await?;
     let view = PersonalTokenView::of(&rotated.record, Some(&rotated.secret));
@@ -252,6 +263,7 @@ pub async fn rotate_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
     let grace = grace_minutes(&call)?;
     let rotated = app
         .api_tokens()
+        .by(call.attribution())
         .rotate(&caller.manager(), &call.client_id(TOKEN)?, grace)
         .await?;
     let view = TenantTokenView::of(&rotated.record, Some(&rotated.secret));
@@ -297,6 +309,7 @@ pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Res
     let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
     let token = app
         .api_tokens()
+        .by(call.attribution())
         .patch(&caller.manager(), &call.client_id(TOKEN)?, patch)
         .await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))

@@ -62,7 +62,7 @@ pub async fn list(app: Arc<App>, _: Vendor, _: Call) -> Result<Response> {
 pub async fn create(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let body: NewCredentialBody = call.strict_json_or_default()?;
     let name = rules::credential_name(body.name.as_ref())?;
-    let created = app.vendors().create(name).await?;
+    let created = app.vendors().by(call.attribution()).create(name).await?;
     let view = CredentialView::of(&created.record, Some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
@@ -72,6 +72,7 @@ pub async fn rotate(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let grace = grace_minutes(&call)?;
     let rotated = app
         .vendors()
+        .by(call.attribution())
         .rotate(&call.client_id(CREDENTIAL)?, grace)
         .await?;
     let view = CredentialView::of(&rotated.record, Some(&rotated.secret));
@@ -80,6 +81,9 @@ pub async fn rotate(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
 
 /// `DELETE /vendor/v1/credentials/{id}`: revokes the credential and its vendor tokens.
 pub async fn revoke(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    app.vendors().revoke(&call.client_id(CREDENTIAL)?).await?;
+    app.vendors()
+        .by(call.attribution())
+        .revoke(&call.client_id(CREDENTIAL)?)
+        .await?;
     done()
 }

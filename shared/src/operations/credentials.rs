@@ -197,7 +197,7 @@ impl<'a> Credentials<'a> {
         if used.until.is_none() {
             let swap = async |to: &SecretState| {
                 let from = &token.secret.hash;
-                self.tokens.swap_secret(&client_id, from, to).await
+                self.tokens.swap_secret(&client_id, from, to, None).await
             };
             let tenant = Party::Tenant(token.tenant_id.clone());
             self.bcrypt

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::domain::audit::{Attribution, AuditEvent, Severity, Target};
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{
     EntityKind, Origin, Permission, PermissionChange, Role, RoleChange, Tenant, TenantChange, User,
@@ -30,7 +31,7 @@ use crate::domain::{ApiToken, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::ports::{DirectoryStore, TokenStore};
 
-use super::{Retirement, check_permission_ids, check_role_ids, named_anew, tenant_life};
+use super::{Auditor, Retirement, check_permission_ids, check_role_ids, named_anew, tenant_life};
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -39,6 +40,7 @@ pub struct Directory<'a> {
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) tokens: &'a dyn TokenStore,
     pub(crate) retirement: Retirement<'a>,
+    pub(crate) audit: Auditor<'a>,
 }
 
 /// How one read-and-conditional-write went.
@@ -224,6 +226,13 @@ fn without_member(record: &Record, tenant: &TenantId) -> Result<Option<Record>> 
 }
 
 impl Directory<'_> {
+    /// Who acts, as the audit trail records it.
+    #[must_use]
+    pub fn by(mut self, by: Attribution) -> Self {
+        self.audit.by = by;
+        self
+    }
+
     /// Reads the record, lets `change` make its successor (`None`: leave it as it is), and
     /// writes it back only if nobody wrote it in between; on a conflict, reads again.
     async fn change(
@@ -281,9 +290,50 @@ impl Directory<'_> {
         after: Record,
         revision: Option<Revision>,
     ) -> Result<Option<Record>> {
+        // A write that changes nothing but its stamps (a repeated PUT) is no event.
+        let same = before.is_some_and(|b| {
+            (&b.doc, &b.life, &b.members) == (&after.doc, &after.life, &after.members)
+        });
         let after = after.stamped(before, self.retirement.clock.now());
-        let written = self.directory.swap(kind, id, &after, revision).await?;
+        let event = (!same).then(|| self.event(kind, id, before, &after));
+        let written = (self.directory)
+            .swap(kind, id, &after, revision, event.as_ref())
+            .await?;
         Ok(written.then_some(after))
+    }
+
+    /// The event of writing `after` over `before`: a creation, a change or a deletion, in the
+    /// log of the tenant concerned (a tenant's own, a tenant's role's).
+    fn event(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        before: Option<&Record>,
+        after: &Record,
+    ) -> AuditEvent {
+        let was_live = before.is_some_and(DirectoryRecord::is_live);
+        let (verb, severity) = match (was_live, after.is_live()) {
+            // The vendor's settings always exist (their defaults until first written).
+            _ if kind == EntityKind::Configuration => ("changed", Severity::High),
+            (false, true) => ("created", Severity::Info),
+            (true, false) | (false, false) => ("deleted", Severity::Medium),
+            (true, true) => ("changed", Severity::Medium),
+        };
+        let doc = after.doc.as_ref().or(before.and_then(|b| b.doc.as_ref()));
+        let tenant = match (kind, doc) {
+            (EntityKind::Tenant, _) => TenantId::parse(id).ok(),
+            (EntityKind::Role, Some(Document::Role(role))) => role.tenant_id.clone(),
+            _ => None,
+        };
+        let noun = match kind {
+            EntityKind::Permission => "permission",
+            EntityKind::Role => "role",
+            EntityKind::Tenant => "tenant",
+            EntityKind::User => "user",
+            EntityKind::Configuration => "configuration",
+        };
+        let target = Target::new(noun, id);
+        (self.audit).event(&format!("{noun}.{verb}"), severity, target, tenant)
     }
 
     /// The document of the live `kind` record `id`, as `T`.

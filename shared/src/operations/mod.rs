@@ -5,12 +5,14 @@
 //!
 //! [`App`]: crate::App
 
+mod audits;
 mod credentials;
 mod directory;
 mod portal;
 mod tokens;
 mod vendors;
 
+pub use audits::Audits;
 pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::{Directory, Listing, Window};
@@ -21,6 +23,7 @@ pub use vendors::{CREDENTIAL, Vendors};
 pub use crate::machinery::SignedList;
 pub(crate) use crate::machinery::{Bcrypt, PublishedList, ReadPlans, TokenRateLimit};
 
+use crate::domain::audit::{Action, Attribution, AuditEvent, Severity, Target};
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{EntityKind, Role, User};
 use crate::domain::document::{Document, Record, WrongKind};
@@ -42,6 +45,45 @@ use crate::machinery::{Reads, keys_of, live_docs};
 pub struct Created<T> {
     pub record: T,
     pub secret: Secret,
+}
+
+/// How the operations record what they change: who acts (the service itself until
+/// [`Auditor::by`] says otherwise), the clock, and how long events are kept.
+#[derive(Clone)]
+pub(crate) struct Auditor<'a> {
+    pub(crate) by: Attribution,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) retention_days: u32,
+}
+
+impl Auditor<'_> {
+    /// The event of `name` done to `target` (in `tenant_id`'s log too, if any), now.
+    pub(crate) fn event(
+        &self,
+        name: &str,
+        severity: Severity,
+        target: Target,
+        tenant_id: Option<TenantId>,
+    ) -> AuditEvent {
+        let action = Action {
+            name,
+            severity,
+            target,
+            tenant_id,
+        };
+        AuditEvent::of(action, &self.by, self.clock.now(), self.retention_days)
+    }
+
+    /// The event of `name` done to an API token.
+    pub(crate) fn token_event(
+        &self,
+        name: &str,
+        severity: Severity,
+        token: &ApiToken,
+    ) -> AuditEvent {
+        let target = Target::new("apiToken", token.client_id);
+        self.event(name, severity, target, Some(token.tenant_id.clone()))
+    }
 }
 
 /// Ending tokens: deleting them and voiding the JWTs already issued from them. The
@@ -123,6 +165,13 @@ impl Retirement<'_> {
     fn revocation_of(&self, token: &ApiToken, now: Timestamp) -> Option<Revocation> {
         let ttl = self.access_ttl_seconds;
         Revocation::of_retired(token.client_id, token.last_used_at, now, ttl)
+    }
+
+    /// Voids the JWTs of `token`, then deletes it and its refresh tokens, with `event`: `false`,
+    /// and no event, when it was already gone.
+    pub(crate) async fn retire_one(&self, token: &ApiToken, event: &AuditEvent) -> Result<bool> {
+        self.revoke(std::slice::from_ref(token)).await?;
+        self.tokens.delete_token(&token.client_id, event).await
     }
 
     /// Voids the JWTs of `tokens`, then deletes them and their refresh tokens.

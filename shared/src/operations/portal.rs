@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::domain::audit::{Actor, Attribution, AuditEvent, Severity, Target};
 use crate::domain::directory::{EntityKind, Permission, Role};
 use crate::domain::jwt::{self, PortalClaims, TokenType};
 use crate::domain::portal::{
@@ -13,13 +14,14 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, HandoffStore, Signer};
 
 use super::directory::all;
-use super::{Owners, sign};
+use super::{Auditor, Owners, sign};
 
 pub struct Portal<'a> {
     pub(crate) handoffs: &'a dyn HandoffStore,
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) signer: &'a dyn Signer,
     pub(crate) clock: &'a dyn Clock,
+    pub(crate) audit: Auditor<'a>,
 }
 
 /// A session JWT and its lifetime in seconds.
@@ -30,6 +32,20 @@ pub struct Session {
 }
 
 impl Portal<'_> {
+    /// Who acts, as the audit trail records it.
+    #[must_use]
+    pub fn by(mut self, by: Attribution) -> Self {
+        self.audit.by = by;
+        self
+    }
+
+    /// The event of `name` done to `user_id`'s sessions in `tenant_id`.
+    fn session_event(&self, name: &str, user_id: &UserId, tenant_id: &TenantId) -> AuditEvent {
+        let target = Target::new("portalSession", user_id);
+        let tenant = Some(tenant_id.clone());
+        self.audit.event(name, Severity::Info, target, tenant)
+    }
+
     /// `POST /portal/v1/sessions`: a hand-off for `user` in `tenant`, who must be a member of
     /// it (404 otherwise), and its lifetime in seconds.
     pub async fn open(
@@ -49,7 +65,8 @@ impl Portal<'_> {
             lives,
             expires_at: self.clock.now().plus_seconds(HANDOFF_TTL_SECONDS),
         };
-        self.handoffs.put_handoff(&handoff).await?;
+        let event = self.session_event("portalSession.handoffIssued", user_id, tenant_id);
+        self.handoffs.put_handoff(&handoff, &event).await?;
         Ok((token, HANDOFF_TTL_SECONDS))
     }
 
@@ -58,16 +75,30 @@ impl Portal<'_> {
     pub async fn swap(&self, handoff: &str, issuer: &str) -> Result<Session> {
         let token = HandoffToken::parse(handoff).ok_or(Error::Unauthorized)?;
         let now = self.clock.now();
-        let handoff = self
-            .handoffs
-            .take_handoff(&token.digest())
-            .await?
+        let digest = token.digest();
+        let handoff = (self.handoffs.handoff(&digest).await?)
             .filter(|handoff| handoff.expires_at > now)
             .ok_or(Error::Unauthorized)?;
         // A hand-off is of the lives it was made in: the session it would open could do
-        // nothing once they ended, and must not be made at all.
+        // nothing once they ended, and must not be made at all. It is used up either way.
         let owners = Owners::read(self.directory, &handoff.tenant_id, Some(&handoff.user_id));
-        if !owners.await?.are_current(&handoff.lives) {
+        let current = owners.await?.are_current(&handoff.lives);
+        let (user_id, tenant_id) = (&handoff.user_id, &handoff.tenant_id);
+        // Whoever holds the hand-off acts as its user.
+        let mut audit = self.audit.clone();
+        audit.by.actor = Actor::User {
+            id: user_id.clone(),
+            tenant_id: tenant_id.clone(),
+        };
+        let target = Target::new("portalSession", user_id);
+        let event = audit.event(
+            "portalSession.opened",
+            Severity::Info,
+            target,
+            Some(tenant_id.clone()),
+        );
+        let event = if current { event } else { event.refused() };
+        if !self.handoffs.take_handoff(&digest, &event).await? || !current {
             return Err(Error::Unauthorized);
         }
         let claims = PortalClaims {

@@ -1,6 +1,7 @@
 //! API tokens as their owners manage them: create (the secret shown once), list, change,
 //! delete.
 
+use crate::domain::audit::{Attribution, Severity};
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
@@ -12,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, DirectoryStore, TokenStore};
 
 use super::{
-    Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids, named_anew,
+    Auditor, Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids, named_anew,
     tenant_life,
 };
 use crate::machinery::Party;
@@ -24,6 +25,7 @@ pub struct ApiTokens<'a> {
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) secret_format: SecretFormat,
+    pub(crate) audit: Auditor<'a>,
 }
 
 /// A request to create an API token, already validated; whose it is comes from its [`Manager`].
@@ -140,6 +142,13 @@ impl ApiTokens<'_> {
     /// it (404); a tenant token's role and permission ids must exist (400). The store writes the
     /// token only if the tenant and membership are still the ones read here, so a token never
     /// outlives a deletion that raced its creation.
+    /// Who acts, as the audit trail records it.
+    #[must_use]
+    pub fn by(mut self, by: Attribution) -> Self {
+        self.audit.by = by;
+        self
+    }
+
     pub async fn create(&self, new: NewToken, manager: &Manager) -> Result<Created<ApiToken>> {
         manager.may_manage(&new.role_ids, &new.permission_ids)?;
         let (tenant_id, owner) = (manager.owner.tenant_id(), manager.owner.token_owner());
@@ -185,7 +194,10 @@ impl ApiTokens<'_> {
             allowed_ips: new.allowed_ips,
             lives,
         };
-        self.tokens.put_new(&record).await?;
+        let event = self
+            .audit
+            .token_event("apiToken.created", Severity::Info, &record);
+        self.tokens.put_new(&record, &event).await?;
         Ok(Created { record, secret })
     }
 
@@ -231,7 +243,11 @@ impl ApiTokens<'_> {
     /// once, and the JWTs already issued from it are revoked.
     pub async fn delete(&self, manager: &Manager, client_id: &ClientId) -> Result<()> {
         let token = self.managed(manager, client_id).await?;
-        self.retirement.retire(&[token]).await
+        let event = self
+            .audit
+            .token_event("apiToken.deleted", Severity::Medium, &token);
+        self.retirement.retire_one(&token, &event).await?;
+        Ok(())
     }
 
     /// Gives one of the caller's tokens a new secret, returned once; the current one keeps
@@ -270,9 +286,12 @@ impl ApiTokens<'_> {
         let hash = self.bcrypt.hash(&secret, &party).await?;
         let now = self.clock.now();
         let rotated = token.secret.rotated(hash, now, grace);
+        let event = self
+            .audit
+            .token_event("apiToken.rotated", Severity::Medium, &token);
         if !self
             .tokens
-            .swap_secret(&token.client_id, &token.secret.hash, &rotated)
+            .swap_secret(&token.client_id, &token.secret.hash, &rotated, Some(&event))
             .await?
         {
             self.owned(&manager.owner, client_id).await?; // 404 if it is gone
@@ -334,7 +353,10 @@ impl ApiTokens<'_> {
             token.allowed_ips = allowed_ips;
         }
         manager.may_manage(&token.role_ids, &token.permission_ids)?;
-        self.tokens.replace(&token).await?;
+        let event = self
+            .audit
+            .token_event("apiToken.changed", Severity::Medium, &token);
+        self.tokens.replace(&token, &event).await?;
         Ok(token)
     }
 }

@@ -7,14 +7,15 @@
 //! credential (one strongly consistent read) and refuses a token whose secret no longer works.
 
 use crate::config::Settings;
+use crate::domain::audit::{Actor, Attribution, AuditEvent, Severity, Target};
 use crate::domain::jwt::{self, TokenType, VendorClaims};
 use crate::domain::revocation::Revocation;
 use crate::domain::token::{DEFAULT_GRACE_MINUTES, DEFAULT_VENDOR_NAME};
 use crate::domain::{ClientId, Secret, SecretKind, SecretState, VendorCredential};
 use crate::error::{Error, Result};
-use crate::ports::{Clock, RevocationStore, Signer, VendorStore};
+use crate::ports::{AuditStore, Clock, RevocationStore, Signer, VendorStore};
 
-use super::{Bcrypt, Created, issue_time, parse_credentials, sign};
+use super::{Auditor, Bcrypt, Created, issue_time, parse_credentials, sign};
 use crate::machinery::Party;
 
 pub struct Vendors<'a> {
@@ -24,12 +25,27 @@ pub struct Vendors<'a> {
     pub(crate) clock: &'a dyn Clock,
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) settings: &'a Settings,
+    pub(crate) audits: &'a dyn AuditStore,
+    pub(crate) audit: Auditor<'a>,
 }
 
 /// How often a revocation retries when the credentials change under it.
 const REVOKE_ATTEMPTS: usize = 3;
 
 impl Vendors<'_> {
+    /// Who acts, as the audit trail records it.
+    #[must_use]
+    pub fn by(mut self, by: Attribution) -> Self {
+        self.audit.by = by;
+        self
+    }
+
+    /// The event of `name` done to credential `client_id`.
+    fn event(&self, name: &str, client_id: &ClientId) -> AuditEvent {
+        let target = Target::new("vendorCredential", client_id);
+        self.audit.event(name, Severity::High, target, None)
+    }
+
     /// `POST /auth/vendor`: vendor credentials for a vendor token from `issuer` and its
     /// lifetime in seconds. The secret is the credential's current one or, after a rotation,
     /// the previous one during its grace, whose tokens end with the grace.
@@ -54,8 +70,11 @@ impl Vendors<'_> {
         let now = issue_time(self.clock, &vendor.secret, used).await;
         if used.until.is_none() {
             let from = &vendor.secret.hash;
-            let swap =
-                async |to: &SecretState| self.store.swap_vendor_secret(&client_id, from, to).await;
+            let swap = async |to: &SecretState| {
+                (self.store)
+                    .swap_vendor_secret(&client_id, from, to, None)
+                    .await
+            };
             self.bcrypt
                 .upgrade_state((&secret, &Party::Vendor), &vendor.secret, swap)
                 .await;
@@ -79,7 +98,16 @@ impl Vendors<'_> {
             }
             Ok(())
         };
-        let (token, ()) = tokio::try_join!(sign(self.signer, &claims), touch)?;
+        // The login is the credential's own act, recorded beside the signature.
+        let mut login = self.audit.clone();
+        login.by.actor = Actor::Credential { id: client_id };
+        let target = Target::new("vendorCredential", client_id);
+        let event = login.event("vendorCredential.login", Severity::Info, target, None);
+        let (token, (), ()) = tokio::try_join!(
+            sign(self.signer, &claims),
+            touch,
+            self.audits.record_event(&event)
+        )?;
         Ok((token, expires_at.seconds() - now.seconds()))
     }
 
@@ -122,7 +150,8 @@ impl Vendors<'_> {
             last_used_at: None,
             secret: SecretState::new(self.bcrypt.hash(&secret, &Party::Vendor).await?),
         };
-        self.store.put_vendor(&record).await?;
+        let event = self.event("vendorCredential.created", &record.client_id);
+        self.store.put_vendor(&record, &event).await?;
         Ok(Created { record, secret })
     }
 
@@ -140,6 +169,10 @@ impl Vendors<'_> {
             self.bcrypt.hash(secret, &Party::Vendor).await?,
             self.clock.now(),
         );
+        let action = match existing {
+            Some(_) => "vendorCredential.rotated",
+            None => "vendorCredential.created",
+        };
         let record = match existing {
             Some(existing) => VendorCredential {
                 secret: existing.secret.rotated(hash, now, 0),
@@ -153,7 +186,8 @@ impl Vendors<'_> {
                 secret: SecretState::new(hash),
             },
         };
-        self.store.put_vendor(&record).await?;
+        let event = self.event(action, &record.client_id);
+        self.store.put_vendor(&record, &event).await?;
         Ok(record)
     }
 
@@ -173,9 +207,10 @@ impl Vendors<'_> {
         let hash = self.bcrypt.hash(&secret, &Party::Vendor).await?;
         let rotated = vendor.secret.rotated(hash, self.clock.now(), grace);
         let from = &vendor.secret.hash;
+        let event = self.event("vendorCredential.rotated", &vendor.client_id);
         if !self
             .store
-            .swap_vendor_secret(&vendor.client_id, from, &rotated)
+            .swap_vendor_secret(&vendor.client_id, from, &rotated, Some(&event))
             .await?
         {
             self.existing(client_id).await?; // 404 if it is gone
@@ -216,7 +251,8 @@ impl Vendors<'_> {
             // one gone whose tokens other verifiers still accept.
             self.revoke_tokens(target.client_id).await?;
             let (target, survivor) = (&target.client_id, &survivor.client_id);
-            if self.store.delete_vendor(target, survivor).await? {
+            let event = self.event("vendorCredential.revoked", target);
+            if self.store.delete_vendor(target, survivor, &event).await? {
                 return Ok(());
             }
         }

@@ -241,6 +241,7 @@ impl DirectoryStore for DynamoStore {
         id: &str,
         record: &Record,
         read: Option<Revision>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
         let claim = record.key_claim();
         let record = stored_record(record)?;
@@ -256,7 +257,7 @@ impl DirectoryStore for DynamoStore {
         let (condition, value) = unchanged_since(read.as_ref());
         let changes = (read.as_ref(), record.is_live(), claim.as_ref());
         let (with, taking) = self.alongside(id, listing, changes)?;
-        if with.is_empty() {
+        if with.is_empty() && event.is_none() {
             let put = self
                 .client
                 .put_item()
@@ -284,12 +285,8 @@ impl DirectoryStore for DynamoStore {
             with.into_iter()
                 .map(|u| TransactWriteItem::builder().update(u).build()),
         );
-        let written = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items.collect()))
-            .send()
-            .await;
+        let items = items.chain(self.audited(event)?).collect();
+        let written = self.transact(items, None).await;
         let Err(e) = written else {
             return Ok(true);
         };

@@ -10,14 +10,18 @@ fn handoff_key(digest: &HandoffDigest) -> Item {
 
 #[async_trait]
 impl HandoffStore for DynamoStore {
-    async fn put_handoff(&self, handoff: &Handoff) -> Result<()> {
+    async fn put_handoff(&self, handoff: &Handoff, event: &AuditEvent) -> Result<()> {
         let pk = format!("HANDOFF#{}", handoff.digest.0);
-        self.put(to_item(pk, "HANDOFF".into(), &HandoffItem::from(handoff))?)
-            .await
+        let item = to_item(pk, "HANDOFF".into(), &HandoffItem::from(handoff))?;
+        self.put_recorded(item, event).await
     }
 
-    async fn take_handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>> {
-        let item: Option<HandoffItem> = self.take("hand-off", handoff_key(digest)).await?;
-        Ok(item.map(Into::into))
+    async fn handoff(&self, digest: &HandoffDigest) -> Result<Option<Handoff>> {
+        let item: Option<HandoffItem> = self.get("hand-off", handoff_key(digest)).await?;
+        Ok(item.map(Handoff::from))
+    }
+
+    async fn take_handoff(&self, digest: &HandoffDigest, event: &AuditEvent) -> Result<bool> {
+        self.delete_recorded(handoff_key(digest), event).await
     }
 }

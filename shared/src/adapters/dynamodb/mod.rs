@@ -12,6 +12,8 @@
 //! | membership    | `USER#<userId>`    | `MEMBER#<tenantId>`|
 //! | hand-off      | `HANDOFF#<sha256>` | `HANDOFF`          |
 //! | revoked JWTs  | `REVOKED`          | `<clientId>`       |
+//! | audit event   | `AUDIT#<scope>#<day>` | `<event id>`    |
+//! | audit count   | `AUDITCOUNT#<scope>` | `<day>#<shard 0..7>` |
 //! | live count    | `COUNT#TENANTS` or `COUNT#USERS` | `<shard 0..15>` |
 //!
 //! The token item also counts its uses (`useWindow`, `windowUses`, `issued`, `lastUsedAt`),
@@ -28,6 +30,7 @@
 //!
 //! Reads on the credential path are strongly consistent, so a deleted token stops at once.
 
+mod audits;
 mod directory;
 mod handoffs;
 mod rates;
@@ -43,7 +46,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest,
+    AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +56,7 @@ use super::records::{
     HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
     stored_record, typed_record,
 };
+use crate::domain::audit::AuditEvent;
 use crate::domain::directory::{EntityKind, KeyClaim};
 use crate::domain::document::Record;
 use crate::domain::lives::{DirectoryRecord, Revision};
@@ -178,51 +182,16 @@ impl DynamoStore {
         out.item.map(|item| from_item(what, item)).transpose()
     }
 
-    /// Deletes an item and returns it, atomically: of two takers, one gets it.
-    pub(super) async fn take<R: DeserializeOwned>(
-        &self,
-        what: &str,
-        key: Item,
-    ) -> Result<Option<R>> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match deleted {
-            Ok(out) => out.attributes.map(|item| from_item(what, item)).transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(dynamo_error(e)),
-        }
-    }
-
-    /// Creates or replaces an item.
-    pub(super) async fn put(&self, item: Item) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        Ok(())
-    }
-
     /// Writes `fields` (set, or removed when `None`) if the item's secret hash is still
-    /// `from`; `false`, and no change, when the item changed or is gone.
+    /// `from`, with `event` if any, in one transaction; `false`, and no change, when the item
+    /// changed or is gone.
     pub(super) async fn swap_secret_fields(
         &self,
         key: Item,
         from: &SecretHash,
-        fields: SecretFields,
+        (fields, event): (SecretFields, Option<&AuditEvent>),
     ) -> Result<bool> {
-        let mut update = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
             .condition_expression("#read = :from")
@@ -245,11 +214,13 @@ impl DynamoStore {
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
-        match update.update_expression(expression).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(dynamo_error(e)),
-        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(Error::internal)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.audited(event)?);
+        audits::first_holds(self.transact(items, None).await)
     }
 
     /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed until none is left.

@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ConditionCheck;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 
+use super::audits::first_holds;
 use super::directory::{entity_key, key_of, records_at};
 use super::*;
 use crate::domain::lives::Absent;
@@ -51,7 +52,7 @@ const OPTIONAL_ATTRIBUTES: [&str; 7] = [
 ];
 
 /// An update that makes the stored item `item`, but for its key, use counts and secrets.
-fn set_record(update: UpdateItemFluentBuilder, item: Item) -> UpdateItemFluentBuilder {
+fn set_record(update: UpdateBuilder, item: Item) -> UpdateBuilder {
     let mut sets = Vec::new();
     let mut update = update;
     let kept = ["pk", "sk"].iter().chain(&KEPT_ATTRIBUTES);
@@ -83,7 +84,7 @@ fn set_record(update: UpdateItemFluentBuilder, item: Item) -> UpdateItemFluentBu
 
 #[async_trait]
 impl TokenStore for DynamoStore {
-    async fn put_new(&self, token: &ApiToken) -> Result<()> {
+    async fn put_new(&self, token: &ApiToken, event: &AuditEvent) -> Result<()> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(token_item(token)?))
@@ -93,15 +94,11 @@ impl TokenStore for DynamoStore {
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.push(self.tenant_life_check(token)?);
         items.extend(self.membership_life_check(token)?);
-        let written = self
-            .client
-            .transact_write_items()
-            // A retried attempt whose answer was lost succeeds as the first did, rather than
-            // finding its own token and answering 409.
-            .client_request_token(idempotency_token(&token.client_id.to_string()))
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+        items.extend(self.audit_items(event)?);
+        // A retried attempt whose answer was lost succeeds as the first did, rather than
+        // finding its own token and answering 409.
+        let request = idempotency_token(&token.client_id.to_string());
+        let written = self.transact(items, Some(request)).await;
         let Err(e) = written else {
             return Ok(());
         };
@@ -149,20 +146,19 @@ impl TokenStore for DynamoStore {
         ))
     }
 
-    async fn replace(&self, token: &ApiToken) -> Result<()> {
-        let update = self
-            .client
-            .update_item()
+    async fn replace(&self, token: &ApiToken, event: &AuditEvent) -> Result<()> {
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(token_pk(&token.client_id), "TOKEN".into())));
         let update = set_record(update, token_item(token)?)
             .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(Error::NotFound("Token not found".into())),
-            Err(e) => Err(dynamo_error(e)),
+            .build()
+            .map_err(Error::internal)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.audit_items(event)?);
+        match first_holds(self.transact(items, None).await)? {
+            true => Ok(()),
+            false => Err(Error::NotFound("Token not found".into())),
         }
     }
 
@@ -171,9 +167,11 @@ impl TokenStore for DynamoStore {
         client_id: &ClientId,
         from: &SecretHash,
         to: &SecretState,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
         let key = key(token_pk(client_id), "TOKEN".into());
-        self.swap_secret_fields(key, from, secret_fields(to)).await
+        self.swap_secret_fields(key, from, (secret_fields(to), event))
+            .await
     }
 
     async fn tokens_in_tenant(&self, tenant: &TenantId) -> Result<Vec<ApiToken>> {
@@ -205,6 +203,14 @@ impl TokenStore for DynamoStore {
             }
         }
         self.delete_all(keys).await
+    }
+
+    async fn delete_token(&self, client_id: &ClientId, event: &AuditEvent) -> Result<bool> {
+        let token = key(token_pk(client_id), "TOKEN".into());
+        let deleted = self.delete_recorded(token, event).await?;
+        // Its spent refresh tokens, left by the token's deletion (or by an earlier one's).
+        self.delete_tokens(std::slice::from_ref(client_id)).await?;
+        Ok(deleted)
     }
 }
 

@@ -27,13 +27,13 @@ impl VendorStore for DynamoStore {
             .collect()
     }
 
-    async fn put_vendor(&self, credential: &VendorCredential) -> Result<()> {
+    async fn put_vendor(&self, credential: &VendorCredential, event: &AuditEvent) -> Result<()> {
         let item = to_item(
             PARTITION.into(),
             credential.client_id.to_string(),
             &VendorRecord::from(credential),
         )?;
-        self.put(item).await
+        self.put_recorded(item, event).await
     }
 
     async fn has_vendor(&self) -> Result<bool> {
@@ -52,8 +52,10 @@ impl VendorStore for DynamoStore {
         client_id: &ClientId,
         from: &SecretHash,
         to: &SecretState,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
-        self.swap_secret_fields(vendor_key(client_id), from, secret_fields(to))
+        let change = (secret_fields(to), event);
+        self.swap_secret_fields(vendor_key(client_id), from, change)
             .await
     }
 
@@ -75,7 +77,12 @@ impl VendorStore for DynamoStore {
         }
     }
 
-    async fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool> {
+    async fn delete_vendor(
+        &self,
+        client_id: &ClientId,
+        survivor: &ClientId,
+        event: &AuditEvent,
+    ) -> Result<bool> {
         let exists = "attribute_exists(pk)";
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -89,17 +96,14 @@ impl VendorStore for DynamoStore {
             .condition_expression(exists)
             .build()
             .map_err(Error::internal)?;
-        let deleted = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(survives)
-                    .build(),
-            )
-            .send()
-            .await;
+        let mut items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder()
+                .condition_check(survives)
+                .build(),
+        ];
+        items.extend(self.audit_items(event)?);
+        let deleted = self.transact(items, None).await;
         match deleted {
             Ok(_) => Ok(true),
             // A condition failed, or a concurrent revocation conflicted: the caller reads again.

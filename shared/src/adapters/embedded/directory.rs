@@ -205,9 +205,11 @@ impl DirectoryStore for EmbeddedStore {
         id: &str,
         record: &TypedRecord,
         read: Option<Revision>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
         let key = entity_key(kind, id);
         let id = id.to_owned();
+        let event = event.cloned();
         let claim = record.key_claim();
         let record = stored_record(record)?;
         let outcome = self
@@ -236,6 +238,9 @@ impl DirectoryStore for EmbeddedStore {
                         key.as_str(),
                         write_json(&Stored { record, rev })?.as_slice(),
                     )?;
+                }
+                if let Some(event) = &event {
+                    super::audits::record_in(&txn, event)?;
                 }
                 txn.commit()?;
                 Ok(Ok(true))

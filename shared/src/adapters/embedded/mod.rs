@@ -2,6 +2,7 @@
 //! key-value database in one file. Every write is one transaction. One file per port:
 //! `vendors`, `tokens`, `refresh`, `directory`, `handoffs`, as in the DynamoDB store.
 
+mod audits;
 mod directory;
 mod handoffs;
 mod rates;
@@ -23,6 +24,7 @@ use super::records::{
     HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
     stored_record, typed_record,
 };
+use crate::domain::audit::AuditEvent;
 use crate::domain::directory::{EntityKind, KeyClaim};
 use crate::domain::document::Record as TypedRecord;
 use crate::domain::lives::{DirectoryRecord, Revision};
@@ -56,7 +58,10 @@ pub(super) const LISTED_USERS: TableDefinition<&str, &[u8]> = TableDefinition::n
 /// The keys of roles and permissions (`<kind>/<key>`) and where they are held: a JSON array of
 /// scopes, `null` for the vendor's, else a tenant id. See [`KeyClaim`].
 pub(super) const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_claims");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 12] = [
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 15] = [
+    audits::AUDITS,
+    audits::AUDIT_INDEX,
+    audits::AUDIT_COUNTS,
     HANDOFFS,
     REVOCATIONS,
     VENDORS,
@@ -140,27 +145,6 @@ impl EmbeddedStore {
         })?;
         decode(what, bytes)
     }
-
-    /// Removes and returns a record in one write transaction: of two takers, one gets it.
-    pub(super) async fn take<R: DeserializeOwned + Send + 'static>(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        what: &'static str,
-        key: String,
-    ) -> Result<Option<R>> {
-        let bytes = self
-            .run(move |db| {
-                let txn = db.begin_write()?;
-                let removed = txn
-                    .open_table(table)?
-                    .remove(key.as_str())?
-                    .map(|v| v.value().to_vec());
-                txn.commit()?;
-                Ok(removed)
-            })
-            .await?;
-        decode(what, bytes)
-    }
 }
 
 /// A record read or taken, as `R`; an unreadable one is reported, not skipped.
@@ -182,21 +166,23 @@ impl EmbeddedStore {
         table: TableDefinition<'static, &'static str, &'static [u8]>,
         key: String,
         from: &SecretHash,
-        fields: SecretFields,
+        (fields, event): (SecretFields, Option<&AuditEvent>),
     ) -> Result<bool> {
         let from = Value::from(from.as_stored());
         let holds = move |record: &Record| record.get("secretHash") == Some(&from);
-        self.patch_record(table, key, holds, fields).await
+        self.patch_record(table, key, holds, (fields, event.cloned()))
+            .await
     }
 
     /// Writes `fields` (set, or removed when `None`) into the record if it exists and `holds`
-    /// of it, in one transaction; `false`, and no change, otherwise (nothing is created).
+    /// of it, with `event` if any, in one transaction; `false`, and no change, otherwise
+    /// (nothing is created).
     pub(super) async fn patch_record(
         &self,
         table: TableDefinition<'static, &'static str, &'static [u8]>,
         key: String,
         holds: impl FnOnce(&Record) -> bool + Send + 'static,
-        fields: SecretFields,
+        (fields, event): (SecretFields, Option<AuditEvent>),
     ) -> Result<bool> {
         self.run(move |db| {
             let txn = db.begin_write()?;
@@ -217,6 +203,9 @@ impl EmbeddedStore {
                     };
                 }
                 records.insert(key.as_str(), write_json(&record)?.as_slice())?;
+            }
+            if let Some(event) = &event {
+                audits::record_in(&txn, event)?;
             }
             txn.commit()?;
             Ok(true)

@@ -76,11 +76,11 @@ fn absent_owner(
 
 #[async_trait]
 impl TokenStore for EmbeddedStore {
-    async fn put_new(&self, token: &ApiToken) -> Result<()> {
+    async fn put_new(&self, token: &ApiToken, event: &AuditEvent) -> Result<()> {
         let key = token.client_id.to_string();
         let record = TokenRecord::from(token);
         let value = to_json(&record)?;
-        let written = token.clone();
+        let (written, event) = (token.clone(), event.clone());
         let outcome = self
             .run(move |db| {
                 let txn = db.begin_write()?;
@@ -101,6 +101,7 @@ impl TokenStore for EmbeddedStore {
                     txn.open_table(USER_TOKENS)?
                         .insert(user_key.as_str(), [].as_slice())?;
                 }
+                super::audits::record_in(&txn, &event)?;
                 txn.commit()?;
                 Ok(Ok(true))
             })
@@ -142,9 +143,10 @@ impl TokenStore for EmbeddedStore {
         Ok((token.map(Into::into), typed_records(keys, records)?))
     }
 
-    async fn replace(&self, token: &ApiToken) -> Result<()> {
+    async fn replace(&self, token: &ApiToken, event: &AuditEvent) -> Result<()> {
         let key = token.client_id.to_string();
         let record = TokenRecord::from(token);
+        let event = event.clone();
         let replaced = self
             .run(move |db| {
                 let txn = db.begin_write()?;
@@ -156,6 +158,7 @@ impl TokenStore for EmbeddedStore {
                     let value = write_json(&record.with_uses_and_secrets_of(&stored))?;
                     table.insert(key.as_str(), value.as_slice())?;
                 }
+                super::audits::record_in(&txn, &event)?;
                 txn.commit()?;
                 Ok(true)
             })
@@ -170,9 +173,10 @@ impl TokenStore for EmbeddedStore {
         client_id: &ClientId,
         from: &SecretHash,
         to: &SecretState,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
-        let fields = secret_fields(to);
-        self.swap_secret_fields(TOKENS, client_id.to_string(), from, fields)
+        let change = (secret_fields(to), event);
+        self.swap_secret_fields(TOKENS, client_id.to_string(), from, change)
             .await
     }
 
@@ -192,6 +196,25 @@ impl TokenStore for EmbeddedStore {
                 delete_token_in(&txn, id)?;
             }
             Ok(txn.commit()?)
+        })
+        .await
+    }
+
+    async fn delete_token(&self, client_id: &ClientId, event: &AuditEvent) -> Result<bool> {
+        let (id, event) = (*client_id, event.clone());
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            if txn
+                .open_table(TOKENS)?
+                .get(id.to_string().as_str())?
+                .is_none()
+            {
+                return Ok(false); // dropped uncommitted: nothing deleted
+            }
+            delete_token_in(&txn, &id)?;
+            super::audits::record_in(&txn, &event)?;
+            txn.commit()?;
+            Ok(true)
         })
         .await
     }

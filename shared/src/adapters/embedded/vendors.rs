@@ -26,13 +26,15 @@ impl VendorStore for EmbeddedStore {
         .await
     }
 
-    async fn put_vendor(&self, credential: &VendorCredential) -> Result<()> {
+    async fn put_vendor(&self, credential: &VendorCredential, event: &AuditEvent) -> Result<()> {
         let key = credential.client_id.to_string();
         let value = to_json(&VendorRecord::from(credential))?;
+        let event = event.clone();
         self.run(move |db| {
             let txn = db.begin_write()?;
             txn.open_table(VENDORS)?
                 .insert(key.as_str(), value.as_slice())?;
+            super::audits::record_in(&txn, &event)?;
             Ok(txn.commit()?)
         })
         .await
@@ -48,21 +50,28 @@ impl VendorStore for EmbeddedStore {
         client_id: &ClientId,
         from: &SecretHash,
         to: &SecretState,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
-        let fields = secret_fields(to);
-        self.swap_secret_fields(VENDORS, client_id.to_string(), from, fields)
+        let change = (secret_fields(to), event);
+        self.swap_secret_fields(VENDORS, client_id.to_string(), from, change)
             .await
     }
 
     async fn touch_vendor(&self, client_id: &ClientId, at: Timestamp) -> Result<()> {
         let fields = vec![("lastUsedAt", Some(at.millis().into()))];
-        self.patch_record(VENDORS, client_id.to_string(), |_| true, fields)
+        self.patch_record(VENDORS, client_id.to_string(), |_| true, (fields, None))
             .await
             .map(|_| ())
     }
 
-    async fn delete_vendor(&self, client_id: &ClientId, survivor: &ClientId) -> Result<bool> {
+    async fn delete_vendor(
+        &self,
+        client_id: &ClientId,
+        survivor: &ClientId,
+        event: &AuditEvent,
+    ) -> Result<bool> {
         let (key, survivor) = (client_id.to_string(), survivor.to_string());
+        let event = event.clone();
         self.run(move |db| {
             let txn = db.begin_write()?;
             {
@@ -72,6 +81,7 @@ impl VendorStore for EmbeddedStore {
                     return Ok(false); // dropped uncommitted: nothing deleted
                 }
             }
+            super::audits::record_in(&txn, &event)?;
             txn.commit()?;
             Ok(true)
         })

@@ -1,0 +1,181 @@
+//! Audit events: each stored once by id, indexed under each of its scopes and day
+//! (`<scope>␁<day>␁<id>`), and counted per scope and day (`<scope>␁<day>`: the count and when
+//! the day's events stop being kept). Written inside the transaction of the change they record.
+
+use async_trait::async_trait;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::*;
+use crate::domain::audit::{AuditEvent, AuditPage, AuditQuery, PagePlan, Scope};
+use crate::ports::AuditStore;
+
+pub(super) const AUDITS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_events");
+pub(super) const AUDIT_INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_index");
+pub(super) const AUDIT_COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_counts");
+
+/// Expired events deleted by each event's write, at most: the log shrinks as it grows.
+const PURGED_PER_WRITE: usize = 32;
+
+const SEP: char = '\u{1}';
+
+fn index_key(scope: &Scope, day: &str, id: &str) -> String {
+    format!("{}{SEP}{day}{SEP}{id}", scope.key())
+}
+
+fn count_key(scope: &Scope, day: &str) -> String {
+    format!("{}{SEP}{day}", scope.key())
+}
+
+/// A count as stored: how many, and until when the day's events are kept (ms).
+fn count_value(n: u64, keep_until: Timestamp) -> [u8; 16] {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&n.to_le_bytes());
+    bytes[8..].copy_from_slice(&keep_until.millis().to_le_bytes());
+    bytes
+}
+
+fn read_count(bytes: &[u8]) -> (u64, Timestamp) {
+    let word = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .unwrap_or_default()
+    };
+    (
+        u64::from_le_bytes(word(0..8)),
+        Timestamp::from_millis(i64::from_le_bytes(word(8..16))),
+    )
+}
+
+/// Records `event` inside `txn`, the transaction of the change it records, and deletes a few
+/// events no longer kept.
+pub(super) fn record_in(txn: &WriteTransaction, event: &AuditEvent) -> Result<(), redb::Error> {
+    let day = event.day();
+    txn.open_table(AUDITS)?
+        .insert(event.id.as_str(), write_json(event)?.as_slice())?;
+    let mut index = txn.open_table(AUDIT_INDEX)?;
+    let mut counts = txn.open_table(AUDIT_COUNTS)?;
+    for scope in event.scopes() {
+        index.insert(index_key(&scope, &day, &event.id).as_str(), [].as_slice())?;
+        let key = count_key(&scope, &day);
+        let n = counts
+            .get(key.as_str())?
+            .map_or(0, |v| read_count(v.value()).0);
+        counts.insert(
+            key.as_str(),
+            count_value(n + 1, event.keep_until).as_slice(),
+        )?;
+    }
+    drop((index, counts));
+    purge(txn, event.at)
+}
+
+/// Deletes the oldest events no longer kept at `now`, a few at a time.
+fn purge(txn: &WriteTransaction, now: Timestamp) -> Result<(), redb::Error> {
+    let oldest: Vec<String> = {
+        let index = txn.open_table(AUDIT_INDEX)?;
+        let (start, end) = (format!("*{SEP}"), format!("*{}", '\u{2}'));
+        let mut ids = Vec::new();
+        for entry in index
+            .range(start.as_str()..end.as_str())?
+            .take(PURGED_PER_WRITE)
+        {
+            let key = entry?.0.value().to_owned();
+            ids.extend(key.rsplit(SEP).next().map(str::to_owned));
+        }
+        ids
+    };
+    let mut events = txn.open_table(AUDITS)?;
+    let mut index = txn.open_table(AUDIT_INDEX)?;
+    let mut counts = txn.open_table(AUDIT_COUNTS)?;
+    for id in oldest {
+        let Some(bytes) = events.get(id.as_str())?.map(|v| v.value().to_vec()) else {
+            continue;
+        };
+        let event: AuditEvent = read_json("audit event", &bytes)?;
+        if event.keep_until > now {
+            break;
+        }
+        events.remove(id.as_str())?;
+        let day = event.day();
+        for scope in event.scopes() {
+            index.remove(index_key(&scope, &day, &id).as_str())?;
+            let key = count_key(&scope, &day);
+            let count = counts.get(key.as_str())?.map(|v| read_count(v.value()));
+            match count {
+                Some((n, until)) if n > 1 => {
+                    counts.insert(key.as_str(), count_value(n - 1, until).as_slice())?;
+                }
+                _ => {
+                    counts.remove(key.as_str())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl AuditStore for EmbeddedStore {
+    async fn record_event(&self, event: &AuditEvent) -> Result<()> {
+        let event = event.clone();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            record_in(&txn, &event)?;
+            Ok(txn.commit()?)
+        })
+        .await
+    }
+
+    async fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage> {
+        let query = query.clone();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let scope = query.scope.key();
+            let (start, end) = (format!("{scope}{SEP}"), format!("{scope}\u{2}"));
+            let mut days = Vec::new();
+            for entry in txn
+                .open_table(AUDIT_COUNTS)?
+                .range(start.as_str()..end.as_str())?
+            {
+                let (key, value) = entry?;
+                let (n, until) = read_count(value.value());
+                let day = key
+                    .value()
+                    .rsplit(SEP)
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if until > now {
+                    days.push((day, n));
+                }
+            }
+            let plan = PagePlan::new(days, &query);
+            let (index, events) = (txn.open_table(AUDIT_INDEX)?, txn.open_table(AUDITS)?);
+            let mut page = Vec::new();
+            for read in plan.days {
+                let start = format!("{scope}{SEP}{}{SEP}", read.day);
+                let end = format!("{scope}{SEP}{}\u{2}", read.day);
+                let range = index.range(start.as_str()..end.as_str())?;
+                let keys: Box<dyn Iterator<Item = _>> = if query.oldest_first {
+                    Box::new(range)
+                } else {
+                    Box::new(range.rev())
+                };
+                let skip = usize::try_from(read.skip).unwrap_or(usize::MAX);
+                for entry in keys.skip(skip).take(read.take) {
+                    let key = entry?.0.value().to_owned();
+                    let id = key.rsplit(SEP).next().unwrap_or_default();
+                    if let Some(bytes) = events.get(id)? {
+                        page.push(read_json("audit event", bytes.value())?);
+                    }
+                }
+            }
+            Ok(AuditPage {
+                events: page,
+                total: plan.total,
+            })
+        })
+        .await
+    }
+}

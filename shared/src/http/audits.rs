@@ -1,0 +1,235 @@
+//! Frontegg's audits API: `GET /audits` reads a page of the trail, `POST /audits` records an
+//! event of the vendor's own (what Frontegg's `AuditsClient.getAudits` and `sendAudit` call).
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::caller::Vendor;
+use super::request::Call;
+use super::response::json;
+use crate::app::App;
+use crate::domain::audit::{
+    Actor, AuditEvent, AuditPage, AuditQuery, MAX_PAGE, Outcome, Scope, Severity, Target,
+    VendorEvent,
+};
+use crate::domain::{TenantId, UserId, rules};
+use crate::error::{Error, Result};
+
+/// The longest id a filter names.
+const MAX_ID_CHARS: usize = 300;
+
+/// How many events a page holds when `count` is not given.
+const DEFAULT_COUNT: u64 = 20;
+
+/// The query parameters `GET /audits` reads; any other is refused by name.
+const PARAMETERS: [&str; 9] = [
+    "offset",
+    "count",
+    "sortBy",
+    "sortDirection",
+    "filter",
+    "tenantId",
+    "targetId",
+    "clientId",
+    "actorId",
+];
+
+/// An event as Frontegg's audits API shows it (`frontegg_id`, `createdAt`, `tenantId`,
+/// `severity`, `action`, `description`, `ip`, `userAgent`, `userId`), with ours beside them
+/// and the vendor's own fields, if any, at the top level as Frontegg keeps them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventView<'e> {
+    #[serde(rename = "frontegg_id")]
+    frontegg_id: &'e str,
+    id: &'e str,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'e TenantId>,
+    severity: Severity,
+    action: &'e str,
+    description: &'e str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'e str>,
+    /// The acting user, as Frontegg names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'e UserId>,
+    actor: &'e Actor,
+    target: &'e Target,
+    outcome: Outcome,
+    /// Until when it is kept.
+    keep_until: String,
+    #[serde(flatten)]
+    fields: &'e Map<String, Value>,
+}
+
+impl<'e> EventView<'e> {
+    fn of(event: &'e AuditEvent) -> Self {
+        let at = event.at.iso8601();
+        Self {
+            frontegg_id: &event.id,
+            id: &event.id,
+            created_at: at.clone(),
+            updated_at: at,
+            tenant_id: event.tenant_id.as_ref(),
+            severity: event.severity,
+            action: &event.action,
+            description: &event.description,
+            ip: event.ip.map(|ip| ip.to_string()),
+            user_agent: event.user_agent.as_deref(),
+            user_id: match &event.actor {
+                Actor::User { id, .. } => Some(id),
+                _ => None,
+            },
+            actor: &event.actor,
+            target: &event.target,
+            outcome: event.outcome,
+            keep_until: event.keep_until.iso8601(),
+            fields: &event.fields,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PageView<'e> {
+    data: Vec<EventView<'e>>,
+    total: u64,
+}
+
+/// The one value of a query parameter (400 when given twice or empty; an empty `filter`, as a
+/// search box sends it, is no filter).
+fn single(pairs: &[(String, String)], name: &str) -> Result<Option<String>> {
+    let mut given = pairs.iter().filter(|(k, _)| k == name);
+    let first = given.next().map(|(_, v)| v.clone());
+    if given.next().is_some() {
+        return Err(Error::bad_request(format!("{name} is given twice")));
+    }
+    match first {
+        Some(value) if value.chars().count() > MAX_ID_CHARS => Err(Error::bad_request(format!(
+            "{name} is longer than {MAX_ID_CHARS} characters"
+        ))),
+        Some(value) if value.is_empty() && name == "filter" => Ok(None),
+        Some(value) if value.is_empty() => Err(Error::bad_request(format!("{name} is empty"))),
+        other => Ok(other),
+    }
+}
+
+/// What a read's filters name, each at most once; they all apply (an event has one tenant, one
+/// target and one actor, so two different values of one of them match nothing).
+struct Filters {
+    tenant: Option<TenantId>,
+    target: Option<String>,
+    actor: Option<String>,
+    /// Two filters name different values of what an event has one of.
+    contradict: bool,
+}
+
+impl Filters {
+    /// The tenant (`frontegg-tenant-id` or `tenantId`), the target (`filter`, `targetId` or
+    /// `clientId`) and the actor (`actorId`).
+    fn of(call: &Call, pairs: &[(String, String)]) -> Result<Self> {
+        let mut contradict = false;
+        let mut one = |values: Vec<String>| {
+            let first = values.first().cloned();
+            contradict |= values.iter().any(|v| Some(v) != first.as_ref());
+            first
+        };
+        let mut tenants = Vec::new();
+        tenants.extend(call.tenant_header()?.map(String::from));
+        if let Some(tenant) = single(pairs, "tenantId")? {
+            rules::field("tenantId", TenantId::parse(&tenant))?;
+            tenants.push(tenant);
+        }
+        let tenant = one(tenants).map(|t| TenantId::parse(&t)).transpose();
+        let tenant = tenant.map_err(|_| Error::bad_request("tenantId is not a tenant id"))?;
+        let mut targets = Vec::new();
+        for name in ["filter", "targetId", "clientId"] {
+            targets.extend(single(pairs, name)?);
+        }
+        let target = one(targets);
+        let actor = single(pairs, "actorId")?;
+        Ok(Self {
+            tenant,
+            target,
+            actor,
+            contradict,
+        })
+    }
+
+    /// The indexed search they name (a target, else an actor, else a tenant, else every
+    /// event), and the actor a target's events are narrowed to, if both are named.
+    fn search(self) -> (Scope, Option<String>) {
+        match (self.target, self.actor) {
+            (Some(target), actor) => (Scope::Target(self.tenant, target), actor),
+            (None, Some(actor)) => (Scope::Actor(self.tenant, actor), None),
+            (None, None) => (self.tenant.map_or(Scope::All, Scope::Tenant), None),
+        }
+    }
+}
+
+/// `GET /audits`: a page of the events still kept, newest first unless `sortDirection=asc`,
+/// as `{data, total}`.
+pub async fn list(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let pairs = call.query_pairs();
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(k, _)| !PARAMETERS.contains(&k.as_str()))
+    {
+        return Err(Error::bad_request(format!(
+            "Unknown parameter {}; audits are read by {}",
+            rules::excerpt(name),
+            PARAMETERS.join(", ")
+        )));
+    }
+    if let Some(by) = single(&pairs, "sortBy")?.filter(|by| by != "createdAt") {
+        return Err(Error::bad_request(format!(
+            "sortBy must be createdAt, not {:?}",
+            rules::excerpt(&by)
+        )));
+    }
+    let oldest_first = match single(&pairs, "sortDirection")?.as_deref() {
+        None | Some("desc" | "DESC") => false,
+        Some("asc" | "ASC") => true,
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "sortDirection must be asc or desc, not {:?}",
+                rules::excerpt(other)
+            )));
+        }
+    };
+    let max = u64::try_from(MAX_PAGE).unwrap_or(u64::MAX);
+    let filters = Filters::of(&call, &pairs)?;
+    let contradict = filters.contradict;
+    let (scope, narrowed_to) = filters.search();
+    let query = AuditQuery {
+        scope,
+        offset: call.query_number("offset", 0, 0..=1_000_000_000)?,
+        count: usize::try_from(call.query_number("count", DEFAULT_COUNT, 1..=max)?)
+            .unwrap_or(MAX_PAGE),
+        oldest_first,
+    };
+    let page = match contradict {
+        true => AuditPage::default(),
+        false => app.audits().page(&query, narrowed_to.as_deref()).await?,
+    };
+    let view = PageView {
+        data: page.events.iter().map(EventView::of).collect(),
+        total: page.total,
+    };
+    json(StatusCode::OK, &view)
+}
+
+/// `POST /audits`: records the vendor's own event (`tenantId` and `severity` required; any
+/// other fields kept as sent, within bounds), answered with the event as stored.
+pub async fn send(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+    let event = VendorEvent::parse(call.json()?)?;
+    let event = app.audits().by(call.attribution()).record(event).await?;
+    json(StatusCode::CREATED, &EventView::of(&event))
+}

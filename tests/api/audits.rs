@@ -1,0 +1,449 @@
+//! The audit trail: every change to a credential or to what it grants leaves one event, in the
+//! same write as the change, naming who acted, on what, from where; a refused change leaves
+//! none; events are read through Frontegg's audits API (and its Node SDK), a page at a time,
+//! and hold no secret. On both stores.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::portal::{portal_roles, session};
+use crate::support::client;
+use crate::support::*;
+
+/// `GET /audits` with `query` as the vendor (and `tenant`, if any): 200's body.
+async fn audits(t: &TestApp, vendor: &str, tenant: Option<&str>, query: &str) -> Value {
+    let mut headers = vec![("x-access-token", vendor)];
+    headers.extend(tenant.map(|t| ("frontegg-tenant-id", t)));
+    let reply = t.get(&format!("/audits?{query}"), &headers).await;
+    assert_eq!(reply.status, StatusCode::OK, "{query}: {:?}", reply.body);
+    reply.body
+}
+
+/// The actions of a page, in its order.
+fn actions(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
+}
+
+/// Changes, rotates and deletes the tenant's token, each answered 200.
+async fn change_rotate_and_delete(tenant: &client::Tenant<'_>, client_id: &str) {
+    let path = format!("{TENANT_TOKENS}/{client_id}");
+    let patched = tenant
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"description": "deploys"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let rotate = format!("{path}/rotate");
+    let rotated = tenant.call(Method::POST, &rotate, Some(json!({}))).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    let deleted = tenant.delete_token(client_id).await;
+    assert_eq!(deleted.status, StatusCode::OK);
+}
+
+async fn every_change_to_a_token_leaves_one_event_naming_who_and_what(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.create().await;
+    let token = acme.token(json!({"description": "ci"})).await;
+    change_rotate_and_delete(&acme, &token.client_id).await;
+
+    // Refused changes leave nothing.
+    let path = format!("{TENANT_TOKENS}/{}", token.client_id);
+    let refused = acme
+        .call(Method::PATCH, &path, Some(json!({"roleIds": ["nope"]})))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    let again = acme.delete_token(&token.client_id).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let ghost = (vendor.tenant("ghost"))
+        .call(Method::POST, TENANT_TOKENS, Some(json!({})))
+        .await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND, "{:?}", ghost.body);
+
+    let query = format!("filter={}", token.client_id);
+    let page = audits(t, &vendor.token, None, &query).await;
+    assert_eq!(
+        actions(&page),
+        [
+            "apiToken.deleted",
+            "apiToken.rotated",
+            "apiToken.changed",
+            "apiToken.created"
+        ]
+    );
+    assert_eq!(page["total"], 4);
+    for event in page["data"].as_array().unwrap() {
+        assert_eq!(event["actor"]["type"], "vendor", "{event}");
+        assert_eq!(event["actor"]["id"], t.vendor_client_id.as_str());
+        let target = json!({"type": "apiToken", "id": token.client_id});
+        assert_eq!(event["target"], target);
+        assert_eq!(event["tenantId"], "acme");
+        assert_eq!(event["ip"], "127.0.0.1");
+        assert_eq!(event["outcome"], "success");
+        assert_eq!(event["frontegg_id"], event["id"]);
+    }
+    let ghost = audits(t, &vendor.token, Some("ghost"), "").await;
+    assert_eq!(ghost, json!({"data": [], "total": 0}));
+    // Filters all apply: a target's events by one actor; two tenants match nothing.
+    let by = |actor: &str| format!("filter={}&actorId={actor}&count=1", token.client_id);
+    let vendors = audits(t, &vendor.token, None, &by(&t.vendor_client_id)).await;
+    assert_eq!(
+        (vendors["total"].clone(), actions(&vendors)),
+        (json!(4), vec!["apiToken.deleted"])
+    );
+    assert_eq!(
+        audits(t, &vendor.token, None, &by("alice")).await["total"],
+        0
+    );
+    let two = audits(t, &vendor.token, Some("acme"), "tenantId=ghost").await;
+    assert_eq!(two["total"], 0);
+    let acme_log = audits(t, &vendor.token, Some("acme"), "sortDirection=asc").await;
+    assert_eq!(
+        actions(&acme_log)[..2],
+        ["tenant.created", "apiToken.created"]
+    );
+}
+on_both_stores!(every_change_to_a_token_leaves_one_event_naming_who_and_what);
+
+async fn a_portal_session_acts_as_its_user_and_its_opening_is_recorded(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let session = session(t, &alice).await;
+    let created = session
+        .call(
+            Method::POST,
+            TENANT_TOKENS,
+            Some(json!({"description": "mine"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+
+    let page = audits(t, &vendor.token, Some("acme"), "actorId=alice").await;
+    assert_eq!(actions(&page), ["apiToken.created", "portalSession.opened"]);
+    for event in page["data"].as_array().unwrap() {
+        let actor = json!({"type": "user", "id": "alice", "tenantId": "acme"});
+        assert_eq!(event["actor"], actor, "{event}");
+        assert_eq!(event["userId"], "alice");
+    }
+    let sessions = audits(t, &vendor.token, Some("acme"), "filter=alice").await;
+    assert_eq!(
+        actions(&sessions),
+        ["portalSession.opened", "portalSession.handoffIssued"]
+    );
+    assert_eq!(sessions["data"][1]["actor"]["type"], "vendor");
+}
+on_both_stores!(a_portal_session_acts_as_its_user_and_its_opening_is_recorded);
+
+async fn vendor_credentials_are_recorded(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let made = vendor
+        .call(
+            Method::POST,
+            VENDOR_CREDENTIALS,
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let (id, _) = credentials(&made);
+    let credential = format!("{VENDOR_CREDENTIALS}/{id}");
+    let rotated = vendor
+        .call(
+            Method::POST,
+            &format!("{credential}/rotate"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    assert_eq!(
+        vendor.call(Method::DELETE, &credential, None).await.status,
+        StatusCode::OK
+    );
+    let page = audits(t, &vendor.token, None, &format!("targetId={id}")).await;
+    assert_eq!(
+        actions(&page),
+        [
+            "vendorCredential.revoked",
+            "vendorCredential.rotated",
+            "vendorCredential.created"
+        ]
+    );
+    let logins = audits(
+        t,
+        &vendor.token,
+        None,
+        &format!("actorId={}", t.vendor_client_id),
+    )
+    .await;
+    assert!(
+        actions(&logins).contains(&"vendorCredential.login"),
+        "{logins}"
+    );
+}
+on_both_stores!(vendor_credentials_are_recorded);
+
+async fn the_directory_is_recorded(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.permission("p-read", "reports.read").await;
+    vendor.role("r-reader", "reader", json!(["p-read"])).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["r-reader"])).await;
+    let switched = vendor
+        .call(
+            Method::PATCH,
+            "/identity/resources/configurations/v1",
+            Some(json!({"personalTokensEnabled": false})),
+        )
+        .await;
+    assert_eq!(switched.status, StatusCode::OK, "{:?}", switched.body);
+    let gone = vendor
+        .call(Method::DELETE, "/identity/resources/tenants/v1/acme", None)
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+    let all = audits(t, &vendor.token, None, "count=100").await;
+    let seen = actions(&all);
+    for action in [
+        "permission.created",
+        "role.created",
+        "tenant.created",
+        "user.created",
+        "configuration.changed",
+        "tenant.deleted",
+    ] {
+        assert!(seen.contains(&action), "{action} in {seen:?}");
+    }
+}
+on_both_stores!(the_directory_is_recorded);
+
+/// Tokens created at once each get their event, and their deletions too, however they race:
+/// of two deletions of one token, one is recorded. The counts always equal what is listed.
+async fn concurrent_changes_each_get_their_event(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.create().await;
+    let mut expected = 1; // tenant.created
+    for round in 0..4 {
+        let made = futures::future::join_all((0..6).map(|_| acme.token(json!({})))).await;
+        let deletions = made
+            .iter()
+            .flat_map(|token| [token, token])
+            .map(|token| acme.delete_token(&token.client_id));
+        let answers = futures::future::join_all(deletions).await;
+        let deleted = answers
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count();
+        assert!(
+            deleted >= 6,
+            "round {round}: each token deleted once at least"
+        );
+        expected += 12;
+        let page = audits(t, &vendor.token, Some("acme"), "count=1000").await;
+        assert_eq!(page["total"], expected, "round {round}");
+        assert_eq!(page["data"].as_array().unwrap().len(), expected);
+        for token in &made {
+            let one = audits(
+                t,
+                &vendor.token,
+                Some("acme"),
+                &format!("filter={}", token.client_id),
+            )
+            .await;
+            assert_eq!(
+                actions(&one),
+                ["apiToken.deleted", "apiToken.created"],
+                "round {round}"
+            );
+        }
+    }
+}
+on_both_stores!(concurrent_changes_each_get_their_event);
+
+/// Pages follow `offset`, `count` and `sortDirection`, and `total` counts them all.
+async fn the_trail_is_read_a_page_at_a_time(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    for n in 0..7 {
+        vendor.tenant(&format!("t{n}")).create().await;
+    }
+    let newest = audits(t, &vendor.token, None, "filter=t6").await;
+    assert_eq!(newest["total"], 1);
+    let all: Vec<String> = (0..7).map(|n| format!("t{n}")).collect();
+    let read = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "tenant.created")
+            .map(|e| e["target"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut pages = Vec::new();
+    for offset in [0, 3, 6] {
+        let page = audits(
+            t,
+            &vendor.token,
+            None,
+            &format!("offset={offset}&count=3&sortDirection=asc"),
+        )
+        .await;
+        pages.extend(read(&page));
+        assert!(page["total"].as_u64().unwrap() >= 7);
+    }
+    let created: Vec<&String> = pages.iter().filter(|id| all.contains(id)).collect();
+    assert_eq!(
+        created,
+        all.iter().collect::<Vec<_>>(),
+        "oldest first, none twice"
+    );
+    for (query, error) in [
+        ("count=0", "count"),
+        ("sortBy=severity", "sortBy"),
+        ("sortDirection=up", "sortDirection"),
+        ("severity=High", "severity"),
+    ] {
+        let reply = t
+            .get(
+                &format!("/audits?{query}"),
+                &[("x-access-token", &vendor.token)],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(reply.error().contains(error), "{query}: {}", reply.error());
+    }
+    let anonymous = t.get("/audits", &[]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+on_both_stores!(the_trail_is_read_a_page_at_a_time);
+
+/// Frontegg's Node SDK records the vendor's own events and reads the trail unchanged.
+#[tokio::test]
+async fn frontegg_audits_client_sends_and_reads_events() {
+    for backing in [Backing::Embedded, Backing::Moto] {
+        let t = spawn_app(backing).await;
+        let vendor = t.as_vendor().await;
+        vendor.tenant("acme").create().await;
+        let cases = json!({
+            "send": [
+                {"tenantId": "acme", "severity": "High", "action": "Exported report",
+                 "description": "Q3 figures", "user": "carol@acme.test"},
+                {"tenantId": "acme", "severity": "Info", "action": "Viewed report"}
+            ],
+            "get": {"tenantId": "acme", "offset": 0, "count": 2, "sortDirection": "desc"}
+        });
+        let credentials = (t.vendor_client_id.as_str(), t.vendor_secret.as_str());
+        let out = frontegg_client("node", "node/audits.js", &t.base, credentials, &cases).await;
+        let page = &out["page"];
+        assert_eq!(page["total"], 3, "{out}"); // and tenant.created
+        assert_eq!(actions(page), ["Viewed report", "Exported report"]);
+        let exported = &page["data"][1];
+        assert_eq!(exported["severity"], "High");
+        assert_eq!(exported["description"], "Q3 figures");
+        assert_eq!(exported["user"], "carol@acme.test");
+        assert_eq!(exported["tenantId"], "acme");
+        assert_eq!(exported["actor"]["type"], "vendor");
+    }
+}
+
+/// A vendor's event is bounded and cannot pose as the service's.
+async fn a_vendors_event_is_checked(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let headers = [("x-access-token", vendor.token.as_str())];
+    for (body, error) in [
+        (json!({"severity": "Info"}), "tenantId"),
+        (json!({"tenantId": "acme"}), "severity"),
+        (json!({"tenantId": "acme", "severity": "Loud"}), "severity"),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "actor": "root"}),
+            "actor",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "big": "x".repeat(9000)}),
+            "bytes",
+        ),
+    ] {
+        let reply = t.post("/audits", &headers, &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(reply.error().contains(error), "{body}: {}", reply.error());
+    }
+    assert_eq!(audits(t, &vendor.token, Some("acme"), "").await["total"], 0);
+}
+on_both_stores!(a_vendors_event_is_checked);
+
+/// No event holds a secret, a hash, a JWT, a refresh token or a hand-off: whatever the flow
+/// that made them.
+async fn no_event_holds_a_secret(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let mut secrets = vec![t.vendor_secret.clone(), vendor.token.clone()];
+    let token = vendor.tenant("acme").token(json!({})).await;
+    secrets.push(token.secret.clone());
+    let exchanged = t
+        .exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+        .await;
+    secrets.push(exchanged.body["accessToken"].as_str().unwrap().to_owned());
+    secrets.push(exchanged.body["refreshToken"].as_str().unwrap().to_owned());
+    let rotate = format!("{TENANT_TOKENS}/{}/rotate", token.client_id);
+    let rotated = vendor
+        .tenant("acme")
+        .call(Method::POST, &rotate, Some(json!({})))
+        .await;
+    secrets.push(rotated.body["secret"].as_str().unwrap().to_owned());
+    let personal = alice.personal_token(json!({})).await;
+    secrets.push(personal.secret);
+    let opened = alice.open_portal().await;
+    let url = opened.body["url"].as_str().unwrap();
+    secrets.push(url.split_once("#handoff=").unwrap().1.to_owned());
+    let sent = json!({"tenantId": "acme", "severity": "Info", "note": "hello"});
+    let recorded = t
+        .post("/audits", &[("x-access-token", &vendor.token)], &sent)
+        .await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{:?}", recorded.body);
+
+    let page = audits(t, &vendor.token, None, "count=1000").await;
+    assert!(page["total"].as_u64().unwrap() >= 10, "{page}");
+    let text = page.to_string();
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "an event holds {secret}");
+    }
+    for marker in ["$2a$", "$2b$", "$2y$", "eyJ", "m2mh_", "secretHash"] {
+        assert!(!text.contains(marker), "an event holds {marker}: {text}");
+    }
+}
+on_both_stores!(no_event_holds_a_secret);
+
+/// Events are kept `M2M_AUDIT_RETENTION_DAYS`, counted from the start of their day: then
+/// gone from pages and totals.
+#[tokio::test]
+async fn events_are_kept_for_the_retention_and_no_longer() {
+    for backing in [Backing::Embedded, Backing::Moto] {
+        let t = spawn_app_with(backing, |s| s.audit_retention_days = 1).await;
+        let vendor = t.as_vendor().await;
+        vendor.tenant("acme").create().await;
+        assert_eq!(
+            audits(&t, &vendor.token, Some("acme"), "").await["total"],
+            1
+        );
+        t.clock.advance_seconds(86_400);
+        let vendor = t.as_vendor().await;
+        assert_eq!(
+            audits(&t, &vendor.token, Some("acme"), "").await["total"],
+            1
+        );
+        t.clock.advance_seconds(86_400);
+        let vendor = t.as_vendor().await; // a write: the embedded store purges as it writes
+        assert_eq!(
+            audits(&t, &vendor.token, Some("acme"), "").await,
+            json!({"data": [], "total": 0})
+        );
+    }
+}
