@@ -11,6 +11,7 @@ use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::domain::audit::Attribution;
 use crate::error::{Error, Result};
+use crate::machinery::Usage;
 use crate::operations::{
     ApiTokens, Auditor, Audits, Bcrypt, Credentials, Directory, Portal, PublishedList, ReadPlans,
     RefreshKeys, Retirement, TokenRateLimit, Vendors,
@@ -37,6 +38,7 @@ pub struct App {
     refresh_keys: RefreshKeys,
     read_plans: ReadPlans,
     published: PublishedList,
+    usage: Usage,
 }
 
 impl App {
@@ -93,6 +95,7 @@ impl App {
             refresh_keys: RefreshKeys::default(),
             read_plans: ReadPlans::new(),
             published: PublishedList::default(),
+            usage: Usage::default(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -170,6 +173,8 @@ impl App {
             read_plans: &self.read_plans,
             published: &self.published,
             settings: &self.settings,
+            audits: &*self.audits,
+            usage: &self.usage,
             client: None,
         }
     }

@@ -223,6 +223,23 @@ async fn the_directory_is_recorded(t: &TestApp) {
 }
 on_both_stores!(the_directory_is_recorded);
 
+/// A token created by a client that retries a 429 (the tenant's share of bcrypt work is full
+/// while the others' creations hash).
+async fn created_patiently(tenant: &client::Tenant<'_>) -> client::Issued {
+    for _ in 0..100 {
+        let reply = tenant.create_token(json!({})).await;
+        if reply.status != StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+            return client::Issued {
+                client_id: reply.body["clientId"].as_str().unwrap().to_owned(),
+                secret: reply.body["secret"].as_str().unwrap().to_owned(),
+            };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the tenant stayed busy");
+}
+
 /// Tokens created at once each get their event, and their deletions too, however they race:
 /// of two deletions of one token, one is recorded. The counts always equal what is listed.
 async fn concurrent_changes_each_get_their_event(t: &TestApp) {
@@ -231,7 +248,7 @@ async fn concurrent_changes_each_get_their_event(t: &TestApp) {
     acme.create().await;
     let mut expected = 1; // tenant.created
     for round in 0..4 {
-        let made = futures::future::join_all((0..6).map(|_| acme.token(json!({})))).await;
+        let made = futures::future::join_all((0..6).map(|_| created_patiently(&acme))).await;
         let deletions = made
             .iter()
             .flat_map(|token| [token, token])
@@ -447,3 +464,126 @@ async fn events_are_kept_for_the_retention_and_no_longer() {
         );
     }
 }
+
+/// One event per token and minute counts its JWTs and its refusals by reason, whatever the
+/// number of exchanges: written with the token's first use of a later minute.
+#[tokio::test]
+async fn exchanges_are_counted_per_token_and_minute_not_recorded_one_by_one() {
+    for backing in [Backing::Embedded, Backing::Moto] {
+        let t = spawn_app_with(backing, |s| s.token_rate_limit_per_minute = 4).await;
+        let vendor = t.as_vendor().await;
+        let acme = vendor.tenant("acme");
+        let open = acme.token(json!({})).await;
+        let fenced = acme.token(json!({"allowedIps": ["203.0.113.0/24"]})).await;
+        t.clock.to_next_minute();
+        let mut statuses = Vec::new();
+        for secret in [&open.secret, &open.secret, &"m2mt_wrong".to_owned()] {
+            statuses.push(
+                t.exchange(EXCHANGE_V1, &open.client_id, secret)
+                    .await
+                    .status,
+            );
+        }
+        let wrong = fenced.secret.clone(); // well formed: checked by bcrypt
+        statuses.push(
+            t.exchange(EXCHANGE_V1, &open.client_id, &wrong)
+                .await
+                .status,
+        );
+        for _ in 0..3 {
+            statuses.push(
+                t.exchange(EXCHANGE_V1, &open.client_id, &open.secret)
+                    .await
+                    .status,
+            );
+        }
+        let fenced_reply = t
+            .exchange(EXCHANGE_V1, &fenced.client_id, &fenced.secret)
+            .await;
+        assert_eq!(fenced_reply.status, StatusCode::UNAUTHORIZED);
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let limited = statuses.iter().filter(|s| s.as_u16() == 429).count();
+        assert_eq!((ok, limited), (4, 1), "{statuses:?}");
+        let used = |id: &str| format!("filter={id}");
+        let before = audits(&t, &vendor.token, None, &used(&open.client_id)).await;
+        assert!(!actions(&before).contains(&"apiToken.used"), "{before}");
+
+        t.clock.to_next_minute();
+        t.exchange(EXCHANGE_V1, &open.client_id, &open.secret).await;
+        t.exchange(EXCHANGE_V1, &fenced.client_id, &fenced.secret)
+            .await;
+        let vendor = t.as_vendor().await;
+        let page = audits(&t, &vendor.token, None, &used(&open.client_id)).await;
+        let event = &page["data"][0];
+        assert_eq!(event["action"], "apiToken.used", "{page}");
+        assert_eq!(event["issued"], 4);
+        // The malformed secret is refused before the token is read: not counted.
+        let refused = json!({"secret": 1, "allowList": 0, "rateLimit": 1, "disabled": 0});
+        assert_eq!(event["refused"], refused);
+        assert_eq!(event["actor"]["type"], "credential");
+        let page = audits(&t, &vendor.token, None, &used(&fenced.client_id)).await;
+        assert_eq!(page["data"][0]["refused"]["allowList"], 1, "{page}");
+    }
+}
+
+/// A token found expired on use is deleted, with its one event.
+async fn an_expired_token_is_ended_on_use_once(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let token = vendor
+        .tenant("acme")
+        .token(json!({"expiresInMinutes": 1}))
+        .await;
+    t.clock.advance_seconds(120);
+    for _ in 0..2 {
+        let reply = t
+            .exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let vendor = t.as_vendor().await;
+    let page = audits(
+        t,
+        &vendor.token,
+        None,
+        &format!("filter={}", token.client_id),
+    )
+    .await;
+    assert_eq!(actions(&page), ["apiToken.expired", "apiToken.created"]);
+    let client_id = m2m_shared::domain::ClientId::parse(&token.client_id).unwrap();
+    assert!(t.store.token(&client_id).await.unwrap().is_none());
+}
+on_both_stores!(an_expired_token_is_ended_on_use_once);
+
+/// A portal session refused (403) leaves one event naming its user: the refusal is the event.
+async fn a_refused_escalation_is_recorded(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let bob = vendor.tenant("acme").user("bob");
+    bob.join(json!(["reader"])).await;
+    let reader = session(t, &bob).await;
+    let made = reader
+        .call(Method::POST, TENANT_TOKENS, Some(json!({})))
+        .await;
+    assert_eq!(made.status, StatusCode::FORBIDDEN, "{:?}", made.body);
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let admin = session(t, &alice).await;
+    let body = json!({"roleIds": ["billing"]});
+    let beyond = admin.call(Method::POST, TENANT_TOKENS, Some(body)).await;
+    assert_eq!(beyond.status, StatusCode::FORBIDDEN, "{:?}", beyond.body);
+
+    let page = audits(t, &vendor.token, Some("acme"), "filter=new").await;
+    assert_eq!(actions(&page), ["apiToken.refused", "apiToken.refused"]);
+    let actors: Vec<&Value> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["actor"]["id"])
+        .collect();
+    assert_eq!(actors, [&json!("alice"), &json!("bob")]);
+    for event in page["data"].as_array().unwrap() {
+        assert_eq!(event["outcome"], "refused");
+        assert_eq!(event["severity"], "High");
+    }
+}
+on_both_stores!(a_refused_escalation_is_recorded);

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use super::request::{Call, header};
 
 use crate::app::App;
-use crate::domain::audit::Actor;
+use crate::domain::audit::{Actor, Attribution, Target};
 use crate::domain::ids::InvalidId;
 use crate::domain::portal::{PortalUser, TokenAction, TokenKind, permission_key};
 use crate::domain::{TenantId, UserId, VendorClaims};
@@ -316,12 +316,36 @@ async fn session_allowed(
     }
     let user = session(app, call).await?;
     if !user.may(kind, action) {
-        return Err(Error::Forbidden(format!(
+        let refused = Error::Forbidden(format!(
             "You need the permission {} to do this",
             permission_key(kind, action)
-        )));
+        ));
+        let by = call.attribution_of(session_actor(&user));
+        record_refusal(app, by, &user.tenant_id, call.path_id(), &refused).await;
+        return Err(refused);
     }
     Ok(user)
+}
+
+/// Records a 403 to a portal session (the refusal is the event), naming the token the path
+/// names (`path_id`), if any. A failure to record it is logged; the request is refused
+/// either way.
+pub(super) async fn record_refusal(
+    app: &App,
+    by: Attribution,
+    tenant: &TenantId,
+    path_id: Option<&str>,
+    refused: &Error,
+) {
+    let Error::Forbidden(why) = refused else {
+        return;
+    };
+    let target = Target::new("apiToken", path_id.unwrap_or("new"));
+    let audits = app.audits().by(by);
+    let recorded = audits.refused("apiToken.refused", target, tenant.clone(), why);
+    if let Err(e) = recorded.await {
+        tracing::warn!(error = %e, "a refusal could not be recorded");
+    }
 }
 
 /// A tenant's owner, or a portal session acting for its tenant: the session decides the

@@ -19,6 +19,7 @@ use super::{
     audits, configuration, credentials, directory, discovery, oauth, portal, tokens, vendors,
 };
 use crate::app::App;
+use crate::domain::audit::Actor;
 use crate::domain::portal::TokenAction;
 use crate::error::{Error, Result};
 
@@ -95,7 +96,18 @@ impl<C: Check> Serve for Guarded<C> {
         Box::pin(async move {
             let caller = C::check(&app, &call, action).await?;
             call.actor = C::actor(&caller);
-            (self.0)(app, caller, call).await
+            let Actor::User { tenant_id, .. } = &call.actor else {
+                return (self.0)(app, caller, call).await;
+            };
+            // A portal session the handler refuses (403): the refusal is recorded.
+            let (tenant, by) = (tenant_id.clone(), call.attribution());
+            let path_id = call.path_id().map(str::to_owned);
+            let answer = (self.0)(Arc::clone(&app), caller, call).await;
+            if let Err(refused @ Error::Forbidden(_)) = &answer {
+                let id = path_id.as_deref();
+                super::caller::record_refusal(&app, by, &tenant, id, refused).await;
+            }
+            answer
         })
     }
 }

@@ -221,8 +221,18 @@ impl Call {
 
     /// Who acts and from where, as the audit trail records it.
     pub fn attribution(&self) -> Attribution {
+        self.attribution_of(self.actor.clone())
+    }
+
+    /// As [`Call::attribution`], for `actor`.
+    pub fn attribution_of(&self, actor: Actor) -> Attribution {
         let agent = self.headers.get("user-agent").and_then(|v| v.to_str().ok());
-        Attribution::new(self.actor.clone(), self.client, agent)
+        Attribution::new(actor, self.client, agent)
+    }
+
+    /// The path's `{id}` segment, if the route has one.
+    pub fn path_id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// The service's public base URL (see [`public_base`]).

@@ -3,13 +3,15 @@
 //! (`verified`); the per-token rate limit (`rate_limit`); the plans that read a token's records
 //! in one round trip (`reads`); the one HMAC-keyed, bounded, short memory they use
 //! (`remembered`); and the revocation list as published, read and signed at most once per
-//! interval (`revocation_list`).
+//! interval (`revocation_list`); and each token's uses per minute, for the audit trail
+//! (`usage`).
 
 pub(crate) mod bcrypt;
 pub(crate) mod rate_limit;
 pub(crate) mod reads;
 pub(crate) mod remembered;
 pub(crate) mod revocation_list;
+pub(crate) mod usage;
 pub(crate) mod verified;
 
 pub(crate) use bcrypt::{Bcrypt, Party};
@@ -17,3 +19,4 @@ pub(crate) use rate_limit::TokenRateLimit;
 pub(crate) use reads::{ReadPlans, Reads, keys_of, live_docs};
 pub(crate) use revocation_list::PublishedList;
 pub use revocation_list::SignedList;
+pub(crate) use usage::{Refusal, Usage};

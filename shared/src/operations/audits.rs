@@ -1,7 +1,11 @@
 //! The audit trail as read: pages of a scope's events, and the events the vendor records of
 //! its own (Frontegg's audits API).
 
-use crate::domain::audit::{Attribution, AuditEvent, AuditPage, AuditQuery, MAX_PAGE, VendorEvent};
+use crate::domain::TenantId;
+use crate::domain::audit::{
+    Attribution, AuditEvent, AuditPage, AuditQuery, MAX_PAGE, Severity, Target, VendorEvent,
+};
+use crate::domain::rules::excerpt;
 use crate::error::{Error, Result};
 use crate::ports::AuditStore;
 
@@ -56,6 +60,23 @@ impl Audits<'_> {
         let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let events = kept.into_iter().skip(skip).take(query.count).collect();
         Ok(AuditPage { events, total })
+    }
+
+    /// Records a refusal that is itself the event (a 403 to a portal session): `name` done to
+    /// `target` in `tenant_id`, refused because `why`.
+    pub async fn refused(
+        &self,
+        name: &str,
+        target: Target,
+        tenant_id: TenantId,
+        why: &str,
+    ) -> Result<()> {
+        let event = self
+            .audit
+            .event(name, Severity::High, target, Some(tenant_id));
+        let mut event = event.refused();
+        event.description = format!("{}: {}", event.description, excerpt(why));
+        self.store.record_event(&event).await
     }
 
     /// Records an event the vendor sends, as sent by whoever acts.

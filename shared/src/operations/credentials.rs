@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::TokenOwner;
+use crate::domain::audit::{Action, Actor, Attribution, AuditEvent, Severity, Target};
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
 use crate::domain::jwt::{self, AccessClaims, TokenType};
 use crate::domain::portal::TokenKind;
@@ -17,12 +18,12 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
+    AuditStore, Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
 };
 
 use super::{Bcrypt, Owners, TokenRateLimit, issue_time, parse_credentials, sign};
 use crate::machinery::remembered::Tag;
-use crate::machinery::{Party, PublishedList, ReadPlans, Reads, SignedList};
+use crate::machinery::{Party, PublishedList, ReadPlans, Reads, Refusal, SignedList, Usage};
 
 pub struct Credentials<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
@@ -38,6 +39,8 @@ pub struct Credentials<'a> {
     pub(crate) read_plans: &'a ReadPlans,
     pub(crate) published: &'a PublishedList,
     pub(crate) settings: &'a Settings,
+    pub(crate) audits: &'a dyn AuditStore,
+    pub(crate) usage: &'a Usage,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
     /// Where the request came from, checked against a token's allowed addresses.
@@ -192,7 +195,11 @@ impl<'a> Credentials<'a> {
             .await?;
         let (token, used) = match (token, used) {
             (Some(token), Some(used)) if self.may_use(&token, now) => (token, used),
-            _ => return Err(Error::Unauthorized),
+            (Some(token), used) => {
+                self.refused(&token, used.is_some(), now).await;
+                return Err(Error::Unauthorized);
+            }
+            (None, _) => return Err(Error::Unauthorized),
         };
         if used.until.is_none() {
             let swap = async |to: &SecretState| {
@@ -232,13 +239,12 @@ impl<'a> Credentials<'a> {
         let now = self.clock.now();
         let plan = self.read_plans.of_refresh(&client_id);
         let (token, mut reads) = self.token_and_plan(&client_id, &plan).await?;
-        let (token, secret) = token
-            .filter(|token| self.may_use(token, now))
-            .and_then(|token| {
-                let secret = token.secret.live(presented.generation(), now)?;
-                Some((token, secret))
-            })
-            .ok_or(Error::Unauthorized)?;
+        let token = token.ok_or(Error::Unauthorized)?;
+        let live = token.secret.live(presented.generation(), now);
+        let Some(secret) = live.filter(|_| self.may_use(&token, now)) else {
+            self.refused(&token, live.is_some(), now).await;
+            return Err(Error::Unauthorized);
+        };
         let until = self.refresh_expiry(&token, secret, presented.issued_at());
         let serial = presented.serial();
         let unissued = self
@@ -267,6 +273,54 @@ impl<'a> Credentials<'a> {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Notes why a use of `token` at `now` was refused (its secret was `right` or not): an
+    /// expired token is deleted, with its event; else the refusal is counted (see [`Usage`]).
+    async fn refused(&self, token: &ApiToken, right: bool, now: Timestamp) {
+        if token.is_expired(now) {
+            self.expired(token).await;
+            return;
+        }
+        let why = if right {
+            Refusal::AllowList
+        } else {
+            Refusal::Secret
+        };
+        self.counted(Err(why), token, now).await;
+    }
+
+    /// Deletes `token`, found expired on use, with its event (once: a second finds it gone).
+    /// A failure only leaves it to be found again, or to DynamoDB's TTL.
+    async fn expired(&self, token: &ApiToken) {
+        let action = Action {
+            name: "apiToken.expired",
+            severity: Severity::Info,
+            target: Target::new("apiToken", token.client_id),
+            tenant_id: Some(token.tenant_id.clone()),
+        };
+        let by = Attribution::new(Actor::System, self.client, None);
+        let now = self.clock.now();
+        let event = AuditEvent::of(action, &by, now, self.settings.audit_retention_days);
+        let deleted = self.tokens.delete_token(&token.client_id, &event).await;
+        if let Err(e) = deleted {
+            tracing::warn!(error = %e, "an expired token could not be deleted");
+        }
+    }
+
+    /// Counts a JWT issued from `token` (`Ok`) or a refusal (`Err`), writing the counts of
+    /// an earlier minute if this is the token's first use in this one (see [`Usage`]).
+    async fn counted(&self, outcome: Result<(), Refusal>, token: &ApiToken, now: Timestamp) {
+        let days = self.settings.audit_retention_days;
+        let past = match outcome {
+            Ok(()) => self.usage.issued(token, now, days),
+            Err(why) => self.usage.refused(token, why, now, days),
+        };
+        if let Some(event) = past
+            && let Err(e) = self.audits.record_event(&event).await
+        {
+            tracing::warn!(error = %e, "a token's uses of a minute could not be recorded");
         }
     }
 
@@ -410,10 +464,14 @@ impl<'a> Credentials<'a> {
         // Counted once the caller proved the credentials, before any work for the JWT.
         // Recorded as the token's last use, in the same write.
         let now = issue_time(self.clock, &token.secret, secret).await;
-        let serial = self
-            .rate_limit
-            .admit(self.rates, &token.client_id, now)
-            .await?;
+        let admitted = self.rate_limit.admit(self.rates, &token.client_id, now);
+        let serial = match admitted.await {
+            Err(Error::RateLimited(wait)) => {
+                self.counted(Err(Refusal::RateLimit), token, now).await;
+                return Err(Error::RateLimited(wait));
+            }
+            other => other?,
+        };
         // A tenant token's roles are its own, read with its owners; a personal token's are its
         // user's in the tenant, read once the user is.
         let own_roles = match &token.owner {
@@ -430,7 +488,10 @@ impl<'a> Credentials<'a> {
         if !owners.are_current(&token.lives) {
             return Err(Error::Unauthorized);
         }
-        owners.allow(TokenKind::from(&token.owner))?;
+        if let Err(disabled) = owners.allow(TokenKind::from(&token.owner)) {
+            self.counted(Err(Refusal::Disabled), token, now).await;
+            return Err(disabled);
+        }
         let (mut roles, user) = match &token.owner {
             TokenOwner::Tenant => (token_roles, None),
             TokenOwner::User(_) => {
@@ -456,6 +517,7 @@ impl<'a> Credentials<'a> {
         let expires_at = until(token, secret, now, self.settings.access_token_ttl_seconds);
         let claims = self.access_claims(token, grants, user, now, expires_at);
         let jwt = sign(self.signer, &claims).await?;
+        self.counted(Ok(()), token, now).await;
         Ok(Signed {
             jwt,
             serial,

@@ -1,0 +1,149 @@
+//! What each API token's exchanges and refreshes came to, per minute: JWTs issued and
+//! refusals by reason, counted in memory and recorded as one audit event per token, minute
+//! and process (`apiToken.used`), written when the token is next used in a later minute. So no
+//! flood of exchanges, right or wrong, turns into more than one write per token and minute.
+//!
+//! A process's counts of a token's last minute wait for its next use there: a process that
+//! stops first loses them (on Lambda, an instance retired; locally, a stop).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::audit::{Action, Actor, Attribution, AuditEvent, Severity, Target};
+use crate::domain::{ApiToken, ClientId, TenantId, Timestamp};
+
+const MINUTE_MILLIS: i64 = 60_000;
+/// Tokens counted at once before counts of past minutes are given up (written by their next
+/// use only): a bound on memory whatever the number of tokens used.
+const TOKENS_KEPT: usize = 10_000;
+
+/// Why an exchange or refresh of a token whose record was found was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The wrong secret, or one no longer live.
+    Secret,
+    /// From outside the token's allowed addresses.
+    AllowList,
+    /// Beyond the token's JWTs per minute.
+    RateLimit,
+    /// Its kind of token, or API tokens, switched off by the vendor.
+    Disabled,
+}
+
+impl Refusal {
+    const ALL: [Self; 4] = [
+        Self::Secret,
+        Self::AllowList,
+        Self::RateLimit,
+        Self::Disabled,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Secret => "secret",
+            Self::AllowList => "allowList",
+            Self::RateLimit => "rateLimit",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// One token's counts in one minute.
+struct Minute {
+    minute: i64,
+    tenant_id: TenantId,
+    issued: u64,
+    refused: [u64; 4],
+}
+
+#[derive(Default)]
+pub(crate) struct Usage {
+    minutes: Mutex<HashMap<ClientId, Minute>>,
+}
+
+impl Usage {
+    /// Counts a JWT issued from `token` at `now`; the event of its counts of an earlier
+    /// minute, if any, to be written now.
+    pub(crate) fn issued(
+        &self,
+        token: &ApiToken,
+        now: Timestamp,
+        retention_days: u32,
+    ) -> Option<AuditEvent> {
+        self.count(token, now, retention_days, |minute| minute.issued += 1)
+    }
+
+    /// Counts a refusal of `token` at `now`, as [`Usage::issued`].
+    pub(crate) fn refused(
+        &self,
+        token: &ApiToken,
+        why: Refusal,
+        now: Timestamp,
+        retention_days: u32,
+    ) -> Option<AuditEvent> {
+        let at = Refusal::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.count(token, now, retention_days, |minute| minute.refused[at] += 1)
+    }
+
+    fn count(
+        &self,
+        token: &ApiToken,
+        now: Timestamp,
+        retention_days: u32,
+        add: impl FnOnce(&mut Minute),
+    ) -> Option<AuditEvent> {
+        let minute = now.millis().div_euclid(MINUTE_MILLIS);
+        let fresh = || Minute {
+            minute,
+            tenant_id: token.tenant_id.clone(),
+            issued: 0,
+            refused: [0; 4],
+        };
+        let mut minutes = self.minutes.lock().ok()?;
+        if minutes.len() >= TOKENS_KEPT && !minutes.contains_key(&token.client_id) {
+            minutes.retain(|_, m| m.minute == minute);
+        }
+        let entry = minutes.entry(token.client_id).or_insert_with(fresh);
+        let past = (entry.minute != minute).then(|| std::mem::replace(entry, fresh()));
+        add(entry);
+        drop(minutes);
+        past.map(|past| past.event(token.client_id, now, retention_days))
+    }
+}
+
+impl Minute {
+    fn event(self, client_id: ClientId, now: Timestamp, retention_days: u32) -> AuditEvent {
+        let refused: Map<String, Value> = Refusal::ALL
+            .iter()
+            .zip(self.refused)
+            .map(|(why, n)| (why.name().to_owned(), json!(n)))
+            .collect();
+        let total: u64 = self.refused.iter().sum();
+        let started = Timestamp::from_millis(self.minute * MINUTE_MILLIS);
+        let action = Action {
+            name: "apiToken.used",
+            severity: if total > 0 {
+                Severity::Medium
+            } else {
+                Severity::Info
+            },
+            target: Target::new("apiToken", client_id),
+            tenant_id: Some(self.tenant_id),
+        };
+        let by = Attribution::new(Actor::Credential { id: client_id }, None, None);
+        let mut event = AuditEvent::of(action, &by, now, retention_days);
+        event.description = format!(
+            "API token {client_id}: {} JWTs issued, {total} refused in the minute from {}",
+            self.issued,
+            started.iso8601()
+        );
+        event.fields = Map::from_iter([
+            ("minute".to_owned(), json!(started.iso8601())),
+            ("issued".to_owned(), json!(self.issued)),
+            ("refused".to_owned(), Value::Object(refused)),
+        ]);
+        event
+    }
+}
