@@ -11,7 +11,7 @@ use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::domain::audit::Attribution;
 use crate::error::{Error, Result};
-use crate::machinery::Usage;
+use crate::machinery::{Refusals, Usage};
 use crate::operations::{
     ApiTokens, Auditor, Audits, Bcrypt, Credentials, Directory, Portal, PublishedList, ReadPlans,
     RefreshKeys, Retirement, TokenRateLimit, Vendors,
@@ -39,6 +39,7 @@ pub struct App {
     read_plans: ReadPlans,
     published: PublishedList,
     usage: Usage,
+    refusals: Refusals,
 }
 
 impl App {
@@ -96,6 +97,7 @@ impl App {
             read_plans: ReadPlans::new(),
             published: PublishedList::default(),
             usage: Usage::default(),
+            refusals: Refusals::default(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -152,6 +154,7 @@ impl App {
     pub fn audits(&self) -> Audits<'_> {
         Audits {
             store: &*self.audits,
+            refusals: &self.refusals,
             audit: self.auditor(),
         }
     }

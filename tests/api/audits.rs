@@ -372,6 +372,7 @@ async fn frontegg_audits_client_sends_and_reads_events() {
 /// A vendor's event is bounded and cannot pose as the service's.
 async fn a_vendors_event_is_checked(t: &TestApp) {
     let vendor = t.as_vendor().await;
+    let secret = vendor.tenant("globex").token(json!({})).await.secret;
     let headers = [("x-access-token", vendor.token.as_str())];
     for (body, error) in [
         (json!({"severity": "Info"}), "tenantId"),
@@ -384,6 +385,34 @@ async fn a_vendors_event_is_checked(t: &TestApp) {
         (
             json!({"tenantId": "acme", "severity": "Info", "big": "x".repeat(9000)}),
             "bytes",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "Actor": "root"}),
+            "Actor",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "ttl": 1}),
+            "ttl",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "actor\u{200b}": 1}),
+            "field",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "": 1}),
+            "field",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "action": "apiToken.deleted"}),
+            "own",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "description": "a\nb"}),
+            "control",
+        ),
+        (
+            json!({"tenantId": "acme", "severity": "Info", "note": {"s": secret}}),
+            "secret",
         ),
     ] {
         let reply = t.post("/audits", &headers, &body).await;
@@ -572,18 +601,60 @@ async fn a_refused_escalation_is_recorded(t: &TestApp) {
     let beyond = admin.call(Method::POST, TENANT_TOKENS, Some(body)).await;
     assert_eq!(beyond.status, StatusCode::FORBIDDEN, "{:?}", beyond.body);
 
-    let page = audits(t, &vendor.token, Some("acme"), "filter=new").await;
-    assert_eq!(actions(&page), ["apiToken.refused", "apiToken.refused"]);
-    let actors: Vec<&Value> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| &e["actor"]["id"])
-        .collect();
-    assert_eq!(actors, [&json!("alice"), &json!("bob")]);
-    for event in page["data"].as_array().unwrap() {
-        assert_eq!(event["outcome"], "refused");
-        assert_eq!(event["severity"], "High");
+    // Refused before a token is read, or on a creation: the tenant is the target.
+    for user in ["alice", "bob"] {
+        let page = audits(t, &vendor.token, Some("acme"), &format!("actorId={user}")).await;
+        let event = &page["data"][0];
+        assert_eq!(event["action"], "apiToken.refused", "{page}");
+        assert_eq!(event["target"], json!({"type": "tenant", "id": "acme"}));
+        assert_eq!(
+            (&event["outcome"], &event["severity"]),
+            (&json!("refused"), &json!("High"))
+        );
     }
+    // A flood of refusals is recorded a few times a minute, not at the rate it comes.
+    for _ in 0..8 {
+        let made = reader
+            .call(Method::POST, TENANT_TOKENS, Some(json!({})))
+            .await;
+        assert_eq!(made.status, StatusCode::FORBIDDEN);
+    }
+    let bobs = audits(t, &vendor.token, Some("acme"), "actorId=bob&count=100").await;
+    let refused = actions(&bobs)
+        .iter()
+        .filter(|a| **a == "apiToken.refused")
+        .count();
+    assert_eq!(refused, 5, "{bobs}");
 }
 on_both_stores!(a_refused_escalation_is_recorded);
+
+/// A cascade's tokens each get their deletion; a change that changes nothing gets none.
+async fn a_cascade_records_each_token_it_ends(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let alice = acme.user("alice");
+    alice.join(json!([])).await;
+    let bot = acme.token(json!({"description": "bot"})).await;
+    let laptop = alice.personal_token(json!({})).await;
+    let path = format!("{TENANT_TOKENS}/{}", bot.client_id);
+    for body in [json!({}), json!({"description": "bot"})] {
+        let same = acme.call(Method::PATCH, &path, Some(body)).await;
+        assert_eq!(same.status, StatusCode::OK, "{:?}", same.body);
+    }
+    let gone = vendor
+        .call(Method::DELETE, "/identity/resources/tenants/v1/acme", None)
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+    for token in [&bot, &laptop] {
+        let page = audits(
+            t,
+            &vendor.token,
+            None,
+            &format!("filter={}", token.client_id),
+        )
+        .await;
+        assert_eq!(actions(&page), ["apiToken.deleted", "apiToken.created"]);
+        assert_eq!(page["data"][0]["actor"]["type"], "vendor");
+    }
+}
+on_both_stores!(a_cascade_records_each_token_it_ends);

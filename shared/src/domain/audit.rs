@@ -391,8 +391,25 @@ pub struct VendorEvent {
     pub fields: Map<String, Value>,
 }
 
-/// Fields of our own, which a vendor's event cannot set.
-const RESERVED: [&str; 15] = [
+/// The service's own actions begin so; a vendor's event cannot take one of them.
+const OWN_ACTIONS: [&str; 8] = [
+    "apitoken.",
+    "vendorcredential.",
+    "portalsession.",
+    "tenant.",
+    "user.",
+    "role.",
+    "permission.",
+    "configuration.",
+];
+
+/// The longest action and description a vendor's event holds, and field name.
+const MAX_ACTION_CHARS: usize = 128;
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+const MAX_FIELD_NAME_CHARS: usize = 64;
+
+/// Fields of our own (compared without case), which a vendor's event cannot set.
+const RESERVED: [&str; 24] = [
     "id",
     "frontegg_id",
     "createdAt",
@@ -408,7 +425,63 @@ const RESERVED: [&str; 15] = [
     "userAgent",
     "keepUntil",
     "userId",
+    "at",
+    "fields",
+    "issued",
+    "minute",
+    "refused",
+    "ttl",
+    "pk",
+    "sk",
+    "event",
 ];
+
+/// A text a vendor's event holds as `name`: at most `max` characters, none of them a control
+/// character.
+fn vendor_text(name: &str, text: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
+    match text {
+        Some(text) if text.chars().count() > max || text.chars().any(char::is_control) => {
+            Err(Invalid(format!(
+                "{name} must be at most {max} characters, none of them a control character"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The vendor's own fields: well named, none of the service's, and no secret in them.
+fn check_fields(body: &Map<String, Value>) -> Result<(), Invalid> {
+    let well_named = |name: &str| {
+        (1..=MAX_FIELD_NAME_CHARS).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    };
+    if let Some(name) = body.keys().find(|k| !well_named(k)) {
+        return Err(Invalid(format!(
+            "field {:?} must be 1 to {MAX_FIELD_NAME_CHARS} letters, digits, '_', '-' or '.'",
+            rules::excerpt(name)
+        )));
+    }
+    let reserved = |name: &str| RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name));
+    if let Some(name) = body.keys().find(|k| reserved(k)) {
+        return Err(Invalid(format!("{name} is set by the service")));
+    }
+    if body.values().any(holds_secret) {
+        return Err(Invalid("An audit event must not hold a secret".into()));
+    }
+    Ok(())
+}
+
+/// Whether `value` holds, anywhere, one of the service's secrets (`m2m…_` and its checksum).
+fn holds_secret(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.starts_with("m2m") && super::Secret::parse(text).is_ok(),
+        Value::Array(items) => items.iter().any(holds_secret),
+        Value::Object(fields) => fields.values().any(holds_secret),
+        _ => false,
+    }
+}
 
 impl VendorEvent {
     /// The vendor's event from its body; 400 naming what does not fit.
@@ -431,11 +504,19 @@ impl VendorEvent {
         let severity = Severity::parse(&severity).ok_or_else(|| {
             Invalid("severity must be one of Info, Medium, High, Critical, Error".into())
         })?;
-        let action = text(&mut body, "action")?;
-        let description = text(&mut body, "description")?;
-        if let Some(name) = body.keys().find(|k| RESERVED.contains(&k.as_str())) {
-            return Err(Invalid(format!("{name} is set by the service")));
+        let action = vendor_text("action", text(&mut body, "action")?, MAX_ACTION_CHARS)?;
+        if let Some(own) = action.as_deref().filter(|a| {
+            let lower = a.to_ascii_lowercase();
+            OWN_ACTIONS.iter().any(|own| lower.starts_with(own))
+        }) {
+            return Err(Invalid(format!(
+                "action {} is one of the service's own",
+                rules::excerpt(own)
+            )));
         }
+        let description = text(&mut body, "description")?;
+        let description = vendor_text("description", description, MAX_DESCRIPTION_CHARS)?;
+        check_fields(&body)?;
         if body.len() > MAX_VENDOR_FIELDS {
             return Err(Invalid(format!(
                 "An audit event holds at most {MAX_VENDOR_FIELDS} fields"
@@ -459,9 +540,9 @@ impl VendorEvent {
             tenant_id: Some(self.tenant_id.clone()),
         };
         let mut event = AuditEvent::of(action, by, at, retention_days);
-        if let Some(description) = self.description {
-            event.description = description;
-        }
+        event.description = self
+            .description
+            .unwrap_or_else(|| format!("The vendor's event: {}", event.action));
         event.fields = self.fields;
         event
     }

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::domain::audit::{Actor, Attribution, Target};
 use crate::domain::ids::InvalidId;
 use crate::domain::portal::{PortalUser, TokenAction, TokenKind, permission_key};
-use crate::domain::{TenantId, UserId, VendorClaims};
+use crate::domain::{ClientId, TenantId, UserId, VendorClaims};
 use crate::error::{Error, Result};
 use crate::operations::{Manager, Owner};
 
@@ -320,27 +320,32 @@ async fn session_allowed(
             "You need the permission {} to do this",
             permission_key(kind, action)
         ));
+        // Refused before any token is read: the refusal is the tenant's, whatever the path.
         let by = call.attribution_of(session_actor(&user));
-        record_refusal(app, by, &user.tenant_id, call.path_id(), &refused).await;
+        record_refusal(app, by, &user.tenant_id, None, &refused).await;
         return Err(refused);
     }
     Ok(user)
 }
 
-/// Records a 403 to a portal session (the refusal is the event), naming the token the path
-/// names (`path_id`), if any. A failure to record it is logged; the request is refused
-/// either way.
+/// Records a 403 to a portal session (the refusal is the event): its target is `token`, one of
+/// the session's tenant's tokens that a handler found and refused to act on, else the tenant.
+/// At most a few per user and minute are recorded (see [`crate::operations::Audits::refused`]).
+/// A failure to record it is logged; the request is refused either way.
 pub(super) async fn record_refusal(
     app: &App,
     by: Attribution,
     tenant: &TenantId,
-    path_id: Option<&str>,
+    token: Option<ClientId>,
     refused: &Error,
 ) {
     let Error::Forbidden(why) = refused else {
         return;
     };
-    let target = Target::new("apiToken", path_id.unwrap_or("new"));
+    let target = match token {
+        Some(token) => Target::new("apiToken", token),
+        None => Target::new("tenant", tenant),
+    };
     let audits = app.audits().by(by);
     let recorded = audits.refused("apiToken.refused", target, tenant.clone(), why);
     if let Err(e) = recorded.await {

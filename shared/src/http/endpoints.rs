@@ -19,6 +19,7 @@ use super::{
     audits, configuration, credentials, directory, discovery, oauth, portal, tokens, vendors,
 };
 use crate::app::App;
+use crate::domain::ClientId;
 use crate::domain::audit::Actor;
 use crate::domain::portal::TokenAction;
 use crate::error::{Error, Result};
@@ -99,13 +100,13 @@ impl<C: Check> Serve for Guarded<C> {
             let Actor::User { tenant_id, .. } = &call.actor else {
                 return (self.0)(app, caller, call).await;
             };
-            // A portal session the handler refuses (403): the refusal is recorded.
+            // A portal session the handler refuses (403): the refusal is recorded. A handler
+            // refuses to act on a token only once it found it among the session's tenant's.
             let (tenant, by) = (tenant_id.clone(), call.attribution());
-            let path_id = call.path_id().map(str::to_owned);
+            let token = call.path_id().and_then(|id| ClientId::parse(id).ok());
             let answer = (self.0)(Arc::clone(&app), caller, call).await;
             if let Err(refused @ Error::Forbidden(_)) = &answer {
-                let id = path_id.as_deref();
-                super::caller::record_refusal(&app, by, &tenant, id, refused).await;
+                super::caller::record_refusal(&app, by, &tenant, token, refused).await;
             }
             answer
         })

@@ -19,4 +19,4 @@ pub(crate) use rate_limit::TokenRateLimit;
 pub(crate) use reads::{ReadPlans, Reads, keys_of, live_docs};
 pub(crate) use revocation_list::PublishedList;
 pub use revocation_list::SignedList;
-pub(crate) use usage::{Refusal, Usage};
+pub(crate) use usage::{Refusal, Refusals, Usage};

@@ -58,6 +58,34 @@ struct Minute {
     refused: [u64; 4],
 }
 
+/// Refusals of one actor recorded per minute and process, at most.
+pub const REFUSALS_PER_MINUTE: u32 = 5;
+
+/// How many refusals of each actor this process recorded in the current minute.
+#[derive(Default)]
+pub(crate) struct Refusals {
+    recorded: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl Refusals {
+    /// Whether one more refusal of `actor` may be recorded at `now`.
+    pub(crate) fn admit(&self, actor: &str, now: Timestamp) -> bool {
+        let minute = now.millis().div_euclid(MINUTE_MILLIS);
+        let Ok(mut recorded) = self.recorded.lock() else {
+            return false;
+        };
+        if recorded.len() >= TOKENS_KEPT && !recorded.contains_key(actor) {
+            recorded.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = recorded.entry(actor.to_owned()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= REFUSALS_PER_MINUTE
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Usage {
     minutes: Mutex<HashMap<ClientId, Minute>>,

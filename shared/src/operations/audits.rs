@@ -10,12 +10,14 @@ use crate::error::{Error, Result};
 use crate::ports::AuditStore;
 
 use super::Auditor;
+use crate::machinery::Refusals;
 
 /// The most events of one search that may be narrowed to one actor.
 pub const MAX_NARROWED: u64 = 10_000;
 
 pub struct Audits<'a> {
     pub(crate) store: &'a dyn AuditStore,
+    pub(crate) refusals: &'a Refusals,
     pub(crate) audit: Auditor<'a>,
 }
 
@@ -63,7 +65,9 @@ impl Audits<'_> {
     }
 
     /// Records a refusal that is itself the event (a 403 to a portal session): `name` done to
-    /// `target` in `tenant_id`, refused because `why`.
+    /// `target` in `tenant_id`, refused because `why`. At most [`REFUSALS_PER_MINUTE`](crate::machinery::usage::REFUSALS_PER_MINUTE) of one
+    /// actor's a minute in each process: the rest are not recorded, so that refused requests
+    /// never turn into writes at the rate they come.
     pub async fn refused(
         &self,
         name: &str,
@@ -71,6 +75,10 @@ impl Audits<'_> {
         tenant_id: TenantId,
         why: &str,
     ) -> Result<()> {
+        let now = self.audit.clock.now();
+        if !self.refusals.admit(&self.audit.by.actor.id(), now) {
+            return Ok(());
+        }
         let event = self
             .audit
             .event(name, Severity::High, target, Some(tenant_id));

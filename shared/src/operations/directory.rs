@@ -892,7 +892,15 @@ impl Directory<'_> {
                 token.lives.check(&token.tenant_id, tenant, user).is_err()
             })
             .collect();
-        self.retirement.retire(&void).await
+        let event = |token: &ApiToken| {
+            let mut event = self
+                .audit
+                .token_event("apiToken.deleted", Severity::Medium, token);
+            event.description =
+                format!("{}, ended with its tenant or membership", event.description);
+            event
+        };
+        self.retirement.retire(&void, event).await
     }
 
     /// Changes a user (creating them if need be) by `change`, applied to the user as stored

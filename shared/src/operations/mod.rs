@@ -86,6 +86,9 @@ impl Auditor<'_> {
     }
 }
 
+/// Tokens a cascade deletes at once.
+const DELETIONS_AT_ONCE: usize = 16;
+
 /// Ending tokens: deleting them and voiding the JWTs already issued from them. The
 /// revocations are written first, so a failure in between leaves a token that still works
 /// (its newer JWTs included), never a token gone whose JWTs still do. Only tokens whose JWTs
@@ -174,14 +177,24 @@ impl Retirement<'_> {
         self.tokens.delete_token(&token.client_id, event).await
     }
 
-    /// Voids the JWTs of `tokens`, then deletes them and their refresh tokens.
-    pub(crate) async fn retire(&self, tokens: &[ApiToken]) -> Result<()> {
+    /// Voids the JWTs of `tokens`, then deletes each and its refresh tokens with its `event`
+    /// (a few at once); one already gone is passed over, with no event.
+    pub(crate) async fn retire(
+        &self,
+        tokens: &[ApiToken],
+        event: impl Fn(&ApiToken) -> AuditEvent,
+    ) -> Result<()> {
         if tokens.is_empty() {
             return Ok(());
         }
         self.revoke(tokens).await?;
-        let ids: Vec<ClientId> = tokens.iter().map(|t| t.client_id).collect();
-        self.tokens.delete_tokens(&ids).await
+        for chunk in tokens.chunks(DELETIONS_AT_ONCE) {
+            let events: Vec<AuditEvent> = chunk.iter().map(&event).collect();
+            let deletions = (chunk.iter().zip(&events))
+                .map(|(token, event)| self.tokens.delete_token(&token.client_id, event));
+            futures::future::try_join_all(deletions).await?;
+        }
+        Ok(())
     }
 }
 

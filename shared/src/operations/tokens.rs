@@ -332,6 +332,17 @@ impl ApiTokens<'_> {
         patch: TokenPatch,
     ) -> Result<ApiToken> {
         let mut token = self.managed(manager, client_id).await?;
+        let patched = |t: &ApiToken| {
+            let ips = t.allowed_ips.texts();
+            (
+                t.description.clone(),
+                t.metadata.clone(),
+                t.role_ids.clone(),
+                t.permission_ids.clone(),
+                ips,
+            )
+        };
+        let before = patched(&token);
         if let Some(role_ids) = patch.role_ids {
             let life = tenant_life(self.directory, &token.tenant_id).await?;
             let anew = named_anew(&role_ids, &token.role_ids);
@@ -353,6 +364,9 @@ impl ApiTokens<'_> {
             token.allowed_ips = allowed_ips;
         }
         manager.may_manage(&token.role_ids, &token.permission_ids)?;
+        if patched(&token) == before {
+            return Ok(token); // nothing to change: no write, no event
+        }
         let event = self
             .audit
             .token_event("apiToken.changed", Severity::Medium, &token);

@@ -201,7 +201,7 @@ try {
   await kp.waitForSelector('#view-personal tbody tr:has-text("keyboard token")');
   // Focus comes back once the list has loaded again; a busy machine may take a moment.
   await kp
-    .waitForFunction(() => document.activeElement && document.activeElement.id === 'create-personal', null, { timeout: 5000 })
+    .waitForFunction(() => document.activeElement && document.activeElement.id === 'create-personal', null, { timeout: 15000 })
     .catch(() => {});
   found.focusAfterDialog = await kp.evaluate(() => document.activeElement.id);
   // When the session has run out, the page says so instead of failing silently.
