@@ -137,7 +137,11 @@ async fn a_portal_session_acts_as_its_user_and_its_opening_is_recorded(t: &TestA
     let sessions = audits(t, &vendor.token, Some("acme"), "filter=alice").await;
     assert_eq!(
         actions(&sessions),
-        ["portalSession.opened", "portalSession.handoffIssued"]
+        [
+            "portalSession.opened",
+            "portalSession.handoffIssued",
+            "user.created"
+        ]
     );
     assert_eq!(sessions["data"][1]["actor"]["type"], "vendor");
 }
@@ -658,3 +662,25 @@ async fn a_cascade_records_each_token_it_ends(t: &TestApp) {
     }
 }
 on_both_stores!(a_cascade_records_each_token_it_ends);
+
+/// A user's change that concerns one tenant (joining it, leaving it, roles there) is that
+/// tenant's event too.
+async fn a_users_change_in_one_tenant_is_in_that_tenants_log(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.role("r-admin", "admin", json!([])).await;
+    let alice = vendor.tenant("acme").user("alice");
+    alice.join(json!([])).await;
+    let assigned = (vendor.tenant("acme"))
+        .call(
+            Method::POST,
+            "/identity/resources/users/v1/alice/roles",
+            Some(json!({"roleIds": ["r-admin"]})),
+        )
+        .await;
+    assert!(assigned.status.is_success(), "{:?}", assigned.body);
+    let page = audits(t, &vendor.token, Some("acme"), "filter=alice").await;
+    assert_eq!(actions(&page), ["user.changed", "user.created"], "{page}");
+    let globex = audits(t, &vendor.token, Some("globex"), "filter=alice").await;
+    assert_eq!(globex["total"], 0);
+}
+on_both_stores!(a_users_change_in_one_tenant_is_in_that_tenants_log);

@@ -21,8 +21,8 @@ use std::time::Duration;
 use crate::domain::audit::{Attribution, AuditEvent, Severity, Target};
 use crate::domain::configuration::{TOKEN_SETTINGS_ID, TokenSettings};
 use crate::domain::directory::{
-    EntityKind, Origin, Permission, PermissionChange, Role, RoleChange, Tenant, TenantChange, User,
-    UserChange,
+    EntityKind, Membership, Origin, Permission, PermissionChange, Role, RoleChange, Tenant,
+    TenantChange, User, UserChange,
 };
 use crate::domain::document::{Document, Record, Stamped, WrongKind};
 use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClash, not_a_member};
@@ -61,6 +61,30 @@ fn busy(kind: EntityKind, id: &str) -> Error {
         "{} {id} is being changed by other requests; try again",
         kind_title(kind)
     ))
+}
+
+/// The one tenant whose membership a user's write changes (joined, left, or its roles), if
+/// exactly one: the write is that tenant's event too.
+fn only_tenant_changed(before: Option<&Record>, after: &Record) -> Option<TenantId> {
+    let memberships = |record: Option<&Record>| match record.and_then(|r| r.doc.as_ref()) {
+        Some(Document::User(user)) => user.tenants.clone(),
+        _ => Vec::new(),
+    };
+    let (was, is) = (memberships(before), memberships(Some(after)));
+    let changed = |of: &[Membership], other: &[Membership]| -> Vec<TenantId> {
+        of.iter()
+            .filter(|m| !other.contains(m))
+            .map(|m| m.tenant_id.clone())
+            .collect()
+    };
+    let mut tenants = changed(&was, &is);
+    tenants.extend(changed(&is, &was));
+    tenants.sort();
+    tenants.dedup();
+    match tenants.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// Which part of a listing to read: page `page` (from 0) of `limit` records.
@@ -323,6 +347,7 @@ impl Directory<'_> {
         let tenant = match (kind, doc) {
             (EntityKind::Tenant, _) => TenantId::parse(id).ok(),
             (EntityKind::Role, Some(Document::Role(role))) => role.tenant_id.clone(),
+            (EntityKind::User, _) => only_tenant_changed(before, after),
             _ => None,
         };
         let noun = match kind {
