@@ -26,12 +26,9 @@ fn counts_pk(scope: &Scope) -> String {
     format!("AUDITCOUNT#{}", scope.key())
 }
 
-/// The shard of an event's counts (FNV-1a of its id).
+/// The shard of an event's counts.
 fn shard(id: &str) -> u32 {
-    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    hash % COUNT_SHARDS
+    shard_of(id, COUNT_SHARDS)
 }
 
 fn ttl(at: Timestamp) -> AttributeValue {

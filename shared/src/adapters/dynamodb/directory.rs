@@ -34,12 +34,9 @@ fn count_key(listing: &str, shard: u32) -> Item {
     key(format!("COUNT#{listing}"), shard.to_string())
 }
 
-/// The count item a write of the record `id` changes (FNV-1a of the id: stable everywhere).
+/// The count item a write of the record `id` changes.
 fn count_shard(listing: &str, id: &str) -> Item {
-    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    count_key(listing, hash % COUNT_SHARDS)
+    count_key(listing, shard_of(id, COUNT_SHARDS))
 }
 
 /// The item holding where a role's or permission's key is held: `holders`, a string set of
