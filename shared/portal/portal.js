@@ -1,7 +1,7 @@
 'use strict';
 // The self-service page. It swaps the hand-off in its URL fragment for a session kept only in
 // this variable (no cookie, no storage), then lists, creates, edits, rotates and deletes tokens through
-// the API it was served by.
+// the API it was served by, and shows the tenant's activity (its audit trail) to those who may read it.
 (function () {
   const PATHS = {
     personal: '/identity/resources/users/api-tokens/v1',
@@ -16,8 +16,13 @@
     { value: 'never', label: 'Never' },
   ];
   const SOON_MS = 7 * 24 * 3600 * 1000;
+  const VIEWS = ['personal', 'tenant', 'activity'];
+  const ACTIVITY_PAGE = 20;
 
-  const state = { session: null, info: null, kind: 'personal', tokens: { personal: [], tenant: [] }, query: { personal: '', tenant: '' }, ended: false };
+  const state = {
+    session: null, info: null, kind: 'personal', tokens: { personal: [], tenant: [] }, query: { personal: '', tenant: '' }, ended: false,
+    activity: { offset: 0, filter: '', page: null },
+  };
   const $ = (id) => document.getElementById(id);
 
   // h('tag', {attr: value, onclick: fn}, child, ...): elements without HTML parsing.
@@ -199,9 +204,92 @@
     }
   }
 
+  // The activity: a page of the tenant's audit trail, newest first, searched by what it was done to.
+  function actorName(actor) {
+    switch (actor && actor.type) {
+      case 'user': return actor.id;
+      case 'vendor': return 'The application';
+      case 'provisioning': return 'Provisioning (' + actor.id + ')';
+      case 'credential': return 'Token ' + actor.id;
+      case 'system': return 'The service';
+      default: return 'Someone unidentified';
+    }
+  }
+
+  function formatTime(iso) {
+    return new Date(iso).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  function renderActivity(focusId) {
+    const view = $('view-activity');
+    const { page, offset, filter } = state.activity;
+    const searchForm = h('form', { class: 'search', role: 'search', onsubmit: (event) => {
+      event.preventDefault();
+      state.activity.filter = $('search-activity').value.trim();
+      state.activity.offset = 0;
+      loadActivity('search-activity');
+    } },
+    h('label', { for: 'search-activity', text: 'Search by client ID, user ID or role ID' }),
+    h('span', { class: 'search-row' },
+      h('input', { id: 'search-activity', type: 'search', value: filter, autocomplete: 'off' }),
+      h('button', { type: 'submit', class: 'secondary', id: 'search-activity-submit', text: 'Search' })));
+    view.replaceChildren(h('div', { class: 'view-head' },
+      h('div', {}, h('h2', { text: 'Activity' }),
+        h('p', { class: 'muted', text: 'Who did what to the tokens, people and roles of ' + state.info.tenantId + ', newest first.' })),
+      searchForm));
+    const events = page.data;
+    if (!events.length) {
+      view.append(h('p', { class: 'muted', role: 'status', id: 'activity-none',
+        text: filter ? 'No activity concerns “' + filter + '”.' : 'Nothing has happened here yet.' }));
+    } else {
+      const columns = ['When', 'What', 'By', 'From', 'Outcome'];
+      const rows = events.map((event) => h('tr', {},
+        h('td', { 'data-label': 'When' }, h('time', { datetime: event.createdAt, text: formatTime(event.createdAt) })),
+        h('td', { 'data-label': 'What', class: 'what' }, h('span', { text: event.description }), h('br'), h('code', { class: 'muted', text: event.action })),
+        h('td', { 'data-label': 'By' }, actorName(event.actor)),
+        h('td', { 'data-label': 'From' }, event.ip || h('span', { class: 'muted', text: '—' })),
+        h('td', { 'data-label': 'Outcome' }, event.outcome === 'refused'
+          ? h('span', { class: 'badge expired', text: 'Refused' }) : 'Done')));
+      view.append(h('table', {},
+        h('caption', { class: 'visually-hidden', text: 'Activity' }),
+        h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', text: c })))),
+        h('tbody', {}, rows)));
+    }
+    const last = offset + events.length;
+    const move = (to, id) => { state.activity.offset = to; loadActivity(id); };
+    view.append(h('nav', { class: 'pager', 'aria-label': 'Activity pages' },
+      h('p', { id: 'activity-range', class: 'muted', 'aria-live': 'polite',
+        text: events.length ? 'Showing ' + (offset + 1) + '–' + last + ' of ' + page.total : '' }),
+      h('button', { type: 'button', class: 'secondary', id: 'activity-newer', disabled: offset === 0,
+        onclick: () => move(Math.max(0, offset - ACTIVITY_PAGE), 'activity-newer'), text: 'Newer' }),
+      h('button', { type: 'button', class: 'secondary', id: 'activity-older', disabled: last >= page.total,
+        onclick: () => move(last, 'activity-older'), text: 'Older' })));
+    if (focusId) {
+      const target = $(focusId);
+      (target && !target.disabled ? target : $('search-activity')).focus();
+    }
+  }
+
+  async function loadActivity(focusId) {
+    const query = new URLSearchParams({ offset: String(state.activity.offset), count: String(ACTIVITY_PAGE) });
+    if (state.activity.filter) query.set('filter', state.activity.filter);
+    try {
+      state.activity.page = await api('GET', '/audits?' + query);
+      renderActivity(focusId);
+    } catch (e) {
+      if (!state.ended) $('view-activity').replaceChildren(h('p', { class: 'error', role: 'alert', text: e.message }));
+    }
+  }
+
+  function refresh(kind) {
+    return kind === 'activity' ? loadActivity() : load(kind);
+  }
+
   function selectTab(kind, focus) {
+    const changed = state.kind !== kind;
     state.kind = kind;
-    for (const other of ['personal', 'tenant']) {
+    if (changed && kind === 'activity' && state.activity.page) loadActivity();
+    for (const other of VIEWS) {
       const tab = $('tab-' + other);
       const selected = other === kind;
       tab.setAttribute('aria-selected', String(selected));
@@ -212,7 +300,7 @@
   }
 
   function visibleKinds() {
-    return ['personal', 'tenant'].filter((kind) => !$('tab-' + kind).hidden);
+    return VIEWS.filter((kind) => !$('tab-' + kind).hidden);
   }
 
   // Dialogs: modal (the page behind is inert), focus returns where it was on close.
@@ -448,7 +536,7 @@
   });
 
   // Tabs: arrow keys move between them.
-  for (const kind of ['personal', 'tenant']) {
+  for (const kind of VIEWS) {
     const tab = $('tab-' + kind);
     tab.addEventListener('click', () => selectTab(kind, false));
     tab.addEventListener('keydown', (event) => {
@@ -496,14 +584,15 @@
       $('tab-' + kind).hidden = !shown;
       if (!shown) $('view-' + kind).hidden = true;
     }
+    $('tab-activity').hidden = !info.readAudits;
     const kinds = visibleKinds();
     if (!kinds.length) {
-      showStatus('You do not have permission to see any tokens. Ask an administrator of your account.');
+      showStatus('You do not have permission to see any tokens or activity. Ask an administrator of your account.');
       return;
     }
     $('app').hidden = false;
     selectTab(kinds[0], false);
-    await Promise.all(kinds.map(load));
+    await Promise.all(kinds.map(refresh));
   }
 
   start();

@@ -684,3 +684,56 @@ async fn a_users_change_in_one_tenant_is_in_that_tenants_log(t: &TestApp) {
     assert_eq!(globex["total"], 0);
 }
 on_both_stores!(a_users_change_in_one_tenant_is_in_that_tenants_log);
+
+/// A portal session whose user holds `fe.secure.read.audits` reads its own tenant's events and
+/// no other's, whatever it names; one without it is refused, and that refusal is recorded.
+async fn a_session_reads_its_own_tenants_trail_only(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let (acme, globex) = (vendor.tenant("acme"), vendor.tenant("globex"));
+    let ours = acme.token(json!({"description": "ours"})).await;
+    let theirs = globex.token(json!({"description": "theirs"})).await;
+    acme.user("alice").join(json!(["token-admin"])).await;
+    acme.user("dave").join(json!(["deployer"])).await;
+    let admin = session(t, &acme.user("alice")).await;
+    let info = admin.call(Method::GET, "/portal/v1/session", None).await;
+    assert_eq!(info.body["readAudits"], true, "{:?}", info.body);
+
+    let read = |query: String, tenant: Option<&'static str>| {
+        let headers: Vec<_> = tenant
+            .map(|t| ("frontegg-tenant-id", t))
+            .into_iter()
+            .collect();
+        let admin = &admin;
+        async move {
+            let path = format!("/audits?{query}");
+            let reply = admin.call_with(Method::GET, &path, &headers, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {:?}", reply.body);
+            reply.body
+        }
+    };
+    let all = read("count=100".into(), None).await;
+    let events = all["data"].as_array().unwrap();
+    assert!(events.len() >= 3, "{all}");
+    assert!(events.iter().all(|e| e["tenantId"] == "acme"), "{all}");
+    let own = read(format!("filter={}", ours.client_id), None).await;
+    assert_eq!(actions(&own), ["apiToken.created"]);
+    for (query, tenant) in [
+        (format!("filter={}", theirs.client_id), None),
+        ("tenantId=globex".to_owned(), None),
+        (String::new(), Some("globex")),
+        (format!("filter={}", theirs.client_id), Some("globex")),
+    ] {
+        assert_eq!(read(query, tenant).await["total"], 0, "another tenant's");
+    }
+
+    let deployer = session(t, &acme.user("dave")).await;
+    let info = deployer.call(Method::GET, "/portal/v1/session", None).await;
+    assert_eq!(info.body["readAudits"], false);
+    let refused = deployer.call(Method::GET, "/audits", None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    assert!(refused.error().contains("fe.secure.read.audits"));
+    let page = audits(t, &vendor.token, Some("acme"), "actorId=dave").await;
+    assert_eq!(page["data"][0]["action"], "portalSession.refused", "{page}");
+}
+on_both_stores!(a_session_reads_its_own_tenants_trail_only);

@@ -21,7 +21,7 @@ impl Session<'_> {
         self.call_with(method, path, &[], body).await
     }
 
-    async fn call_with(
+    pub(crate) async fn call_with(
         &self,
         method: Method,
         path: &str,

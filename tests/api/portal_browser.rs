@@ -1,5 +1,6 @@
 //! The self-service portal in a real browser (Debian's Chromium, driven by playwright-core):
-//! both views, create, see once, copy, list, search, edit, delete, keyboard only, 375 px wide.
+//! both views, create, see once, copy, list, search, edit, delete, the tenant's activity a page
+//! at a time, keyboard only, 375 px wide.
 //! Screenshots of each view land in `target/portal-screenshots/`.
 
 use serde_json::{Value, json};
@@ -32,6 +33,11 @@ async fn run_in_browser(t: &TestApp) -> Value {
     let acme = vendor.tenant("acme");
     acme.token(json!({"description": "nightly backup", "roleIds": ["deployer"]}))
         .await;
+    // Enough activity for more than one page of it.
+    for n in 0..12 {
+        acme.token(json!({"description": format!("batch {n}")}))
+            .await;
+    }
     acme.user("alice")
         .join(json!(["token-admin", "deployer"]))
         .await;
@@ -60,13 +66,14 @@ async fn the_portal_works_in_a_real_browser() {
     let found = run_in_browser(&t).await;
     a_token_is_created_and_its_secret_shown_once(&found);
     tokens_are_listed_searched_edited_and_deleted(&found);
+    the_tenants_activity_is_shown_a_page_at_a_time(&found);
     access_keyboard_and_narrow_screens_hold(&found);
 }
 
 fn a_token_is_created_and_its_secret_shown_once(found: &Value) {
     assert_eq!(
         found["views"],
-        json!(["Personal tokens", "Tenant tokens"]),
+        json!(["Personal tokens", "Tenant tokens", "Activity"]),
         "{found}"
     );
     assert!(
@@ -121,6 +128,35 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
     );
 }
 
+fn the_tenants_activity_is_shown_a_page_at_a_time(found: &Value) {
+    let newest = found["activityNewest"].as_str().unwrap();
+    assert!(newest.contains("apiToken.deleted"), "{found}");
+    assert_eq!(found["activityNewestBy"], "alice", "{found}");
+    assert_eq!(found["activityFirstPage"], 20);
+    assert_eq!(found["activityTimesDescend"], true, "newest first");
+    let second = found["activitySecondRange"].as_str().unwrap();
+    assert!(second.starts_with("Showing 21–"), "{second}");
+    assert_eq!(found["activityNewerEnabled"], true);
+    assert_eq!(
+        found["activityOfBot"],
+        json!([
+            "apiToken.deleted",
+            "apiToken.rotated",
+            "apiToken.changed",
+            "apiToken.created"
+        ]),
+        "searched by the token's client ID: its life, newest first"
+    );
+    assert!(
+        found["activityNone"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-token"),
+        "{found}"
+    );
+    assert_eq!(found["personalOnlyAudits"], 403, "no fe.secure.read.audits");
+}
+
 fn access_keyboard_and_narrow_screens_hold(found: &Value) {
     assert!(
         found["reusedHandoff"]
@@ -145,7 +181,7 @@ fn access_keyboard_and_narrow_screens_hold(found: &Value) {
     );
     assert_eq!(
         found["narrowOverflow"],
-        json!([375, 375]),
+        json!([375, 375, 375]),
         "no horizontal scrolling"
     );
 }

@@ -223,6 +223,7 @@ fn documented_access(operation: &Value) -> Access {
     match (secured, parameter("TenantId"), parameter("UserId"), session) {
         _ if only_session => Access::Session,
         (false, ..) => Access::Anyone,
+        (true, false, _, true) => Access::VendorOrSession,
         (true, false, _, _) => Access::Vendor,
         (true, true, false, false) => Access::TenantOwner,
         (true, true, true, false) => Access::UserOwner,

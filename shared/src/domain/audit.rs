@@ -219,7 +219,9 @@ impl AuditEvent {
     /// The same event, recording a refusal.
     pub fn refused(mut self) -> Self {
         self.outcome = Outcome::Refused;
-        self.description = format!("refused: {}", self.description);
+        if verb(&self.action) != "refused" {
+            self.description = format!("refused: {}", self.description);
+        }
         self
     }
 

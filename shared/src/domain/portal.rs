@@ -114,6 +114,9 @@ pub fn permission_key(kind: TokenKind, action: TokenAction) -> String {
     format!("fe.secure.{action}.{kind}")
 }
 
+/// Frontegg's permission key for reading the tenant's audit trail (the portal's "Activity").
+pub const READ_AUDITS: &str = "fe.secure.read.audits";
+
 /// Whether `held` grants `required`: the same key, or a key ending in `.*` that covers it, as
 /// in Frontegg (`fe.secure.*`, `fe.secure.read.*`).
 pub fn key_grants(held: &str, required: &str) -> bool {
@@ -138,10 +141,14 @@ pub struct PortalUser {
 impl PortalUser {
     /// Whether the user may do `action` to `kind` tokens.
     pub fn may(&self, kind: TokenKind, action: TokenAction) -> bool {
-        let required = permission_key(kind, action);
+        self.holds(&permission_key(kind, action))
+    }
+
+    /// Whether one of the user's permissions grants `required`.
+    pub fn holds(&self, required: &str) -> bool {
         self.permission_keys
             .iter()
-            .any(|held| key_grants(held, &required))
+            .any(|held| key_grants(held, required))
     }
 
     /// Whether a tenant token with these roles and permissions grants nothing the user lacks.

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::caller::Vendor;
+use super::caller::{AuditReader, Vendor};
 use super::request::Call;
 use super::response::json;
 use crate::app::App;
@@ -132,16 +132,20 @@ struct Filters {
 }
 
 impl Filters {
-    /// The tenant (`frontegg-tenant-id` or `tenantId`), the target (`filter`, `targetId` or
-    /// `clientId`) and the actor (`actorId`).
-    fn of(call: &Call, pairs: &[(String, String)]) -> Result<Self> {
+    /// The tenant (`frontegg-tenant-id` or `tenantId`, and a portal session's own), the target
+    /// (`filter`, `targetId` or `clientId`) and the actor (`actorId`).
+    fn of(reader: &AuditReader, call: &Call, pairs: &[(String, String)]) -> Result<Self> {
         let mut contradict = false;
         let mut one = |values: Vec<String>| {
             let first = values.first().cloned();
             contradict |= values.iter().any(|v| Some(v) != first.as_ref());
             first
         };
-        let mut tenants = Vec::new();
+        let mut tenants: Vec<String> = reader
+            .tenant()
+            .map(ToString::to_string)
+            .into_iter()
+            .collect();
         tenants.extend(call.tenant_header()?.map(String::from));
         if let Some(tenant) = single(pairs, "tenantId")? {
             rules::field("tenantId", TenantId::parse(&tenant))?;
@@ -175,8 +179,8 @@ impl Filters {
 }
 
 /// `GET /audits`: a page of the events still kept, newest first unless `sortDirection=asc`,
-/// as `{data, total}`.
-pub async fn list(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
+/// as `{data, total}`; a portal session's, of its own tenant only.
+pub async fn list(app: Arc<App>, reader: AuditReader, call: Call) -> Result<Response> {
     let pairs = call.query_pairs();
     if let Some((name, _)) = pairs
         .iter()
@@ -205,7 +209,7 @@ pub async fn list(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
         }
     };
     let max = u64::try_from(MAX_PAGE).unwrap_or(u64::MAX);
-    let filters = Filters::of(&call, &pairs)?;
+    let filters = Filters::of(&reader, &call, &pairs)?;
     let contradict = filters.contradict;
     let (scope, narrowed_to) = filters.search();
     let query = AuditQuery {

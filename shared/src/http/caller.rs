@@ -14,7 +14,7 @@ use super::request::{Call, header};
 use crate::app::App;
 use crate::domain::audit::{Actor, Attribution, Target};
 use crate::domain::ids::InvalidId;
-use crate::domain::portal::{PortalUser, TokenAction, TokenKind, permission_key};
+use crate::domain::portal::{PortalUser, READ_AUDITS, TokenAction, TokenKind, permission_key};
 use crate::domain::{ClientId, TenantId, UserId, VendorClaims};
 use crate::error::{Error, Result};
 use crate::operations::{Manager, Owner};
@@ -40,6 +40,9 @@ pub enum Access {
     UserOwnerOrSession,
     /// A portal session only.
     Session,
+    /// A vendor token, or a portal session whose user holds [`READ_AUDITS`]: the session reads
+    /// its own tenant's audit trail only.
+    VendorOrSession,
 }
 
 /// A kind of caller: the check that makes one from a request, once, before its handler runs.
@@ -77,6 +80,8 @@ pub mod checks {
     pub struct UserOwnerOrSession;
     /// A portal session only.
     pub struct Session;
+    /// The vendor, or a portal session allowed to read its tenant's audit trail.
+    pub struct AuditReader;
 
     impl Check for Anyone {
         type Caller = ();
@@ -155,6 +160,43 @@ pub mod checks {
         fn actor(caller: &PortalUser) -> Actor {
             session_actor(caller)
         }
+    }
+
+    impl Check for AuditReader {
+        type Caller = super::AuditReader;
+        const ACCESS: Access = Access::VendorOrSession;
+        async fn check(app: &App, call: &Call, _: TokenAction) -> Result<super::AuditReader> {
+            if let Some(vendor) = vendor_if_any(app, call).await? {
+                let actor = vendor.actor();
+                return Ok(super::AuditReader {
+                    actor,
+                    tenant: None,
+                });
+            }
+            let user = session_holding(app, call, READ_AUDITS).await?;
+            Ok(super::AuditReader {
+                actor: session_actor(&user),
+                tenant: Some(user.tenant_id),
+            })
+        }
+        fn actor(caller: &super::AuditReader) -> Actor {
+            caller.actor.clone()
+        }
+    }
+}
+
+/// A reader of the audit trail: the vendor, who reads all of it, or a portal session's user,
+/// who reads their tenant's.
+#[derive(Debug)]
+pub struct AuditReader {
+    actor: Actor,
+    tenant: Option<TenantId>,
+}
+
+impl AuditReader {
+    /// The one tenant whose events the reader may see, if they may not see every tenant's.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
     }
 }
 
@@ -303,30 +345,30 @@ async fn session(app: &App, call: &Call) -> Result<PortalUser> {
 }
 
 /// The portal session of a request that carries no valid vendor token, once its user is found
-/// to hold the permission for `action` on `kind` tokens (403 otherwise).
-async fn session_allowed(
-    app: &App,
-    call: &Call,
-    kind: TokenKind,
-    action: TokenAction,
-) -> Result<PortalUser> {
+/// to hold `permission` (403 otherwise).
+async fn session_holding(app: &App, call: &Call, permission: &str) -> Result<PortalUser> {
     // A refused vendor token stays refused: it is not tried as a session.
     if call.optional_header("x-access-token")?.is_some() {
         return Err(Error::Unauthorized);
     }
     let user = session(app, call).await?;
-    if !user.may(kind, action) {
-        let refused = Error::Forbidden(format!(
-            "You need the permission {} to do this",
-            permission_key(kind, action)
-        ));
-        // Refused before any token is read: the refusal is the tenant's, whatever the path.
+    if !user.holds(permission) {
+        let refused = Error::Forbidden(format!("You need the permission {permission} to do this"));
+        // Refused before anything is read: the refusal is the tenant's, whatever the path.
         let by = call.attribution_of(session_actor(&user));
-        record_refusal(app, by, &user.tenant_id, None, &refused).await;
+        // A refused read of the trail is the session's; any other, of the tokens.
+        let name = match permission {
+            READ_AUDITS => "portalSession.refused",
+            _ => TOKEN_REFUSED,
+        };
+        record_refusal(app, by, name, &user.tenant_id, None, &refused).await;
         return Err(refused);
     }
     Ok(user)
 }
+
+/// The event of a portal session refused an action on tokens.
+pub(super) const TOKEN_REFUSED: &str = "apiToken.refused";
 
 /// Records a 403 to a portal session (the refusal is the event): its target is `token`, one of
 /// the session's tenant's tokens that a handler found and refused to act on, else the tenant.
@@ -335,6 +377,7 @@ async fn session_allowed(
 pub(super) async fn record_refusal(
     app: &App,
     by: Attribution,
+    name: &str,
     tenant: &TenantId,
     token: Option<ClientId>,
     refused: &Error,
@@ -347,7 +390,7 @@ pub(super) async fn record_refusal(
         None => Target::new("tenant", tenant),
     };
     let audits = app.audits().by(by);
-    let recorded = audits.refused("apiToken.refused", target, tenant.clone(), why);
+    let recorded = audits.refused(name, target, tenant.clone(), why);
     if let Err(e) = recorded.await {
         tracing::warn!(error = %e, "a refusal could not be recorded");
     }
@@ -363,7 +406,8 @@ async fn tenant_owner_or_session(
     if let Some(vendor) = vendor_if_any(app, call).await? {
         return tenant_owner_named(call.headers(), vendor.actor());
     }
-    let user = session_allowed(app, call, TokenKind::Tenant, action).await?;
+    let permission = permission_key(TokenKind::Tenant, action);
+    let user = session_holding(app, call, &permission).await?;
     Ok(TenantOwner {
         actor: session_actor(&user),
         tenant_id: user.tenant_id.clone(),
@@ -377,7 +421,8 @@ async fn user_owner_or_session(app: &App, call: &Call, action: TokenAction) -> R
     if let Some(vendor) = vendor_if_any(app, call).await? {
         return user_owner_named(call.headers(), vendor.actor());
     }
-    let user = session_allowed(app, call, TokenKind::Personal, action).await?;
+    let permission = permission_key(TokenKind::Personal, action);
+    let user = session_holding(app, call, &permission).await?;
     Ok(UserOwner {
         actor: session_actor(&user),
         tenant_id: user.tenant_id.clone(),

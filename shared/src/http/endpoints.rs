@@ -106,7 +106,8 @@ impl<C: Check> Serve for Guarded<C> {
             let token = call.path_id().and_then(|id| ClientId::parse(id).ok());
             let answer = (self.0)(Arc::clone(&app), caller, call).await;
             if let Err(refused @ Error::Forbidden(_)) = &answer {
-                super::caller::record_refusal(&app, by, &tenant, token, refused).await;
+                let name = super::caller::TOKEN_REFUSED;
+                super::caller::record_refusal(&app, by, name, &tenant, token, refused).await;
             }
             answer
         })
@@ -221,7 +222,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(GET "/portal/v1/session" => Portal, Session: portal::current_session),
     row!(GET "/portal" => Portal, Anyone: portal::page),
 
-    row!(GET "/audits" => Audits, Vendor: audits::list),
+    row!(GET "/audits" => Audits, AuditReader: audits::list),
     row!(POST "/audits" => Audits, Vendor: audits::send),
 
     row!(POST PERMISSIONS => Permissions, Vendor: directory::create_permission),

@@ -20,7 +20,7 @@ use super::request::{Call, StrictBody};
 use super::response::json;
 use crate::app::App;
 use crate::domain::GrantId;
-use crate::domain::portal::{PortalUser, TokenAction, TokenKind};
+use crate::domain::portal::{PortalUser, READ_AUDITS, TokenAction, TokenKind};
 use crate::error::{Error, Result};
 
 #[derive(Serialize)]
@@ -109,6 +109,8 @@ struct SessionInfo {
     api_tokens_enabled: bool,
     personal_tokens: Abilities,
     tenant_tokens: Abilities,
+    /// The user may read the tenant's audit trail: the page shows its activity.
+    read_audits: bool,
     /// The roles the user holds, which are the ones a tenant token of theirs may carry.
     roles: Vec<GrantableRole>,
     max_expires_in_minutes: Option<u32>,
@@ -133,6 +135,7 @@ pub async fn current_session(app: Arc<App>, user: PortalUser, _: Call) -> Result
             TokenKind::Tenant,
             on && settings.tenant_tokens_enabled,
         ),
+        read_audits: user.holds(READ_AUDITS),
         roles: roles
             .into_iter()
             .filter(|role| user.role_ids.contains(&role.id))

@@ -153,6 +153,32 @@ try {
   await page.click('#delete-form button[type=submit]');
   await page.waitForSelector(botRow, { state: 'detached' });
   found.tenantExchangeAfterDelete = await exchange(bot.clientId, rotatedSecret);
+
+  // The activity: newest first, a page at a time, searched by a token's client ID.
+  await page.click('#tab-activity');
+  await page.waitForSelector('#view-activity tbody tr');
+  const activityRows = page.locator('#view-activity tbody tr');
+  found.activityNewest = await activityRows.first().locator('td[data-label="What"]').textContent();
+  found.activityNewestBy = await activityRows.first().locator('td[data-label="By"]').textContent();
+  found.activityFirstPage = await activityRows.count();
+  found.activityTimesDescend = await page.$$eval('#view-activity time', (times) => times
+    .map((t) => Date.parse(t.getAttribute('datetime')))
+    .every((at, i, all) => i === 0 || all[i - 1] >= at));
+  await shot(page, 'activity-1280');
+  await page.click('#activity-older');
+  await page.waitForFunction(() => /^Showing 21/.test(document.getElementById('activity-range').textContent));
+  found.activitySecondRange = await page.textContent('#activity-range');
+  found.activityNewerEnabled = await page.isEnabled('#activity-newer');
+  await page.click('#activity-newer');
+  await page.waitForFunction(() => /^Showing 1–/.test(document.getElementById('activity-range').textContent));
+  await page.fill('#search-activity', bot.clientId);
+  await page.press('#search-activity', 'Enter');
+  await page.waitForFunction(() => / of 4$/.test(document.getElementById('activity-range').textContent));
+  found.activityOfBot = await page.$$eval('#view-activity tbody td[data-label="What"] code', (cells) => cells.map((c) => c.textContent));
+  await page.fill('#search-activity', 'no-such-token');
+  await page.click('#search-activity-submit');
+  await page.waitForSelector('#activity-none');
+  found.activityNone = await page.textContent('#activity-none');
   found.adminProblems = admin.problems;
   await admin.context.close();
 
@@ -170,6 +196,10 @@ try {
     headers: { authorization: `Bearer ${own.session()}` },
   });
   found.personalOnlyTenantApi = refused.status();
+  const trail = await own.page.request.get(`${config.base}/audits`, {
+    headers: { authorization: `Bearer ${own.session()}` },
+  });
+  found.personalOnlyAudits = trail.status();
   await own.context.close();
 
   // 4. Keyboard only: create a personal token and close the secret without a pointer.
@@ -228,6 +258,10 @@ try {
   await np.waitForSelector('#view-tenant table, #view-tenant .empty');
   found.narrowOverflow.push(await np.evaluate(() => document.documentElement.scrollWidth));
   await shot(np, 'tenant-375');
+  await np.click('#tab-activity');
+  await np.waitForSelector('#view-activity tbody tr');
+  found.narrowOverflow.push(await np.evaluate(() => document.documentElement.scrollWidth));
+  await shot(np, 'activity-375');
   await narrow.context.close();
 
   console.log(JSON.stringify(found));
