@@ -47,11 +47,24 @@ impl App {
     /// local key.
     #[cfg(feature = "local")]
     pub async fn build(settings: Settings) -> Result<Self> {
-        let Backend::Embedded { data_dir } = &settings.backend else {
+        let Backend::Embedded {
+            data_dir,
+            audit_stream,
+        } = &settings.backend
+        else {
             return Self::on_aws(settings).await;
         };
         create_private_dir(data_dir)?;
-        let store = Arc::new(EmbeddedStore::open(&data_dir.join("tokens.redb"))?);
+        let path = data_dir.join("tokens.redb");
+        let store = match audit_stream {
+            None => EmbeddedStore::open(&path)?,
+            Some(file) => {
+                let store = EmbeddedStore::open_streaming_audits(&path)?;
+                store.stream_audits_to(file)?;
+                store
+            }
+        };
+        let store = Arc::new(store);
         let signer = LocalKeys::in_folder(data_dir).signer()?.into();
         Ok(Self::with_parts(
             settings,

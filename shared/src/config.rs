@@ -10,8 +10,13 @@ use crate::domain::{ClientId, Secret, SecretFormat, SecretKind};
 /// Where tokens live and who signs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// The local default: an embedded database and a key file in this folder.
-    Embedded { data_dir: PathBuf },
+    /// The local default: an embedded database and a key file in this folder; with
+    /// `audit_stream` (`M2M_AUDIT_STREAM_FILE`), every audit event is also appended to that
+    /// JSON-lines file, for a SIEM to read.
+    Embedded {
+        data_dir: PathBuf,
+        audit_stream: Option<PathBuf>,
+    },
     /// DynamoDB and KMS, through the usual AWS environment (`AWS_ENDPOINT_URL` included).
     /// With `wrapping_key_id` (`M2M_WRAPPING_KEY_ID`), JWTs are signed in memory by a key
     /// stored wrapped under that symmetric KMS key, and the KMS key's JWTs still verify.
@@ -122,6 +127,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// embedded store.
     fn backend(&self) -> Result<Backend, ConfigError> {
         Ok(match (self.get("M2M_TABLE"), self.get("M2M_KMS_KEY_ID")) {
+            (Some(_), Some(_)) if self.get("M2M_AUDIT_STREAM_FILE").is_some() => {
+                return Err(ConfigError {
+                    name: "M2M_AUDIT_STREAM_FILE",
+                    problem: "is for the local server; on AWS, audit events reach the \
+                              template's AuditBus"
+                        .into(),
+                });
+            }
             (Some(table), Some(kms_key_id)) => Backend::Aws {
                 table,
                 kms_key_id,
@@ -132,6 +145,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 data_dir: self
                     .get("M2M_DATA_DIR")
                     .map_or_else(|| PathBuf::from(".m2m"), PathBuf::from),
+                audit_stream: self.get("M2M_AUDIT_STREAM_FILE").map(PathBuf::from),
             },
             (Some(_), None) => return Err(missing("M2M_KMS_KEY_ID", "M2M_TABLE is set")),
             (None, Some(_)) => return Err(missing("M2M_TABLE", "M2M_KMS_KEY_ID is set")),
@@ -226,6 +240,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// The EventBridge bus the `audit-stream` function puts the trail on (`M2M_AUDIT_BUS`).
+    pub fn audit_bus(&self) -> Result<String, ConfigError> {
+        self.get("M2M_AUDIT_BUS")
+            .ok_or_else(|| missing("M2M_AUDIT_BUS", "the audit stream puts events on it"))
+    }
+
     /// Settings for a Lambda function: DynamoDB and KMS are required.
     pub fn aws_settings(&self) -> Result<Settings, ConfigError> {
         let settings = self.settings()?;
@@ -292,7 +312,8 @@ mod tests {
         assert_eq!(
             settings.backend,
             Backend::Embedded {
-                data_dir: ".m2m".into()
+                data_dir: ".m2m".into(),
+                audit_stream: None,
             }
         );
         assert_eq!(settings.bcrypt_cost, 10);

@@ -8,6 +8,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod audit_stream;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -137,6 +137,23 @@ where
     }
 }
 
+/// The `audit-stream` function: the table's stream of audit events, put on the EventBridge bus
+/// `M2M_AUDIT_BUS`, with partial batch responses.
+pub async fn run_audit_stream() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let bus = config::process_env().audit_bus()?;
+    let aws = crate::adapters::aws::sdk_config_loader().load().await;
+    let publisher =
+        crate::audit_stream::Publisher::new(aws_sdk_eventbridge::Client::new(&aws), bus);
+    let publisher = &publisher;
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
+        move |event: lambda_http::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {
+            Ok::<_, std::convert::Infallible>(publisher.publish(event.payload).await)
+        },
+    ))
+    .await
+}
+
 /// The `provisioning` function: directory events from SQS, with partial batch responses.
 pub async fn run_provisioning() -> Result<(), lambda_http::Error> {
     let app = App::on_aws(lambda_settings()?).await?;

@@ -737,3 +737,191 @@ async fn a_session_reads_its_own_tenants_trail_only(t: &TestApp) {
     assert_eq!(page["data"][0]["action"], "portalSession.refused", "{page}");
 }
 on_both_stores!(a_session_reads_its_own_tenants_trail_only);
+
+/// Where a request carries a credential it was given.
+#[derive(Clone, Copy, Debug)]
+enum Planted {
+    /// As the path's `{id}`.
+    Path,
+    /// As query parameters' values.
+    Query,
+    /// As the value of every field a body commonly has.
+    Body,
+    /// In the user agent.
+    UserAgent,
+    /// As the `frontegg-*` headers.
+    Headers,
+}
+
+const PLANTED: [Planted; 5] = [
+    Planted::Path,
+    Planted::Query,
+    Planted::Body,
+    Planted::UserAgent,
+    Planted::Headers,
+];
+
+/// Calls `endpoint` as the vendor or a portal session, with `credential` planted in it.
+async fn planted_call(
+    t: &TestApp,
+    endpoint: &m2m_shared::http::endpoints::Endpoint,
+    (caller, as_session): (&str, bool),
+    credential: &str,
+    planted: Planted,
+) {
+    let id = match planted {
+        Planted::Path => credential,
+        _ => "acme",
+    };
+    let mut url = format!("{}{}", t.base, endpoint.path.replace("{id}", id));
+    url = url.replace("{key}", id);
+    if let Planted::Query = planted {
+        url.push_str(&format!("?filter={credential}&description={credential}"));
+    }
+    let method = Method::from_bytes(endpoint.method.as_str().as_bytes()).unwrap();
+    let mut request = t.http.request(method, url);
+    request = match as_session {
+        true => request.header("authorization", format!("Bearer {caller}")),
+        false => request.header("x-access-token", caller),
+    };
+    let (tenant, user) = match planted {
+        Planted::Headers => (credential, credential),
+        _ => ("acme", "alice"),
+    };
+    request = request
+        .header("frontegg-tenant-id", tenant)
+        .header("frontegg-user-id", user);
+    if let Planted::UserAgent = planted {
+        request = request.header("user-agent", format!("ci/1.0 token={credential}"));
+    }
+    // A credential in each field a body commonly has, one at a time, so that strict bodies
+    // still take them; else the least body.
+    let bodies = match planted {
+        Planted::Body => vec![
+            json!({"description": credential}),
+            json!({"name": credential, "key": "k"}),
+            json!({"metadata": {"note": credential}}),
+            json!({"email": format!("{credential}@example.com")}),
+            json!({"tenantId": "acme", "severity": "Info", "description": credential}),
+        ],
+        _ => vec![json!({})],
+    };
+    for body in bodies {
+        let reply = request
+            .try_clone()
+            .unwrap()
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            reply.status().as_u16() < 500,
+            "{} {}: {}",
+            endpoint.method,
+            endpoint.path,
+            reply.status()
+        );
+    }
+}
+
+/// Every event still kept, read a page at a time as the vendor: their JSON, and how many.
+async fn every_event(t: &TestApp, vendor: &str) -> (String, usize) {
+    let mut text = String::new();
+    let mut offset = 0;
+    loop {
+        let page = audits(t, vendor, None, &format!("count=1000&offset={offset}")).await;
+        let read = page["data"].as_array().unwrap().len();
+        text.push_str(&page["data"].to_string());
+        offset += read;
+        if read == 0 || offset as u64 >= page["total"].as_u64().unwrap() {
+            break;
+        }
+    }
+    (text, offset)
+}
+
+/// Alice's portal session, and one credential of each kind the service gives out.
+async fn credentials_of<'t>(
+    t: &'t TestApp,
+    vendor: &client::Vendor<'t>,
+) -> (crate::portal::Session<'t>, Vec<String>) {
+    portal_roles(vendor).await;
+    let acme = vendor.tenant("acme");
+    let alice = acme.user("alice");
+    alice.join(json!(["token-admin"])).await;
+    let token = acme.token(json!({})).await;
+    let exchanged = t
+        .exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+        .await;
+    let opened = alice.open_portal().await;
+    let url = opened.body["url"].as_str().unwrap();
+    let session = session(t, &alice).await;
+    let credentials = vec![
+        t.vendor_secret.clone(),
+        vendor.token.clone(),
+        token.secret.clone(),
+        exchanged.body["accessToken"].as_str().unwrap().to_owned(),
+        exchanged.body["refreshToken"].as_str().unwrap().to_owned(),
+        alice.personal_token(json!({})).await.secret,
+        url.split_once("#handoff=").unwrap().1.to_owned(),
+        session.token.clone(),
+    ];
+    (session, credentials)
+}
+
+/// No event holds a credential, whatever endpoint is called, by whom, with a secret, a JWT, a
+/// refresh token or a hand-off planted in its path, query, body, user agent or headers: every
+/// endpoint with every placement, then generated combinations.
+async fn no_endpoint_puts_a_credential_in_an_event(t: &TestApp) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    let vendor = t.as_vendor().await;
+    let (session, credentials) = credentials_of(t, &vendor).await;
+    let callers = [
+        (vendor.token.as_str(), false),
+        (session.token.as_str(), true),
+    ];
+    let endpoints = m2m_shared::http::endpoints::ENDPOINTS;
+    let mut n = 0;
+    for endpoint in endpoints {
+        for planted in PLANTED {
+            let credential = &credentials[n % credentials.len()];
+            planted_call(t, endpoint, callers[n % 2], credential, planted).await;
+            n += 1;
+        }
+    }
+    let mut runner = TestRunner::new(Config {
+        rng_seed: RngSeed::Fixed(27),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let cases = (
+        0..endpoints.len(),
+        0..credentials.len(),
+        0..PLANTED.len(),
+        any::<bool>(),
+    );
+    for _ in 0..200 {
+        let (endpoint, credential, planted, as_session) =
+            cases.new_tree(&mut runner).unwrap().current();
+        let caller = callers[usize::from(as_session)];
+        let (endpoint, planted) = (&endpoints[endpoint], PLANTED[planted]);
+        planted_call(t, endpoint, caller, &credentials[credential], planted).await;
+    }
+
+    let (text, events) = every_event(t, &vendor.token).await;
+    assert!(events >= 50, "{events} events");
+    for credential in &credentials {
+        assert!(
+            !text.contains(credential.as_str()),
+            "an event holds {credential}"
+        );
+    }
+    for marker in [
+        "$2a$", "$2b$", "$2y$", "eyJ", "m2mh_", "m2mr_", "m2mt_", "m2mu_", "m2mv_",
+    ] {
+        assert!(!text.contains(marker), "an event holds {marker}");
+    }
+}
+on_both_stores!(no_endpoint_puts_a_credential_in_an_event);

@@ -7,6 +7,7 @@ use m2m_tests as support;
 
 mod admission;
 mod allowed_ips;
+mod audit_stream;
 mod audits;
 mod aws_calls;
 mod cascades;

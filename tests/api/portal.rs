@@ -13,7 +13,7 @@ const HANDOFF: &str = "/portal/v1/sessions/handoff";
 /// A portal session, as the page holds it.
 pub(crate) struct Session<'a> {
     t: &'a TestApp,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Session<'_> {

@@ -115,6 +115,7 @@ async fn the_limit_is_shared_by_every_process(backing: Backing) {
     let signer = LocalKeySigner::load_or_create(&key_dir.path().join("key.pem")).unwrap();
     let mut settings = test_settings(Backend::Embedded {
         data_dir: key_dir.path().to_owned(),
+        audit_stream: None,
     });
     settings.token_rate_limit_per_minute = 10;
     let clock: Arc<TestClock> = Arc::clone(&t.clock);

@@ -102,6 +102,14 @@ fn template_routes_equal_the_route_table() {
     assert_eq!(deployed, coded);
 }
 
+/// The functions that verify or sign JWTs: all but the audit stream, which only carries
+/// events from the table to the audit bus.
+fn key_readers() -> BTreeMap<String, Deployed> {
+    let mut functions = deployed_functions();
+    functions.retain(|_, f| f.binary != "audit-stream");
+    functions
+}
+
 #[test]
 fn every_function_has_its_own_binary() {
     let deployed: BTreeSet<String> = deployed_functions()
@@ -112,8 +120,10 @@ fn every_function_has_its_own_binary() {
         .into_iter()
         .map(|f| f.binary().to_owned())
         .collect();
-    // The one function that serves no route: directory events from SQS.
+    // The functions that serve no route: directory events from SQS, audit events from the
+    // table's stream.
     coded.insert("provisioning".to_owned());
+    coded.insert("audit-stream".to_owned());
     assert_eq!(deployed, coded);
     for binary in coded {
         let path = format!(
@@ -327,7 +337,7 @@ fn the_wrapped_key_mode_reaches_only_its_item_and_only_signers_decrypt() {
     assert_eq!(text(&signing[0]["Action"][0]), "kms:Decrypt");
 
     let when = |policy: &str| ("WrappedSigning".to_owned(), policy.to_owned());
-    for (name, function) in deployed_functions() {
+    for (name, function) in key_readers() {
         assert!(
             function.conditional.contains(&when("WrappedKeyPublishing")),
             "{name}"
@@ -444,7 +454,7 @@ fn a_rotation_publishes_the_previous_key_everywhere_and_signs_nothing_new_with_i
         assert_eq!(text(&statements[0]["Resource"]), "PreviousSigningKeyArn");
     }
     let when = |policy: &str| ("RotatingSigningKey".to_owned(), policy.to_owned());
-    for (name, function) in deployed_functions() {
+    for (name, function) in key_readers() {
         assert!(
             function
                 .conditional
@@ -509,5 +519,58 @@ fn vendor_routes_confirm_the_credential_and_its_function_reaches_only_vendor_ite
     assert_eq!(
         partitions,
         BTreeSet::from(["REVOKED".into(), "VENDOR".into()])
+    );
+}
+
+/// The audit trail reaches a SIEM: the table streams its new images; the stream's function
+/// receives only the inserts of the events' vendor-wide copies, reports partial batches, and
+/// may only put events on the stack's own audit bus (an output) and name a failed batch in its
+/// dead-letter queue.
+#[test]
+fn the_audit_trail_streams_from_the_table_to_its_own_bus() {
+    let template = template();
+    let resources = &template["Resources"];
+    let table = &resources["TokensTable"]["Properties"];
+    assert_eq!(
+        text(&table["StreamSpecification"]["StreamViewType"]),
+        "NEW_IMAGE"
+    );
+    assert_eq!(
+        text(&resources["AuditBus"]["Type"]),
+        "AWS::Events::EventBus"
+    );
+    let function = &resources["AuditStreamFunction"]["Properties"];
+    let stream = &function["Events"]["Stream"];
+    assert_eq!(text(&stream["Type"]), "DynamoDB");
+    let properties = &stream["Properties"];
+    assert_eq!(
+        texts(&properties["FunctionResponseTypes"]),
+        ["ReportBatchItemFailures"]
+    );
+    let pattern = text(&properties["FilterCriteria"]["Filters"][0]["Pattern"]);
+    let pattern: serde_json::Value = serde_json::from_str(&pattern).unwrap();
+    assert_eq!(pattern["eventName"], serde_json::json!(["INSERT"]));
+    let prefix = &pattern["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"];
+    assert_eq!(prefix, m2m_shared::audit_stream::STREAMED_PREFIX);
+    let failed = &properties["DestinationConfig"]["OnFailure"]["Destination"];
+    assert!(
+        format!("{failed:?}").contains("AuditStreamDeadLetterQueue"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        text(&function["Environment"]["Variables"]["M2M_AUDIT_BUS"]),
+        "AuditBus"
+    );
+    let mut actions = BTreeSet::new();
+    for policy in function["Policies"].as_vec().unwrap() {
+        for statement in policy["Statement"].as_vec().into_iter().flatten() {
+            actions.extend(texts(&statement["Action"]));
+        }
+    }
+    let expected = ["events:PutEvents", "sqs:SendMessage"].map(String::from);
+    assert_eq!(actions, BTreeSet::from(expected));
+    assert_eq!(
+        text(&template["Outputs"]["AuditBusName"]["Value"]),
+        "AuditBus"
     );
 }

@@ -255,6 +255,7 @@ pub async fn build_app_wrapping(
                 LocalKeySigner::load_or_create(&dir.path().join("signing-key.pem")).unwrap();
             let backend = Backend::Embedded {
                 data_dir: dir.path().to_owned(),
+                audit_stream: None,
             };
             (Arc::new(store), Arc::new(signer), backend, Some(dir))
         }

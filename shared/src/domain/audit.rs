@@ -131,8 +131,9 @@ pub struct Attribution {
 
 impl Attribution {
     pub fn new(actor: Actor, ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        // A credential a client put in its user agent is not kept.
         let user_agent = user_agent.map(|agent| {
-            agent
+            super::secret::redacted(agent)
                 .chars()
                 .filter(|c| !c.is_control())
                 .take(MAX_USER_AGENT_CHARS)
@@ -475,10 +476,10 @@ fn check_fields(body: &Map<String, Value>) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Whether `value` holds, anywhere, one of the service's secrets (`m2m…_` and its checksum).
+/// Whether `value` holds, anywhere, a credential (see [`super::secret::holds_credential`]).
 fn holds_secret(value: &Value) -> bool {
     match value {
-        Value::String(text) => text.starts_with("m2m") && super::Secret::parse(text).is_ok(),
+        Value::String(text) => super::secret::holds_credential(text),
         Value::Array(items) => items.iter().any(holds_secret),
         Value::Object(fields) => fields.values().any(holds_secret),
         _ => false,
@@ -547,6 +548,68 @@ impl VendorEvent {
             .unwrap_or_else(|| format!("The vendor's event: {}", event.action));
         event.fields = self.fields;
         event
+    }
+}
+
+/// An event as Frontegg's audits API shows it (`frontegg_id`, `createdAt`, `tenantId`,
+/// `severity`, `action`, `description`, `ip`, `userAgent`, `userId`), with ours beside them
+/// and the vendor's own fields, if any, at the top level as Frontegg keeps them; the SIEM
+/// stream carries the same.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView<'e> {
+    #[serde(rename = "frontegg_id")]
+    frontegg_id: &'e str,
+    id: &'e str,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'e TenantId>,
+    severity: Severity,
+    action: &'e str,
+    description: &'e str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'e str>,
+    /// The acting user, as Frontegg names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'e UserId>,
+    actor: &'e Actor,
+    target: &'e Target,
+    outcome: Outcome,
+    /// Until when it is kept.
+    keep_until: String,
+    #[serde(flatten)]
+    fields: &'e Map<String, Value>,
+}
+
+impl AuditEvent {
+    /// The event as Frontegg's audits API shows it.
+    pub fn view(&self) -> EventView<'_> {
+        let event = self;
+        let at = event.at.iso8601();
+        EventView {
+            frontegg_id: &event.id,
+            id: &event.id,
+            created_at: at.clone(),
+            updated_at: at,
+            tenant_id: event.tenant_id.as_ref(),
+            severity: event.severity,
+            action: &event.action,
+            description: &event.description,
+            ip: event.ip.map(|ip| ip.to_string()),
+            user_agent: event.user_agent.as_deref(),
+            user_id: match &event.actor {
+                Actor::User { id, .. } => Some(id),
+                _ => None,
+            },
+            actor: &event.actor,
+            target: &event.target,
+            outcome: event.outcome,
+            keep_until: event.keep_until.iso8601(),
+            fields: &event.fields,
+        }
     }
 }
 

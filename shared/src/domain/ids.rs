@@ -54,7 +54,10 @@ pub struct InvalidClientId;
 
 /// Why a name-like identifier was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("must be 1 to {MAX_ID_LEN} characters of letters, digits and . _ - : @ |, not only dots")]
+#[error(
+    "must be 1 to {MAX_ID_LEN} characters of letters, digits and . _ - : @ |, not only dots, \
+     and not a secret"
+)]
 pub struct InvalidId;
 
 const MAX_ID_LEN: usize = 128;
@@ -67,6 +70,8 @@ fn is_valid_id(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-:@|".contains(&b))
+        // An id is shown and recorded everywhere: a credential pasted as one is refused.
+        && !super::secret::holds_credential(text)
 }
 
 macro_rules! name_id {

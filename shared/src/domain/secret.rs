@@ -309,8 +309,59 @@ fn checksum(body: &str) -> String {
     String::from_utf8_lossy(&digits).into_owned()
 }
 
+/// Whether `text` holds, anywhere, what only a credential's holder has: one of the service's
+/// scannable secrets, refresh tokens or hand-offs (`m2m`, a letter, `_`), a JWT (`eyJ…` with
+/// two dots) or a bcrypt hash. What the audit trail keeps of what a caller sent is held to it.
+/// (A secret of the `uuid` format cannot be told from any UUID.)
+pub fn holds_credential(text: &str) -> bool {
+    text.split_whitespace().any(is_credential)
+}
+
+/// `text` with each word that [`holds_credential`] replaced by `[redacted]`.
+pub fn redacted(text: &str) -> String {
+    if !holds_credential(text) {
+        return text.to_owned();
+    }
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .map(|word| {
+            if is_credential(word) {
+                "[redacted]"
+            } else {
+                word
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
+fn is_credential(word: &str) -> bool {
+    let bytes = word.as_bytes();
+    let prefixed = bytes
+        .windows(5)
+        .any(|w| w.starts_with(b"m2m") && w[3].is_ascii_alphabetic() && w[4] == b'_');
+    let jwt = word.contains("eyJ") && word.matches('.').count() >= 2;
+    let bcrypt = ["$2a$", "$2b$", "$2y$"].iter().any(|h| word.contains(h));
+    prefixed || jwt || bcrypt
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_are_found_anywhere_in_a_text_and_redacted_word_by_word() {
+        let secret = Secret::generate(SecretKind::TenantToken);
+        let agent = format!("ci/1.0 token={} (linux)", secret.expose());
+        assert!(holds_credential(&agent));
+        assert_eq!(redacted(&agent), "ci/1.0 [redacted] (linux)");
+        for held in ["eyJhbGciOi.eyJzdWIi.c2ln", "$2b$10$abc", "x-m2mh_abc"] {
+            assert!(holds_credential(held), "{held}");
+        }
+        for plain in ["curl/8.5.0", "m2m-cli/1.2 (eyJ)", "acme", "m2m-default-app"] {
+            assert!(!holds_credential(plain), "{plain}");
+            assert_eq!(redacted(plain), plain);
+        }
+    }
+
     use super::*;
 
     #[test]

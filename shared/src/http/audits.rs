@@ -6,17 +6,15 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::caller::{AuditReader, Vendor};
 use super::request::Call;
 use super::response::json;
 use crate::app::App;
 use crate::domain::audit::{
-    Actor, AuditEvent, AuditPage, AuditQuery, MAX_PAGE, Outcome, Scope, Severity, Target,
-    VendorEvent,
+    AuditEvent, AuditPage, AuditQuery, EventView, MAX_PAGE, Scope, VendorEvent,
 };
-use crate::domain::{TenantId, UserId, rules};
+use crate::domain::{TenantId, rules};
 use crate::error::{Error, Result};
 
 /// The longest id a filter names.
@@ -37,65 +35,6 @@ const PARAMETERS: [&str; 9] = [
     "clientId",
     "actorId",
 ];
-
-/// An event as Frontegg's audits API shows it (`frontegg_id`, `createdAt`, `tenantId`,
-/// `severity`, `action`, `description`, `ip`, `userAgent`, `userId`), with ours beside them
-/// and the vendor's own fields, if any, at the top level as Frontegg keeps them.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventView<'e> {
-    #[serde(rename = "frontegg_id")]
-    frontegg_id: &'e str,
-    id: &'e str,
-    created_at: String,
-    updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tenant_id: Option<&'e TenantId>,
-    severity: Severity,
-    action: &'e str,
-    description: &'e str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_agent: Option<&'e str>,
-    /// The acting user, as Frontegg names it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'e UserId>,
-    actor: &'e Actor,
-    target: &'e Target,
-    outcome: Outcome,
-    /// Until when it is kept.
-    keep_until: String,
-    #[serde(flatten)]
-    fields: &'e Map<String, Value>,
-}
-
-impl<'e> EventView<'e> {
-    fn of(event: &'e AuditEvent) -> Self {
-        let at = event.at.iso8601();
-        Self {
-            frontegg_id: &event.id,
-            id: &event.id,
-            created_at: at.clone(),
-            updated_at: at,
-            tenant_id: event.tenant_id.as_ref(),
-            severity: event.severity,
-            action: &event.action,
-            description: &event.description,
-            ip: event.ip.map(|ip| ip.to_string()),
-            user_agent: event.user_agent.as_deref(),
-            user_id: match &event.actor {
-                Actor::User { id, .. } => Some(id),
-                _ => None,
-            },
-            actor: &event.actor,
-            target: &event.target,
-            outcome: event.outcome,
-            keep_until: event.keep_until.iso8601(),
-            fields: &event.fields,
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct PageView<'e> {
@@ -224,7 +163,7 @@ pub async fn list(app: Arc<App>, reader: AuditReader, call: Call) -> Result<Resp
         false => app.audits().page(&query, narrowed_to.as_deref()).await?,
     };
     let view = PageView {
-        data: page.events.iter().map(EventView::of).collect(),
+        data: page.events.iter().map(AuditEvent::view).collect(),
         total: page.total,
     };
     json(StatusCode::OK, &view)
@@ -235,5 +174,5 @@ pub async fn list(app: Arc<App>, reader: AuditReader, call: Call) -> Result<Resp
 pub async fn send(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
     let event = VendorEvent::parse(call.json()?)?;
     let event = app.audits().by(call.attribution()).record(event).await?;
-    json(StatusCode::CREATED, &EventView::of(&event))
+    json(StatusCode::CREATED, &AuditEvent::view(&event))
 }

@@ -179,7 +179,7 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
 
 /// `m2m-admin rotate-key` (`rotate`) and `retire-key`, on the local key.
 fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {
-    let Backend::Embedded { data_dir } = &settings.backend else {
+    let Backend::Embedded { data_dir, .. } = &settings.backend else {
         return fail(format_args!(
             "on AWS, rotate the signing key with the template's SigningKeyArn and \
              PreviousSigningKeyArn parameters (see the README)"

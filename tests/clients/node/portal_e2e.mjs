@@ -156,7 +156,9 @@ try {
 
   // The activity: newest first, a page at a time, searched by a token's client ID.
   await page.click('#tab-activity');
-  await page.waitForSelector('#view-activity tbody tr');
+  // The tab reloads the activity it loaded at the start: the deletion just made comes first.
+  await page.waitForSelector('#view-activity tbody tr:first-child:has-text("apiToken.deleted")')
+    .catch(() => {});
   const activityRows = page.locator('#view-activity tbody tr');
   found.activityNewest = await activityRows.first().locator('td[data-label="What"]').textContent();
   found.activityNewestBy = await activityRows.first().locator('td[data-label="By"]').textContent();

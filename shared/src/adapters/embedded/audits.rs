@@ -1,6 +1,10 @@
 //! Audit events: each stored once by id, indexed under each of its scopes and day
 //! (`<scope>␁<day>␁<id>`), and counted per scope and day (`<scope>␁<day>`: the count and when
 //! the day's events stop being kept). Written inside the transaction of the change they record.
+//!
+//! When the store streams its events (`M2M_AUDIT_STREAM_FILE`), that transaction also queues
+//! the event in an outbox, in commit order; a thread appends the queue to a JSON-lines file and
+//! takes off the queue what the file holds, so no committed event is left out of the file.
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -12,6 +16,14 @@ use crate::ports::AuditStore;
 pub(super) const AUDITS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_events");
 pub(super) const AUDIT_INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_index");
 pub(super) const AUDIT_COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_counts");
+/// Events waiting for the stream, keyed by a zero-padded number that grows in commit order.
+pub(super) const AUDIT_OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_outbox");
+
+/// Events the stream appends to its file at a time, at most.
+const STREAMED_PER_WRITE: usize = 256;
+/// How long the stream waits when its queue is empty, or after a failure.
+const STREAM_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+const STREAM_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Expired events deleted by each event's write, at most: the log shrinks as it grows.
 const PURGED_PER_WRITE: usize = 32;
@@ -47,12 +59,30 @@ fn read_count(bytes: &[u8]) -> (u64, Timestamp) {
     )
 }
 
-/// Records `event` inside `txn`, the transaction of the change it records, and deletes a few
-/// events no longer kept.
-pub(super) fn record_in(txn: &WriteTransaction, event: &AuditEvent) -> Result<(), redb::Error> {
+impl Db {
+    /// Records `event` inside `txn`, the transaction of the change it records (and queues it
+    /// for the stream, if the store streams), and deletes a few events no longer kept.
+    pub(super) fn record_audit(
+        &self,
+        txn: &WriteTransaction,
+        event: &AuditEvent,
+    ) -> Result<(), redb::Error> {
+        let json = write_json(event)?;
+        if self.streams_audits {
+            let mut outbox = txn.open_table(AUDIT_OUTBOX)?;
+            let next = match outbox.last()? {
+                Some((last, _)) => last.value().parse::<u64>().unwrap_or(0) + 1,
+                None => 0,
+            };
+            outbox.insert(format!("{next:020}").as_str(), json.as_slice())?;
+        }
+        record_in(txn, event, &json)
+    }
+}
+
+fn record_in(txn: &WriteTransaction, event: &AuditEvent, json: &[u8]) -> Result<(), redb::Error> {
     let day = event.day();
-    txn.open_table(AUDITS)?
-        .insert(event.id.as_str(), write_json(event)?.as_slice())?;
+    txn.open_table(AUDITS)?.insert(event.id.as_str(), json)?;
     let mut index = txn.open_table(AUDIT_INDEX)?;
     let mut counts = txn.open_table(AUDIT_COUNTS)?;
     for scope in event.scopes() {
@@ -115,13 +145,110 @@ fn purge(txn: &WriteTransaction, now: Timestamp) -> Result<(), redb::Error> {
     Ok(())
 }
 
+impl EmbeddedStore {
+    /// Appends every event the outbox holds, oldest first, to the JSON-lines file at `path`
+    /// (created if need be; one event as `GET /audits` shows it per line), on a thread of its
+    /// own for the life of the process. A line is written (and synced) before its event leaves
+    /// the outbox, so a crash may write an event twice (its `id` tells), never lose one.
+    /// Refuses a store opened without [`EmbeddedStore::open_streaming_audits`], or a file it
+    /// cannot open.
+    pub fn stream_audits_to(&self, path: &Path) -> Result<()> {
+        if !self.db.streams_audits {
+            return Err(Error::internal(
+                "the store was opened without an audit stream",
+            ));
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot open the audit stream {}: {e}",
+                    path.display()
+                ))
+            })?;
+        let db = Arc::clone(&self.db);
+        let spawned = std::thread::Builder::new()
+            .name("audit-stream".into())
+            .spawn(move || {
+                loop {
+                    match stream_some(&db, &mut file) {
+                        Ok(0) => std::thread::sleep(STREAM_IDLE),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "audit events could not be streamed yet");
+                            std::thread::sleep(STREAM_RETRY);
+                        }
+                    }
+                }
+            });
+        spawned.map(drop).map_err(Error::internal)
+    }
+}
+
+/// Appends the oldest queued events to `file`, then takes them off the queue; how many.
+fn stream_some(db: &Db, file: &mut std::fs::File) -> Result<usize, redb::Error> {
+    use std::io::Write;
+    let queued: Vec<(String, Vec<u8>)> = {
+        let txn = db.begin_read()?;
+        let outbox = txn.open_table(AUDIT_OUTBOX)?;
+        let mut queued = Vec::new();
+        for entry in outbox.iter()?.take(STREAMED_PER_WRITE) {
+            let (key, value) = entry?;
+            queued.push((key.value().to_owned(), value.value().to_vec()));
+        }
+        queued
+    };
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    let mut lines = Vec::new();
+    for (_, json) in &queued {
+        let event: AuditEvent = read_json("queued audit event", json)?;
+        serde_json::to_writer(&mut lines, &event.view())
+            .map_err(|e| redb::Error::Corrupted(format!("audit event: {e}")))?;
+        lines.push(b'\n');
+    }
+    // A failed write leaves no partial line behind: the file is cut back to its last line.
+    let before = file.metadata()?.len();
+    if let Err(e) = file.write_all(&lines).and_then(|()| file.sync_data()) {
+        let _ = file.set_len(before);
+        return Err(e.into());
+    }
+    let txn = db.begin_write()?;
+    {
+        let mut outbox = txn.open_table(AUDIT_OUTBOX)?;
+        for (key, _) in &queued {
+            outbox.remove(key.as_str())?;
+        }
+    }
+    txn.commit()?;
+    Ok(queued.len())
+}
+
+impl EmbeddedStore {
+    /// Records `events` in one write transaction, as each alone would be: a trail carried over
+    /// from elsewhere, or one made up to measure reads at scale.
+    pub async fn import_events(&self, events: Vec<AuditEvent>) -> Result<()> {
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            for event in &events {
+                db.record_audit(&txn, event)?;
+            }
+            Ok(txn.commit()?)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl AuditStore for EmbeddedStore {
     async fn record_event(&self, event: &AuditEvent) -> Result<()> {
         let event = event.clone();
         self.run(move |db| {
             let txn = db.begin_write()?;
-            record_in(&txn, &event)?;
+            db.record_audit(&txn, &event)?;
             Ok(txn.commit()?)
         })
         .await

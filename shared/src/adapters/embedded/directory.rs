@@ -240,7 +240,7 @@ impl DirectoryStore for EmbeddedStore {
                     )?;
                 }
                 if let Some(event) = &event {
-                    super::audits::record_in(&txn, event)?;
+                    db.record_audit(&txn, event)?;
                 }
                 txn.commit()?;
                 Ok(Ok(true))

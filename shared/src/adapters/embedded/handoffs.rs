@@ -14,7 +14,7 @@ impl HandoffStore for EmbeddedStore {
             let txn = db.begin_write()?;
             txn.open_table(HANDOFFS)?
                 .insert(key.as_str(), value.as_slice())?;
-            super::audits::record_in(&txn, &event)?;
+            db.record_audit(&txn, &event)?;
             Ok(txn.commit()?)
         })
         .await
@@ -32,7 +32,7 @@ impl HandoffStore for EmbeddedStore {
             if txn.open_table(HANDOFFS)?.remove(key.as_str())?.is_none() {
                 return Ok(false); // taken meanwhile; dropped uncommitted
             }
-            super::audits::record_in(&txn, &event)?;
+            db.record_audit(&txn, &event)?;
             txn.commit()?;
             Ok(true)
         })

@@ -58,8 +58,9 @@ pub(super) const LISTED_USERS: TableDefinition<&str, &[u8]> = TableDefinition::n
 /// The keys of roles and permissions (`<kind>/<key>`) and where they are held: a JSON array of
 /// scopes, `null` for the vendor's, else a tenant id. See [`KeyClaim`].
 pub(super) const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_claims");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 15] = [
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 16] = [
     audits::AUDITS,
+    audits::AUDIT_OUTBOX,
     audits::AUDIT_INDEX,
     audits::AUDIT_COUNTS,
     HANDOFFS,
@@ -81,12 +82,37 @@ const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
+}
+
+/// The database, and whether the audit events written to it are also queued for the SIEM
+/// stream (see [`EmbeddedStore::open_streaming_audits`]).
+pub(super) struct Db {
+    redb: Database,
+    streams_audits: bool,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.redb
+    }
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the database file, creating every table so reads never miss one.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_as(path, false)
+    }
+
+    /// As [`Self::open`], and every audit event is also queued, in the write that records it,
+    /// for [`Self::stream_audits_to`].
+    pub fn open_streaming_audits(path: &Path) -> Result<Self> {
+        Self::open_as(path, true)
+    }
+
+    fn open_as(path: &Path, streams_audits: bool) -> Result<Self> {
         // redb caches up to 1 GiB of pages by default; the local default's data is far smaller,
         // and a bounded cache keeps the server's memory flat as tokens churn.
         let db = Database::builder()
@@ -108,13 +134,17 @@ impl EmbeddedStore {
             directory::fill_claims(&txn).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
+        let db = Db {
+            redb: db,
+            streams_audits,
+        };
         Ok(Self { db: Arc::new(db) })
     }
 
     /// Runs blocking database work on the blocking pool.
     pub(super) async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
+        work: impl FnOnce(&Db) -> Result<T, redb::Error> + Send + 'static,
     ) -> Result<T> {
         let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || work(&db))
@@ -127,7 +157,7 @@ impl EmbeddedStore {
     /// database takes microseconds, less than a hop to the blocking pool and back.
     pub(super) fn read_now<T>(
         &self,
-        work: impl FnOnce(&Database) -> Result<T, redb::Error>,
+        work: impl FnOnce(&Db) -> Result<T, redb::Error>,
     ) -> Result<T> {
         work(&self.db).map_err(db_error)
     }
@@ -205,7 +235,7 @@ impl EmbeddedStore {
                 records.insert(key.as_str(), write_json(&record)?.as_slice())?;
             }
             if let Some(event) = &event {
-                audits::record_in(&txn, event)?;
+                db.record_audit(&txn, event)?;
             }
             txn.commit()?;
             Ok(true)

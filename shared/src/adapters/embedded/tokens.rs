@@ -101,7 +101,7 @@ impl TokenStore for EmbeddedStore {
                     txn.open_table(USER_TOKENS)?
                         .insert(user_key.as_str(), [].as_slice())?;
                 }
-                super::audits::record_in(&txn, &event)?;
+                db.record_audit(&txn, &event)?;
                 txn.commit()?;
                 Ok(Ok(true))
             })
@@ -158,7 +158,7 @@ impl TokenStore for EmbeddedStore {
                     let value = write_json(&record.with_uses_and_secrets_of(&stored))?;
                     table.insert(key.as_str(), value.as_slice())?;
                 }
-                super::audits::record_in(&txn, &event)?;
+                db.record_audit(&txn, &event)?;
                 txn.commit()?;
                 Ok(true)
             })
@@ -212,7 +212,7 @@ impl TokenStore for EmbeddedStore {
                 return Ok(false); // dropped uncommitted: nothing deleted
             }
             delete_token_in(&txn, &id)?;
-            super::audits::record_in(&txn, &event)?;
+            db.record_audit(&txn, &event)?;
             txn.commit()?;
             Ok(true)
         })

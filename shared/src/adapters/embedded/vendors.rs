@@ -34,7 +34,7 @@ impl VendorStore for EmbeddedStore {
             let txn = db.begin_write()?;
             txn.open_table(VENDORS)?
                 .insert(key.as_str(), value.as_slice())?;
-            super::audits::record_in(&txn, &event)?;
+            db.record_audit(&txn, &event)?;
             Ok(txn.commit()?)
         })
         .await
@@ -81,7 +81,7 @@ impl VendorStore for EmbeddedStore {
                     return Ok(false); // dropped uncommitted: nothing deleted
                 }
             }
-            super::audits::record_in(&txn, &event)?;
+            db.record_audit(&txn, &event)?;
             txn.commit()?;
             Ok(true)
         })
