@@ -149,6 +149,7 @@ impl App {
             bcrypt: &self.bcrypt,
             settings: &self.settings,
             audits: &*self.audits,
+            refusals: &self.refusals,
             audit: self.auditor(),
         }
     }

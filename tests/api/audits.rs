@@ -194,6 +194,65 @@ async fn vendor_credentials_are_recorded(t: &TestApp) {
 }
 on_both_stores!(vendor_credentials_are_recorded);
 
+/// A login to a vendor credential with a wrong secret is recorded, a few times a minute at
+/// most, against that credential; one to a credential that does not exist names nothing.
+async fn refused_vendor_logins_are_recorded_a_few_a_minute(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let wrong = m2m_shared::domain::Secret::generate(m2m_shared::domain::SecretKind::Vendor);
+    let unknown = m2m_shared::domain::ClientId::generate().to_string();
+    for client_id in [t.vendor_client_id.as_str(), unknown.as_str()] {
+        for _ in 0..8 {
+            let body = json!({"clientId": client_id, "secret": wrong.expose()});
+            let refused = t.post("/auth/vendor", &[], &body).await;
+            assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let query = format!("targetId={}", t.vendor_client_id);
+    let page = audits(t, &vendor.token, None, &query).await;
+    let refused: Vec<_> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "vendorCredential.refused")
+        .collect();
+    assert_eq!(refused.len(), 5, "{page}");
+    assert_eq!(
+        (&refused[0]["outcome"], &refused[0]["actor"]["type"]),
+        (&json!("refused"), &json!("anonymous"))
+    );
+    let page = audits(t, &vendor.token, None, &format!("targetId={unknown}")).await;
+    assert_eq!(page["total"], 0);
+}
+on_both_stores!(refused_vendor_logins_are_recorded_a_few_a_minute);
+
+/// A header that decides whose data a request reaches, given twice, is refused: which one was
+/// meant is not for the service to guess.
+async fn a_header_given_twice_is_refused(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    vendor.tenant("acme").token(json!({})).await;
+    for path in ["/audits", TENANT_TOKENS] {
+        let request = t
+            .http
+            .get(format!("{}{path}", t.base))
+            .header("x-access-token", &vendor.token)
+            .header("frontegg-tenant-id", "acme")
+            .header("frontegg-tenant-id", "globex");
+        let reply = t.send(request).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {:?}",
+            reply.body
+        );
+        assert!(
+            reply.error().contains("frontegg-tenant-id"),
+            "{:?}",
+            reply.body
+        );
+    }
+}
+on_both_stores!(a_header_given_twice_is_refused);
+
 async fn the_directory_is_recorded(t: &TestApp) {
     let vendor = t.as_vendor().await;
     vendor.permission("p-read", "reports.read").await;
@@ -426,6 +485,32 @@ async fn a_vendors_event_is_checked(t: &TestApp) {
     assert_eq!(audits(t, &vendor.token, Some("acme"), "").await["total"], 0);
 }
 on_both_stores!(a_vendors_event_is_checked);
+
+/// A vendor's event whose field is given twice would be read as the last one: refused. So is
+/// one with a credential inside a sentence.
+async fn a_vendors_event_names_each_field_once_and_holds_no_credential(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let secret = vendor.tenant("globex").token(json!({})).await.secret;
+    let headers = [("x-access-token", vendor.token.as_str())];
+    for (raw, error) in [
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "severity": "Critical"}"#.to_owned(),
+            "twice",
+        ),
+        (
+            format!(
+                r#"{{"tenantId": "acme", "severity": "Info", "description": "key {secret} leaked"}}"#
+            ),
+            "secret",
+        ),
+    ] {
+        let reply = t.post_raw("/audits", &headers, raw.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{raw}");
+        assert!(reply.error().contains(error), "{raw}: {}", reply.error());
+    }
+    assert_eq!(audits(t, &vendor.token, Some("acme"), "").await["total"], 0);
+}
+on_both_stores!(a_vendors_event_names_each_field_once_and_holds_no_credential);
 
 /// No event holds a secret, a hash, a JWT, a refresh token or a hand-off: whatever the flow
 /// that made them.

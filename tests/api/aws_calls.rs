@@ -295,3 +295,52 @@ async fn a_page_of_users_costs_the_same_at_ten_users_as_at_two_hundred() {
         "DynamoDB answered {small_bytes} bytes at 10 users, {large_bytes} at 200"
     );
 }
+
+/// Reads a page of 20 of `search`'s events as the vendor: the DynamoDB calls it made, and how
+/// many events the search found.
+async fn page_cost(f: &Faulty, vendor: &str, search: &str) -> (BTreeMap<String, usize>, u64) {
+    count(f);
+    let path = format!("/audits?count=20{search}");
+    let reply = f.api.get(&path, &[("x-access-token", vendor)]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["data"].as_array().unwrap().len(), 20);
+    (count(f), reply.body["total"].as_u64().unwrap())
+}
+
+/// A page of the audit trail costs the same DynamoDB calls whatever the trail's size: one query
+/// of the search's counts per day, then one of each day the page shows (two here), for every
+/// event, a tenant's or an actor's alike; none grows with the days or the events behind it.
+#[tokio::test]
+async fn a_page_of_the_audit_trail_costs_the_page_not_the_trail() {
+    let f = spawn_patient_app_behind_proxies(Signing::Kms).await;
+    let t = &f.api;
+    let actor = format!("&actorId={}", t.vendor_client_id);
+    let searches = ["", "&tenantId=acme", actor.as_str()];
+    let mut day = 0;
+    for days in [3, 30] {
+        let mut vendor = String::new();
+        while day < days {
+            t.clock.advance_seconds(86_400);
+            vendor = t.vendor_token().await; // each day's, as a token lives an hour
+            for n in 0..12 {
+                let event = json!({"tenantId": "acme", "severity": "Info", "n": n});
+                let sent = t
+                    .post("/audits", &[("x-access-token", &vendor)], &event)
+                    .await;
+                assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+            }
+            day += 1;
+        }
+        let mut pages = Vec::new();
+        for search in searches {
+            pages.push(page_cost(&f, &vendor, search).await);
+        }
+        let reads: Vec<_> = pages.iter().map(|(calls, _)| calls.clone()).collect();
+        for (calls, total) in &pages {
+            assert!(*total >= 12 * days as u64, "{total}");
+            assert_eq!(of(calls, "Query"), 3, "{days} days: {calls:?}");
+            assert_eq!(writes(calls), 0, "{calls:?}");
+        }
+        assert!(reads.windows(2).all(|w| w[0] == w[1]), "{reads:?}");
+    }
+}

@@ -470,9 +470,6 @@ fn check_fields(body: &Map<String, Value>) -> Result<(), Invalid> {
     if let Some(name) = body.keys().find(|k| reserved(k)) {
         return Err(Invalid(format!("{name} is set by the service")));
     }
-    if body.values().any(holds_secret) {
-        return Err(Invalid("An audit event must not hold a secret".into()));
-    }
     Ok(())
 }
 
@@ -494,6 +491,10 @@ impl VendorEvent {
             return Err(Invalid(format!(
                 "An audit event must be at most {MAX_VENDOR_EVENT_BYTES} bytes"
             )));
+        }
+        // Anywhere: its own fields, `action` and `description` alike.
+        if body.values().any(holds_secret) {
+            return Err(Invalid("An audit event must not hold a secret".into()));
         }
         let text = |body: &mut Map<String, Value>, name: &str| match body.remove(name) {
             None | Some(Value::Null) => Ok(None),

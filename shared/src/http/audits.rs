@@ -172,7 +172,7 @@ pub async fn list(app: Arc<App>, reader: AuditReader, call: Call) -> Result<Resp
 /// `POST /audits`: records the vendor's own event (`tenantId` and `severity` required; any
 /// other fields kept as sent, within bounds), answered with the event as stored.
 pub async fn send(app: Arc<App>, _: Vendor, call: Call) -> Result<Response> {
-    let event = VendorEvent::parse(call.json()?)?;
+    let event = VendorEvent::parse(call.json_object()?)?;
     let event = app.audits().by(call.attribution()).record(event).await?;
     json(StatusCode::CREATED, &AuditEvent::view(&event))
 }

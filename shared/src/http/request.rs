@@ -81,13 +81,7 @@ impl Call {
     /// The body as `T`, strictly: a JSON object whose every field `T` knows, given once and
     /// not `null` (unless `T` says it may be); a 400 naming the field otherwise.
     pub fn strict_json<T: StrictBody>(&self) -> Result<T> {
-        let Entries(entries) = serde_json::from_slice(&self.body).map_err(|e| {
-            if e.is_data() {
-                Error::bad_request("Request body must be a JSON object")
-            } else {
-                not_json(&e)
-            }
-        })?;
+        let entries = self.entries()?;
         let mut fields = Map::new();
         let mut nulls = Vec::new();
         for (name, value) in entries {
@@ -105,6 +99,32 @@ impl Call {
             Some(name) => Err(Error::bad_request(format!("{name} must not be null"))),
             None => Ok(body),
         }
+    }
+
+    /// The body's fields, in order, as sent: it must be a JSON object.
+    fn entries(&self) -> Result<Vec<(String, Value)>> {
+        let Entries(entries) = serde_json::from_slice(&self.body).map_err(|e| {
+            if e.is_data() {
+                Error::bad_request("Request body must be a JSON object")
+            } else {
+                not_json(&e)
+            }
+        })?;
+        Ok(entries)
+    }
+
+    /// The body as a JSON object whose fields are each given once (400 naming one given twice,
+    /// which would otherwise be read as the last of the two).
+    pub fn json_object(&self) -> Result<Map<String, Value>> {
+        let mut fields = Map::new();
+        for (name, value) in self.entries()? {
+            if fields.contains_key(&name) {
+                let name = excerpt(&name).into_owned();
+                return Err(Error::bad_request(format!("{name} is given twice")));
+            }
+            fields.insert(name, value);
+        }
+        Ok(fields)
     }
 
     /// As [`Call::strict_json`], but an empty body is `T::default()`.
@@ -323,10 +343,15 @@ pub(super) fn public_base(app: &App, context: Option<&RequestContext>) -> Result
     Ok(format!("https://{domain}{stage}"))
 }
 
-/// A header's text, trimmed, if present (400 when it is not text).
+/// A header's text, trimmed, if present (400 when it is not text, or is given twice: which
+/// of two tenants, users or tokens was meant is not for the service to guess).
 pub(super) fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>> {
-    headers
-        .get(name)
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Error::bad_request(format!("Header {name} is given twice")));
+    }
+    first
         .map(|v| {
             v.to_str()
                 .map(str::trim)

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ports::{AuditStore, Clock, RevocationStore, Signer, VendorStore};
 
 use super::{Auditor, Bcrypt, Created, issue_time, parse_credentials, sign};
-use crate::machinery::Party;
+use crate::machinery::{Party, Refusals};
 
 pub struct Vendors<'a> {
     pub(crate) store: &'a dyn VendorStore,
@@ -26,6 +26,7 @@ pub struct Vendors<'a> {
     pub(crate) bcrypt: &'a Bcrypt,
     pub(crate) settings: &'a Settings,
     pub(crate) audits: &'a dyn AuditStore,
+    pub(crate) refusals: &'a Refusals,
     pub(crate) audit: Auditor<'a>,
 }
 
@@ -64,7 +65,11 @@ impl Vendors<'_> {
             .bcrypt
             .live_secret((&secret, &party), state, now)
             .await?;
+        let known = vendor.is_some();
         let (Some(vendor), Some(used)) = (vendor, used) else {
+            if known {
+                self.refused_login(client_id).await;
+            }
             return Err(Error::Unauthorized);
         };
         let now = issue_time(self.clock, &vendor.secret, used).await;
@@ -109,6 +114,23 @@ impl Vendors<'_> {
             self.audits.record_event(&event)
         )?;
         Ok((token, expires_at.seconds() - now.seconds()))
+    }
+
+    /// Records a refused login to credential `client_id` (a wrong or ended secret): at most a
+    /// few of one credential's a minute in each process, so that a flood of guesses never turns
+    /// into writes at the rate it comes. A failure to record it is logged.
+    async fn refused_login(&self, client_id: ClientId) {
+        if !self
+            .refusals
+            .admit(&client_id.to_string(), self.clock.now())
+        {
+            return;
+        }
+        let mut event = self.event("vendorCredential.refused", &client_id).refused();
+        event.description = format!("{}: a wrong or ended secret", event.description);
+        if let Err(e) = self.audits.record_event(&event).await {
+            tracing::warn!(error = %e, "a refused vendor login could not be recorded");
+        }
     }
 
     /// Checks a vendor token from `issuer`: ours, unexpired, and issued by a secret of a
