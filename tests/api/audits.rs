@@ -225,6 +225,47 @@ async fn refused_vendor_logins_are_recorded_a_few_a_minute(t: &TestApp) {
 }
 on_both_stores!(refused_vendor_logins_are_recorded_a_few_a_minute);
 
+/// A revoked vendor credential still tried (its secret, or a token it issued) is what the trail
+/// must show of a leak: each refusal is recorded against it.
+async fn a_revoked_vendor_credential_still_tried_is_recorded(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let made = vendor
+        .call(
+            Method::POST,
+            VENDOR_CREDENTIALS,
+            Some(json!({"name": "leaked"})),
+        )
+        .await;
+    let (id, secret) = credentials(&made);
+    let login = json!({"clientId": id, "secret": secret});
+    let token = t.post("/auth/vendor", &[], &login).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{VENDOR_CREDENTIALS}/{id}");
+    assert_eq!(
+        vendor.call(Method::DELETE, &path, None).await.status,
+        StatusCode::OK
+    );
+    let again = t.post("/auth/vendor", &[], &login).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    let used = t.get("/audits", &[("x-access-token", &token)]).await;
+    assert_eq!(used.status, StatusCode::UNAUTHORIZED);
+    let page = audits(t, &vendor.token, None, &format!("targetId={id}")).await;
+    let descriptions: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "vendorCredential.refused")
+        .map(|e| e["description"].as_str().unwrap())
+        .collect();
+    assert_eq!(descriptions.len(), 2, "{page}");
+    assert!(descriptions[0].contains("vendor token"), "{descriptions:?}");
+    assert!(descriptions[1].contains("login"), "{descriptions:?}");
+    assert!(descriptions.iter().all(|d| d.contains("revoked")));
+}
+on_both_stores!(a_revoked_vendor_credential_still_tried_is_recorded);
+
 /// A header that decides whose data a request reaches, given twice, is refused: which one was
 /// meant is not for the service to guess.
 async fn a_header_given_twice_is_refused(t: &TestApp) {
@@ -486,8 +527,11 @@ async fn a_vendors_event_is_checked(t: &TestApp) {
 }
 on_both_stores!(a_vendors_event_is_checked);
 
-/// A vendor's event whose field is given twice would be read as the last one: refused. So is
-/// one with a credential inside a sentence.
+/// A vendor's event whose field is given twice would be read as the last one: refused. So are
+/// one with a credential inside a sentence, one whose action reads as the service's own once
+/// spaces, invisible characters, look-alike letters and wide dots are seen through, and one
+/// holding what shows otherwise than it is (bidirectional overrides, line separators, terminal
+/// escapes).
 async fn a_vendors_event_names_each_field_once_and_holds_no_credential(t: &TestApp) {
     let vendor = t.as_vendor().await;
     let secret = vendor.tenant("globex").token(json!({})).await.secret;
@@ -502,6 +546,39 @@ async fn a_vendors_event_names_each_field_once_and_holds_no_credential(t: &TestA
                 r#"{{"tenantId": "acme", "severity": "Info", "description": "key {secret} leaked"}}"#
             ),
             "secret",
+        ),
+        // Posing as the service's own action, or hiding what a line holds.
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "action": "\u200bapiToken.deleted"}"#
+                .to_owned(),
+            "action",
+        ),
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "action": " apiToken.created"}"#.to_owned(),
+            "space",
+        ),
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "action": "аpiToken.created"}"#.to_owned(),
+            "own",
+        ),
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "action": "apiToken\uff0edeleted"}"#
+                .to_owned(),
+            "own",
+        ),
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "action": "\u202edeteled.nekoTipa"}"#
+                .to_owned(),
+            "action",
+        ),
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "description": "first\u2028second"}"#
+                .to_owned(),
+            "description",
+        ),
+        (
+            r#"{"tenantId": "acme", "severity": "Info", "note": "a\u001b[31mb"}"#.to_owned(),
+            "note",
         ),
     ] {
         let reply = t.post_raw("/audits", &headers, raw.clone()).await;

@@ -442,14 +442,50 @@ const RESERVED: [&str; 24] = [
 /// A text a vendor's event holds as `name`: at most `max` characters, none of them a control
 /// character.
 fn vendor_text(name: &str, text: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
-    match text {
-        Some(text) if text.chars().count() > max || text.chars().any(char::is_control) => {
-            Err(Invalid(format!(
-                "{name} must be at most {max} characters, none of them a control character"
-            )))
-        }
-        other => Ok(other),
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    if text.chars().count() > max || text.trim() != text {
+        return Err(Invalid(format!(
+            "{name} must be at most {max} characters, with no space at either end"
+        )));
     }
+    rules::visible(name, text, rules::Reading::Key).map(Some)
+}
+
+/// Whether a vendor's `action` would read as one of the service's own: compared once widened
+/// (NFKC: a fullwidth dot is a dot), lowercased, with letters of other scripts that look like
+/// Latin ones read as those, and everything but letters, digits and dots left out.
+fn poses_as_ours(action: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let skeleton: String = action
+        .nfkc()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'а' | 'ɑ' | 'α' => 'a',
+            'с' | 'ϲ' => 'c',
+            'ԁ' => 'd',
+            'е' | 'ε' => 'e',
+            'һ' => 'h',
+            'і' | 'ι' | 'ı' | 'ӏ' => 'i',
+            'ј' => 'j',
+            'κ' | 'к' => 'k',
+            'ո' => 'n',
+            'о' | 'ο' | 'օ' => 'o',
+            'р' | 'ρ' => 'p',
+            'ԛ' => 'q',
+            'ѕ' => 's',
+            'т' | 'τ' => 't',
+            'υ' | 'ս' => 'u',
+            'ν' | 'ѵ' => 'v',
+            'ԝ' => 'w',
+            'х' | 'χ' => 'x',
+            'у' | 'γ' => 'y',
+            other => other,
+        })
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    OWN_ACTIONS.iter().any(|own| skeleton.starts_with(own))
 }
 
 /// The vendor's own fields: well named, none of the service's, and no secret in them.
@@ -470,7 +506,23 @@ fn check_fields(body: &Map<String, Value>) -> Result<(), Invalid> {
     if let Some(name) = body.keys().find(|k| reserved(k)) {
         return Err(Invalid(format!("{name} is set by the service")));
     }
+    // What a SIEM or a terminal shows of a value must be what it holds.
+    if let Some((name, _)) = body.iter().find(|(_, value)| !readable(value)) {
+        return Err(Invalid(format!(
+            "{name} must not hold invisible, control or bidirectional control characters"
+        )));
+    }
     Ok(())
+}
+
+/// Whether every text in `value` shows what it holds (see [`rules::visible`]).
+fn readable(value: &Value) -> bool {
+    match value {
+        Value::String(text) => rules::visible("", text.clone(), rules::Reading::Prose).is_ok(),
+        Value::Array(items) => items.iter().all(readable),
+        Value::Object(fields) => fields.values().all(readable),
+        _ => true,
+    }
 }
 
 /// Whether `value` holds, anywhere, a credential (see [`super::secret::holds_credential`]).
@@ -509,10 +561,7 @@ impl VendorEvent {
             Invalid("severity must be one of Info, Medium, High, Critical, Error".into())
         })?;
         let action = vendor_text("action", text(&mut body, "action")?, MAX_ACTION_CHARS)?;
-        if let Some(own) = action.as_deref().filter(|a| {
-            let lower = a.to_ascii_lowercase();
-            OWN_ACTIONS.iter().any(|own| lower.starts_with(own))
-        }) {
+        if let Some(own) = action.as_deref().filter(|a| poses_as_ours(a)) {
             return Err(Invalid(format!(
                 "action {} is one of the service's own",
                 rules::excerpt(own)

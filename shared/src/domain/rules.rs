@@ -75,7 +75,9 @@ fn hides(c: char, previous: Option<char>, reading: Reading) -> bool {
         matches!(c, '\u{FE0E}' | '\u{FE0F}') && prose && previous.is_some_and(|p| !p.is_ascii());
     let selector = matches!(c, '\u{FE00}'..='\u{FE0F}') && !presentation;
     let control = c.is_control() && !(prose && matches!(c, '\n' | '\t'));
-    is_invisible(c) || selector || control
+    // Line and paragraph separators end a line for some readers of JSON lines, not for others.
+    let separator = matches!(c, '\u{2028}' | '\u{2029}');
+    is_invisible(c) || selector || control || separator
 }
 
 /// `text` in Unicode's composed form (NFC), so that what looks the same is stored the same;

@@ -42,15 +42,10 @@ struct PageView<'e> {
     total: u64,
 }
 
-/// The one value of a query parameter (400 when given twice or empty; an empty `filter`, as a
-/// search box sends it, is no filter).
-fn single(pairs: &[(String, String)], name: &str) -> Result<Option<String>> {
-    let mut given = pairs.iter().filter(|(k, _)| k == name);
-    let first = given.next().map(|(_, v)| v.clone());
-    if given.next().is_some() {
-        return Err(Error::bad_request(format!("{name} is given twice")));
-    }
-    match first {
+/// The one value of a query parameter (400 when given twice, empty or too long; an empty
+/// `filter`, as a search box sends it, is no filter).
+fn single(call: &Call, name: &str) -> Result<Option<String>> {
+    match call.query_value(name)? {
         Some(value) if value.chars().count() > MAX_ID_CHARS => Err(Error::bad_request(format!(
             "{name} is longer than {MAX_ID_CHARS} characters"
         ))),
@@ -73,7 +68,7 @@ struct Filters {
 impl Filters {
     /// The tenant (`frontegg-tenant-id` or `tenantId`, and a portal session's own), the target
     /// (`filter`, `targetId` or `clientId`) and the actor (`actorId`).
-    fn of(reader: &AuditReader, call: &Call, pairs: &[(String, String)]) -> Result<Self> {
+    fn of(reader: &AuditReader, call: &Call) -> Result<Self> {
         let mut contradict = false;
         let mut one = |values: Vec<String>| {
             let first = values.first().cloned();
@@ -86,7 +81,7 @@ impl Filters {
             .into_iter()
             .collect();
         tenants.extend(call.tenant_header()?.map(String::from));
-        if let Some(tenant) = single(pairs, "tenantId")? {
+        if let Some(tenant) = single(call, "tenantId")? {
             rules::field("tenantId", TenantId::parse(&tenant))?;
             tenants.push(tenant);
         }
@@ -94,10 +89,10 @@ impl Filters {
         let tenant = tenant.map_err(|_| Error::bad_request("tenantId is not a tenant id"))?;
         let mut targets = Vec::new();
         for name in ["filter", "targetId", "clientId"] {
-            targets.extend(single(pairs, name)?);
+            targets.extend(single(call, name)?);
         }
         let target = one(targets);
-        let actor = single(pairs, "actorId")?;
+        let actor = single(call, "actorId")?;
         Ok(Self {
             tenant,
             target,
@@ -131,13 +126,13 @@ pub async fn list(app: Arc<App>, reader: AuditReader, call: Call) -> Result<Resp
             PARAMETERS.join(", ")
         )));
     }
-    if let Some(by) = single(&pairs, "sortBy")?.filter(|by| by != "createdAt") {
+    if let Some(by) = single(&call, "sortBy")?.filter(|by| by != "createdAt") {
         return Err(Error::bad_request(format!(
             "sortBy must be createdAt, not {:?}",
             rules::excerpt(&by)
         )));
     }
-    let oldest_first = match single(&pairs, "sortDirection")?.as_deref() {
+    let oldest_first = match single(&call, "sortDirection")?.as_deref() {
         None | Some("desc" | "DESC") => false,
         Some("asc" | "ASC") => true,
         Some(other) => {
@@ -148,7 +143,7 @@ pub async fn list(app: Arc<App>, reader: AuditReader, call: Call) -> Result<Resp
         }
     };
     let max = u64::try_from(MAX_PAGE).unwrap_or(u64::MAX);
-    let filters = Filters::of(&reader, &call, &pairs)?;
+    let filters = Filters::of(&reader, &call)?;
     let contradict = filters.contradict;
     let (scope, narrowed_to) = filters.search();
     let query = AuditQuery {

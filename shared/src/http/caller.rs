@@ -304,7 +304,8 @@ async fn vendor(app: &App, call: &Call) -> Result<Vendor> {
         Some(token) => token,
         None => bearer(headers)?.ok_or(Error::Unauthorized)?,
     };
-    let claims = app.vendors().verify_token(token, &call.issuer(app)).await?;
+    let vendors = app.vendors().by(call.attribution());
+    let claims = vendors.verify_token(token, &call.issuer(app)).await?;
     Ok(Vendor { claims })
 }
 

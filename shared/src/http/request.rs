@@ -181,6 +181,18 @@ impl Call {
         self.key.as_deref().unwrap_or_default()
     }
 
+    /// A query parameter's value, if given; 400 when it is given twice (which one was meant is
+    /// not for the service to guess).
+    pub fn query_value(&self, name: &str) -> Result<Option<String>> {
+        let query = self.query.as_deref().unwrap_or_default();
+        let mut given = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
+        let first = given.next().map(|(_, value)| value.into_owned());
+        if given.next().is_some() {
+            return Err(Error::bad_request(format!("{name} is given twice")));
+        }
+        Ok(first)
+    }
+
     /// A query parameter as a number; `default` when absent, 400 naming it when it is not a
     /// whole number in `range`.
     pub fn query_number(
@@ -189,14 +201,9 @@ impl Call {
         default: u64,
         range: std::ops::RangeInclusive<u64>,
     ) -> Result<u64> {
-        let query = self.query.as_deref().unwrap_or_default();
-        let mut given = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
-        let Some((_, text)) = given.next() else {
+        let Some(text) = self.query_value(name)? else {
             return Ok(default);
         };
-        if given.next().is_some() {
-            return Err(Error::bad_request(format!("{name} is given twice")));
-        }
         text.parse::<u64>()
             .ok()
             .filter(|n| range.contains(n))

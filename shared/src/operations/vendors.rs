@@ -67,9 +67,8 @@ impl Vendors<'_> {
             .await?;
         let known = vendor.is_some();
         let (Some(vendor), Some(used)) = (vendor, used) else {
-            if known {
-                self.refused_login(client_id).await;
-            }
+            let why = "a login with a wrong or ended secret";
+            self.refused(client_id, known, why).await;
             return Err(Error::Unauthorized);
         };
         let now = issue_time(self.clock, &vendor.secret, used).await;
@@ -116,18 +115,36 @@ impl Vendors<'_> {
         Ok((token, expires_at.seconds() - now.seconds()))
     }
 
-    /// Records a refused login to credential `client_id` (a wrong or ended secret): at most a
-    /// few of one credential's a minute in each process, so that a flood of guesses never turns
-    /// into writes at the rate it comes. A failure to record it is logged.
-    async fn refused_login(&self, client_id: ClientId) {
-        if !self
-            .refusals
-            .admit(&client_id.to_string(), self.clock.now())
-        {
+    /// Records a refused use of credential `client_id` (`why`), if it exists (`known`) or was
+    /// revoked recently enough for its revocation to be kept (a leaked credential tried after
+    /// its revocation is what the trail must show): at most a few of one credential's a minute
+    /// in each process, so that a flood never turns into writes at the rate it comes. A
+    /// failure to record it is logged.
+    async fn refused(&self, client_id: ClientId, known: bool, why: &str) {
+        let now = self.clock.now();
+        if !self.refusals.admit(&client_id.to_string(), now) {
             return;
         }
+        let revoked = match known {
+            true => false,
+            false => match self.revocations.revocation(&client_id, now).await {
+                Ok(revoked) => revoked.is_some(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a refused vendor login could not be checked");
+                    return;
+                }
+            },
+        };
+        if !known && !revoked {
+            return; // no credential of ours: nothing to name
+        }
+        let gone = if revoked {
+            ", of a revoked credential"
+        } else {
+            ""
+        };
         let mut event = self.event("vendorCredential.refused", &client_id).refused();
-        event.description = format!("{}: a wrong or ended secret", event.description);
+        event.description = format!("{}: {why}{gone}", event.description);
         if let Err(e) = self.audits.record_event(&event).await {
             tracing::warn!(error = %e, "a refused vendor login could not be recorded");
         }
@@ -145,7 +162,13 @@ impl Vendors<'_> {
         let generation = claims.secret_generation;
         match vendor {
             Some(vendor) if vendor.secret.live(generation, now).is_some() => Ok(claims),
-            _ => Err(Error::Unauthorized),
+            // A token we signed, of a credential revoked or a secret rotated out: a leaked
+            // token still in use, which the trail shows.
+            vendor => {
+                let why = "a vendor token of an ended secret";
+                self.refused(client_id, vendor.is_some(), why).await;
+                Err(Error::Unauthorized)
+            }
         }
     }
 

@@ -206,8 +206,15 @@ fn stream_some(db: &Db, file: &mut std::fs::File) -> Result<usize, redb::Error> 
     let mut lines = Vec::new();
     for (_, json) in &queued {
         let event: AuditEvent = read_json("queued audit event", json)?;
-        serde_json::to_writer(&mut lines, &event.view())
+        let line = serde_json::to_string(&event.view())
             .map_err(|e| redb::Error::Corrupted(format!("audit event: {e}")))?;
+        // JSON allows them raw inside strings; some readers of lines split there. Escaped,
+        // each event stays one line for every reader (events recorded before they were
+        // refused may hold them).
+        let line = line
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
+        lines.extend_from_slice(line.as_bytes());
         lines.push(b'\n');
     }
     // A failed write leaves no partial line behind: the file is cut back to its last line.
