@@ -13,8 +13,8 @@ use crate::domain::audit::Attribution;
 use crate::error::{Error, Result};
 use crate::machinery::{Refusals, Usage};
 use crate::operations::{
-    ApiTokens, Auditor, Audits, Bcrypt, Credentials, Directory, Portal, PublishedList, ReadPlans,
-    RefreshKeys, Retirement, TokenRateLimit, Vendors,
+    ApiTokens, Auditor, Audits, Bcrypt, Credentials, Directory, Health, KeptReadiness, Portal,
+    PublishedList, ReadPlans, RefreshKeys, Retirement, TokenRateLimit, Vendors,
 };
 use crate::ports::{
     AuditStore, Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore,
@@ -40,6 +40,7 @@ pub struct App {
     published: PublishedList,
     usage: Usage,
     refusals: Refusals,
+    readiness: KeptReadiness,
 }
 
 impl App {
@@ -111,6 +112,7 @@ impl App {
             published: PublishedList::default(),
             usage: Usage::default(),
             refusals: Refusals::default(),
+            readiness: KeptReadiness::default(),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -161,6 +163,15 @@ impl App {
             by: Attribution::SYSTEM,
             clock: &*self.clock,
             retention_days: self.settings.audit_retention_days,
+        }
+    }
+
+    /// Whether the store and the signer answer.
+    pub fn health(&self) -> Health<'_> {
+        Health {
+            store: &*self.vendors,
+            signer: &*self.signer,
+            kept: &self.readiness,
         }
     }
 

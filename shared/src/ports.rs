@@ -278,6 +278,11 @@ pub trait Signer: Send + Sync {
     }
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+    /// Whether the signer answers now, without signing: its key service still serves the key
+    /// (a key in memory always answers).
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub trait Clock: Send + Sync {

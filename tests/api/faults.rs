@@ -410,7 +410,12 @@ const FROM_MEMORY: &[&str] = &[
     "/openapi.json",
     "/portal",
     "/identity/resources/configurations/v1/public",
+    "/health",
 ];
+
+/// The rows that answer a failing store or KMS in words of their own: readiness names which
+/// (see `readiness_names_what_does_not_answer_and_probes_do_not_flood_it`).
+const OWN_WORDS: &[&str] = &["/health/ready"];
 
 #[test]
 fn the_requests_cover_every_row_of_the_endpoint_table() {
@@ -430,6 +435,7 @@ fn the_requests_cover_every_row_of_the_endpoint_table() {
         .map(|c| (c.method.to_string(), c.row))
         .collect();
     covered.extend(FROM_MEMORY.iter().map(|row| ("GET".to_owned(), *row)));
+    covered.extend(OWN_WORDS.iter().map(|row| ("GET".to_owned(), *row)));
     let table: BTreeSet<(String, &str)> = ENDPOINTS
         .iter()
         .map(|e| (e.method.to_string(), e.path))
@@ -718,4 +724,56 @@ async fn a_cold_start_without_kms_answers_503_then_serves_when_kms_is_back() {
         .unwrap();
     let keys: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(keys["keys"][0]["kty"], "RSA");
+}
+
+/// `GET /health` answers without touching anything; `GET /health/ready` answers 200 while the
+/// table and the key answer, 503 naming the table when it hangs (within its 2 s budget), and a
+/// flood of probes reaches the table once per few seconds, not at its rate.
+#[tokio::test]
+async fn readiness_names_what_does_not_answer_and_probes_do_not_flood_it() {
+    let f = spawn_signing_app_behind_fault_proxies(DEFAULT_BUDGET, Signing::Kms).await;
+    let t = &f.api;
+    f.dynamodb.take_calls();
+    let alive = t.get("/health", &[]).await;
+    assert_eq!(alive.status, StatusCode::OK);
+    assert_eq!(alive.body["status"], "alive");
+    for _ in 0..20 {
+        let ready = t.get("/health/ready", &[]).await;
+        assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);
+        assert_eq!(ready.body["store"], "ok");
+        assert_eq!(ready.body["signer"], "ok");
+    }
+    let reads = f.dynamodb.take_calls();
+    assert_eq!(
+        reads.len(),
+        1,
+        "20 probes, one read of the table: {reads:?}"
+    );
+
+    f.dynamodb.set(Fault::Hang);
+    tokio::time::sleep(Duration::from_secs(6)).await; // the kept readiness is over
+    let started = Instant::now();
+    let down = t.get("/health/ready", &[]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        down.body
+    );
+    assert_eq!(down.body["store"], "timedOut", "{:?}", down.body);
+    assert_eq!(down.body["signer"], "ok");
+    assert!(down.error().contains("store"), "{:?}", down.body);
+    assert_eq!(down.body["status"], "unavailable");
+    let alive = t.get("/health", &[]).await;
+    assert_eq!(
+        alive.status,
+        StatusCode::OK,
+        "alive whatever the table does"
+    );
+    f.dynamodb.set(Fault::Forward);
 }

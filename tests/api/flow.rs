@@ -746,3 +746,50 @@ async fn every_endpoint_that_names_a_caller_refuses_an_anonymous_request() {
         );
     }
 }
+
+/// Every answer of the local server names its request with an id of its own (a UUID), errors
+/// included, so that a user's report finds its log lines.
+#[tokio::test]
+async fn every_answer_names_its_request() {
+    let t = spawn_app(Backing::Embedded).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (method, path, status) in [
+        ("GET", "/.well-known/jwks.json", 200),
+        ("GET", "/no/such/route", 404),
+        ("GET", "/audits", 401),
+        ("POST", "/oauth/token", 401),
+    ] {
+        let request = t
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", t.base))
+            .header("content-type", "application/x-www-form-urlencoded");
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(uuid::Uuid::try_parse(&id).is_ok(), "{path}: {id}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 4, "each request its own id");
+}
+
+/// On the embedded store, the process is alive and ready (its store and its key in memory).
+#[tokio::test]
+async fn the_local_server_is_alive_and_ready() {
+    let t = spawn_app(Backing::Embedded).await;
+    let alive = t.get("/health", &[]).await;
+    assert_eq!(
+        (alive.status, &alive.body),
+        (StatusCode::OK, &json!({"status": "alive"}))
+    );
+    let ready = t.get("/health/ready", &[]).await;
+    assert_eq!(
+        (ready.status, &ready.body),
+        (
+            StatusCode::OK,
+            &json!({"status": "ready", "store": "ok", "signer": "ok"})
+        )
+    );
+}

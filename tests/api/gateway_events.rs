@@ -451,3 +451,19 @@ async fn vendor_credentials_are_managed_through_their_function() {
     let (status, _) = deliver(&g.app, Function::VendorAuth, &event).await;
     assert_eq!(status, 401, "revoked");
 }
+
+/// Through a function, an answer names its request by API Gateway's id, errors included.
+#[tokio::test]
+async fn a_functions_answers_carry_api_gateways_request_id() {
+    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+    for (method, path) in [("GET", "/.well-known/jwks.json"), ("GET", "/audits")] {
+        let (function, event) = gateway::event(method, path, &[], "");
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = service(Arc::clone(&app), Some(function))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let id = response.headers().get("x-request-id").unwrap();
+        assert_eq!(id, "QxR804gHoAMEJ2w=", "{path}: {}", response.status());
+    }
+}

@@ -453,6 +453,23 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
         .filter(|l| l.contains(r#""message":"finished processing request""#))
         .count();
     assert_eq!(requests, 10, "every request was logged: {logs}");
+    // Each request's lines name it by an id of its own, as its answer's `x-request-id` does.
+    let ids: std::collections::BTreeSet<String> = logs
+        .lines()
+        .filter(|l| l.contains(r#""message":"finished processing request""#))
+        .map(|l| {
+            let line: Value = serde_json::from_str(l).unwrap();
+            line["span"]["request_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 10, "{ids:?}");
+    assert!(
+        ids.iter().all(|id| uuid::Uuid::try_parse(id).is_ok()),
+        "{ids:?}"
+    );
     for credential in &credentials {
         // JWTs are checked by their signature part, which no other text contains.
         let needle = match credential.starts_with("eyJ") {

@@ -145,6 +145,17 @@ async fn a_lambda_function_at_trace_logs_no_secret_hash_or_token() {
         log.contains("finished processing request"),
         "the request is logged, at info:\n{log}"
     );
+    // Every line of the request names it by API Gateway's id, as its answer does.
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("processing request"))
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    for line in lines {
+        assert!(line.contains(r#""request_id":"QxR76gHoAMEJ2w=""#), "{line}");
+    }
+    let headers = &answer["headers"];
+    assert_eq!(headers["x-request-id"], "QxR76gHoAMEJ2w=", "{answer}");
     let hash = stored.secret.hash.as_stored();
     let signature = jwt.rsplit('.').next().unwrap();
     for (what, text) in [

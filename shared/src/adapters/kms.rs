@@ -58,6 +58,13 @@ impl KmsSigner {
 
 #[async_trait]
 impl Signer for KmsSigner {
+    /// The key is still there, enabled, for this function (`kms:GetPublicKey`, which every
+    /// function may call; a disabled or deleted key is refused).
+    async fn check(&self) -> Result<()> {
+        let asked = self.client.get_public_key().key_id(&self.key_id);
+        asked.send().await.map(drop).map_err(kms_error)
+    }
+
     fn public_key(&self) -> &PublicKey {
         &self.public_key
     }

@@ -49,6 +49,10 @@ impl Signer for Rotation {
         Some(self.retired.as_ref())
     }
 
+    async fn check(&self) -> Result<()> {
+        self.current.check().await
+    }
+
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.current.sign(message).await
     }

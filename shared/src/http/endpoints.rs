@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use super::caller::{Access, Check, checks};
 use super::request::Call;
 use super::{
-    audits, configuration, credentials, directory, discovery, oauth, portal, tokens, vendors,
+    audits, configuration, credentials, directory, discovery, health, oauth, portal, tokens,
+    vendors,
 };
 use crate::app::App;
 use crate::domain::ClientId;
@@ -43,6 +44,7 @@ pub enum Function {
     Users,
     Portal,
     Audits,
+    Health,
 }
 
 impl Function {
@@ -70,6 +72,7 @@ impl Function {
             Self::Users => "users",
             Self::Portal => "portal",
             Self::Audits => "audits",
+            Self::Health => "health",
         }
     }
 }
@@ -205,6 +208,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(GET "/.well-known/oauth-authorization-server" => Discovery, Anyone: discovery::oauth_authorization_server),
     row!(GET "/.well-known/revocations" => Discovery, Anyone: discovery::revocations),
     row!(GET "/openapi.json" => Discovery, Anyone: discovery::openapi),
+    row!(GET "/health" => Health, Anyone: health::alive),
+    row!(GET "/health/ready" => Health, Anyone: health::ready),
 
     row!(POST USER_TOKENS => CreateUserToken, UserOwnerOrSession: tokens::create_personal),
     row!(GET USER_TOKENS => UserTokens, UserOwnerOrSession: tokens::list_personal),

@@ -2,8 +2,8 @@
 //! mapping of results to responses. The Lambda binaries and the local server run the same
 //! [`service`]; a Lambda binary mounts only its own function's rows.
 //!
-//! A request flows: path normalised (trailing and leading doubled slashes) -> body limit,
-//! trace -> the row's route -> the row's caller check -> its handler (one module per resource)
+//! A request flows: path normalised (trailing and leading doubled slashes) -> its id -> body
+//! limit, trace -> the row's route -> the row's caller check -> its handler (one module per resource)
 //! -> one operation -> a typed response, or an [`Error`](crate::Error) as `{"errors":[...]}`.
 
 mod audits;
@@ -13,9 +13,11 @@ mod credentials;
 mod directory;
 mod discovery;
 pub mod endpoints;
+mod health;
 mod oauth;
 mod portal;
 mod request;
+pub mod request_id;
 mod response;
 mod tokens;
 mod vendors;
@@ -52,7 +54,7 @@ pub type Service = NormalizePath<Router>;
 /// The API as one service: every row of the table (`only` = `None`, the local server) or one
 /// function's rows (a Lambda binary).
 pub fn service(app: Arc<App>, only: Option<Function>) -> Service {
-    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
     let mut router = Router::new();
     for endpoint in ENDPOINTS
         .iter()
@@ -94,15 +96,17 @@ pub fn service(app: Arc<App>, only: Option<Function>) -> Service {
         ))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .make_span_with(request_id::span)
                 .on_response(
                     DefaultOnResponse::new()
                         .level(tracing::Level::INFO)
                         .latency_unit(tower_http::LatencyUnit::Micros),
                 ),
         )
-        // Outermost, so that every answer made below (router, body limit) gets the contract's shape.
-        .layer(axum::middleware::map_response(response::contract_errors));
+        // So that every answer made below (router, body limit) gets the contract's shape.
+        .layer(axum::middleware::map_response(response::contract_errors))
+        // Outermost: every answer, whatever made it, names the request.
+        .layer(axum::middleware::from_fn(request_id::stamp));
     // Outside the router, so that routing sees the normalised path.
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }

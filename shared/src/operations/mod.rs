@@ -8,6 +8,7 @@
 mod audits;
 mod credentials;
 mod directory;
+mod health;
 mod portal;
 mod tokens;
 mod vendors;
@@ -16,6 +17,7 @@ pub use audits::Audits;
 pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::{Directory, Listing, Window};
+pub use health::{Answer, Health, KeptReadiness, READY_BUDGET, Readiness};
 pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, Manager, NewToken, Owner, TOKEN, TokenPatch};
 pub use vendors::{CREDENTIAL, Vendors};
