@@ -467,3 +467,27 @@ async fn a_functions_answers_carry_api_gateways_request_id() {
         assert_eq!(id, "QxR804gHoAMEJ2w=", "{path}: {}", response.status());
     }
 }
+
+/// Through a Lambda function URL (whose events name the URL as API Gateway names an API), the
+/// service's URL is the function URL's, whatever the `Host` header says.
+#[tokio::test]
+async fn through_a_function_url_discovery_names_the_function_url() {
+    let (app, _dir) = build_app(Backing::Embedded, Arc::new(TestClock::default())).await;
+    let (function, mut event) = gateway::event("GET", "/.well-known/openid-configuration", &[], "");
+    let context = &mut event["requestContext"];
+    let url_id = "abcdefghij0123456789klmnopqrstuv";
+    context["apiId"] = json!(url_id);
+    context["domainName"] = json!(format!("{url_id}.lambda-url.eu-west-1.on.aws"));
+    context["domainPrefix"] = json!(url_id);
+    context["routeKey"] = json!("$default");
+    event["routeKey"] = json!("$default");
+    event["headers"]["host"] = json!("evil.example");
+    let (status, discovery) = deliver(&app, function, &event).await;
+    assert_eq!(status, 200, "{discovery}");
+    let base = format!("https://{url_id}.lambda-url.eu-west-1.on.aws");
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{base}/.well-known/jwks.json")
+    );
+    assert_eq!(discovery["token_endpoint"], format!("{base}/oauth/token"));
+}

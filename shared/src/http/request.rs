@@ -304,9 +304,9 @@ impl Origin {
 }
 
 /// The service's public base URL for a request: `M2M_PUBLIC_URL` (the local server sets it to
-/// its listen address), else, on Lambda, the default endpoint of the API Gateway API the
-/// request came through, as API Gateway's request context names it. Never a header such as
-/// `Host`, which any client sets as it likes.
+/// its listen address), else, on Lambda, the default endpoint of the API Gateway API or the
+/// Lambda function URL the request came through, as the request context AWS wrote names it.
+/// Never a header such as `Host`, which any client sets as it likes.
 pub(super) fn public_base(app: &App, context: Option<&RequestContext>) -> Result<String> {
     if let Some(url) = app.public_url() {
         return Ok(url.to_owned());
@@ -316,7 +316,12 @@ pub(super) fn public_base(app: &App, context: Option<&RequestContext>) -> Result
     };
     let api = context.apiid.as_deref().unwrap_or_default();
     if api.is_empty() || !api.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Error::internal("API Gateway named no API id"));
+        return Err(Error::internal(
+            "the request context names no API id: set M2M_PUBLIC_URL",
+        ));
+    }
+    if let Some(url) = function_url(api, context.domain_name.as_deref()) {
+        return Ok(url);
     }
     // The default endpoint's domain, as API Gateway names it (it routes by domain, so no other
     // domain of this form reaches this API); through a custom domain, built from the region.
@@ -348,6 +353,16 @@ pub(super) fn public_base(app: &App, context: Option<&RequestContext>) -> Result
         Some(stage) => format!("/{stage}"),
     };
     Ok(format!("https://{domain}{stage}"))
+}
+
+/// A Lambda function URL's base, when the request came through one: its context names the URL's
+/// id (as `apiId`) and its domain, `<id>.lambda-url.<region>.on.aws`, which AWS routes by.
+fn function_url(id: &str, domain: Option<&str>) -> Option<String> {
+    let domain = domain?;
+    let region = domain.strip_prefix(&format!("{id}.lambda-url."))?;
+    let region = region.strip_suffix(".on.aws")?;
+    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    (!region.is_empty() && region.bytes().all(plain)).then(|| format!("https://{domain}"))
 }
 
 /// A header's text, trimmed, if present (400 when it is not text, or is given twice: which
