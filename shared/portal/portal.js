@@ -195,10 +195,18 @@
       h('tbody', {}, rows)));
   }
 
+  // Renders again what `render` draws, keeping focus on what had it: an element the new
+  // rendering replaced gives focus to its successor (same id).
+  function keepingFocus(render) {
+    const before = document.activeElement;
+    render();
+    if (before && before.id && !before.isConnected && $(before.id)) $(before.id).focus();
+  }
+
   async function load(kind) {
     try {
       state.tokens[kind] = await api('GET', PATHS[kind]);
-      renderView(kind);
+      keepingFocus(() => renderView(kind));
     } catch (e) {
       if (!state.ended) $('view-' + kind).replaceChildren(h('p', { class: 'error', role: 'alert', text: e.message }));
     }
