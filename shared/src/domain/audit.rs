@@ -517,20 +517,22 @@ fn check_fields(body: &Map<String, Value>) -> Result<(), Invalid> {
 
 /// Whether every text in `value` shows what it holds (see [`rules::visible`]).
 fn readable(value: &Value) -> bool {
-    match value {
-        Value::String(text) => rules::visible("", text.clone(), rules::Reading::Prose).is_ok(),
-        Value::Array(items) => items.iter().all(readable),
-        Value::Object(fields) => fields.values().all(readable),
-        _ => true,
-    }
+    !any_text(value, &|text| {
+        rules::visible("", text.to_owned(), rules::Reading::Prose).is_err()
+    })
 }
 
 /// Whether `value` holds, anywhere, a credential (see [`super::secret::holds_credential`]).
 fn holds_secret(value: &Value) -> bool {
+    any_text(value, &super::secret::holds_credential)
+}
+
+/// Whether any text in `value`, however deep, is one `found` finds.
+fn any_text(value: &Value, found: &dyn Fn(&str) -> bool) -> bool {
     match value {
-        Value::String(text) => super::secret::holds_credential(text),
-        Value::Array(items) => items.iter().any(holds_secret),
-        Value::Object(fields) => fields.values().any(holds_secret),
+        Value::String(text) => found(text),
+        Value::Array(items) => items.iter().any(|item| any_text(item, found)),
+        Value::Object(fields) => fields.values().any(|field| any_text(field, found)),
         _ => false,
     }
 }

@@ -252,13 +252,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl AuditStore for EmbeddedStore {
     async fn record_event(&self, event: &AuditEvent) -> Result<()> {
-        let event = event.clone();
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            db.record_audit(&txn, &event)?;
-            Ok(txn.commit()?)
-        })
-        .await
+        self.import_events(vec![event.clone()]).await
     }
 
     async fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage> {
