@@ -50,13 +50,45 @@ fn lambda_settings() -> Result<Settings, lambda_http::Error> {
 /// The whole of a Lambda binary: settings once per cold start, then `function`'s service.
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
     let settings = lambda_settings()?;
+    let url_is_set = settings.public_url.is_some();
     let service = function_service(move || App::on_aws(settings.clone()), function);
     // Built beside the runtime's first poll for an invocation, so the two overlap; the first
     // request waits for it (or, if it failed, builds it again).
     let starting = service.clone();
     tokio::spawn(async move { starting.start().await });
-    lambda_http::run(service).await
+    lambda_http::run(tower::service_fn(move |request: lambda_http::Request| {
+        if !url_is_set && names_no_url(&request) {
+            refuse_start();
+        }
+        let mut service = service.clone();
+        async move { tower::Service::call(&mut service, request).await }
+    }))
+    .await
 }
+
+/// Whether a request came through a front whose events do not name the service's URL: an
+/// Application Load Balancer (API Gateway and Lambda function URLs name theirs).
+#[must_use]
+pub fn names_no_url(request: &lambda_http::Request) -> bool {
+    use lambda_http::RequestExt;
+    !matches!(
+        request.request_context_ref(),
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(_))
+    )
+}
+
+/// Behind such a front without `M2M_PUBLIC_URL`, the function cannot name itself (in JWTs'
+/// `iss`, discovery, the portal): rather than a 500 for every request, it refuses to start,
+/// saying what to set. Lambda reports the exit, and starts the function again for the next.
+fn refuse_start() -> ! {
+    let problem = "start-up refused: requests come through a front that names no URL (an \
+                   Application Load Balancer); set M2M_PUBLIC_URL to the URL clients use";
+    tracing::error!(problem);
+    std::process::exit(EXIT_CONFIG);
+}
+
+/// The exit status of a refused start-up: a configuration error (`EX_CONFIG` of sysexits).
+const EXIT_CONFIG: i32 = 78;
 
 /// A function's service, whose app is built on first need and then kept: a cold start while
 /// KMS is unreachable, slow or throttling answers 503 and tries again on the next request,

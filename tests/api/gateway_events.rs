@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::support::gateway::{self, row};
+use crate::support::runtime_api;
 use crate::support::{
     Backing, CONFIGURATIONS, EXCHANGE_V1, EXCHANGE_V2, ISSUER, PERMISSIONS, REFRESH_V1, REFRESH_V2,
     ROLES, TENANT_TOKENS, TENANT_TOKENS_V2, TestClock, USER_TOKENS, VENDOR_CREDENTIALS, build_app,
@@ -490,4 +491,125 @@ async fn through_a_function_url_discovery_names_the_function_url() {
         format!("{base}/.well-known/jwks.json")
     );
     assert_eq!(discovery["token_endpoint"], format!("{base}/oauth/token"));
+}
+
+/// An Application Load Balancer's `GET` event for `path`: it names no URL of the service, only
+/// the target group, and the client's `Host` (here a forged one).
+fn alb_event(path: &str) -> Value {
+    json!({
+        "requestContext": {"elb": {"targetGroupArn":
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/m2m/49e9d65c45c6791a"}},
+        "httpMethod": "GET",
+        "path": path,
+        "queryStringParameters": {},
+        "headers": {
+            "accept": "application/json",
+            "host": "evil.example",
+            "x-amzn-trace-id": "Root=1-5c536348-3d683b8b04734faae651f476",
+            "x-forwarded-for": "203.0.113.7",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https"
+        },
+        "body": "",
+        "isBase64Encoded": false
+    })
+}
+
+/// The variables a function's binary needs to run on `t`'s moto.
+fn function_env(t: &crate::support::TestApp) -> Vec<(&'static str, String)> {
+    let m2m_shared::config::Backend::Aws {
+        table, kms_key_id, ..
+    } = &t.app.settings().backend
+    else {
+        panic!("on AWS");
+    };
+    vec![
+        ("AWS_ENDPOINT_URL", crate::support::moto_endpoint()),
+        ("M2M_TABLE", table.clone()),
+        ("M2M_KMS_KEY_ID", kms_key_id.clone()),
+    ]
+}
+
+/// Behind a load balancer, an allow-list is checked against the address the balancer added
+/// (the last of `X-Forwarded-For`), never one the client wrote before it.
+#[tokio::test]
+async fn behind_a_load_balancer_an_allow_list_reads_the_address_it_added() {
+    let t = crate::support::spawn_app(Backing::Moto).await;
+    let vendor = t.vendor_token().await;
+    let allowed = json!({"allowedIps": ["203.0.113.0/24"]});
+    let (client_id, secret) = t.tenant_token(&vendor, "acme", allowed).await;
+    let exchange = |forwarded_for: &str| {
+        let mut event = alb_event(EXCHANGE_V1);
+        event["httpMethod"] = json!("POST");
+        event["headers"]["content-type"] = json!("application/json");
+        event["headers"]["x-forwarded-for"] = json!(forwarded_for);
+        event["body"] = json!(json!({"clientId": client_id, "secret": secret}).to_string());
+        event.to_string()
+    };
+    let events = vec![
+        exchange("198.51.100.1, 203.0.113.7"),
+        exchange("203.0.113.7, 198.51.100.9"),
+    ];
+    let mut env = function_env(&t);
+    env.push(("M2M_PUBLIC_URL", "https://auth.example.com".into()));
+    let run = runtime_api::invoke("exchange", &env, events).await;
+    let statuses: Vec<&Value> = run.answers.iter().map(|a| &a["statusCode"]).collect();
+    assert_eq!(statuses, [&json!(200), &json!(401)], "{}", run.log);
+}
+
+/// Each front AWS puts before a function, through the discovery function's real binary (polling
+/// a stand-in of Lambda's Runtime API): API Gateway's and a function URL's events name the
+/// service's URL; an Application Load Balancer's name none, so without `M2M_PUBLIC_URL` the
+/// function refuses to start, saying what to set, instead of answering 500s; with it, it serves.
+#[tokio::test]
+async fn each_front_reaches_a_function_and_names_the_service() {
+    let t = crate::support::spawn_app(Backing::Moto).await;
+    let env = function_env(&t);
+    let path = "/.well-known/openid-configuration";
+    let (_, gateway_event) = gateway::event("GET", path, &[("host", "evil.example")], "");
+    let mut url_event = gateway_event.clone();
+    let url_id = "abcdefghij0123456789klmnopqrstuv";
+    url_event["requestContext"]["apiId"] = json!(url_id);
+    url_event["requestContext"]["domainName"] =
+        json!(format!("{url_id}.lambda-url.us-east-1.on.aws"));
+    let events = vec![gateway_event.to_string(), url_event.to_string()];
+    let run = runtime_api::invoke("discovery", &env, events).await;
+    let issuers: Vec<Value> = (run.answers.iter())
+        .map(|answer| serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap())
+        .map(|document: Value| document["issuer"].clone())
+        .collect();
+    let gateway_url = format!(
+        "https://{}.execute-api.us-east-1.amazonaws.com",
+        gateway_event["requestContext"]["apiId"].as_str().unwrap()
+    );
+    assert_eq!(
+        issuers,
+        [
+            json!(gateway_url),
+            json!(format!("https://{url_id}.lambda-url.us-east-1.on.aws"))
+        ],
+        "{}",
+        run.log
+    );
+
+    let alb = alb_event(path).to_string();
+    let run = runtime_api::invoke("discovery", &env, vec![alb.clone()]).await;
+    assert!(run.answers.is_empty(), "{:?}", run.answers);
+    assert_eq!(
+        run.exit.and_then(|status| status.code()),
+        Some(78),
+        "{}",
+        run.log
+    );
+    assert!(run.log.contains("set M2M_PUBLIC_URL"), "{}", run.log);
+
+    let mut env = env;
+    env.push(("M2M_PUBLIC_URL", "https://auth.example.com".into()));
+    let run = runtime_api::invoke("discovery", &env, vec![alb]).await;
+    let answer = &run.answers[..];
+    assert_eq!(answer.len(), 1, "{}", run.log);
+    assert_eq!(answer[0]["statusCode"], 200, "{}", answer[0]);
+    assert_eq!(answer[0]["statusDescription"], "200 OK", "{}", answer[0]);
+    let document: Value = serde_json::from_str(answer[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(document["issuer"], "https://auth.example.com");
 }

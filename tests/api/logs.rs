@@ -2,61 +2,9 @@
 //! real binary, polling a stand-in of the Runtime API on loopback) at `RUST_LOG=trace`
 //! exchanges real credentials, and its whole output is searched for them.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Backing, moto_endpoint, spawn_app};
-
-/// The Runtime API's side of one invocation: `event` for the first poll, then nothing; the
-/// function's answer, when it comes.
-#[derive(Clone)]
-struct Runtime {
-    event: Arc<Mutex<Option<String>>>,
-    answer: Arc<Mutex<Option<Bytes>>>,
-}
-
-async fn next(axum::extract::State(runtime): axum::extract::State<Runtime>) -> impl IntoResponse {
-    let Some(event) = runtime.event.lock().unwrap().take() else {
-        std::future::pending::<()>().await;
-        unreachable!()
-    };
-    let mut headers = HeaderMap::new();
-    let deadline = std::time::SystemTime::now() + Duration::from_secs(30);
-    let deadline = deadline
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    for (name, value) in [
-        ("lambda-runtime-aws-request-id", "logs-1".to_owned()),
-        ("lambda-runtime-deadline-ms", deadline.to_string()),
-        (
-            "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:exchange".to_owned(),
-        ),
-        (
-            "lambda-runtime-trace-id",
-            "Root=1-00000000-000000000000000000000000".to_owned(),
-        ),
-        ("content-type", "application/json".to_owned()),
-    ] {
-        headers.insert(name, value.parse().unwrap());
-    }
-    (StatusCode::OK, headers, event)
-}
-
-async fn answer(
-    axum::extract::State(runtime): axum::extract::State<Runtime>,
-    body: Bytes,
-) -> StatusCode {
-    *runtime.answer.lock().unwrap() = Some(body);
-    StatusCode::ACCEPTED
-}
+use crate::support::{Backend, Backing, moto_endpoint, runtime_api, spawn_app};
 
 /// Runs the exchange binary for one invocation of `event`; its answer and its whole output.
 async fn invoke_exchange(backend: &Backend, event: String) -> (Value, String) {
@@ -66,54 +14,18 @@ async fn invoke_exchange(backend: &Backend, event: String) -> (Value, String) {
     else {
         panic!("the functions run on AWS");
     };
-    let runtime = Runtime {
-        event: Arc::new(Mutex::new(Some(event))),
-        answer: Arc::default(),
-    };
-    let api = axum::Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
-        .with_state(runtime.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, api).await });
-    let output = tempfile::NamedTempFile::new().unwrap();
-    let mut function = tokio::process::Command::new(crate::support::binary("exchange"))
-        .env_clear()
-        .envs([
-            ("AWS_LAMBDA_RUNTIME_API", address.to_string()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "exchange".into()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769".into()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", "logs".into()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", "logs".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_ENDPOINT_URL", moto_endpoint()),
-            ("M2M_TABLE", table.clone()),
-            ("M2M_KMS_KEY_ID", kms_key_id.clone()),
-            ("RUST_LOG", "trace".into()),
-        ])
-        .stdout(output.reopen().unwrap())
-        .stderr(output.reopen().unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut answered = None;
-    for _ in 0..600 {
-        answered = runtime.answer.lock().unwrap().take();
-        if answered.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    function.kill().await.unwrap();
-    server.abort();
-    let answered = answered.expect("the function answered within 30 s");
-    let log = std::fs::read_to_string(output.path()).unwrap();
-    (serde_json::from_slice(&answered).unwrap(), log)
+    let env = [
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ("M2M_TABLE", table.clone()),
+        ("M2M_KMS_KEY_ID", kms_key_id.clone()),
+        ("RUST_LOG", "trace".into()),
+    ];
+    let mut run = runtime_api::invoke("exchange", &env, vec![event]).await;
+    let answer = run
+        .answers
+        .pop()
+        .expect("the function answered within 30 s");
+    (answer, run.log)
 }
 
 #[tokio::test]

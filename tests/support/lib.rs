@@ -6,6 +6,7 @@
 pub mod client;
 pub mod fault_proxy;
 pub mod gateway;
+pub mod runtime_api;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

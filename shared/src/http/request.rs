@@ -283,15 +283,18 @@ pub(super) struct Origin {
 }
 
 impl Origin {
-    /// The client's address: on Lambda, API Gateway's `sourceIp`; locally the peer's, or with
-    /// `trust_forwarded_for` (`M2M_TRUST_X_FORWARDED_FOR`, for a server reachable only through
-    /// one proxy) the last `X-Forwarded-For` entry, the one that proxy added. Nothing a client
-    /// sets is believed otherwise.
+    /// The client's address: on Lambda, API Gateway's (or the function URL's) `sourceIp`, and
+    /// behind an Application Load Balancer the last `X-Forwarded-For` entry, the one it added;
+    /// locally the peer's, or with `trust_forwarded_for` (`M2M_TRUST_X_FORWARDED_FOR`, for a
+    /// server reachable only through one proxy) the last `X-Forwarded-For` entry, the one that
+    /// proxy added. Nothing a client sets is believed otherwise.
     pub fn client(&self, trust_forwarded_for: bool) -> Option<IpAddr> {
         if let Some(RequestContext::ApiGatewayV2(context)) = &self.context {
             return context.http.source_ip.as_deref()?.parse().ok();
         }
-        if trust_forwarded_for {
+        // An Application Load Balancer appends the address it was reached from.
+        let behind_alb = matches!(self.context, Some(RequestContext::Alb(_)));
+        if trust_forwarded_for || behind_alb {
             let forwarded = self.headers.get_all("x-forwarded-for").iter().next_back();
             let last = forwarded
                 .and_then(|v| v.to_str().ok())?

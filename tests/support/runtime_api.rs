@@ -1,0 +1,132 @@
+//! A stand-in of Lambda's Runtime API on loopback: a function's real binary polls it for
+//! events, as it polls Lambda, and posts its answers (or its errors) back.
+
+use std::collections::VecDeque;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::Value;
+
+/// The Runtime API's side: the events still to hand out, and the answers posted so far.
+#[derive(Clone, Default)]
+struct Runtime {
+    events: Arc<Mutex<VecDeque<String>>>,
+    answers: Arc<Mutex<Vec<Bytes>>>,
+}
+
+async fn next(axum::extract::State(runtime): axum::extract::State<Runtime>) -> impl IntoResponse {
+    let event = runtime.events.lock().unwrap().pop_front();
+    let Some(event) = event else {
+        std::future::pending::<()>().await;
+        unreachable!()
+    };
+    let number = runtime.answers.lock().unwrap().len() + 1;
+    let mut headers = HeaderMap::new();
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(30);
+    let deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for (name, value) in [
+        (
+            "lambda-runtime-aws-request-id",
+            format!("invocation-{number}"),
+        ),
+        ("lambda-runtime-deadline-ms", deadline.to_string()),
+        (
+            "lambda-runtime-invoked-function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:m2m".to_owned(),
+        ),
+        (
+            "lambda-runtime-trace-id",
+            "Root=1-00000000-000000000000000000000000".to_owned(),
+        ),
+        ("content-type", "application/json".to_owned()),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    (StatusCode::OK, headers, event)
+}
+
+async fn answer(
+    axum::extract::State(runtime): axum::extract::State<Runtime>,
+    body: Bytes,
+) -> StatusCode {
+    runtime.answers.lock().unwrap().push(body);
+    StatusCode::ACCEPTED
+}
+
+/// What a function did with its events: its answers in order, its whole output (stdout and
+/// stderr), and its exit status if it stopped by itself.
+pub struct Run {
+    pub answers: Vec<Value>,
+    pub log: String,
+    pub exit: Option<ExitStatus>,
+}
+
+/// Runs the function binary `name` with `env` (beside the variables Lambda sets) on `events`,
+/// one invocation each, until it has answered them all or exits; 30 s at most.
+pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> Run {
+    let count = events.len();
+    let runtime = Runtime {
+        events: Arc::new(Mutex::new(events.into())),
+        answers: Arc::default(),
+    };
+    let api = axum::Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
+        .with_state(runtime.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, api).await });
+    let output = tempfile::NamedTempFile::new().unwrap();
+    let mut function = tokio::process::Command::new(crate::binary(name))
+        .env_clear()
+        .envs([
+            ("AWS_LAMBDA_RUNTIME_API", address.to_string()),
+            ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "logs".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "logs".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(output.reopen().unwrap())
+        .stderr(output.reopen().unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut exit = None;
+    for _ in 0..600 {
+        if runtime.answers.lock().unwrap().len() == count {
+            break;
+        }
+        if let Some(status) = function.try_wait().unwrap() {
+            exit = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if exit.is_none() {
+        function.kill().await.unwrap();
+    }
+    server.abort();
+    let answers = runtime.answers.lock().unwrap().clone();
+    Run {
+        answers: answers
+            .iter()
+            .map(|body| serde_json::from_slice(body).unwrap_or(Value::Null))
+            .collect(),
+        log: std::fs::read_to_string(output.path()).unwrap(),
+        exit,
+    }
+}
