@@ -134,6 +134,18 @@ impl App {
         self.bcrypt.prepare().await
     }
 
+    /// What a process stopping cleanly must not lose, written now: each token's counts of its
+    /// last minute (`apiToken.used`), which would otherwise wait for its next use here.
+    pub async fn shut_down(&self) {
+        let now = self.clock.now();
+        let days = self.settings.audit_retention_days;
+        for event in self.usage.drain(now, days) {
+            if let Err(e) = self.audits.record_event(&event).await {
+                tracing::warn!(error = %e, "a token's uses of a minute could not be recorded");
+            }
+        }
+    }
+
     /// bcrypt checks of presented secrets this process ran so far (those shared with a
     /// concurrent check of the same credentials, recalled, or refused not counted): what its
     /// credential checks cost, for metrics and tests.

@@ -67,6 +67,24 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM, as a container's stop or a service manager does.
+    fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to end by itself (10 s at most); its exit status and its log.
+    fn stopped(mut self) -> (std::process::ExitStatus, String) {
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("m2m-local did not stop within 10 s:\n{}", self.logs());
+    }
+
     fn logs(&self) -> String {
         std::thread::sleep(Duration::from_millis(200));
         self.stderr.try_iter().collect::<Vec<_>>().join("\n")
@@ -788,5 +806,73 @@ async fn audit_events_stream_to_a_json_lines_file_and_a_crash_loses_none() {
         lines[..trail.len()],
         trail[..],
         "the stream holds every event, as read, in order"
+    );
+}
+
+/// On SIGTERM the server takes no new request, finishes the one under way (here, its body still
+/// arriving), writes the minute's usage counts it held in memory, closes the store cleanly and
+/// exits 0; the next start finds the store closed and the counts in the trail. A kill (the
+/// contrast) leaves the store to be checked on the next start.
+#[tokio::test]
+async fn sigterm_finishes_requests_keeps_counts_and_closes_the_store() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = [("M2M_DATA_DIR", dir.path().display().to_string())];
+    let server = Server::start(&data);
+    let vendor_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
+    let vendor_secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
+    let vendor = server.vendor_token(&vendor_id, &vendor_secret).await;
+    let created = server.tenant_token(&vendor).await;
+    let client_id = created["clientId"].as_str().unwrap().to_owned();
+    let credentials = json!({"clientId": client_id, "secret": created["secret"]});
+    let (status, _) = server
+        .call("POST", EXCHANGE_V1, &[], Some(credentials.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A request under way: its headers and half its body sent, then the stop.
+    let body = credentials.to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {EXCHANGE_V1} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{first}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("accessToken"), "{answer}");
+    let (status, log) = server.stopped();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("stopped"), "{log}");
+
+    let server = Server::start(&data);
+    assert!(
+        !server.logs().contains("not closed cleanly"),
+        "a stop closes the store"
+    );
+    let vendor = server.vendor_token(&vendor_id, &vendor_secret).await;
+    let path = format!("/audits?filter={client_id}");
+    let auth = [("x-access-token", vendor.as_str())];
+    let (status, used) = server.call("GET", &path, &auth, None).await;
+    assert_eq!(status, StatusCode::OK, "{used}");
+    let issued: Vec<&Value> = (used["data"].as_array().unwrap().iter())
+        .filter(|event| event["action"] == "apiToken.used")
+        .map(|event| &event["issued"])
+        .collect();
+    assert_eq!(issued, [&json!(2)], "both JWTs counted: {used}");
+
+    drop(server); // SIGKILL
+    let server = Server::start(&data);
+    assert!(
+        server.logs().contains("not closed cleanly"),
+        "a kill is seen"
     );
 }

@@ -3,8 +3,9 @@
 //! and process (`apiToken.used`), written when the token is next used in a later minute. So no
 //! flood of exchanges, right or wrong, turns into more than one write per token and minute.
 //!
-//! A process's counts of a token's last minute wait for its next use there: a process that
-//! stops first loses them (on Lambda, an instance retired; locally, a stop).
+//! A process's counts of a token's last minute wait for its next use there, or for the process
+//! to stop: the local server writes them all once its last request has finished; a Lambda
+//! instance retired (or a process killed) loses them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -138,6 +139,16 @@ impl Usage {
         add(entry);
         drop(minutes);
         past.map(|past| past.event(token.client_id, now, retention_days))
+    }
+
+    /// Every count held, as the events to write at `now`: what a stopping process hands on.
+    pub(crate) fn drain(&self, now: Timestamp, retention_days: u32) -> Vec<AuditEvent> {
+        let Ok(mut minutes) = self.minutes.lock() else {
+            return Vec::new();
+        };
+        (minutes.drain())
+            .map(|(client_id, minute)| minute.event(client_id, now, retention_days))
+            .collect()
     }
 }
 

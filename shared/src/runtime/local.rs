@@ -10,17 +10,35 @@ use crate::config::{self, Backend, Settings};
 use crate::domain::token::DEFAULT_VENDOR_NAME;
 use crate::http;
 
-/// Serves every endpoint on `listener` until Ctrl-C or SIGTERM.
+/// Serves every endpoint on `listener` until Ctrl-C or SIGTERM; then takes no new request,
+/// lets those under way finish (for [`DRAIN`] at most) and writes what the app holds in memory.
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let service = http::service(app, None);
+    let service = http::service(Arc::clone(&app), None);
     // With each connection's peer address, what an allow-list is checked against.
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         std::net::SocketAddr,
     >(service);
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = Arc::clone(&stopping);
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing the requests under way");
+        signalled.notify_one();
+    });
+    let served = tokio::select! {
+        served = server => served,
+        () = async { stopping.notified().await; tokio::time::sleep(DRAIN).await } => {
+            tracing::warn!("stopping: requests still under way after {} s are cut", DRAIN.as_secs());
+            Ok(())
+        }
+    };
+    app.shut_down().await;
+    served
 }
+
+/// How long a stop waits for the requests under way: well within the 10 s a container's stop
+/// gives before it kills.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -86,33 +104,44 @@ pub async fn run_local() -> ExitCode {
     if let Err(e) = app.prepare_credential_checks().await {
         return fail(format_args!("start-up failed: {e}"));
     }
-    let bootstrap = match local.vendor {
-        Some((client_id, secret)) => app.vendors().ensure(client_id, &secret).await.map(|_| None),
-        None => match app.vendors().any().await {
-            Ok(true) => Ok(None),
-            Ok(false) => app
-                .vendors()
-                .create(DEFAULT_VENDOR_NAME.into())
-                .await
-                .map(Some),
-            Err(e) => Err(e),
-        },
-    };
-    match bootstrap {
-        Ok(Some(created)) => println!(
-            "Created the first vendor credential. The secret is shown only this once:\n  \
-             M2M_VENDOR_CLIENT_ID={}\n  M2M_VENDOR_SECRET={}",
-            created.record.client_id,
-            created.secret.expose()
-        ),
-        Ok(None) => {}
-        Err(e) => return fail(format_args!("cannot set up the vendor credential: {e}")),
+    if let Err(e) = first_vendor(&app, local.vendor).await {
+        return fail(format_args!("cannot set up the vendor credential: {e}"));
     }
     println!("m2m-auth listening on http://{address}");
-    match serve(Arc::new(app), listener).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let app = Arc::new(app);
+    let served = serve(Arc::clone(&app), listener).await;
+    // The store closes cleanly when the last holder of the app lets go; a request cut by the
+    // drain's bound may still hold it, and the runtime's end drops it then.
+    drop(app);
+    match served {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(format_args!("server error: {e}")),
     }
+}
+
+/// The vendor credential the environment names, made sure of; else, in a store with none, a
+/// first one, printed once.
+async fn first_vendor(
+    app: &App,
+    named: Option<(crate::domain::ClientId, crate::domain::Secret)>,
+) -> crate::error::Result<()> {
+    if let Some((client_id, secret)) = named {
+        return app.vendors().ensure(client_id, &secret).await.map(drop);
+    }
+    if app.vendors().any().await? {
+        return Ok(());
+    }
+    let created = app.vendors().create(DEFAULT_VENDOR_NAME.into()).await?;
+    println!(
+        "Created the first vendor credential. The secret is shown only this once:\n  \
+         M2M_VENDOR_CLIENT_ID={}\n  M2M_VENDOR_SECRET={}",
+        created.record.client_id,
+        created.secret.expose()
+    );
+    Ok(())
 }
 
 mod vendors;

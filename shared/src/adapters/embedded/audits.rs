@@ -148,7 +148,7 @@ fn purge(txn: &WriteTransaction, now: Timestamp) -> Result<(), redb::Error> {
 impl EmbeddedStore {
     /// Appends every event the outbox holds, oldest first, to the JSON-lines file at `path`
     /// (created if need be; one event as `GET /audits` shows it per line), on a thread of its
-    /// own for the life of the process. A line is written (and synced) before its event leaves
+    /// own for as long as the store is open (it does not keep it open). A line is written (and synced) before its event leaves
     /// the outbox, so a crash may write an event twice (its `id` tells), never lose one.
     /// Refuses a store opened without [`EmbeddedStore::open_streaming_audits`], or a file it
     /// cannot open.
@@ -168,12 +168,14 @@ impl EmbeddedStore {
                     path.display()
                 ))
             })?;
-        let db = Arc::clone(&self.db);
+        let db = Arc::downgrade(&self.db);
         let spawned = std::thread::Builder::new()
             .name("audit-stream".into())
             .spawn(move || {
-                loop {
-                    match stream_some(&db, &mut file) {
+                while let Some(db) = db.upgrade() {
+                    let streamed = stream_some(&db, &mut file);
+                    drop(db);
+                    match streamed {
                         Ok(0) => std::thread::sleep(STREAM_IDLE),
                         Ok(_) => {}
                         Err(e) => {

@@ -115,8 +115,19 @@ impl EmbeddedStore {
     fn open_as(path: &Path, streams_audits: bool) -> Result<Self> {
         // redb caches up to 1 GiB of pages by default; the local default's data is far smaller,
         // and a bounded cache keeps the server's memory flat as tokens churn.
+        // A file not closed cleanly (the process killed or crashed) is checked on opening; said
+        // once, since it takes a while on a large store and should not happen on a stop.
+        let told = std::cell::Cell::new(false);
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
+            .set_repair_callback(move |_| {
+                if !told.replace(true) {
+                    tracing::warn!(
+                        "the store was not closed cleanly (the process was killed or crashed); \
+                         checking it before serving"
+                    );
+                }
+            })
             .create(path)
             .map_err(|e| {
                 Error::internal(format!("cannot open database {}: {e}", path.display()))
