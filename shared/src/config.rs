@@ -71,9 +71,15 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct LocalSettings {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served in Prometheus' text format (`M2M_METRICS_LISTEN`); unset, no
+    /// metrics are kept.
+    pub metrics_listen: Option<SocketAddr>,
     /// A vendor credential to ensure at start-up, from `M2M_VENDOR_CLIENT_ID`/`M2M_VENDOR_SECRET`.
     pub vendor: Option<(ClientId, Secret)>,
 }
+
+/// The CloudWatch namespace of the functions' metrics when none is set.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "m2m-auth";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {problem}")]
@@ -246,6 +252,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             .ok_or_else(|| missing("M2M_AUDIT_BUS", "the audit stream puts events on it"))
     }
 
+    /// The CloudWatch namespace of a Lambda function's metrics (`M2M_METRICS_NAMESPACE`, by
+    /// default `m2m-auth`).
+    pub fn metrics_namespace(&self) -> String {
+        self.get("M2M_METRICS_NAMESPACE")
+            .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned())
+    }
+
     /// Settings for a Lambda function: DynamoDB and KMS are required.
     pub fn aws_settings(&self) -> Result<Settings, ConfigError> {
         let settings = self.settings()?;
@@ -283,7 +296,18 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             (Some(_), None) => return Err(missing("M2M_VENDOR_SECRET", "M2M_VENDOR_CLIENT_ID is set")),
             (None, Some(_)) => return Err(missing("M2M_VENDOR_CLIENT_ID", "M2M_VENDOR_SECRET is set")),
         };
-        Ok(LocalSettings { listen, vendor })
+        let metrics_listen = match self.get("M2M_METRICS_LISTEN") {
+            None => None,
+            Some(text) => Some(text.trim().parse().map_err(|_| ConfigError {
+                name: "M2M_METRICS_LISTEN",
+                problem: format!("expected host:port, such as 127.0.0.1:9464, got {text:?}"),
+            })?),
+        };
+        Ok(LocalSettings {
+            listen,
+            metrics_listen,
+            vendor,
+        })
     }
 }
 

@@ -38,10 +38,40 @@ pub enum Error {
     /// A dependency (DynamoDB, KMS) is unreachable, too slow or throttling, or the request ran
     /// out of time; nothing was half-done and the request may be retried. Logged with its cause.
     #[error("Service temporarily unavailable; try again shortly")]
-    Unavailable(Internal),
+    Unavailable(Dependency, Internal),
     /// A fault of ours or a misconfiguration. Logged with its cause; the client sees a generic text.
     #[error("Internal server error")]
     Internal(Internal),
+}
+
+/// What an [`Error::Unavailable`] waited on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    DynamoDb,
+    Kms,
+    /// Nothing answered wrong, but the request ran out of its time budget.
+    Budget,
+}
+
+impl Dependency {
+    /// Its name in logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::DynamoDb => "dynamodb",
+            Self::Kms => "kms",
+            Self::Budget => "budget",
+        }
+    }
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DynamoDb => "DynamoDB",
+            Self::Kms => "KMS",
+            Self::Budget => "the request's time budget",
+        })
+    }
 }
 
 /// The hidden cause of an [`Error::Internal`].
@@ -58,8 +88,11 @@ impl Error {
         Self::Internal(Internal(cause.into()))
     }
 
-    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Unavailable(Internal(cause.into()))
+    pub fn unavailable(
+        dependency: Dependency,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable(dependency, Internal(cause.into()))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

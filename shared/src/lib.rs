@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod machinery;
+pub mod metrics;
 pub mod operations;
 pub mod ports;
 pub mod provisioning;

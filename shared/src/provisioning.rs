@@ -212,7 +212,7 @@ pub async fn handle_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
                 Error::Internal(cause) => {
                     tracing::error!(message_id = id, cause = ?cause, "event failed")
                 }
-                Error::Unavailable(cause) => {
+                Error::Unavailable(_, cause) => {
                     tracing::warn!(message_id = id, cause = ?cause, "store unavailable; batch left for retry");
                     unavailable = true;
                 }

@@ -56,14 +56,28 @@ pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> 
     // request waits for it (or, if it failed, builds it again).
     let starting = service.clone();
     tokio::spawn(async move { starting.start().await });
-    lambda_http::run(tower::service_fn(move |request: lambda_http::Request| {
+    let metrics = embedded_metrics()?;
+    let handler = tower::service_fn(move |request: lambda_http::Request| {
         if !url_is_set && names_no_url(&request) {
             refuse_start();
         }
         let mut service = service.clone();
         async move { tower::Service::call(&mut service, request).await }
-    }))
-    .await
+    });
+    metrics_cloudwatch_embedded::lambda::service::run_http(metrics, handler).await
+}
+
+/// A Lambda function's metrics: CloudWatch Embedded Metric Format documents on stdout after
+/// each invocation (which CloudWatch Logs turns into metrics), in the namespace
+/// `M2M_METRICS_NAMESPACE`, each naming its invocation's `requestId`.
+fn embedded_metrics() -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_http::Error>
+{
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(config::process_env().metrics_namespace())
+        .with_lambda_request_id("requestId")
+        .init()?;
+    crate::metrics::describe();
+    Ok(collector)
 }
 
 /// Whether a request came through a front whose events do not name the service's URL: an

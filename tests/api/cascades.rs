@@ -58,7 +58,10 @@ impl FailingStore {
         calls.0 += 1;
         if calls.1 == Some(calls.0) {
             calls.1 = None;
-            return Err(Error::unavailable(format!("injected failure of {call}")));
+            return Err(Error::unavailable(
+                m2m_shared::error::Dependency::DynamoDb,
+                format!("injected failure of {call}"),
+            ));
         }
         Ok(())
     }

@@ -516,7 +516,7 @@ fn alb_event(path: &str) -> Value {
 }
 
 /// The variables a function's binary needs to run on `t`'s moto.
-fn function_env(t: &crate::support::TestApp) -> Vec<(&'static str, String)> {
+pub(crate) fn function_env(t: &crate::support::TestApp) -> Vec<(&'static str, String)> {
     let m2m_shared::config::Backend::Aws {
         table, kms_key_id, ..
     } = &t.app.settings().backend

@@ -291,9 +291,10 @@ async fn the_local_server_issues_as_its_own_url_unless_a_public_url_is_set() {
 fn a_missing_or_malformed_setting_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = ("M2M_DATA_DIR", dir.path().display().to_string());
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (&[("M2M_BCRYPT_COST", "ten")], "M2M_BCRYPT_COST"),
         (&[("M2M_LISTEN", "everywhere")], "M2M_LISTEN"),
+        (&[("M2M_METRICS_LISTEN", "9464")], "M2M_METRICS_LISTEN"),
         (&[("M2M_TABLE", "tokens")], "M2M_KMS_KEY_ID"),
         (
             &[(
@@ -392,7 +393,7 @@ async fn with_table_and_key_set_the_same_binary_uses_dynamodb_and_kms() {
 
 /// Creates a personal and a tenant token, exchanges and refreshes each, and collects every
 /// credential handled into `credentials`; returns the two clientIds.
-async fn exchange_and_refresh_both_kinds(
+pub(crate) async fn exchange_and_refresh_both_kinds(
     server: &Server,
     vendor: &str,
     credentials: &mut Vec<String>,

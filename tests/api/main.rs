@@ -22,6 +22,7 @@ mod integrity;
 mod key_rotation;
 mod local_server;
 mod logs;
+mod metrics;
 mod oauth;
 mod ownership;
 mod portal;

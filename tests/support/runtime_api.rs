@@ -100,8 +100,9 @@ pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> 
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ])
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(output.reopen().unwrap())
-        .stderr(output.reopen().unwrap())
+        // One open file for both, so that they share its offset (two would overwrite each other).
+        .stdout(output.as_file().try_clone().unwrap())
+        .stderr(output.as_file().try_clone().unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();

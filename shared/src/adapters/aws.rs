@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 
 use super::{KmsSigner, Rotation, WrappedKeySigner};
 use crate::config::Backend;
-use crate::error::Error;
+use crate::error::{Dependency, Error};
 use crate::ports::Signer;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -63,7 +63,7 @@ const TRANSIENT_CODES: &[&str] = &[
 
 /// A failed call to `service`: a 503 when the dependency is unreachable, slow, throttling or
 /// failing on its side; a 500 when the call itself is wrong (a bug or a misconfiguration).
-pub fn call_failed<E, R>(service: &str, e: SdkError<E, R>) -> Error
+pub fn call_failed<E, R>(service: Dependency, e: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -80,7 +80,7 @@ where
     };
     let cause = format!("{service}: {}", DisplayErrorContext(e));
     if transient {
-        Error::unavailable(cause)
+        Error::unavailable(service, cause)
     } else {
         Error::internal(cause)
     }
@@ -139,7 +139,10 @@ mod tests {
             meta = meta.code(code);
         }
         let e = GetItemError::generic(meta.build());
-        call_failed("DynamoDB", SdkError::<_, ()>::service_error(e, ()))
+        call_failed(
+            Dependency::DynamoDb,
+            SdkError::<_, ()>::service_error(e, ()),
+        )
     }
 
     #[test]
@@ -148,9 +151,9 @@ mod tests {
             "ThrottlingException",
             "ProvisionedThroughputExceededException",
         ] {
-            assert!(matches!(service_error(Some(code)), Error::Unavailable(_)));
+            assert!(matches!(service_error(Some(code)), Error::Unavailable(..)));
         }
-        assert!(matches!(service_error(None), Error::Unavailable(_)));
+        assert!(matches!(service_error(None), Error::Unavailable(..)));
         for code in [
             "ValidationException",
             "ResourceNotFoundException",
@@ -162,6 +165,9 @@ mod tests {
             );
         }
         let timeout = SdkError::<GetItemError, ()>::timeout_error("slow");
-        assert!(matches!(call_failed("KMS", timeout), Error::Unavailable(_)));
+        assert!(matches!(
+            call_failed(Dependency::Kms, timeout),
+            Error::Unavailable(..)
+        ));
     }
 }

@@ -24,7 +24,7 @@ where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    super::aws::call_failed("KMS", e)
+    super::aws::call_failed(crate::error::Dependency::Kms, e)
 }
 
 impl KmsSigner {

@@ -88,7 +88,7 @@ impl WrappedKeySigner {
                     .encryption_context(CONTEXT.0, CONTEXT.1)
                     .send()
                     .await
-                    .map_err(|e| super::aws::call_failed("KMS", e))?;
+                    .map_err(|e| super::aws::call_failed(crate::error::Dependency::Kms, e))?;
                 let der = out
                     .plaintext
                     .ok_or_else(|| Error::internal("KMS Decrypt returned nothing"))?;
@@ -111,7 +111,7 @@ async fn read(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Option
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| super::aws::call_failed("DynamoDB", e))?;
+        .map_err(|e| super::aws::call_failed(crate::error::Dependency::DynamoDb, e))?;
     out.item.as_ref().map(Stored::from_item).transpose()
 }
 
@@ -131,7 +131,7 @@ async fn create(
         .encryption_context(CONTEXT.0, CONTEXT.1)
         .send()
         .await
-        .map_err(|e| super::aws::call_failed("KMS", e))?
+        .map_err(|e| super::aws::call_failed(crate::error::Dependency::Kms, e))?
         .ciphertext_blob
         .ok_or_else(|| Error::internal("KMS Encrypt returned nothing"))?
         .into_inner();
@@ -157,7 +157,10 @@ async fn create(
         Err(e) if super::dynamodb::is_condition_failure(&e) => read(dynamodb, table)
             .await?
             .ok_or_else(|| Error::internal("the signing key stored first is gone")),
-        Err(e) => Err(super::aws::call_failed("DynamoDB", e)),
+        Err(e) => Err(super::aws::call_failed(
+            crate::error::Dependency::DynamoDb,
+            e,
+        )),
     }
 }
 

@@ -25,6 +25,18 @@ pub enum TokenType {
     PortalSession,
 }
 
+impl TokenType {
+    /// The claim's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TenantApiToken => "tenantApiToken",
+            Self::UserApiToken => "userApiToken",
+            Self::Vendor => "vendor",
+            Self::PortalSession => "portalSession",
+        }
+    }
+}
+
 /// What an API token's JWT says (the contract's claim set).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

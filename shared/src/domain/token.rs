@@ -24,6 +24,14 @@ pub enum TokenOwner {
 }
 
 impl TokenOwner {
+    /// The `type` claim of its JWTs.
+    pub fn token_type(&self) -> super::jwt::TokenType {
+        match self {
+            Self::Tenant => super::jwt::TokenType::TenantApiToken,
+            Self::User(_) => super::jwt::TokenType::UserApiToken,
+        }
+    }
+
     /// The user a personal token acts as.
     pub fn user(&self) -> Option<&UserId> {
         match self {

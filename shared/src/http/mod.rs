@@ -119,6 +119,20 @@ async fn serve(
     origin: request::Origin,
     body: Bytes,
 ) -> Response {
+    let arrived = std::time::Instant::now();
+    let answer = answer(app, endpoint, uri, origin, body).await;
+    crate::metrics::request_answered(endpoint.function.binary(), arrived);
+    answer
+}
+
+/// The row's answer to the request.
+async fn answer(
+    app: Arc<App>,
+    endpoint: &'static Endpoint,
+    uri: Uri,
+    origin: request::Origin,
+    body: Bytes,
+) -> Response {
     // The request's segments where the row's path has `{id}` and `{key}` (routing matched
     // them already).
     let segment = |name: &str| {
@@ -156,7 +170,10 @@ async fn serve(
     let budget = app.request_budget();
     match tokio::time::timeout(budget, dispatch(app, endpoint, call)).await {
         Ok(answered) => answered.unwrap_or_else(endpoint.errors),
-        Err(_) => (endpoint.errors)(Error::unavailable("the request ran out of its time budget")),
+        Err(_) => (endpoint.errors)(Error::unavailable(
+            crate::error::Dependency::Budget,
+            "the request ran out of its time budget",
+        )),
     }
 }
 

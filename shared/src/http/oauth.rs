@@ -226,7 +226,7 @@ pub fn token_error(error: Error) -> Response {
         Error::InvalidScope(why) => ("invalid_scope", why.clone()),
         // The vendor has switched these tokens off.
         Error::Forbidden(why) => ("unauthorized_client", why.clone()),
-        Error::Busy | Error::RateLimited(_) | Error::Unavailable(_) => {
+        Error::Busy | Error::RateLimited(_) | Error::Unavailable(..) => {
             ("temporarily_unavailable", error.to_string())
         }
         Error::Internal(_) => ("server_error", error.to_string()),

@@ -37,7 +37,7 @@ fn status(error: &Error) -> StatusCode {
         Error::Busy | Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -60,11 +60,15 @@ impl IntoResponse for Error {
                 tracing::error!(cause = ?cause, "request failed");
                 None
             }
-            Error::Unavailable(cause) => {
+            Error::Unavailable(dependency, cause) => {
                 tracing::warn!(cause = ?cause, "a dependency failed");
+                crate::metrics::unavailable(*dependency);
                 Some(UNAVAILABLE_RETRY_AFTER)
             }
-            Error::Busy => Some(BUSY_RETRY_AFTER),
+            Error::Busy => {
+                crate::metrics::refused(crate::metrics::Refused::Admission);
+                Some(BUSY_RETRY_AFTER)
+            }
             Error::RateLimited(seconds) => Some(*seconds),
             _ => None,
         };

@@ -236,7 +236,8 @@ impl Bcrypt {
         }
         let run = self.bounded(&self.checking, party, async {
             self.checks.fetch_add(1, Ordering::SeqCst);
-            Ok(secret.matches_padded(&hash, padding).await?)
+            let checking = secret.matches_padded(&hash, padding);
+            Ok(crate::metrics::timed(crate::metrics::BCRYPT_SECONDS, checking).await?)
         });
         match stored {
             Some(stored) => self.verified.verify(secret, stored, run).await,

@@ -51,6 +51,17 @@ impl Refusal {
     }
 }
 
+impl From<Refusal> for crate::metrics::Refused {
+    fn from(why: Refusal) -> Self {
+        match why {
+            Refusal::Secret => Self::Credentials,
+            Refusal::AllowList => Self::AllowList,
+            Refusal::RateLimit => Self::RateLimit,
+            Refusal::Disabled => Self::Disabled,
+        }
+    }
+}
+
 /// One token's counts in one minute.
 struct Minute {
     minute: i64,

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::domain::TokenOwner;
 use crate::domain::audit::{Action, Actor, Attribution, AuditEvent, Severity, Target};
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
-use crate::domain::jwt::{self, AccessClaims, TokenType};
+use crate::domain::jwt::{self, AccessClaims};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::RevocationList;
 use crate::domain::rules::excerpt;
@@ -17,6 +17,7 @@ use crate::domain::{
     Timestamp,
 };
 use crate::error::{Error, Result};
+use crate::metrics::{self, Refresh, Refused};
 use crate::ports::{
     AuditStore, Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
 };
@@ -146,6 +147,7 @@ impl<'a> Credentials<'a> {
         let (token, used, mut reads, plan) = self.authenticate(client_id, secret).await?;
         let issued = self.issue(&token, used, &mut reads).await?;
         self.read_plans.keep(plan, reads);
+        metrics::jwt_issued(token.owner.token_type(), "exchange");
         Ok(issued)
     }
 
@@ -164,6 +166,7 @@ impl<'a> Credentials<'a> {
             .sign_for(&token, used, scope.as_ref(), &mut reads)
             .await?;
         self.read_plans.keep(plan, reads);
+        metrics::jwt_issued(token.owner.token_type(), "oauthToken");
         Ok(Granted {
             access_token: signed.jwt,
             expires_in: signed.expires_at.seconds() - signed.now.seconds(),
@@ -199,7 +202,10 @@ impl<'a> Credentials<'a> {
                 self.refused(&token, used.is_some(), now).await;
                 return Err(Error::Unauthorized);
             }
-            (None, _) => return Err(Error::Unauthorized),
+            (None, _) => {
+                metrics::refused(Refused::Credentials);
+                return Err(Error::Unauthorized);
+            }
         };
         if used.until.is_none() {
             let swap = async |to: &SecretState| {
@@ -231,19 +237,23 @@ impl<'a> Credentials<'a> {
     /// tokens. A forged, expired, ended or spent one is refused before anything is counted,
     /// reserved or signed: it is spent first, and given back if no successor could be made.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
+        let refused = || {
+            metrics::refresh(Refresh::Refused);
+            Error::Unauthorized
+        };
         let presented = self
             .parse_refresh(refresh_token)
             .await?
-            .ok_or(Error::Unauthorized)?;
+            .ok_or_else(refused)?;
         let client_id = presented.client_id();
         let now = self.clock.now();
         let plan = self.read_plans.of_refresh(&client_id);
         let (token, mut reads) = self.token_and_plan(&client_id, &plan).await?;
-        let token = token.ok_or(Error::Unauthorized)?;
+        let token = token.ok_or_else(refused)?;
         let live = token.secret.live(presented.generation(), now);
         let Some(secret) = live.filter(|_| self.may_use(&token, now)) else {
             self.refused(&token, live.is_some(), now).await;
-            return Err(Error::Unauthorized);
+            return Err(refused());
         };
         let until = self.refresh_expiry(&token, secret, presented.issued_at());
         let serial = presented.serial();
@@ -251,21 +261,26 @@ impl<'a> Credentials<'a> {
             .rate_limit
             .unissued_above(&client_id, serial, token.issued);
         if until <= now || !token.holds_refresh(serial, unissued) {
-            return Err(Error::Unauthorized);
+            return Err(refused());
         }
         if !self
             .refresh
             .spend_refresh(&client_id, serial, until)
             .await?
         {
-            return Err(Error::Unauthorized); // spent before, or at the same moment by another
+            // Spent before, or at the same moment by another.
+            metrics::refresh(Refresh::Replayed);
+            return Err(Error::Unauthorized);
         }
         match self.issue(&token, secret, &mut reads).await {
             Ok(issued) => {
                 self.read_plans.keep(plan, reads);
+                metrics::refresh(Refresh::Renewed);
+                metrics::jwt_issued(token.owner.token_type(), "refresh");
                 Ok(issued)
             }
             Err(error) => {
+                metrics::refresh(Refresh::Failed);
                 // No successor was made (a limit, a dependency down): the refresh token stays
                 // usable. Should giving it back fail too, the client exchanges its secret again.
                 if let Err(unspent) = self.refresh.unspend_refresh(&client_id, serial).await {
@@ -280,6 +295,7 @@ impl<'a> Credentials<'a> {
     /// expired token is deleted, with its event; else the refusal is counted (see [`Usage`]).
     async fn refused(&self, token: &ApiToken, right: bool, now: Timestamp) {
         if token.is_expired(now) {
+            metrics::refused(Refused::Credentials);
             self.expired(token).await;
             return;
         }
@@ -315,7 +331,10 @@ impl<'a> Credentials<'a> {
         let days = self.settings.audit_retention_days;
         let past = match outcome {
             Ok(()) => self.usage.issued(token, now, days),
-            Err(why) => self.usage.refused(token, why, now, days),
+            Err(why) => {
+                metrics::refused(why.into());
+                self.usage.refused(token, why, now, days)
+            }
         };
         if let Some(event) = past
             && let Err(e) = self.audits.record_event(&event).await
@@ -534,10 +553,8 @@ impl<'a> Credentials<'a> {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> AccessClaims {
-        let (token_type, user_id) = match &token.owner {
-            TokenOwner::Tenant => (TokenType::TenantApiToken, None),
-            TokenOwner::User(user) => (TokenType::UserApiToken, Some(user.to_string())),
-        };
+        let token_type = token.owner.token_type();
+        let user_id = token.owner.user().map(ToString::to_string);
         AccessClaims {
             sub: token.client_id.to_string(),
             tenant_id: token.tenant_id.to_string(),

@@ -221,7 +221,8 @@ async fn issue_time(clock: &dyn Clock, state: &SecretState, secret: LiveSecret) 
 /// Signs `claims` as an RS256 JWT with the signer's key; the header names its `kid`.
 async fn sign(signer: &dyn Signer, claims: &impl serde::Serialize) -> Result<String> {
     let input = jwt::signing_input(signer.public_key().kid(), claims).map_err(Error::internal)?;
-    let signature = signer.sign(input.as_bytes()).await?;
+    let signing = signer.sign(input.as_bytes());
+    let signature = crate::metrics::timed(crate::metrics::SIGNING_SECONDS, signing).await?;
     Ok(jwt::compact(&input, &signature))
 }
 
@@ -231,12 +232,14 @@ fn parse_credentials(
     secret: &str,
     kinds: &[SecretKind],
 ) -> Result<(ClientId, Secret)> {
-    let client_id = ClientId::parse(client_id).map_err(|_| Error::Unauthorized)?;
+    let client_id = ClientId::parse(client_id).ok();
     let secret = Secret::parse(secret)
         .ok()
-        .filter(|s| kinds.iter().any(|kind| s.may_be(*kind)))
-        .ok_or(Error::Unauthorized)?;
-    Ok((client_id, secret))
+        .filter(|s| kinds.iter().any(|kind| s.may_be(*kind)));
+    client_id.zip(secret).ok_or_else(|| {
+        crate::metrics::refused(crate::metrics::Refused::Credentials);
+        Error::Unauthorized
+    })
 }
 
 /// A tenant's record and, when a user is concerned, that user's: what a token's lives are

@@ -68,6 +68,7 @@ impl Vendors<'_> {
         let known = vendor.is_some();
         let (Some(vendor), Some(used)) = (vendor, used) else {
             let why = "a login with a wrong or ended secret";
+            crate::metrics::refused(crate::metrics::Refused::Credentials);
             self.refused(client_id, known, why).await;
             return Err(Error::Unauthorized);
         };
@@ -112,6 +113,7 @@ impl Vendors<'_> {
             touch,
             self.audits.record_event(&event)
         )?;
+        crate::metrics::jwt_issued(TokenType::Vendor, "vendorAuth");
         Ok((token, expires_at.seconds() - now.seconds()))
     }
 

@@ -58,6 +58,34 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Keeps the metrics (see [`crate::metrics`]) and serves them in Prometheus' text format at
+/// `GET /metrics` on `listen`: a listener of its own, so that the API's address never shows
+/// them.
+async fn serve_metrics(listen: std::net::SocketAddr) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&crate::metrics::BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    crate::metrics::describe();
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let render = axum::routing::get(move || std::future::ready(prometheus.render()));
+    let router = axum::Router::new().route("/metrics", render);
+    let address = listener.local_addr().unwrap_or(listen);
+    println!("metrics at http://{address}/metrics");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(())
+}
+
 /// The local server's URL without `M2M_PUBLIC_URL` (and so its issuer): its listen address,
 /// or on every interface (0.0.0.0, ::) the loopback one. Never the Host a client sends.
 fn listen_url(address: std::net::SocketAddr) -> String {
@@ -93,6 +121,13 @@ pub async fn run_local() -> ExitCode {
             ));
         }
     };
+    if let Some(listen) = local.metrics_listen
+        && let Err(e) = serve_metrics(listen).await
+    {
+        return fail(format_args!(
+            "M2M_METRICS_LISTEN: cannot serve metrics on {listen}: {e}"
+        ));
+    }
     let address = listener.local_addr().unwrap_or(local.listen);
     if settings.public_url.is_none() {
         settings.public_url = Some(listen_url(address));
@@ -248,7 +283,7 @@ fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {
 /// Builds the app, turning a failure into a message that says what could not start.
 async fn start(settings: Settings) -> crate::error::Result<App, String> {
     App::build(settings).await.map_err(|e| match e {
-        crate::error::Error::Internal(cause) | crate::error::Error::Unavailable(cause) => {
+        crate::error::Error::Internal(cause) | crate::error::Error::Unavailable(_, cause) => {
             format!("start-up failed: {cause:?}")
         }
         other => format!("start-up failed: {other}"),

@@ -124,7 +124,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    super::aws::call_failed("DynamoDB", e)
+    super::aws::call_failed(crate::error::Dependency::DynamoDb, e)
 }
 
 /// A `ClientRequestToken` for a transaction (at most 36 characters): DynamoDB answers a retry
