@@ -54,6 +54,8 @@ pub enum Dependency {
 }
 
 impl Dependency {
+    pub const ALL: [Self; 3] = [Self::DynamoDb, Self::Kms, Self::Budget];
+
     /// Its name in logs and metrics.
     pub fn label(self) -> &'static str {
         match self {

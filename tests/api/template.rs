@@ -574,3 +574,140 @@ fn the_audit_trail_streams_from_the_table_to_its_own_bus() {
         "AuditBus"
     );
 }
+
+/// The resources of `kind`, by name.
+fn resources_of(template: &Yaml, kind: &str) -> BTreeMap<String, Yaml> {
+    let resources = template["Resources"].as_hash().unwrap();
+    (resources.iter())
+        .filter(|(_, resource)| text(&resource["Type"]) == kind)
+        .map(|(name, resource)| (text(name), resource["Properties"].clone()))
+        .collect()
+}
+
+/// An alarm's single metric: (namespace, name, dimensions as `name=value`).
+fn watched(alarm: &Yaml) -> (String, String, BTreeSet<String>) {
+    let dimensions = (alarm["Dimensions"].as_vec().into_iter().flatten())
+        .map(|d| format!("{}={}", text(&d["Name"]), text(&d["Value"])))
+        .collect();
+    (
+        text(&alarm["Namespace"]),
+        text(&alarm["MetricName"]),
+        dimensions,
+    )
+}
+
+/// The template watches itself: each function has an alarm on its errors and one on its
+/// throttles, and a log group kept `LogRetentionDays`; each dead-letter queue an alarm on its
+/// depth; the API's 5xx, every dependency's 503s and the exchange's p99 have theirs, read from
+/// the metrics the functions write; every alarm notifies the one topic, in alarm and back to OK.
+#[test]
+fn every_function_and_queue_is_watched_and_its_logs_kept() {
+    let template = template();
+    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    let topic = ["OwnAlarmTopic", "AlarmTopic", "AlarmTopicArn"].map(String::from);
+    for (name, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(texts(&alarm[actions][0]), topic, "{name} {actions}");
+        }
+    }
+    let watching: BTreeSet<_> = alarms.values().map(watched).collect();
+    let lambda = |metric: &str, function: &str| {
+        let dimension = BTreeSet::from([format!("FunctionName={function}")]);
+        ("AWS/Lambda".to_owned(), metric.to_owned(), dimension)
+    };
+    let groups = resources_of(&template, "AWS::Logs::LogGroup");
+    let functions = resources_of(&template, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), 19);
+    for (function, properties) in &functions {
+        for metric in ["Errors", "Throttles"] {
+            assert!(
+                watching.contains(&lambda(metric, function)),
+                "{function} {metric}"
+            );
+        }
+        let group = text(&properties["LoggingConfig"]["LogGroup"]);
+        let retention = &groups[&group]["RetentionInDays"];
+        assert_eq!(text(retention), "LogRetentionDays", "{function}");
+    }
+    for (queue, _) in resources_of(&template, "AWS::SQS::Queue") {
+        if queue.ends_with("DeadLetterQueue") {
+            let depth = "ApproximateNumberOfMessagesVisible".to_owned();
+            let dimension = BTreeSet::from([format!("QueueName={queue}.QueueName")]);
+            assert!(
+                watching.contains(&("AWS/SQS".into(), depth, dimension)),
+                "{queue}"
+            );
+        }
+    }
+    let api = BTreeSet::from(["ApiId=Api".to_owned(), "Stage=$default".to_owned()]);
+    assert!(watching.contains(&("AWS/ApiGateway".into(), "5xx".into(), api)));
+}
+
+/// The alarms on the service's own metrics read them in the namespace the functions are given,
+/// under the names and labels the code writes: the exchange's p99, and 503s of every dependency.
+#[test]
+fn the_alarms_on_our_metrics_read_what_the_functions_write() {
+    let template = template();
+    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    let namespace =
+        text(&template["Globals"]["Function"]["Environment"]["Variables"]["M2M_METRICS_NAMESPACE"]);
+    assert_eq!(namespace, "m2m-auth/${AWS::StackName}");
+    let latency = &alarms["ExchangeLatencyAlarm"];
+    let exchange = format!("endpoint={}", m2m_shared::http::Function::Exchange.binary());
+    let metric = m2m_shared::metrics::REQUEST_SECONDS.to_owned();
+    assert_eq!(
+        watched(latency),
+        (namespace.clone(), metric, BTreeSet::from([exchange]))
+    );
+    assert_eq!(text(&latency["ExtendedStatistic"]), "p99");
+    let summed: BTreeSet<String> = (alarms["UnavailableAlarm"]["Metrics"]
+        .as_vec()
+        .unwrap()
+        .iter())
+    .filter_map(|m| {
+        m["MetricStat"]["Metric"]
+            .as_hash()
+            .map(|_| &m["MetricStat"]["Metric"])
+    })
+    .inspect(|m| {
+        assert_eq!(
+            (text(&m["Namespace"]), text(&m["MetricName"])),
+            (
+                namespace.clone(),
+                m2m_shared::metrics::UNAVAILABLE.to_owned()
+            )
+        )
+    })
+    .map(|m| text(&m["Dimensions"][0]["Value"]))
+    .collect();
+    let dependencies = m2m_shared::error::Dependency::ALL.map(|d| d.label().to_owned());
+    assert_eq!(summed, BTreeSet::from(dependencies));
+}
+
+/// The API's access log: JSON lines kept `LogRetentionDays`, naming the request, never its query
+/// string, a header or its caller's credentials; X-Ray tracing as the stack says.
+#[test]
+fn the_api_logs_each_request_without_its_query_or_headers() {
+    let template = template();
+    let api = &template["Resources"]["Api"]["Properties"]["AccessLogSettings"];
+    assert_eq!(text(&api["DestinationArn"]), "ApiAccessLogs.Arn");
+    let group = &template["Resources"]["ApiAccessLogs"]["Properties"];
+    assert_eq!(text(&group["RetentionInDays"]), "LogRetentionDays");
+    let format = text(&api["Format"]);
+    let line: serde_json::Value = serde_json::from_str(&format).expect("one JSON object");
+    assert_eq!(line["requestId"], "$context.requestId");
+    assert_eq!(line["status"], "$context.status");
+    for never in [
+        "querystring",
+        "header",
+        "authorizer",
+        "identity.apiKey",
+        "requestOverride",
+    ] {
+        assert!(!format.contains(never), "{never} in {format}");
+    }
+    let tracing = &template["Globals"]["Function"]["Tracing"];
+    assert_eq!(text(tracing), "Tracing");
+    let allowed = texts(&template["Parameters"]["Tracing"]["AllowedValues"]);
+    assert_eq!(allowed, ["Active", "PassThrough"]);
+}
