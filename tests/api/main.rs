@@ -38,5 +38,6 @@ mod store_contract;
 mod strict_bodies;
 mod template;
 mod typed_clients;
+mod upgrades;
 mod vendor_credentials;
 mod verifier;

@@ -137,8 +137,11 @@ fn the_tenants_activity_is_shown_a_page_at_a_time(found: &Value) {
     let second = found["activitySecondRange"].as_str().unwrap();
     assert!(second.starts_with("Showing 21–"), "{second}");
     assert_eq!(found["activityNewerEnabled"], true);
+    let mut of_bot = found["activityOfBot"].as_array().unwrap().clone();
+    // Its exchanges' counts, if they crossed a minute, are recorded with a later use.
+    of_bot.retain(|action| action != "apiToken.used");
     assert_eq!(
-        found["activityOfBot"],
+        Value::Array(of_bot),
         json!([
             "apiToken.deleted",
             "apiToken.rotated",

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod dynamo_json;
 pub mod fault_proxy;
 pub mod gateway;
 pub mod runtime_api;
@@ -72,6 +73,7 @@ pub struct TestApp {
     pub vendor_secret: String,
     /// Keeps the embedded store's folder until the test ends.
     _data_dir: Option<tempfile::TempDir>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// The JWTs' `iss` in tests (`M2M_ISSUER`).
@@ -355,6 +357,20 @@ fn compose(
     }
 }
 
+/// The whole API on a store and a signer made elsewhere (a fixture's), on an ephemeral port;
+/// `dir` is kept as long as the app.
+pub async fn spawn_app_on(
+    (store, signer): (Arc<dyn Store>, Arc<dyn Signer>),
+    backend: Backend,
+    dir: Option<tempfile::TempDir>,
+) -> TestApp {
+    let clock = Arc::new(TestClock::default());
+    let (listener, base) = listen().await;
+    let adjust = |settings: &mut Settings| settings.public_url = Some(base);
+    let built = compose(store, signer, backend, dir, Arc::clone(&clock), adjust);
+    serve_built(built, listener, clock).await
+}
+
 /// Starts the whole API on an ephemeral loopback port.
 pub async fn spawn_app(backing: Backing) -> TestApp {
     spawn_app_with(backing, |_| {}).await
@@ -481,7 +497,7 @@ async fn serve_built(
     app.prepare_credential_checks().await.unwrap();
     let vendor = app.vendors().create("tests".into()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(m2m_shared::runtime::serve(Arc::clone(&app), listener));
+    let server = tokio::spawn(m2m_shared::runtime::serve(Arc::clone(&app), listener));
     TestApp {
         base,
         http: reqwest::Client::new(),
@@ -492,6 +508,7 @@ async fn serve_built(
         vendor_client_id: vendor.record.client_id.to_string(),
         vendor_secret: vendor.secret.expose().to_owned(),
         _data_dir: data_dir,
+        server,
     }
 }
 
@@ -564,6 +581,13 @@ pub const ROLES: &str = "/identity/resources/roles/v1";
 pub const VENDOR_CREDENTIALS: &str = "/vendor/v1/credentials";
 
 impl TestApp {
+    /// Stops serving and lets go of the app, so that its store closes; its data folder, if any.
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.server.abort();
+        let _ = self.server.await;
+        self._data_dir
+    }
+
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request reaches the server");
         let status = response.status();

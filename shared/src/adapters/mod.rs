@@ -9,6 +9,7 @@ pub mod embedded;
 pub mod kms;
 pub mod local_key;
 mod records;
+pub use records::RECORD_FORMAT;
 pub mod rotation;
 pub mod wrapped_key;
 

@@ -17,6 +17,34 @@ use crate::domain::{
 };
 use crate::error::Error;
 
+/// The format of the records this release writes: every record of both stores holds it (as
+/// [`FORMAT_FIELD`]), set on each write, so a record is in the format of the last release that
+/// wrote it. This release reads every earlier format (a record without it is format 0, written
+/// before records were versioned: the same shapes, older fields optional) and refuses a later
+/// one, so that going back to an earlier release never misreads what a newer one wrote. A
+/// change of a record's shape raises it, and keeps reading what the earlier formats hold
+/// (`tests/api/upgrades.rs` holds each release's data to that).
+pub const RECORD_FORMAT: u64 = 1;
+
+/// The attribute (DynamoDB) or field (embedded JSON) holding a record's format.
+pub const FORMAT_FIELD: &str = "v";
+
+/// Why this release cannot read a record of `format` (`None`: format 0), if it cannot: one
+/// written by a later release.
+pub fn unreadable_format(what: &str, format: Option<u64>) -> Option<String> {
+    format.filter(|f| *f > RECORD_FORMAT).map(|format| {
+        format!(
+            "stored {what} record has format {format}, written by a later release than this \
+             one (which reads formats up to {RECORD_FORMAT}): run that release or a later one"
+        )
+    })
+}
+
+/// Refuses a record of a format later than this release's, as [`unreadable_format`] says.
+pub fn readable_format(what: &str, format: Option<u64>) -> Result<(), Error> {
+    unreadable_format(what, format).map_or(Ok(()), |why| Err(Error::internal(why)))
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRecord {

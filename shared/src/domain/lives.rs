@@ -131,14 +131,21 @@ impl TokenLives {
 
     /// `Ok` while a token created in these lives still works, given the records as they are
     /// now; else what is gone.
+    ///
+    /// A token stored before tokens kept their lives holds none (every token made since holds
+    /// its tenant's, and a personal token its membership's, whenever the directory has them):
+    /// it works while its tenant lives and, for a personal token, while its user is a member
+    /// there, as it did when it was made. Its tenant's or membership's end still ends it (their
+    /// cascades delete it too).
     pub fn check<D>(
         &self,
         tenant_id: &TenantId,
         tenant: Option<&DirectoryRecord<D>>,
         user: Option<Option<&DirectoryRecord<D>>>,
     ) -> Result<(), Absent> {
+        let made_before_lives = self.tenant.is_none() && self.membership.is_none();
         let tenant = tenant
-            .filter(|t| t.is_live() && t.life == self.tenant)
+            .filter(|t| t.is_live() && (t.life == self.tenant || made_before_lives))
             .ok_or(Absent::Tenant)?;
         let Some(user) = user else {
             return Ok(());
@@ -146,6 +153,7 @@ impl TokenLives {
         let stamp = user.and_then(|u| u.membership_in(tenant_id, tenant));
         match (stamp, &self.membership) {
             (Some(stamp), Some(life)) if &stamp.life == life => Ok(()),
+            (Some(_), None) if made_before_lives => Ok(()),
             _ => Err(Absent::Membership),
         }
     }
@@ -473,6 +481,36 @@ mod tests {
         let rejoined = user.with_members(&[(acme(), reborn.life.clone())]);
         let new_stamp = rejoined.membership_in(&acme(), &reborn).unwrap();
         assert_ne!(new_stamp.life, stamp.life, "old tokens stay dead");
+    }
+
+    /// A token stored before tokens kept their lives (none recorded) works while its tenant
+    /// lives and its user is a member there, and ends with either, as it did when it was made.
+    #[test]
+    fn a_token_from_before_lives_works_while_its_tenant_and_membership_do() {
+        let tenant = DirectoryRecord::upserted(None, json!({}), API);
+        let lives = [(acme(), DirectoryRecord::tenant_life(Some(&tenant)))];
+        let member = DirectoryRecord::upserted(None, json!({}), API).with_members(&lives);
+        let stranger = DirectoryRecord::upserted(None, json!({}), API);
+        let legacy = TokenLives::default();
+        assert_eq!(legacy.check(&acme(), Some(&tenant), None), Ok(()));
+        assert_eq!(
+            legacy.check(&acme(), Some(&tenant), Some(Some(&member))),
+            Ok(())
+        );
+        let not_member = legacy.check(&acme(), Some(&tenant), Some(Some(&stranger)));
+        assert_eq!(not_member, Err(Absent::Membership));
+        let gone = DirectoryRecord::deleted(Some(&tenant), API);
+        assert_eq!(
+            legacy.check(&acme(), Some(&gone), None),
+            Err(Absent::Tenant)
+        );
+        // A token made now holds its lives, and a new life of its tenant ends it.
+        let made = TokenLives::of(&acme(), Some(&tenant), None).unwrap();
+        let reborn = DirectoryRecord::upserted(Some(&gone), json!({}), API);
+        assert_eq!(
+            made.check(&acme(), Some(&reborn), None),
+            Err(Absent::Tenant)
+        );
     }
 
     #[test]

@@ -175,7 +175,8 @@ try {
   await page.waitForFunction(() => /^Showing 1–/.test(document.getElementById('activity-range').textContent));
   await page.fill('#search-activity', bot.clientId);
   await page.press('#search-activity', 'Enter');
-  await page.waitForFunction(() => / of 4$/.test(document.getElementById('activity-range').textContent));
+  // Its four changes, and its uses if its exchanges crossed a minute (apiToken.used).
+  await page.waitForFunction(() => / of [45]$/.test(document.getElementById('activity-range').textContent));
   found.activityOfBot = await page.$$eval('#view-activity tbody td[data-label="What"] code', (cells) => cells.map((c) => c.textContent));
   await page.fill('#search-activity', 'no-such-token');
   await page.click('#search-activity-submit');

@@ -45,6 +45,7 @@ impl DynamoStore {
             let mut item = key(copies_pk(&scope, &day), event.id.clone());
             item.insert("event".into(), s(json.clone()));
             item.insert("ttl".into(), ttl(event.keep_until));
+            stamp(&mut item);
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -191,6 +192,7 @@ impl DynamoStore {
             .skip(skip)
             .take(read.take)
             .map(|item| {
+                check_format("audit event", &item)?;
                 let json = item.get("event").and_then(|v| v.as_s().ok());
                 let json = json.map_or("", String::as_str);
                 serde_json::from_str(json).map_err(|e| corrupt("audit event", e))

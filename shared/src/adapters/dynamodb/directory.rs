@@ -251,6 +251,7 @@ impl DirectoryStore for DynamoStore {
         }
         let next = read.as_ref().map_or(1, |r| r.number + 1);
         item.insert("rev".into(), AttributeValue::N(next.to_string()));
+        stamp(&mut item);
         let (condition, value) = unchanged_since(read.as_ref());
         let changes = (read.as_ref(), record.is_live(), claim.as_ref());
         let (with, taking) = self.alongside(id, listing, changes)?;
@@ -366,6 +367,7 @@ impl DirectoryStore for DynamoStore {
             let mut item = membership_key(user, tenant);
             item.insert("gsi1pk".into(), s(format!("TENANT#{tenant}")));
             item.insert("gsi1sk".into(), s(format!("MEMBER#{user}")));
+            stamp(&mut item);
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()

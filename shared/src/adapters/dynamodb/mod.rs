@@ -53,8 +53,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::records::{
-    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
-    stored_record, typed_record,
+    FORMAT_FIELD, HandoffItem, RECORD_FORMAT, SecretFields, TokenRecord, VendorRecord, corrupt,
+    kind_name, readable_format, secret_fields, stored_record, typed_record,
 };
 use crate::domain::audit::AuditEvent;
 use crate::domain::directory::{EntityKind, KeyClaim};
@@ -112,10 +112,26 @@ pub(super) fn key(pk: String, sk: String) -> Item {
 pub(super) fn to_item(pk: String, sk: String, record: &impl Serialize) -> Result<Item> {
     let mut item: Item = serde_dynamo::to_item(record).map_err(Error::internal)?;
     item.extend(key(pk, sk));
+    stamp(&mut item);
     Ok(item)
 }
 
+/// Marks `item` as written in this release's record format (see [`RECORD_FORMAT`]).
+pub(super) fn stamp(item: &mut Item) {
+    let format = AttributeValue::N(RECORD_FORMAT.to_string());
+    item.insert(FORMAT_FIELD.to_owned(), format);
+}
+
+/// Refuses an item written in a later release's format.
+pub(super) fn check_format(what: &str, item: &Item) -> Result<()> {
+    let format = item
+        .get(FORMAT_FIELD)
+        .and_then(|v| v.as_n().ok()?.parse().ok());
+    readable_format(what, format)
+}
+
 pub(super) fn from_item<R: DeserializeOwned>(what: &str, item: Item) -> Result<R> {
+    check_format(what, &item)?;
     serde_dynamo::from_item(item).map_err(|e| corrupt(what, e))
 }
 

@@ -22,6 +22,7 @@ impl RefreshStore for DynamoStore {
             .map_err(Error::internal)?;
         let mut mark = refresh_mark(client_id, serial);
         mark.insert("ttl".into(), AttributeValue::N(until.seconds().to_string()));
+        stamp(&mut mark);
         let spend = Put::builder()
             .table_name(&self.table)
             .set_item(Some(mark))

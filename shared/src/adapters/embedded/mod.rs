@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::records::{
-    HandoffItem, SecretFields, TokenRecord, VendorRecord, corrupt, kind_name, secret_fields,
-    stored_record, typed_record,
+    FORMAT_FIELD, HandoffItem, RECORD_FORMAT, SecretFields, TokenRecord, VendorRecord, corrupt,
+    kind_name, readable_format, secret_fields, stored_record, typed_record, unreadable_format,
 };
 use crate::domain::audit::AuditEvent;
 use crate::domain::directory::{EntityKind, KeyClaim};
@@ -191,8 +191,30 @@ impl EmbeddedStore {
 /// A record read or taken, as `R`; an unreadable one is reported, not skipped.
 fn decode<R: DeserializeOwned>(what: &str, bytes: Option<Vec<u8>>) -> Result<Option<R>> {
     bytes
-        .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt(what, e)))
+        .map(|b| {
+            readable_format(what, format_of(&b))?;
+            serde_json::from_slice(&b).map_err(|e| corrupt(what, e))
+        })
         .transpose()
+}
+
+/// The format a stored JSON record says it has (see [`RECORD_FORMAT`]); `None` for format 0,
+/// and for values that are no record (an index's, a list).
+fn format_of(bytes: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Format {
+        v: Option<u64>,
+    }
+    serde_json::from_slice::<Format>(bytes).ok()?.v
+}
+
+/// `record`'s JSON, stamped with this release's format when it is an object.
+fn stamped_json(record: &impl Serialize) -> serde_json::Result<Vec<u8>> {
+    let mut value = serde_json::to_value(record)?;
+    if let Value::Object(fields) = &mut value {
+        fields.insert(FORMAT_FIELD.to_owned(), RECORD_FORMAT.into());
+    }
+    serde_json::to_vec(&value)
 }
 
 pub(super) fn db_error(e: impl Into<redb::Error>) -> Error {
@@ -259,7 +281,7 @@ impl EmbeddedStore {
 pub(super) type Record = serde_json::Map<String, Value>;
 
 pub(super) fn to_json(record: &impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(record).map_err(Error::internal)
+    stamped_json(record).map_err(Error::internal)
 }
 
 /// The keys under `prefix/` in an index or keyed table.
@@ -279,10 +301,13 @@ pub(super) fn keys_under(
 /// Reads a stored record; an unreadable one is reported as `stored <what> record is unreadable`,
 /// as the DynamoDB store reports it.
 pub(super) fn read_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, redb::Error> {
+    if let Some(why) = unreadable_format(what, format_of(bytes)) {
+        return Err(redb::Error::Corrupted(why));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| redb::Error::Corrupted(format!("stored {what} record is unreadable: {e}")))
 }
 
 pub(super) fn write_json(value: &impl Serialize) -> Result<Vec<u8>, redb::Error> {
-    serde_json::to_vec(value).map_err(|e| redb::Error::Corrupted(format!("record: {e}")))
+    stamped_json(value).map_err(|e| redb::Error::Corrupted(format!("record: {e}")))
 }
