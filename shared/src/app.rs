@@ -13,12 +13,12 @@ use crate::domain::audit::Attribution;
 use crate::error::{Error, Result};
 use crate::machinery::{Refusals, Usage};
 use crate::operations::{
-    ApiTokens, Auditor, Audits, Bcrypt, Credentials, Directory, Health, KeptReadiness, Portal,
-    PublishedList, ReadPlans, RefreshKeys, Retirement, TokenRateLimit, Vendors,
+    ApiTokens, Auditor, Audits, Backup, Bcrypt, Credentials, Directory, Health, KeptReadiness,
+    Portal, PublishedList, ReadPlans, RefreshKeys, Retirement, TokenRateLimit, Vendors,
 };
 use crate::ports::{
-    AuditStore, Clock, DirectoryStore, HandoffStore, RateStore, RefreshStore, RevocationStore,
-    Signer, Store, TokenStore, VendorStore,
+    AuditStore, Clock, DirectoryStore, ExportStore, HandoffStore, RateStore, RefreshStore,
+    RevocationStore, Signer, Store, TokenStore, VendorStore,
 };
 
 pub struct App {
@@ -31,6 +31,7 @@ pub struct App {
     revocations: Arc<dyn RevocationStore>,
     directory: Arc<dyn DirectoryStore>,
     audits: Arc<dyn AuditStore>,
+    exports: Arc<dyn ExportStore>,
     signer: Arc<dyn Signer>,
     clock: Arc<dyn Clock>,
     bcrypt: Bcrypt,
@@ -121,6 +122,7 @@ impl App {
             handoffs: Arc::clone(&store) as Arc<dyn HandoffStore>,
             revocations: Arc::clone(&store) as Arc<dyn RevocationStore>,
             audits: Arc::clone(&store) as Arc<dyn AuditStore>,
+            exports: Arc::clone(&store) as Arc<dyn ExportStore>,
             directory: store as Arc<dyn DirectoryStore>,
             signer,
             clock,
@@ -188,6 +190,20 @@ impl App {
     }
 
     /// The audit trail: reading it, and the vendor's own events.
+    /// Exports of every record, and imports of them (`m2m-admin export`, `import`).
+    pub fn backup(&self) -> Backup<'_> {
+        Backup {
+            exports: &*self.exports,
+            vendors: &*self.vendors,
+            directory: &*self.directory,
+            tokens: &*self.tokens,
+            revocations: &*self.revocations,
+            refresh: &*self.refresh,
+            audits: &*self.audits,
+            audit: self.auditor(),
+        }
+    }
+
     pub fn audits(&self) -> Audits<'_> {
         Audits {
             store: &*self.audits,

@@ -216,6 +216,9 @@ pub trait HandoffStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Records an event alone (a vendor's own, a refusal).
     async fn record_event(&self, event: &AuditEvent) -> Result<()>;
+    /// Records an event carried over from elsewhere (an import) unless one of its id is here
+    /// already: `false` then, and nothing changes, so an import can run again.
+    async fn import_event(&self, event: &AuditEvent) -> Result<bool>;
     /// A page of the events of `query`'s scope still kept at `now`, and how many there are:
     /// the cost follows the page, not the log.
     async fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage>;
@@ -233,6 +236,18 @@ pub trait RevocationStore: Send + Sync {
 }
 
 /// Everything the endpoints store; both adapters implement all of it.
+/// Every record a store holds, a page at a time, as `m2m-admin export` writes them.
+#[async_trait]
+pub trait ExportStore: Send + Sync {
+    /// About `limit` records from `cursor` on (`None`: the first), in the store's own order,
+    /// and the cursor of the next page (`None`: that was the last).
+    async fn export_page(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<crate::adapters::Exported>, Option<String>)>;
+}
+
 pub trait Store:
     VendorStore
     + TokenStore
@@ -242,6 +257,7 @@ pub trait Store:
     + HandoffStore
     + RevocationStore
     + AuditStore
+    + ExportStore
 {
 }
 impl<T> Store for T where
@@ -253,6 +269,7 @@ impl<T> Store for T where
         + HandoffStore
         + RevocationStore
         + AuditStore
+        + ExportStore
 {
 }
 

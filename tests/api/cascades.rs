@@ -19,8 +19,8 @@ use m2m_shared::domain::{
 };
 use m2m_shared::error::{Error, Result};
 use m2m_shared::ports::{
-    AuditStore, DirectoryStore, HandoffStore, Listed, RateStore, RefreshStore, Reserved,
-    RevocationStore, Store, TokenStore, UseWindow, VendorStore,
+    AuditStore, DirectoryStore, ExportStore, HandoffStore, Listed, RateStore, RefreshStore,
+    Reserved, RevocationStore, Store, TokenStore, UseWindow, VendorStore,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -123,7 +123,11 @@ failing!(HandoffStore {
 });
 failing!(AuditStore {
     fn record_event(&self, event: &AuditEvent) -> Result<()>;
+    fn import_event(&self, event: &AuditEvent) -> Result<bool>;
     fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage>;
+});
+failing!(ExportStore {
+    fn export_page(&self, cursor: Option<String>, limit: usize) -> Result<(Vec<m2m_shared::adapters::Exported>, Option<String>)>;
 });
 failing!(RevocationStore {
     fn revoke(&self, revocations: &[Revocation]) -> Result<()>;

@@ -10,6 +10,7 @@ mod allowed_ips;
 mod audit_stream;
 mod audits;
 mod aws_calls;
+mod backup;
 mod cascades;
 mod directory;
 mod faults;

@@ -116,7 +116,7 @@ async fn used(t: &TestApp, tokens: &[(&str, &str)]) -> (Vec<Value>, Vec<Value>, 
 /// a personal token, a rotated one) with their JWTs' claims; dead ones (deleted, rotated
 /// out, a personal token whose membership ended, of a deleted tenant); a refresh token not
 /// yet used, and one spent.
-async fn scenario(t: &TestApp) -> Value {
+pub(crate) async fn scenario(t: &TestApp) -> Value {
     let vendor = t.vendor_token().await;
     t.reader_role(&vendor).await;
     t.member(&vendor, "alice", "acme", json!(["r-reader"]))
@@ -177,7 +177,7 @@ async fn scenario(t: &TestApp) -> Value {
 /// Serves what `expected` (a scenario's account) says: the vendor logs in; each live token's
 /// JWT grants what it did; each dead credential is refused; the unused refresh tokens refresh,
 /// the spent one does not; the tenant's tokens are still listed.
-async fn assert_serves(t: &TestApp, expected: &Value) {
+pub(crate) async fn assert_serves(t: &TestApp, expected: &Value) {
     let (vendor_id, vendor_secret) = credentials(&expected["vendor"]);
     let login = json!({"clientId": vendor_id, "secret": vendor_secret});
     let reply = t.post("/auth/vendor", &[], &login).await;
@@ -195,9 +195,9 @@ async fn assert_serves(t: &TestApp, expected: &Value) {
         let (status, _) = exchange(t, client_id, secret).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token} stays dead");
     }
-    for token in expected["refresh"].as_array().unwrap() {
+    for (i, token) in expected["refresh"].as_array().unwrap().iter().enumerate() {
         let (status, renewed) = refresh(t, token.as_str().unwrap()).await;
-        assert_eq!(status, StatusCode::OK, "{renewed}");
+        assert_eq!(status, StatusCode::OK, "refresh token {i}: {renewed}");
     }
     for token in expected["spent"].as_array().unwrap() {
         let (status, _) = refresh(t, token.as_str().unwrap()).await;
@@ -222,7 +222,7 @@ async fn assert_serves(t: &TestApp, expected: &Value) {
 }
 
 /// A copy of the fixture's folder `name` (the store is opened for writing).
-fn copy_of(fixture: &Path, name: &str) -> tempfile::TempDir {
+pub(crate) fn copy_of(fixture: &Path, name: &str) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture.join(name)).unwrap() {
         let path = entry.unwrap().path();
@@ -232,7 +232,7 @@ fn copy_of(fixture: &Path, name: &str) -> tempfile::TempDir {
 }
 
 /// The embedded store and local key in `dir`, served.
-async fn embedded_app(dir: tempfile::TempDir) -> TestApp {
+pub(crate) async fn embedded_app(dir: tempfile::TempDir) -> TestApp {
     let store = Arc::new(EmbeddedStore::open(&dir.path().join("tokens.redb")).unwrap());
     let signer = LocalKeys::in_folder(dir.path()).signer().unwrap().into();
     let backend = Backend::Embedded {
@@ -244,7 +244,7 @@ async fn embedded_app(dir: tempfile::TempDir) -> TestApp {
 
 /// A fresh moto table holding `items`, served with the local key in `keys` (so that refresh
 /// tokens made under it still verify).
-async fn dynamodb_app(items: &[Value], keys: tempfile::TempDir) -> TestApp {
+pub(crate) async fn dynamodb_app(items: &[Value], keys: tempfile::TempDir) -> TestApp {
     let (table, kms_key_id) = moto_resources().await;
     let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
     for item in items {
@@ -254,11 +254,17 @@ async fn dynamodb_app(items: &[Value], keys: tempfile::TempDir) -> TestApp {
             .set_item(Some(json_to_item(item)));
         put.send().await.unwrap();
     }
-    let store = Arc::new(DynamoStore::new(client, table.clone()));
+    serve_table(&table, &kms_key_id, keys).await
+}
+
+/// The moto table `table` served with the local key in `keys`.
+pub(crate) async fn serve_table(table: &str, kms_key_id: &str, keys: tempfile::TempDir) -> TestApp {
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let store = Arc::new(DynamoStore::new(client, table.to_owned()));
     let signer = LocalKeys::in_folder(keys.path()).signer().unwrap().into();
     let backend = Backend::Aws {
-        table,
-        kms_key_id,
+        table: table.to_owned(),
+        kms_key_id: kms_key_id.to_owned(),
         wrapping_key_id: None,
         previous_kms_key_id: None,
     };

@@ -585,6 +585,15 @@ impl TestApp {
     pub async fn stop(self) -> Option<tempfile::TempDir> {
         self.server.abort();
         let _ = self.server.await;
+        // Its connections' tasks hold the app until they see their sockets close.
+        drop(self.http);
+        for _ in 0..100 {
+            if Arc::strong_count(&self.app) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(Arc::strong_count(&self.app), 1, "the app is let go");
         self._data_dir
     }
 

@@ -8,8 +8,8 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod kms;
 pub mod local_key;
-mod records;
-pub use records::RECORD_FORMAT;
+pub(crate) mod records;
+pub use records::{Exported, RECORD_FORMAT};
 pub mod rotation;
 pub mod wrapped_key;
 

@@ -344,6 +344,58 @@ impl From<VendorRecord> for VendorCredential {
     }
 }
 
+/// One record as `m2m-admin export` writes it (a line of JSON, tagged by `kind`) and `import`
+/// reads it: the stored shapes both stores share, so that an export of either imports into
+/// either. What the stores derive from these (indexes, listings, counts, key claims) is not
+/// exported: an import makes it again. Portal hand-offs (minutes long) are not exported.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Exported {
+    Vendor {
+        record: VendorRecord,
+    },
+    /// Live records and tombstones alike (a deleted id stays unusable where it was).
+    #[serde(rename_all = "camelCase")]
+    Directory {
+        /// As [`kind_name`] names it.
+        entity: String,
+        id: String,
+        record: DirectoryRecord<Value>,
+    },
+    Token {
+        record: TokenRecord,
+    },
+    /// Milliseconds since the epoch.
+    #[serde(rename_all = "camelCase")]
+    Revocation {
+        sub: ClientId,
+        before: i64,
+        from: i64,
+        until: i64,
+    },
+    /// A refresh token used, which stays used.
+    #[serde(rename_all = "camelCase")]
+    SpentRefresh {
+        client_id: ClientId,
+        serial: u64,
+        until: i64,
+    },
+    Audit {
+        event: crate::domain::audit::AuditEvent,
+    },
+}
+
+impl Exported {
+    pub fn revocation(revocation: &crate::domain::revocation::Revocation) -> Self {
+        Self::Revocation {
+            sub: revocation.sub,
+            before: revocation.before.millis(),
+            from: revocation.from.millis(),
+            until: revocation.until.millis(),
+        }
+    }
+}
+
 pub fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {
     Error::internal(format!("stored {what} record is unreadable: {cause}"))
 }
@@ -359,6 +411,22 @@ pub fn typed_record(kind: EntityKind, record: DirectoryRecord<Value>) -> Result<
 /// A directory record as it is stored, its document as JSON.
 pub fn stored_record(record: &Record) -> Result<DirectoryRecord<Value>, Error> {
     record.untyped().map_err(Error::internal)
+}
+
+/// Every kind of directory record.
+pub const ENTITY_KINDS: [EntityKind; 5] = [
+    EntityKind::Permission,
+    EntityKind::Role,
+    EntityKind::Tenant,
+    EntityKind::User,
+    EntityKind::Configuration,
+];
+
+/// The kind [`kind_name`] names `name`.
+pub fn kind_named(name: &str) -> Option<EntityKind> {
+    ENTITY_KINDS
+        .into_iter()
+        .find(|kind| kind_name(*kind) == name)
 }
 
 pub fn kind_name(kind: EntityKind) -> &'static str {

@@ -6,6 +6,7 @@
 //! [`App`]: crate::App
 
 mod audits;
+mod backup;
 mod credentials;
 mod directory;
 mod health;
@@ -14,6 +15,7 @@ mod tokens;
 mod vendors;
 
 pub use audits::Audits;
+pub use backup::{Backup, EXPORT_FORMAT, EXPORT_VERSION, Pass};
 pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::{Directory, Listing, Window};

@@ -194,6 +194,15 @@ const ADMIN_USAGE: &str = "usage: m2m-admin create-vendor | rotate-key | retire-
   retire-key     Local key: deletes the previous key once its JWTs have expired (after the
                  longest token lifetime); restart m2m-local. On AWS, rotate with the template's
                  SigningKeyArn and PreviousSigningKeyArn parameters (see the README).
+  export         Writes every record of the store the environment names to stdout, as JSON
+                 lines (a header, then one record a line): vendor credentials and tokens (their
+                 secrets' hashes, never a secret), the directory with its tombstones,
+                 revocations, spent refresh tokens and the audit trail. No key is in it: back
+                 up the local key files (M2M_DATA_DIR/signing-key*.pem) beside it if you keep
+                 the embedded store. Stop m2m-local first (it holds the embedded store).
+  import FILE    Loads an export (of either store) into the store the environment names:
+                 vendors and the directory, then tokens, then the rest. A record already there
+                 is left as it is, so running it again after a failure finishes the job.
 ";
 
 /// `m2m-admin`: operator commands against the configured store and key, or, for the vendor's
@@ -202,6 +211,11 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
     let usage = format!("{ADMIN_USAGE}{}", vendors::USAGE);
     let command = match args {
         [vendors, rest @ ..] if vendors == "vendors" => return vendors::run(rest, &usage).await,
+        [export] if export == "export" => return with_store(backup::export).await,
+        [import, file] if import == "import" => {
+            let file = std::path::PathBuf::from(file);
+            return with_store(|app| backup::import(app, file)).await;
+        }
         [command] if ["create-vendor", "rotate-key", "retire-key"].contains(&command.as_str()) => {
             command.as_str()
         }
@@ -240,6 +254,28 @@ pub async fn run_admin(args: &[String]) -> ExitCode {
         Err(e) => fail(format_args!("cannot create the vendor credential: {e}")),
     }
 }
+
+/// Runs `work` on the app of the store the environment names (an embedded store held by a
+/// running m2m-local cannot be opened: the message says so).
+async fn with_store<F, Fut>(work: F) -> ExitCode
+where
+    F: FnOnce(App) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let settings = match config::process_env().settings() {
+        Ok(settings) => settings,
+        Err(e) => return fail(format_args!("configuration error: {e}")),
+    };
+    match start(settings).await {
+        Ok(app) => work(app).await,
+        Err(e) if e.contains("already open") => fail(format_args!(
+            "{e}\nm2m-local is running on this data folder and holds its store: stop it first"
+        )),
+        Err(e) => fail(format_args!("{e}")),
+    }
+}
+
+mod backup;
 
 /// `m2m-admin rotate-key` (`rotate`) and `retire-key`, on the local key.
 fn rotate_local_key(settings: &Settings, rotate: bool) -> ExitCode {

@@ -237,6 +237,15 @@ impl AuditStore for DynamoStore {
             .map_err(dynamo_error)
     }
 
+    async fn import_event(&self, event: &AuditEvent) -> Result<bool> {
+        let mut items = self.audit_items(event)?;
+        // Conditional on its first copy, as every copy is written with the others.
+        if let Some(put) = items.first_mut().and_then(|item| item.put.as_mut()) {
+            put.condition_expression = Some("attribute_not_exists(pk)".into());
+        }
+        first_holds(self.transact(items, None).await)
+    }
+
     async fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage> {
         let counts = self.day_counts(&query.scope, now).await?;
         let plan = PagePlan::new(counts, query);

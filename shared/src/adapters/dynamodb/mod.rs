@@ -32,6 +32,7 @@
 
 mod audits;
 mod directory;
+mod export;
 mod handoffs;
 mod rates;
 mod refresh;

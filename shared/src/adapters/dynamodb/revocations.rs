@@ -12,7 +12,7 @@ const PARTITION: &str = "REVOKED";
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RevocationItem {
+pub(super) struct RevocationItem {
     sub: ClientId,
     before: i64,
     /// Absent on revocations made before any took effect later: at once.

@@ -257,6 +257,20 @@ impl AuditStore for EmbeddedStore {
         self.import_events(vec![event.clone()]).await
     }
 
+    async fn import_event(&self, event: &AuditEvent) -> Result<bool> {
+        let event = event.clone();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            if txn.open_table(AUDITS)?.get(event.id.as_str())?.is_some() {
+                return Ok(false); // dropped uncommitted
+            }
+            db.record_audit(&txn, &event)?;
+            txn.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn audits(&self, query: &AuditQuery, now: Timestamp) -> Result<AuditPage> {
         let query = query.clone();
         self.run(move |db| {

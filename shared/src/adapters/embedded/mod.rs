@@ -4,6 +4,7 @@
 
 mod audits;
 mod directory;
+mod export;
 mod handoffs;
 mod rates;
 mod refresh;

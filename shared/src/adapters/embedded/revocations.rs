@@ -9,7 +9,7 @@ use crate::domain::revocation::Revocation;
 use crate::ports::RevocationStore;
 
 #[derive(Serialize, Deserialize)]
-struct Stored {
+pub(super) struct Stored {
     before: i64,
     /// Absent on revocations made before any took effect later: at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -17,7 +17,7 @@ struct Stored {
     until: i64,
 }
 
-fn revocation(sub: ClientId, stored: &Stored) -> Revocation {
+pub(super) fn revocation(sub: ClientId, stored: &Stored) -> Revocation {
     Revocation {
         sub,
         before: Timestamp::from_millis(stored.before),

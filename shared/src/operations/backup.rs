@@ -1,0 +1,177 @@
+//! Backups and moves between stores (`m2m-admin export` and `import`): every record of one
+//! store, as JSON lines of the shapes both stores share, loaded into either, idempotently (a
+//! record already there is left as it is) and so resumably (run again after a failure, an
+//! import takes up what is missing).
+
+use crate::adapters::Exported;
+use crate::adapters::records::{kind_named, stored_record, typed_record};
+use crate::domain::audit::{Severity, Target};
+use crate::domain::directory::EntityKind;
+use crate::domain::revocation::Revocation;
+use crate::domain::{ApiToken, ClientId, TenantId, Timestamp, UserId, VendorCredential};
+use crate::error::{Error, Result};
+use crate::ports::{
+    AuditStore, DirectoryStore, ExportStore, RefreshStore, RevocationStore, TokenStore, VendorStore,
+};
+
+use super::Auditor;
+
+/// The first line of an export: what it is, and the record format of its lines.
+pub const EXPORT_FORMAT: &str = "m2m-auth-export";
+/// The version of the export's own layout (a header line, then one record per line).
+pub const EXPORT_VERSION: u64 = 1;
+
+/// Records read from the store per page of an export.
+pub const EXPORT_PAGE: usize = 500;
+
+pub struct Backup<'a> {
+    pub(crate) exports: &'a dyn ExportStore,
+    pub(crate) vendors: &'a dyn VendorStore,
+    pub(crate) directory: &'a dyn DirectoryStore,
+    pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) revocations: &'a dyn RevocationStore,
+    pub(crate) refresh: &'a dyn RefreshStore,
+    pub(crate) audits: &'a dyn AuditStore,
+    pub(crate) audit: Auditor<'a>,
+}
+
+/// Which of an export's lines an import pass loads: what a record needs is loaded in an
+/// earlier pass (a token needs its tenant's and member's records; a spent refresh token its
+/// token), whatever order the store exported them in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    Directory,
+    Tokens,
+    Rest,
+}
+
+impl Pass {
+    pub const ALL: [Self; 3] = [Self::Directory, Self::Tokens, Self::Rest];
+
+    /// Whether `record` is loaded in this pass.
+    pub fn takes(self, record: &Exported) -> bool {
+        let pass = match record {
+            Exported::Vendor { .. } | Exported::Directory { .. } => Self::Directory,
+            Exported::Token { .. } => Self::Tokens,
+            _ => Self::Rest,
+        };
+        pass == self
+    }
+}
+
+impl Backup<'_> {
+    /// A page of the store's records from `cursor` on, and the next page's cursor.
+    pub async fn export_page(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<Exported>, Option<String>)> {
+        self.exports.export_page(cursor, EXPORT_PAGE).await
+    }
+
+    /// Loads `record` unless it is here already: whether it wrote it. A vendor credential or a
+    /// token whose clientId is taken is left as it is; a directory record is written over one
+    /// that differs (the export is what is carried over); an imported credential is recorded
+    /// in the trail (`vendorCredential.imported`, `apiToken.imported`).
+    pub async fn import(&self, record: Exported) -> Result<bool> {
+        match record {
+            Exported::Vendor { record } => {
+                let vendor = VendorCredential::from(record);
+                if self.vendors.vendor(&vendor.client_id).await?.is_some() {
+                    return Ok(false);
+                }
+                let target = Target::new("vendorCredential", vendor.client_id);
+                let event = self.imported("vendorCredential", target, None);
+                self.vendors.put_vendor(&vendor, &event).await?;
+                Ok(true)
+            }
+            Exported::Directory { entity, id, record } => {
+                self.import_directory(&entity, &id, record).await
+            }
+            Exported::Token { record } => {
+                let token = ApiToken::from(record);
+                if self.tokens.token(&token.client_id).await?.is_some() {
+                    return Ok(false);
+                }
+                let target = Target::new("apiToken", token.client_id);
+                let event = self.imported("apiToken", target, Some(token.tenant_id.clone()));
+                self.tokens.put_new(&token, &event).await?;
+                Ok(true)
+            }
+            Exported::Revocation {
+                sub,
+                before,
+                from,
+                until,
+            } => {
+                let at = Timestamp::from_millis;
+                let revocation = Revocation {
+                    sub,
+                    before: at(before),
+                    from: at(from),
+                    until: at(until),
+                };
+                self.revocations.revoke(&[revocation]).await?;
+                Ok(true)
+            }
+            Exported::SpentRefresh {
+                client_id,
+                serial,
+                until,
+            } => spend(self.refresh, &client_id, serial, until).await,
+            Exported::Audit { event } => self.audits.import_event(&event).await,
+        }
+    }
+
+    /// A directory record (a tombstone too), and a user's memberships in the index.
+    async fn import_directory(
+        &self,
+        entity: &str,
+        id: &str,
+        record: crate::domain::lives::DirectoryRecord,
+    ) -> Result<bool> {
+        let kind = kind_named(entity)
+            .ok_or_else(|| Error::bad_request(format!("unknown entity {entity:?}")))?;
+        let members: Vec<String> = record.members.keys().cloned().collect();
+        let typed = typed_record(kind, record.clone())?;
+        let read = match self.directory.record(kind, id).await? {
+            Some((stored, _)) if stored_record(&stored)? == record => return Ok(false),
+            Some((_, revision)) => Some(revision),
+            None => None,
+        };
+        if !self.directory.swap(kind, id, &typed, read, None).await? {
+            return Err(Error::Conflict(format!("{entity} {id} changed meanwhile")));
+        }
+        if kind == EntityKind::User {
+            let user =
+                UserId::parse(id).map_err(|_| Error::bad_request(format!("user id {id:?}")))?;
+            let joined: Vec<TenantId> = (members.iter())
+                .filter_map(|t| TenantId::parse(t).ok())
+                .collect();
+            self.directory.index_members(&user, &joined, &[]).await?;
+        }
+        Ok(true)
+    }
+
+    fn imported(
+        &self,
+        what: &str,
+        target: Target,
+        tenant_id: Option<TenantId>,
+    ) -> crate::domain::audit::AuditEvent {
+        let name = format!("{what}.imported");
+        let mut event = self.audit.event(&name, Severity::Medium, target, tenant_id);
+        event.description = format!("{}: carried over from an export", event.description);
+        event
+    }
+}
+
+/// Marks refresh token `serial` of `client_id` spent; `false` if it was (or its token is gone).
+async fn spend(
+    refresh: &dyn RefreshStore,
+    client_id: &ClientId,
+    serial: u64,
+    until: i64,
+) -> Result<bool> {
+    let until = Timestamp::from_millis(until);
+    refresh.spend_refresh(client_id, serial, until).await
+}
