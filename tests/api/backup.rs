@@ -6,7 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{TestApp, binary, moto_endpoint, moto_resources};
+use crate::local_server::aws_env;
+use crate::support::{TestApp, binary, moto_resources};
 use crate::upgrades::{assert_serves, copy_of, embedded_app, scenario, serve_table};
 
 /// `m2m-admin` with `args` and only `envs` (and PATH): its exit, stdout and stderr.
@@ -24,18 +25,6 @@ fn admin(args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
         text(&output.stdout),
         text(&output.stderr),
     )
-}
-
-/// The environment naming a moto table and key.
-fn aws_env(table: &str, key_id: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("M2M_TABLE", table.to_owned()),
-        ("M2M_KMS_KEY_ID", key_id.to_owned()),
-        ("AWS_ENDPOINT_URL", moto_endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-    ]
 }
 
 /// Runs `m2m-admin export` in `from`, writing `file`; the lines written.
@@ -132,7 +121,20 @@ fn an_import_refuses_what_it_cannot_load_saying_where() {
     )];
     let header = r#"{"format":"m2m-auth-export","version":1,"recordFormat":1}"#;
     let later = r#"{"format":"m2m-auth-export","version":1,"recordFormat":99}"#;
+    let token = |allowed_ips: &str| {
+        format!(
+            r#"{{"kind":"token","record":{{"clientId":"0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11",
+            "tenantId":"acme","metadata":{{}},"roleIds":[],"permissionIds":[],"createdAt":1,
+            "secretHash":"$2b$04$abcdefghijklmnopqrstuuvwxyzabcdefghijklmnopqrstuvwxyzab",
+            "allowedIps":{allowed_ips}}}}}"#
+        )
+        .replace('\n', "")
+    };
+    let garbage = format!("{header}\n{}\n", token(r#"["garbage"]"#));
+    let wide = format!("{header}\n{}\n", token(r#"["10.0.0.0/33"]"#));
     for (content, says) in [
+        (garbage.as_str(), "allowedIps holds \"garbage\""),
+        (wide.as_str(), "allowedIps holds"),
         ("clientId,secret\n", "not an export"),
         (&format!("{later}\n") as &str, "later release"),
         (

@@ -201,7 +201,8 @@ pub(crate) fn banner_value(banner: &[String], name: &str) -> Option<String> {
     })
 }
 
-fn aws_env(table: &str, key_id: &str) -> Vec<(&'static str, String)> {
+/// The environment naming a moto table and key, as a binary running on AWS reads it.
+pub(crate) fn aws_env(table: &str, key_id: &str) -> Vec<(&'static str, String)> {
     vec![
         ("M2M_TABLE", table.to_owned()),
         ("M2M_KMS_KEY_ID", key_id.to_owned()),
@@ -436,6 +437,28 @@ pub(crate) async fn exchange_and_refresh_both_kinds(
     client_ids
 }
 
+/// The ids of the requests `logs` says were answered (each a UUID, one a request).
+fn request_ids(logs: &str) -> std::collections::BTreeSet<String> {
+    let answered: Vec<&str> = (logs.lines())
+        .filter(|l| l.contains(r#""message":"finished processing request""#))
+        .collect();
+    let ids: std::collections::BTreeSet<String> = (answered.iter())
+        .map(|l| {
+            let line: Value = serde_json::from_str(l).unwrap();
+            line["span"]["request_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), answered.len(), "one id a request: {ids:?}");
+    assert!(
+        ids.iter().all(|id| uuid::Uuid::try_parse(id).is_ok()),
+        "{ids:?}"
+    );
+    ids
+}
+
 /// Runs a full flow against the real binary with every log level on, then looks for every
 /// credential the flow handled (secrets, bcrypt hashes, vendor and access JWTs, refresh tokens).
 #[tokio::test]
@@ -460,6 +483,13 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
     let body = json!({"clientId": client_ids[1], "secret": wrong});
     let (status, _) = server.call("POST", EXCHANGE_V1, &[], Some(body)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nor a credential a client put in a path by mistake (a route's or none).
+    for path in [format!("{EXCHANGE_V1}/{wrong}"), format!("/nope/{vendor}")] {
+        let answer = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert!(answer.status().is_client_error(), "{path}");
+    }
     credentials.push(wrong);
     for client_id in &client_ids {
         let item = stored_token(&table, client_id).await;
@@ -467,28 +497,10 @@ async fn no_secret_hash_or_token_reaches_a_log_line() {
     }
 
     let logs = server.logs();
-    let requests = logs
-        .lines()
-        .filter(|l| l.contains(r#""message":"finished processing request""#))
-        .count();
-    assert_eq!(requests, 10, "every request was logged: {logs}");
-    // Each request's lines name it by an id of its own, as its answer's `x-request-id` does.
-    let ids: std::collections::BTreeSet<String> = logs
-        .lines()
-        .filter(|l| l.contains(r#""message":"finished processing request""#))
-        .map(|l| {
-            let line: Value = serde_json::from_str(l).unwrap();
-            line["span"]["request_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(ids.len(), 10, "{ids:?}");
-    assert!(
-        ids.iter().all(|id| uuid::Uuid::try_parse(id).is_ok()),
-        "{ids:?}"
-    );
+    // Each request logged, its lines naming it by an id of its own, as its answer's
+    // `x-request-id` does.
+    let ids = request_ids(&logs);
+    assert_eq!(ids.len(), 12, "every request, each its own id: {logs}");
     for credential in &credentials {
         // JWTs are checked by their signature part, which no other text contains.
         let needle = match credential.starts_with("eyJ") {

@@ -174,8 +174,8 @@ impl TokenRecord {
                 self.use_window = Some(minute);
                 self.last_used_at = Some(at.millis());
             }
-            self.window_uses = Some(used + granted);
-            self.issued += u64::from(granted);
+            self.window_uses = Some(used.saturating_add(granted));
+            self.issued = self.issued.saturating_add(u64::from(granted));
         }
         (granted, self.issued)
     }
@@ -195,6 +195,46 @@ impl TokenRecord {
 
     pub fn tenant_id(&self) -> &TenantId {
         &self.tenant_id
+    }
+
+    /// Refuses a record the API could not have written (one carried in by an import): an
+    /// allowed address that does not parse (which would otherwise be dropped, and with all
+    /// dropped the token would work from anywhere), a description or metadata beyond the
+    /// API's rules, a grant named twice, or counts no JSON reader takes exactly.
+    pub fn check(&self) -> Result<(), crate::domain::rules::Invalid> {
+        use crate::domain::rules::{self, Invalid};
+        let client_id = self.client_id;
+        let refuse = |why: String| Err(Invalid(format!("token {client_id}: {why}")));
+        if let Some(bad) = self
+            .allowed_ips
+            .iter()
+            .find(|r| IpRange::parse(r).is_none())
+        {
+            return refuse(format!(
+                "allowedIps holds {bad:?}, no IP address or CIDR range"
+            ));
+        }
+        let listed = serde_json::Value::from(self.allowed_ips.clone());
+        if !self.allowed_ips.is_empty() {
+            rules::allowed_ips(&listed)
+                .map_err(|e| Invalid(format!("token {client_id}: {}", e.0)))?;
+        }
+        if let Some(description) = &self.description {
+            rules::description(description.clone())
+                .map_err(|e| Invalid(format!("token {client_id}: {}", e.0)))?;
+        }
+        rules::metadata(self.metadata.clone())
+            .map_err(|e| Invalid(format!("token {client_id}: {}", e.0)))?;
+        for ids in [&self.role_ids, &self.permission_ids] {
+            let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+            if unique.len() != ids.len() {
+                return refuse("a role or permission is named twice".into());
+            }
+        }
+        if self.issued > crate::domain::lives::MAX_VERSION {
+            return refuse(format!("issued is {}, beyond 2^53 - 1", self.issued));
+        }
+        Ok(())
     }
 
     pub fn user_id(&self) -> Option<&UserId> {
@@ -247,15 +287,19 @@ impl From<TokenRecord> for ApiToken {
             last_used_at: record.last_used_at.map(Timestamp::from_millis),
             issued: record.issued,
             secret: record.secret.into(),
-            // Written only as ranges that parse; one that no longer would is dropped, and the
-            // rest still restrict the token.
-            allowed_ips: AllowedIps::new(
-                record
+            // Written only as ranges that parse; should one no longer, the token is held to
+            // the others, and with none left it works from nowhere (never from anywhere).
+            allowed_ips: {
+                let ranges: Vec<IpRange> = record
                     .allowed_ips
                     .iter()
                     .filter_map(|r| IpRange::parse(r))
-                    .collect(),
-            ),
+                    .collect();
+                match ranges.is_empty() && !record.allowed_ips.is_empty() {
+                    true => AllowedIps::nowhere(),
+                    false => AllowedIps::new(ranges),
+                }
+            },
             lives: TokenLives {
                 tenant: record.tenant_life,
                 membership: record.member_life,
@@ -518,6 +562,31 @@ mod tests {
                 Some("beef")
             );
         }
+    }
+
+    /// A stored allow-list none of whose ranges reads any more lets no address in (never all),
+    /// and the use counts saturate rather than overflow.
+    #[test]
+    fn an_unreadable_allow_list_admits_nobody_and_counts_saturate() {
+        let json = serde_json::json!({
+            "clientId": "0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11",
+            "tenantId": "acme",
+            "metadata": {},
+            "roleIds": [],
+            "permissionIds": [],
+            "createdAt": 1,
+            "secretHash": "$2b$04$abcdefghijklmnopqrstuuvwxyzabcdefghijklmnopqrstuvwxyzab",
+            "allowedIps": ["garbage"],
+            "issued": u64::MAX,
+        });
+        let mut record: TokenRecord = serde_json::from_value(json).unwrap();
+        assert!(record.check().is_err(), "an import refuses it");
+        let (granted, issued) = record.reserve(5, (1, 10), Timestamp::from_millis(300_000));
+        assert_eq!((granted, issued), (1, u64::MAX));
+        let token = ApiToken::from(record);
+        let here = Some("127.0.0.1".parse().unwrap());
+        assert!(!token.allowed_ips.permits(here));
+        assert!(!token.allowed_ips.permits(Some("10.1.2.3".parse().unwrap())));
     }
 
     /// A rotated credential's secrets go through the shared attributes and come back the same.

@@ -65,6 +65,13 @@ impl AllowedIps {
         Self(ranges)
     }
 
+    /// A list no address is in: what a stored list none of whose ranges reads any more
+    /// becomes (an empty list would let every address in).
+    pub fn nowhere() -> Self {
+        // The unspecified address, which no client connects from.
+        Self(IpRange::parse("0.0.0.0/32").into_iter().collect())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -335,6 +335,22 @@ pub fn redacted(text: &str) -> String {
     words.join(" ")
 }
 
+/// A URL path with each segment that [`holds_credential`] replaced by `[redacted]`: what a log
+/// line may say of a path, where a client may have put a secret or a token by mistake.
+pub fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.split('/').any(is_credential) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| match is_credential(segment) {
+            true => "[redacted]",
+            false => segment,
+        })
+        .collect();
+    std::borrow::Cow::Owned(segments.join("/"))
+}
+
 fn is_credential(word: &str) -> bool {
     let bytes = word.as_bytes();
     let prefixed = bytes

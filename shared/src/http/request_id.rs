@@ -43,7 +43,7 @@ pub async fn stamp(mut request: Request, next: Next) -> Response {
 }
 
 /// The request's trace span: its method, path (never its query, which may name what a caller
-/// searched for) and id.
+/// searched for, and a segment holding a credential redacted) and id.
 pub fn span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let id = request
         .extensions()
@@ -52,7 +52,7 @@ pub fn span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %crate::domain::secret::redacted_path(request.uri().path()),
         request_id = %id,
     )
 }

@@ -59,6 +59,24 @@ impl Pass {
     }
 }
 
+/// Refuses a record no store of the service could hold: a directory record of an unknown
+/// kind or whose document does not read as its kind, a token the API could not have written
+/// (see [`crate::adapters::records::TokenRecord::check`]). Run on every line before an import
+/// writes anything.
+pub fn check(record: &Exported) -> Result<()> {
+    match record {
+        Exported::Directory { entity, record, .. } => {
+            let kind = kind_named(entity)
+                .ok_or_else(|| Error::bad_request(format!("unknown entity {entity:?}")))?;
+            typed_record(kind, record.clone())
+                .map_err(|_| Error::bad_request(format!("a {entity} whose document is not one")))?;
+        }
+        Exported::Token { record } => record.check()?,
+        _ => {}
+    }
+    Ok(())
+}
+
 impl Backup<'_> {
     /// A page of the store's records from `cursor` on, and the next page's cursor.
     pub async fn export_page(
@@ -73,6 +91,7 @@ impl Backup<'_> {
     /// that differs (the export is what is carried over); an imported credential is recorded
     /// in the trail (`vendorCredential.imported`, `apiToken.imported`).
     pub async fn import(&self, record: Exported) -> Result<bool> {
+        check(&record)?;
         match record {
             Exported::Vendor { record } => {
                 let vendor = VendorCredential::from(record);

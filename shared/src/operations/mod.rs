@@ -15,7 +15,7 @@ mod tokens;
 mod vendors;
 
 pub use audits::Audits;
-pub use backup::{Backup, EXPORT_FORMAT, EXPORT_VERSION, Pass};
+pub use backup::{Backup, EXPORT_FORMAT, EXPORT_VERSION, Pass, check as check_exported};
 pub(crate) use credentials::RefreshKeys;
 pub use credentials::{Credentials, Granted, Issued};
 pub use directory::{Directory, Listing, Window};

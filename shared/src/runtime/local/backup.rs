@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::fail;
 use crate::adapters::{Exported, RECORD_FORMAT};
 use crate::app::App;
-use crate::operations::{EXPORT_FORMAT, EXPORT_VERSION, Pass};
+use crate::operations::{EXPORT_FORMAT, EXPORT_VERSION, Pass, check_exported};
 
 /// The export's first line.
 fn header() -> Value {
@@ -59,8 +59,33 @@ fn write_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::R
     out.write_all(b"\n")
 }
 
-/// Loads the export in `file`, in [`Pass`]es.
+/// The longest line an import reads: far beyond any record the service writes.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Every line of the export in `file`, read and checked: the first problem, if any, as
+/// `file:line: why`.
+fn check_all(file: &PathBuf) -> Result<u64, String> {
+    let mut records = 0;
+    for (number, line) in read_export(file).map_err(|e| format!("{}: {e}", file.display()))? {
+        let at = |why: String| format!("{}:{number}: {why}", file.display());
+        let line = line.map_err(at)?;
+        if line.len() > MAX_LINE_BYTES {
+            return Err(at(format!("longer than {MAX_LINE_BYTES} bytes")));
+        }
+        let record: Exported =
+            serde_json::from_str(&line).map_err(|e| at(format!("not a record: {e}")))?;
+        check_exported(&record).map_err(|e| at(e.to_string()))?;
+        records += 1;
+    }
+    Ok(records)
+}
+
+/// Loads the export in `file`: every line checked first (nothing is written if one is bad),
+/// then in [`Pass`]es.
 pub(super) async fn import(app: App, file: PathBuf) -> ExitCode {
+    if let Err(why) = check_all(&file) {
+        return fail(format_args!("{why}\nnothing was imported"));
+    }
     let (mut written, mut kept) = (0_u64, 0_u64);
     for pass in Pass::ALL {
         let lines = match read_export(&file) {
@@ -82,7 +107,8 @@ pub(super) async fn import(app: App, file: PathBuf) -> ExitCode {
                 Ok(false) => kept += 1,
                 Err(e) => {
                     return fail(format_args!(
-                        "{}:{number}: {e:?}\nnothing half-done: run the import again to finish it",
+                        "{}:{number}: {e:?}\nthe records before it are in; run the import \
+                         again to finish it",
                         file.display()
                     ));
                 }
