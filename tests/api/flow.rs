@@ -793,3 +793,39 @@ async fn the_local_server_is_alive_and_ready() {
         )
     );
 }
+
+/// An answer the router makes itself (no route, a method the route does not take) carries the
+/// headers every answer does, in the contract's shape.
+#[tokio::test]
+async fn the_routers_own_answers_carry_every_answers_headers() {
+    let t = spawn_app(Backing::Embedded).await;
+    for (method, path, status) in [
+        (
+            reqwest::Method::GET,
+            "/no/such/route",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/health",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let answer = t
+            .http
+            .request(method, format!("{}{path}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+        let headers = answer.headers().clone();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert!(headers.contains_key("x-request-id"), "{path}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(headers.contains_key("allow"), "{path}: {headers:?}");
+        }
+        let body: Value = answer.json().await.unwrap();
+        assert!(body["errors"][0].is_string(), "{body}");
+    }
+}

@@ -152,6 +152,16 @@ async fn malformed_requests_get_the_rfcs_error_codes() {
             token_request(&t, "grant_type=client_credentials&scope=not.held", basic).await,
             "invalid_scope",
         ),
+        (
+            // Basic credentials of one client, the form naming another.
+            token_request(
+                &t,
+                "grant_type=client_credentials&client_id=0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11",
+                basic,
+            )
+            .await,
+            "invalid_request",
+        ),
     ];
     for (answer, error) in cases {
         assert_eq!(

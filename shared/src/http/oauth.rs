@@ -146,7 +146,7 @@ fn client(headers: &HeaderMap, form: &TokenRequest) -> std::result::Result<Clien
         (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
             "Use one way to authenticate the client: HTTP Basic or client_secret, not both",
         )),
-        (Some((_, encoded)), _, None) => {
+        (Some((_, encoded)), named, None) => {
             let refused = || OAuthError::new("invalid_client", "Malformed Basic credentials");
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
@@ -154,8 +154,15 @@ fn client(headers: &HeaderMap, form: &TokenRequest) -> std::result::Result<Clien
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .ok_or_else(refused)?;
             let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
+            let id = form_decode(id);
+            // A form's client_id beside Basic credentials must name the same client.
+            if named.as_ref().is_some_and(|named| *named != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id names another client than the Basic credentials",
+                ));
+            }
             Ok(Client {
-                id: form_decode(id),
+                id,
                 secret: form_decode(secret),
             })
         }

@@ -105,5 +105,13 @@ pub async fn contract_errors(response: Response) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge.to_string(),
         other => other.canonical_reason().unwrap_or("Error").to_owned(),
     };
-    errors(status, message)
+    // The new body's, and every other header of the answer it replaces (`Allow`, `nosniff`,
+    // `no-store`, ...).
+    let mut answer = errors(status, message);
+    for (name, value) in response.headers() {
+        if name != CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().append(name, value.clone());
+        }
+    }
+    answer
 }
