@@ -822,29 +822,10 @@ async fn audit_events_stream_to_a_json_lines_file_and_a_crash_loses_none() {
     );
 }
 
-/// On SIGTERM the server takes no new request, finishes the one under way (here, its body still
-/// arriving), writes the minute's usage counts it held in memory, closes the store cleanly and
-/// exits 0; the next start finds the store closed and the counts in the trail. A kill (the
-/// contrast) leaves the store to be checked on the next start.
-#[tokio::test]
-async fn sigterm_finishes_requests_keeps_counts_and_closes_the_store() {
+/// Sends an exchange of `body` with half its body, has the server stopped (SIGTERM), then
+/// sends the rest: the raw answer.
+async fn exchanged_across_a_stop(server: &Server, body: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let data = [("M2M_DATA_DIR", dir.path().display().to_string())];
-    let server = Server::start(&data);
-    let vendor_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
-    let vendor_secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
-    let vendor = server.vendor_token(&vendor_id, &vendor_secret).await;
-    let created = server.tenant_token(&vendor).await;
-    let client_id = created["clientId"].as_str().unwrap().to_owned();
-    let credentials = json!({"clientId": client_id, "secret": created["secret"]});
-    let (status, _) = server
-        .call("POST", EXCHANGE_V1, &[], Some(credentials.clone()))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-
-    // A request under way: its headers and half its body sent, then the stop.
-    let body = credentials.to_string();
     let (first, rest) = body.split_at(body.len() / 2);
     let address = server.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -860,11 +841,50 @@ async fn sigterm_finishes_requests_keeps_counts_and_closes_the_store() {
     stream.write_all(rest.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+/// On SIGTERM the server takes no new request, finishes the one under way (here, its body still
+/// arriving), writes the minute's usage counts it held in memory, streams them, closes the
+/// store cleanly and exits 0; the next start finds the store closed and the counts in the
+/// trail. A kill (the contrast) leaves the store to be checked on the next start.
+#[tokio::test]
+async fn sigterm_finishes_requests_keeps_counts_and_closes_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream_file = dir.path().join("audit.jsonl");
+    let data = [
+        (
+            "M2M_DATA_DIR",
+            dir.path().join("data").display().to_string(),
+        ),
+        ("M2M_AUDIT_STREAM_FILE", stream_file.display().to_string()),
+    ];
+    let server = Server::start(&data);
+    let vendor_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
+    let vendor_secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
+    let vendor = server.vendor_token(&vendor_id, &vendor_secret).await;
+    let created = server.tenant_token(&vendor).await;
+    let client_id = created["clientId"].as_str().unwrap().to_owned();
+    let credentials = json!({"clientId": client_id, "secret": created["secret"]});
+    let (status, _) = server
+        .call("POST", EXCHANGE_V1, &[], Some(credentials.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A request under way: its headers and half its body sent, then the stop.
+    let answer = exchanged_across_a_stop(&server, &credentials.to_string()).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("accessToken"), "{answer}");
     let (status, log) = server.stopped();
     assert!(status.success(), "{status}: {log}");
     assert!(log.contains("stopped"), "{log}");
+    let used = streamed(&stream_file);
+    let used = used.iter().find(|event| event["action"] == "apiToken.used");
+    assert_eq!(
+        used.map(|e| &e["issued"]),
+        Some(&json!(2)),
+        "streamed before the exit"
+    );
 
     let server = Server::start(&data);
     assert!(

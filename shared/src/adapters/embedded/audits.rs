@@ -148,8 +148,9 @@ fn purge(txn: &WriteTransaction, now: Timestamp) -> Result<(), redb::Error> {
 impl EmbeddedStore {
     /// Appends every event the outbox holds, oldest first, to the JSON-lines file at `path`
     /// (created if need be; one event as `GET /audits` shows it per line), on a thread of its
-    /// own for as long as the store is open (it does not keep it open). A line is written (and synced) before its event leaves
-    /// the outbox, so a crash may write an event twice (its `id` tells), never lose one.
+    /// own for as long as the store is open (it does not keep it open); the store's closing
+    /// streams what is left. A line is written (and synced) before its event leaves the
+    /// outbox, so a crash may write an event twice (its `id` tells), never lose one.
     /// Refuses a store opened without [`EmbeddedStore::open_streaming_audits`], or a file it
     /// cannot open.
     pub fn stream_audits_to(&self, path: &Path) -> Result<()> {
@@ -158,7 +159,7 @@ impl EmbeddedStore {
                 "the store was opened without an audit stream",
             ));
         }
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
@@ -168,12 +169,19 @@ impl EmbeddedStore {
                     path.display()
                 ))
             })?;
+        let mut held = (self.db.stream_file.lock())
+            .map_err(|_| Error::internal("the audit stream is poisoned"))?;
+        *held = Some(file);
+        drop(held);
         let db = Arc::downgrade(&self.db);
         let spawned = std::thread::Builder::new()
             .name("audit-stream".into())
             .spawn(move || {
                 while let Some(db) = db.upgrade() {
-                    let streamed = stream_some(&db, &mut file);
+                    let streamed = match db.stream_file.lock().as_deref_mut() {
+                        Ok(Some(file)) => stream_some(&db, file),
+                        _ => Ok(0),
+                    };
                     drop(db);
                     match streamed {
                         Ok(0) => std::thread::sleep(STREAM_IDLE),
@@ -186,6 +194,27 @@ impl EmbeddedStore {
                 }
             });
         spawned.map(drop).map_err(Error::internal)
+    }
+}
+
+impl Drop for Db {
+    /// Streams what the outbox still holds (the events of the last moments, such as the usage
+    /// counts a stop writes), so that a clean stop leaves the stream whole.
+    fn drop(&mut self) {
+        let Ok(Some(file)) = self.stream_file.get_mut().map(Option::take) else {
+            return;
+        };
+        let mut file = file;
+        loop {
+            match stream_some(self, &mut file) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit events left in the outbox for the next start");
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -86,11 +86,12 @@ pub struct EmbeddedStore {
     db: Arc<Db>,
 }
 
-/// The database, and whether the audit events written to it are also queued for the SIEM
-/// stream (see [`EmbeddedStore::open_streaming_audits`]).
+/// The database, whether the audit events written to it are also queued for the SIEM
+/// stream (see [`EmbeddedStore::open_streaming_audits`]), and the stream's file once it flows.
 pub(super) struct Db {
     redb: Database,
     streams_audits: bool,
+    stream_file: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl std::ops::Deref for Db {
@@ -149,6 +150,7 @@ impl EmbeddedStore {
         let db = Db {
             redb: db,
             streams_audits,
+            stream_file: std::sync::Mutex::default(),
         };
         Ok(Self { db: Arc::new(db) })
     }
