@@ -189,7 +189,6 @@ impl App {
         }
     }
 
-    /// The audit trail: reading it, and the vendor's own events.
     /// Exports of every record, and imports of them (`m2m-admin export`, `import`).
     pub fn backup(&self) -> Backup<'_> {
         Backup {
@@ -204,6 +203,7 @@ impl App {
         }
     }
 
+    /// The audit trail: reading it, and the vendor's own events.
     pub fn audits(&self) -> Audits<'_> {
         Audits {
             store: &*self.audits,

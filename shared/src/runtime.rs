@@ -82,8 +82,7 @@ fn embedded_metrics() -> Result<&'static metrics_cloudwatch_embedded::Collector,
 
 /// Whether a request came through a front whose events do not name the service's URL: an
 /// Application Load Balancer (API Gateway and Lambda function URLs name theirs).
-#[must_use]
-pub fn names_no_url(request: &lambda_http::Request) -> bool {
+fn names_no_url(request: &lambda_http::Request) -> bool {
     use lambda_http::RequestExt;
     !matches!(
         request.request_context_ref(),

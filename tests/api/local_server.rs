@@ -760,20 +760,23 @@ fn streamed(file: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// A server's variables for a data folder and an audit stream file in `dir`; the file's path.
+fn streaming_into(dir: &std::path::Path) -> ([(&'static str, String); 2], std::path::PathBuf) {
+    let file = dir.join("audit.jsonl");
+    let envs = [
+        ("M2M_DATA_DIR", dir.join("data").display().to_string()),
+        ("M2M_AUDIT_STREAM_FILE", file.display().to_string()),
+    ];
+    (envs, file)
+}
+
 /// With `M2M_AUDIT_STREAM_FILE`, every event the trail records reaches that file, one JSON line
 /// each, as `GET /audits` shows it, in the order they were committed; a crash right after a
 /// change loses none of its events (the next start streams what the last one had not).
 #[tokio::test]
 async fn audit_events_stream_to_a_json_lines_file_and_a_crash_loses_none() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.jsonl");
-    let envs = [
-        (
-            "M2M_DATA_DIR",
-            dir.path().join("data").display().to_string(),
-        ),
-        ("M2M_AUDIT_STREAM_FILE", file.display().to_string()),
-    ];
+    let (envs, file) = streaming_into(dir.path());
     let server = Server::start(&envs);
     let client_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
     let secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();
@@ -851,14 +854,7 @@ async fn exchanged_across_a_stop(server: &Server, body: &str) -> String {
 #[tokio::test]
 async fn sigterm_finishes_requests_keeps_counts_and_closes_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let stream_file = dir.path().join("audit.jsonl");
-    let data = [
-        (
-            "M2M_DATA_DIR",
-            dir.path().join("data").display().to_string(),
-        ),
-        ("M2M_AUDIT_STREAM_FILE", stream_file.display().to_string()),
-    ];
+    let (data, stream_file) = streaming_into(dir.path());
     let server = Server::start(&data);
     let vendor_id = banner_value(&server.banner, "M2M_VENDOR_CLIENT_ID").unwrap();
     let vendor_secret = banner_value(&server.banner, "M2M_VENDOR_SECRET").unwrap();

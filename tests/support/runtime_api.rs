@@ -69,6 +69,26 @@ pub struct Run {
     pub exit: Option<ExitStatus>,
 }
 
+/// The stand-in on a loopback port: its address, and its task.
+async fn serve(
+    runtime: Runtime,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let api = axum::Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
+        .with_state(runtime);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    (
+        address,
+        tokio::spawn(async move { axum::serve(listener, api).await }),
+    )
+}
+
 /// Runs the function binary `name` with `env` (beside the variables Lambda sets) on `events`,
 /// one invocation each, until it has answered them all or exits; 30 s at most.
 pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> Run {
@@ -77,15 +97,12 @@ pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> 
         events: Arc::new(Mutex::new(events.into())),
         answers: Arc::default(),
     };
-    let api = axum::Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
-        .with_state(runtime.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, api).await });
-    let output = tempfile::NamedTempFile::new().unwrap();
+    let (address, server) = serve(runtime.clone()).await;
+    // Apart, so that a line of one is never cut by a line of the other.
+    let (stdout, stderr) = (
+        tempfile::NamedTempFile::new().unwrap(),
+        tempfile::NamedTempFile::new().unwrap(),
+    );
     let mut function = tokio::process::Command::new(crate::binary(name))
         .env_clear()
         .envs([
@@ -100,9 +117,8 @@ pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> 
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ])
         .envs(env.iter().map(|(k, v)| (k, v)))
-        // One open file for both, so that they share its offset (two would overwrite each other).
-        .stdout(output.as_file().try_clone().unwrap())
-        .stderr(output.as_file().try_clone().unwrap())
+        .stdout(stdout.reopen().unwrap())
+        .stderr(stderr.reopen().unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -127,7 +143,9 @@ pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> 
             .iter()
             .map(|body| serde_json::from_slice(body).unwrap_or(Value::Null))
             .collect(),
-        log: std::fs::read_to_string(output.path()).unwrap(),
+        log: [stdout.path(), stderr.path()]
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .concat(),
         exit,
     }
 }

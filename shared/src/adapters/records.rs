@@ -204,35 +204,28 @@ impl TokenRecord {
     pub fn check(&self) -> Result<(), crate::domain::rules::Invalid> {
         use crate::domain::rules::{self, Invalid};
         let client_id = self.client_id;
-        let refuse = |why: String| Err(Invalid(format!("token {client_id}: {why}")));
-        if let Some(bad) = self
-            .allowed_ips
-            .iter()
-            .find(|r| IpRange::parse(r).is_none())
-        {
-            return refuse(format!(
-                "allowedIps holds {bad:?}, no IP address or CIDR range"
-            ));
+        let named = |why: String| Invalid(format!("token {client_id}: {why}"));
+        if let Some(bad) = (self.allowed_ips.iter()).find(|r| IpRange::parse(r).is_none()) {
+            let why = format!("allowedIps holds {bad:?}, no IP address or CIDR range");
+            return Err(named(why));
         }
-        let listed = serde_json::Value::from(self.allowed_ips.clone());
         if !self.allowed_ips.is_empty() {
-            rules::allowed_ips(&listed)
-                .map_err(|e| Invalid(format!("token {client_id}: {}", e.0)))?;
+            let listed = serde_json::Value::from(self.allowed_ips.clone());
+            rules::allowed_ips(&listed).map_err(|e| named(e.0))?;
         }
         if let Some(description) = &self.description {
-            rules::description(description.clone())
-                .map_err(|e| Invalid(format!("token {client_id}: {}", e.0)))?;
+            rules::description(description.clone()).map_err(|e| named(e.0))?;
         }
-        rules::metadata(self.metadata.clone())
-            .map_err(|e| Invalid(format!("token {client_id}: {}", e.0)))?;
+        rules::metadata(self.metadata.clone()).map_err(|e| named(e.0))?;
         for ids in [&self.role_ids, &self.permission_ids] {
             let unique: std::collections::BTreeSet<_> = ids.iter().collect();
             if unique.len() != ids.len() {
-                return refuse("a role or permission is named twice".into());
+                return Err(named("a role or permission is named twice".into()));
             }
         }
         if self.issued > crate::domain::lives::MAX_VERSION {
-            return refuse(format!("issued is {}, beyond 2^53 - 1", self.issued));
+            let why = format!("issued is {}, beyond 2^53 - 1", self.issued);
+            return Err(named(why));
         }
         Ok(())
     }

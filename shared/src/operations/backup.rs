@@ -8,7 +8,7 @@ use crate::adapters::records::{kind_named, stored_record, typed_record};
 use crate::domain::audit::{Severity, Target};
 use crate::domain::directory::EntityKind;
 use crate::domain::revocation::Revocation;
-use crate::domain::{ApiToken, ClientId, TenantId, Timestamp, UserId, VendorCredential};
+use crate::domain::{ApiToken, TenantId, Timestamp, UserId, VendorCredential};
 use crate::error::{Error, Result};
 use crate::ports::{
     AuditStore, DirectoryStore, ExportStore, RefreshStore, RevocationStore, TokenStore, VendorStore,
@@ -66,15 +66,18 @@ impl Pass {
 pub fn check(record: &Exported) -> Result<()> {
     match record {
         Exported::Directory { entity, record, .. } => {
-            let kind = kind_named(entity)
-                .ok_or_else(|| Error::bad_request(format!("unknown entity {entity:?}")))?;
-            typed_record(kind, record.clone())
+            typed_record(entity_kind(entity)?, record.clone())
                 .map_err(|_| Error::bad_request(format!("a {entity} whose document is not one")))?;
         }
         Exported::Token { record } => record.check()?,
         _ => {}
     }
     Ok(())
+}
+
+/// The kind of directory record an export's `entity` names.
+fn entity_kind(entity: &str) -> Result<EntityKind> {
+    kind_named(entity).ok_or_else(|| Error::bad_request(format!("unknown entity {entity:?}")))
 }
 
 impl Backup<'_> {
@@ -136,7 +139,10 @@ impl Backup<'_> {
                 client_id,
                 serial,
                 until,
-            } => spend(self.refresh, &client_id, serial, until).await,
+            } => {
+                let until = Timestamp::from_millis(until);
+                self.refresh.spend_refresh(&client_id, serial, until).await
+            }
             Exported::Audit { event } => self.audits.import_event(&event).await,
         }
     }
@@ -148,8 +154,7 @@ impl Backup<'_> {
         id: &str,
         record: crate::domain::lives::DirectoryRecord,
     ) -> Result<bool> {
-        let kind = kind_named(entity)
-            .ok_or_else(|| Error::bad_request(format!("unknown entity {entity:?}")))?;
+        let kind = entity_kind(entity)?;
         let members: Vec<String> = record.members.keys().cloned().collect();
         let typed = typed_record(kind, record.clone())?;
         let read = match self.directory.record(kind, id).await? {
@@ -182,15 +187,4 @@ impl Backup<'_> {
         event.description = format!("{}: carried over from an export", event.description);
         event
     }
-}
-
-/// Marks refresh token `serial` of `client_id` spent; `false` if it was (or its token is gone).
-async fn spend(
-    refresh: &dyn RefreshStore,
-    client_id: &ClientId,
-    serial: u64,
-    until: i64,
-) -> Result<bool> {
-    let until = Timestamp::from_millis(until);
-    refresh.spend_refresh(client_id, serial, until).await
 }
