@@ -1,7 +1,9 @@
 //! `m2m`: the command-line client for customers' machines and CI jobs.
 //!
 //! `m2m login` exchanges a clientId and secret for a JWT and a refresh token and caches them in
-//! a file only the user can read (never the secret); `m2m token` prints a JWT for
+//! a file only the user can read (never the secret); `m2m login --federated` exchanges instead
+//! the OIDC token a workload's platform gives it (GitHub Actions, Kubernetes), under the API
+//! token's trust policy, with no secret at all; `m2m token` prints a JWT for
 //! `Authorization: Bearer $(m2m token)`, refreshing it shortly before it expires. With vendor
 //! credentials, `m2m tokens create|list|rotate|delete` manages API tokens.
 
@@ -58,6 +60,11 @@ enum Command {
         /// `vault read -field=secret ... | m2m login --secret-stdin`.
         #[arg(long)]
         secret_stdin: bool,
+        /// No secret: exchange the workload's OIDC token, read from this file (a Kubernetes
+        /// projected service-account token) or, if no such file exists, this environment
+        /// variable (one a CI step filled), under one of the API token's trust policies.
+        #[arg(long, value_name = "FILE_OR_ENV_VAR", conflicts_with_all = ["secret", "secret_stdin"])]
+        federated: Option<String>,
     },
     /// Print a valid JWT, refreshing the cached one when it is about to expire.
     Token,
@@ -131,14 +138,19 @@ enum Failure {
     Session { path: String, cause: String },
 }
 
-/// What `login` caches: never the secret.
+/// What `login` caches: never the secret, nor the workload's token.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Session {
     url: String,
     client_id: String,
     access_token: String,
-    refresh_token: String,
+    /// None after a federated login, which renews from its source instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    /// Where a federated login read the workload's token (a file, or an environment variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    federated: Option<String>,
     /// Unix seconds.
     expires_at: i64,
 }
@@ -259,6 +271,8 @@ impl Api {
                     .collect::<Vec<_>>()
                     .join("; ")
             })
+            // OAuth's errors (RFC 6749 section 5.2), from `/oauth/token`.
+            .or_else(|| body["error_description"].as_str().map(str::to_owned))
             .unwrap_or_default();
         if status.as_u16() == 401 {
             Err(Failure::Refused(format!("{status}")))
@@ -305,21 +319,94 @@ impl Api {
 
     async fn issue(&self, path: &str, body: &Value, client_id: &str) -> Result<Session, Failure> {
         let issued = self.post(path, body).await?;
-        let expires_at = issued["expiresIn"]
-            .as_i64()
-            .filter(|seconds| (1..=MAX_EXPIRES_IN_SECONDS).contains(seconds))
-            .and_then(|seconds| now().checked_add(seconds))
-            .ok_or_else(|| {
-                Failure::Server("the answer's expiresIn is not from 1 second to a year".into())
-            })?;
         Ok(Session {
             url: self.server.as_str().to_owned(),
             client_id: client_id.to_owned(),
             access_token: token_field(&issued, "accessToken")?,
-            refresh_token: token_field(&issued, "refreshToken")?,
-            expires_at,
+            refresh_token: Some(token_field(&issued, "refreshToken")?),
+            federated: None,
+            expires_at: expires_at(&issued["expiresIn"])?,
         })
     }
+
+    /// A session from the workload's token read from `source`, by RFC 8693's token exchange
+    /// at `/oauth/token`.
+    async fn federate(&self, client_id: &str, source: &str) -> Result<Session, Failure> {
+        let workload = workload_token(source)?;
+        let form = [
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("client_id", client_id),
+            ("subject_token", workload.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ];
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{name}={}", form_encoded(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = self
+            .http
+            .post(self.server.endpoint("/oauth/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        let issued = self.call(request).await?;
+        Ok(Session {
+            url: self.server.as_str().to_owned(),
+            client_id: client_id.to_owned(),
+            access_token: token_field(&issued, "access_token")?,
+            refresh_token: None,
+            federated: Some(source.to_owned()),
+            expires_at: expires_at(&issued["expires_in"])?,
+        })
+    }
+}
+
+/// When a session ends, from its answer's seconds.
+fn expires_at(seconds: &Value) -> Result<i64, Failure> {
+    seconds
+        .as_i64()
+        .filter(|seconds| (1..=MAX_EXPIRES_IN_SECONDS).contains(seconds))
+        .and_then(|seconds| now().checked_add(seconds))
+        .ok_or_else(|| {
+            Failure::Server("the answer's expiresIn is not from 1 second to a year".into())
+        })
+}
+
+/// The workload's OIDC token: the first line of the file `source` names, or else the value of
+/// the environment variable it names.
+fn workload_token(source: &str) -> Result<String, Failure> {
+    let read = match std::fs::read_to_string(source) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::env::var(source).ok(),
+        Err(e) => {
+            return Err(Failure::Usage(format!(
+                "cannot read the workload's token from {source}: {e}"
+            )));
+        }
+    };
+    read.map(|text| text.trim().to_owned())
+        .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES)
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "no workload token in {source:?}: name a file holding it, or an environment \
+                 variable set to it"
+            ))
+        })
+}
+
+/// `text` as a form's value (application/x-www-form-urlencoded).
+fn form_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A token in the server's answer: printed as it is and sent in headers, so only visible ASCII
@@ -564,8 +651,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Login {
             client_id,
+            federated: Some(source),
+            ..
+        } => login_federated(&api()?, &path, client_id, &source).await,
+        Command::Login {
+            client_id,
             secret,
             secret_stdin,
+            federated: None,
         } => {
             let secret = if secret_stdin {
                 Some(from_stdin()?)
@@ -634,6 +727,23 @@ async fn login(
     Ok(())
 }
 
+/// `m2m login --federated`: exchanges the workload's token and caches the session.
+async fn login_federated(
+    api: &Api,
+    path: &Path,
+    client_id: Option<String>,
+    source: &str,
+) -> Result<(), Failure> {
+    let client_id = required(client_id, "a clientId", "--client-id or set M2M_CLIENT_ID")?;
+    let session = api.federate(&client_id, source).await?;
+    save(path, &session)?;
+    eprintln!(
+        "logged in as {client_id} with the workload's token; session cached in {}",
+        path.display()
+    );
+    Ok(())
+}
+
 /// `m2m token`: prints the cached access token, refreshed first when it is about to expire.
 /// Under the session's lock: a run that waited finds the session another one refreshed.
 async fn token(path: &Path, allow_insecure_http: bool) -> Result<(), Failure> {
@@ -641,20 +751,22 @@ async fn token(path: &Path, allow_insecure_http: bool) -> Result<(), Failure> {
     let mut session = load(path)?;
     if session.expires_at.saturating_sub(now()) < REFRESH_MARGIN_SECONDS {
         let api = Api::new(ServerUrl::parse(&session.url, allow_insecure_http)?)?;
-        let body = json!({"refreshToken": session.refresh_token});
-        session = api
-            .issue(
-                "/identity/resources/auth/v1/api-token/token/refresh",
-                &body,
-                &session.client_id,
-            )
-            .await
-            .map_err(|e| match e {
-                Failure::Refused(_) => Failure::Usage(
-                    "the session can no longer be refreshed: run `m2m login` again".into(),
-                ),
-                other => other,
-            })?;
+        let renewed = match (&session.refresh_token, &session.federated) {
+            (Some(refresh_token), _) => {
+                let body = json!({"refreshToken": refresh_token});
+                let path = "/identity/resources/auth/v1/api-token/token/refresh";
+                api.issue(path, &body, &session.client_id).await
+            }
+            // The platform renews the workload's token (the kubelet rewrites its file).
+            (None, Some(source)) => api.federate(&session.client_id, source).await,
+            (None, None) => Err(Failure::Refused("no refresh token".into())),
+        };
+        session = renewed.map_err(|e| match e {
+            Failure::Refused(_) => Failure::Usage(
+                "the session can no longer be refreshed: run `m2m login` again".into(),
+            ),
+            other => other,
+        })?;
         save(path, &session)?;
     }
     println!("{}", session.access_token);

@@ -763,3 +763,114 @@ async fn a_url_with_a_query_or_fragment_is_refused() {
     }
     assert_eq!(server.received(), "");
 }
+
+/// An app trusting `issuer`'s workloads in namespace `ci`, JWTs of `ttl` seconds, and the
+/// clientId of a tenant token with that policy.
+async fn trusting(issuer: &m2m_tests::oidc_issuer::Issuer, ttl: i64) -> (TestApp, String) {
+    let local = m2m_shared::domain::federation::LocalIssuers(vec![issuer.url.clone()]);
+    let t = spawn_app_with(Backing::Embedded, move |s| {
+        s.local_issuers = local;
+        s.access_token_ttl_seconds = ttl;
+    })
+    .await;
+    let vendor = t.vendor_token().await;
+    let policy = json!([{"issuer": issuer.url, "audience": "m2m",
+        "claims": {"kubernetes.io/namespace": "ci"}}]);
+    let body = json!({"trustPolicies": policy});
+    let (client_id, _) = t.tenant_token(&vendor, "acme", body).await;
+    (t, client_id)
+}
+
+/// `m2m login --federated` with a file (a Kubernetes projected token): no secret anywhere, the
+/// workload's token not cached, and `m2m token` renews from the file when the JWT nears its end.
+#[tokio::test]
+async fn a_pod_logs_in_with_its_projected_token() {
+    let issuer = m2m_tests::oidc_issuer::Issuer::start().await;
+    let (t, client_id) = trusting(&issuer, 30).await;
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("token");
+    let pod = || {
+        issuer
+            .es256
+            .sign(&issuer.kubernetes("m2m", "ci", "deployer"))
+    };
+    let first = pod();
+    std::fs::write(&file, &first).unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", client_id.as_str()),
+    ];
+    let args = ["login", "--federated", file.to_str().unwrap()];
+    let login = m2m(home.path(), &args, &env).await;
+    assert!(login.status.success(), "{}", stderr(&login));
+    let cached = std::fs::read_to_string(home.path().join(".config/m2m/session.json")).unwrap();
+    assert!(
+        !cached.contains(&first),
+        "the workload's token is not cached"
+    );
+    // 30 s left: renewed from the file, which the platform has rewritten.
+    std::fs::write(&file, pod()).unwrap();
+    let token = m2m(home.path(), &["token"], &[]).await;
+    assert!(token.status.success(), "{}", stderr(&token));
+    let claims = t
+        .app
+        .credentials(ISSUER)
+        .verify_access_token(&stdout(&token))
+        .unwrap();
+    assert_eq!(claims.sub, client_id);
+}
+
+/// `m2m login --federated` with an environment variable (a CI step's); a token used before
+/// gets the server's reason, a missing one and a secret beside it a clear refusal.
+#[tokio::test]
+async fn a_ci_job_logs_in_with_its_token_from_the_environment() {
+    let issuer = m2m_tests::oidc_issuer::Issuer::start().await;
+    let (t, client_id) = trusting(&issuer, 600).await;
+    let home = tempfile::tempdir().unwrap();
+    let from_env = issuer
+        .es256
+        .sign(&issuer.kubernetes("m2m", "ci", "deployer"));
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", client_id.as_str()),
+        ("WORKLOAD_TOKEN", from_env.as_str()),
+    ];
+    let login = m2m(
+        home.path(),
+        &["login", "--federated", "WORKLOAD_TOKEN"],
+        &env,
+    )
+    .await;
+    assert!(login.status.success(), "{}", stderr(&login));
+    let token = m2m(home.path(), &["token"], &[]).await;
+    assert!(
+        t.app
+            .credentials(ISSUER)
+            .verify_access_token(&stdout(&token))
+            .is_ok()
+    );
+    let replayed = m2m(
+        home.path(),
+        &["login", "--federated", "WORKLOAD_TOKEN"],
+        &env,
+    )
+    .await;
+    assert!(!replayed.status.success());
+    assert!(
+        stderr(&replayed).contains("used before"),
+        "{}",
+        stderr(&replayed)
+    );
+    let nothing = m2m(home.path(), &["login", "--federated", "NOT_SET"], &env).await;
+    assert!(
+        stderr(&nothing).contains("no workload token"),
+        "{}",
+        stderr(&nothing)
+    );
+    let both = ["login", "--federated", "WORKLOAD_TOKEN", "--secret", "s"];
+    let both = m2m(home.path(), &both, &env).await;
+    assert!(
+        !both.status.success(),
+        "a secret and a workload token are one too many"
+    );
+}

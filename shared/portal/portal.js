@@ -114,6 +114,24 @@
     return role ? (role.name || role.key) : id;
   }
 
+  // A trust policy in words: whose workloads, and what they must be.
+  function policyText(policy) {
+    let host = policy.issuer;
+    try { host = new URL(policy.issuer).host; } catch (e) { /* shown as it is */ }
+    const conditions = (policy.subject ? ['sub ' + policy.subject] : [])
+      .concat(Object.entries(policy.claims || {}).map(([name, value]) => name + ' ' + value));
+    return 'Workloads of ' + host + ' for ' + policy.audience + ' with ' + conditions.join(', ');
+  }
+
+  // The description, and the workloads a token trusts (it needs no secret for them).
+  function describedCell(token) {
+    const description = token.description || h('span', { class: 'muted', text: 'No description' });
+    const policies = token.trustPolicies || [];
+    if (!policies.length) return description;
+    return h('div', {}, description,
+      h('ul', { class: 'trust', 'aria-label': 'Trusted workloads' }, policies.map((p) => h('li', { text: policyText(p) }))));
+  }
+
   function expiryCell(token) {
     if (!token.expires) return ['Never'];
     const at = new Date(token.expires).getTime();
@@ -171,7 +189,7 @@
     columns.push('Expires', 'Last used', 'Actions');
     const rows = shown.map((token) => {
       const cells = [
-        ['Description', token.description || h('span', { class: 'muted', text: 'No description' })],
+        ['Description', describedCell(token)],
         ['Client ID', h('code', { text: token.clientId })],
         ['Created', formatDate(token.createdAt)],
       ];

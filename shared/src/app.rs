@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::adapters::oidc::Issuers;
 use crate::adapters::{DynamoStore, SystemClock};
 #[cfg(feature = "local")]
 use crate::adapters::{EmbeddedStore, LocalKeys};
@@ -42,6 +43,7 @@ pub struct App {
     usage: Usage,
     refusals: Refusals,
     readiness: KeptReadiness,
+    issuers: Issuers,
 }
 
 impl App {
@@ -114,6 +116,7 @@ impl App {
             usage: Usage::default(),
             refusals: Refusals::default(),
             readiness: KeptReadiness::default(),
+            issuers: Issuers::new(settings.local_issuers.clone()),
             settings,
             vendors: Arc::clone(&store) as Arc<dyn VendorStore>,
             tokens: Arc::clone(&store) as Arc<dyn TokenStore>,
@@ -200,6 +203,7 @@ impl App {
             refresh: &*self.refresh,
             audits: &*self.audits,
             audit: self.auditor(),
+            local_issuers: &self.settings.local_issuers,
         }
     }
 
@@ -231,6 +235,7 @@ impl App {
             settings: &self.settings,
             audits: &*self.audits,
             usage: &self.usage,
+            issuers: &self.issuers,
             client: None,
         }
     }

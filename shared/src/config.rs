@@ -1,6 +1,7 @@
 //! Typed settings, read once from the environment. A missing or malformed value stops start-up
 //! with a message that names the variable.
 
+use crate::domain::federation::LocalIssuers;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -65,6 +66,9 @@ pub struct Settings {
     /// Who may show the portal in a frame: CSP `frame-ancestors` sources
     /// (`M2M_PORTAL_FRAME_ANCESTORS`, default `'none'`).
     pub portal_frame_ancestors: String,
+    /// Issuers a trust policy may name over plain http (`M2M_FEDERATION_LOCAL_ISSUERS`, URLs
+    /// on 127.0.0.1 or [::1] separated by commas): for tests and development only.
+    pub local_issuers: LocalIssuers,
 }
 
 /// What only the local server needs.
@@ -205,6 +209,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 |n| (1..=3650).contains(n),
             )?,
             portal_frame_ancestors: self.frame_ancestors()?,
+            local_issuers: self.local_issuers()?,
             public_url: match self.get("M2M_PUBLIC_URL") {
                 None => None,
                 Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -218,6 +223,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 }
             },
         })
+    }
+
+    /// Issuers on this machine that trust policies may name over http.
+    fn local_issuers(&self) -> Result<LocalIssuers, ConfigError> {
+        let name = "M2M_FEDERATION_LOCAL_ISSUERS";
+        let Some(text) = self.get(name) else {
+            return Ok(LocalIssuers::default());
+        };
+        let issuers: Vec<String> = text.split(',').map(|i| i.trim().to_owned()).collect();
+        let local = |issuer: &String| {
+            url::Url::parse(issuer).is_ok_and(|url| {
+                url.scheme() == "http"
+                    && matches!(url.host_str(), Some("127.0.0.1" | "[::1]"))
+                    && url.query().is_none()
+            })
+        };
+        match issuers.iter().find(|i| !local(i)) {
+            Some(bad) => Err(ConfigError {
+                name,
+                problem: format!("expected http:// URLs on 127.0.0.1 or [::1], got {bad:?}"),
+            }),
+            None => Ok(LocalIssuers(issuers)),
+        }
     }
 
     /// CSP sources separated by spaces: `'none'`, `'self'`, or `https://` origins (with an

@@ -25,6 +25,10 @@ pub enum Error {
     /// `invalid_scope`).
     #[error("{0}")]
     InvalidScope(String),
+    /// A workload's token was refused by an exchange (OAuth's `invalid_grant`): what did not
+    /// hold, never the token.
+    #[error("{0}")]
+    InvalidGrant(String),
     /// Too much work is waiting (credential checks beyond their queue); retry after a moment.
     #[error("Too many requests; try again shortly")]
     Busy,
@@ -51,10 +55,12 @@ pub enum Dependency {
     Kms,
     /// Nothing answered wrong, but the request ran out of its time budget.
     Budget,
+    /// The OpenID issuer a trust policy names (its discovery document or JWKS).
+    Issuer,
 }
 
 impl Dependency {
-    pub const ALL: [Self; 3] = [Self::DynamoDb, Self::Kms, Self::Budget];
+    pub const ALL: [Self; 4] = [Self::DynamoDb, Self::Kms, Self::Budget, Self::Issuer];
 
     /// Its name in logs and metrics.
     pub fn label(self) -> &'static str {
@@ -62,6 +68,7 @@ impl Dependency {
             Self::DynamoDb => "dynamodb",
             Self::Kms => "kms",
             Self::Budget => "budget",
+            Self::Issuer => "issuer",
         }
     }
 }
@@ -72,6 +79,7 @@ impl fmt::Display for Dependency {
             Self::DynamoDb => "DynamoDB",
             Self::Kms => "KMS",
             Self::Budget => "the request's time budget",
+            Self::Issuer => "the token's issuer",
         })
     }
 }

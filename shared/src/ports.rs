@@ -161,6 +161,33 @@ pub trait RefreshStore: Send + Sync {
     /// Removes the spent mark of refresh token number `serial` of `client_id`, for a refresh
     /// that spent it and then made no successor; nothing when there is none.
     async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()>;
+
+    /// Marks the workload token `mark` used (see [`crate::adapters::oidc::Verified::mark`]),
+    /// kept until `until`, if `client_id` still carries the trust policy `policy` (its place in
+    /// the token's list as read, and its id) that admitted it. Of two concurrent uses of one
+    /// workload token, one wins; a policy removed, or a token deleted, before this commits
+    /// leaves nothing written.
+    async fn spend_workload_token(
+        &self,
+        client_id: &ClientId,
+        policy: (usize, &str),
+        mark: &str,
+        until: Timestamp,
+    ) -> Result<Spend>;
+
+    /// Removes the mark of a workload token whose exchange then issued nothing.
+    async fn unspend_workload_token(&self, mark: &str) -> Result<()>;
+}
+
+/// What came of [`RefreshStore::spend_workload_token`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spend {
+    /// Marked used now.
+    Spent,
+    /// Used before: nothing written.
+    Replayed,
+    /// The token or the policy is gone: nothing written.
+    Unadmitted,
 }
 
 /// Uses reserved for an API token: `granted` JWTs numbered `last_serial - granted + 1` up to

@@ -112,6 +112,8 @@ failing!(DirectoryStore {
 failing!(RefreshStore {
     fn spend_refresh(&self, client_id: &ClientId, serial: u64, until: Timestamp) -> Result<bool>;
     fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()>;
+    fn spend_workload_token(&self, client_id: &ClientId, policy: (usize, &str), mark: &str, until: Timestamp) -> Result<m2m_shared::ports::Spend>;
+    fn unspend_workload_token(&self, mark: &str) -> Result<()>;
 });
 failing!(RateStore {
     fn reserve_uses(&self, client_id: &ClientId, window: UseWindow, want: u32, limit: u32, at: Timestamp) -> Result<Option<Reserved>>;

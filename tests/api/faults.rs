@@ -194,6 +194,12 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
         user(call(M::POST, user_tokens, user_tokens, Some(json!({})))),
         user(call(M::GET, user_tokens, user_tokens, None)),
         user(call(
+            M::PATCH,
+            "/identity/resources/users/api-tokens/v1/{id}",
+            &format!("{user_tokens}/{personal}"),
+            Some(json!({"description": "x"})),
+        )),
+        user(call(
             M::DELETE,
             "/identity/resources/users/api-tokens/v1/{id}",
             &format!("{user_tokens}/{personal}"),

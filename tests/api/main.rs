@@ -14,6 +14,7 @@ mod backup;
 mod cascades;
 mod directory;
 mod faults;
+mod federation;
 mod flow;
 mod frontegg_paths;
 mod frontegg_sdks;

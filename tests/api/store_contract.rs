@@ -159,6 +159,7 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
             None,
         )),
         allowed_ips: m2m_shared::domain::network::AllowedIps::default(),
+        trust_policies: Vec::new(),
         lives,
     }
 }

@@ -212,6 +212,11 @@ impl Member<'_> {
             .await
     }
 
+    pub async fn patch_personal_token(&self, client_id: &str, body: Value) -> Reply {
+        let path = format!("{USER_TOKENS}/{client_id}");
+        self.send(Method::PATCH, &path, Some(&body)).await
+    }
+
     pub async fn delete_personal_token(&self, client_id: &str) -> Reply {
         let path = format!("{USER_TOKENS}/{client_id}");
         self.send(Method::DELETE, &path, None).await

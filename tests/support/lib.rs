@@ -7,6 +7,7 @@ pub mod client;
 pub mod dynamo_json;
 pub mod fault_proxy;
 pub mod gateway;
+pub mod oidc_issuer;
 pub mod runtime_api;
 
 use std::sync::Arc;
@@ -97,6 +98,7 @@ pub fn test_settings(backend: Backend) -> Settings {
         trust_forwarded_for: false,
         public_url: None,
         portal_frame_ancestors: "'none'".into(),
+        local_issuers: m2m_shared::domain::federation::LocalIssuers::default(),
     }
 }
 

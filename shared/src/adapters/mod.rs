@@ -8,6 +8,7 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod kms;
 pub mod local_key;
+pub mod oidc;
 pub(crate) mod records;
 pub use records::{Exported, RECORD_FORMAT};
 pub mod rotation;

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::domain::directory::EntityKind;
 use crate::domain::document::Record;
+use crate::domain::federation::{LocalIssuers, MAX_TRUST_POLICIES, TrustPolicy};
 use crate::domain::lives::{DirectoryRecord, Life, TokenLives};
 use crate::domain::network::{AllowedIps, IpRange};
 use crate::domain::portal::{Handoff, HandoffDigest};
@@ -74,6 +75,9 @@ pub struct TokenRecord {
     /// Where it may be used from, as `a.b.c.d/n` or IPv6 ranges; absent: anywhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
+    /// The workloads that may exchange their platform's token for its JWTs; absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    trust_policies: Vec<TrustPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_life: Option<Life>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,7 +205,7 @@ impl TokenRecord {
     /// allowed address that does not parse (which would otherwise be dropped, and with all
     /// dropped the token would work from anywhere), a description or metadata beyond the
     /// API's rules, a grant named twice, or counts no JSON reader takes exactly.
-    pub fn check(&self) -> Result<(), crate::domain::rules::Invalid> {
+    pub fn check(&self, local: &LocalIssuers) -> Result<(), crate::domain::rules::Invalid> {
         use crate::domain::rules::{self, Invalid};
         let client_id = self.client_id;
         let named = |why: String| Invalid(format!("token {client_id}: {why}"));
@@ -212,6 +216,14 @@ impl TokenRecord {
         if !self.allowed_ips.is_empty() {
             let listed = serde_json::Value::from(self.allowed_ips.clone());
             rules::allowed_ips(&listed).map_err(|e| named(e.0))?;
+        }
+        if self.trust_policies.len() > MAX_TRUST_POLICIES {
+            return Err(named(format!(
+                "more than {MAX_TRUST_POLICIES} trust policies"
+            )));
+        }
+        for policy in &self.trust_policies {
+            policy.check(local).map_err(|e| named(e.0))?;
         }
         if let Some(description) = &self.description {
             rules::description(description.clone()).map_err(|e| named(e.0))?;
@@ -255,6 +267,7 @@ impl From<&ApiToken> for TokenRecord {
             last_used_at: token.last_used_at.map(Timestamp::millis),
             secret: SecretRecord::from(&token.secret),
             allowed_ips: token.allowed_ips.texts(),
+            trust_policies: token.trust_policies.clone(),
             tenant_life: token.lives.tenant.clone(),
             member_life: token.lives.membership.clone(),
             issued: token.issued,
@@ -293,6 +306,7 @@ impl From<TokenRecord> for ApiToken {
                     false => AllowedIps::new(ranges),
                 }
             },
+            trust_policies: record.trust_policies,
             lives: TokenLives {
                 tenant: record.tenant_life,
                 membership: record.member_life,
@@ -400,7 +414,7 @@ pub enum Exported {
         record: DirectoryRecord<Value>,
     },
     Token {
-        record: TokenRecord,
+        record: Box<TokenRecord>,
     },
     /// Milliseconds since the epoch.
     #[serde(rename_all = "camelCase")]
@@ -573,7 +587,10 @@ mod tests {
             "issued": u64::MAX,
         });
         let mut record: TokenRecord = serde_json::from_value(json).unwrap();
-        assert!(record.check().is_err(), "an import refuses it");
+        assert!(
+            record.check(&LocalIssuers::default()).is_err(),
+            "an import refuses it"
+        );
         let (granted, issued) = record.reserve(5, (1, 10), Timestamp::from_millis(300_000));
         assert_eq!((granted, issued), (1, u64::MAX));
         let token = ApiToken::from(record);

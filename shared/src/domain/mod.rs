@@ -4,6 +4,7 @@ pub mod audit;
 pub mod configuration;
 pub mod directory;
 pub mod document;
+pub mod federation;
 pub mod ids;
 pub mod jwt;
 pub mod lives;

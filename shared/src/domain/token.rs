@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
+use super::federation::TrustPolicy;
 use super::ids::{ClientId, GrantId, TenantId, UserId};
 use super::lives::TokenLives;
 use super::network::AllowedIps;
@@ -63,6 +64,8 @@ pub struct ApiToken {
     pub secret: SecretState,
     /// Where it may be exchanged and refreshed from; empty: anywhere.
     pub allowed_ips: AllowedIps,
+    /// The workloads that may exchange their platform's token for its JWTs, with no secret.
+    pub trust_policies: Vec<TrustPolicy>,
     /// The lives of the tenant and membership it was created in; it works only in them.
     pub lives: TokenLives,
 }

@@ -213,6 +213,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
     row!(POST USER_TOKENS => CreateUserToken, UserOwnerOrSession: tokens::create_personal),
     row!(GET USER_TOKENS => UserTokens, UserOwnerOrSession: tokens::list_personal),
+    row!(PATCH USER_TOKEN => UserTokens, UserOwnerOrSession: tokens::patch_personal),
     row!(DELETE USER_TOKEN => UserTokens, UserOwnerOrSession: tokens::delete_personal),
     row!(POST "/identity/resources/users/api-tokens/v1/{id}/rotate" => UserTokens, UserOwnerOrSession: tokens::rotate_personal),
     row!(POST TENANT_TOKENS => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),

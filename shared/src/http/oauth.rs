@@ -25,6 +25,9 @@ const FORM: &str = "application/x-www-form-urlencoded";
 #[derive(Serialize)]
 struct TokenResponse {
     access_token: String,
+    /// RFC 8693 section 2.2.1: in a token exchange's answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,25 +109,104 @@ fn form<const N: usize>(
     Ok(values)
 }
 
+/// The grants `/oauth/token` takes.
+const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// RFC 8693: a workload's token for an API token's JWT.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523 section 2.1: the same, as a JWT bearer assertion.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The kinds of subject token a token exchange takes (RFC 8693 section 3), and what it issues.
+const SUBJECT_TOKEN_TYPES: [&str; 2] = [
+    "urn:ietf:params:oauth:token-type:jwt",
+    "urn:ietf:params:oauth:token-type:id_token",
+];
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 /// The request's parameters.
 struct TokenRequest {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
     scope: Option<String>,
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    actor_token: Option<String>,
+    assertion: Option<String>,
 }
 
 impl TokenRequest {
     fn parse(call: &Call) -> std::result::Result<Self, OAuthError> {
-        let names = ["grant_type", "client_id", "client_secret", "scope"];
-        let [grant_type, client_id, client_secret, scope] =
-            form(call, names, Others::Ignored).map_err(OAuthError::invalid_request)?;
+        let names = [
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "scope",
+            "subject_token",
+            "subject_token_type",
+            "requested_token_type",
+            "actor_token",
+            "assertion",
+        ];
+        let [
+            grant_type,
+            client_id,
+            client_secret,
+            scope,
+            subject_token,
+            subject_token_type,
+            requested_token_type,
+            actor_token,
+            assertion,
+        ] = form(call, names, Others::Ignored).map_err(OAuthError::invalid_request)?;
         Ok(Self {
             grant_type,
             client_id,
             client_secret,
             scope,
+            subject_token,
+            subject_token_type,
+            requested_token_type,
+            actor_token,
+            assertion,
         })
+    }
+
+    /// A federated grant's workload token, and whether the answer names its type (a token
+    /// exchange's does). Why the request is refused otherwise.
+    fn workload_token(&self, grant_type: &str) -> std::result::Result<(&str, bool), OAuthError> {
+        let missing = |name: &str| OAuthError::invalid_request(format!("{name} is missing"));
+        if grant_type == JWT_BEARER {
+            return Ok((
+                self.assertion
+                    .as_deref()
+                    .ok_or_else(|| missing("assertion"))?,
+                false,
+            ));
+        }
+        if self.actor_token.is_some() {
+            return Err(OAuthError::invalid_request(
+                "actor_token: delegation is not supported; send the workload's token alone",
+            ));
+        }
+        let kind = self.subject_token_type.as_deref();
+        if !kind.is_some_and(|k| SUBJECT_TOKEN_TYPES.contains(&k)) {
+            return Err(OAuthError::invalid_request(format!(
+                "subject_token_type must be {} or {}",
+                SUBJECT_TOKEN_TYPES[0], SUBJECT_TOKEN_TYPES[1]
+            )));
+        }
+        let requested = self.requested_token_type.as_deref();
+        if requested.is_some_and(|r| r != ACCESS_TOKEN_TYPE && r != SUBJECT_TOKEN_TYPES[0]) {
+            return Err(OAuthError::invalid_request(format!(
+                "requested_token_type: only {ACCESS_TOKEN_TYPE} is issued"
+            )));
+        }
+        let token = self
+            .subject_token
+            .as_deref()
+            .ok_or_else(|| missing("subject_token"))?;
+        Ok((token, true))
     }
 }
 
@@ -177,6 +259,41 @@ fn client(headers: &HeaderMap, form: &TokenRequest) -> std::result::Result<Clien
     }
 }
 
+/// Refuses a grant other than the client-credentials one, or none.
+fn client_credentials(grant: Option<&str>) -> std::result::Result<(), OAuthError> {
+    match grant {
+        Some(CLIENT_CREDENTIALS) => Ok(()),
+        Some(other) => Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!(
+                "{} is not supported; use {CLIENT_CREDENTIALS}, {TOKEN_EXCHANGE} or {JWT_BEARER}",
+                excerpt(other)
+            ),
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+    }
+}
+
+/// A federated grant names its API token by `client_id` in the form, and nothing else
+/// authenticates it: a secret beside the workload's token is refused, not ignored.
+fn federated_client(
+    headers: &HeaderMap,
+    form: &TokenRequest,
+) -> std::result::Result<(), OAuthError> {
+    if headers.contains_key(AUTHORIZATION) || form.client_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "A workload's token stands in for the secret: send client_id alone",
+        ));
+    }
+    match form.client_id {
+        Some(_) => Ok(()),
+        None => Err(OAuthError::new(
+            "invalid_client",
+            "client_id, the API token's, is missing",
+        )),
+    }
+}
+
 fn form_decode(text: &str) -> String {
     let spaced = text.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
@@ -184,34 +301,45 @@ fn form_decode(text: &str) -> String {
         .map_or_else(|_| text.to_owned(), Cow::into_owned)
 }
 
-/// `POST /oauth/token`.
+/// `POST /oauth/token`: the client-credentials grant, or a workload's token under a trust
+/// policy (a token exchange or a JWT bearer assertion, naming the API token by `client_id`
+/// alone: the workload's token stands in for the secret).
 pub async fn token(app: Arc<App>, call: Call) -> Result<Response> {
     let form = match TokenRequest::parse(&call) {
         Ok(form) => form,
         Err(error) => return Ok(error.into_response()),
     };
-    let client = match client(call.headers(), &form) {
-        Ok(client) => client,
-        Err(error) => return Ok(error.into_response()),
-    };
-    match form.grant_type.as_deref() {
-        Some("client_credentials") => {}
-        Some(other) => {
-            let error = OAuthError::new(
-                "unsupported_grant_type",
-                format!("{other} is not supported; use client_credentials"),
-            );
-            return Ok(error.into_response());
+    let issuer = call.issuer(&app);
+    let credentials = app.credentials(&issuer).from_address(call.client());
+    let scope = form.scope.as_deref();
+    let (granted, issued_token_type) = match form.grant_type.as_deref() {
+        Some(grant @ (TOKEN_EXCHANGE | JWT_BEARER)) => {
+            let (workload, typed) = match federated_client(call.headers(), &form)
+                .and_then(|()| form.workload_token(grant))
+            {
+                Ok(found) => found,
+                Err(error) => return Ok(error.into_response()),
+            };
+            let client_id = form.client_id.as_deref().unwrap_or_default();
+            let granted = credentials.federate(client_id, workload, scope).await?;
+            (granted, typed.then_some(ACCESS_TOKEN_TYPE))
         }
-        None => return Ok(OAuthError::invalid_request("grant_type is missing").into_response()),
-    }
-    let granted = app
-        .credentials(&call.issuer(&app))
-        .from_address(call.client())
-        .grant(&client.id, &client.secret, form.scope.as_deref())
-        .await?;
+        // The client is authenticated first, as before this grant was asked for.
+        grant => {
+            let client = match client(call.headers(), &form) {
+                Ok(client) => client,
+                Err(error) => return Ok(error.into_response()),
+            };
+            if let Err(refused) = client_credentials(grant) {
+                return Ok(refused.into_response());
+            }
+            let granted = credentials.grant(&client.id, &client.secret, scope);
+            (granted.await?, None)
+        }
+    };
     let body = TokenResponse {
         access_token: granted.access_token,
+        issued_token_type,
         token_type: "Bearer",
         expires_in: granted.expires_in,
         scope: granted.scope,
@@ -231,6 +359,11 @@ pub fn token_error(error: Error) -> Response {
     let (code, description) = match &error {
         Error::Unauthorized => ("invalid_client", "Client authentication failed".to_owned()),
         Error::InvalidScope(why) => ("invalid_scope", why.clone()),
+        Error::InvalidGrant(why) => ("invalid_grant", why.clone()),
+        Error::Unavailable(crate::error::Dependency::Issuer, _) => (
+            "temporarily_unavailable",
+            "The workload token's issuer could not be reached; try again shortly".to_owned(),
+        ),
         // The vendor has switched these tokens off.
         Error::Forbidden(why) => ("unauthorized_client", why.clone()),
         Error::Busy | Error::RateLimited(_) | Error::Unavailable(..) => {

@@ -29,7 +29,9 @@ pub fn no_content() -> Result<Response> {
 
 fn status(error: &Error) -> StatusCode {
     match error {
-        Error::BadRequest(_) | Error::InvalidScope(_) => StatusCode::BAD_REQUEST,
+        Error::BadRequest(_) | Error::InvalidScope(_) | Error::InvalidGrant(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

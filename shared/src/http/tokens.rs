@@ -10,10 +10,11 @@ use super::caller::{TenantOwner, UserOwner};
 use super::request::{Call, StrictBody};
 use super::response::{done, json};
 use crate::app::App;
+use crate::domain::federation::{LocalIssuers, TrustPolicy, trust_policies};
 use crate::domain::rules;
 use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, SecretState, TenantId, UserId};
 use crate::error::Result;
-use crate::operations::{NewToken, TOKEN, TokenPatch};
+use crate::operations::{Manager, NewToken, TOKEN, TokenPatch};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +26,7 @@ struct NewTokenBody {
     expires_in_minutes: Option<serde_json::Number>,
     /// Any JSON, so that a bad entry is refused by name.
     allowed_ips: Option<serde_json::Value>,
+    trust_policies: Option<serde_json::Value>,
 }
 
 /// Role and permission ids granted to a tenant token.
@@ -35,6 +37,7 @@ impl NewTokenBody {
         self,
         created_by_user_id: Option<UserId>,
         (role_ids, permission_ids): Grants,
+        local: &LocalIssuers,
     ) -> Result<NewToken> {
         Ok(NewToken {
             created_by_user_id,
@@ -47,6 +50,12 @@ impl NewTokenBody {
                 .allowed_ips
                 .as_ref()
                 .map(rules::allowed_ips)
+                .transpose()?
+                .unwrap_or_default(),
+            trust_policies: self
+                .trust_policies
+                .as_ref()
+                .map(|field| trust_policies(field, local))
                 .transpose()?
                 .unwrap_or_default(),
         })
@@ -79,6 +88,9 @@ struct TokenFields<'t> {
     /// Where it may be used from; absent: anywhere.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
+    /// The workloads that may exchange their platform's token for its JWTs; absent: none.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    trust_policies: &'t [TrustPolicy],
     #[serde(flatten)]
     secret: SecretView<'t>,
 }
@@ -119,6 +131,7 @@ impl<'t> TokenFields<'t> {
             created_at: token.created_at.iso8601(),
             last_used_at: token.last_used_at.map(|t| t.iso8601()),
             allowed_ips: token.allowed_ips.texts(),
+            trust_policies: &token.trust_policies,
             secret: SecretView::of(&token.secret, secret),
         }
     }
@@ -169,7 +182,8 @@ impl<'t> TenantTokenView<'t> {
 /// so none are granted here.
 pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     let body: NewTokenBody = call.json()?;
-    let new = body.into_new_token(Some(caller.user_id().clone()), Grants::default())?;
+    let (user, local) = (caller.user_id().clone(), &app.settings().local_issuers);
+    let new = body.into_new_token(Some(user), Grants::default(), local)?;
     let created = app
         .api_tokens()
         .by(call.attribution())
@@ -183,7 +197,8 @@ pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
 pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let mut body: NewTokenBody = call.json()?;
     let grants = body.grants()?;
-    let new = body.into_new_token(caller.acting_user().cloned(), grants)?;
+    let local = &app.settings().local_issuers;
+    let new = body.into_new_token(caller.acting_user().cloned(), grants, local)?;
     let created = app
         .api_tokens()
         .by(call.attribution())
@@ -278,12 +293,12 @@ struct TokenPatchBody {
     role_ids: Option<Vec<String>>,
     permission_ids: Option<Vec<String>>,
     allowed_ips: Option<serde_json::Value>,
+    trust_policies: Option<serde_json::Value>,
 }
 
-impl TryFrom<TokenPatchBody> for TokenPatch {
-    type Error = rules::Invalid;
-
-    fn try_from(body: TokenPatchBody) -> Result<Self, rules::Invalid> {
+impl TokenPatchBody {
+    fn into_patch(self, local: &LocalIssuers) -> Result<TokenPatch, rules::Invalid> {
+        let body = self;
         Ok(TokenPatch {
             description: body.description.map(rules::description).transpose()?,
             metadata: body.metadata.map(rules::metadata).transpose()?,
@@ -300,17 +315,34 @@ impl TryFrom<TokenPatchBody> for TokenPatch {
                 .as_ref()
                 .map(rules::allowed_ips)
                 .transpose()?,
+            trust_policies: body
+                .trust_policies
+                .as_ref()
+                .map(|field| trust_policies(field, local))
+                .transpose()?,
         })
     }
 }
 
+/// `PATCH /identity/resources/users/api-tokens/v1/{id}`: a personal token's description,
+/// metadata, allowed addresses or trust policies (its roles are its user's).
+pub async fn patch_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
+    let token = patched(&app, &caller.manager(), &call).await?;
+    json(StatusCode::OK, &PersonalTokenView::of(&token, None))
+}
+
+/// The token the call names, changed as its body says.
+async fn patched(app: &App, manager: &Manager, call: &Call) -> Result<ApiToken> {
+    let local = &app.settings().local_issuers;
+    let patch = call.json::<TokenPatchBody>()?.into_patch(local)?;
+    app.api_tokens()
+        .by(call.attribution())
+        .patch(manager, &call.client_id(TOKEN)?, patch)
+        .await
+}
+
 /// `PATCH /identity/resources/tenants/api-tokens/v1/{id}`.
 pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
-    let patch = TokenPatch::try_from(call.json::<TokenPatchBody>()?)?;
-    let token = app
-        .api_tokens()
-        .by(call.attribution())
-        .patch(&caller.manager(), &call.client_id(TOKEN)?, patch)
-        .await?;
+    let token = patched(&app, &caller.manager(), &call).await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))
 }

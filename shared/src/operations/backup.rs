@@ -7,6 +7,7 @@ use crate::adapters::Exported;
 use crate::adapters::records::{kind_named, stored_record, typed_record};
 use crate::domain::audit::{Severity, Target};
 use crate::domain::directory::EntityKind;
+use crate::domain::federation::LocalIssuers;
 use crate::domain::revocation::Revocation;
 use crate::domain::{ApiToken, TenantId, Timestamp, UserId, VendorCredential};
 use crate::error::{Error, Result};
@@ -33,6 +34,7 @@ pub struct Backup<'a> {
     pub(crate) refresh: &'a dyn RefreshStore,
     pub(crate) audits: &'a dyn AuditStore,
     pub(crate) audit: Auditor<'a>,
+    pub(crate) local_issuers: &'a LocalIssuers,
 }
 
 /// Which of an export's lines an import pass loads: what a record needs is loaded in an
@@ -63,13 +65,13 @@ impl Pass {
 /// kind or whose document does not read as its kind, a token the API could not have written
 /// (see [`crate::adapters::records::TokenRecord::check`]). Run on every line before an import
 /// writes anything.
-pub fn check(record: &Exported) -> Result<()> {
+pub fn check(record: &Exported, local: &LocalIssuers) -> Result<()> {
     match record {
         Exported::Directory { entity, record, .. } => {
             typed_record(entity_kind(entity)?, record.clone())
                 .map_err(|_| Error::bad_request(format!("a {entity} whose document is not one")))?;
         }
-        Exported::Token { record } => record.check()?,
+        Exported::Token { record } => record.check(local)?,
         _ => {}
     }
     Ok(())
@@ -94,7 +96,7 @@ impl Backup<'_> {
     /// that differs (the export is what is carried over); an imported credential is recorded
     /// in the trail (`vendorCredential.imported`, `apiToken.imported`).
     pub async fn import(&self, record: Exported) -> Result<bool> {
-        check(&record)?;
+        check(&record, self.local_issuers)?;
         match record {
             Exported::Vendor { record } => {
                 let vendor = VendorCredential::from(record);
@@ -110,7 +112,7 @@ impl Backup<'_> {
                 self.import_directory(&entity, &id, record).await
             }
             Exported::Token { record } => {
-                let token = ApiToken::from(record);
+                let token = ApiToken::from(*record);
                 if self.tokens.token(&token.client_id).await?.is_some() {
                     return Ok(false);
                 }

@@ -4,10 +4,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::adapters::oidc::{Issuers, Presented, Verified};
 use crate::config::Settings;
 use crate::domain::TokenOwner;
 use crate::domain::audit::{Action, Actor, Attribution, AuditEvent, Severity, Target};
 use crate::domain::directory::{EntityKind, Grants, Permission, Role, User};
+use crate::domain::federation::{LEEWAY_SECONDS, TrustPolicy};
 use crate::domain::jwt::{self, AccessClaims};
 use crate::domain::portal::TokenKind;
 use crate::domain::revocation::RevocationList;
@@ -19,7 +21,8 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::metrics::{self, Refresh, Refused};
 use crate::ports::{
-    AuditStore, Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, TokenStore,
+    AuditStore, Clock, DirectoryStore, RateStore, RefreshStore, RevocationStore, Signer, Spend,
+    TokenStore,
 };
 
 use super::{Bcrypt, Owners, TokenRateLimit, issue_time, parse_credentials, sign};
@@ -42,6 +45,7 @@ pub struct Credentials<'a> {
     pub(crate) settings: &'a Settings,
     pub(crate) audits: &'a dyn AuditStore,
     pub(crate) usage: &'a Usage,
+    pub(crate) issuers: &'a Issuers,
     /// The `iss` of the JWTs issued and checked.
     pub(crate) issuer: &'a str,
     /// Where the request came from, checked against a token's allowed addresses.
@@ -172,6 +176,116 @@ impl<'a> Credentials<'a> {
             expires_in: signed.expires_at.seconds() - signed.now.seconds(),
             scope: scope.map(|s| s.0.join(" ")),
         })
+    }
+
+    /// `POST /oauth/token` with a workload's token (RFC 8693's token exchange, RFC 7523's JWT
+    /// bearer grant): the JWT the secret of `client_id` would get, with no secret, when one of
+    /// the token's trust policies admits `assertion` (see [`crate::domain::federation`]). The
+    /// token must still work from this address, as for its secret; the workload's token is
+    /// verified with its issuer's keys ([`Issuers`]) and taken once. A policy removed, or the
+    /// token deleted, before the use is recorded issues nothing.
+    pub async fn federate(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        scope: Option<&str>,
+    ) -> Result<Granted> {
+        let scope = Scope::parse(scope)?;
+        let presented = Presented::parse(assertion)?;
+        let client_id = ClientId::parse(client_id).map_err(|_| Error::Unauthorized)?;
+        let plan = self.read_plans.of_refresh(&client_id);
+        let (token, mut reads) = self.token_and_plan(&client_id, &plan).await?;
+        let now = self.clock.now();
+        let Some(token) = token else {
+            metrics::refused(Refused::Credentials);
+            return Err(Error::Unauthorized);
+        };
+        if !self.may_use(&token, now) {
+            self.refused(&token, true, now).await;
+            return Err(Error::Unauthorized);
+        }
+        let trusted: Vec<(usize, &TrustPolicy)> = (token.trust_policies.iter().enumerate())
+            .filter(|(_, p)| p.issuer == presented.issuer)
+            .collect();
+        if trusted.is_empty() {
+            metrics::refused(Refused::Credentials);
+            return Err(Error::InvalidGrant(format!(
+                "This API token trusts no workload of issuer {}",
+                excerpt(&presented.issuer)
+            )));
+        }
+        let verified = self.issuers.verify(&presented, now).await?;
+        self.spend(&client_id, &trusted, &verified).await?;
+        let secret = LiveSecret {
+            generation: token.secret.generation,
+            until: None,
+        };
+        let signed = match self
+            .sign_for(&token, secret, scope.as_ref(), &mut reads)
+            .await
+        {
+            Ok(signed) => signed,
+            Err(error) => {
+                // Nothing was issued (a limit, a dependency down): the workload may try again.
+                if let Err(e) = self.refresh.unspend_workload_token(&verified.mark).await {
+                    tracing::warn!(error = %e, "a workload token's use could not be given back");
+                }
+                return Err(error);
+            }
+        };
+        self.read_plans.keep(plan, reads);
+        metrics::jwt_issued(token.owner.token_type(), "federated");
+        Ok(Granted {
+            access_token: signed.jwt,
+            expires_in: signed.expires_at.seconds() - signed.now.seconds(),
+            scope: scope.map(|s| s.0.join(" ")),
+        })
+    }
+
+    /// Takes the workload's `verified` token once, under the first of the `trusted` policies
+    /// (those of its issuer, with their places in the token's list) that admits it; each
+    /// refusal names what did not hold.
+    async fn spend(
+        &self,
+        client_id: &ClientId,
+        trusted: &[(usize, &TrustPolicy)],
+        verified: &Verified,
+    ) -> Result<()> {
+        let admitting = trusted
+            .iter()
+            .find(|(_, p)| p.mismatch(&verified.claims).is_none());
+        let Some(&(at, policy)) = admitting else {
+            metrics::refused(Refused::Credentials);
+            let mismatches: Vec<String> = (trusted.iter())
+                .filter_map(|(_, p)| {
+                    Some(format!(
+                        "policy {}: {}",
+                        p.id,
+                        p.mismatch(&verified.claims)?
+                    ))
+                })
+                .collect();
+            return Err(Error::InvalidGrant(format!(
+                "No trust policy of this API token admits the token: {}",
+                mismatches.join("; ")
+            )));
+        };
+        let until = Timestamp::from_millis((verified.expires_at + LEEWAY_SECONDS) * 1000);
+        let spent =
+            self.refresh
+                .spend_workload_token(client_id, (at, &policy.id), &verified.mark, until);
+        match spent.await? {
+            Spend::Spent => Ok(()),
+            Spend::Replayed => {
+                metrics::refused(Refused::Credentials);
+                Err(Error::InvalidGrant(
+                    "The token was used before; each is taken once".into(),
+                ))
+            }
+            Spend::Unadmitted => Err(Error::InvalidGrant(
+                "The trust policy that admitted the token was removed meanwhile".into(),
+            )),
+        }
     }
 
     /// The token these credentials name, if they are right and it has not expired: the

@@ -2,6 +2,7 @@
 //! delete.
 
 use crate::domain::audit::{Attribution, Severity};
+use crate::domain::federation::TrustPolicy;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
@@ -38,9 +39,11 @@ pub struct NewToken {
     pub permission_ids: Vec<GrantId>,
     pub expires_in_minutes: Option<u32>,
     pub allowed_ips: AllowedIps,
+    pub trust_policies: Vec<TrustPolicy>,
 }
 
-/// Changes to a tenant token; absent fields stay as they are.
+/// Changes to a token; absent fields stay as they are. Only a tenant token's roles and
+/// permissions are its own to change.
 #[derive(Debug, Default)]
 pub struct TokenPatch {
     pub description: Option<String>,
@@ -48,6 +51,7 @@ pub struct TokenPatch {
     pub role_ids: Option<Vec<GrantId>>,
     pub permission_ids: Option<Vec<GrantId>>,
     pub allowed_ips: Option<AllowedIps>,
+    pub trust_policies: Option<Vec<TrustPolicy>>,
 }
 
 /// Whose tokens a management call reaches: a tenant's tenant tokens, or one user's personal
@@ -192,6 +196,7 @@ impl ApiTokens<'_> {
             issued: 0,
             secret: SecretState::new(hash),
             allowed_ips: new.allowed_ips,
+            trust_policies: new.trust_policies,
             lives,
         };
         let event = self
@@ -324,7 +329,8 @@ impl ApiTokens<'_> {
         })
     }
 
-    /// Changes a tenant token's description, metadata, roles, permissions or allowed addresses.
+    /// Changes a token's description, metadata, allowed addresses or trust policies, or a tenant
+    /// token's roles and permissions.
     pub async fn patch(
         &self,
         manager: &Manager,
@@ -340,8 +346,15 @@ impl ApiTokens<'_> {
                 t.role_ids.clone(),
                 t.permission_ids.clone(),
                 ips,
+                t.trust_policies.clone(),
             )
         };
+        let own_grants = patch.role_ids.is_some() || patch.permission_ids.is_some();
+        if own_grants && token.owner != TokenOwner::Tenant {
+            return Err(Error::bad_request(
+                "A personal token acts with its user's roles: roleIds and permissionIds are not its own",
+            ));
+        }
         let before = patched(&token);
         if let Some(role_ids) = patch.role_ids {
             let life = tenant_life(self.directory, &token.tenant_id).await?;
@@ -362,6 +375,9 @@ impl ApiTokens<'_> {
         }
         if let Some(allowed_ips) = patch.allowed_ips {
             token.allowed_ips = allowed_ips;
+        }
+        if let Some(trust_policies) = patch.trust_policies {
+            token.trust_policies = trust_policies;
         }
         manager.may_manage(&token.role_ids, &token.permission_ids)?;
         if patched(&token) == before {

@@ -31,7 +31,7 @@ fn exported(item: Item) -> Result<Option<Exported>> {
             record: from_item("vendor", item)?,
         })),
         ("TOKEN", "TOKEN") => Ok(Some(Exported::Token {
-            record: from_item("token", item)?,
+            record: Box::new(from_item("token", item)?),
         })),
         ("TOKEN", mark) => {
             let serial = mark

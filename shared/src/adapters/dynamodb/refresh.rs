@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ConditionCheck;
 
+use crate::ports::Spend;
+
 use super::*;
 
 #[async_trait]
@@ -20,7 +22,63 @@ impl RefreshStore for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(Error::internal)?;
-        let mut mark = refresh_mark(client_id, serial);
+        let spent = self.spend(token_exists, refresh_mark(client_id, serial), until);
+        Ok(spent.await? == Spend::Spent)
+    }
+
+    async fn spend_workload_token(
+        &self,
+        client_id: &ClientId,
+        (at, id): (usize, &str),
+        mark: &str,
+        until: Timestamp,
+    ) -> Result<Spend> {
+        // The policy that admitted the token, still at its place in the token's list.
+        let admitted = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(token_pk(client_id), "TOKEN".into())))
+            .condition_expression(format!("#policies[{at}].#id = :id"))
+            .expression_attribute_names("#policies", "trustPolicies")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":id", s(id))
+            .build()
+            .map_err(Error::internal)?;
+        self.spend(admitted, workload_mark(mark), until).await
+    }
+
+    async fn unspend_workload_token(&self, mark: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(workload_mark(mark)))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+
+    async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(refresh_mark(client_id, serial)))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Puts `mark` (kept until `until`, then removed by TTL) if it is not there, in one
+    /// transaction with `check`: `Replayed` when the mark was there, `Unadmitted` when the check
+    /// failed, nothing written either way.
+    async fn spend(
+        &self,
+        check: ConditionCheck,
+        mut mark: Item,
+        until: Timestamp,
+    ) -> Result<Spend> {
         mark.insert("ttl".into(), AttributeValue::N(until.seconds().to_string()));
         stamp(&mut mark);
         let spend = Put::builder()
@@ -34,33 +92,27 @@ impl RefreshStore for DynamoStore {
             .transact_write_items()
             // The SDK retries an attempt whose answer was lost; with this token DynamoDB
             // answers the retry as it did the first, instead of "already spent". Unique to this
-            // call, so that another use of the same refresh token is not taken for a retry.
+            // call, so that another use of the same mark is not taken for a retry.
             .client_request_token(idempotency_token(&uuid::Uuid::new_v4().to_string()))
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(token_exists)
-                    .build(),
-            )
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
             .transact_items(TransactWriteItem::builder().put(spend).build())
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
-            Err(e) if !failed_conditions(&e).is_empty() => Ok(false),
-            Err(e) => Err(dynamo_error(e)),
+            Ok(_) => Ok(Spend::Spent),
+            Err(e) => match failed_conditions(&e).as_slice() {
+                [] => Err(dynamo_error(e)),
+                [1] => Ok(Spend::Replayed),
+                _ => Ok(Spend::Unadmitted),
+            },
         }
     }
+}
 
-    async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(refresh_mark(client_id, serial)))
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        Ok(())
-    }
+/// The key of a used workload token's mark: a partition of its own, gone by TTL when the
+/// workload token expires.
+fn workload_mark(mark: &str) -> Item {
+    key(format!("WORKLOAD#{mark}"), "WORKLOAD".into())
 }
 
 /// The key of refresh token number `serial`'s spent mark, in its API token's partition.

@@ -41,8 +41,9 @@ const KEPT_ATTRIBUTES: [&str; 10] = [
     "rotatedAt",
 ];
 /// Attributes a token item may lack; a replacement without one removes it.
-const OPTIONAL_ATTRIBUTES: [&str; 7] = [
+const OPTIONAL_ATTRIBUTES: [&str; 8] = [
     "allowedIps",
+    "trustPolicies",
     "createdByUserId",
     "description",
     "expiresAt",

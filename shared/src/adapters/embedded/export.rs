@@ -38,7 +38,7 @@ fn exported(table: usize, key: &str, bytes: &[u8]) -> Result<Exported, redb::Err
             }
         }
         2 => Exported::Token {
-            record: read_json("token", bytes)?,
+            record: Box::new(read_json("token", bytes)?),
         },
         3 => {
             let sub = client_id(key.split('/').next().unwrap_or_default())?;

@@ -34,7 +34,9 @@ use crate::domain::{
     ApiToken, ClientId, SecretHash, SecretState, TenantId, Timestamp, UserId, VendorCredential,
 };
 use crate::error::{Error, Result};
-use crate::ports::{DirectoryStore, HandoffStore, Listed, RefreshStore, TokenStore, VendorStore};
+use crate::ports::{
+    DirectoryStore, HandoffStore, Listed, RefreshStore, Spend, TokenStore, VendorStore,
+};
 pub(super) const VENDORS: TableDefinition<&str, &[u8]> = TableDefinition::new("vendors");
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Spent refresh tokens keyed `<clientId>/<number>`, so one token's are one key range.
@@ -59,7 +61,14 @@ pub(super) const LISTED_USERS: TableDefinition<&str, &[u8]> = TableDefinition::n
 /// The keys of roles and permissions (`<kind>/<key>`) and where they are held: a JSON array of
 /// scopes, `null` for the vendor's, else a tenant id. See [`KeyClaim`].
 pub(super) const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_claims");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 16] = [
+/// Workload tokens used (see [`RefreshStore::spend_workload_token`]), keyed by their mark, each
+/// holding when it may go (unix milliseconds, big-endian); and the same marks keyed
+/// `<when, 16 hex digits>/<mark>`, so the oldest are found first and swept.
+pub(super) const WORKLOAD_TOKENS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("workload_tokens");
+pub(super) const WORKLOAD_EXPIRY: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("workload_expiry");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 18] = [
     audits::AUDITS,
     audits::AUDIT_OUTBOX,
     audits::AUDIT_INDEX,
@@ -69,6 +78,8 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 16] = [
     VENDORS,
     TOKENS,
     REFRESH,
+    WORKLOAD_TOKENS,
+    WORKLOAD_EXPIRY,
     DIRECTORY,
     TENANT_TOKENS,
     USER_TOKENS,

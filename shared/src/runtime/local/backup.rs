@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::fail;
 use crate::adapters::{Exported, RECORD_FORMAT};
 use crate::app::App;
+use crate::domain::federation::LocalIssuers;
 use crate::operations::{EXPORT_FORMAT, EXPORT_VERSION, Pass, check_exported};
 
 /// The export's first line.
@@ -64,7 +65,7 @@ const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Every line of the export in `file`, read and checked: the first problem, if any, as
 /// `file:line: why`.
-fn check_all(file: &PathBuf) -> Result<u64, String> {
+fn check_all(file: &PathBuf, local: &LocalIssuers) -> Result<u64, String> {
     let mut records = 0;
     for (number, line) in read_export(file).map_err(|e| format!("{}: {e}", file.display()))? {
         let at = |why: String| format!("{}:{number}: {why}", file.display());
@@ -74,7 +75,7 @@ fn check_all(file: &PathBuf) -> Result<u64, String> {
         }
         let record: Exported =
             serde_json::from_str(&line).map_err(|e| at(format!("not a record: {e}")))?;
-        check_exported(&record).map_err(|e| at(e.to_string()))?;
+        check_exported(&record, local).map_err(|e| at(e.to_string()))?;
         records += 1;
     }
     Ok(records)
@@ -83,7 +84,7 @@ fn check_all(file: &PathBuf) -> Result<u64, String> {
 /// Loads the export in `file`: every line checked first (nothing is written if one is bad),
 /// then in [`Pass`]es.
 pub(super) async fn import(app: App, file: PathBuf) -> ExitCode {
-    if let Err(why) = check_all(&file) {
+    if let Err(why) = check_all(&file, &app.settings().local_issuers) {
         return fail(format_args!("{why}\nnothing was imported"));
     }
     let (mut written, mut kept) = (0_u64, 0_u64);
