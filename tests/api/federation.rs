@@ -638,3 +638,60 @@ async fn one_use_of_a_workload_token_wins(t: &TestApp, issuer: &Issuer) {
 }
 
 with_an_issuer_on_both_stores!(one_use_of_a_workload_token_wins);
+
+/// On Lambda: the exchange function's own binary (behind API Gateway, polling a stand-in of
+/// the Runtime API) fetches the issuer's keys within the request's budget; an issuer that hangs
+/// costs its own request a 503, and the next workload of another issuer is served.
+#[tokio::test]
+async fn the_exchange_function_federates_on_lambda() {
+    let (issuer, hanging) = (Issuer::start().await, Issuer::start().await);
+    let local = LocalIssuers(vec![issuer.url.clone(), hanging.url.clone()]);
+    let t = spawn_app_with(Backing::Moto, move |s| s.local_issuers = local).await;
+    let bot = deploy_token(&t, &issuer).await;
+    let vendor = t.as_vendor().await;
+    let subject = "system:serviceaccount:ci:x";
+    let policy = json!([{"issuer": hanging.url, "audience": "m2m", "subject": subject}]);
+    let body = json!({"trustPolicies": policy});
+    let stuck = vendor.tenant("acme").token(body).await;
+    hanging.hang(true);
+    let pod = || {
+        issuer
+            .es256
+            .sign(&issuer.kubernetes("m2m", "ci", "deployer"))
+    };
+    let hung = hanging.es256.sign(&hanging.kubernetes("m2m", "ci", "x"));
+    let events = vec![
+        exchange_event(&bot.client_id, &pod()),
+        exchange_event(&stuck.client_id, &hung),
+        exchange_event(&bot.client_id, &pod()),
+    ];
+    let mut env = crate::gateway_events::function_env(&t);
+    let local = format!("{},{}", issuer.url, hanging.url);
+    env.push(("M2M_FEDERATION_LOCAL_ISSUERS", local));
+    let run = crate::support::runtime_api::invoke("exchange", &env, events).await;
+    let statuses: Vec<&Value> = run.answers.iter().map(|a| &a["statusCode"]).collect();
+    let expected = [&json!(200), &json!(503), &json!(200)];
+    assert_eq!(statuses, expected, "{}", run.log);
+    let body = |n: usize| -> Value {
+        serde_json::from_str(run.answers[n]["body"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(body(1)["error"], "temporarily_unavailable", "{}", body(1));
+    let jwt = body(2)["access_token"].as_str().unwrap().to_owned();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = base64::Engine::decode(&engine, jwt.split('.').nth(1).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&claims).unwrap();
+    assert_eq!(claims["sub"], json!(bot.client_id));
+    assert_eq!(claims["permissions"], json!(["deploy.write"]));
+    hanging.hang(false);
+}
+
+/// An API Gateway event of a token exchange of `workload` for `client_id`'s JWT.
+fn exchange_event(client_id: &str, workload: &str) -> String {
+    let (grant, kind) = (percent(EXCHANGE), percent(JWT_TYPE));
+    let form = format!(
+        "grant_type={grant}&client_id={client_id}&subject_token={workload}&subject_token_type={kind}"
+    );
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let (_, event) = crate::support::gateway::event("POST", TOKEN, &headers, &form);
+    event.to_string()
+}
