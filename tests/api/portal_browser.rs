@@ -31,8 +31,11 @@ async fn run_in_browser(t: &TestApp) -> Value {
         )
         .await;
     let acme = vendor.tenant("acme");
-    acme.token(json!({"description": "nightly backup", "roleIds": ["deployer"]}))
-        .await;
+    let github = json!([{"issuer": "https://token.actions.githubusercontent.com",
+        "audience": "https://auth.example.com", "subject": "repo:acme/backup:ref:refs/heads/main"}]);
+    let backup =
+        json!({"description": "nightly backup", "roleIds": ["deployer"], "trustPolicies": github});
+    acme.token(backup).await;
     // Enough activity for more than one page of it.
     for n in 0..12 {
         acme.token(json!({"description": format!("batch {n}")}))
@@ -117,6 +120,12 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
         (&json!(1), &json!(1))
     );
     assert_eq!(found["createdBy"], "alice");
+    assert_eq!(
+        found["trusted"],
+        "Workloads of token.actions.githubusercontent.com for https://auth.example.com with sub \
+         repo:acme/backup:ref:refs/heads/main",
+        "a token's trust policies are listed"
+    );
     let searched = found["tenantSearch"].as_array().unwrap();
     assert_eq!(searched.len(), 1, "{found}");
     assert!(searched[0].as_str().unwrap().contains("nightly backup"));

@@ -127,6 +127,7 @@ try {
   const botRow = `#view-tenant tbody tr:has-text("${bot.clientId}")`;
   await page.waitForSelector(botRow);
   found.createdBy = await page.textContent(`${botRow} td[data-label="Created by"]`);
+  found.trusted = await page.textContent('#view-tenant tbody tr:has-text("nightly backup") ul.trust li');
   await page.click(`${botRow} button:has-text("Edit")`);
   await page.fill('#edit-description', 'deploy bot (prod)');
   await page.check('#edit-roles input[value="token-admin"]');
