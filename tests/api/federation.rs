@@ -283,6 +283,11 @@ async fn replays_and_forgeries_are_refused(t: &TestApp, issuer: &Issuer) {
     };
     let answer = exchange(t, &bot.client_id, &forged).await;
     answer.refused("invalid_grant", "signature does not verify");
+    let pss = issuer
+        .rs256
+        .sign_as(jsonwebtoken::Algorithm::PS256, &github);
+    let answer = exchange(t, &bot.client_id, &pss).await;
+    answer.refused("invalid_grant", "not the one its key is published for");
     let symmetric = jsonwebtoken::EncodingKey::from_secret(b"shared").unwrap();
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     let hs256 = jsonwebtoken::encode(&header, &github, &symmetric).unwrap();

@@ -67,7 +67,13 @@ impl Key {
 
     /// `claims` signed with this key, its `kid` in the header.
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(self.algorithm);
+        self.sign_as(self.algorithm, claims)
+    }
+
+    /// `claims` signed with this key under another algorithm of its kind (PS256 for an RSA
+    /// key published for RS256, say).
+    pub fn sign_as(&self, algorithm: Algorithm, claims: &Value) -> String {
+        let mut header = Header::new(algorithm);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }

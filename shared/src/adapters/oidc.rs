@@ -189,6 +189,13 @@ impl Issuers {
                 "The issuer's key is not for signing".into(),
             ));
         }
+        // A key published for one algorithm verifies no other.
+        let named = jwk.common.key_algorithm.map(|a| format!("{a:?}"));
+        if named.is_some_and(|named| named != format!("{:?}", presented.algorithm)) {
+            return Err(Error::InvalidGrant(
+                "The token's algorithm is not the one its key is published for".into(),
+            ));
+        }
         let key = DecodingKey::from_jwk(&jwk)
             .map_err(|_| Error::InvalidGrant("The issuer's key cannot be read".into()))?;
         let mut validation = Validation::new(presented.algorithm);
