@@ -60,9 +60,9 @@ enum Command {
         /// `vault read -field=secret ... | m2m login --secret-stdin`.
         #[arg(long)]
         secret_stdin: bool,
-        /// No secret: exchange the workload's OIDC token, read from this file (a Kubernetes
-        /// projected service-account token) or, if no such file exists, this environment
-        /// variable (one a CI step filled), under one of the API token's trust policies.
+        /// No secret: exchange the workload's OIDC token, read from this environment variable
+        /// (one a CI step filled) or, if none is set, this file (a Kubernetes projected
+        /// service-account token), under one of the API token's trust policies.
         #[arg(long, value_name = "FILE_OR_ENV_VAR", conflicts_with_all = ["secret", "secret_stdin"])]
         federated: Option<String>,
     },
@@ -375,17 +375,14 @@ fn expires_at(seconds: &Value) -> Result<i64, Failure> {
         })
 }
 
-/// The workload's OIDC token: the first line of the file `source` names, or else the value of
-/// the environment variable it names.
+/// The workload's OIDC token: the value of the environment variable `source` names, or else
+/// the content of the regular file it names (a link to one is followed, as Kubernetes' projected
+/// tokens are links), read up to [`MAX_TOKEN_BYTES`]. A variable wins, so that a file of its
+/// name in a CI job's checkout cannot stand in for it.
 fn workload_token(source: &str) -> Result<String, Failure> {
-    let read = match std::fs::read_to_string(source) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::env::var(source).ok(),
-        Err(e) => {
-            return Err(Failure::Usage(format!(
-                "cannot read the workload's token from {source}: {e}"
-            )));
-        }
+    let read = match std::env::var(source).ok().filter(|v| !v.trim().is_empty()) {
+        Some(value) => Some(value),
+        None => workload_file(source)?,
     };
     read.map(|text| text.trim().to_owned())
         .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES)
@@ -395,6 +392,29 @@ fn workload_token(source: &str) -> Result<String, Failure> {
                  variable set to it"
             ))
         })
+}
+
+/// The content of the regular file `path`, read up to one byte past [`MAX_TOKEN_BYTES`]; none
+/// if there is no such file. A directory, device or FIFO is refused before it is opened.
+fn workload_file(path: &str) -> Result<Option<String>, Failure> {
+    use std::io::Read;
+    let unreadable = |why: String| {
+        Failure::Usage(format!(
+            "cannot read the workload's token from {path}: {why}"
+        ))
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(unreadable(e.to_string())),
+        Ok(meta) if !meta.is_file() => Err(unreadable("not a regular file".into())),
+        Ok(_) => {
+            let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+            let mut text = String::new();
+            let limit = u64::try_from(MAX_TOKEN_BYTES).unwrap_or(u64::MAX) + 1;
+            (file.take(limit).read_to_string(&mut text)).map_err(|e| unreadable(e.to_string()))?;
+            Ok(Some(text))
+        }
+    }
 }
 
 /// `text` as a form's value (application/x-www-form-urlencoded).

@@ -874,3 +874,37 @@ async fn a_ci_job_logs_in_with_its_token_from_the_environment() {
         "a secret and a workload token are one too many"
     );
 }
+
+/// The workload's token comes from the variable before a file of its name in the working folder
+/// (a checkout's, which anyone with a branch could fill); a device is refused before it is read.
+#[tokio::test]
+async fn a_workload_token_is_the_variable_before_a_file_and_never_a_device() {
+    let issuer = m2m_tests::oidc_issuer::Issuer::start().await;
+    let (t, client_id) = trusting(&issuer, 600).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("M2M_URL", t.base.as_str()),
+        ("M2M_CLIENT_ID", client_id.as_str()),
+    ];
+    std::fs::write(home.path().join("FRESH_TOKEN"), "garbage").unwrap();
+    let fresh = issuer
+        .es256
+        .sign(&issuer.kubernetes("m2m", "ci", "deployer"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_m2m"));
+    command
+        .args(["login", "--federated", "FRESH_TOKEN"])
+        .env_clear()
+        .env("HOME", home.path())
+        .envs([("FRESH_TOKEN", fresh.as_str()), env[0], env[1]])
+        .current_dir(home.path());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let device = m2m(home.path(), &["login", "--federated", "/dev/zero"], &env).await;
+    assert!(
+        stderr(&device).contains("not a regular file"),
+        "{}",
+        stderr(&device)
+    );
+}

@@ -210,7 +210,7 @@ async fn each_refusal_names_what_did_not_hold(t: &TestApp, issuer: &Issuer) {
         (github(AUDIENCE, None), "sub does not match"),
         (
             github("https://other.example", Some("production")),
-            "aud is not",
+            "aud does not match",
         ),
         (
             changed(json!({"repository_owner_id": "1"})),
@@ -224,7 +224,7 @@ async fn each_refusal_names_what_did_not_hold(t: &TestApp, issuer: &Issuer) {
             pod("m2m", "ci", "builder"),
             "claim kubernetes.io/serviceaccount/name does not match",
         ),
-        (pod("m2m-other", "ci", "deployer"), "aud is not"),
+        (pod("m2m-other", "ci", "deployer"), "aud does not match"),
         (changed(json!({"exp": now() - 120})), "expired (exp)"),
         (changed(json!({"nbf": now() + 600})), "not valid yet (nbf)"),
         (changed(json!({"iat": now() + 600})), "issued in the future"),
@@ -256,6 +256,31 @@ async fn each_refusal_names_what_did_not_hold(t: &TestApp, issuer: &Issuer) {
 
 with_an_issuer_on_both_stores!(each_refusal_names_what_did_not_hold);
 
+/// The same ES256 token with its signature's twin: (r, n - s), n the order of P-256.
+fn ecdsa_twin(token: &str) -> String {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = base64::Engine::decode(&engine, signature).unwrap();
+    let s = signature.split_off(32);
+    let mut borrow = 0_i16;
+    let mut twin = [0_u8; 32];
+    for i in (0..32).rev() {
+        let mut digit = i16::from(N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(digit < 0);
+        if digit < 0 {
+            digit += 256;
+        }
+        twin[i] = u8::try_from(digit).unwrap();
+    }
+    signature.extend_from_slice(&twin);
+    format!("{signed}.{}", base64::Engine::encode(&engine, signature))
+}
+
 /// A replayed token, a forged signature, a symmetric algorithm.
 async fn replays_and_forgeries_are_refused(t: &TestApp, issuer: &Issuer) {
     let bot = deploy_token(t, issuer).await;
@@ -283,6 +308,20 @@ async fn replays_and_forgeries_are_refused(t: &TestApp, issuer: &Issuer) {
     };
     let answer = exchange(t, &bot.client_id, &forged).await;
     answer.refused("invalid_grant", "signature does not verify");
+    // Without a jti, the token is taken once too, whatever form its signature takes: an ECDSA
+    // signature (r, s) has a twin (r, n - s) that verifies as well.
+    let mut pod = issuer.kubernetes("m2m", "ci", "deployer");
+    pod.as_object_mut().unwrap().remove("jti");
+    let signed = issuer.es256.sign(&pod);
+    assert_eq!(
+        exchange(t, &bot.client_id, &signed).await.status,
+        StatusCode::OK
+    );
+    let twin = ecdsa_twin(&signed);
+    assert_ne!(twin, signed);
+    exchange(t, &bot.client_id, &twin)
+        .await
+        .refused("invalid_grant", "used before");
     let pss = issuer
         .rs256
         .sign_as(jsonwebtoken::Algorithm::PS256, &github);

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -179,25 +179,7 @@ impl Issuers {
         let jwk = self
             .key(&presented.issuer, presented.kid.as_deref())
             .await?;
-        if jwk
-            .common
-            .public_key_use
-            .as_ref()
-            .is_some_and(|u| *u != PublicKeyUse::Signature)
-        {
-            return Err(Error::InvalidGrant(
-                "The issuer's key is not for signing".into(),
-            ));
-        }
-        // A key published for one algorithm verifies no other.
-        let named = jwk.common.key_algorithm.map(|a| format!("{a:?}"));
-        if named.is_some_and(|named| named != format!("{:?}", presented.algorithm)) {
-            return Err(Error::InvalidGrant(
-                "The token's algorithm is not the one its key is published for".into(),
-            ));
-        }
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|_| Error::InvalidGrant("The issuer's key cannot be read".into()))?;
+        let key = verifying_key(&jwk, presented.algorithm)?;
         let mut validation = Validation::new(presented.algorithm);
         validation.leeway = LEEWAY_SECONDS.unsigned_abs();
         validation.validate_aud = false;
@@ -216,14 +198,25 @@ impl Issuers {
                 "The token is valid for more than {MAX_REMAINING_SECONDS} s; use a short-lived one"
             )));
         }
+        if claims.get("iat").is_some_and(|iat| !iat.is_number()) {
+            return Err(Error::InvalidGrant(
+                "The token's iat is not a number".into(),
+            ));
+        }
         if number("iat").is_some_and(|iat| iat > now.seconds() + LEEWAY_SECONDS) {
             return Err(Error::InvalidGrant(
                 "The token was issued in the future (iat)".into(),
             ));
         }
-        let once = match claims.get("jti").and_then(Value::as_str) {
-            Some(jti) => format!("{}\n{jti}", presented.issuer),
-            None => presented.token.to_owned(),
+        // What the signature covers (never the signature itself: an ECDSA signature has a
+        // twin, (r, n - s), that verifies as well).
+        let signed = presented
+            .token
+            .rsplit_once('.')
+            .map_or("", |(signed, _)| signed);
+        let once = match claims.get("jti") {
+            Some(jti) => format!("{}\njti {jti}", presented.issuer),
+            None => format!("{}\nsigned {signed}", presented.issuer),
         };
         let digest = Sha256::digest(once.as_bytes());
         Ok(Verified {
@@ -407,6 +400,26 @@ impl Issuers {
         }
         serde_json::from_slice(&body).map_err(|e| format!("{url} is not as expected: {e}"))
     }
+}
+
+/// `jwk` as a key that verifies `algorithm`: not one published for encryption, for other
+/// operations than verifying, or for another algorithm.
+fn verifying_key(jwk: &Jwk, algorithm: Algorithm) -> Result<DecodingKey> {
+    let refused = |why: &str| Err(Error::InvalidGrant(why.to_owned()));
+    let common = &jwk.common;
+    if (common.public_key_use.as_ref()).is_some_and(|u| *u != PublicKeyUse::Signature) {
+        return refused("The issuer's key is not for signing");
+    }
+    let verifies = |ops: &Vec<KeyOperations>| ops.contains(&KeyOperations::Verify);
+    if (common.key_operations.as_ref()).is_some_and(|ops| !verifies(ops)) {
+        return refused("The issuer's key is not for verifying");
+    }
+    let named = common.key_algorithm.map(|a| format!("{a:?}"));
+    if named.is_some_and(|named| named != format!("{algorithm:?}")) {
+        return refused("The token's algorithm is not the one its key is published for");
+    }
+    DecodingKey::from_jwk(jwk)
+        .map_err(|_| Error::InvalidGrant("The issuer's key cannot be read".into()))
 }
 
 /// The key the token names: `kid`, or without one the issuer's only key.

@@ -208,7 +208,7 @@ impl TrustPolicy {
             _ => false,
         };
         if !audience_ok {
-            return Some(format!("aud is not {:?}", excerpt(&self.audience)));
+            return Some("aud does not match".into());
         }
         if let Some(subject) = &self.subject {
             let sub = claims.get("sub").and_then(claim_text);
@@ -335,16 +335,31 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            // IPv4 inside IPv6 (mapped, compatible, NAT64, 6to4) is judged as that IPv4.
+            let s = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                std::net::Ipv4Addr::new(a, b, c, d)
+            };
+            let inner = match s {
+                [0x0064, 0xff9b, 0, 0, 0, 0, high, low] => Some(embedded(high, low)),
+                [0x2002, high, low, ..] => Some(embedded(high, low)),
+                _ => v6.to_ipv4(),
+            };
+            if let Some(v4) = inner {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let first = s[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (first & 0xffc0) == 0xfec0
+                || (first == 0x0064 && s[1] == 0xff9b)
+                || (first == 0x0100 && s[1..4] == [0, 0, 0])
+                || (first == 0x2001 && (s[1] == 0x0db8 || s[1] == 0)))
         }
     }
 }
@@ -447,6 +462,10 @@ mod tests {
             "https://169.254.169.254/latest",
             "https://10.0.0.1",
             "https://[::1]",
+            "https://[::127.0.0.1]",
+            "https://[64:ff9b::7f00:1]",
+            "https://[2002:7f00:1::]",
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
             "https://localhost:8443",
             "https://metadata",
             "https://u:p@example.com",

@@ -362,7 +362,9 @@ pub fn token_error(error: Error) -> Response {
         Error::InvalidGrant(why) => ("invalid_grant", why.clone()),
         Error::Unavailable(crate::error::Dependency::Issuer, _) => (
             "temporarily_unavailable",
-            "The workload token's issuer could not be reached; try again shortly".to_owned(),
+            "The workload token's issuer could not be reached, or its keys not read; try again \
+             shortly"
+                .to_owned(),
         ),
         // The vendor has switched these tokens off.
         Error::Forbidden(why) => ("unauthorized_client", why.clone()),

@@ -256,13 +256,12 @@ impl<'a> Credentials<'a> {
             .find(|(_, p)| p.mismatch(&verified.claims).is_none());
         let Some(&(at, policy)) = admitting else {
             metrics::refused(Refused::Credentials);
+            // Policies by their place in the token's list: their ids (which follow from their
+            // contents) are for those who manage the token.
             let mismatches: Vec<String> = (trusted.iter())
-                .filter_map(|(_, p)| {
-                    Some(format!(
-                        "policy {}: {}",
-                        p.id,
-                        p.mismatch(&verified.claims)?
-                    ))
+                .filter_map(|(at, p)| {
+                    let why = p.mismatch(&verified.claims)?;
+                    Some(format!("policy {}: {why}", at + 1))
                 })
                 .collect();
             return Err(Error::InvalidGrant(format!(
