@@ -739,3 +739,38 @@ fn exchange_event(client_id: &str, workload: &str) -> String {
     let (_, event) = crate::support::gateway::event("POST", TOKEN, &headers, &form);
     event.to_string()
 }
+
+/// A token made for workloads only (`withSecret: false`) shows no secret, ever known outside
+/// the service, and works with its policy; without a policy it could not work, and is refused.
+#[tokio::test]
+async fn a_token_for_workloads_only_shows_no_secret() {
+    let issuer = Issuer::start().await;
+    let t = federated_app(Backing::Embedded, &issuer).await;
+    let vendor = t.as_vendor().await;
+    let tenant = vendor.tenant("acme");
+    let policy = json!([{"issuer": issuer.url, "audience": "m2m", "subject": "system:serviceaccount:ci:bot"}]);
+    let made = tenant
+        .create_token(json!({"withSecret": false, "trustPolicies": policy}))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    assert!(made.body.get("secret").is_none(), "{:?}", made.body);
+    let client_id = made.body["clientId"].as_str().unwrap();
+    let pod = issuer.es256.sign(&issuer.kubernetes("m2m", "ci", "bot"));
+    let answer = exchange(&t, client_id, &pod).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    for (body, says) in [
+        (json!({"withSecret": false}), "needs trustPolicies"),
+        (
+            json!({"withSecret": false, "trustPolicies": []}),
+            "needs trustPolicies",
+        ),
+        (
+            json!({"withSecret": "no", "trustPolicies": policy}),
+            "true or false",
+        ),
+    ] {
+        let reply = tenant.create_token(body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+        assert!(reply.error().contains(says), "{:?}", reply.error());
+    }
+}

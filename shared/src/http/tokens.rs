@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::domain::federation::{LocalIssuers, TrustPolicy, trust_policies};
 use crate::domain::rules;
 use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, SecretState, TenantId, UserId};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::operations::{Manager, NewToken, TOKEN, TokenPatch};
 
 #[derive(Deserialize)]
@@ -27,6 +27,9 @@ struct NewTokenBody {
     /// Any JSON, so that a bad entry is refused by name.
     allowed_ips: Option<serde_json::Value>,
     trust_policies: Option<serde_json::Value>,
+    /// `false`: a token for workloads only, whose secret is never shown (no one outside the
+    /// service ever knows it).
+    with_secret: Option<serde_json::Value>,
 }
 
 /// Role and permission ids granted to a tenant token.
@@ -59,6 +62,24 @@ impl NewTokenBody {
                 .transpose()?
                 .unwrap_or_default(),
         })
+    }
+
+    /// Whether the answer shows the secret: unless `withSecret` is `false`, which a token with
+    /// no trust policy could not work without.
+    fn shows_secret(&self) -> Result<bool> {
+        let shown = match &self.with_secret {
+            None => true,
+            Some(serde_json::Value::Bool(shown)) => *shown,
+            Some(_) => return Err(Error::bad_request("withSecret must be true or false")),
+        };
+        let trusted = (self.trust_policies.as_ref())
+            .is_some_and(|p| p.as_array().is_some_and(|p| !p.is_empty()));
+        match shown || trusted {
+            true => Ok(shown),
+            false => Err(Error::bad_request(
+                "withSecret: a token without a secret needs trustPolicies, or nothing could use it",
+            )),
+        }
     }
 
     /// As Frontegg: when both are given, roleIds wins.
@@ -182,6 +203,7 @@ impl<'t> TenantTokenView<'t> {
 /// so none are granted here.
 pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     let body: NewTokenBody = call.json()?;
+    let shown = body.shows_secret()?;
     let (user, local) = (caller.user_id().clone(), &app.settings().local_issuers);
     let new = body.into_new_token(Some(user), Grants::default(), local)?;
     let created = app
@@ -189,13 +211,15 @@ pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
         .by(call.attribution())
         .create(new, &caller.manager())
         .await?;
-    let view = PersonalTokenView::of(&created.record, Some(&created.secret));
+    let secret = shown.then_some(&created.secret);
+    let view = PersonalTokenView::of(&created.record, secret);
     json(StatusCode::CREATED, &view)
 }
 
 /// `POST /identity/resources/tenants/api-tokens/v1` and `/v2`.
 pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let mut body: NewTokenBody = call.json()?;
+    let shown = body.shows_secret()?;
     let grants = body.grants()?;
     let local = &app.settings().local_issuers;
     let new = body.into_new_token(caller.acting_user().cloned(), grants, local)?;
@@ -204,7 +228,7 @@ pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Re
         .by(call.attribution())
         .create(new, &caller.manager())
         .await?;
-    let view = TenantTokenView::of(&created.record, Some(&created.secret));
+    let view = TenantTokenView::of(&created.record, shown.then_some(&created.secret));
     json(StatusCode::CREATED, &view)
 }
 
