@@ -309,7 +309,9 @@ impl ApiTokens<'_> {
         // what it issued before its own rotation is void at once (what it issued in its grace
         // still ends with that grace, as it was issued to).
         match rotated.previous.as_ref().map(|p| p.until) {
-            None => self.retirement.revoke(std::slice::from_ref(&token)).await?,
+            // Up to the rotation's own second, which the new secret's first JWT waits past
+            // (not the second this write happens in, which may be a later one).
+            None => self.retirement.revoke_issued_before(&token, now).await?,
             Some(grace_end) => {
                 let older_rotated_out =
                     token.secret.previous_live(now).and(token.secret.rotated_at);
