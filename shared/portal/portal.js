@@ -15,7 +15,10 @@
     { value: 'custom', label: 'Custom…' },
     { value: 'never', label: 'Never' },
   ];
+  // "Expires soon": within a week of its end, for a token that lives longer than a week; within
+  // the last fifth of its life, for a shorter one. So never on the day it is made.
   const SOON_MS = 7 * 24 * 3600 * 1000;
+  const SOON_FRACTION = 0.2;
   const VIEWS = ['personal', 'tenant', 'activity'];
   const ACTIVITY_PAGE = 20;
 
@@ -132,13 +135,18 @@
       h('ul', { class: 'trust', 'aria-label': 'Trusted workloads' }, policies.map((p) => h('li', { text: policyText(p) }))));
   }
 
+  function soonWindow(token) {
+    const life = new Date(token.expires).getTime() - new Date(token.createdAt).getTime();
+    return life > SOON_MS ? SOON_MS : life * SOON_FRACTION;
+  }
+
   function expiryCell(token) {
     if (!token.expires) return ['Never'];
     const at = new Date(token.expires).getTime();
     const left = at - Date.now();
     const cell = [formatDate(token.expires)];
     if (left <= 0) cell.push(h('span', { class: 'badge expired', text: 'Expired' }));
-    else if (left <= SOON_MS) cell.push(h('span', { class: 'badge', text: 'Expires soon' }));
+    else if (left <= soonWindow(token)) cell.push(h('span', { class: 'badge', text: 'Expires soon' }));
     return cell;
   }
 

@@ -106,7 +106,7 @@ try {
   await page.waitForSelector(`#view-personal tbody tr:has-text("${laptop.clientId}")`);
   await createToken(page, 'personal', 'release script', { expiry: '7' }).then(() => closeSecret(page));
   await page.waitForFunction(() => document.querySelectorAll('#view-personal tbody tr').length === 2);
-  found.expiresSoon = await page.locator('#view-personal tbody tr:has-text("release script") .badge').textContent();
+  found.badgesOnCreation = await page.locator('#view-personal tbody tr:has-text("release script") .badge').count();
   await page.fill('#search-personal', 'laptop');
   found.searchRows = await rows(page, 'personal').count();
   await page.fill('#search-personal', laptop.clientId.slice(0, 8));
