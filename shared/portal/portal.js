@@ -202,7 +202,7 @@
         ['Created', formatDate(token.createdAt)],
       ];
       if (kind === 'tenant') {
-        cells.push(['Created by', token.createdByUserId || h('span', { class: 'muted', text: 'The application' })]);
+        cells.push(['Created by', token.createdByName || token.createdByUserId || h('span', { class: 'muted', text: 'The application' })]);
         const roles = (token.roleIds || []).map(roleName).join(', ');
         cells.push(['Roles', roles || h('span', { class: 'muted', text: 'None' })]);
       }
@@ -607,7 +607,7 @@
       return;
     }
     const info = state.info;
-    $('who').textContent = 'Signed in as ' + info.userId + ' in ' + info.tenantId;
+    $('who').textContent = 'Signed in as ' + (info.userName || info.userId) + ' in ' + (info.tenantName || info.tenantId);
     if (!info.apiTokensEnabled) {
       showStatus('API tokens are turned off for your account by its administrator.');
       return;

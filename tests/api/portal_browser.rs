@@ -45,6 +45,15 @@ async fn run_in_browser(t: &TestApp) -> Value {
         .join(json!(["token-admin", "deployer"]))
         .await;
     acme.user("paul").join(json!(["self-service"])).await;
+    // People and tenants by their names.
+    for (path, name) in [
+        ("/identity/resources/users/v1/alice", "Alice Liddell"),
+        ("/identity/resources/tenants/v1/acme", "Acme Inc."),
+    ] {
+        let body = Some(json!({"name": name}));
+        let reply = vendor.call(reqwest::Method::PUT, path, body).await;
+        assert!(reply.status.is_success(), "{:?}", reply.body);
+    }
     let screenshots = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/portal-screenshots");
     let config = json!({
         "base": t.base,
@@ -122,7 +131,11 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
         (&found["searchRows"], &found["searchByClientIdRows"]),
         (&json!(1), &json!(1))
     );
-    assert_eq!(found["createdBy"], "alice");
+    assert_eq!(found["createdBy"], "Alice Liddell", "the maker by name");
+    assert_eq!(
+        found["signedInAs"],
+        "Signed in as Alice Liddell in Acme Inc."
+    );
     assert_eq!(
         found["trusted"],
         "Workloads of token.actions.githubusercontent.com for https://auth.example.com with sub \

@@ -106,6 +106,14 @@ pub struct User {
 }
 
 impl User {
+    /// What people call the user: their name, else their email; `None` when neither is known.
+    pub fn display_name(&self) -> Option<&str> {
+        fn known(text: Option<&str>) -> Option<&str> {
+            text.filter(|t| !t.trim().is_empty())
+        }
+        known(self.name.as_deref()).or_else(|| known(self.email.as_deref()))
+    }
+
     pub fn roles_in(&self, tenant: &TenantId) -> Option<&[GrantId]> {
         self.tenants
             .iter()

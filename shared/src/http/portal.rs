@@ -106,6 +106,10 @@ struct GrantableRole {
 struct SessionInfo {
     tenant_id: String,
     user_id: String,
+    /// The user's name (or email) and the tenant's name, for the page's header; null when the
+    /// directory knows none.
+    user_name: Option<String>,
+    tenant_name: Option<String>,
     api_tokens_enabled: bool,
     personal_tokens: Abilities,
     tenant_tokens: Abilities,
@@ -119,11 +123,20 @@ struct SessionInfo {
 /// `GET /portal/v1/session`: who the session is, and what the page may offer them now.
 pub async fn current_session(app: Arc<App>, user: PortalUser, _: Call) -> Result<Response> {
     let directory = app.directory();
-    let (settings, roles) = tokio::try_join!(directory.token_settings(), directory.roles())?;
+    let (settings, roles, person, tenant) = tokio::try_join!(
+        directory.token_settings(),
+        directory.roles(),
+        directory.user(&user.user_id),
+        directory.tenant(&user.tenant_id),
+    )?;
     let on = settings.api_tokens_enabled;
     let info = SessionInfo {
         tenant_id: user.tenant_id.to_string(),
         user_id: user.user_id.to_string(),
+        user_name: person.and_then(|p| p.doc.display_name().map(str::to_owned)),
+        tenant_name: tenant
+            .map(|t| t.doc.name)
+            .filter(|name| !name.trim().is_empty()),
         api_tokens_enabled: on,
         personal_tokens: Abilities::of(
             &user,

@@ -182,6 +182,9 @@ struct TenantTokenView<'t> {
     #[serde(flatten)]
     token: TokenFields<'t>,
     created_by_user_id: Option<&'t UserId>,
+    /// In listings: what people call the user who made it (name, else email), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by_name: Option<String>,
     role_ids: &'t [GrantId],
     permission_ids: &'t [GrantId],
     expires: Option<String>,
@@ -192,6 +195,7 @@ impl<'t> TenantTokenView<'t> {
         Self {
             token: TokenFields::of(token, secret),
             created_by_user_id: token.created_by_user_id.as_ref(),
+            created_by_name: None,
             role_ids: &token.role_ids,
             permission_ids: &token.permission_ids,
             expires: token.expires_at.map(|t| t.iso8601()),
@@ -242,12 +246,31 @@ pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<
     json(StatusCode::OK, &views)
 }
 
-/// `GET /identity/resources/tenants/api-tokens/v1`.
+/// `GET /identity/resources/tenants/api-tokens/v1`, each token with the name of the user who
+/// made it (one read per such user).
 pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<Response> {
     let tokens = app.api_tokens().list(&caller.manager()).await?;
+    let mut makers: Vec<&UserId> = tokens
+        .iter()
+        .filter_map(|t| t.created_by_user_id.as_ref())
+        .collect();
+    makers.sort();
+    makers.dedup();
+    let directory = app.directory();
+    let read = makers.iter().map(|id| directory.user(id));
+    let people = futures::future::try_join_all(read).await?;
+    let names: std::collections::HashMap<&UserId, String> = (makers.iter().zip(people))
+        .filter_map(|(id, person)| Some((*id, person?.doc.display_name()?.to_owned())))
+        .collect();
     let views: Vec<_> = tokens
         .iter()
-        .map(|t| TenantTokenView::of(t, None))
+        .map(|t| TenantTokenView {
+            created_by_name: t
+                .created_by_user_id
+                .as_ref()
+                .and_then(|id| names.get(id).cloned()),
+            ..TenantTokenView::of(t, None)
+        })
         .collect();
     json(StatusCode::OK, &views)
 }

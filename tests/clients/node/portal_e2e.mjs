@@ -87,6 +87,7 @@ try {
   await page.waitForSelector('#app:not([hidden])');
   check(new URL(page.url()).hash === '', 'the hand-off leaves the address bar');
   found.views = await page.locator('[role=tab]:visible').allTextContents();
+  found.signedInAs = await page.textContent('#who');
   await page.waitForSelector('#view-personal .empty');
   found.emptyState = await page.textContent('#view-personal .empty');
   await shot(page, 'personal-empty-1280');
