@@ -584,7 +584,48 @@
     });
   }
 
+  // The text colour that reads best on `hex`: white or near-black, whichever contrasts more.
+  function inkOn(hex) {
+    const channel = (i) => {
+      const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    };
+    const luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    return (1.05 / (luminance + 0.05)) >= ((luminance + 0.05) / 0.055) ? '#ffffff' : '#111318';
+  }
+
+  // The vendor's brand, from the public configuration: its name, logo, accent colours (as
+  // CSS custom properties: no inline style) and colour mode. The page's own look otherwise.
+  async function applyBranding() {
+    const root = document.documentElement;
+    let branding = {};
+    try {
+      branding = (await (await fetch('/identity/resources/configurations/v1/public')).json()).branding || {};
+    } catch (e) { /* the page's own look */ }
+    root.dataset.theme = branding.theme || 'auto';
+    const dark = branding.accentColorDark || branding.accentColor;
+    if (branding.accentColor) {
+      root.style.setProperty('--brand-accent', branding.accentColor);
+      root.style.setProperty('--brand-accent-ink', inkOn(branding.accentColor));
+    }
+    if (dark) {
+      root.style.setProperty('--brand-accent-dark', dark);
+      root.style.setProperty('--brand-accent-dark-ink', inkOn(dark));
+    }
+    if (branding.displayName) {
+      $('title').textContent = branding.displayName + ' API tokens';
+      document.title = branding.displayName + ' · API tokens';
+    }
+    if (branding.logoUrl) {
+      const logo = $('brand-logo');
+      logo.src = branding.logoUrl;
+      logo.alt = branding.displayName ? branding.displayName + ' logo' : 'Logo';
+      logo.hidden = false;
+    }
+  }
+
   async function start() {
+    await applyBranding();
     const match = /(?:^#|&)handoff=([^&]+)/.exec(location.hash);
     // The hand-off leaves the address bar and history at once.
     history.replaceState(null, '', location.pathname);

@@ -11,6 +11,7 @@ mod audit_stream;
 mod audits;
 mod aws_calls;
 mod backup;
+mod branding;
 mod cascades;
 mod directory;
 mod faults;

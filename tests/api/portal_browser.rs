@@ -136,6 +136,21 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
         found["signedInAs"],
         "Signed in as Alice Liddell in Acme Inc."
     );
+    // In the vendor's brand: its name and logo, its accent in each mode, and no serious or
+    // critical accessibility violation in either.
+    for (mode, accent) in [
+        ("light", "rgb(109, 40, 217)"),
+        ("dark", "rgb(196, 181, 253)"),
+    ] {
+        for width in [1280, 375] {
+            let seen = &found["branded"][format!("{mode}-{width}")];
+            assert_eq!(seen["title"], "Hooli API tokens", "{seen}");
+            assert_eq!(seen["logo"], true, "{seen}");
+            assert_eq!(seen["accent"], accent, "{seen}");
+            assert_eq!(seen["violations"], json!([]), "axe-core: {seen}");
+            assert_eq!(seen["problems"], json!([]), "{seen}");
+        }
+    }
     assert_eq!(
         found["trusted"],
         "Workloads of token.actions.githubusercontent.com for https://auth.example.com with sub \

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::branding::Branding;
 use super::portal::TokenKind;
 use super::time::Timestamp;
 
@@ -21,6 +22,9 @@ pub struct TokenSettings {
     /// The longest `expiresInMinutes` a new token may have; with one, every token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_expires_in_minutes: Option<u32>,
+    /// The portal in the vendor's brand.
+    #[serde(skip_serializing_if = "Branding::is_default")]
+    pub branding: Branding,
 }
 
 impl Default for TokenSettings {
@@ -30,6 +34,7 @@ impl Default for TokenSettings {
             personal_tokens_enabled: true,
             tenant_tokens_enabled: true,
             max_expires_in_minutes: None,
+            branding: Branding::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Pure rules: identifiers, secrets, token records, claims. No AWS and no HTTP types.
 
 pub mod audit;
+pub mod branding;
 pub mod configuration;
 pub mod directory;
 pub mod document;

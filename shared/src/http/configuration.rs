@@ -12,6 +12,7 @@ use super::caller::Vendor;
 use super::request::{Call, StrictBody, nullable};
 use super::response::json;
 use crate::app::App;
+use crate::domain::branding::Branding;
 use crate::domain::configuration::TokenSettings;
 use crate::domain::rules;
 use crate::error::Result;
@@ -33,6 +34,8 @@ struct Configuration {
     tenant_tokens_enabled: bool,
     /// `null` when tokens may live as long as they are made to.
     max_expires_in_minutes: Option<u32>,
+    /// The portal's look (an addition to Frontegg's fields).
+    branding: Branding,
 }
 
 fn answer(app: &App, settings: TokenSettings) -> Result<Response> {
@@ -45,6 +48,7 @@ fn answer(app: &App, settings: TokenSettings) -> Result<Response> {
         personal_tokens_enabled: settings.personal_tokens_enabled,
         tenant_tokens_enabled: settings.tenant_tokens_enabled,
         max_expires_in_minutes: settings.max_expires_in_minutes,
+        branding: settings.branding,
     };
     json(StatusCode::OK, &configuration)
 }
@@ -57,16 +61,20 @@ struct PublicConfiguration {
     public_keys: Vec<String>,
     jwt_algorithm: &'static str,
     default_token_expiration: i64,
+    /// The portal's look: what its page shows anyone.
+    branding: Branding,
 }
 
-/// `GET /identity/resources/configurations/v1/public`: anonymous, the verification keys only
-/// (the vendor's switches are the vendor's).
+/// `GET /identity/resources/configurations/v1/public`: anonymous, the verification keys and
+/// the portal's branding (the vendor's switches are the vendor's).
 pub async fn public_configuration(app: Arc<App>, _: Call) -> Result<Response> {
+    let settings = app.directory().token_settings().await?;
     let configuration = PublicConfiguration {
         public_key: app.public_key().pem(),
         public_keys: app.published_keys().iter().map(|key| key.pem()).collect(),
         jwt_algorithm: "RS256",
         default_token_expiration: app.access_token_ttl_seconds(),
+        branding: settings.branding,
     };
     json(StatusCode::OK, &configuration)
 }
@@ -87,6 +95,8 @@ struct ConfigurationPatch {
     /// `Some(None)`: `null`, which lifts the maximum.
     #[serde(default, deserialize_with = "nullable")]
     max_expires_in_minutes: Option<Option<Number>>,
+    /// Any JSON, so that a bad field is refused by name; replaces the branding as a whole.
+    branding: Option<serde_json::Value>,
 }
 
 impl StrictBody for ConfigurationPatch {
@@ -119,6 +129,11 @@ async fn change(app: &App, call: &Call, patch: ConfigurationPatch) -> Result<Res
         .max_expires_in_minutes
         .map(|max| rules::max_expires_in_minutes(max.as_ref()))
         .transpose()?;
+    let branding = patch
+        .branding
+        .as_ref()
+        .map(Branding::from_json)
+        .transpose()?;
     let settings = app
         .directory()
         .by(call.attribution())
@@ -133,6 +148,9 @@ async fn change(app: &App, call: &Call, patch: ConfigurationPatch) -> Result<Res
             settings.tenant_tokens_enabled =
                 keep(patch.tenant_tokens_enabled, settings.tenant_tokens_enabled);
             settings.max_expires_in_minutes = max.unwrap_or(settings.max_expires_in_minutes);
+            if let Some(branding) = branding.clone() {
+                settings.branding = branding;
+            }
             Ok(settings)
         })
         .await?;

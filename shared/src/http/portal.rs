@@ -187,7 +187,7 @@ fn page_document() -> &'static Page {
             html: HTML.replace("/*STYLE*/", CSS).replace("/*SCRIPT*/", JS),
             policy: format!(
                 "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
-                 img-src 'self' data:; base-uri 'none'; form-action 'none'",
+                 base-uri 'none'; form-action 'none'",
                 hash(JS),
                 hash(CSS)
             ),
@@ -195,11 +195,18 @@ fn page_document() -> &'static Page {
     })
 }
 
-/// `GET /portal`: the self-service page. It reads its hand-off from the URL fragment.
+/// `GET /portal`: the self-service page. It reads its hand-off from the URL fragment. Images
+/// come from the page itself and data URLs, and from the logo's origin only when the vendor's
+/// branding names one.
 pub async fn page(app: Arc<App>, _: Call) -> Result<Response> {
     let page = page_document();
+    let branding = app.directory().token_settings().await?.branding;
+    let logo = branding
+        .logo_origin()
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
     let policy = format!(
-        "{}; frame-ancestors {}",
+        "{}; img-src 'self' data:{logo}; frame-ancestors {}",
         page.policy,
         app.portal_frame_ancestors()
     );

@@ -5,7 +5,8 @@
 // usage: node portal_e2e.mjs CONFIG_JSON
 //   {base, screenshots, vendorToken, tenant, users: {admin, personalOnly}}
 // Prints one JSON object of findings; exits 1 with the failure on stderr.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.argv[2]);
@@ -34,8 +35,8 @@ async function portalUrl(user) {
   return body.url;
 }
 
-async function open(url, viewport) {
-  const context = await browser.newContext({ viewport, permissions: ['clipboard-read', 'clipboard-write'] });
+async function open(url, viewport, colorScheme = 'light') {
+  const context = await browser.newContext({ viewport, colorScheme, permissions: ['clipboard-read', 'clipboard-write'] });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));
@@ -268,6 +269,46 @@ try {
   found.narrowOverflow.push(await np.evaluate(() => document.documentElement.scrollWidth));
   await shot(np, 'activity-375');
   await narrow.context.close();
+
+  // 6. In the vendor's brand (name, logo, accent colours, auto mode), light and dark, at 1280
+  // and 375 px: each screenshot taken, and axe-core run over the page (in a context of its
+  // own that lets the test inject it past the page's CSP).
+  const logo = 'data:image/svg+xml;base64,' + Buffer.from(
+    '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32"><rect width="120" height="32" rx="6" fill="#6d28d9"/></svg>',
+  ).toString('base64');
+  const branding = { displayName: 'Hooli', logoUrl: logo, accentColor: '#6d28d9', accentColorDark: '#c4b5fd', theme: 'auto' };
+  const branded = await fetch(`${config.base}/identity/resources/configurations/v1`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', 'x-access-token': config.vendorToken },
+    body: JSON.stringify({ branding }),
+  });
+  check(branded.status === 200, `branding: ${branded.status} ${await branded.text()}`);
+  const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  found.branded = {};
+  for (const [scheme, width] of [['light', 1280], ['dark', 1280], ['light', 375], ['dark', 375]]) {
+    const b = await open(await portalUrl(config.users.admin), { width, height: 900 }, scheme);
+    await b.page.waitForSelector('#view-personal table, #view-personal .empty');
+    await b.page.waitForFunction(() => document.getElementById('brand-logo').complete);
+    await shot(b.page, `branded-${scheme}-${width}`);
+    const seen = await b.page.evaluate(() => ({
+      title: document.getElementById('title').textContent,
+      logo: document.getElementById('brand-logo').naturalWidth > 0,
+      accent: getComputedStyle(document.getElementById('create-personal')).backgroundColor,
+    }));
+    const html = await b.page.content();
+    const audit = await browser.newContext({ viewport: { width, height: 900 }, colorScheme: scheme, bypassCSP: true });
+    const ap = await audit.newPage();
+    await ap.route('**/*', (route) => route.request().url().startsWith(config.base) ? route.continue() : route.abort());
+    await ap.goto(await portalUrl(config.users.admin));
+    await ap.waitForSelector('#view-personal table, #view-personal .empty');
+    await ap.addScriptTag({ content: axeSource });
+    const results = await ap.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', ')));
+    await audit.close();
+    found.branded[`${scheme}-${width}`] = { ...seen, violations: results, problems: b.problems, hasName: html.includes('Hooli') };
+    await b.context.close();
+  }
 
   console.log(JSON.stringify(found));
 } catch (e) {
