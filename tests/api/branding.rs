@@ -1,6 +1,6 @@
-//! The portal in the vendor's brand: set through the configuration API (vendor only, each field
-//! checked and refused by name), read by the page from the public configuration, the logo's
-//! origin allowed in the page's CSP only when set.
+//! The portal as the vendor's: its brand, set through the configuration API (vendor only, each
+//! field checked and refused by name), read by the page from the public configuration, the
+//! logo's origin allowed in the page's CSP only when set; and people named, not numbered.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -157,4 +157,40 @@ fn refusals() -> Vec<(Value, &'static str)> {
         (json!({"displayName": ""}), "branding.displayName"),
         (json!({"colour": "#000"}), "branding must be"),
     ]
+}
+
+/// Tenant token listings name each token's maker: the user by name (else email), or, for a
+/// token the vendor made with no user, its vendor credential by name.
+#[tokio::test]
+async fn listings_name_who_made_each_token() {
+    let t = spawn_app(Backing::Embedded).await;
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    acme.token(json!({"description": "by the vendor"})).await;
+    let alice = acme.user("alice");
+    alice.join(json!([])).await;
+    let by_alice = alice
+        .create_tenant_token(TENANT_TOKENS, json!({"description": "by alice"}))
+        .await;
+    assert_eq!(by_alice.status, StatusCode::CREATED, "{:?}", by_alice.body);
+    let credentials = vendor
+        .call(Method::GET, "/vendor/v1/credentials", None)
+        .await;
+    let name = credentials.body[0]["name"].as_str().unwrap().to_owned();
+    let listed = acme.list_tokens().await;
+    let made_by = |description: &str| {
+        let tokens = listed.body.as_array().unwrap();
+        let token = tokens
+            .iter()
+            .find(|t| t["description"] == description)
+            .unwrap();
+        token["createdByName"].clone()
+    };
+    assert_eq!(made_by("by the vendor"), json!(name), "{:?}", listed.body);
+    assert_eq!(
+        made_by("by alice"),
+        json!("alice@example.test"),
+        "{:?}",
+        listed.body
+    );
 }

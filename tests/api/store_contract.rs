@@ -160,6 +160,7 @@ async fn token(s: &Subject, tenant_id: &str, user: Option<&str>) -> ApiToken {
         )),
         allowed_ips: m2m_shared::domain::network::AllowedIps::default(),
         trust_policies: Vec::new(),
+        created_by_vendor: None,
         lives,
     }
 }

@@ -56,6 +56,9 @@ pub struct TokenRecord {
     user_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created_by_user_id: Option<UserId>,
+    /// The vendor credential (its clientId) whose token made it, when no user did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_by_vendor: Option<String>,
     /// Absent when none was given (records written before it could be absent hold a text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
@@ -257,6 +260,7 @@ impl From<&ApiToken> for TokenRecord {
                 TokenOwner::Tenant => None,
             },
             created_by_user_id: token.created_by_user_id.clone(),
+            created_by_vendor: token.created_by_vendor.clone(),
             description: token.description.clone(),
             metadata: token.metadata.clone(),
             role_ids: token.role_ids.clone(),
@@ -284,6 +288,7 @@ impl From<TokenRecord> for ApiToken {
             tenant_id: record.tenant_id,
             owner: record.user_id.map_or(TokenOwner::Tenant, TokenOwner::User),
             created_by_user_id: record.created_by_user_id,
+            created_by_vendor: record.created_by_vendor,
             description: record.description,
             metadata: record.metadata,
             role_ids: record.role_ids,

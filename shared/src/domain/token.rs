@@ -49,6 +49,8 @@ pub struct ApiToken {
     pub tenant_id: TenantId,
     pub owner: TokenOwner,
     pub created_by_user_id: Option<UserId>,
+    /// The vendor credential whose token made it, when no user did.
+    pub created_by_vendor: Option<String>,
     /// `None` when none was given.
     pub description: Option<String>,
     pub metadata: Metadata,

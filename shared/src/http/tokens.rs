@@ -1,5 +1,6 @@
 //! Token management: tenant tokens and personal tokens, each managed by its owner.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -250,29 +251,54 @@ pub async fn list_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<
 /// made it (one read per such user).
 pub async fn list_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<Response> {
     let tokens = app.api_tokens().list(&caller.manager()).await?;
-    let mut makers: Vec<&UserId> = tokens
-        .iter()
-        .filter_map(|t| t.created_by_user_id.as_ref())
-        .collect();
-    makers.sort();
-    makers.dedup();
-    let directory = app.directory();
-    let read = makers.iter().map(|id| directory.user(id));
-    let people = futures::future::try_join_all(read).await?;
-    let names: std::collections::HashMap<&UserId, String> = (makers.iter().zip(people))
-        .filter_map(|(id, person)| Some((*id, person?.doc.display_name()?.to_owned())))
-        .collect();
+    let names = makers(&app, &tokens).await?;
     let views: Vec<_> = tokens
         .iter()
         .map(|t| TenantTokenView {
-            created_by_name: t
-                .created_by_user_id
-                .as_ref()
-                .and_then(|id| names.get(id).cloned()),
+            created_by_name: maker_of(t).and_then(|maker| names.get(&maker).cloned()),
             ..TenantTokenView::of(t, None)
         })
         .collect();
     json(StatusCode::OK, &views)
+}
+
+/// Who made a token: a user, or the vendor credential whose token did.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Maker {
+    User(UserId),
+    Vendor(String),
+}
+
+fn maker_of(token: &ApiToken) -> Option<Maker> {
+    match (&token.created_by_user_id, &token.created_by_vendor) {
+        (Some(user), _) => Some(Maker::User(user.clone())),
+        (None, Some(vendor)) => Some(Maker::Vendor(vendor.clone())),
+        (None, None) => None,
+    }
+}
+
+/// What people call the makers of `tokens`: each user's name (else email), one read per user;
+/// each vendor credential's name, from one listing. Makers since deleted are left out.
+async fn makers(app: &App, tokens: &[ApiToken]) -> Result<HashMap<Maker, String>> {
+    let mut users: Vec<&UserId> = (tokens.iter())
+        .filter_map(|t| t.created_by_user_id.as_ref())
+        .collect();
+    users.sort();
+    users.dedup();
+    let directory = app.directory();
+    let people = futures::future::try_join_all(users.iter().map(|id| directory.user(id))).await?;
+    let mut names: HashMap<Maker, String> = (users.iter().zip(people))
+        .filter_map(|(id, person)| {
+            let name = person?.doc.display_name()?.to_owned();
+            Some((Maker::User((*id).clone()), name))
+        })
+        .collect();
+    if tokens.iter().any(|t| t.created_by_vendor.is_some()) {
+        for vendor in app.vendors().list().await? {
+            names.insert(Maker::Vendor(vendor.client_id.to_string()), vendor.name);
+        }
+    }
+    Ok(names)
 }
 
 /// `DELETE /identity/resources/users/api-tokens/v1/{id}`.

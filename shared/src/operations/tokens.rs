@@ -1,7 +1,7 @@
 //! API tokens as their owners manage them: create (the secret shown once), list, change,
 //! delete.
 
-use crate::domain::audit::{Attribution, Severity};
+use crate::domain::audit::{Actor, Attribution, Severity};
 use crate::domain::federation::TrustPolicy;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
@@ -179,11 +179,16 @@ impl ApiTokens<'_> {
             .hash(&secret, &Party::Tenant(tenant_id.clone()))
             .await?;
         let now = self.clock.now();
+        let created_by_vendor = match &self.audit.by.actor {
+            Actor::Vendor { id } if new.created_by_user_id.is_none() => Some(id.clone()),
+            _ => None,
+        };
         let record = ApiToken {
             client_id: ClientId::generate(),
             tenant_id: tenant_id.clone(),
             owner,
             created_by_user_id: new.created_by_user_id,
+            created_by_vendor,
             description: new.description,
             metadata: new.metadata,
             role_ids: new.role_ids,

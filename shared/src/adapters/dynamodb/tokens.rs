@@ -41,10 +41,11 @@ const KEPT_ATTRIBUTES: [&str; 10] = [
     "rotatedAt",
 ];
 /// Attributes a token item may lack; a replacement without one removes it.
-const OPTIONAL_ATTRIBUTES: [&str; 8] = [
+const OPTIONAL_ATTRIBUTES: [&str; 9] = [
     "allowedIps",
     "trustPolicies",
     "createdByUserId",
+    "createdByVendor",
     "description",
     "expiresAt",
     "ttl",
