@@ -19,6 +19,7 @@
   // the last fifth of its life, for a shorter one. So never on the day it is made.
   const SOON_MS = 7 * 24 * 3600 * 1000;
   const SOON_FRACTION = 0.2;
+  const UNUSED_MS = 30 * 24 * 3600 * 1000;
   const VIEWS = ['personal', 'tenant', 'activity'];
   const ACTIVITY_PAGE = 20;
 
@@ -140,6 +141,17 @@
     return life > SOON_MS ? SOON_MS : life * SOON_FRACTION;
   }
 
+  // When it was last used, and a mark when it has not been for 30 days (or, never used, was
+  // made more than 30 days ago): a token to retire.
+  function lastUsedCell(token) {
+    const cell = [formatDate(token.lastUsedAt) || h('span', { class: 'muted', text: 'Never' })];
+    const since = new Date(token.lastUsedAt || token.createdAt).getTime();
+    if (Date.now() - since >= UNUSED_MS) {
+      cell.push(h('span', { class: 'badge unused', text: 'Unused 30 days', title: 'Not used for 30 days or more: retire it if nothing needs it' }));
+    }
+    return cell;
+  }
+
   function expiryCell(token) {
     if (!token.expires) return ['Never'];
     const at = new Date(token.expires).getTime();
@@ -207,7 +219,7 @@
         cells.push(['Roles', roles || h('span', { class: 'muted', text: 'None' })]);
       }
       cells.push(['Expires', expiryCell(token)]);
-      cells.push(['Last used', formatDate(token.lastUsedAt) || h('span', { class: 'muted', text: 'Never' })]);
+      cells.push(['Last used', lastUsedCell(token)]);
       const name = token.description || token.clientId;
       cells.push(['Actions', h('span', { class: 'row-actions' },
         kind === 'tenant' && can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit ' + name, onclick: (e) => openEdit(token, e.currentTarget), text: 'Edit' }) : null,

@@ -136,6 +136,11 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
         found["signedInAs"],
         "Signed in as Alice Liddell in Acme Inc."
     );
+    assert_eq!(
+        found["monthOn"],
+        json!({"unused": 1, "expired": "Expired"}),
+        "a month on, a token never used is marked for retiring"
+    );
     // In the vendor's brand: its name and logo, its accent in each mode, and no serious or
     // critical accessibility violation in either.
     for (mode, accent) in [

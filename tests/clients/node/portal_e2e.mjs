@@ -310,6 +310,19 @@ try {
     await b.context.close();
   }
 
+  // 7. A month on (the browser's clock moved 31 days ahead): a token never used since it was
+  // made is marked for retiring; the 7-day one has expired.
+  const later = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const lp = await later.newPage();
+  await lp.clock.setFixedTime(new Date(Date.now() + 31 * 24 * 3600 * 1000));
+  await lp.goto(await portalUrl(config.users.admin));
+  await lp.waitForSelector('#view-personal tbody tr');
+  found.monthOn = {
+    unused: await lp.locator('#view-personal tbody tr:has-text("keyboard token") .badge.unused').count(),
+    expired: await lp.locator('#view-personal tbody tr:has-text("keyboard token") .badge.expired').textContent(),
+  };
+  await later.close();
+
   console.log(JSON.stringify(found));
 } catch (e) {
   console.error(e.stack || String(e));
