@@ -144,10 +144,9 @@ impl App {
     pub async fn shut_down(&self) {
         let now = self.clock.now();
         let days = self.settings.audit_retention_days;
-        for event in self.usage.drain(now, days) {
-            if let Err(e) = self.audits.record_event(&event).await {
-                tracing::warn!(error = %e, "a token's uses of a minute could not be recorded");
-            }
+        for past in self.usage.drain() {
+            let stores = (&*self.audits, &*self.rates);
+            crate::operations::record_minute(stores, &past, now, days).await;
         }
     }
 
@@ -244,6 +243,7 @@ impl App {
     pub fn api_tokens(&self) -> ApiTokens<'_> {
         ApiTokens {
             tokens: &*self.tokens,
+            rates: &*self.rates,
             retirement: self.retirement(),
             directory: &*self.directory,
             clock: &*self.clock,

@@ -1,6 +1,7 @@
 //! The narrow interfaces the operations need; adapters implement them for DynamoDB + KMS and
 //! for the embedded local default.
 
+use crate::domain::usage::{Day, DayUsage, MinuteUsage};
 use async_trait::async_trait;
 
 use crate::domain::audit::{AuditEvent, AuditPage, AuditQuery};
@@ -216,6 +217,13 @@ pub trait RateStore: Send + Sync {
         limit: u32,
         at: Timestamp,
     ) -> Result<Option<Reserved>>;
+
+    /// Adds a minute's counts to its day's (kept until [`Day::kept_until`]), if the token
+    /// still exists: a token deleted meanwhile gets no record.
+    async fn add_usage(&self, usage: &MinuteUsage) -> Result<()>;
+
+    /// The token's kept days from `from` on, oldest first.
+    async fn usage_since(&self, client_id: &ClientId, from: Day) -> Result<Vec<DayUsage>>;
 }
 
 /// A minute of the clock, and whether the caller reserved in it before.

@@ -117,6 +117,8 @@ failing!(RefreshStore {
 });
 failing!(RateStore {
     fn reserve_uses(&self, client_id: &ClientId, window: UseWindow, want: u32, limit: u32, at: Timestamp) -> Result<Option<Reserved>>;
+    fn add_usage(&self, usage: &m2m_shared::domain::usage::MinuteUsage) -> Result<()>;
+    fn usage_since(&self, client_id: &ClientId, from: m2m_shared::domain::usage::Day) -> Result<Vec<m2m_shared::domain::usage::DayUsage>>;
 });
 failing!(HandoffStore {
     fn put_handoff(&self, handoff: &Handoff, event: &AuditEvent) -> Result<()>;

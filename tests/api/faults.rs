@@ -211,6 +211,18 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             &format!("{user_tokens}/{personal}/rotate"),
             Some(json!({})),
         )),
+        user(call(
+            M::GET,
+            "/identity/resources/users/api-tokens/v1/{id}/usage",
+            &format!("{user_tokens}/{personal}/usage"),
+            None,
+        )),
+        tenant(call(
+            M::GET,
+            "/identity/resources/tenants/api-tokens/v1/{id}/usage",
+            &format!("{tenant_tokens}/{tenant_id}/usage"),
+            None,
+        )),
         tenant(call(
             M::POST,
             "/identity/resources/tenants/api-tokens/v1/{id}/rotate",

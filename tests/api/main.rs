@@ -42,5 +42,6 @@ mod strict_bodies;
 mod template;
 mod typed_clients;
 mod upgrades;
+mod usage;
 mod vendor_credentials;
 mod verifier;

@@ -176,6 +176,11 @@ impl Member<'_> {
         self.tenant.vendor.send(method, path, &headers, body).await
     }
 
+    /// Any call to `path` with this user's and tenant's headers.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, body.as_ref()).await
+    }
+
     /// Makes the user a member of the tenant with `role_ids` (the directory's PUT user).
     pub async fn join(&self, role_ids: Value) {
         let t = self.tenant.vendor.t;

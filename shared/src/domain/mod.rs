@@ -16,6 +16,7 @@ pub mod rules;
 pub mod secret;
 pub mod time;
 pub mod token;
+pub mod usage;
 
 pub use ids::{ClientId, GrantId, TenantId, UserId};
 pub use jwt::{AccessClaims, PublicKey, TokenType, VendorClaims};

@@ -68,13 +68,13 @@ struct PublicConfiguration {
 /// `GET /identity/resources/configurations/v1/public`: anonymous, the verification keys and
 /// the portal's branding (the vendor's switches are the vendor's).
 pub async fn public_configuration(app: Arc<App>, _: Call) -> Result<Response> {
-    let settings = app.directory().token_settings().await?;
+    let branding = app.directory().branding().await;
     let configuration = PublicConfiguration {
         public_key: app.public_key().pem(),
         public_keys: app.published_keys().iter().map(|key| key.pem()).collect(),
         jwt_algorithm: "RS256",
         default_token_expiration: app.access_token_ttl_seconds(),
-        branding: settings.branding,
+        branding,
     };
     json(StatusCode::OK, &configuration)
 }

@@ -200,7 +200,7 @@ fn page_document() -> &'static Page {
 /// branding names one.
 pub async fn page(app: Arc<App>, _: Call) -> Result<Response> {
     let page = page_document();
-    let branding = app.directory().token_settings().await?.branding;
+    let branding = app.directory().branding().await;
     let logo = branding
         .logo_origin()
         .map(|o| format!(" {o}"))

@@ -13,6 +13,7 @@ use super::response::{done, json};
 use crate::app::App;
 use crate::domain::federation::{LocalIssuers, TrustPolicy, trust_policies};
 use crate::domain::rules;
+use crate::domain::usage::Refused;
 use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, SecretState, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::operations::{Manager, NewToken, TOKEN, TokenPatch};
@@ -418,4 +419,51 @@ async fn patched(app: &App, manager: &Manager, call: &Call) -> Result<ApiToken> 
 pub async fn patch_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let token = patched(&app, &caller.manager(), &call).await?;
     json(StatusCode::OK, &TenantTokenView::of(&token, None))
+}
+
+/// A token's use over the last 30 days, as `GET …/api-tokens/v1/{clientId}/usage` answers it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageView {
+    client_id: ClientId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+    /// Oldest first, today (UTC) last.
+    days: Vec<DayView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DayView {
+    /// `YYYY-MM-DD`, UTC.
+    date: String,
+    issued: u64,
+    refused: Refused,
+}
+
+async fn usage_view(app: &App, manager: &Manager, call: &Call) -> Result<Response> {
+    let client_id = call.client_id(TOKEN)?;
+    let (token, days) = app.api_tokens().usage(manager, &client_id).await?;
+    let view = UsageView {
+        client_id: token.client_id,
+        last_used_at: token.last_used_at.map(|t| t.iso8601()),
+        days: (days.into_iter())
+            .map(|d| DayView {
+                date: d.day.date(),
+                issued: d.counts.issued,
+                refused: d.counts.refused,
+            })
+            .collect(),
+    };
+    json(StatusCode::OK, &view)
+}
+
+/// `GET /identity/resources/users/api-tokens/v1/{id}/usage`.
+pub async fn usage_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
+    usage_view(&app, &caller.manager(), &call).await
+}
+
+/// `GET /identity/resources/tenants/api-tokens/v1/{id}/usage`.
+pub async fn usage_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
+    usage_view(&app, &caller.manager(), &call).await
 }

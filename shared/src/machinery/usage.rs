@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value, json};
 
 use crate::domain::audit::{Action, Actor, Attribution, AuditEvent, Severity, Target};
+use crate::domain::usage::{Counts, MinuteUsage, Refused};
 use crate::domain::{ApiToken, ClientId, TenantId, Timestamp};
 
 const MINUTE_MILLIS: i64 = 60_000;
@@ -104,15 +105,10 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    /// Counts a JWT issued from `token` at `now`; the event of its counts of an earlier
-    /// minute, if any, to be written now.
-    pub(crate) fn issued(
-        &self,
-        token: &ApiToken,
-        now: Timestamp,
-        retention_days: u32,
-    ) -> Option<AuditEvent> {
-        self.count(token, now, retention_days, |minute| minute.issued += 1)
+    /// Counts a JWT issued from `token` at `now`; its counts of an earlier minute, if any, to
+    /// be written now.
+    pub(crate) fn issued(&self, token: &ApiToken, now: Timestamp) -> Option<MinuteUsage> {
+        self.count(token, now, |minute| minute.issued += 1)
     }
 
     /// Counts a refusal of `token` at `now`, as [`Usage::issued`].
@@ -121,19 +117,17 @@ impl Usage {
         token: &ApiToken,
         why: Refusal,
         now: Timestamp,
-        retention_days: u32,
-    ) -> Option<AuditEvent> {
+    ) -> Option<MinuteUsage> {
         let at = Refusal::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        self.count(token, now, retention_days, |minute| minute.refused[at] += 1)
+        self.count(token, now, |minute| minute.refused[at] += 1)
     }
 
     fn count(
         &self,
         token: &ApiToken,
         now: Timestamp,
-        retention_days: u32,
         add: impl FnOnce(&mut Minute),
-    ) -> Option<AuditEvent> {
+    ) -> Option<MinuteUsage> {
         let minute = now.millis().div_euclid(MINUTE_MILLIS);
         let fresh = || Minute {
             minute,
@@ -149,51 +143,83 @@ impl Usage {
         let past = (entry.minute != minute).then(|| std::mem::replace(entry, fresh()));
         add(entry);
         drop(minutes);
-        past.map(|past| past.event(token.client_id, now, retention_days))
+        past.map(|past| past.finished(token.client_id))
     }
 
-    /// Every count held, as the events to write at `now`: what a stopping process hands on.
-    pub(crate) fn drain(&self, now: Timestamp, retention_days: u32) -> Vec<AuditEvent> {
+    /// Every count held: what a stopping process hands on.
+    pub(crate) fn drain(&self) -> Vec<MinuteUsage> {
         let Ok(mut minutes) = self.minutes.lock() else {
             return Vec::new();
         };
         (minutes.drain())
-            .map(|(client_id, minute)| minute.event(client_id, now, retention_days))
+            .map(|(client_id, minute)| minute.finished(client_id))
             .collect()
     }
 }
 
 impl Minute {
-    fn event(self, client_id: ClientId, now: Timestamp, retention_days: u32) -> AuditEvent {
-        let refused: Map<String, Value> = Refusal::ALL
-            .iter()
-            .zip(self.refused)
-            .map(|(why, n)| (why.name().to_owned(), json!(n)))
-            .collect();
-        let total: u64 = self.refused.iter().sum();
-        let started = Timestamp::from_millis(self.minute * MINUTE_MILLIS);
-        let action = Action {
-            name: "apiToken.used",
-            severity: if total > 0 {
-                Severity::Medium
-            } else {
-                Severity::Info
+    fn finished(self, client_id: ClientId) -> MinuteUsage {
+        let [secret, allow_list, rate_limit, disabled] = self.refused;
+        MinuteUsage {
+            client_id,
+            tenant_id: self.tenant_id,
+            minute: Timestamp::from_millis(self.minute * MINUTE_MILLIS),
+            counts: Counts {
+                issued: self.issued,
+                refused: Refused {
+                    secret,
+                    allow_list,
+                    rate_limit,
+                    disabled,
+                },
             },
-            target: Target::new("apiToken", client_id),
-            tenant_id: Some(self.tenant_id),
-        };
-        let by = Attribution::new(Actor::Credential { id: client_id }, None, None);
-        let mut event = AuditEvent::of(action, &by, now, retention_days);
-        event.description = format!(
-            "API token {client_id}: {} JWTs issued, {total} refused in the minute from {}",
-            self.issued,
-            started.iso8601()
-        );
-        event.fields = Map::from_iter([
-            ("minute".to_owned(), json!(started.iso8601())),
-            ("issued".to_owned(), json!(self.issued)),
-            ("refused".to_owned(), Value::Object(refused)),
-        ]);
-        event
+        }
     }
+}
+
+/// A finished minute as its `apiToken.used` audit event, written at `now`.
+pub(crate) fn used_event(usage: &MinuteUsage, now: Timestamp, retention_days: u32) -> AuditEvent {
+    let refused = &usage.counts.refused;
+    let by_reason = [
+        refused.secret,
+        refused.allow_list,
+        refused.rate_limit,
+        refused.disabled,
+    ];
+    let refused_fields: Map<String, Value> = Refusal::ALL
+        .iter()
+        .zip(by_reason)
+        .map(|(why, n)| (why.name().to_owned(), json!(n)))
+        .collect();
+    let total = refused.total();
+    let action = Action {
+        name: "apiToken.used",
+        severity: if total > 0 {
+            Severity::Medium
+        } else {
+            Severity::Info
+        },
+        target: Target::new("apiToken", usage.client_id),
+        tenant_id: Some(usage.tenant_id.clone()),
+    };
+    let by = Attribution::new(
+        Actor::Credential {
+            id: usage.client_id,
+        },
+        None,
+        None,
+    );
+    let mut event = AuditEvent::of(action, &by, now, retention_days);
+    event.description = format!(
+        "API token {}: {} JWTs issued, {total} refused in the minute from {}",
+        usage.client_id,
+        usage.counts.issued,
+        usage.minute.iso8601()
+    );
+    event.fields = Map::from_iter([
+        ("minute".to_owned(), json!(usage.minute.iso8601())),
+        ("issued".to_owned(), json!(usage.counts.issued)),
+        ("refused".to_owned(), Value::Object(refused_fields)),
+    ]);
+    event
 }

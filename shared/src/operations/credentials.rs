@@ -26,7 +26,9 @@ use crate::ports::{
 };
 
 use super::{Bcrypt, Owners, TokenRateLimit, issue_time, parse_credentials, sign};
+use crate::domain::usage::MinuteUsage;
 use crate::machinery::remembered::Tag;
+use crate::machinery::usage::used_event;
 use crate::machinery::{Party, PublishedList, ReadPlans, Reads, Refusal, SignedList, Usage};
 
 pub struct Credentials<'a> {
@@ -441,18 +443,16 @@ impl<'a> Credentials<'a> {
     /// Counts a JWT issued from `token` (`Ok`) or a refusal (`Err`), writing the counts of
     /// an earlier minute if this is the token's first use in this one (see [`Usage`]).
     async fn counted(&self, outcome: Result<(), Refusal>, token: &ApiToken, now: Timestamp) {
-        let days = self.settings.audit_retention_days;
         let past = match outcome {
-            Ok(()) => self.usage.issued(token, now, days),
+            Ok(()) => self.usage.issued(token, now),
             Err(why) => {
                 metrics::refused(why.into());
-                self.usage.refused(token, why, now, days)
+                self.usage.refused(token, why, now)
             }
         };
-        if let Some(event) = past
-            && let Err(e) = self.audits.record_event(&event).await
-        {
-            tracing::warn!(error = %e, "a token's uses of a minute could not be recorded");
+        if let Some(past) = past {
+            let days = self.settings.audit_retention_days;
+            record_minute((self.audits, self.rates), &past, now, days).await;
         }
     }
 
@@ -698,5 +698,20 @@ fn grants(roles: &[Role], permissions: &[Permission]) -> Grants {
     Grants {
         roles: roles.iter().map(|r| r.key.to_string()).collect(),
         permissions: permission_keys,
+    }
+}
+
+/// Writes a token's finished minute: its `apiToken.used` event, and its counts added to its
+/// day's. A failure loses that minute's record, never the request.
+pub(crate) async fn record_minute(
+    (audits, rates): (&dyn AuditStore, &dyn RateStore),
+    usage: &MinuteUsage,
+    now: Timestamp,
+    retention_days: u32,
+) {
+    let event = used_event(usage, now, retention_days);
+    let (recorded, added) = tokio::join!(audits.record_event(&event), rates.add_usage(usage));
+    for failed in [recorded.err(), added.err()].into_iter().flatten() {
+        tracing::warn!(error = %failed, "a token's uses of a minute could not be recorded");
     }
 }

@@ -14,6 +14,7 @@
 //! changed nothing: so a redelivered event or a repeated `DELETE` finishes what a failure cut
 //! short, and a cascade racing a re-creation never ends a token that works.
 
+use crate::domain::branding::Branding;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,6 +36,9 @@ use super::{Auditor, Retirement, check_permission_ids, check_role_ids, named_ane
 
 /// Conditional writes tried before a write gives up with a 409 the caller may retry.
 const WRITE_ATTEMPTS: u32 = 8;
+
+/// The longest the public page and configuration wait for the branding.
+pub const BRANDING_BUDGET: std::time::Duration = std::time::Duration::from_millis(300);
 
 pub struct Directory<'a> {
     pub(crate) directory: &'a dyn DirectoryStore,
@@ -375,6 +379,23 @@ impl Directory<'_> {
     pub async fn token_settings(&self) -> Result<TokenSettings> {
         let settings = self.stored(EntityKind::Configuration, TOKEN_SETTINGS_ID);
         Ok(settings.await?.unwrap_or_default())
+    }
+
+    /// The portal's branding, for what anyone reads (the page, the public configuration): read
+    /// within [`BRANDING_BUDGET`], and the page's own look when the store cannot answer in
+    /// time, so that those keep working without it (they need no store otherwise).
+    pub async fn branding(&self) -> Branding {
+        match tokio::time::timeout(BRANDING_BUDGET, self.token_settings()).await {
+            Ok(Ok(settings)) => settings.branding,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the branding could not be read: shown without it");
+                Branding::default()
+            }
+            Err(_) => {
+                tracing::warn!("the branding was not read in time: shown without it");
+                Branding::default()
+            }
+        }
     }
 
     /// Applies `change` to the settings as read inside one conditional write.

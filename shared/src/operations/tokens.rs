@@ -6,12 +6,13 @@ use crate::domain::federation::TrustPolicy;
 use crate::domain::network::AllowedIps;
 use crate::domain::portal::{PortalUser, TokenKind};
 use crate::domain::token::DEFAULT_GRACE_MINUTES;
+use crate::domain::usage::{DAYS_SHOWN, Day, DayUsage, last_days};
 use crate::domain::{
     ApiToken, ClientId, GrantId, Metadata, Secret, SecretFormat, SecretKind, SecretState, TenantId,
     TokenOwner, UserId,
 };
 use crate::error::{Error, Result};
-use crate::ports::{Clock, DirectoryStore, TokenStore};
+use crate::ports::{Clock, DirectoryStore, RateStore, TokenStore};
 
 use super::{
     Auditor, Bcrypt, Created, Owners, Retirement, check_permission_ids, check_role_ids, named_anew,
@@ -21,6 +22,7 @@ use crate::machinery::Party;
 
 pub struct ApiTokens<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
+    pub(crate) rates: &'a dyn RateStore,
     pub(crate) retirement: Retirement<'a>,
     pub(crate) directory: &'a dyn DirectoryStore,
     pub(crate) clock: &'a dyn Clock,
@@ -334,6 +336,21 @@ impl ApiTokens<'_> {
             record: token,
             secret,
         })
+    }
+
+    /// One of the caller's tokens and its use over the last [`DAYS_SHOWN`] days, today (UTC)
+    /// included, oldest first: JWTs issued and refusals by reason per day, as each process
+    /// wrote its finished minutes (the current minute's counts come later).
+    pub async fn usage(
+        &self,
+        manager: &Manager,
+        client_id: &ClientId,
+    ) -> Result<(ApiToken, Vec<DayUsage>)> {
+        let token = self.managed(manager, client_id).await?;
+        let today = Day::of(self.clock.now());
+        let from = Day(today.0 - DAYS_SHOWN + 1);
+        let kept = self.rates.usage_since(client_id, from).await?;
+        Ok((token, last_days(today, &kept)))
     }
 
     /// Changes a token's description, metadata, allowed addresses or trust policies, or a tenant

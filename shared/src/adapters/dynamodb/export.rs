@@ -30,6 +30,8 @@ fn exported(item: Item) -> Result<Option<Exported>> {
         ("VENDOR", _) => Ok(Some(Exported::Vendor {
             record: from_item("vendor", item)?,
         })),
+        // A token's counts per day: kept 90 days, not carried over.
+        ("TOKEN", mark) if mark.starts_with("USAGE#") => Ok(None),
         ("TOKEN", "TOKEN") => Ok(Some(Exported::Token {
             record: Box::new(from_item("token", item)?),
         })),

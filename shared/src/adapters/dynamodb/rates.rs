@@ -6,6 +6,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::*;
+use aws_sdk_dynamodb::types::{ConditionCheck, Update};
+
+use crate::domain::usage::{Counts, Day, DayUsage, MinuteUsage, Refused};
 use crate::ports::{RateStore, Reserved, UseWindow};
 
 /// What one conditional update found.
@@ -129,4 +132,106 @@ impl RateStore for DynamoStore {
             last_serial: issued,
         }))
     }
+
+    async fn add_usage(&self, usage: &MinuteUsage) -> Result<()> {
+        let day = Day::of(usage.minute);
+        let token_exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(token_pk(&usage.client_id), "TOKEN".into())))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(Error::internal)?;
+        let (counts, refused) = (&usage.counts, &usage.counts.refused);
+        let n = |value: u64| AttributeValue::N(value.to_string());
+        let add = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(usage_key(&usage.client_id, day)))
+            .update_expression(
+                "ADD issued :issued, secret :secret, allowList :allow, rateLimit :rate, \
+                 disabled :disabled SET #ttl = :ttl, #v = :v",
+            )
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#v", FORMAT_FIELD)
+            .expression_attribute_values(":issued", n(counts.issued))
+            .expression_attribute_values(":secret", n(refused.secret))
+            .expression_attribute_values(":allow", n(refused.allow_list))
+            .expression_attribute_values(":rate", n(refused.rate_limit))
+            .expression_attribute_values(":disabled", n(refused.disabled))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N(day.kept_until().seconds().to_string()),
+            )
+            .expression_attribute_values(":v", AttributeValue::N(RECORD_FORMAT.to_string()))
+            .build()
+            .map_err(Error::internal)?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(token_exists)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().update(add).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            // The token is gone: its counts go with it.
+            Err(e) if !failed_conditions(&e).is_empty() => Ok(()),
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
+    async fn usage_since(&self, client_id: &ClientId, from: Day) -> Result<Vec<DayUsage>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(token_pk(client_id)))
+            .expression_attribute_values(":from", s(usage_sk(from)))
+            .expression_attribute_values(":to", s("USAGE#~"))
+            .consistent_read(true);
+        let mut days = Vec::new();
+        for item in self.all_items(query).await? {
+            check_format("usage", &item)?;
+            let number = |name: &str| stored::<u64>(&item, name).unwrap_or_default();
+            let sk = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            let day = sk
+                .strip_prefix("USAGE#")
+                .and_then(|d| d.parse::<i64>().ok());
+            let Some(day) = day else {
+                return Err(corrupt("usage", format!("item {sk}")));
+            };
+            let refused = Refused {
+                secret: number("secret"),
+                allow_list: number("allowList"),
+                rate_limit: number("rateLimit"),
+                disabled: number("disabled"),
+            };
+            let counts = Counts {
+                issued: number("issued"),
+                refused,
+            };
+            days.push(DayUsage {
+                day: Day(day),
+                counts,
+            });
+        }
+        Ok(days)
+    }
+}
+
+/// The sort key of a token's counts of `day`, in its partition (so deleted with it).
+fn usage_sk(day: Day) -> String {
+    format!("USAGE#{:08}", day.0.max(0))
+}
+
+fn usage_key(client_id: &ClientId, day: Day) -> Item {
+    key(token_pk(client_id), usage_sk(day))
 }

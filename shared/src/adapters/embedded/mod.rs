@@ -68,7 +68,9 @@ pub(super) const WORKLOAD_TOKENS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("workload_tokens");
 pub(super) const WORKLOAD_EXPIRY: TableDefinition<&str, &[u8]> =
     TableDefinition::new("workload_expiry");
-pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 18] = [
+/// Each token's counts per day, keyed `<clientId>/<day, 8 hex digits>` (JSON [`Counts`]).
+pub(super) const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("usage");
+pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 19] = [
     audits::AUDITS,
     audits::AUDIT_OUTBOX,
     audits::AUDIT_INDEX,
@@ -80,6 +82,7 @@ pub(super) const ALL_TABLES: [TableDefinition<&str, &[u8]>; 18] = [
     REFRESH,
     WORKLOAD_TOKENS,
     WORKLOAD_EXPIRY,
+    USAGE,
     DIRECTORY,
     TENANT_TOKENS,
     USER_TOKENS,

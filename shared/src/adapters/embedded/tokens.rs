@@ -45,9 +45,11 @@ pub(super) fn delete_token_in(
             txn.open_table(USER_TOKENS)?.remove(user_key.as_str())?;
         }
     }
-    let mut refresh = txn.open_table(REFRESH)?;
-    for key in keys_under(&refresh, &key)? {
-        refresh.remove(key.as_str())?;
+    for table in [REFRESH, USAGE] {
+        let mut table = txn.open_table(table)?;
+        for key in keys_under(&table, &key)? {
+            table.remove(key.as_str())?;
+        }
     }
     Ok(())
 }
