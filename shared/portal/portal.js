@@ -224,6 +224,7 @@
       cells.push(['Actions', h('span', { class: 'row-actions' },
         kind === 'tenant' && can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit ' + name, onclick: (e) => openEdit(token, e.currentTarget), text: 'Edit' }) : null,
         can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Rotate the secret of ' + name, onclick: (e) => openRotate(kind, token, e.currentTarget), text: 'Rotate' }) : null,
+        h('button', { type: 'button', class: 'link', 'aria-label': 'Usage of ' + name, onclick: (e) => openUsage(kind, token, e.currentTarget), text: 'Usage' }),
         can.delete ? h('button', { type: 'button', class: 'link danger-text', 'aria-label': 'Delete ' + name, onclick: (e) => openDelete(kind, token, e.currentTarget), text: 'Delete' }) : null)]);
       return h('tr', {}, cells.map(([label, content]) => h('td', { 'data-label': label }, content)));
     });
@@ -580,6 +581,59 @@
       if (!state.ended) fail(dialog, e.message);
     }
   });
+
+  // A token's use over the last 30 days: a bar chart of the JWTs issued each day (refusals
+  // stacked above them), with a text alternative, and the same numbers as a table.
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, value);
+    for (const child of children) el.append(child);
+    return el;
+  }
+
+  function usageChart(days) {
+    const refusedOf = (d) => d.refused.secret + d.refused.allowList + d.refused.rateLimit + d.refused.disabled;
+    const top = Math.max(1, ...days.map((d) => d.issued + refusedOf(d)));
+    const [width, height, bar] = [300, 80, 10];
+    const issued = days.reduce((n, d) => n + d.issued, 0);
+    const refused = days.reduce((n, d) => n + refusedOf(d), 0);
+    const summary = issued + ' JWTs issued and ' + refused + ' refused in the last 30 days';
+    const chart = svg('svg', { viewBox: '0 0 ' + width + ' ' + height, class: 'usage-chart', role: 'img', 'aria-label': summary });
+    days.forEach((d, i) => {
+      const x = i * bar + 1;
+      const hIssued = (d.issued / top) * (height - 2);
+      const hRefused = (refusedOf(d) / top) * (height - 2);
+      const title = svg('title', {});
+      title.textContent = d.date + ': ' + d.issued + ' issued, ' + refusedOf(d) + ' refused';
+      chart.append(svg('g', {},
+        title,
+        svg('rect', { x, y: height - hIssued, width: bar - 2, height: hIssued, class: 'issued' }),
+        svg('rect', { x, y: height - hIssued - hRefused, width: bar - 2, height: hRefused, class: 'refused' })));
+    });
+    const rows = days.filter((d) => d.issued || refusedOf(d)).map((d) => h('tr', {},
+      h('td', { text: d.date }), h('td', { text: String(d.issued) }), h('td', { text: String(d.refused.secret) }),
+      h('td', { text: String(d.refused.allowList) }), h('td', { text: String(d.refused.rateLimit) })));
+    const table = h('table', { class: 'usage-table' },
+      h('caption', { text: 'Days with use' }),
+      h('thead', {}, h('tr', {}, ['Date', 'Issued', 'Wrong secret', 'Outside allow-list', 'Rate limit'].map((c) => h('th', { scope: 'col', text: c })))),
+      h('tbody', {}, rows.length ? rows : [h('tr', {}, h('td', { colspan: '5', text: 'No use in the last 30 days' }))]));
+    return [h('p', { id: 'usage-summary', text: summary + '.' }), chart,
+      h('details', {}, h('summary', { text: 'Show as a table' }), table)];
+  }
+
+  async function openUsage(kind, token, opener) {
+    const dialog = $('usage-dialog');
+    $('usage-title').textContent = 'Usage of ' + (token.description || token.clientId);
+    $('usage-body').replaceChildren(h('p', { class: 'muted', text: 'Loading…' }));
+    openDialog(dialog, opener, dialog.querySelector('[data-close]'));
+    try {
+      const usage = await api('GET', PATHS[kind] + '/' + encodeURIComponent(token.clientId) + '/usage');
+      $('usage-body').replaceChildren(...usageChart(usage.days));
+    } catch (e) {
+      if (!state.ended) fail(dialog, e.message);
+    }
+  }
 
   // Tabs: arrow keys move between them.
   for (const kind of VIEWS) {

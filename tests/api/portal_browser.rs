@@ -6,7 +6,21 @@
 use serde_json::{Value, json};
 
 use crate::portal::portal_roles;
+use crate::support::client;
 use crate::support::*;
+
+/// 2 JWTs and a wrong secret in a minute for `token`, written by the next minute's use.
+async fn use_twice_and_once_wrongly(t: &TestApp, token: &client::Issued) {
+    use m2m_shared::domain::{Secret, SecretFormat, SecretKind};
+    let wrong = Secret::generate_for_token(SecretKind::TenantToken, SecretFormat::Scannable);
+    t.clock.to_next_minute();
+    for secret in [token.secret.as_str(), token.secret.as_str(), wrong.expose()] {
+        t.exchange(EXCHANGE_V1, &token.client_id, secret).await;
+    }
+    t.clock.to_next_minute();
+    t.exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+        .await;
+}
 
 /// Sets up acme (alice administers tokens, paul only his own) and runs the browser script,
 /// which opens each portal just before it visits it (a hand-off lives two minutes, and a busy
@@ -35,7 +49,8 @@ async fn run_in_browser(t: &TestApp) -> Value {
         "audience": "https://auth.example.com", "subject": "repo:acme/backup:ref:refs/heads/main"}]);
     let backup =
         json!({"description": "nightly backup", "roleIds": ["deployer"], "trustPolicies": github});
-    acme.token(backup).await;
+    let backup = acme.token(backup).await;
+    use_twice_and_once_wrongly(t, &backup).await;
     // Enough activity for more than one page of it.
     for n in 0..12 {
         acme.token(json!({"description": format!("batch {n}")}))
@@ -78,6 +93,7 @@ async fn the_portal_works_in_a_real_browser() {
     let found = run_in_browser(&t).await;
     a_token_is_created_and_its_secret_shown_once(&found);
     tokens_are_listed_searched_edited_and_deleted(&found);
+    the_portal_is_the_vendors_and_shows_each_tokens_use(&found);
     the_tenants_activity_is_shown_a_page_at_a_time(&found);
     access_keyboard_and_narrow_screens_hold(&found);
 }
@@ -136,26 +152,7 @@ fn tokens_are_listed_searched_edited_and_deleted(found: &Value) {
         found["signedInAs"],
         "Signed in as Alice Liddell in Acme Inc."
     );
-    assert_eq!(
-        found["monthOn"],
-        json!({"unused": 1, "expired": "Expired"}),
-        "a month on, a token never used is marked for retiring"
-    );
-    // In the vendor's brand: its name and logo, its accent in each mode, and no serious or
-    // critical accessibility violation in either.
-    for (mode, accent) in [
-        ("light", "rgb(109, 40, 217)"),
-        ("dark", "rgb(196, 181, 253)"),
-    ] {
-        for width in [1280, 375] {
-            let seen = &found["branded"][format!("{mode}-{width}")];
-            assert_eq!(seen["title"], "Hooli API tokens", "{seen}");
-            assert_eq!(seen["logo"], true, "{seen}");
-            assert_eq!(seen["accent"], accent, "{seen}");
-            assert_eq!(seen["violations"], json!([]), "axe-core: {seen}");
-            assert_eq!(seen["problems"], json!([]), "{seen}");
-        }
-    }
+
     assert_eq!(
         found["trusted"],
         "Workloads of token.actions.githubusercontent.com for https://auth.example.com with sub \
@@ -232,4 +229,42 @@ fn access_keyboard_and_narrow_screens_hold(found: &Value) {
         json!([375, 375, 375]),
         "no horizontal scrolling"
     );
+}
+
+/// The vendor's brand (name, logo, accent in each mode, no serious or critical accessibility
+/// violation), a token's use as the API counts it, and a month on, tokens to retire.
+fn the_portal_is_the_vendors_and_shows_each_tokens_use(found: &Value) {
+    let (issued, refused) = (&found["usageApi"]["issued"], &found["usageApi"]["refused"]);
+    assert_eq!((issued, refused), (&json!(2), &json!(1)), "{found}");
+    let summary = format!("{issued} JWTs issued and {refused} refused in the last 30 days");
+    assert_eq!(
+        found["usageSummary"],
+        format!("{summary}."),
+        "the chart's numbers are the API's"
+    );
+    assert_eq!(
+        found["usageChartLabel"], summary,
+        "the chart's text alternative"
+    );
+    assert_eq!(found["usageTableIssued"], json!(["2"]), "the table view");
+    assert_eq!(
+        found["monthOn"],
+        json!({"unused": 1, "expired": "Expired"}),
+        "a month on, a token never used is marked for retiring"
+    );
+    // In the vendor's brand: its name and logo, its accent in each mode, and no serious or
+    // critical accessibility violation in either.
+    for (mode, accent) in [
+        ("light", "rgb(109, 40, 217)"),
+        ("dark", "rgb(196, 181, 253)"),
+    ] {
+        for width in [1280, 375] {
+            let seen = &found["branded"][format!("{mode}-{width}")];
+            assert_eq!(seen["title"], "Hooli API tokens", "{seen}");
+            assert_eq!(seen["logo"], true, "{seen}");
+            assert_eq!(seen["accent"], accent, "{seen}");
+            assert_eq!(seen["violations"], json!([]), "axe-core: {seen}");
+            assert_eq!(seen["problems"], json!([]), "{seen}");
+        }
+    }
 }

@@ -136,6 +136,24 @@ try {
   await page.click('#edit-form button[type=submit]');
   await page.waitForSelector(`${botRow}:has-text("deploy bot (prod)")`);
   found.editedRoles = await page.textContent(`${botRow} td[data-label="Roles"]`);
+  // A token's use: the chart's numbers are the API's.
+  const backupRow = '#view-tenant tbody tr:has-text("nightly backup")';
+  const backupId = (await page.textContent(`${backupRow} td[data-label="Client ID"]`)).trim();
+  await page.click(`${backupRow} button:has-text("Usage")`);
+  await page.waitForSelector('#usage-summary');
+  found.usageSummary = await page.textContent('#usage-summary');
+  found.usageChartLabel = await page.getAttribute('#usage-body svg', 'aria-label');
+  const usage = await (await fetch(`${config.base}/identity/resources/tenants/api-tokens/v1/${backupId}/usage`, {
+    headers: { 'x-access-token': config.vendorToken, 'frontegg-tenant-id': config.tenant },
+  })).json();
+  found.usageApi = usage.days.reduce((t, d) => ({
+    issued: t.issued + d.issued,
+    refused: t.refused + d.refused.secret + d.refused.allowList + d.refused.rateLimit + d.refused.disabled,
+  }), { issued: 0, refused: 0 });
+  await page.click('#usage-dialog summary');
+  found.usageTableIssued = await page.locator('#usage-dialog tbody td:nth-child(2)').allTextContents();
+  await shot(page, 'usage-1280');
+  await page.click('#usage-dialog [data-close]');
   await page.fill('#search-tenant', 'nightly');
   found.tenantSearch = await rows(page, 'tenant').allTextContents();
   await page.fill('#search-tenant', '');
