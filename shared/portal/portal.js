@@ -141,10 +141,12 @@
     return life > SOON_MS ? SOON_MS : life * SOON_FRACTION;
   }
 
-  // When it was last used, and a mark when it has not been for 30 days (or, never used, was
-  // made more than 30 days ago): a token to retire.
-  function lastUsedCell(token) {
-    const cell = [formatDate(token.lastUsedAt) || h('span', { class: 'muted', text: 'Never' })];
+  // When it was last used, beside it its use over 30 days (a chart, on demand), and a mark
+  // when it has not been used for 30 days (or, never used, was made more than 30 days ago): a
+  // token to retire.
+  function lastUsedCell(kind, token, name) {
+    const cell = [formatDate(token.lastUsedAt) || h('span', { class: 'muted', text: 'Never' }), ' ',
+      h('button', { type: 'button', class: 'link', 'aria-label': 'Usage of ' + name, onclick: (e) => openUsage(kind, token, e.currentTarget), text: 'Usage' })];
     const since = new Date(token.lastUsedAt || token.createdAt).getTime();
     if (Date.now() - since >= UNUSED_MS) {
       cell.push(h('span', { class: 'badge unused', text: 'Unused 30 days', title: 'Not used for 30 days or more: retire it if nothing needs it' }));
@@ -219,12 +221,11 @@
         cells.push(['Roles', roles || h('span', { class: 'muted', text: 'None' })]);
       }
       cells.push(['Expires', expiryCell(token)]);
-      cells.push(['Last used', lastUsedCell(token)]);
       const name = token.description || token.clientId;
+      cells.push(['Last used', lastUsedCell(kind, token, name)]);
       cells.push(['Actions', h('span', { class: 'row-actions' },
         kind === 'tenant' && can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit ' + name, onclick: (e) => openEdit(token, e.currentTarget), text: 'Edit' }) : null,
         can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Rotate the secret of ' + name, onclick: (e) => openRotate(kind, token, e.currentTarget), text: 'Rotate' }) : null,
-        h('button', { type: 'button', class: 'link', 'aria-label': 'Usage of ' + name, onclick: (e) => openUsage(kind, token, e.currentTarget), text: 'Usage' }),
         can.delete ? h('button', { type: 'button', class: 'link danger-text', 'aria-label': 'Delete ' + name, onclick: (e) => openDelete(kind, token, e.currentTarget), text: 'Delete' }) : null)]);
       return h('tr', {}, cells.map(([label, content]) => h('td', { 'data-label': label }, content)));
     });

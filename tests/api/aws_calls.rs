@@ -80,12 +80,13 @@ async fn an_exchange_reads_its_token_and_grants_signs_once_and_writes_once_a_min
     assert_eq!(writes(&first), 1, "{first:?}");
 
     // A token used ten times a minute: the first minute learns the pace, the next one costs one
-    // write of its count, and one of the minute before's audit event (`apiToken.used`).
+    // write of its count, one of the minute before's audit event (`apiToken.used`) and one
+    // adding that minute to its day's usage.
     t.clock.to_next_minute();
     exchanges(t, &credentials, 10).await;
     let learning = count(&f);
     assert!(of(&learning, "UpdateItem") <= 4, "{learning:?}");
-    assert_eq!(of(&learning, "TransactWriteItems"), 1, "{learning:?}");
+    assert_eq!(of(&learning, "TransactWriteItems"), 2, "{learning:?}");
     t.clock.to_next_minute();
     exchanges(t, &credentials, 10).await;
     let steady = count(&f);
@@ -96,8 +97,9 @@ async fn an_exchange_reads_its_token_and_grants_signs_once_and_writes_once_a_min
     );
     assert_eq!(
         writes(&steady),
-        2,
-        "the count and the minute before's event; no refresh token is stored: {steady:?}"
+        3,
+        "the count, the minute before's event and its day's usage; no refresh token is \
+         stored: {steady:?}"
     );
     assert_eq!(of(&steady, "Sign"), 10, "{steady:?}");
     assert_eq!(
@@ -106,7 +108,7 @@ async fn an_exchange_reads_its_token_and_grants_signs_once_and_writes_once_a_min
         "the token with its owners, roles and permissions, in one batch: {steady:?}"
     );
     let total: usize = steady.values().sum();
-    assert_eq!(total, 22, "nothing else, no key lookups: {steady:?}");
+    assert_eq!(total, 23, "nothing else, no key lookups: {steady:?}");
 }
 
 /// A personal token's grants come through its user's roles, three steps the first time; after

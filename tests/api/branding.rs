@@ -151,6 +151,10 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "branding.logoUrl",
         ),
         (
+            json!({"logoUrl": "https://a;sandbox/x.png"}),
+            "branding.logoUrl must be an https",
+        ),
+        (
             json!({"theme": "sepia"}),
             "branding.theme must be light, dark or auto",
         ),

@@ -240,7 +240,9 @@ impl Branding {
 
     /// The origin the logo is fetched from, for the page's `img-src`; none for a data URL.
     pub fn logo_origin(&self) -> Option<String> {
-        let url = url::Url::parse(self.logo_url.as_deref()?).ok()?;
+        let logo = self.logo_url.as_deref()?;
+        logo_rules(logo).ok()?;
+        let url = url::Url::parse(logo).ok()?;
         (url.scheme() == "https").then(|| url.origin().ascii_serialization())
     }
 }
@@ -281,9 +283,21 @@ fn logo_rules(logo: &str) -> Result<(), Invalid> {
         )));
     }
     let url = url::Url::parse(logo).map_err(|_| refused("is not a URL"))?;
+    // Its origin goes into the page's CSP: a host name of letters, digits, - and . only (no
+    // `*`, `;` or `,` that would widen or split the policy), or an IP address.
+    let host_ok = match url.host() {
+        Some(url::Host::Domain(name)) => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        None => false,
+    };
     let fine = logo.starts_with("https://")
         && url.scheme() == "https"
-        && url.host().is_some()
+        && host_ok
         && url.username().is_empty()
         && url.password().is_none()
         && !logo.chars().any(|c| c.is_control() || c.is_whitespace());
@@ -369,6 +383,10 @@ mod tests {
             "data:text/html;base64,PGI+",
             "data:image/png,rawbytes",
             "https://user:pw@cdn.example.com/logo.png",
+            "https://*/a.svg",
+            "https://*.example/a.svg",
+            "https://a;sandbox/x.png",
+            "https://a,sandbox/x.png",
         ] {
             assert!(logo(bad).check().is_err(), "{bad}");
         }
