@@ -12,16 +12,21 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::Value;
 
-/// The Runtime API's side: the events still to hand out, and the answers posted so far.
+/// The Runtime API's side: the events still to hand out, the answers posted so far, and
+/// whether the function has asked for an event after the last one.
 #[derive(Clone, Default)]
 struct Runtime {
     events: Arc<Mutex<VecDeque<String>>>,
     answers: Arc<Mutex<Vec<Bytes>>>,
+    idle: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn next(axum::extract::State(runtime): axum::extract::State<Runtime>) -> impl IntoResponse {
     let event = runtime.events.lock().unwrap().pop_front();
     let Some(event) = event else {
+        runtime
+            .idle
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         std::future::pending::<()>().await;
         unreachable!()
     };
@@ -90,12 +95,11 @@ async fn serve(
 }
 
 /// Runs the function binary `name` with `env` (beside the variables Lambda sets) on `events`,
-/// one invocation each, until it has answered them all or exits; 30 s at most.
+/// one invocation each, until it has answered them all and asks for more, or exits; 30 s at most.
 pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> Run {
-    let count = events.len();
     let runtime = Runtime {
         events: Arc::new(Mutex::new(events.into())),
-        answers: Arc::default(),
+        ..Runtime::default()
     };
     let (address, server) = serve(runtime.clone()).await;
     // Apart, so that a line of one is never cut by a line of the other.
@@ -124,7 +128,9 @@ pub async fn invoke(name: &str, env: &[(&str, String)], events: Vec<String>) -> 
         .unwrap();
     let mut exit = None;
     for _ in 0..600 {
-        if runtime.answers.lock().unwrap().len() == count {
+        // As on Lambda, an invocation ends when the function asks for the next one: what
+        // it does after posting its answer (writing its metrics) happens before that.
+        if runtime.idle.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
         if let Some(status) = function.try_wait().unwrap() {
