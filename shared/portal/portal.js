@@ -24,7 +24,7 @@
   const ACTIVITY_PAGE = 20;
 
   const state = {
-    session: null, info: null, kind: 'personal', tokens: { personal: [], tenant: [] }, query: { personal: '', tenant: '' }, ended: false,
+    session: null, info: null, kind: 'personal', tokens: { personal: [], tenant: [] }, usage: { personal: new Map(), tenant: new Map() }, query: { personal: '', tenant: '' }, ended: false,
     activity: { offset: 0, filter: '', page: null },
   };
   const $ = (id) => document.getElementById(id);
@@ -141,12 +141,15 @@
     return life > SOON_MS ? SOON_MS : life * SOON_FRACTION;
   }
 
-  // When it was last used, beside it its use over 30 days (a chart, on demand), and a mark
-  // when it has not been used for 30 days (or, never used, was made more than 30 days ago): a
-  // token to retire.
+  // When it was last used, beside it its use over 30 days (a small chart; a larger one and a
+  // table on demand), and a mark when it has not been used for 30 days (or, never used, was
+  // made more than 30 days ago): a token to retire.
   function lastUsedCell(kind, token, name) {
+    const days = state.usage[kind].get(token.clientId);
     const cell = [formatDate(token.lastUsedAt) || h('span', { class: 'muted', text: 'Never' }), ' ',
-      h('button', { type: 'button', class: 'link', 'aria-label': 'Usage of ' + name, onclick: (e) => openUsage(kind, token, e.currentTarget), text: 'Usage' })];
+      h('span', { class: 'glance' },
+        days ? usageBars(days, 'sparkline', 60, 18) : null,
+        h('button', { type: 'button', class: 'link', 'aria-label': 'Usage of ' + name, onclick: (e) => openUsage(kind, token, e.currentTarget), text: 'Usage' }))];
     const since = new Date(token.lastUsedAt || token.createdAt).getTime();
     if (Date.now() - since >= UNUSED_MS) {
       cell.push(h('span', { class: 'badge unused', text: 'Unused 30 days', title: 'Not used for 30 days or more: retire it if nothing needs it' }));
@@ -227,7 +230,8 @@
         kind === 'tenant' && can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit ' + name, onclick: (e) => openEdit(token, e.currentTarget), text: 'Edit' }) : null,
         can.write ? h('button', { type: 'button', class: 'link', 'aria-label': 'Rotate the secret of ' + name, onclick: (e) => openRotate(kind, token, e.currentTarget), text: 'Rotate' }) : null,
         can.delete ? h('button', { type: 'button', class: 'link danger-text', 'aria-label': 'Delete ' + name, onclick: (e) => openDelete(kind, token, e.currentTarget), text: 'Delete' }) : null)]);
-      return h('tr', {}, cells.map(([label, content]) => h('td', { 'data-label': label }, content)));
+      // One block a cell, so that on narrow screens (a grid of label and content) its parts stay together.
+      return h('tr', {}, cells.map(([label, content]) => h('td', { 'data-label': label }, h('div', {}, content))));
     });
     view.append(h('table', {},
       h('caption', { class: 'visually-hidden', text: title }),
@@ -243,9 +247,12 @@
     if (before && before.id && !before.isConnected && $(before.id)) $(before.id).focus();
   }
 
+  // The tokens, and beside them their use over 30 days (read at once; without it, no charts).
   async function load(kind) {
     try {
-      state.tokens[kind] = await api('GET', PATHS[kind]);
+      const [tokens, usage] = await Promise.all([api('GET', PATHS[kind]), api('GET', PATHS[kind] + '/usage').catch(() => [])]);
+      state.tokens[kind] = tokens;
+      state.usage[kind] = new Map(usage.map((u) => [u.clientId, u.days]));
       keepingFocus(() => renderView(kind));
     } catch (e) {
       if (!state.ended) $('view-' + kind).replaceChildren(h('p', { class: 'error', role: 'alert', text: e.message }));
@@ -593,25 +600,37 @@
     return el;
   }
 
-  function usageChart(days) {
-    const refusedOf = (d) => d.refused.secret + d.refused.allowList + d.refused.rateLimit + d.refused.disabled;
-    const top = Math.max(1, ...days.map((d) => d.issued + refusedOf(d)));
-    const [width, height, bar] = [300, 80, 10];
+  const refusedOf = (d) => d.refused.secret + d.refused.allowList + d.refused.rateLimit + d.refused.disabled;
+
+  function usageSummary(days) {
     const issued = days.reduce((n, d) => n + d.issued, 0);
     const refused = days.reduce((n, d) => n + refusedOf(d), 0);
-    const summary = issued + ' JWTs issued and ' + refused + ' refused in the last 30 days';
-    const chart = svg('svg', { viewBox: '0 0 ' + width + ' ' + height, class: 'usage-chart', role: 'img', 'aria-label': summary });
+    return issued + ' JWTs issued and ' + refused + ' refused in the last 30 days';
+  }
+
+  // Days' use as an SVG of stacked bars (issued, then refused above), one a day, named by its
+  // summary and each bar by its day's numbers.
+  function usageBars(days, className, width, height) {
+    const top = Math.max(1, ...days.map((d) => d.issued + refusedOf(d)));
+    const bar = width / days.length;
+    const chart = svg('svg', { viewBox: '0 0 ' + width + ' ' + height, class: className, role: 'img', 'aria-label': usageSummary(days) });
     days.forEach((d, i) => {
-      const x = i * bar + 1;
+      const x = i * bar + bar * 0.1;
       const hIssued = (d.issued / top) * (height - 2);
       const hRefused = (refusedOf(d) / top) * (height - 2);
       const title = svg('title', {});
       title.textContent = d.date + ': ' + d.issued + ' issued, ' + refusedOf(d) + ' refused';
       chart.append(svg('g', {},
         title,
-        svg('rect', { x, y: height - hIssued, width: bar - 2, height: hIssued, class: 'issued' }),
-        svg('rect', { x, y: height - hIssued - hRefused, width: bar - 2, height: hRefused, class: 'refused' })));
+        svg('rect', { x, y: height - hIssued, width: bar * 0.8, height: hIssued, class: 'issued' }),
+        svg('rect', { x, y: height - hIssued - hRefused, width: bar * 0.8, height: hRefused, class: 'refused' })));
     });
+    return chart;
+  }
+
+  function usageChart(days) {
+    const summary = usageSummary(days);
+    const chart = usageBars(days, 'usage-chart', 300, 80);
     const rows = days.filter((d) => d.issued || refusedOf(d)).map((d) => h('tr', {},
       h('td', { text: d.date }), h('td', { text: String(d.issued) }), h('td', { text: String(d.refused.secret) }),
       h('td', { text: String(d.refused.allowList) }), h('td', { text: String(d.refused.rateLimit) })));

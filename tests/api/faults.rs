@@ -223,6 +223,18 @@ fn store_calls(f: &Fixture) -> Vec<Call> {
             &format!("{tenant_tokens}/{tenant_id}/usage"),
             None,
         )),
+        user(call(
+            M::GET,
+            "/identity/resources/users/api-tokens/v1/usage",
+            &format!("{user_tokens}/usage"),
+            None,
+        )),
+        tenant(call(
+            M::GET,
+            "/identity/resources/tenants/api-tokens/v1/usage",
+            &format!("{tenant_tokens}/usage"),
+            None,
+        )),
         tenant(call(
             M::POST,
             "/identity/resources/tenants/api-tokens/v1/{id}/rotate",

@@ -248,6 +248,11 @@ fn the_portal_is_the_vendors_and_shows_each_tokens_use(found: &Value) {
     );
     assert_eq!(found["usageTableIssued"], json!(["2"]), "the table view");
     assert_eq!(
+        found["sparkline"],
+        json!({"label": summary, "bars": 30}),
+        "beside Last used, each row's 30 days"
+    );
+    assert_eq!(
         found["monthOn"],
         json!({"unused": 1, "expired": "Expired"}),
         "a month on, a token never used is marked for retiring"

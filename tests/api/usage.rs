@@ -4,6 +4,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::portal::{portal_roles, session};
+use crate::support::client::Issued;
 use crate::support::*;
 
 /// The sums over the answer's days: JWTs issued, and wrong secrets.
@@ -69,3 +71,118 @@ async fn a_tokens_use_per_day_is_read_through_the_token_api(t: &TestApp) {
 }
 
 on_both_stores!(a_tokens_use_per_day_is_read_through_the_token_api);
+
+/// The `n`th token used `n + 1` times in a minute, and each once in the next, so that the first
+/// minute's counts are written.
+async fn use_in_turn(t: &TestApp, tokens: &[Issued]) {
+    t.clock.to_next_minute();
+    for (n, token) in tokens.iter().enumerate() {
+        for _ in 0..=n {
+            t.exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+                .await;
+        }
+    }
+    // Each token's next use, a minute on, writes its last minute's counts.
+    t.clock.to_next_minute();
+    for token in tokens {
+        t.exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+            .await;
+    }
+}
+
+/// One read answers every token's use, each as its own read answers it: the tenant's tenant
+/// tokens, or the user's personal tokens, and nobody else's.
+async fn every_tokens_use_is_read_at_once(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    let acme = vendor.tenant("acme");
+    let tokens = [
+        acme.token(json!({"description": "a"})).await,
+        acme.token(json!({"description": "b"})).await,
+        acme.token(json!({"description": "c"})).await,
+    ];
+    use_in_turn(t, &tokens).await;
+    let alice = acme.user("alice");
+    alice.join(json!([])).await;
+    let mine = alice.personal_token(json!({})).await;
+    let deleted = acme.token(json!({"description": "gone"})).await;
+    let gone = acme
+        .call(
+            Method::DELETE,
+            &format!("{TENANT_TOKENS}/{}", deleted.client_id),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+
+    let all = acme
+        .call(Method::GET, &format!("{TENANT_TOKENS}/usage"), None)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
+    let listed = all.body.as_array().unwrap();
+    let ids: Vec<&Value> = listed.iter().map(|u| &u["clientId"]).collect();
+    let expected: Vec<Value> = tokens.iter().map(|t| json!(t.client_id)).collect();
+    assert_eq!(
+        ids,
+        expected.iter().collect::<Vec<_>>(),
+        "the listing's order, no other"
+    );
+    let counts: Vec<(u64, u64)> = listed.iter().map(totals).collect();
+    assert_eq!(counts, [(1, 0), (2, 0), (3, 0)]);
+    for (token, usage) in tokens.iter().zip(listed) {
+        let one = acme
+            .call(
+                Method::GET,
+                &format!("{TENANT_TOKENS}/{}/usage", token.client_id),
+                None,
+            )
+            .await;
+        assert_eq!(&one.body, usage, "as the token's own read");
+    }
+
+    let globex = vendor.tenant("globex");
+    globex.create().await;
+    let elsewhere = globex
+        .call(Method::GET, &format!("{TENANT_TOKENS}/usage"), None)
+        .await;
+    assert_eq!(elsewhere.body, json!([]), "{:?}", elsewhere.body);
+    let personal = alice
+        .call(Method::GET, &format!("{USER_TOKENS}/usage"), None)
+        .await;
+    assert_eq!(personal.status, StatusCode::OK, "{:?}", personal.body);
+    let ids: Vec<&Value> = (personal.body.as_array().unwrap().iter())
+        .map(|u| &u["clientId"])
+        .collect();
+    assert_eq!(ids, [&json!(mine.client_id)]);
+}
+
+on_both_stores!(every_tokens_use_is_read_at_once);
+
+/// A portal session reads at once the use of the tokens its user may act on, as it reads each
+/// one's, and not of a token holding a role its user lacks (refused on its own read too).
+async fn a_session_reads_the_use_of_tokens_within_its_grants(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    portal_roles(&vendor).await;
+    let acme = vendor.tenant("acme");
+    acme.user("alice").join(json!(["token-admin"])).await;
+    let plain = acme.token(json!({"description": "plain"})).await;
+    let billing = acme.token(json!({"roleIds": ["billing"]})).await;
+    let admin = session(t, &acme.user("alice")).await;
+    let all = admin
+        .call(Method::GET, &format!("{TENANT_TOKENS}/usage"), None)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
+    let ids: Vec<&Value> = (all.body.as_array().unwrap().iter())
+        .map(|u| &u["clientId"])
+        .collect();
+    assert_eq!(ids, [&json!(plain.client_id)]);
+    let beyond = admin
+        .call(
+            Method::GET,
+            &format!("{TENANT_TOKENS}/{}/usage", billing.client_id),
+            None,
+        )
+        .await;
+    assert_eq!(beyond.status, StatusCode::FORBIDDEN, "{:?}", beyond.body);
+}
+
+on_both_stores!(a_session_reads_the_use_of_tokens_within_its_grants);

@@ -217,6 +217,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(DELETE USER_TOKEN => UserTokens, UserOwnerOrSession: tokens::delete_personal),
     row!(POST "/identity/resources/users/api-tokens/v1/{id}/rotate" => UserTokens, UserOwnerOrSession: tokens::rotate_personal),
     row!(GET "/identity/resources/users/api-tokens/v1/{id}/usage" => UserTokens, UserOwnerOrSession: tokens::usage_personal),
+    row!(GET "/identity/resources/users/api-tokens/v1/usage" => UserTokens, UserOwnerOrSession: tokens::usage_of_personal),
     row!(POST TENANT_TOKENS => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),
     row!(POST "/identity/resources/tenants/api-tokens/v2" => CreateTenantToken, TenantOwnerOrSession: tokens::create_tenant),
     row!(GET TENANT_TOKENS => TenantTokens, TenantOwnerOrSession: tokens::list_tenant),
@@ -224,6 +225,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     row!(DELETE TENANT_TOKEN => TenantTokens, TenantOwnerOrSession: tokens::delete_tenant),
     row!(POST "/identity/resources/tenants/api-tokens/v1/{id}/rotate" => TenantTokens, TenantOwnerOrSession: tokens::rotate_tenant),
     row!(GET "/identity/resources/tenants/api-tokens/v1/{id}/usage" => TenantTokens, TenantOwnerOrSession: tokens::usage_tenant),
+    row!(GET "/identity/resources/tenants/api-tokens/v1/usage" => TenantTokens, TenantOwnerOrSession: tokens::usage_of_tenant),
 
     row!(POST "/portal/v1/sessions" => Portal, UserOwner: portal::open_session),
     row!(POST "/portal/v1/sessions/handoff" => Portal, Anyone: portal::swap_handoff),

@@ -13,7 +13,7 @@ use super::response::{done, json};
 use crate::app::App;
 use crate::domain::federation::{LocalIssuers, TrustPolicy, trust_policies};
 use crate::domain::rules;
-use crate::domain::usage::Refused;
+use crate::domain::usage::{DayUsage, Refused};
 use crate::domain::{ApiToken, ClientId, GrantId, Metadata, Secret, SecretState, TenantId, UserId};
 use crate::error::{Error, Result};
 use crate::operations::{Manager, NewToken, TOKEN, TokenPatch};
@@ -441,21 +441,35 @@ struct DayView {
     refused: Refused,
 }
 
+impl UsageView {
+    fn of(token: &ApiToken, days: Vec<DayUsage>) -> Self {
+        Self {
+            client_id: token.client_id,
+            last_used_at: token.last_used_at.map(|t| t.iso8601()),
+            days: (days.into_iter())
+                .map(|d| DayView {
+                    date: d.day.date(),
+                    issued: d.counts.issued,
+                    refused: d.counts.refused,
+                })
+                .collect(),
+        }
+    }
+}
+
 async fn usage_view(app: &App, manager: &Manager, call: &Call) -> Result<Response> {
     let client_id = call.client_id(TOKEN)?;
     let (token, days) = app.api_tokens().usage(manager, &client_id).await?;
-    let view = UsageView {
-        client_id: token.client_id,
-        last_used_at: token.last_used_at.map(|t| t.iso8601()),
-        days: (days.into_iter())
-            .map(|d| DayView {
-                date: d.day.date(),
-                issued: d.counts.issued,
-                refused: d.counts.refused,
-            })
-            .collect(),
-    };
-    json(StatusCode::OK, &view)
+    json(StatusCode::OK, &UsageView::of(&token, days))
+}
+
+/// The use of every token the caller may act on, in one answer (the portal's charts).
+async fn usage_views(app: &App, manager: &Manager) -> Result<Response> {
+    let used = app.api_tokens().usage_of_all(manager).await?;
+    let views: Vec<_> = (used.into_iter())
+        .map(|(token, days)| UsageView::of(&token, days))
+        .collect();
+    json(StatusCode::OK, &views)
 }
 
 /// `GET /identity/resources/users/api-tokens/v1/{id}/usage`.
@@ -466,4 +480,14 @@ pub async fn usage_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Res
 /// `GET /identity/resources/tenants/api-tokens/v1/{id}/usage`.
 pub async fn usage_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     usage_view(&app, &caller.manager(), &call).await
+}
+
+/// `GET /identity/resources/users/api-tokens/v1/usage`.
+pub async fn usage_of_personal(app: Arc<App>, caller: UserOwner, _: Call) -> Result<Response> {
+    usage_views(&app, &caller.manager()).await
+}
+
+/// `GET /identity/resources/tenants/api-tokens/v1/usage`.
+pub async fn usage_of_tenant(app: Arc<App>, caller: TenantOwner, _: Call) -> Result<Response> {
+    usage_views(&app, &caller.manager()).await
 }

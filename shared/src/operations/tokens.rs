@@ -20,6 +20,9 @@ use super::{
 };
 use crate::machinery::Party;
 
+/// How many tokens' usage [`ApiTokens::usage_of_all`] reads at once.
+const USAGE_READS_AT_ONCE: usize = 8;
+
 pub struct ApiTokens<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
     pub(crate) rates: &'a dyn RateStore,
@@ -347,9 +350,27 @@ impl ApiTokens<'_> {
         client_id: &ClientId,
     ) -> Result<(ApiToken, Vec<DayUsage>)> {
         let token = self.managed(manager, client_id).await?;
+        self.used(token, Day::of(self.clock.now())).await
+    }
+
+    /// The use of each of the caller's tokens it may act on, as [`Self::usage`] tells one's, in
+    /// the order of [`Self::list`]: a few tokens' days read at a time.
+    pub async fn usage_of_all(&self, manager: &Manager) -> Result<Vec<(ApiToken, Vec<DayUsage>)>> {
+        use futures::{StreamExt, TryStreamExt};
         let today = Day::of(self.clock.now());
+        let tokens = self.list(manager).await?;
+        let managed = (tokens.into_iter())
+            .filter(|t| manager.may_manage(&t.role_ids, &t.permission_ids).is_ok());
+        futures::stream::iter(managed)
+            .map(|token| self.used(token, today))
+            .buffered(USAGE_READS_AT_ONCE)
+            .try_collect()
+            .await
+    }
+
+    async fn used(&self, token: ApiToken, today: Day) -> Result<(ApiToken, Vec<DayUsage>)> {
         let from = Day(today.0 - DAYS_SHOWN + 1);
-        let kept = self.rates.usage_since(client_id, from).await?;
+        let kept = self.rates.usage_since(&token.client_id, from).await?;
         Ok((token, last_days(today, &kept)))
     }
 

@@ -139,6 +139,10 @@ try {
   // A token's use: the chart's numbers are the API's.
   const backupRow = '#view-tenant tbody tr:has-text("nightly backup")';
   const backupId = (await page.textContent(`${backupRow} td[data-label="Client ID"]`)).trim();
+  found.sparkline = {
+    label: await page.getAttribute(`${backupRow} td[data-label="Last used"] svg.sparkline`, 'aria-label'),
+    bars: await page.locator(`${backupRow} svg.sparkline g`).count(),
+  };
   await page.click(`${backupRow} button:has-text("Usage")`);
   await page.waitForSelector('#usage-summary');
   found.usageSummary = await page.textContent('#usage-summary');
