@@ -633,11 +633,12 @@
     const chart = usageBars(days, 'usage-chart', 300, 80);
     const rows = days.filter((d) => d.issued || refusedOf(d)).map((d) => h('tr', {},
       h('td', { text: d.date }), h('td', { text: String(d.issued) }), h('td', { text: String(d.refused.secret) }),
-      h('td', { text: String(d.refused.allowList) }), h('td', { text: String(d.refused.rateLimit) })));
+      h('td', { text: String(d.refused.allowList) }), h('td', { text: String(d.refused.rateLimit) }),
+      h('td', { text: String(d.refused.disabled) })));
     const table = h('table', { class: 'usage-table' },
       h('caption', { text: 'Days with use' }),
-      h('thead', {}, h('tr', {}, ['Date', 'Issued', 'Wrong secret', 'Outside allow-list', 'Rate limit'].map((c) => h('th', { scope: 'col', text: c })))),
-      h('tbody', {}, rows.length ? rows : [h('tr', {}, h('td', { colspan: '5', text: 'No use in the last 30 days' }))]));
+      h('thead', {}, h('tr', {}, ['Date', 'Issued', 'Wrong secret', 'Outside allow-list', 'Rate limit', 'Switched off'].map((c) => h('th', { scope: 'col', text: c })))),
+      h('tbody', {}, rows.length ? rows : [h('tr', {}, h('td', { colspan: '6', text: 'No use in the last 30 days' }))]));
     return [h('p', { id: 'usage-summary', text: summary + '.' }), chart,
       h('details', {}, h('summary', { text: 'Show as a table' }), table)];
   }

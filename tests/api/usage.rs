@@ -157,9 +157,9 @@ async fn every_tokens_use_is_read_at_once(t: &TestApp) {
 
 on_both_stores!(every_tokens_use_is_read_at_once);
 
-/// A portal session reads at once the use of the tokens its user may act on, as it reads each
-/// one's, and not of a token holding a role its user lacks (refused on its own read too).
-async fn a_session_reads_the_use_of_tokens_within_its_grants(t: &TestApp) {
+/// A portal session reads the use of every token it lists, at once and one by one, a token
+/// holding a role its user lacks too: grants bound what it does to a token, not what it sees.
+async fn a_session_reads_the_use_of_every_token_it_lists(t: &TestApp) {
     let vendor = t.as_vendor().await;
     portal_roles(&vendor).await;
     let acme = vendor.tenant("acme");
@@ -167,22 +167,41 @@ async fn a_session_reads_the_use_of_tokens_within_its_grants(t: &TestApp) {
     let plain = acme.token(json!({"description": "plain"})).await;
     let billing = acme.token(json!({"roleIds": ["billing"]})).await;
     let admin = session(t, &acme.user("alice")).await;
+    let listed = admin.call(Method::GET, TENANT_TOKENS, None).await;
     let all = admin
         .call(Method::GET, &format!("{TENANT_TOKENS}/usage"), None)
         .await;
     assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
-    let ids: Vec<&Value> = (all.body.as_array().unwrap().iter())
-        .map(|u| &u["clientId"])
-        .collect();
-    assert_eq!(ids, [&json!(plain.client_id)]);
-    let beyond = admin
+    let ids = |reply: &Reply| -> Vec<Value> {
+        (reply.body.as_array().unwrap().iter())
+            .map(|u| u["clientId"].clone())
+            .collect()
+    };
+    assert_eq!(
+        ids(&all),
+        [json!(plain.client_id), json!(billing.client_id)]
+    );
+    assert_eq!(ids(&all), ids(&listed), "as listed");
+    let one = admin
         .call(
             Method::GET,
             &format!("{TENANT_TOKENS}/{}/usage", billing.client_id),
             None,
         )
         .await;
-    assert_eq!(beyond.status, StatusCode::FORBIDDEN, "{:?}", beyond.body);
+    assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+    let rotate = admin
+        .call(
+            Method::POST,
+            &format!("{TENANT_TOKENS}/{}/rotate", billing.client_id),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        rotate.status,
+        StatusCode::FORBIDDEN,
+        "acting on it is refused"
+    );
 }
 
-on_both_stores!(a_session_reads_the_use_of_tokens_within_its_grants);
+on_both_stores!(a_session_reads_the_use_of_every_token_it_lists);

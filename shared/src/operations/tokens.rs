@@ -349,19 +349,19 @@ impl ApiTokens<'_> {
         manager: &Manager,
         client_id: &ClientId,
     ) -> Result<(ApiToken, Vec<DayUsage>)> {
-        let token = self.managed(manager, client_id).await?;
+        // A read, as the listing's (which shows when each was last used): a session's grants
+        // bound what it does to a token, not what it sees of the tokens it lists.
+        let token = self.owned(&manager.owner, client_id).await?;
         self.used(token, Day::of(self.clock.now())).await
     }
 
-    /// The use of each of the caller's tokens it may act on, as [`Self::usage`] tells one's, in
-    /// the order of [`Self::list`]: a few tokens' days read at a time.
+    /// The use of each of the caller's tokens, as [`Self::usage`] tells one's, in the order of
+    /// [`Self::list`]: a few tokens' days read at a time.
     pub async fn usage_of_all(&self, manager: &Manager) -> Result<Vec<(ApiToken, Vec<DayUsage>)>> {
         use futures::{StreamExt, TryStreamExt};
         let today = Day::of(self.clock.now());
         let tokens = self.list(manager).await?;
-        let managed = (tokens.into_iter())
-            .filter(|t| manager.may_manage(&t.role_ids, &t.permission_ids).is_ok());
-        futures::stream::iter(managed)
+        futures::stream::iter(tokens)
             .map(|token| self.used(token, today))
             .buffered(USAGE_READS_AT_ONCE)
             .try_collect()
