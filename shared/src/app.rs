@@ -11,11 +11,13 @@ use crate::adapters::{EmbeddedStore, LocalKeys};
 use crate::config::{Backend, Settings};
 use crate::domain::PublicKey;
 use crate::domain::audit::Attribution;
+use crate::domain::branding::Branding;
 use crate::error::{Error, Result};
-use crate::machinery::{Refusals, Usage};
+use crate::machinery::{Kept, Refusals, Usage};
 use crate::operations::{
-    ApiTokens, Auditor, Audits, Backup, Bcrypt, Credentials, Directory, Health, KeptReadiness,
-    Portal, PublishedList, ReadPlans, RefreshKeys, Retirement, TokenRateLimit, Vendors,
+    ApiTokens, Auditor, Audits, BRANDING_KEPT, Backup, Bcrypt, Credentials, Directory, Health,
+    KeptReadiness, Portal, PublishedList, ReadPlans, RefreshKeys, Retirement, TokenRateLimit,
+    Vendors,
 };
 use crate::ports::{
     AuditStore, Clock, DirectoryStore, ExportStore, HandoffStore, RateStore, RefreshStore,
@@ -40,6 +42,7 @@ pub struct App {
     refresh_keys: RefreshKeys,
     read_plans: ReadPlans,
     published: PublishedList,
+    branding: Kept<Branding>,
     usage: Usage,
     refusals: Refusals,
     readiness: KeptReadiness,
@@ -113,6 +116,7 @@ impl App {
             refresh_keys: RefreshKeys::default(),
             read_plans: ReadPlans::new(),
             published: PublishedList::default(),
+            branding: Kept::new(BRANDING_KEPT),
             usage: Usage::default(),
             refusals: Refusals::default(),
             readiness: KeptReadiness::default(),
@@ -268,6 +272,7 @@ impl App {
     pub fn directory(&self) -> Directory<'_> {
         Directory {
             directory: &*self.directory,
+            branding: &self.branding,
             tokens: &*self.tokens,
             retirement: self.retirement(),
             audit: self.auditor(),

@@ -38,13 +38,14 @@ struct NewTokenBody {
 type Grants = (Vec<GrantId>, Vec<GrantId>);
 
 impl NewTokenBody {
+    /// The token asked for, and whether the answer shows its secret.
     fn into_new_token(
         self,
         created_by_user_id: Option<UserId>,
         (role_ids, permission_ids): Grants,
         local: &LocalIssuers,
-    ) -> Result<NewToken> {
-        Ok(NewToken {
+    ) -> Result<(NewToken, bool)> {
+        let new = NewToken {
             created_by_user_id,
             description: self.description.map(rules::description).transpose()?,
             metadata: rules::metadata(self.metadata.unwrap_or_default())?,
@@ -63,25 +64,9 @@ impl NewTokenBody {
                 .map(|field| trust_policies(field, local))
                 .transpose()?
                 .unwrap_or_default(),
-        })
-    }
-
-    /// Whether the answer shows the secret: unless `withSecret` is `false`, which a token with
-    /// no trust policy could not work without.
-    fn shows_secret(&self) -> Result<bool> {
-        let shown = match &self.with_secret {
-            None => true,
-            Some(serde_json::Value::Bool(shown)) => *shown,
-            Some(_) => return Err(Error::bad_request("withSecret must be true or false")),
         };
-        let trusted = (self.trust_policies.as_ref())
-            .is_some_and(|p| p.as_array().is_some_and(|p| !p.is_empty()));
-        match shown || trusted {
-            true => Ok(shown),
-            false => Err(Error::bad_request(
-                "withSecret: a token without a secret needs trustPolicies, or nothing could use it",
-            )),
-        }
+        let shown = shows_secret(self.with_secret.as_ref(), &new)?;
+        Ok((new, shown))
     }
 
     /// As Frontegg: when both are given, roleIds wins.
@@ -93,6 +78,22 @@ impl NewTokenBody {
                 (Vec::new(), rules::grant_ids("permissionIds", &permissions)?)
             }
         })
+    }
+}
+
+/// Whether the answer to a create shows the secret: unless `withSecret` is `false`, which a
+/// token with no trust policy could not work without.
+fn shows_secret(with_secret: Option<&serde_json::Value>, new: &NewToken) -> Result<bool> {
+    let shown = match with_secret {
+        None => true,
+        Some(serde_json::Value::Bool(shown)) => *shown,
+        Some(_) => return Err(Error::bad_request("withSecret must be true or false")),
+    };
+    match shown || !new.trust_policies.is_empty() {
+        true => Ok(shown),
+        false => Err(Error::bad_request(
+            "withSecret: a token without a secret needs trustPolicies, or nothing could use it",
+        )),
     }
 }
 
@@ -209,9 +210,8 @@ impl<'t> TenantTokenView<'t> {
 /// so none are granted here.
 pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Result<Response> {
     let body: NewTokenBody = call.json()?;
-    let shown = body.shows_secret()?;
     let (user, local) = (caller.user_id().clone(), &app.settings().local_issuers);
-    let new = body.into_new_token(Some(user), Grants::default(), local)?;
+    let (new, shown) = body.into_new_token(Some(user), Grants::default(), local)?;
     let created = app
         .api_tokens()
         .by(call.attribution())
@@ -225,10 +225,9 @@ pub async fn create_personal(app: Arc<App>, caller: UserOwner, call: Call) -> Re
 /// `POST /identity/resources/tenants/api-tokens/v1` and `/v2`.
 pub async fn create_tenant(app: Arc<App>, caller: TenantOwner, call: Call) -> Result<Response> {
     let mut body: NewTokenBody = call.json()?;
-    let shown = body.shows_secret()?;
     let grants = body.grants()?;
     let local = &app.settings().local_issuers;
-    let new = body.into_new_token(caller.acting_user().cloned(), grants, local)?;
+    let (new, shown) = body.into_new_token(caller.acting_user().cloned(), grants, local)?;
     let created = app
         .api_tokens()
         .by(call.attribution())

@@ -253,19 +253,22 @@ impl<'a> Credentials<'a> {
         trusted: &[(usize, &TrustPolicy)],
         verified: &Verified,
     ) -> Result<()> {
-        let admitting = trusted
-            .iter()
-            .find(|(_, p)| p.mismatch(&verified.claims).is_none());
-        let Some(&(at, policy)) = admitting else {
+        // Each policy's verdict, once: the first that admits, else every one's reason.
+        let mut mismatches = Vec::new();
+        let mut admitting = None;
+        for &(at, policy) in trusted {
+            match policy.mismatch(&verified.claims) {
+                None => {
+                    admitting = Some((at, policy));
+                    break;
+                }
+                // Policies by their place in the token's list: their ids (which follow from
+                // their contents) are for those who manage the token.
+                Some(why) => mismatches.push(format!("policy {}: {why}", at + 1)),
+            }
+        }
+        let Some((at, policy)) = admitting else {
             metrics::refused(Refused::Credentials);
-            // Policies by their place in the token's list: their ids (which follow from their
-            // contents) are for those who manage the token.
-            let mismatches: Vec<String> = (trusted.iter())
-                .filter_map(|(at, p)| {
-                    let why = p.mismatch(&verified.claims)?;
-                    Some(format!("policy {}: {why}", at + 1))
-                })
-                .collect();
             return Err(Error::InvalidGrant(format!(
                 "No trust policy of this API token admits the token: {}",
                 mismatches.join("; ")

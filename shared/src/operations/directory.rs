@@ -30,6 +30,7 @@ use crate::domain::lives::{DirectoryRecord, Life, Revision, Verdict, VersionClas
 use crate::domain::rules::excerpt;
 use crate::domain::{ApiToken, GrantId, TenantId, UserId};
 use crate::error::{Error, Result};
+use crate::machinery::Kept;
 use crate::ports::{DirectoryStore, TokenStore};
 
 use super::{Auditor, Retirement, check_permission_ids, check_role_ids, named_anew, tenant_life};
@@ -39,9 +40,14 @@ const WRITE_ATTEMPTS: u32 = 8;
 
 /// The longest the public page and configuration wait for the branding.
 pub const BRANDING_BUDGET: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long a process serves the branding it read without reading it again (its own changes
+/// show at once; another process's within this).
+pub const BRANDING_KEPT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Directory<'a> {
     pub(crate) directory: &'a dyn DirectoryStore,
+    /// The branding as last read or written here, for [`BRANDING_KEPT`].
+    pub(crate) branding: &'a Kept<Branding>,
     pub(crate) tokens: &'a dyn TokenStore,
     pub(crate) retirement: Retirement<'a>,
     pub(crate) audit: Auditor<'a>,
@@ -381,12 +387,19 @@ impl Directory<'_> {
         Ok(settings.await?.unwrap_or_default())
     }
 
-    /// The portal's branding, for what anyone reads (the page, the public configuration): read
-    /// within [`BRANDING_BUDGET`], and the page's own look when the store cannot answer in
-    /// time, so that those keep working without it (they need no store otherwise).
+    /// The portal's branding, for what anyone reads (the page, the public configuration): as
+    /// kept for [`BRANDING_KEPT`], else read within [`BRANDING_BUDGET`], and the page's own
+    /// look when the store cannot answer in time, so that those keep working without it (they
+    /// need no store otherwise).
     pub async fn branding(&self) -> Branding {
+        if let Some(kept) = self.branding.fresh() {
+            return kept;
+        }
         match tokio::time::timeout(BRANDING_BUDGET, self.token_settings()).await {
-            Ok(Ok(settings)) => settings.branding,
+            Ok(Ok(settings)) => {
+                self.branding.keep(settings.branding.clone());
+                settings.branding
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "the branding could not be read: shown without it");
                 Branding::default()
@@ -411,10 +424,12 @@ impl Directory<'_> {
                 Ok(Some(DirectoryRecord::upserted(stored, doc, Origin::Api)))
             })
             .await?;
-        match changed.and_then(|c| c.after.doc) {
-            Some(doc) => Ok(doc.try_into()?),
-            None => self.token_settings().await,
-        }
+        let settings: TokenSettings = match changed.and_then(|c| c.after.doc) {
+            Some(doc) => doc.try_into()?,
+            None => self.token_settings().await?,
+        };
+        self.branding.keep(settings.branding.clone());
+        Ok(settings)
     }
 
     pub async fn permissions(&self) -> Result<Vec<Stamped<Permission>>> {

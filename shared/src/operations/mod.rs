@@ -18,7 +18,7 @@ pub use audits::Audits;
 pub use backup::{Backup, EXPORT_FORMAT, EXPORT_VERSION, Pass, check as check_exported};
 pub use credentials::{Credentials, Granted, Issued};
 pub(crate) use credentials::{RefreshKeys, record_minute};
-pub use directory::{Directory, Listing, Window};
+pub use directory::{BRANDING_KEPT, Directory, Listing, Window};
 pub use health::{Answer, Health, KeptReadiness, READY_BUDGET, Readiness};
 pub use portal::{Portal, Session};
 pub use tokens::{ApiTokens, Manager, NewToken, Owner, TOKEN, TokenPatch};
