@@ -125,6 +125,18 @@ async fn a_configuration_patch_names_what_it_refuses_and_changes_nothing(t: &Tes
         (r#"{"tenantTokensEnabled":"no"}"#, "tenantTokensEnabled"),
         (r#"{"maxExpiresInMinutes":0}"#, "maxExpiresInMinutes"),
         (r#"{"maxExpiresInMinutes":"a week"}"#, "maxExpiresInMinutes"),
+        (
+            r##"{"branding":{"accentColor":"#1a56db","accentColor":"#ffd400"}}"##,
+            "branding: accentColor is given twice",
+        ),
+        (
+            r#"{"branding":{"theme":"light","theme":"dark"}}"#,
+            "theme is given twice",
+        ),
+        (
+            r#"{"branding":{"accentColor":null}}"#,
+            "branding.accentColor must not be null",
+        ),
     ] {
         assert_refused_naming(&patch(body).await, field, body);
     }

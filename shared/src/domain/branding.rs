@@ -205,6 +205,14 @@ impl Branding {
             accent_color_dark: Option<String>,
             theme: Option<String>,
         }
+        // As the body around it: a field is left out, not sent as null.
+        let null = (value.as_object().into_iter().flatten()).find(|(_, v)| v.is_null());
+        if let Some((name, _)) = null {
+            return Err(Invalid(format!(
+                "branding.{} must not be null (leave it out)",
+                excerpt(name)
+            )));
+        }
         let sent: Sent = serde_json::from_value(value.clone()).map_err(|e| {
             Invalid(format!(
                 "branding must be {{displayName?, logoUrl?, accentColor?, accentColorDark?, \

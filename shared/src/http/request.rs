@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -103,13 +103,21 @@ impl Call {
 
     /// The body's fields, in order, as sent: it must be a JSON object.
     fn entries(&self) -> Result<Vec<(String, Value)>> {
-        let Entries(entries) = serde_json::from_slice(&self.body).map_err(|e| {
-            if e.is_data() {
-                Error::bad_request("Request body must be a JSON object")
-            } else {
-                not_json(&e)
+        let mut json = serde_json::Deserializer::from_slice(&self.body);
+        let Entries(entries) = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let e = e.into_inner();
+            match (e.is_data(), path.as_str()) {
+                (false, _) => not_json(&e),
+                (true, ".") => Error::bad_request("Request body must be a JSON object"),
+                // Within a field: an object in it names a field twice.
+                (true, _) => Error::bad_request(format!(
+                    "Invalid request body: {path}: {}",
+                    quoted_excerpts(&e.to_string())
+                )),
             }
         })?;
+        json.end().map_err(|e| not_json(&e))?;
         Ok(entries)
     }
 
@@ -465,10 +473,81 @@ impl<'de> Visitor<'de> for EntriesVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
         let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry()? {
-            entries.push(entry);
+        while let Some((name, Unrepeated(value))) = map.next_entry()? {
+            entries.push((name, value));
         }
         Ok(Entries(entries))
+    }
+}
+
+/// A JSON value none of whose objects, at any depth, names a field twice (which `Value` would
+/// read as the last of the two): a body's field holding an object (`branding`) is as strict as
+/// the body.
+struct Unrepeated(Value);
+
+impl<'de> Deserialize<'de> for Unrepeated {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UnrepeatedVisitor)
+            .map(Unrepeated)
+    }
+}
+
+struct UnrepeatedVisitor;
+
+impl<'de> Visitor<'de> for UnrepeatedVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unrepeated(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some((name, Unrepeated(value))) = map.next_entry::<String, _>()? {
+            if fields.contains_key(&name) {
+                let name = excerpt(&name);
+                return Err(serde::de::Error::custom(format!("{name} is given twice")));
+            }
+            fields.insert(name, value);
+        }
+        Ok(Value::Object(fields))
     }
 }
 
