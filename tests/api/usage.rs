@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::portal::{portal_roles, session};
 use crate::support::client::Issued;
 use crate::support::*;
+use m2m_shared::domain::usage::Day;
 
 /// The sums over the answer's days: JWTs issued, and wrong secrets.
 fn totals(usage: &Value) -> (u64, u64) {
@@ -205,3 +206,32 @@ async fn a_session_reads_the_use_of_every_token_it_lists(t: &TestApp) {
 }
 
 on_both_stores!(a_session_reads_the_use_of_every_token_it_lists);
+
+/// A token's days never outlive it: the use that writes its finished minute, racing the
+/// token's deletion or its tenant's, leaves no count behind, whichever lands first.
+async fn counts_written_as_the_token_goes_go_with_it(t: &TestApp) {
+    let vendor = t.as_vendor().await;
+    for round in 0..16 {
+        let tenant = format!("acme-{round}");
+        let acme = vendor.tenant(&tenant);
+        let token = acme.token(json!({})).await;
+        t.exchange(EXCHANGE_V1, &token.client_id, &token.secret)
+            .await;
+        t.clock.to_next_minute();
+        // Half the rounds delete the token, half its tenant.
+        let path = match round % 2 {
+            0 => format!("{TENANT_TOKENS}/{}", token.client_id),
+            _ => format!("/identity/resources/tenants/v1/{tenant}"),
+        };
+        let (_, deleted) = tokio::join!(
+            t.exchange(EXCHANGE_V1, &token.client_id, &token.secret),
+            acme.call(Method::DELETE, &path, None)
+        );
+        assert!(deleted.status.is_success(), "{:?}", deleted.body);
+        let client_id = m2m_shared::domain::ClientId::parse(&token.client_id).unwrap();
+        let left = t.store.usage_since(&client_id, Day(0)).await.unwrap();
+        assert!(left.is_empty(), "round {round} ({path}): {left:?}");
+    }
+}
+
+on_both_stores!(counts_written_as_the_token_goes_go_with_it);
