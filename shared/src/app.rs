@@ -204,6 +204,7 @@ impl App {
             tokens: &*self.tokens,
             revocations: &*self.revocations,
             refresh: &*self.refresh,
+            rates: &*self.rates,
             audits: &*self.audits,
             audit: self.auditor(),
             local_issuers: &self.settings.local_issuers,

@@ -178,6 +178,10 @@ pub trait RefreshStore: Send + Sync {
 
     /// Removes the mark of a workload token whose exchange then issued nothing.
     async fn unspend_workload_token(&self, mark: &str) -> Result<()>;
+
+    /// Carries over a workload token's mark (an import), kept until `until`: true if it was
+    /// not there.
+    async fn import_workload_mark(&self, mark: &str, until: Timestamp) -> Result<bool>;
 }
 
 /// What came of [`RefreshStore::spend_workload_token`].
@@ -224,6 +228,10 @@ pub trait RateStore: Send + Sync {
 
     /// The token's kept days from `from` on, oldest first.
     async fn usage_since(&self, client_id: &ClientId, from: Day) -> Result<Vec<DayUsage>>;
+
+    /// Carries over a token's counts of a day (an import): written unless that day has counts
+    /// already (so an import run again adds nothing) or the token is gone; true if written.
+    async fn import_usage(&self, client_id: &ClientId, usage: DayUsage) -> Result<bool>;
 }
 
 /// A minute of the clock, and whether the caller reserved in it before.

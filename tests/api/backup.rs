@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use m2m_shared::domain::usage::{Counts, Day, DayUsage, MinuteUsage};
+use m2m_shared::domain::{ClientId, Timestamp};
+use m2m_shared::ports::{Clock, Spend};
+use serde_json::{Value, json};
 
 use crate::local_server::aws_env;
 use crate::support::{TestApp, binary, moto_resources};
@@ -70,6 +73,7 @@ async fn an_export_of_either_store_imports_into_the_other_as_it_was() {
         .unwrap();
     let t = embedded_app(copy_of(keys.path(), ".")).await;
     let expected = scenario(&t).await;
+    let kept = Kept::written(&t).await;
     let data = t.stop().await.unwrap();
     let files = tempfile::tempdir().unwrap();
     let file = files.path().join("embedded.jsonl");
@@ -85,7 +89,15 @@ async fn an_export_of_either_store_imports_into_the_other_as_it_was() {
         .iter()
         .filter_map(|l| l["kind"].as_str())
         .collect();
-    let all = ["audit", "directory", "spentRefresh", "token", "vendor"];
+    let all = [
+        "audit",
+        "directory",
+        "spentRefresh",
+        "spentWorkload",
+        "token",
+        "usage",
+        "vendor",
+    ];
     assert_eq!(kinds, all.into(), "every kind of record");
 
     let (table, key_id) = moto_resources().await;
@@ -99,8 +111,9 @@ async fn an_export_of_either_store_imports_into_the_other_as_it_was() {
     export(&dynamodb_env, &back_file);
     let moved = serve_table(&table, &key_id, copy_of(keys.path(), ".")).await;
     assert_serves(&moved, &expected).await;
-    // Each token once, however often the import ran.
-    assert_eq!(events_of(&moved, "apiToken.imported").await, 3);
+    kept.holds_in(&moved).await;
+    // Each token once (the scenario's three and the workload one), however often the import ran.
+    assert_eq!(events_of(&moved, "apiToken.imported").await, 4);
 
     // Back: DynamoDB's export into a new embedded store (its key copied beside it first).
     let back = copy_of(keys.path(), ".");
@@ -108,6 +121,71 @@ async fn an_export_of_either_store_imports_into_the_other_as_it_was() {
     import(&back_env, &back_file);
     let t = embedded_app(back).await;
     assert_serves(&t, &expected).await;
+    kept.holds_in(&t).await;
+}
+
+/// What an export carries beside the scenario's credentials: a token's day counts, and a
+/// workload token taken through its trust policy (which must stay taken wherever it goes).
+struct Kept {
+    client_id: ClientId,
+    policy: String,
+    mark: String,
+    until: Timestamp,
+    days: Vec<DayUsage>,
+}
+
+impl Kept {
+    async fn written(t: &TestApp) -> Self {
+        let vendor = t.vendor_token().await;
+        let policy = json!({"issuer": "https://token.actions.githubusercontent.com",
+            "audience": "https://m2m.example", "subject": "repo:acme/deploy:ref:refs/heads/main"});
+        let body = json!({"description": "workload", "trustPolicies": [policy]});
+        let (client_id, _) = t.tenant_token(&vendor, "initech", body).await;
+        let client_id = ClientId::parse(&client_id).unwrap();
+        let token = t.store.token(&client_id).await.unwrap().unwrap();
+        let policy = token.trust_policies[0].id.clone();
+        let mark = "a-workload-tokens-digest".to_owned();
+        let until = Timestamp::from_millis(t.clock.now().millis() + 3_600_000);
+        let spent = t
+            .store
+            .spend_workload_token(&client_id, (0, &policy), &mark, until);
+        assert_eq!(spent.await.unwrap(), Spend::Spent);
+        let mut counts = Counts::default();
+        (counts.issued, counts.refused.secret) = (7, 2);
+        let minute = MinuteUsage {
+            client_id,
+            tenant_id: token.tenant_id.clone(),
+            minute: t.clock.now(),
+            counts,
+        };
+        t.store.add_usage(&minute).await.unwrap();
+        let days = t.store.usage_since(&client_id, Day(0)).await.unwrap();
+        assert_eq!(days.len(), 1, "{days:?}");
+        Self {
+            client_id,
+            policy,
+            mark,
+            until,
+            days,
+        }
+    }
+
+    /// `moved` serves the same day counts, and the workload token stays taken.
+    async fn holds_in(&self, moved: &TestApp) {
+        let days = moved
+            .store
+            .usage_since(&self.client_id, Day(0))
+            .await
+            .unwrap();
+        assert_eq!(days, self.days, "the day counts carried over");
+        let again = moved.store.spend_workload_token(
+            &self.client_id,
+            (0, &self.policy),
+            &self.mark,
+            self.until,
+        );
+        assert_eq!(again.await.unwrap(), Spend::Replayed, "still taken");
+    }
 }
 
 /// An import refuses what is not an export, an export of a later release, and a bad line
@@ -132,7 +210,12 @@ fn an_import_refuses_what_it_cannot_load_saying_where() {
     };
     let garbage = format!("{header}\n{}\n", token(r#"["garbage"]"#));
     let wide = format!("{header}\n{}\n", token(r#"["10.0.0.0/33"]"#));
+    let day = format!(
+        "{header}\n{}\n",
+        r#"{"kind":"usage","clientId":"0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11","day":-1,"counts":{}}"#
+    );
     for (content, says) in [
+        (day.as_str(), "a usage day out of range: -1"),
         (garbage.as_str(), "allowedIps holds \"garbage\""),
         (wide.as_str(), "allowedIps holds"),
         ("clientId,secret\n", "not an export"),

@@ -114,11 +114,13 @@ failing!(RefreshStore {
     fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()>;
     fn spend_workload_token(&self, client_id: &ClientId, policy: (usize, &str), mark: &str, until: Timestamp) -> Result<m2m_shared::ports::Spend>;
     fn unspend_workload_token(&self, mark: &str) -> Result<()>;
+    fn import_workload_mark(&self, mark: &str, until: Timestamp) -> Result<bool>;
 });
 failing!(RateStore {
     fn reserve_uses(&self, client_id: &ClientId, window: UseWindow, want: u32, limit: u32, at: Timestamp) -> Result<Option<Reserved>>;
     fn add_usage(&self, usage: &m2m_shared::domain::usage::MinuteUsage) -> Result<()>;
     fn usage_since(&self, client_id: &ClientId, from: m2m_shared::domain::usage::Day) -> Result<Vec<m2m_shared::domain::usage::DayUsage>>;
+    fn import_usage(&self, client_id: &ClientId, usage: m2m_shared::domain::usage::DayUsage) -> Result<bool>;
 });
 failing!(HandoffStore {
     fn put_handoff(&self, handoff: &Handoff, event: &AuditEvent) -> Result<()>;

@@ -439,6 +439,19 @@ pub enum Exported {
     Audit {
         event: crate::domain::audit::AuditEvent,
     },
+    /// A token's counts of a day (days since 1970-01-01, UTC), kept 90 days.
+    #[serde(rename_all = "camelCase")]
+    Usage {
+        client_id: ClientId,
+        day: i64,
+        counts: crate::domain::usage::Counts,
+    },
+    /// A workload token taken (see [`crate::ports::RefreshStore::spend_workload_token`]), which
+    /// stays taken until `until` (milliseconds since the epoch).
+    SpentWorkload {
+        mark: String,
+        until: i64,
+    },
 }
 
 impl Exported {

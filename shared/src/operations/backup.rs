@@ -9,10 +9,12 @@ use crate::domain::audit::{Severity, Target};
 use crate::domain::directory::EntityKind;
 use crate::domain::federation::LocalIssuers;
 use crate::domain::revocation::Revocation;
+use crate::domain::usage::{Day, DayUsage};
 use crate::domain::{ApiToken, TenantId, Timestamp, UserId, VendorCredential};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AuditStore, DirectoryStore, ExportStore, RefreshStore, RevocationStore, TokenStore, VendorStore,
+    AuditStore, DirectoryStore, ExportStore, RateStore, RefreshStore, RevocationStore, TokenStore,
+    VendorStore,
 };
 
 use super::Auditor;
@@ -20,7 +22,8 @@ use super::Auditor;
 /// The first line of an export: what it is, and the record format of its lines.
 pub const EXPORT_FORMAT: &str = "m2m-auth-export";
 /// The version of the export's own layout (a header line, then one record per line).
-pub const EXPORT_VERSION: u64 = 1;
+/// Version 2 carries tokens' day counts and taken workload tokens; 1 did not (and reads as 2).
+pub const EXPORT_VERSION: u64 = 2;
 
 /// Records read from the store per page of an export.
 pub const EXPORT_PAGE: usize = 500;
@@ -32,14 +35,15 @@ pub struct Backup<'a> {
     pub(crate) tokens: &'a dyn TokenStore,
     pub(crate) revocations: &'a dyn RevocationStore,
     pub(crate) refresh: &'a dyn RefreshStore,
+    pub(crate) rates: &'a dyn RateStore,
     pub(crate) audits: &'a dyn AuditStore,
     pub(crate) audit: Auditor<'a>,
     pub(crate) local_issuers: &'a LocalIssuers,
 }
 
 /// Which of an export's lines an import pass loads: what a record needs is loaded in an
-/// earlier pass (a token needs its tenant's and member's records; a spent refresh token its
-/// token), whatever order the store exported them in.
+/// earlier pass (a token needs its tenant's and member's records; a spent refresh token and a
+/// day's counts their token), whatever order the store exported them in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
     Directory,
@@ -72,6 +76,17 @@ pub fn check(record: &Exported, local: &LocalIssuers) -> Result<()> {
                 .map_err(|_| Error::bad_request(format!("a {entity} whose document is not one")))?;
         }
         Exported::Token { record } => record.check(local)?,
+        // Days since 1970 up to the year 9999; marks as the exchange makes them (a digest).
+        Exported::Usage { day, .. } if !(0..=2_932_896).contains(day) => {
+            return Err(Error::bad_request(format!(
+                "a usage day out of range: {day}"
+            )));
+        }
+        Exported::SpentWorkload { mark, until }
+            if mark.is_empty() || mark.len() > 256 || *until < 0 =>
+        {
+            return Err(Error::bad_request("a workload token mark that is not one"));
+        }
         _ => {}
     }
     Ok(())
@@ -98,29 +113,11 @@ impl Backup<'_> {
     pub async fn import(&self, record: Exported) -> Result<bool> {
         check(&record, self.local_issuers)?;
         match record {
-            Exported::Vendor { record } => {
-                let vendor = VendorCredential::from(record);
-                if self.vendors.vendor(&vendor.client_id).await?.is_some() {
-                    return Ok(false);
-                }
-                let target = Target::new("vendorCredential", vendor.client_id);
-                let event = self.imported("vendorCredential", target, None);
-                self.vendors.put_vendor(&vendor, &event).await?;
-                Ok(true)
-            }
+            Exported::Vendor { record } => self.import_vendor(record.into()).await,
             Exported::Directory { entity, id, record } => {
                 self.import_directory(&entity, &id, record).await
             }
-            Exported::Token { record } => {
-                let token = ApiToken::from(*record);
-                if self.tokens.token(&token.client_id).await?.is_some() {
-                    return Ok(false);
-                }
-                let target = Target::new("apiToken", token.client_id);
-                let event = self.imported("apiToken", target, Some(token.tenant_id.clone()));
-                self.tokens.put_new(&token, &event).await?;
-                Ok(true)
-            }
+            Exported::Token { record } => self.import_token((*record).into()).await,
             Exported::Revocation {
                 sub,
                 before,
@@ -146,7 +143,42 @@ impl Backup<'_> {
                 self.refresh.spend_refresh(&client_id, serial, until).await
             }
             Exported::Audit { event } => self.audits.import_event(&event).await,
+            Exported::Usage {
+                client_id,
+                day,
+                counts,
+            } => {
+                let day = Day(day);
+                let usage = DayUsage { day, counts };
+                self.rates.import_usage(&client_id, usage).await
+            }
+            Exported::SpentWorkload { mark, until } => {
+                let until = Timestamp::from_millis(until);
+                self.refresh.import_workload_mark(&mark, until).await
+            }
         }
+    }
+
+    /// A vendor credential, unless one of its clientId is there.
+    async fn import_vendor(&self, vendor: VendorCredential) -> Result<bool> {
+        if self.vendors.vendor(&vendor.client_id).await?.is_some() {
+            return Ok(false);
+        }
+        let target = Target::new("vendorCredential", vendor.client_id);
+        let event = self.imported("vendorCredential", target, None);
+        self.vendors.put_vendor(&vendor, &event).await?;
+        Ok(true)
+    }
+
+    /// A token, unless one of its clientId is there.
+    async fn import_token(&self, token: ApiToken) -> Result<bool> {
+        if self.tokens.token(&token.client_id).await?.is_some() {
+            return Ok(false);
+        }
+        let target = Target::new("apiToken", token.client_id);
+        let event = self.imported("apiToken", target, Some(token.tenant_id.clone()));
+        self.tokens.put_new(&token, &event).await?;
+        Ok(true)
     }
 
     /// A directory record (a tombstone too), and a user's memberships in the index.

@@ -1,5 +1,5 @@
 //! Every record, a page at a time (see [`ExportStore`]): one `Scan` page of the table, each
-//! item that holds a record turned into its exported shape, the rest (indexes, counts, key
+//! item that holds a record turned into its exported shape, the rest (indexes, rate counts, key
 //! claims, audit copies other than the vendor-wide one, hand-offs, the wrapped signing key)
 //! left out, for an import makes them again. The cursor is the scan's last key.
 
@@ -30,26 +30,16 @@ fn exported(item: Item) -> Result<Option<Exported>> {
         ("VENDOR", _) => Ok(Some(Exported::Vendor {
             record: from_item("vendor", item)?,
         })),
-        // A token's counts per day: kept 90 days, not carried over.
-        ("TOKEN", mark) if mark.starts_with("USAGE#") => Ok(None),
         ("TOKEN", "TOKEN") => Ok(Some(Exported::Token {
             record: Box::new(from_item("token", item)?),
         })),
-        ("TOKEN", mark) => {
-            let serial = mark
-                .strip_prefix("REFRESH#")
-                .map(|s| u64::from_str_radix(s, 16));
-            let ttl = item
-                .get("ttl")
-                .and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
-            match (ClientId::parse(rest), serial, ttl) {
-                (Ok(client_id), Some(Ok(serial)), Some(ttl)) => Ok(Some(Exported::SpentRefresh {
-                    client_id,
-                    serial,
-                    until: ttl * 1000,
-                })),
-                _ => Err(corrupt("refresh", format!("item {pk} {sk}"))),
-            }
+        ("TOKEN", mark) => in_token(rest, mark, &item).map(Some),
+        ("WORKLOAD", _) => {
+            let until = ttl_of(&item).ok_or_else(|| corrupt("workload token", &pk))?;
+            Ok(Some(Exported::SpentWorkload {
+                mark: rest.to_owned(),
+                until: until * 1000,
+            }))
         }
         ("PERMISSION" | "ROLE" | "CONFIGURATION", id) if rest.is_empty() => {
             directory(head, id.to_owned())
@@ -69,6 +59,35 @@ fn exported(item: Item) -> Result<Option<Exported>> {
         }
         _ => Ok(None),
     }
+}
+
+/// An item of a token's partition, `sk` `mark`: a day's counts, or a refresh token spent.
+fn in_token(owner: &str, mark: &str, item: &Item) -> Result<Exported> {
+    let client_id = ClientId::parse(owner).map_err(|_| corrupt("token item", owner))?;
+    if mark.starts_with("USAGE#") {
+        let usage = rates::day_usage(item)?;
+        return Ok(Exported::Usage {
+            client_id,
+            day: usage.day.0,
+            counts: usage.counts,
+        });
+    }
+    let serial = mark
+        .strip_prefix("REFRESH#")
+        .map(|s| u64::from_str_radix(s, 16));
+    match (serial, ttl_of(item)) {
+        (Some(Ok(serial)), Some(ttl)) => Ok(Exported::SpentRefresh {
+            client_id,
+            serial,
+            until: ttl * 1000,
+        }),
+        _ => Err(corrupt("refresh", format!("item {owner} {mark}"))),
+    }
+}
+
+/// An item's `ttl` (seconds since the epoch).
+fn ttl_of(item: &Item) -> Option<i64> {
+    item.get("ttl")?.as_n().ok()?.parse().ok()
 }
 
 #[async_trait]

@@ -150,6 +150,16 @@ pub(super) fn idempotency_token(unique: &str) -> String {
     unique.chars().take(36).collect()
 }
 
+/// A transaction's write of `item`, if its key holds nothing.
+pub(super) fn put_if_absent(table: &str, item: Item) -> Result<Put> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(Error::internal)
+}
+
 pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
         .and_then(ProvideErrorMetadata::code)

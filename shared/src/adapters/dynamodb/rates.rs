@@ -135,12 +135,6 @@ impl RateStore for DynamoStore {
 
     async fn add_usage(&self, usage: &MinuteUsage) -> Result<()> {
         let day = Day::of(usage.minute);
-        let token_exists = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(token_pk(&usage.client_id), "TOKEN".into())))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(Error::internal)?;
         let (counts, refused) = (&usage.counts, &usage.counts.refused);
         let n = |value: u64| AttributeValue::N(value.to_string());
         let add = Update::builder()
@@ -164,23 +158,30 @@ impl RateStore for DynamoStore {
             .expression_attribute_values(":v", AttributeValue::N(RECORD_FORMAT.to_string()))
             .build()
             .map_err(Error::internal)?;
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(token_exists)
-                    .build(),
-            )
-            .transact_items(TransactWriteItem::builder().update(add).build())
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            // The token is gone: its counts go with it.
-            Err(e) if !failed_conditions(&e).is_empty() => Ok(()),
-            Err(e) => Err(dynamo_error(e)),
+        // The token gone, its counts go with it.
+        let add = TransactWriteItem::builder().update(add).build();
+        self.with_token(&usage.client_id, add).await.map(|_| ())
+    }
+
+    async fn import_usage(&self, client_id: &ClientId, usage: DayUsage) -> Result<bool> {
+        let (counts, refused) = (&usage.counts, &usage.counts.refused);
+        let n = |value: u64| AttributeValue::N(value.to_string());
+        let mut item = usage_key(client_id, usage.day);
+        for (name, value) in [
+            ("issued", counts.issued),
+            ("secret", refused.secret),
+            ("allowList", refused.allow_list),
+            ("rateLimit", refused.rate_limit),
+            ("disabled", refused.disabled),
+        ] {
+            item.insert(name.into(), n(value));
         }
+        let ttl = usage.day.kept_until().seconds();
+        item.insert("ttl".into(), AttributeValue::N(ttl.to_string()));
+        stamp(&mut item);
+        let put = put_if_absent(&self.table, item)?;
+        let put = TransactWriteItem::builder().put(put).build();
+        self.with_token(client_id, put).await
     }
 
     async fn usage_since(&self, client_id: &ClientId, from: Day) -> Result<Vec<DayUsage>> {
@@ -195,36 +196,70 @@ impl RateStore for DynamoStore {
             .consistent_read(true);
         let mut days = Vec::new();
         for item in self.all_items(query).await? {
-            check_format("usage", &item)?;
-            let number = |name: &str| stored::<u64>(&item, name).unwrap_or_default();
-            let sk = item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            let day = sk
-                .strip_prefix("USAGE#")
-                .and_then(|d| d.parse::<i64>().ok());
-            let Some(day) = day else {
-                return Err(corrupt("usage", format!("item {sk}")));
-            };
-            let refused = Refused {
-                secret: number("secret"),
-                allow_list: number("allowList"),
-                rate_limit: number("rateLimit"),
-                disabled: number("disabled"),
-            };
-            let counts = Counts {
-                issued: number("issued"),
-                refused,
-            };
-            days.push(DayUsage {
-                day: Day(day),
-                counts,
-            });
+            days.push(day_usage(&item)?);
         }
         Ok(days)
     }
+}
+
+impl DynamoStore {
+    /// Writes `write` in one transaction with the check that `client_id`'s token exists:
+    /// false, with nothing written, if that or `write`'s own condition fails.
+    async fn with_token(&self, client_id: &ClientId, write: TransactWriteItem) -> Result<bool> {
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(token_exists(&self.table, client_id)?)
+                    .build(),
+            )
+            .transact_items(write)
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if !failed_conditions(&e).is_empty() => Ok(false),
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+}
+
+/// A token's counts of a day, as stored.
+pub(super) fn day_usage(item: &Item) -> Result<DayUsage> {
+    check_format("usage", item)?;
+    let number = |name: &str| stored::<u64>(item, name).unwrap_or_default();
+    let sk = item.get("sk").and_then(|v| v.as_s().ok());
+    let day = sk
+        .and_then(|sk| sk.strip_prefix("USAGE#"))
+        .and_then(|d| d.parse::<i64>().ok());
+    let Some(day) = day else {
+        return Err(corrupt("usage", format!("item {sk:?}")));
+    };
+    let refused = Refused {
+        secret: number("secret"),
+        allow_list: number("allowList"),
+        rate_limit: number("rateLimit"),
+        disabled: number("disabled"),
+    };
+    let counts = Counts {
+        issued: number("issued"),
+        refused,
+    };
+    Ok(DayUsage {
+        day: Day(day),
+        counts,
+    })
+}
+
+/// The condition that `client_id`'s token exists.
+fn token_exists(table: &str, client_id: &ClientId) -> Result<ConditionCheck> {
+    ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key(token_pk(client_id), "TOKEN".into())))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .map_err(Error::internal)
 }
 
 /// The sort key of a token's counts of `day`, in its partition (so deleted with it).

@@ -57,6 +57,25 @@ impl RefreshStore for DynamoStore {
         Ok(())
     }
 
+    async fn import_workload_mark(&self, mark: &str, until: Timestamp) -> Result<bool> {
+        let mut item = workload_mark(mark);
+        item.insert("ttl".into(), AttributeValue::N(until.seconds().to_string()));
+        stamp(&mut item);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
     async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()> {
         self.client
             .delete_item()
@@ -81,12 +100,7 @@ impl DynamoStore {
     ) -> Result<Spend> {
         mark.insert("ttl".into(), AttributeValue::N(until.seconds().to_string()));
         stamp(&mut mark);
-        let spend = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(mark))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(Error::internal)?;
+        let spend = put_if_absent(&self.table, mark)?;
         let written = self
             .client
             .transact_write_items()

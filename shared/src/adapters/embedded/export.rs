@@ -1,6 +1,6 @@
 //! Every record, a page at a time (see [`ExportStore`]): the vendors, the directory (with its
-//! tombstones), the tokens, the revocations, the spent refresh tokens and the audit events,
-//! each table in key order. The cursor names the table and the last key exported.
+//! tombstones), the tokens, the revocations, the spent refresh tokens, the audit events, the
+//! tokens' day counts and the workload tokens taken, each table in key order. The cursor names the table and the last key exported.
 
 use async_trait::async_trait;
 use redb::ReadableDatabase;
@@ -10,13 +10,15 @@ use crate::adapters::records::{Exported, kind_named};
 use crate::ports::ExportStore;
 
 /// The tables exported, in order; the rest is derived from them.
-const EXPORTED: [TableDefinition<&str, &[u8]>; 6] = [
+const EXPORTED: [TableDefinition<&str, &[u8]>; 8] = [
     VENDORS,
     DIRECTORY,
     TOKENS,
     REVOCATIONS,
     REFRESH,
     audits::AUDITS,
+    USAGE,
+    WORKLOAD_TOKENS,
 ];
 
 /// The record stored at `key` of table `table` (an index of [`EXPORTED`]) as exported.
@@ -55,9 +57,24 @@ fn exported(table: usize, key: &str, bytes: &[u8]) -> Result<Exported, redb::Err
                 until: i64::from_be_bytes(until),
             }
         }
-        _ => Exported::Audit {
+        5 => Exported::Audit {
             event: read_json("audit event", bytes)?,
         },
+        6 => {
+            let (owner, day) = key.split_once('/').ok_or_else(bad_key)?;
+            Exported::Usage {
+                client_id: client_id(owner)?,
+                day: i64::from_str_radix(day, 16).map_err(|_| bad_key())?,
+                counts: read_json("usage", bytes)?,
+            }
+        }
+        _ => {
+            let until: [u8; 8] = bytes.try_into().map_err(|_| bad_key())?;
+            Exported::SpentWorkload {
+                mark: key.to_owned(),
+                until: i64::from_be_bytes(until),
+            }
+        }
     })
 }
 

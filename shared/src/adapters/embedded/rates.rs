@@ -91,6 +91,27 @@ impl RateStore for EmbeddedStore {
             Ok(days)
         })
     }
+
+    async fn import_usage(&self, client_id: &ClientId, usage: DayUsage) -> Result<bool> {
+        let owner = client_id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            if stored_token(&txn.open_table(TOKENS)?, &owner)?.is_none() {
+                return Ok(false);
+            }
+            {
+                let mut table = txn.open_table(USAGE)?;
+                let key = usage_key(&owner, usage.day);
+                if table.get(key.as_str())?.is_some() {
+                    return Ok(false);
+                }
+                table.insert(key.as_str(), write_json(&usage.counts)?.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 /// The key of a token's counts of `day`.

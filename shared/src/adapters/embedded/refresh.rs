@@ -115,6 +115,25 @@ impl RefreshStore for EmbeddedStore {
         .await
     }
 
+    async fn import_workload_mark(&self, mark: &str, until: Timestamp) -> Result<bool> {
+        let mark = mark.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut marks = txn.open_table(WORKLOAD_TOKENS)?;
+                if marks.get(mark.as_str())?.is_some() {
+                    return Ok(false);
+                }
+                marks.insert(mark.as_str(), until.millis().to_be_bytes().as_slice())?;
+                txn.open_table(WORKLOAD_EXPIRY)?
+                    .insert(expiry_key(until, &mark).as_str(), [].as_slice())?;
+            }
+            txn.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn unspend_refresh(&self, client_id: &ClientId, serial: u64) -> Result<()> {
         let key = refresh_mark(client_id, serial);
         self.run(move |db| {
