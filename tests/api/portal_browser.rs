@@ -257,8 +257,17 @@ fn the_portal_is_the_vendors_and_shows_each_tokens_use(found: &Value) {
         json!({"unused": 1, "expired": "Expired"}),
         "a month on, a token never used is marked for retiring"
     );
-    // In the vendor's brand: its name and logo, its accent in each mode, and no serious or
-    // critical accessibility violation in either.
+    let refused = found["brandingRefused"].as_array().unwrap();
+    for (reply, field) in refused
+        .iter()
+        .zip(["branding.accentColor", "branding.logoUrl"])
+    {
+        assert_eq!(reply["status"], 400, "{reply}");
+        assert!(reply["says"].as_str().unwrap().contains(field), "{reply}");
+    }
+    assert_eq!(refused.len(), 2, "a bad colour and an oversized logo");
+    // In the vendor's brand (kept through those refusals): its name and logo, its accent in
+    // each mode, and no serious or critical accessibility violation in either.
     for (mode, accent) in [
         ("light", "rgb(109, 40, 217)"),
         ("dark", "rgb(196, 181, 253)"),

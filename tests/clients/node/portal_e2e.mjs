@@ -305,6 +305,17 @@ try {
     body: JSON.stringify({ branding }),
   });
   check(branded.status === 200, `branding: ${branded.status} ${await branded.text()}`);
+  // A colour without contrast and an oversized logo are refused, and the brand above stays.
+  found.brandingRefused = [];
+  for (const bad of [{ ...branding, accentColor: '#ffd400', theme: 'light' },
+    { ...branding, logoUrl: 'data:image/png;base64,' + 'A'.repeat(40000) }]) {
+    const refused = await fetch(`${config.base}/identity/resources/configurations/v1`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', 'x-access-token': config.vendorToken },
+      body: JSON.stringify({ branding: bad }),
+    });
+    found.brandingRefused.push({ status: refused.status, says: (await refused.json()).errors.join(' ') });
+  }
   const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
   found.branded = {};
   for (const [scheme, width] of [['light', 1280], ['dark', 1280], ['light', 375], ['dark', 375]]) {
