@@ -417,16 +417,7 @@ async fn a_federated_exchange_meets_the_tokens_rules(t: &TestApp, issuer: &Issue
     );
     let deleted = exchange(t, &bot.client_id, &pod()).await;
     assert_eq!(deleted.status, StatusCode::UNAUTHORIZED, "{}", deleted.text);
-    let introspected = t
-        .http
-        .post(format!("{}/oauth/introspect", t.base))
-        .header("x-access-token", &vendor.token)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={jwt}"))
-        .send()
-        .await
-        .unwrap();
-    let introspected: Value = introspected.json().await.unwrap();
+    let introspected = introspect(t, &vendor.token, &jwt).await;
     assert_eq!(
         introspected,
         json!({"active": false}),
@@ -435,6 +426,57 @@ async fn a_federated_exchange_meets_the_tokens_rules(t: &TestApp, issuer: &Issue
 }
 
 with_an_issuer_on_both_stores!(a_federated_exchange_meets_the_tokens_rules);
+
+/// What introspection (as the vendor) says of `jwt`.
+async fn introspect(t: &TestApp, vendor: &str, jwt: &str) -> Value {
+    let introspected = t
+        .http
+        .post(format!("{}/oauth/introspect", t.base))
+        .header("x-access-token", vendor)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={jwt}"))
+        .send()
+        .await
+        .unwrap();
+    introspected.json().await.unwrap()
+}
+
+/// A workload's exchange racing its token's deletion, repeated: whichever lands first, once
+/// the deletion has answered nothing the exchange got works, and the next workload is refused.
+async fn an_exchange_racing_the_tokens_deletion_leaves_nothing_working(
+    t: &TestApp,
+    issuer: &Issuer,
+) {
+    deploy_token(t, issuer).await;
+    let vendor = t.as_vendor().await;
+    let tenant = vendor.tenant("acme");
+    let body = json!({"permissionIds": ["p-deploy"], "trustPolicies": policies(issuer)});
+    for round in 0..10 {
+        let bot = tenant.token(body.clone()).await;
+        let account = format!("deploy-{round}");
+        let pod = || issuer.es256.sign(&issuer.kubernetes("m2m", "ci", &account));
+        let workload = pod();
+        let (answer, deleted) = tokio::join!(
+            exchange(t, &bot.client_id, &workload),
+            tenant.delete_token(&bot.client_id)
+        );
+        assert!(deleted.status.is_success(), "{:?}", deleted.body);
+        if answer.status == StatusCode::OK {
+            let jwt = answer.body["access_token"].as_str().unwrap();
+            let seen = introspect(t, &vendor.token, jwt).await;
+            assert_eq!(seen, json!({"active": false}), "round {round}");
+        }
+        let after = exchange(t, &bot.client_id, &pod()).await;
+        assert_eq!(
+            after.status,
+            StatusCode::UNAUTHORIZED,
+            "round {round}: {}",
+            after.text
+        );
+    }
+}
+
+with_an_issuer_on_both_stores!(an_exchange_racing_the_tokens_deletion_leaves_nothing_working);
 
 /// Policies are refused by name when they break a rule.
 #[tokio::test]
