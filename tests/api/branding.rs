@@ -98,17 +98,7 @@ async fn bad_branding_is_refused_by_name() {
                 Some(json!({"branding": branding})),
             )
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::BAD_REQUEST,
-            "{says}: {:?}",
-            reply.body
-        );
-        assert!(
-            reply.error().contains(says),
-            "{:?} should say {says:?}",
-            reply.error()
-        );
+        reply.assert_refused(StatusCode::BAD_REQUEST, says, format_args!("{says}"));
     }
     let kept = t.get(&format!("{CONFIGURATIONS}/public"), &[]).await;
     let expected = json!({"displayName": "Hooli", "theme": "light"});

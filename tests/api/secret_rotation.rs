@@ -113,11 +113,10 @@ async fn a_rotation_is_refused_clearly_and_changes_nothing(t: &TestApp) {
         json!({"graceMinutes": "60"}),
     ] {
         let refused = bot.rotate(t, bad.clone()).await;
-        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
-        assert!(
-            refused.error().contains("graceMinutes"),
-            "{:?}",
-            refused.body
+        refused.assert_refused(
+            StatusCode::BAD_REQUEST,
+            "graceMinutes",
+            format_args!("{bad}"),
         );
     }
     let path = format!("{TENANT_TOKENS}/0b7e5c8e-8d47-4a59-9a34-4b1b0c1f7d11/rotate");

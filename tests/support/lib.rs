@@ -566,6 +566,18 @@ impl Reply {
     pub fn error(&self) -> &str {
         self.body["errors"][0].as_str().unwrap_or_default()
     }
+
+    /// Asserts the answer is `status` with an error that says `says` (`case` names what was
+    /// tried, in the failure's message).
+    #[track_caller]
+    pub fn assert_refused(&self, status: StatusCode, says: &str, case: impl std::fmt::Display) {
+        assert_eq!(self.status, status, "{case}: {:?}", self.body);
+        assert!(
+            self.error().contains(says),
+            "{case}: {:?} should say {says:?}",
+            self.error()
+        );
+    }
 }
 
 pub const USER_TOKENS: &str = "/identity/resources/users/api-tokens/v1";
