@@ -342,11 +342,9 @@ impl Api {
             ("subject_token", workload.as_str()),
             ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
         ];
-        let body = form
-            .iter()
-            .map(|(name, value)| format!("{name}={}", form_encoded(value)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         let request = self
             .http
             .post(self.server.endpoint("/oauth/token"))
@@ -415,18 +413,6 @@ fn workload_file(path: &str) -> Result<Option<String>, Failure> {
             Ok(Some(text))
         }
     }
-}
-
-/// `text` as a form's value (application/x-www-form-urlencoded).
-fn form_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A token in the server's answer: printed as it is and sent in headers, so only visible ASCII

@@ -94,16 +94,11 @@ impl Answer {
 }
 
 async fn post(t: &TestApp, form: &[(&str, &str)]) -> Answer {
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent(v)))
-        .collect::<Vec<_>>()
-        .join("&");
     let response = t
         .http
         .post(format!("{}{TOKEN}", t.base))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
+        .body(encoded(form))
         .send()
         .await
         .unwrap();
@@ -116,16 +111,11 @@ async fn post(t: &TestApp, form: &[(&str, &str)]) -> Answer {
     }
 }
 
-fn percent(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// `pairs` as an `application/x-www-form-urlencoded` body.
+fn encoded(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// A token exchange (RFC 8693) of `workload` for the JWT of `client_id`.
@@ -763,10 +753,12 @@ async fn the_exchange_function_federates_on_lambda() {
 
 /// An API Gateway event of a token exchange of `workload` for `client_id`'s JWT.
 fn exchange_event(client_id: &str, workload: &str) -> String {
-    let (grant, kind) = (percent(EXCHANGE), percent(JWT_TYPE));
-    let form = format!(
-        "grant_type={grant}&client_id={client_id}&subject_token={workload}&subject_token_type={kind}"
-    );
+    let form = encoded(&[
+        ("grant_type", EXCHANGE),
+        ("client_id", client_id),
+        ("subject_token", workload),
+        ("subject_token_type", JWT_TYPE),
+    ]);
     let headers = [("content-type", "application/x-www-form-urlencoded")];
     let (_, event) = crate::support::gateway::event("POST", TOKEN, &headers, &form);
     event.to_string()

@@ -63,6 +63,17 @@ pub struct Granted {
     pub scope: Option<String>,
 }
 
+impl Granted {
+    /// The answer for `signed`, issued under `scope` if one was asked for.
+    fn of(signed: Signed, scope: Option<Scope>) -> Self {
+        Self {
+            access_token: signed.jwt,
+            expires_in: signed.expires_at.seconds() - signed.now.seconds(),
+            scope: scope.map(|s| s.0.join(" ")),
+        }
+    }
+}
+
 /// The keys refresh tokens are made and checked with, each derived on first need (one
 /// signature of [`RefreshKey::SEED`]), then kept: the signer's, and during a signing-key
 /// rotation the retired signer's.
@@ -173,11 +184,7 @@ impl<'a> Credentials<'a> {
             .await?;
         self.read_plans.keep(plan, reads);
         metrics::jwt_issued(token.owner.token_type(), "oauthToken");
-        Ok(Granted {
-            access_token: signed.jwt,
-            expires_in: signed.expires_at.seconds() - signed.now.seconds(),
-            scope: scope.map(|s| s.0.join(" ")),
-        })
+        Ok(Granted::of(signed, scope))
     }
 
     /// `POST /oauth/token` with a workload's token (RFC 8693's token exchange, RFC 7523's JWT
@@ -237,11 +244,7 @@ impl<'a> Credentials<'a> {
         };
         self.read_plans.keep(plan, reads);
         metrics::jwt_issued(token.owner.token_type(), "federated");
-        Ok(Granted {
-            access_token: signed.jwt,
-            expires_in: signed.expires_at.seconds() - signed.now.seconds(),
-            scope: scope.map(|s| s.0.join(" ")),
-        })
+        Ok(Granted::of(signed, scope))
     }
 
     /// Takes the workload's `verified` token once, under the first of the `trusted` policies

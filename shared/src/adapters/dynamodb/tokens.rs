@@ -87,12 +87,7 @@ fn set_record(update: UpdateBuilder, item: Item) -> UpdateBuilder {
 #[async_trait]
 impl TokenStore for DynamoStore {
     async fn put_new(&self, token: &ApiToken, event: &AuditEvent) -> Result<()> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(token_item(token)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(Error::internal)?;
+        let put = put_if_absent(&self.table, token_item(token)?)?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.push(self.tenant_life_check(token)?);
         items.extend(self.membership_life_check(token)?);
